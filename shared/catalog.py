@@ -1,0 +1,52 @@
+"""Reading crawls back from Redis: their spec, state and counters."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from redis.asyncio import Redis
+
+from shared.crawl import CrawlCounters, CrawlSpec, CrawlState, CrawlStatus
+from shared.errors import UnknownCrawl
+from shared.keys import CRAWLS_INDEX, CrawlKeys
+
+
+def _text(value: bytes | None) -> str | None:
+    return None if value is None else value.decode()
+
+
+async def load_spec(redis: Redis[Any], crawl_id: str) -> CrawlSpec:
+    """The spec of a crawl; UnknownCrawl if there is none."""
+    raw = await redis.hget(CrawlKeys(crawl_id).meta, "spec")
+    if raw is None:
+        raise UnknownCrawl(f"no crawl with id {crawl_id!r}")
+    return CrawlSpec.model_validate_json(raw)
+
+
+async def load_status(redis: Redis[Any], crawl_id: str) -> CrawlStatus:
+    """State and counters of a crawl, in one round trip; UnknownCrawl if there is none."""
+    keys = CrawlKeys(crawl_id)
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.hgetall(keys.meta)
+        pipe.hgetall(keys.stats)
+        pipe.scard(keys.pending)
+        pipe.zcard(keys.seen)
+        meta, stats, pending, seen = await pipe.execute()
+    if not meta:
+        raise UnknownCrawl(f"no crawl with id {crawl_id!r}")
+    counts = {k.decode(): int(v) for k, v in stats.items()}
+    finished = _text(meta.get(b"finished_at"))
+    return CrawlStatus(
+        crawl_id=crawl_id,
+        state=CrawlState(meta[b"state"].decode()),
+        spec=CrawlSpec.model_validate_json(meta[b"spec"]),
+        created_at=datetime.fromisoformat(meta[b"created_at"].decode()),
+        finished_at=datetime.fromisoformat(finished) if finished else None,
+        counters=CrawlCounters(**counts, pending=pending, seen=seen),
+    )
+
+
+async def list_crawls(redis: Redis[Any]) -> list[str]:
+    """Every crawl id, oldest first."""
+    return [c.decode() for c in await redis.zrange(CRAWLS_INDEX, 0, -1)]

@@ -1,0 +1,71 @@
+"""The crawl model: ids, specs, states and counters, as stored in Redis."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, Field
+
+from shared.errors import InvalidCrawlId
+from shared.urls import Scope
+
+_CRAWL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+class CrawlState(StrEnum):
+    """Where a crawl is in its life."""
+
+    RUNNING = "running"
+    DONE = "done"
+    CANCELLED = "cancelled"
+
+
+def new_crawl_id(now: datetime | None = None) -> str:
+    """A fresh crawl id: readable, sortable by time, unique enough to never collide."""
+    now = now or datetime.now(UTC)
+    return f"{now:%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+
+
+def check_crawl_id(crawl_id: str) -> str:
+    """Return the id if it can name a folder and a Redis key, else raise InvalidCrawlId."""
+    if not _CRAWL_ID.fullmatch(crawl_id):
+        raise InvalidCrawlId(
+            f"invalid crawl id {crawl_id!r}: use 1-64 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
+    return crawl_id
+
+
+class CrawlSpec(BaseModel):
+    """What a crawl fetches: fixed when the crawl is created."""
+
+    crawl_id: str
+    seeds: list[str]
+    depth: int = Field(default=2, ge=0)
+    scope: Scope = "host"
+    max_pages: int | None = Field(default=None, ge=1)
+
+
+class CrawlCounters(BaseModel):
+    """Counters of one crawl. ``pending`` is the number of jobs queued or running."""
+
+    fetched: int = 0
+    failed: int = 0
+    bytes: int = 0
+    queued: int = 0
+    pending: int = 0
+    seen: int = 0
+
+
+class CrawlStatus(BaseModel):
+    """A crawl as `crawlfleet status` shows it."""
+
+    crawl_id: str
+    state: CrawlState
+    spec: CrawlSpec
+    created_at: datetime
+    finished_at: datetime | None = None
+    counters: CrawlCounters

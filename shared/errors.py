@@ -1,0 +1,48 @@
+"""The exception tree of crawlfleet.
+
+    CrawlfleetError
+     ├── UserError            the user's input is wrong: one clear CLI line, exit code 2
+     │    ├── InvalidURL
+     │    ├── InvalidCrawlId
+     │    ├── UnknownCrawl
+     │    └── CrawlNotRunning
+     └── ServiceError         a service we depend on is unavailable: exit code 2 on the CLI,
+          └── RedisUnavailable   retried with backoff inside workers
+
+A page that fails to fetch or parse is not an exception here: it is recorded with a reason
+(see ``workers.fetch.FetchResult.error``) and the worker goes on.
+"""
+
+from __future__ import annotations
+
+
+class CrawlfleetError(Exception):
+    """Base of every error crawlfleet raises on purpose."""
+
+
+class UserError(CrawlfleetError):
+    """The user's input is wrong; the message says what and how to fix it."""
+
+
+class InvalidURL(UserError):
+    """A seed URL is not an absolute http(s) URL."""
+
+
+class InvalidCrawlId(UserError):
+    """A crawl id has characters that cannot name a folder."""
+
+
+class UnknownCrawl(UserError):
+    """No crawl with this id exists in Redis."""
+
+
+class CrawlNotRunning(UserError):
+    """The crawl exists but is done or cancelled, so it cannot take more seeds."""
+
+
+class ServiceError(CrawlfleetError):
+    """A service crawlfleet depends on cannot be used."""
+
+
+class RedisUnavailable(ServiceError):
+    """Redis cannot be reached or refused the connection."""

@@ -1,0 +1,1 @@
+"""The Lua scripts crawlfleet runs in Redis; loaded by :mod:`shared.scripts`."""

@@ -1,0 +1,12 @@
+-- Mark a crawl done if it is running and has no pending job.
+-- KEYS: meta, pending
+-- ARGV: finished_at
+-- Returns 1 if the crawl is now done, 0 if it was not running or still has pending jobs.
+if redis.call('HGET', KEYS[1], 'state') ~= 'running' then
+  return 0
+end
+if redis.call('SCARD', KEYS[2]) ~= 0 then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'state', 'done', 'finished_at', ARGV[1])
+return 1

@@ -1,0 +1,41 @@
+-- Close one page job: count it, queue its new or improved links, and, when it was the crawl's
+-- last pending job, queue the job that finalizes the crawl. All in one round trip.
+-- KEYS: meta, seen, pending, stats, queue
+-- ARGV: job_id, fingerprint, depth, outcome ('fetched' | 'failed' | 'skipped'), bytes, now_ms,
+--       expiry_ms, max_pages, job_prefix, finalize_job_id, finalize_payload,
+--       then (fingerprint, job_id, payload) per link, each at depth + 1
+-- Returns {status, queued}: status 1 = closed, -1 = this job was already closed (a re-run).
+if redis.call('SREM', KEYS[3], ARGV[1]) == 0 then
+  return {-1, 0}
+end
+local depth = tonumber(ARGV[3])
+local outcome = ARGV[4]
+local stale = false
+if outcome ~= 'skipped' then
+  local score = redis.call('ZSCORE', KEYS[2], ARGV[2])
+  if score then
+    local value = tonumber(score)
+    stale = math.floor(value) < depth
+    if value == math.floor(value) then
+      redis.call('ZADD', KEYS[2], value + 0.5, ARGV[2])
+      redis.call('HINCRBY', KEYS[4], outcome, 1)
+      redis.call('HINCRBY', KEYS[4], 'bytes', tonumber(ARGV[5]))
+    end
+  end
+end
+local running = redis.call('HGET', KEYS[1], 'state') == 'running'
+local queued = 0
+-- a stale job's links are queued by the job that found the page at a shorter depth
+if running and not stale then
+  local k = {seen = KEYS[2], pending = KEYS[3], stats = KEYS[4], queue = KEYS[5]}
+  local opts = {now = tonumber(ARGV[6]), expiry_ms = tonumber(ARGV[7]),
+                max_pages = tonumber(ARGV[8]), job_prefix = ARGV[9]}
+  for i = 12, #ARGV, 3 do
+    queued = queued + admit(k, ARGV[i], depth + 1, ARGV[i + 1], ARGV[i + 2], opts)
+  end
+end
+if running and redis.call('SCARD', KEYS[3]) == 0 then
+  redis.call('SET', ARGV[9] .. ARGV[10], ARGV[11], 'PX', tonumber(ARGV[7]))
+  redis.call('ZADD', KEYS[5], tonumber(ARGV[6]), ARGV[10])
+end
+return {1, queued}

@@ -1,0 +1,109 @@
+"""Where a crawl's files live on the data volume, and how they are written.
+
+    <data-dir>/<crawl-id>/
+        pages/<fp[:2]>/<fp>.d<depth>.json     metadata record of one fetch
+        pages/<fp[:2]>/<fp>.d<depth>.<ext>    the body as received (ext from the content type)
+        manifest.jsonl                        one record per URL, written when the crawl is done
+
+``fp`` is the URL's fingerprint and ``depth`` the depth the page was fetched at: names come only
+from fingerprints, numbers and fixed words, never from URL text. A job that runs again writes
+the same names; when a page was fetched again at a shorter depth, finalizing the crawl keeps only
+the record at the shortest depth.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from shared.crawl import check_crawl_id
+
+MANIFEST = "manifest.jsonl"
+PAGES = "pages"
+
+_EXTENSIONS = {
+    "text/html": "html",
+    "application/xhtml+xml": "html",
+    "text/plain": "txt",
+    "application/json": "json",
+    "application/xml": "xml",
+    "text/xml": "xml",
+    "application/pdf": "pdf",
+    "text/csv": "csv",
+}
+
+
+class PageRecord(BaseModel):
+    """The metadata of one fetched (or failed) URL, as written next to its body."""
+
+    url: str
+    final_url: str | None
+    depth: int
+    parent: str | None
+    status: int | None
+    content_type: str | None
+    length: int
+    sha256: str | None
+    fetched_at: datetime
+    duration_ms: int
+    path: str | None
+    truncated: bool = False
+    error: str | None = None
+    fingerprint: str
+    worker: str
+
+
+def body_extension(content_type: str | None) -> str:
+    """A fixed file extension for a content type (``bin`` when unknown)."""
+    mime = (content_type or "").split(";", 1)[0].strip().lower()
+    return _EXTENSIONS.get(mime, "bin")
+
+
+class CrawlLayout:
+    """The file names of one crawl under the data directory."""
+
+    def __init__(self, data_dir: Path, crawl_id: str) -> None:
+        self.root = data_dir / check_crawl_id(crawl_id)
+
+    @property
+    def pages(self) -> Path:
+        return self.root / PAGES
+
+    @property
+    def manifest(self) -> Path:
+        return self.root / MANIFEST
+
+    def record_path(self, fp: str, depth: int) -> Path:
+        return self.pages / fp[:2] / f"{fp}.d{depth}.json"
+
+    def body_path(self, fp: str, depth: int, content_type: str | None) -> Path:
+        return self.pages / fp[:2] / f"{fp}.d{depth}.{body_extension(content_type)}"
+
+    def records(self) -> Iterator[tuple[Path, PageRecord]]:
+        """Every metadata record on disk, in no particular order."""
+        if not self.pages.is_dir():
+            return
+        for path in self.pages.glob("*/*.json"):
+            yield path, PageRecord.model_validate_json(path.read_bytes())
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see the old file or the whole new one.
+
+    The bytes go to a temporary file in the same folder, which is then renamed over ``path``;
+    a crash or cancellation in between leaves only a ``.tmp`` file, never a partial ``path``.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        Path(tmp).replace(path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

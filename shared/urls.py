@@ -1,0 +1,115 @@
+"""URL canonicalization, fingerprints and the rules for which links a crawl follows."""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+from functools import lru_cache
+from typing import Literal
+from urllib.parse import urlsplit, urlunsplit
+
+import tldextract
+from w3lib.url import canonicalize_url
+
+from shared.errors import InvalidURL
+
+Scope = Literal["host", "domain", "any"]
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+# Links to these are not pages: the crawler does not fetch them (scrapy's list, trimmed).
+NON_PAGE_EXTENSIONS = frozenset(
+    """
+    7z 7zip apk bz2 cdr dmg ico iso jar rar tar tgz gz xz zst zip bin exe msi deb rpm
+    mng pct bmp gif jpg jpeg png pst psp tif tiff ai drw dxf eps ps svg cdr webp avif heic
+    mp3 wma ogg oga opus wav ra aac mid au aiff flac m4a
+    3gp asf asx avi mov mp4 mpg mpeg qt rm swf wmv m4v webm flv mkv
+    css js mjs map woff woff2 ttf otf eot
+    """.split()
+)
+
+# one extractor for the process, built from the public suffix list shipped in the wheel
+# (an empty URL list means it never downloads a fresher copy)
+_tld = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
+
+
+def canonicalize(url: str) -> str | None:
+    """Return the canonical form of an absolute URL, or None if it is not an http(s) URL.
+
+    Drops the fragment, lower-cases scheme and host (IDNA-encoding unicode hosts), removes the
+    default port, normalizes percent-encoding and dot segments, and sorts the query.
+    """
+    try:
+        canon = canonicalize_url(url, keep_fragments=False)
+        parts = urlsplit(canon)
+        if parts.scheme not in _DEFAULT_PORTS or not parts.hostname:
+            return None
+        port = parts.port
+    except ValueError:
+        return None
+    netloc = parts.hostname
+    if ":" in netloc:  # an IPv6 literal keeps its brackets
+        netloc = f"[{netloc}]"
+    if port is not None and port != _DEFAULT_PORTS[parts.scheme]:
+        netloc = f"{netloc}:{port}"
+    return urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, ""))
+
+
+def canonical_seed(url: str) -> str:
+    """Canonicalize a URL given by the user, or raise :class:`InvalidURL` saying why."""
+    canon = canonicalize(url.strip())
+    if canon is None:
+        raise InvalidURL(f"not an absolute http(s) URL: {url!r}")
+    return canon
+
+
+def fingerprint(canonical_url: str) -> str:
+    """A short stable name for a canonical URL: 16 hex digits of its SHA-1."""
+    return hashlib.sha1(canonical_url.encode(), usedforsecurity=False).hexdigest()[:16]
+
+
+def is_page_link(canonical_url: str) -> bool:
+    """False for links whose extension marks a non-page (images, media, archives, fonts, ...)."""
+    path = urlsplit(canonical_url).path
+    dot = path.rfind(".")
+    if dot == -1 or "/" in path[dot:]:
+        return True
+    return path[dot + 1 :].lower() not in NON_PAGE_EXTENSIONS
+
+
+@lru_cache(maxsize=65536)
+def registered_domain(host: str) -> str:
+    """The domain a host belongs to by the public suffix list (an IP address is its own)."""
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        pass
+    else:
+        return host
+    parts = _tld(host)
+    return parts.top_domain_under_public_suffix or host
+
+
+def host_of(canonical_url: str) -> str:
+    """The host of a canonical URL (without port)."""
+    return urlsplit(canonical_url).hostname or ""
+
+
+class ScopeRule:
+    """Decides whether a link belongs to a crawl, from the crawl's seeds and scope."""
+
+    def __init__(self, scope: Scope, seeds: list[str]) -> None:
+        self.scope = scope
+        hosts = {host_of(s) for s in seeds}
+        self._allowed = (
+            {registered_domain(h) for h in hosts} if scope == "domain" else hosts
+        )
+
+    def allows(self, canonical_url: str) -> bool:
+        """True if the crawl may follow a link to this URL."""
+        if self.scope == "any":
+            return True
+        host = host_of(canonical_url)
+        if self.scope == "host":
+            return host in self._allowed
+        return registered_domain(host) in self._allowed

@@ -1,0 +1,1 @@
+"""The worker side: fetch a page, store it, follow its links."""

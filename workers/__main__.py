@@ -1,0 +1,18 @@
+"""``python -m workers``: one worker process configured from the environment (used by ``run``)."""
+
+from __future__ import annotations
+
+from shared.logs import configure_logging
+from shared.settings import Settings
+from workers.worker import run_worker
+
+
+def main() -> None:
+    """Run a worker with settings from ``CRAWLFLEET_*`` and ``REDIS_URL``."""
+    settings = Settings()
+    configure_logging(settings.log_format, settings.log_level)
+    run_worker(settings)
+
+
+if __name__ == "__main__":
+    main()

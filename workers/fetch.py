@@ -1,0 +1,142 @@
+"""Fetching one URL with the process's shared httpx client, within time and size limits."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import time
+from dataclasses import dataclass
+
+import httpx
+
+from shared.settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class FetchResult:
+    """What came back for one URL: a response (any status) or an error reason."""
+
+    url: str
+    final_url: str | None
+    status: int | None
+    content_type: str | None
+    body: bytes
+    truncated: bool
+    error: str | None
+    duration_ms: int
+
+    @property
+    def ok(self) -> bool:
+        """True when a response arrived, whatever its status."""
+        return self.status is not None
+
+    @property
+    def is_html(self) -> bool:
+        """True for a successful HTML response, the only kind whose links are followed."""
+        mime = (self.content_type or "").split(";", 1)[0].strip().lower()
+        return self.status is not None and 200 <= self.status < 300 and mime in {
+            "text/html",
+            "application/xhtml+xml",
+        }
+
+
+def make_client(settings: Settings) -> httpx.AsyncClient:
+    """The one client of a worker process: pooled keep-alive connections, redirects followed."""
+    return httpx.AsyncClient(
+        follow_redirects=True,
+        max_redirects=settings.max_redirects,
+        timeout=httpx.Timeout(
+            connect=settings.connect_timeout,
+            read=settings.read_timeout,
+            write=settings.read_timeout,
+            pool=settings.total_timeout,
+        ),
+        limits=httpx.Limits(
+            max_connections=settings.concurrency,
+            max_keepalive_connections=settings.concurrency,
+        ),
+        headers={"User-Agent": settings.user_agent},
+        trust_env=False,
+    )
+
+
+def _reason(exc: Exception) -> str:
+    """A short, stable reason for a failed fetch: a category, then the detail."""
+    detail = str(exc) or type(exc).__name__
+    if isinstance(exc, httpx.TooManyRedirects):
+        return f"too many redirects: {detail}"
+    if isinstance(exc, httpx.TimeoutException | TimeoutError):
+        return f"timeout: {detail}"
+    if isinstance(exc, httpx.ConnectError):
+        cause = exc.__cause__ or exc.__context__
+        if isinstance(cause, ssl.SSLError) or "SSL" in detail or "certificate" in detail:
+            return f"tls: {detail}"
+        if "Name or service not known" in detail or "getaddrinfo" in detail or (
+            "Temporary failure in name resolution" in detail
+        ):
+            return f"dns: {detail}"
+        return f"connect: {detail}"
+    if isinstance(exc, httpx.UnsupportedProtocol):
+        return f"unsupported protocol: {detail}"
+    if isinstance(exc, httpx.DecodingError):
+        return f"decoding: {detail}"
+    if isinstance(exc, httpx.InvalidURL):
+        return f"invalid url: {detail}"
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return f"protocol: {detail}"
+    return f"{type(exc).__name__}: {detail}"
+
+
+async def fetch(client: httpx.AsyncClient, url: str, settings: Settings) -> FetchResult:
+    """GET ``url``; never raises for a bad page or server, only for cancellation."""
+    started = time.perf_counter()
+    try:
+        async with asyncio.timeout(settings.total_timeout):
+            async with client.stream("GET", url) as response:
+                body, truncated = await _read_capped(response, settings.max_page_bytes)
+                return FetchResult(
+                    url=url,
+                    final_url=str(response.url),
+                    status=response.status_code,
+                    content_type=response.headers.get("content-type"),
+                    body=body,
+                    truncated=truncated,
+                    error=None,
+                    duration_ms=_ms_since(started),
+                )
+    except (httpx.HTTPError, httpx.InvalidURL, TimeoutError, OSError, ValueError) as exc:
+        return FetchResult(
+            url=url,
+            final_url=None,
+            status=None,
+            content_type=None,
+            body=b"",
+            truncated=False,
+            error=_reason(exc),
+            duration_ms=_ms_since(started),
+        )
+
+
+async def _read_capped(response: httpx.Response, limit: int) -> tuple[bytes, bool]:
+    """Read at most ``limit`` bytes of the decoded body; True if more was left unread."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        room = limit - size
+        if len(chunk) >= room:
+            chunks.append(chunk[:room])
+            return b"".join(chunks), len(chunk) > room or await _has_more(response)
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks), False
+
+
+async def _has_more(response: httpx.Response) -> bool:
+    async for chunk in response.aiter_bytes():
+        if chunk:
+            return True
+    return False
+
+
+def _ms_since(started: float) -> int:
+    return int((time.perf_counter() - started) * 1000)

@@ -1,0 +1,40 @@
+"""Closing a crawl: keep each page's shortest-depth record, write the manifest, mark it done."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from shared.storage import CrawlLayout, PageRecord, atomic_write
+from workers.frontier import Frontier
+
+
+async def write_manifest(layout: CrawlLayout, frontier: Frontier, crawl_id: str) -> int:
+    """Write ``manifest.jsonl`` with one record per URL; returns the number of records.
+
+    A page fetched at several depths (found again by a shorter path while the crawl ran) keeps
+    only the record at its shortest depth; the others and their bodies are removed. Idempotent,
+    so the finalize job can safely run again.
+    """
+    by_fp: dict[str, list[tuple[Path, PageRecord]]] = {}
+    for path, record in layout.records():
+        by_fp.setdefault(record.fingerprint, []).append((path, record))
+    fps = sorted(by_fp)
+    best_depths = await frontier.best_depths(crawl_id, fps)
+    kept: list[PageRecord] = []
+    for fp, best in zip(fps, best_depths, strict=True):
+        copies = sorted(by_fp[fp], key=lambda pr: pr[1].depth)
+        keep = next((pr for pr in copies if pr[1].depth == best), copies[0])
+        kept.append(keep[1])
+        for path, record in copies:
+            if path != keep[0]:
+                _remove_copy(layout, path, record, keep[1])
+    kept.sort(key=lambda r: r.url)
+    lines = b"".join(r.model_dump_json().encode() + b"\n" for r in kept)
+    atomic_write(layout.manifest, lines)
+    return len(kept)
+
+
+def _remove_copy(layout: CrawlLayout, path: Path, record: PageRecord, kept: PageRecord) -> None:
+    if record.path and record.path != kept.path:
+        (layout.root / record.path).unlink(missing_ok=True)
+    path.unlink(missing_ok=True)
