@@ -24,7 +24,7 @@ from shared.connections import connected
 from shared.crawl import CrawlSpec, CrawlState, CrawlStatus, check_crawl_id, new_crawl_id
 from shared.errors import CrawlfleetError, ServiceError
 from shared.logs import configure_logging
-from shared.settings import LogFormat, Settings
+from shared.settings import Settings
 from shared.urls import Scope, canonical_seed
 
 T = TypeVar("T")
@@ -125,7 +125,11 @@ def main_options(
     """
     ctx.obj = {
         k: v
-        for k, v in {"redis_url": redis_url, "log_format": log_format, "log_level": log_level}.items()
+        for k, v in {
+            "redis_url": redis_url,
+            "log_format": log_format,
+            "log_level": log_level,
+        }.items()
         if v is not None
     }
     settings = _settings(ctx)

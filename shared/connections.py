@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from arq.connections import RedisSettings
@@ -39,16 +38,17 @@ def arq_redis_settings(url: str) -> RedisSettings:
     return settings
 
 
-def client(url: str) -> Redis[Any]:
+def client(url: str) -> Redis:
     """A Redis client (bytes responses) for ``url``; nothing is connected yet."""
     try:
-        return Redis.from_url(url, socket_connect_timeout=5, health_check_interval=30)
+        redis: Redis = Redis.from_url(url, socket_connect_timeout=5, health_check_interval=30)
+        return redis
     except ValueError as exc:
         raise RedisUnavailable(f"invalid Redis URL {redacted(url)!r}: {exc}") from exc
 
 
 @asynccontextmanager
-async def connected(url: str) -> AsyncIterator[Redis[Any]]:
+async def connected(url: str) -> AsyncIterator[Redis]:
     """A client that has answered PING, closed on exit; RedisUnavailable if it cannot be had."""
     redis = client(url)
     try:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from importlib.resources import files
-from typing import Any
 
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
@@ -34,7 +33,7 @@ class Scripts:
     cancel: AsyncScript
 
     @classmethod
-    def register(cls, redis: Redis[Any]) -> Scripts:
+    def register(cls, redis: Redis) -> Scripts:
         """Register every script on ``redis``."""
         return cls(
             seed=redis.register_script(script_source("seed")),

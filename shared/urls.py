@@ -101,9 +101,7 @@ class ScopeRule:
     def __init__(self, scope: Scope, seeds: list[str]) -> None:
         self.scope = scope
         hosts = {host_of(s) for s in seeds}
-        self._allowed = (
-            {registered_domain(h) for h in hosts} if scope == "domain" else hosts
-        )
+        self._allowed = {registered_domain(h) for h in hosts} if scope == "domain" else hosts
 
     def allows(self, canonical_url: str) -> bool:
         """True if the crawl may follow a link to this URL."""

@@ -57,13 +57,12 @@ class WorkerContext:
 async def on_startup(ctx: dict[str, Any]) -> None:
     """arq hook: open the process's one httpx client and register the Lua scripts."""
     settings: Settings = ctx["settings"]
-    redis: Redis[Any] = ctx["redis"]
+    redis: Redis = ctx["redis"]
     stack = AsyncExitStack()
     client = await stack.enter_async_context(make_client(settings))
     ctx[CTX_KEY] = WorkerContext(
         settings=settings, client=client, frontier=Frontier(redis, settings), stack=stack
     )
-    structlog.contextvars.bind_contextvars(worker=settings.worker_id)
     structlog.get_logger().info(
         "worker started", concurrency=settings.concurrency, data_dir=str(settings.data_dir)
     )

@@ -34,10 +34,15 @@ class FetchResult:
     def is_html(self) -> bool:
         """True for a successful HTML response, the only kind whose links are followed."""
         mime = (self.content_type or "").split(";", 1)[0].strip().lower()
-        return self.status is not None and 200 <= self.status < 300 and mime in {
-            "text/html",
-            "application/xhtml+xml",
-        }
+        return (
+            self.status is not None
+            and 200 <= self.status < 300
+            and mime
+            in {
+                "text/html",
+                "application/xhtml+xml",
+            }
+        )
 
 
 def make_client(settings: Settings) -> httpx.AsyncClient:
@@ -71,8 +76,10 @@ def _reason(exc: Exception) -> str:
         cause = exc.__cause__ or exc.__context__
         if isinstance(cause, ssl.SSLError) or "SSL" in detail or "certificate" in detail:
             return f"tls: {detail}"
-        if "Name or service not known" in detail or "getaddrinfo" in detail or (
-            "Temporary failure in name resolution" in detail
+        if (
+            "Name or service not known" in detail
+            or "getaddrinfo" in detail
+            or ("Temporary failure in name resolution" in detail)
         ):
             return f"dns: {detail}"
         return f"connect: {detail}"

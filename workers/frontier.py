@@ -56,7 +56,7 @@ class PageJob:
 class Frontier:
     """Reads and changes the frontier of every crawl on one Redis."""
 
-    def __init__(self, redis: Redis[Any], settings: Settings) -> None:
+    def __init__(self, redis: Redis, settings: Settings) -> None:
         self.redis = redis
         self.settings = settings
         self.scripts = Scripts.register(redis)

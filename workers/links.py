@@ -5,7 +5,8 @@ from __future__ import annotations
 import warnings
 from urllib.parse import urljoin
 
-from bs4 import BeautifulSoup, SoupStrainer
+from bs4 import BeautifulSoup
+from bs4.filter import SoupStrainer
 from bs4.element import Tag
 
 from shared.urls import ScopeRule, canonicalize, is_page_link

@@ -48,7 +48,9 @@ async def crawl_page(
         links: list[str] = []
         if result.is_html and result.final_url:
             try:
-                hrefs = extract_hrefs(result.body, result.final_url, charset_of(result.content_type))
+                hrefs = extract_hrefs(
+                    result.body, result.final_url, charset_of(result.content_type)
+                )
                 links = followable_links(hrefs, rules.scope)
             except Exception as exc:  # a page that breaks the parser must not break the worker
                 log.warning("links not extracted", error=f"{type(exc).__name__}: {exc}")
@@ -63,7 +65,7 @@ async def crawl_page(
             "queued": queued or 0,
         }
         if result.ok:
-            log.info("page fetched", **fields, truncated=result.truncated or None)
+            log.info("page fetched", **fields, **({"truncated": True} if result.truncated else {}))
         else:
             log.warning("page failed", **fields, reason=result.error)
 

@@ -79,5 +79,7 @@ def build_worker(settings: Settings, **overrides: Any) -> Worker:
 
 def run_worker(settings: Settings) -> None:
     """Run one worker until SIGTERM or SIGINT; in-flight pages get the grace period to finish."""
+    # bound before any task exists, so every task's log lines carry the worker id
+    structlog.contextvars.bind_contextvars(worker=settings.worker_id)
     asyncio.run(wait_for_redis(settings))
     build_worker(settings).run()

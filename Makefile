@@ -1,0 +1,48 @@
+# crawlfleet: `make crawl URL=...` runs a crawl, `make test` runs every check CI runs.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-dev
+ARGS   ?=
+
+.PHONY: help install crawl test lint fmt unit compose-e2e bench bench-quick clean
+
+help:
+	@echo "make crawl URL=https://example.org [ARGS='--depth 2 --workers 2']  crawl on this machine"
+	@echo "make test          lint, types and the test suite (what CI runs)"
+	@echo "make lint          ruff and mypy only"
+	@echo "make compose-e2e   docker compose end to end (podman sandbox when no docker engine)"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $@
+
+install: $(STAMP)
+
+crawl: $(STAMP)
+	@test -n "$(URL)" || { echo "usage: make crawl URL=https://example.org [ARGS='--depth 2']"; exit 2; }
+	$(BIN)/crawlfleet run $(URL) $(ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+fmt: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+unit: $(STAMP)
+	$(BIN)/pytest -q
+
+test: lint unit
+
+compose-e2e: $(STAMP)
+	$(BIN)/pytest -q -p no:randomly tests/compose --run-compose
+
+clean:
+	rm -rf $(VENV) crawl-data
