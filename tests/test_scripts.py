@@ -1,0 +1,182 @@
+"""The Lua scripts in shared/lua, each against a real redis-server."""
+
+from __future__ import annotations
+
+import msgpack
+import pytest
+from redis.asyncio import Redis
+
+from scheduler.control import cancel_crawl, seed_crawl
+from shared.catalog import load_status
+from shared.crawl import CrawlSpec, CrawlState
+from shared.errors import CrawlNotRunning, UnknownCrawl
+from shared.jobs import finalize_job_id
+from shared.keys import CrawlKeys, job_key
+from shared.scripts import script_source
+from shared.settings import Settings
+from shared.urls import fingerprint
+from workers.frontier import Frontier, PageJob, Verdict
+
+SEED = "http://example.org/"
+
+
+def spec(**kw: object) -> CrawlSpec:
+    return CrawlSpec.model_validate({"crawl_id": "c1", "seeds": [SEED], "depth": 3, **kw})
+
+
+async def queue(redis: Redis, settings: Settings, *closed: PageJob) -> list[str]:
+    """Job ids in the arq queue, less those of ``closed`` jobs (arq removes them, not us)."""
+    ids = [m.decode() for m in await redis.zrange(settings.queue_name, 0, -1)]
+    return [i for i in ids if i not in {j.job_id for j in closed}]
+
+
+def test_admit_is_prepended_where_used() -> None:
+    """Scripts that queue pages carry the admit() fragment; the others do not."""
+    assert "local function admit" in script_source("seed")
+    assert "local function admit" in script_source("page_done")
+    assert "local function admit" not in script_source("cancel")
+
+
+async def test_seed_creates_crawl_and_queues_arq_jobs(redis: Redis, settings: Settings) -> None:
+    """Seeding writes the crawl, its seen set, pending set and a msgpack arq job per seed."""
+    result = await seed_crawl(redis, settings, spec())
+    assert result.created and result.queued == 1
+    job_id = f"c1:{fingerprint(SEED)}:0"
+    assert await queue(redis, settings) == [job_id]
+    payload = msgpack.unpackb(await redis.get(job_key(job_id)))
+    assert payload["f"] == "crawl_page"
+    assert payload["a"] == ["c1", SEED, 0, None]
+    assert 0 < await redis.pttl(job_key(job_id)) <= settings.job_expiry_s * 1000
+    status = await load_status(redis, "c1")
+    assert status.state is CrawlState.RUNNING
+    assert status.counters.pending == 1 and status.counters.queued == 1
+
+
+async def test_seed_again_adds_only_new_seeds(redis: Redis, settings: Settings) -> None:
+    """Seeding a running crawl again queues only seeds it has not seen."""
+    await seed_crawl(redis, settings, spec())
+    again = await seed_crawl(redis, settings, spec(seeds=[SEED, "http://example.org/b"]))
+    assert not again.created and again.queued == 1
+    assert len(await queue(redis, settings)) == 2
+
+
+async def test_seed_refuses_ended_crawl(redis: Redis, settings: Settings) -> None:
+    """A cancelled crawl takes no more seeds."""
+    await seed_crawl(redis, settings, spec())
+    await cancel_crawl(redis, settings, "c1")
+    with pytest.raises(CrawlNotRunning):
+        await seed_crawl(redis, settings, spec())
+
+
+async def test_page_done_queues_new_links_once_and_counts_once(
+    redis: Redis, settings: Settings
+) -> None:
+    """Closing a job queues unseen links at depth+1; running the close again changes nothing."""
+    s = spec()
+    await seed_crawl(redis, settings, s)
+    frontier = Frontier(redis, settings)
+    job = PageJob("c1", SEED, 0, None)
+    links = ["http://example.org/a", "http://example.org/b", SEED]
+    assert await frontier.verdict(job) is Verdict.RUN
+    assert await frontier.close(job, s, "fetched", 100, links) == 2
+    assert await frontier.close(job, s, "fetched", 100, links) is None  # a re-run
+    assert await frontier.verdict(job) is Verdict.DONE_ALREADY
+    status = await load_status(redis, "c1")
+    assert status.counters.fetched == 1 and status.counters.bytes == 100
+    assert status.counters.pending == 2 and status.counters.seen == 3
+    assert sorted(await queue(redis, settings, job)) == sorted(
+        f"c1:{fingerprint(u)}:1" for u in links[:2]
+    )
+
+
+async def test_shorter_path_requeues_page_and_marks_old_job_stale(
+    redis: Redis, settings: Settings
+) -> None:
+    """A page reached again by a shorter path is queued at the better depth, the old job is stale."""
+    s = spec(seeds=[SEED, "http://example.org/b"])
+    await seed_crawl(redis, settings, s)
+    frontier = Frontier(redis, settings)
+    far, near = "http://example.org/far", "http://example.org/x"
+    # the seed links to x (depth 1); x links to far (depth 2)
+    await frontier.close(PageJob("c1", SEED, 0, None), s, "fetched", 1, [near])
+    await frontier.close(PageJob("c1", near, 1, SEED), s, "fetched", 1, [far])
+    old = PageJob("c1", far, 2, near)
+    assert await frontier.verdict(old) is Verdict.RUN
+    # now the other seed links to far directly: depth 1 beats 2
+    await frontier.close(PageJob("c1", "http://example.org/b", 0, None), s, "fetched", 1, [far])
+    assert await frontier.verdict(old) is Verdict.STALE
+    assert await frontier.verdict(PageJob("c1", far, 1, SEED)) is Verdict.RUN
+    assert f"c1:{fingerprint(far)}:1" in await queue(redis, settings)
+    assert await frontier.best_depths("c1", [fingerprint(far)]) == [1]
+
+
+async def test_refetch_at_better_depth_counts_once(redis: Redis, settings: Settings) -> None:
+    """A page fetched at depth 2 and again at depth 1 adds one to ``fetched``."""
+    s = spec()
+    await seed_crawl(redis, settings, s)
+    frontier = Frontier(redis, settings)
+    page = "http://example.org/p"
+    await frontier.close(PageJob("c1", SEED, 0, None), s, "fetched", 1, ["http://example.org/m"])
+    await frontier.close(PageJob("c1", "http://example.org/m", 1, SEED), s, "fetched", 1, [page])
+    await frontier.close(PageJob("c1", page, 2, "http://example.org/m"), s, "fetched", 1, [])
+    # improve p to depth 1 by seeding a page that links to it
+    await seed_crawl(redis, settings, spec(seeds=["http://example.org/q"]))
+    await frontier.close(PageJob("c1", "http://example.org/q", 0, None), s, "fetched", 1, [page])
+    await frontier.close(PageJob("c1", page, 1, "http://example.org/q"), s, "fetched", 1, [])
+    status = await load_status(redis, "c1")
+    assert status.counters.fetched == 4  # seed, m, p, q: p counted once
+
+
+async def test_depth_limit_is_applied(redis: Redis, settings: Settings) -> None:
+    """Links of a page at the depth limit are not queued."""
+    s = spec(depth=0)
+    await seed_crawl(redis, settings, s)
+    frontier = Frontier(redis, settings)
+    assert await frontier.close(PageJob("c1", SEED, 0, None), s, "fetched", 1, [SEED + "a"]) == 0
+
+
+async def test_max_pages_caps_admitted_urls(redis: Redis, settings: Settings) -> None:
+    """No more than max_pages distinct URLs are ever queued."""
+    s = spec(max_pages=3)
+    await seed_crawl(redis, settings, s)
+    frontier = Frontier(redis, settings)
+    links = [f"http://example.org/{i}" for i in range(10)]
+    assert await frontier.close(PageJob("c1", SEED, 0, None), s, "fetched", 1, links) == 2
+    assert (await load_status(redis, "c1")).counters.seen == 3
+
+
+async def test_last_job_queues_finalize_and_finish_marks_done(
+    redis: Redis, settings: Settings
+) -> None:
+    """When the pending set empties the finalize job is queued; finish() then marks it done."""
+    s = spec()
+    await seed_crawl(redis, settings, s)
+    frontier = Frontier(redis, settings)
+    assert not await frontier.finish("c1")  # still pending
+    await frontier.close(PageJob("c1", SEED, 0, None), s, "failed", 0, [])
+    assert await queue(redis, settings) == [f"c1:{fingerprint(SEED)}:0", finalize_job_id("c1")]
+    assert await frontier.finish("c1")
+    status = await load_status(redis, "c1")
+    assert status.state is CrawlState.DONE and status.finished_at is not None
+    assert status.counters.failed == 1
+    assert not await frontier.finish("c1")
+
+
+async def test_cancel_drops_queued_jobs(redis: Redis, settings: Settings) -> None:
+    """Cancel removes the crawl's jobs from the queue and their payloads, nothing else."""
+    await seed_crawl(redis, settings, spec(crawl_id="other"))
+    s = spec()
+    await seed_crawl(redis, settings, s)
+    frontier = Frontier(redis, settings)
+    seed_job = PageJob("c1", SEED, 0, None)
+    await frontier.close(seed_job, s, "fetched", 1, [SEED + "a", SEED + "b"])
+    assert await cancel_crawl(redis, settings, "c1") == 2
+    assert await queue(redis, settings, seed_job) == [f"other:{fingerprint(SEED)}:0"]
+    assert not await redis.exists(CrawlKeys("c1").pending)
+    assert await redis.keys("arq:job:c1:*") == [job_key(seed_job.job_id).encode()]
+    assert (await load_status(redis, "c1")).state is CrawlState.CANCELLED
+    assert await frontier.verdict(PageJob("c1", SEED + "a", 1, SEED)) is Verdict.STOPPED
+    with pytest.raises(CrawlNotRunning):
+        await cancel_crawl(redis, settings, "c1")
+    with pytest.raises(UnknownCrawl):
+        await cancel_crawl(redis, settings, "nope")
