@@ -236,7 +236,7 @@ class TestWeb:
         else:
             raise RuntimeError("no port free on every test host")
         for s in self._servers:
-            threading.Thread(target=s.serve_forever, daemon=True).start()
+            threading.Thread(target=s.serve_forever, args=(0.05,), daemon=True).start()
         return self
 
     def stop(self) -> None:

@@ -1,0 +1,110 @@
+"""Fetching with httpx against real servers on loopback."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from shared.settings import Settings
+from tests.support.testweb import Page, Site, TestWeb
+from workers.fetch import fetch, make_client
+
+
+@pytest.fixture
+async def http(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    async with make_client(settings) as c:
+        yield c
+
+
+async def test_ok_page(web: TestWeb, http: httpx.AsyncClient, settings: Settings) -> None:
+    """A 200 page comes back with status, content type and body."""
+    url = web.url(0, "/a.html")
+    web.site = Site({url: Page(hrefs=["x"])})
+    r = await fetch(http, url, settings)
+    assert r.ok and r.status == 200 and r.is_html
+    assert b'href="x"' in r.body and r.error is None and not r.truncated
+
+
+async def test_error_status_is_a_response(
+    web: TestWeb, http: httpx.AsyncClient, settings: Settings
+) -> None:
+    """A 404 is a response (recorded), not a failure, and not HTML to follow."""
+    r = await fetch(http, web.url(0, "/missing"), settings)
+    assert r.ok and r.status == 404 and not r.is_html
+
+
+async def test_redirect_is_followed(
+    web: TestWeb, http: httpx.AsyncClient, settings: Settings
+) -> None:
+    """Redirects are followed and the final URL recorded."""
+    target = web.url(1, "/t.html")
+    web.site = Site({web.url(0, "/r"): Page(status=301, redirect_to=target), target: Page()})
+    r = await fetch(http, web.url(0, "/r"), settings)
+    assert r.status == 200 and r.final_url == target
+
+
+async def test_redirect_loop_fails_with_reason(
+    web: TestWeb, http: httpx.AsyncClient, settings: Settings
+) -> None:
+    """A redirect loop ends as a failure saying so."""
+    a, b = web.url(0, "/a"), web.url(0, "/b")
+    web.site = Site({a: Page(status=302, redirect_to=b), b: Page(status=302, redirect_to=a)})
+    r = await fetch(http, a, settings)
+    assert not r.ok and r.error is not None and r.error.startswith("too many redirects")
+
+
+async def test_body_is_capped(web: TestWeb, settings: Settings) -> None:
+    """A body over max_page_bytes is cut there and marked truncated."""
+    url = web.url(0, "/big")
+    web.site = Site({url: Page(content_type="text/plain", body=b"x" * 5000)})
+    capped = settings.model_copy(update={"max_page_bytes": 1000})
+    async with make_client(capped) as c:
+        r = await fetch(c, url, capped)
+    assert r.truncated and len(r.body) == 1000
+    async with make_client(settings) as c:
+        whole = await fetch(c, url, settings)
+    assert not whole.truncated and len(whole.body) == 5000
+
+
+async def test_refused_connection_is_recorded(http: httpx.AsyncClient, settings: Settings) -> None:
+    """A refused connection is a failure with a connect reason, not an exception."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    r = await fetch(http, f"http://127.0.0.1:{port}/", settings)
+    assert not r.ok and r.error is not None and r.error.startswith("connect")
+
+
+async def test_slow_server_times_out(settings: Settings) -> None:
+    """A server that never answers ends as a timeout within the total timeout."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(listener.accept()[0])
+            except TimeoutError:
+                continue
+
+    t = threading.Thread(target=accept, daemon=True)
+    t.start()
+    quick = settings.model_copy(update={"read_timeout": 0.5, "total_timeout": 1.0})
+    try:
+        async with make_client(quick) as c:
+            r = await fetch(c, f"http://127.0.0.1:{listener.getsockname()[1]}/", quick)
+    finally:
+        stop.set()
+        t.join()
+        for s in held:
+            s.close()
+        listener.close()
+    assert not r.ok and r.error is not None and r.error.startswith("timeout")

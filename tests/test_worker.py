@@ -1,0 +1,110 @@
+"""A worker crawling a test web in-process: pages, records, depth, Redis left clean."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from redis.asyncio import Redis
+
+from shared.crawl import CrawlSpec, CrawlState
+from shared.settings import Settings
+from tests.support.crawling import crawl_in_process, read_manifest
+from tests.support.testweb import Page, Site, TestWeb, make_site, shortest_depths
+
+
+async def test_crawl_stores_every_page_once_with_its_record(
+    web: TestWeb, settings: Settings, redis: Redis
+) -> None:
+    """The manifest holds exactly the BFS page set, each URL once, with bodies on disk."""
+    web.site = make_site(web.port, pages_per_host=12, max_latency=0.005)
+    seeds = [web.url(0, "/p/0.html"), web.url(1, "/p/0.html"), web.url(2, "/p/0.html")]
+    spec = CrawlSpec(crawl_id="w1", seeds=seeds, depth=2)
+    status = await crawl_in_process(settings, spec)
+
+    assert status.state is CrawlState.DONE
+    records = read_manifest(settings.data_dir, "w1")
+    urls = [r["url"] for r in records]
+    expected = shortest_depths(web.site, seeds, 2)
+    assert len(urls) == len(set(urls))
+    assert set(urls) == set(expected)
+    assert status.counters.fetched + status.counters.failed == len(records)
+    root = settings.data_dir / "w1"
+    for r in records:
+        assert r["depth"] == expected[r["url"]]
+        assert r["status"] is not None, r
+        body = (root / r["path"]).read_bytes()
+        assert hashlib.sha256(body).hexdigest() == r["sha256"] and len(body) == r["length"]
+        assert (r["parent"] is None) == (r["depth"] == 0)
+        for field in ("final_url", "content_type", "fetched_at"):
+            assert r[field]
+    statuses = {r["status"] for r in records}
+    assert {200, 404} <= statuses
+    # no files besides one record + one body per URL, and the manifest
+    files = [p for p in root.rglob("*") if p.is_file()]
+    assert len(files) == 2 * len(records) + 1
+    # nothing of arq's per-job state is left behind
+    assert await redis.keys("arq:result:*") == []
+    assert await redis.keys("arq:job:*") == []
+    assert await redis.keys("arq:in-progress:*") == []
+    assert await redis.zcard(settings.queue_name) == 0
+
+
+async def test_page_found_again_by_shorter_path_is_followed_again(
+    web: TestWeb, settings: Settings
+) -> None:
+    """Depth is the shortest distance, even when a long path reaches a page first."""
+    u = lambda name: web.url(0, f"/{name}")  # noqa: E731
+    web.site = Site(
+        {
+            u("s"): Page(edges=[u("a"), u("b")], hrefs=["/a", "/b"]),
+            u("a"): Page(edges=[u("d")], hrefs=["/d"], latency=1.0),  # slow: found late
+            u("b"): Page(edges=[u("c")], hrefs=["/c"]),
+            u("c"): Page(edges=[u("d")], hrefs=["/d"]),
+            u("d"): Page(edges=[u("e")], hrefs=["/e"]),
+            u("e"): Page(),
+        }
+    )
+    spec = CrawlSpec(crawl_id="deep", seeds=[u("s")], depth=3)
+    status = await crawl_in_process(settings, spec)
+    records = {r["url"]: r for r in read_manifest(settings.data_dir, "deep")}
+    # d is first reached at depth 3 through b and c; through a it is at depth 2, so e is in
+    assert set(records) == {u(x) for x in "sabcde"}
+    assert records[u("d")]["depth"] == 2 and records[u("d")]["parent"] == u("a")
+    assert records[u("e")]["depth"] == 3
+    assert status.counters.fetched == 6
+    # the page's first copy (depth 3) was removed when the crawl was finalized
+    assert len(list((settings.data_dir / "deep" / "pages").rglob("*.json"))) == 6
+
+
+async def test_bad_pages_are_recorded_not_fatal(web: TestWeb, settings: Settings) -> None:
+    """Binary junk as HTML, a refused link and a 500 are recorded; the crawl completes."""
+    root = web.url(0, "/")
+    junk = web.url(0, "/junk")
+    web.site = Site(
+        {
+            root: Page(hrefs=["/junk", "/err", "http://127.0.0.1:1/refused"]),
+            junk: Page(body=bytes(range(256)) * 50 + b"<a href='/x'>\xff\xfe<<<"),
+            web.url(0, "/err"): Page(status=500),
+        }
+    )
+    spec = CrawlSpec(crawl_id="bad", seeds=[root], depth=1, scope="any")
+    status = await crawl_in_process(settings, spec)
+    assert status.state is CrawlState.DONE
+    records = {r["url"]: r for r in read_manifest(settings.data_dir, "bad")}
+    assert records[junk]["status"] == 200
+    assert records[web.url(0, "/err")]["status"] == 500
+    refused = records["http://127.0.0.1:1/refused"]
+    assert refused["status"] is None and refused["error"].startswith("connect")
+    assert status.counters.failed == 1
+
+
+async def test_max_pages_stops_the_crawl(web: TestWeb, settings: Settings, tmp_path: Path) -> None:
+    """--max-pages caps the number of URLs fetched."""
+    web.site = make_site(web.port, pages_per_host=30, max_latency=0)
+    spec = CrawlSpec(
+        crawl_id="cap", seeds=[web.url(0, "/p/0.html")], depth=5, max_pages=7, scope="any"
+    )
+    status = await crawl_in_process(settings, spec)
+    assert len(read_manifest(settings.data_dir, "cap")) == 7
+    assert status.counters.fetched + status.counters.failed == 7
