@@ -92,7 +92,7 @@ async def test_page_done_queues_new_links_once_and_counts_once(
 async def test_shorter_path_requeues_page_and_marks_old_job_stale(
     redis: Redis, settings: Settings
 ) -> None:
-    """A page reached again by a shorter path is queued at the better depth, the old job is stale."""
+    """A page reached by a shorter path is queued at the better depth; the old job is stale."""
     s = spec(seeds=[SEED, "http://example.org/b"])
     await seed_crawl(redis, settings, s)
     frontier = Frontier(redis, settings)

@@ -6,8 +6,8 @@ import warnings
 from urllib.parse import urljoin
 
 from bs4 import BeautifulSoup
-from bs4.filter import SoupStrainer
 from bs4.element import Tag
+from bs4.filter import SoupStrainer
 
 from shared.urls import ScopeRule, canonicalize, is_page_link
 

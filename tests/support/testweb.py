@@ -3,7 +3,7 @@
 A :class:`Site` maps URLs to :class:`Page` s. Each page lists its ``edges``, the canonical URLs a
 crawler must follow from it, and its ``hrefs``, the same links written the many ways HTML writes
 them (relative, absolute, fragments, upper-case hosts, duplicates) plus links a crawler must
-ignore (mailto:, javascript:, images, out-of-scope hosts). :func:`expected_urls` is the BFS
+ignore (mailto:, javascript:, images, out-of-scope hosts). :func:`shortest_depths` is the BFS
 ground truth: the URLs within N hops of the seeds by shortest path.
 """
 
@@ -41,7 +41,8 @@ class Page:
         if not self.content_type.startswith("text/html"):
             return b"plain resource\n"
         anchors = "\n".join(f'<a href="{h}">link</a>' for h in self.hrefs)
-        return f"<!doctype html><html><head><title>t</title></head><body>\n{anchors}\n</body></html>".encode()
+        head = "<!doctype html><html><head><title>t</title></head>"
+        return f"{head}<body>\n{anchors}\n</body></html>".encode()
 
 
 @dataclass
@@ -62,13 +63,12 @@ class Site:
         return page.edges
 
 
-def expected_urls(site: Site, seeds: list[str], depth: int) -> set[str]:
-    """Every URL whose shortest link distance from a seed is at most ``depth``."""
-    return set(shortest_depths(site, seeds, depth))
-
-
-def shortest_depths(site: Site, seeds: list[str], depth: int) -> dict[str, int]:
-    """The shortest distance of every URL within ``depth`` hops."""
+def shortest_depths(
+    site: Site, seeds: list[str], depth: int, *, only_seed_hosts: bool = False
+) -> dict[str, int]:
+    """The shortest distance of every URL within ``depth`` hops (on the seeds' hosts only if
+    ``only_seed_hosts``, as a crawl with host scope)."""
+    hosts = {urlsplit(s).hostname for s in seeds}
     dist = {s: 0 for s in seeds}
     queue = deque(seeds)
     while queue:
@@ -76,6 +76,8 @@ def shortest_depths(site: Site, seeds: list[str], depth: int) -> dict[str, int]:
         if dist[url] == depth:
             continue
         for nxt in site.follows(url):
+            if only_seed_hosts and urlsplit(nxt).hostname not in hosts:
+                continue
             if nxt not in dist:
                 dist[nxt] = dist[url] + 1
                 queue.append(nxt)
@@ -160,7 +162,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         web = self.server.web
-        host = self.server.server_address[0]
+        host = str(self.server.server_address[0])
         url = f"http://{host}:{web.port}{self.path.split('#', 1)[0]}"
         web.record(url)
         page = web.site.pages.get(url)

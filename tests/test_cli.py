@@ -1,0 +1,177 @@
+"""The crawlfleet command line, run as a real process."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from shared.settings import Settings
+from tests.support.testweb import TestWeb, free_port, make_site, shortest_depths
+
+COMMANDS = ["seed", "worker", "status", "cancel", "run"]
+
+
+def cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "scheduler", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "CRAWLFLEET_LOG_FORMAT": "json", **(env or {})},
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess[str], *words: str) -> None:
+    assert result.returncode == 2, result
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error:") and "Traceback" not in result.stderr
+    for word in words:
+        assert word in lines[0], lines[0]
+
+
+def test_help_lists_every_command() -> None:
+    """`crawlfleet --help` lists the commands; each has its own help with an example."""
+    top = cli("--help")
+    assert top.returncode == 0
+    for command in COMMANDS:
+        assert command in top.stdout
+        sub = cli(command, "--help")
+        assert sub.returncode == 0 and "Example" in sub.stdout, command
+
+
+@pytest.mark.parametrize("url", ["not a url", "ftp://example.org/", "mailto:x@example.org"])
+def test_invalid_url_is_one_line_exit_2(url: str, redis_url: str) -> None:
+    """An invalid seed URL gives one clear line and exit code 2."""
+    assert_one_line_error(cli("--redis-url", redis_url, "seed", url), "not an absolute http(s) URL")
+
+
+@pytest.mark.parametrize("command", [["seed", "http://example.org/"], ["status"], ["cancel", "x"]])
+def test_unreachable_redis_is_one_line_exit_2(command: list[str]) -> None:
+    """No Redis at the URL: one line naming it, exit code 2, no traceback."""
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    assert_one_line_error(cli("--redis-url", url, *command), "cannot reach Redis", url)
+
+
+def test_redis_password_is_not_printed() -> None:
+    """A password in the Redis URL never appears in an error."""
+    url = f"redis://:s3cret@127.0.0.1:{free_port()}/0"
+    result = cli("--redis-url", url, "status")
+    assert result.returncode == 2 and "s3cret" not in result.stderr
+
+
+@pytest.mark.parametrize("command", [["status", "nope"], ["cancel", "nope"]])
+def test_unknown_crawl_is_one_line_exit_2(command: list[str], redis_url: str) -> None:
+    """An unknown crawl id gives one clear line and exit code 2."""
+    assert_one_line_error(cli("--redis-url", redis_url, *command), "no crawl with id 'nope'")
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["seed", "http://e.org/", "--scope", "planet"], ["invalid scope"]),
+        (["seed", "http://e.org/", "--crawl-id", "../x"], ["invalid crawl id"]),
+        (["status", "a/b"], ["invalid crawl id"]),
+    ],
+)
+def test_bad_options_are_one_line_exit_2(args: list[str], words: list[str], redis_url: str) -> None:
+    """Bad option values give one clear line and exit code 2."""
+    assert_one_line_error(cli("--redis-url", redis_url, *args), *words)
+
+
+def test_seed_status_cancel(redis_url: str) -> None:
+    """seed prints the id; status shows it running with its counters; cancel drops its queue."""
+    seeded = cli("--redis-url", redis_url, "seed", "http://127.0.0.2:9/a", "http://127.0.0.2:9/b",
+                 "--crawl-id", "cli-1", "--depth", "3")  # fmt: skip
+    assert seeded.returncode == 0 and seeded.stdout.strip() == "cli-1"
+    status = cli("--redis-url", redis_url, "status", "cli-1", "--json")
+    data = json.loads(status.stdout)
+    assert data["state"] == "running" and data["spec"]["depth"] == 3
+    assert data["counters"]["pending"] == 2
+    table = cli("--redis-url", redis_url, "status")
+    assert "cli-1" in table.stdout and "running" in table.stdout
+    cancelled = cli("--redis-url", redis_url, "cancel", "cli-1")
+    assert cancelled.returncode == 0 and "dropped 2" in cancelled.stdout
+    data = json.loads(cli("--redis-url", redis_url, "status", "cli-1", "--json").stdout)
+    assert data["state"] == "cancelled" and data["counters"]["pending"] == 0
+
+
+def test_worker_and_seed_wait_then_sigterm(web: TestWeb, settings: Settings) -> None:
+    """A worker process crawls what `seed --wait` queued, logs JSON lines, exits 0 on SIGTERM."""
+    web.site = make_site(web.port, pages_per_host=10)
+    seed_url = web.url(0, "/p/0.html")
+    env = {
+        "REDIS_URL": settings.redis_url,
+        "CRAWLFLEET_DATA_DIR": str(settings.data_dir),
+        "CRAWLFLEET_WORKER_ID": "cli-worker",
+    }
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "scheduler", "worker", "--concurrency", "4"],
+        env={**os.environ, "CRAWLFLEET_LOG_FORMAT": "json", **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        seeded = cli("seed", seed_url, "--depth", "2", "--crawl-id", "waited", "--wait", env=env)
+        assert seeded.returncode == 0, seeded.stderr
+        assert seeded.stdout.startswith("waited\n")
+        assert "crawl waited done" in seeded.stdout and "manifest.jsonl" in seeded.stdout
+    finally:
+        time.sleep(0.2)
+        worker.send_signal(signal.SIGTERM)
+        _, stderr = worker.communicate(timeout=30)
+    assert worker.returncode == 0, stderr
+    manifest = settings.data_dir / "waited" / "manifest.jsonl"
+    urls = {json.loads(line)["url"] for line in manifest.read_text().splitlines()}
+    assert urls == set(shortest_depths(web.site, [seed_url], 2, only_seed_hosts=True))
+    events = [json.loads(line) for line in stderr.splitlines()]
+    pages = [e for e in events if e["event"] == "page fetched"]
+    assert len(pages) == len(urls)
+    for field in (
+        "crawl_id",
+        "url",
+        "depth",
+        "status",
+        "bytes",
+        "duration_ms",
+        "worker",
+        "timestamp",
+    ):
+        assert all(field in e for e in pages), field
+    assert {e["worker"] for e in pages} == {"cli-worker"}
+    assert events[-1]["event"] == "worker stopped"
+
+
+def test_run_with_embedded_redis(web: TestWeb, tmp_path: Path) -> None:
+    """`run` with no REDIS_URL starts its own Redis and workers, crawls, and stops them."""
+    web.site = make_site(web.port, pages_per_host=10)
+    seed_url = web.url(1, "/p/0.html")
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+    data = tmp_path / "out"
+    result = subprocess.run(
+        [sys.executable, "-m", "scheduler", "run", seed_url, "--depth", "2", "--workers", "2",
+         "--data-dir", str(data), "--crawl-id", "local"],
+        env=env, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "crawl local done" in result.stdout
+    manifest = data / "local" / "manifest.jsonl"
+    assert str(manifest) in result.stdout
+    urls = {json.loads(line)["url"] for line in manifest.read_text().splitlines()}
+    assert urls == set(shortest_depths(web.site, [seed_url], 2, only_seed_hosts=True))
+    assert (data / ".redis" / "appendonly.aof").exists()
+    assert sorted(p.name for p in (data / "logs").iterdir()) == ["worker-1.log", "worker-2.log"]
+    # nothing it started is left running
+    leftover = subprocess.run(["pgrep", "-f", f"unixsocket.*{data}"], capture_output=True)
+    assert leftover.returncode == 1
