@@ -12,6 +12,7 @@ help:
 	@echo "make test          lint, types and the test suite (what CI runs)"
 	@echo "make lint          ruff and mypy only"
 	@echo "make compose-e2e   docker compose end to end (podman sandbox when no docker engine)"
+	@echo "make bench         benchmark against Scrapy; figures to bench/results/<date>.json"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +41,17 @@ unit: $(STAMP)
 	$(BIN)/pytest -q
 
 test: lint unit
+
+BENCH_STAMP := $(VENV)/.installed-bench
+$(BENCH_STAMP): pyproject.toml $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[dev,bench]'
+	touch $@
+
+bench: $(BENCH_STAMP)
+	$(BIN)/python -m bench
+
+bench-quick: $(BENCH_STAMP)
+	$(BIN)/python -m bench --quick
 
 compose-e2e: $(STAMP)
 	$(BIN)/pytest -q -p no:randomly tests/compose --run-compose
