@@ -198,12 +198,13 @@ def status(
         data = [s.model_dump(mode="json") for s in statuses]
         print(json.dumps(data[0] if crawl_id else data, indent=2))
         return
-    table = Table("crawl", "state", "pages", "failed", "queue", "bytes", "depth", "seeds")
+    table = Table("crawl", "state", "pages", "failed", "queue", "bytes", "depth", "seed")
     for s in statuses:
         c = s.counters
+        seeds = s.spec.seeds[0] + (f" (+{len(s.spec.seeds) - 1})" if len(s.spec.seeds) > 1 else "")
         table.add_row(
             s.crawl_id, s.state.value, str(c.fetched), str(c.failed), str(c.pending),
-            human_bytes(c.bytes), str(s.spec.depth), " ".join(s.spec.seeds),
+            human_bytes(c.bytes), str(s.spec.depth), seeds,
         )  # fmt: skip
     out.print(table)
 

@@ -14,12 +14,20 @@ import structlog
 
 from shared.settings import LogFormat
 
+_LEADING_KEYS = ("timestamp", "level", "event", "worker", "crawl_id", "url", "depth")
 
-def _renderer(fmt: LogFormat) -> Any:
+
+def _leading_keys_first(_: Any, __: str, event: structlog.typing.EventDict) -> Any:
+    """Put time, level, event and the job's identity first, so lines read well in a terminal."""
+    head = {k: event.pop(k) for k in _LEADING_KEYS if k in event}
+    return {**head, **event}
+
+
+def _renderers(fmt: LogFormat) -> list[Any]:
     use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
     if use_json:
-        return structlog.processors.JSONRenderer()
-    return structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        return [_leading_keys_first, structlog.processors.JSONRenderer()]
+    return [structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())]
 
 
 def configure_logging(fmt: LogFormat = "auto", level: str = "info") -> None:
@@ -45,7 +53,7 @@ def configure_logging(fmt: LogFormat = "auto", level: str = "info") -> None:
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.format_exc_info,
-            _renderer(fmt),
+            *_renderers(fmt),
         ],
     )
     handler = logging.StreamHandler(sys.stderr)

@@ -1,0 +1,75 @@
+"""SIGTERM: a worker finishes in-flight pages within the grace period, or hands them back."""
+
+from __future__ import annotations
+
+import signal
+import time
+
+import pytest
+
+from scheduler.control import seed_crawl
+from scheduler.local import LocalWorkers
+from shared.catalog import load_status
+from shared.connections import connected
+from shared.crawl import CrawlSpec, CrawlState
+from shared.settings import Settings
+from tests.support.crawling import read_manifest, wait_done
+from tests.support.testweb import Page, Site, TestWeb
+
+pytestmark = pytest.mark.slow
+
+
+def wait_for_request(web: TestWeb, url: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while url not in web.requested():
+        assert time.monotonic() < deadline, f"{url} never requested"
+        time.sleep(0.02)
+
+
+async def test_sigterm_lets_in_flight_page_finish(web: TestWeb, settings: Settings) -> None:
+    """With a grace period longer than the fetch, the page is stored and the worker exits 0."""
+    slow = web.url(0, "/slow")
+    web.site = Site({slow: Page(latency=1.5)})
+    fleet = LocalWorkers(settings.model_copy(update={"shutdown_grace_s": 10}), 1,
+                         settings.data_dir / "logs").start()  # fmt: skip
+    try:
+        async with connected(settings.redis_url) as redis:
+            await seed_crawl(redis, settings, CrawlSpec(crawl_id="t", seeds=[slow], depth=0))
+            wait_for_request(web, slow)
+            proc = fleet.procs[0]
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=15) == 0
+            status = await load_status(redis, "t")
+        assert status.counters.fetched == 1 and status.counters.pending == 0
+    finally:
+        fleet.stop()
+    records = list((settings.data_dir / "t" / "pages").rglob("*.json"))
+    assert len(records) == 1
+
+
+async def test_sigterm_hands_back_what_cannot_finish(web: TestWeb, settings: Settings) -> None:
+    """A page still fetching when the grace period ends goes back to the queue, unwritten."""
+    slow = web.url(0, "/slow")
+    web.site = Site({slow: Page(latency=3.0)})
+    impatient = settings.model_copy(update={"shutdown_grace_s": 0})
+    fleet = LocalWorkers(impatient, 1, settings.data_dir / "logs").start()
+    try:
+        async with connected(settings.redis_url) as redis:
+            await seed_crawl(redis, settings, CrawlSpec(crawl_id="t", seeds=[slow], depth=0))
+            wait_for_request(web, slow)
+            proc = fleet.procs[0]
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=10) == 0
+            status = await load_status(redis, "t")
+            assert status.state is CrawlState.RUNNING and status.counters.pending == 1
+            assert await redis.zcard(settings.queue_name) == 1
+        assert not (settings.data_dir / "t").exists() or not any(
+            p.is_file() for p in (settings.data_dir / "t").rglob("*")
+        )
+    finally:
+        fleet.stop()
+    web.site.pages[slow].latency = 0
+    with LocalWorkers(settings, 1, settings.data_dir / "logs2"):
+        status = await wait_done(settings, "t", timeout=60)
+    assert status.state is CrawlState.DONE
+    assert [r["url"] for r in read_manifest(settings.data_dir, "t")] == [slow]
