@@ -78,17 +78,24 @@ async def test_page_found_again_by_shorter_path_is_followed_again(
 
 
 async def test_bad_pages_are_recorded_not_fatal(web: TestWeb, settings: Settings) -> None:
-    """Binary junk as HTML, a refused link and a 500 are recorded; the crawl completes."""
+    """Junk, wrong charsets, a refused link, TLS to a plain server, a 500: all recorded."""
     root = web.url(0, "/")
     junk = web.url(0, "/junk")
+    tls = web.url(1, "/").replace("http://", "https://")
     web.site = Site(
         {
-            root: Page(hrefs=["/junk", "/err", "http://127.0.0.1:1/refused"]),
+            root: Page(hrefs=["/junk", "/err", "/charset", "http://127.0.0.1:1/refused", tls]),
             junk: Page(body=bytes(range(256)) * 50 + b"<a href='/x'>\xff\xfe<<<"),
             web.url(0, "/err"): Page(status=500),
+            web.url(0, "/charset"): Page(
+                content_type="text/html; charset=no-such-charset",
+                body=b"\xef\xbb\xbf<a href='/after-bom'>\xe9\xff</a>",
+            ),
+            web.url(0, "/after-bom"): Page(),
+            web.url(0, "/x"): Page(),
         }
     )
-    spec = CrawlSpec(crawl_id="bad", seeds=[root], depth=1, scope="any")
+    spec = CrawlSpec(crawl_id="bad", seeds=[root], depth=2, scope="any")
     status = await crawl_in_process(settings, spec)
     assert status.state is CrawlState.DONE
     records = {r["url"]: r for r in read_manifest(settings.data_dir, "bad")}
@@ -96,7 +103,9 @@ async def test_bad_pages_are_recorded_not_fatal(web: TestWeb, settings: Settings
     assert records[web.url(0, "/err")]["status"] == 500
     refused = records["http://127.0.0.1:1/refused"]
     assert refused["status"] is None and refused["error"].startswith("connect")
-    assert status.counters.failed == 1
+    assert records[tls]["status"] is None and records[tls]["error"].startswith("tls")
+    assert records[web.url(0, "/after-bom")]["status"] == 200  # found despite the bad charset
+    assert status.counters.failed == 2
 
 
 async def test_max_pages_stops_the_crawl(web: TestWeb, settings: Settings, tmp_path: Path) -> None:
