@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from scheduler.control import cancel_crawl, seed_crawl
+from scheduler.control import CancelResult, cancel_crawl, pause_crawl, resume_crawl, seed_crawl
 from scheduler.embedded import EmbeddedRedis
 from scheduler.local import LocalWorkers
 from scheduler.progress import human_bytes, watch
@@ -158,7 +158,7 @@ def seed(
                 err.print(f"added {result.queued} seed(s) to running crawl {spec.crawl_id}")
             if not wait:
                 return None
-            return await watch(redis, spec.crawl_id, console=err)
+            return await watch(redis, spec.crawl_id, console=err, wait_s=settings.redis_wait_s)
 
     final = _run(go())
     if final is not None:
@@ -213,15 +213,49 @@ def status(
 def cancel(
     ctx: typer.Context, crawl_id: Annotated[str, typer.Argument(help="The crawl to stop.")]
 ) -> None:
-    """Stop a crawl: its queued jobs are dropped, running ones queue nothing more."""
+    """Stop a crawl: queued jobs are dropped, pages being fetched are aborted."""
+    settings = _settings(ctx)
+
+    async def go() -> CancelResult:
+        async with connected(settings.redis_url) as redis:
+            return await cancel_crawl(redis, settings, check_crawl_id(crawl_id))
+
+    result = _run(go())
+    out.print(
+        f"cancelled {crawl_id}: dropped {result.dropped} queued job(s), "
+        f"aborting {result.aborted} running",
+        highlight=False,
+    )
+
+
+@app.command(epilog="Example: crawlfleet pause 20261125-101500-a1b2c3")
+def pause(
+    ctx: typer.Context, crawl_id: Annotated[str, typer.Argument(help="The crawl to hold.")]
+) -> None:
+    """Hold a crawl: its queue is kept aside, pages being fetched finish. See `resume`."""
     settings = _settings(ctx)
 
     async def go() -> int:
         async with connected(settings.redis_url) as redis:
-            return await cancel_crawl(redis, settings, check_crawl_id(crawl_id))
+            return await pause_crawl(redis, settings, check_crawl_id(crawl_id))
 
-    dropped = _run(go())
-    out.print(f"cancelled {crawl_id}: dropped {dropped} queued job(s)", highlight=False)
+    parked = _run(go())
+    out.print(f"paused {crawl_id}: {parked} queued job(s) held", highlight=False)
+
+
+@app.command(epilog="Example: crawlfleet resume 20261125-101500-a1b2c3")
+def resume(
+    ctx: typer.Context, crawl_id: Annotated[str, typer.Argument(help="The crawl to release.")]
+) -> None:
+    """Release a paused crawl: its held jobs are queued again."""
+    settings = _settings(ctx)
+
+    async def go() -> int:
+        async with connected(settings.redis_url) as redis:
+            return await resume_crawl(redis, settings, check_crawl_id(crawl_id))
+
+    queued = _run(go())
+    out.print(f"resumed {crawl_id}: {queued} job(s) queued again", highlight=False)
 
 
 @app.command(epilog="Example: crawlfleet run https://example.org --depth 2 --workers 2")
@@ -257,7 +291,13 @@ def run(
                 async with connected(settings.redis_url) as redis:
                     await seed_crawl(redis, settings, spec)
                     err.print(f"crawl {spec.crawl_id}: {workers} worker(s), depth {spec.depth}")
-                    return await watch(redis, spec.crawl_id, console=err, check=check_workers)
+                    return await watch(
+                        redis,
+                        spec.crawl_id,
+                        console=err,
+                        wait_s=settings.redis_wait_s,
+                        check=check_workers,
+                    )
 
             final = _run(go())
     except ServiceError as exc:

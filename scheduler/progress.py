@@ -13,7 +13,9 @@ from rich.live import Live
 from rich.text import Text
 
 from shared.catalog import load_status
-from shared.crawl import CrawlState, CrawlStatus
+from shared.connections import REDIS_ERRORS
+from shared.crawl import CrawlStatus
+from shared.errors import RedisUnavailable
 
 
 def human_bytes(n: int) -> str:
@@ -35,22 +37,55 @@ def progress_line(status: CrawlStatus, rate: float) -> str:
     )
 
 
+class _Poller:
+    """Reads a crawl's status, riding out Redis outages of up to ``wait_s`` seconds."""
+
+    def __init__(self, redis: Redis, crawl_id: str, console: Console, wait_s: float) -> None:
+        self.redis = redis
+        self.crawl_id = crawl_id
+        self.console = console
+        self.wait_s = wait_s
+
+    async def status(self) -> CrawlStatus:
+        lost_at: float | None = None
+        while True:
+            try:
+                status = await load_status(self.redis, self.crawl_id)
+            except REDIS_ERRORS as exc:
+                now = time.monotonic()
+                if lost_at is None:
+                    lost_at = now
+                    self.console.print(f"lost Redis ({exc}); reconnecting", highlight=False)
+                elif now - lost_at > self.wait_s:
+                    raise RedisUnavailable(
+                        f"lost Redis for over {self.wait_s:.0f}s and could not reconnect: {exc}"
+                    ) from exc
+                await asyncio.sleep(1.0)
+                continue
+            if lost_at is not None:
+                self.console.print("Redis reachable again", highlight=False)
+            return status
+
+
 async def watch(
     redis: Redis,
     crawl_id: str,
     *,
     console: Console | None = None,
     interval: float = 0.5,
+    wait_s: float = 60.0,
     check: Callable[[], None] | None = None,
 ) -> CrawlStatus:
-    """Show progress until the crawl is no longer running; return its final status.
+    """Show progress until the crawl has ended; return its final status.
 
-    ``check`` is called every interval and may raise to stop watching (``run`` uses it to
-    notice that its workers died).
+    A Redis outage is reported once and waited out for up to ``wait_s`` seconds. ``check`` is
+    called every interval and may raise to stop watching (``run`` uses it to notice that its
+    workers died).
     """
     console = console or Console(stderr=True)
+    poller = _Poller(redis, crawl_id, console, wait_s)
     started = time.monotonic()
-    status = await load_status(redis, crawl_id)
+    status = await poller.status()
     first_done = status.counters.fetched + status.counters.failed
     plain_every = 5.0
     last_plain = 0.0
@@ -61,14 +96,14 @@ async def watch(
 
     if console.is_terminal:
         with Live(Text(progress_line(status, 0.0)), console=console, transient=True) as live:
-            while status.state is CrawlState.RUNNING:
+            while status.state.live:
                 await asyncio.sleep(interval)
                 if check is not None:
                     check()
-                status = await load_status(redis, crawl_id)
+                status = await poller.status()
                 live.update(Text(progress_line(status, rate_of(status))))
     else:
-        while status.state is CrawlState.RUNNING:
+        while status.state.live:
             now = time.monotonic()
             if now - last_plain >= plain_every:
                 print(progress_line(status, rate_of(status)), file=sys.stderr, flush=True)
@@ -76,5 +111,5 @@ async def watch(
             await asyncio.sleep(interval)
             if check is not None:
                 check()
-            status = await load_status(redis, crawl_id)
+            status = await poller.status()
     return status

@@ -4,15 +4,35 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from arq.connections import RedisSettings
 from redis.asyncio import Redis
-from redis.exceptions import AuthenticationError
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import AuthenticationError, BusyLoadingError, RedisError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shared.errors import RedisUnavailable
+
+# errors that mean "Redis is not there right now" (restarting, loading its data, unreachable)
+REDIS_ERRORS: tuple[type[Exception], ...] = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    BusyLoadingError,
+    ConnectionError,
+    OSError,
+)
+# Every command is retried over about 10 s of outage (a Redis restart) before an error
+# reaches the caller. Safe because crawlfleet's scripts are idempotent: running one twice
+# after a lost reply changes nothing the second time.
+_RETRIES = 12
+
+
+def _retry() -> Retry:
+    return Retry(ExponentialBackoff(cap=1.0, base=0.05), _RETRIES)
 
 
 def redacted(url: str) -> str:
@@ -35,29 +55,50 @@ def arq_redis_settings(url: str) -> RedisSettings:
         raise RedisUnavailable(f"invalid Redis URL {redacted(url)!r}: {exc}") from exc
     # arq would try 5 times a second apart before giving up; workers retry on their own
     settings.conn_retries = 0
+    settings.retry = _retry()
+    settings.retry_on_error = [RedisConnectionError, RedisTimeoutError, BusyLoadingError]
     return settings
 
 
-def client(url: str) -> Redis:
-    """A Redis client (bytes responses) for ``url``; nothing is connected yet."""
+def client(url: str, *, retries: bool = True) -> Redis:
+    """A Redis client (bytes responses) for ``url``; nothing is connected yet.
+
+    With ``retries`` every command rides out about 10 s of outage; without, it fails at once.
+    """
+    extra: dict[str, Any] = {}
+    if retries:
+        extra = {
+            "retry": _retry(),
+            "retry_on_error": [RedisConnectionError, RedisTimeoutError, BusyLoadingError],
+        }
     try:
-        redis: Redis = Redis.from_url(url, socket_connect_timeout=5, health_check_interval=30)
-        return redis
+        redis: Redis = Redis.from_url(
+            url, socket_connect_timeout=5, health_check_interval=30, **extra
+        )
     except ValueError as exc:
         raise RedisUnavailable(f"invalid Redis URL {redacted(url)!r}: {exc}") from exc
+    return redis
+
+
+async def check(url: str) -> None:
+    """Raise RedisUnavailable, with one clear sentence, unless Redis answers PING now."""
+    probe = client(url, retries=False)
+    try:
+        await probe.ping()
+    except AuthenticationError as exc:
+        raise RedisUnavailable(f"Redis at {redacted(url)} refused the login: {exc}") from exc
+    except (RedisError, *REDIS_ERRORS) as exc:  # type: ignore[misc]
+        raise RedisUnavailable(f"cannot reach Redis at {redacted(url)}: {exc}") from exc
+    finally:
+        await probe.aclose()
 
 
 @asynccontextmanager
 async def connected(url: str) -> AsyncIterator[Redis]:
-    """A client that has answered PING, closed on exit; RedisUnavailable if it cannot be had."""
+    """A client of a Redis that answered PING (else RedisUnavailable), closed on exit."""
+    await check(url)
     redis = client(url)
     try:
-        try:
-            await redis.ping()
-        except AuthenticationError as exc:
-            raise RedisUnavailable(f"Redis at {redacted(url)} refused the login: {exc}") from exc
-        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-            raise RedisUnavailable(f"cannot reach Redis at {redacted(url)}: {exc}") from exc
         yield redis
     finally:
         await redis.aclose()

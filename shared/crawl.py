@@ -16,11 +16,17 @@ _CRAWL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
 class CrawlState(StrEnum):
-    """Where a crawl is in its life."""
+    """Where a crawl is in its life: running and paused are live, done and cancelled ended."""
 
     RUNNING = "running"
+    PAUSED = "paused"
     DONE = "done"
     CANCELLED = "cancelled"
+
+    @property
+    def live(self) -> bool:
+        """True while the crawl may still fetch pages."""
+        return self in (CrawlState.RUNNING, CrawlState.PAUSED)
 
 
 def new_crawl_id(now: datetime | None = None) -> str:

@@ -11,6 +11,7 @@ from importlib.resources import files
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
+SCRIPTS = ("seed", "start", "page_done", "finish", "cancel", "pause", "resume")
 _NEEDS_ADMIT = {"seed", "page_done"}
 
 
@@ -28,16 +29,14 @@ class Scripts:
     """The scripts, registered on one client (EVALSHA, falling back to EVAL once)."""
 
     seed: AsyncScript
+    start: AsyncScript
     page_done: AsyncScript
     finish: AsyncScript
     cancel: AsyncScript
+    pause: AsyncScript
+    resume: AsyncScript
 
     @classmethod
     def register(cls, redis: Redis) -> Scripts:
         """Register every script on ``redis``."""
-        return cls(
-            seed=redis.register_script(script_source("seed")),
-            page_done=redis.register_script(script_source("page_done")),
-            finish=redis.register_script(script_source("finish")),
-            cancel=redis.register_script(script_source("cancel")),
-        )
+        return cls(**{name: redis.register_script(script_source(name)) for name in SCRIPTS})

@@ -50,14 +50,17 @@ class Settings(BaseSettings):
     max_page_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
     max_redirects: int = Field(default=10, ge=0)
 
-    # how often a job may be started before it is recorded as failed: a job is run again only
-    # when its worker died or was stopped while running it
+    # a page whose worker died (or hung past the deadline) this many times while fetching it
+    # is recorded as failed; deliberate hand-backs (a paused crawl, a full disk) do not count
     job_tries: int = Field(default=3, ge=1)
     # on SIGTERM a worker takes no new job and gives in-flight ones this long to finish;
     # jobs still running then are handed back to the queue
     shutdown_grace_s: int = Field(default=20, ge=0)
-    # queued jobs expire after this long (arq's default is one day)
-    job_expiry_s: int = Field(default=30 * 86400, gt=0)
+    # how long the CLI waits for a lost Redis before it gives up with an error
+    # (workers never give up: they retry with backoff for as long as they run)
+    redis_wait_s: float = Field(default=60.0, gt=0)
+    # how often a job of a paused crawl that was already taken is looked at again
+    pause_poll_s: float = Field(default=5.0, gt=0)
 
     @field_validator("log_level")
     @classmethod
@@ -68,19 +71,30 @@ class Settings(BaseSettings):
         return level
 
     @property
+    def page_deadline_s(self) -> float:
+        """The longest one page job may take: a fetch at its total timeout, storing, Redis."""
+        return self.total_timeout + 5.0
+
+    @property
     def job_timeout_s(self) -> float:
-        """The longest a page job may run: one fetch at its total timeout, plus storing it."""
-        return self.total_timeout + 30.0
+        """arq's job timeout, a little past our own deadline so that ours fires first.
+
+        arq keeps a job's in-progress mark for this + 10 s, so a job whose worker was killed
+        runs again on another worker at most ``total_timeout + 17`` seconds later.
+        """
+        return self.page_deadline_s + 2.0
 
     @property
     def poll_delay_s(self) -> float:
-        """How long an idle worker waits before looking at the queue again.
+        """How long a worker sleeps between two looks at the queue.
 
-        arq starts at most ``queue_read_limit`` jobs per poll and sleeps ``poll_delay`` between
-        polls even when the queue is full, so the delay bounds throughput: keep a full set of
-        ``concurrency`` jobs startable within about 20 ms.
+        arq sleeps this long after each batch of jobs it starts, even when more are queued, so
+        at arq's default (0.5 s) a worker whose pages are quick idles most of the time. A worker
+        with more slots finishes jobs more often, so it looks more often: 20 ms at concurrency
+        32, never more than 100 ms, never less than 10 ms (an idle worker then costs Redis 100
+        cheap reads a second).
         """
-        return min(0.5, max(0.01, 0.02 * 32 / self.concurrency))
+        return min(0.1, max(0.01, 0.64 / self.concurrency))
 
     def to_env(self) -> dict[str, str]:
         """These settings as environment variables, to hand them to a child process."""

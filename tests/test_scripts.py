@@ -6,7 +6,7 @@ import msgpack
 import pytest
 from redis.asyncio import Redis
 
-from scheduler.control import cancel_crawl, seed_crawl
+from scheduler.control import cancel_crawl, pause_crawl, resume_crawl, seed_crawl
 from shared.catalog import load_status
 from shared.crawl import CrawlSpec, CrawlState
 from shared.errors import CrawlNotRunning, UnknownCrawl
@@ -46,7 +46,7 @@ async def test_seed_creates_crawl_and_queues_arq_jobs(redis: Redis, settings: Se
     payload = msgpack.unpackb(await redis.get(job_key(job_id)))
     assert payload["f"] == "crawl_page"
     assert payload["a"] == ["c1", SEED, 0, None]
-    assert 0 < await redis.pttl(job_key(job_id)) <= settings.job_expiry_s * 1000
+    assert await redis.pttl(job_key(job_id)) == -1  # lives as long as the crawl
     status = await load_status(redis, "c1")
     assert status.state is CrawlState.RUNNING
     assert status.counters.pending == 1 and status.counters.queued == 1
@@ -77,10 +77,10 @@ async def test_page_done_queues_new_links_once_and_counts_once(
     frontier = Frontier(redis, settings)
     job = PageJob("c1", SEED, 0, None)
     links = ["http://example.org/a", "http://example.org/b", SEED]
-    assert await frontier.verdict(job) is Verdict.RUN
+    assert (await frontier.start(job))[0] is Verdict.RUN
     assert await frontier.close(job, s, "fetched", 100, links) == 2
     assert await frontier.close(job, s, "fetched", 100, links) is None  # a re-run
-    assert await frontier.verdict(job) is Verdict.DONE_ALREADY
+    assert (await frontier.start(job))[0] is Verdict.DONE_ALREADY
     status = await load_status(redis, "c1")
     assert status.counters.fetched == 1 and status.counters.bytes == 100
     assert status.counters.pending == 2 and status.counters.seen == 3
@@ -101,11 +101,11 @@ async def test_shorter_path_requeues_page_and_marks_old_job_stale(
     await frontier.close(PageJob("c1", SEED, 0, None), s, "fetched", 1, [near])
     await frontier.close(PageJob("c1", near, 1, SEED), s, "fetched", 1, [far])
     old = PageJob("c1", far, 2, near)
-    assert await frontier.verdict(old) is Verdict.RUN
+    assert (await frontier.start(old))[0] is Verdict.RUN
     # now the other seed links to far directly: depth 1 beats 2
     await frontier.close(PageJob("c1", "http://example.org/b", 0, None), s, "fetched", 1, [far])
-    assert await frontier.verdict(old) is Verdict.STALE
-    assert await frontier.verdict(PageJob("c1", far, 1, SEED)) is Verdict.RUN
+    assert (await frontier.start(old))[0] is Verdict.STALE
+    assert (await frontier.start(PageJob("c1", far, 1, SEED)))[0] is Verdict.RUN
     assert f"c1:{fingerprint(far)}:1" in await queue(redis, settings)
     assert await frontier.best_depths("c1", [fingerprint(far)]) == [1]
 
@@ -170,13 +170,66 @@ async def test_cancel_drops_queued_jobs(redis: Redis, settings: Settings) -> Non
     frontier = Frontier(redis, settings)
     seed_job = PageJob("c1", SEED, 0, None)
     await frontier.close(seed_job, s, "fetched", 1, [SEED + "a", SEED + "b"])
-    assert await cancel_crawl(redis, settings, "c1") == 2
+    assert (await cancel_crawl(redis, settings, "c1")).dropped == 2
     assert await queue(redis, settings, seed_job) == [f"other:{fingerprint(SEED)}:0"]
     assert not await redis.exists(CrawlKeys("c1").pending)
     assert await redis.keys("arq:job:c1:*") == [job_key(seed_job.job_id).encode()]
     assert (await load_status(redis, "c1")).state is CrawlState.CANCELLED
-    assert await frontier.verdict(PageJob("c1", SEED + "a", 1, SEED)) is Verdict.STOPPED
+    assert (await frontier.start(PageJob("c1", SEED + "a", 1, SEED)))[0] is Verdict.STOPPED
     with pytest.raises(CrawlNotRunning):
         await cancel_crawl(redis, settings, "c1")
     with pytest.raises(UnknownCrawl):
         await cancel_crawl(redis, settings, "nope")
+
+
+async def test_start_counts_tries_until_closed(redis: Redis, settings: Settings) -> None:
+    """Each start of an unclosed job counts; a hand-back on purpose is taken back; close clears."""
+    s = spec()
+    await seed_crawl(redis, settings, s)
+    frontier = Frontier(redis, settings)
+    job = PageJob("c1", SEED, 0, None)
+    assert await frontier.start(job) == (Verdict.RUN, 1)
+    assert await frontier.start(job) == (Verdict.RUN, 2)  # its worker died: started again
+    await frontier.uncount_start(job)
+    assert await frontier.start(job) == (Verdict.RUN, 2)
+    await frontier.close(job, s, "fetched", 1, [])
+    assert not await redis.hexists(CrawlKeys("c1").tries, job.job_id)  # type: ignore[misc]
+
+
+async def test_pause_parks_queue_and_new_links_resume_requeues(
+    redis: Redis, settings: Settings
+) -> None:
+    """Pause moves queued jobs aside and sends new links there; resume puts all back."""
+    s = spec()
+    await seed_crawl(redis, settings, s)
+    frontier = Frontier(redis, settings)
+    seed_job = PageJob("c1", SEED, 0, None)
+    await frontier.close(seed_job, s, "fetched", 1, [SEED + "a", SEED + "b"])
+    running = PageJob("c1", SEED + "a", 1, SEED)
+    await redis.set(f"arq:in-progress:{running.job_id}", b"1")  # a worker has taken it
+    assert await pause_crawl(redis, settings, "c1") == 1
+    assert await queue(redis, settings, seed_job, running) == []
+    assert (await load_status(redis, "c1")).state is CrawlState.PAUSED
+    assert (await frontier.start(PageJob("c1", SEED + "b", 1, SEED)))[0] is Verdict.PAUSED
+    # the page that was running when the crawl was paused: its links are parked too
+    await frontier.close(running, s, "fetched", 1, [SEED + "c"])
+    assert await redis.zcard(CrawlKeys("c1").parked) == 2
+    assert await queue(redis, settings, seed_job, running) == []
+    with pytest.raises(CrawlNotRunning):
+        await pause_crawl(redis, settings, "c1")
+    assert await resume_crawl(redis, settings, "c1") == 2
+    assert len(await queue(redis, settings, seed_job, running)) == 2
+    assert (await load_status(redis, "c1")).state is CrawlState.RUNNING
+    with pytest.raises(CrawlNotRunning):
+        await resume_crawl(redis, settings, "c1")
+
+
+async def test_cancel_aborts_running_jobs(redis: Redis, settings: Settings) -> None:
+    """Jobs that a worker has started are put in arq's abort set, not dropped."""
+    s = spec()
+    await seed_crawl(redis, settings, s)
+    job_id = PageJob("c1", SEED, 0, None).job_id
+    await redis.set(f"arq:in-progress:{job_id}", b"1")
+    result = await cancel_crawl(redis, settings, "c1")
+    assert (result.dropped, result.aborted) == (0, 1)
+    assert await redis.zrange("arq:abort", 0, -1) == [job_id.encode()]

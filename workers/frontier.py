@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from redis.asyncio import Redis
 
-from shared.crawl import CrawlSpec, CrawlState
+from shared.crawl import CrawlSpec
 from shared.jobs import (
     CRAWL_PAGE,
     FINALIZE_CRAWL,
@@ -27,12 +27,13 @@ Outcome = Literal["fetched", "failed", "skipped"]
 
 
 class Verdict(Enum):
-    """What a job should do, decided before it fetches."""
+    """What a job should do, decided when it starts (see ``shared/lua/start.lua``)."""
 
     RUN = "run"
-    DONE_ALREADY = "done-already"  # a re-run of a job that already closed
+    DONE_ALREADY = "done"  # a re-run of a job that already closed
+    PAUSED = "paused"  # the crawl is paused: hand the job back
     STALE = "stale"  # the page was reached by a shorter path since this job was queued
-    STOPPED = "stopped"  # the crawl is no longer running
+    STOPPED = "stopped"  # the crawl is cancelled or gone
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,21 +62,22 @@ class Frontier:
         self.settings = settings
         self.scripts = Scripts.register(redis)
 
-    async def verdict(self, job: PageJob) -> Verdict:
-        """Decide whether ``job`` should fetch, in one round trip."""
+    async def start(self, job: PageJob) -> tuple[Verdict, int]:
+        """Decide whether ``job`` should fetch, in one round trip.
+
+        Returns the verdict and, for ``RUN``, how often the job has now been started without
+        being closed (more than once means a worker died while running it).
+        """
         keys = CrawlKeys(job.crawl_id)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hget(keys.meta, "state")
-            pipe.sismember(keys.pending, job.job_id)
-            pipe.zscore(keys.seen, job.fingerprint)
-            state, pending, score = await pipe.execute()
-        if state is None or state.decode() != CrawlState.RUNNING:
-            return Verdict.STOPPED
-        if not pending:
-            return Verdict.DONE_ALREADY
-        if score is not None and int(score) < job.depth:
-            return Verdict.STALE
-        return Verdict.RUN
+        verdict, tries = await self.scripts.start(
+            keys=[keys.meta, keys.pending, keys.seen, keys.tries],
+            args=[job.job_id, job.fingerprint, job.depth],
+        )
+        return Verdict(verdict.decode()), int(tries)
+
+    async def uncount_start(self, job: PageJob) -> None:
+        """Take back the start of a job handed back on purpose (so it is not a lost try)."""
+        await self.redis.hincrby(CrawlKeys(job.crawl_id).tries, job.job_id, -1)  # type: ignore[misc]
 
     async def close(
         self,
@@ -99,7 +101,6 @@ class Frontier:
             outcome,
             nbytes,
             now,
-            self.settings.job_expiry_s * 1000,
             spec.max_pages or 0,
             JOB_KEY_PREFIX,
             finalize_job_id(job.crawl_id),
@@ -114,7 +115,15 @@ class Frontier:
                     job_payload(CRAWL_PAGE, (job.crawl_id, url, child_depth, job.url), now),
                 ]
         status, queued = await self.scripts.page_done(
-            keys=[keys.meta, keys.seen, keys.pending, keys.stats, self.settings.queue_name],
+            keys=[
+                keys.meta,
+                keys.seen,
+                keys.pending,
+                keys.stats,
+                self.settings.queue_name,
+                keys.parked,
+                keys.tries,
+            ],
             args=args,
         )
         return None if status < 0 else int(queued)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import structlog
+from arq import Retry
+from redis.exceptions import RedisError
 
 from shared.storage import CrawlLayout
 from workers.context import CTX_KEY, WorkerContext
@@ -17,57 +20,92 @@ from workers.store import store_page
 log = structlog.get_logger()
 
 
+class HandBack(Exception):
+    """The job cannot be done now: put it back on the queue to run ``defer`` seconds later."""
+
+    def __init__(self, reason: str, defer: float) -> None:
+        super().__init__(reason)
+        self.defer = defer
+
+
 async def crawl_page(
     ctx: dict[str, Any], crawl_id: str, url: str, depth: int, parent: str | None
 ) -> None:
-    """Fetch one page, store it, queue its new links; a bad page is recorded, never raised."""
+    """Fetch one page, store it, queue its new links.
+
+    A bad page is recorded, never raised. What is not the page's fault (a paused crawl, an
+    unwritable data directory, a Redis outage, a hung fetch) hands the job back to the queue
+    through arq's ``Retry``, so no page is closed without its files.
+    """
     worker: WorkerContext = ctx[CTX_KEY]
     job = PageJob(crawl_id=crawl_id, url=url, depth=depth, parent=parent)
     with structlog.contextvars.bound_contextvars(crawl_id=crawl_id, url=url, depth=depth):
-        verdict = await worker.frontier.verdict(job)
-        if verdict is Verdict.DONE_ALREADY:
-            log.debug("page already done")
-            return
-        rules = await worker.rules_for(crawl_id)
-        if verdict is not Verdict.RUN:
-            await worker.frontier.close(job, rules.spec, "skipped", 0, [])
-            log.debug("page skipped", reason=verdict.value)
-            return
+        try:
+            async with asyncio.timeout(worker.settings.page_deadline_s):
+                await _crawl(worker, job)
+        except HandBack as exc:
+            log.info("page handed back", reason=str(exc), retry_in_s=exc.defer)
+            raise Retry(defer=exc.defer) from exc
+        except (RedisError, TimeoutError) as exc:
+            # counted as a try: a page that hangs every time is given up on after job_tries
+            reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            log.warning("page handed back", reason=reason, retry_in_s=_backoff(ctx))
+            raise Retry(defer=_backoff(ctx)) from exc
 
-        settings = worker.settings
-        if ctx["job_try"] > settings.job_tries:
-            result = FetchResult(
-                url=url, final_url=None, status=None, content_type=None, body=b"",
-                truncated=False, duration_ms=0,
-                error=f"gave up after {settings.job_tries} tries: its worker stopped each time",
-            )  # fmt: skip
-        else:
-            result = await fetch(worker.client, url, settings)
+
+def _backoff(ctx: dict[str, Any]) -> float:
+    return float(min(60, 2 ** min(int(ctx.get("job_try", 1)), 6)))
+
+
+async def _crawl(worker: WorkerContext, job: PageJob) -> None:
+    settings = worker.settings
+    verdict, tries = await worker.frontier.start(job)
+    if verdict is Verdict.DONE_ALREADY:
+        log.debug("page already done")
+        return
+    if verdict is Verdict.PAUSED:
+        raise HandBack("crawl paused", settings.pause_poll_s)
+    rules = await worker.rules_for(job.crawl_id)
+    if verdict is not Verdict.RUN:
+        await worker.frontier.close(job, rules.spec, "skipped", 0, [])
+        log.debug("page skipped", reason=verdict.value)
+        return
+
+    if tries > settings.job_tries:
+        result = FetchResult(
+            url=job.url, final_url=None, status=None, content_type=None, body=b"",
+            truncated=False, duration_ms=0,
+            error=f"gave up after {tries - 1} tries: its worker stopped or hung each time",
+        )  # fmt: skip
+    else:
+        result = await fetch(worker.client, job.url, settings)
+    try:
         store_page(rules.layout, job, result, settings.worker_id)
+    except OSError as exc:
+        await worker.frontier.uncount_start(job)
+        raise HandBack(f"not stored: {exc}", settings.pause_poll_s) from exc
 
-        links: list[str] = []
-        if result.is_html and result.final_url:
-            try:
-                hrefs = extract_hrefs(
-                    result.body, result.final_url, charset_of(result.content_type)
-                )
-                links = followable_links(hrefs, rules.scope)
-            except Exception as exc:  # a page that breaks the parser must not break the worker
-                log.warning("links not extracted", error=f"{type(exc).__name__}: {exc}")
-        queued = await worker.frontier.close(
-            job, rules.spec, "fetched" if result.ok else "failed", len(result.body), links
-        )
-        fields = {
-            "status": result.status,
-            "bytes": len(result.body),
-            "duration_ms": result.duration_ms,
-            "links": len(links),
-            "queued": queued or 0,
-        }
-        if result.ok:
-            log.info("page fetched", **fields, **({"truncated": True} if result.truncated else {}))
-        else:
-            log.warning("page failed", **fields, reason=result.error)
+    links: list[str] = []
+    if result.is_html and result.final_url:
+        try:
+            hrefs = extract_hrefs(result.body, result.final_url, charset_of(result.content_type))
+            links = followable_links(hrefs, rules.scope)
+        except Exception as exc:  # a page that breaks the parser must not break the worker
+            log.warning("links not extracted", error=f"{type(exc).__name__}: {exc}")
+    queued = await worker.frontier.close(
+        job, rules.spec, "fetched" if result.ok else "failed", len(result.body), links
+    )
+    fields = {
+        "status": result.status,
+        "bytes": len(result.body),
+        "duration_ms": result.duration_ms,
+        "links": len(links),
+        "queued": queued or 0,
+    }
+    if result.ok:
+        log.info("page fetched", **fields, **({"truncated": True} if result.truncated else {}))
+    else:
+        log.warning("page failed", **fields, reason=result.error)
 
 
 async def finalize_crawl(ctx: dict[str, Any], crawl_id: str) -> None:
@@ -75,6 +113,10 @@ async def finalize_crawl(ctx: dict[str, Any], crawl_id: str) -> None:
     worker: WorkerContext = ctx[CTX_KEY]
     with structlog.contextvars.bound_contextvars(crawl_id=crawl_id):
         layout = CrawlLayout(worker.settings.data_dir, crawl_id)
-        pages = await write_manifest(layout, worker.frontier, crawl_id)
+        try:
+            pages = await write_manifest(layout, worker.frontier, crawl_id)
+        except OSError as exc:
+            log.warning("manifest not written", reason=str(exc))
+            raise Retry(defer=_backoff(ctx)) from exc
         if await worker.frontier.finish(crawl_id):
             log.info("crawl done", pages=pages, manifest=str(layout.manifest))

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import signal
 from typing import Any
 
 import structlog
 from arq.worker import Worker, create_worker, func
 
-from shared.connections import arq_redis_settings, connected
+from shared.connections import REDIS_ERRORS, arq_redis_settings, connected
 from shared.errors import RedisUnavailable
 from shared.jobs import CRAWL_PAGE, FINALIZE_CRAWL, deserialize, serialize
 from shared.settings import Settings
@@ -16,6 +18,11 @@ from workers.context import on_shutdown, on_startup
 from workers.tasks import crawl_page, finalize_crawl
 
 log = structlog.get_logger()
+
+# arq counts every start of a job, hand-backs included; crawlfleet counts lost tries itself
+# (cf:<crawl>:tries) and records a page as failed after Settings.job_tries, so arq must
+# never drop a job on its own
+_ARQ_MAX_TRIES = 1_000_000
 
 
 def health_check_key(settings: Settings) -> str:
@@ -28,13 +35,12 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
 
     ``max_jobs`` is the concurrency (arq's default of 10 would cap every worker at 10 pages in
     flight); results are not kept, so no ``arq:result:*`` key outlives its job; payloads are
-    msgpack, never pickle.
+    msgpack, never pickle; running jobs of a cancelled crawl are aborted.
     """
     return {
         "functions": [
-            # one more arq try than ours: on the last one the job records the page as failed
-            func(crawl_page, name=CRAWL_PAGE, max_tries=settings.job_tries + 1),
-            func(finalize_crawl, name=FINALIZE_CRAWL, max_tries=1_000),
+            func(crawl_page, name=CRAWL_PAGE, max_tries=_ARQ_MAX_TRIES),
+            func(finalize_crawl, name=FINALIZE_CRAWL, max_tries=_ARQ_MAX_TRIES),
         ],
         "queue_name": settings.queue_name,
         "redis_settings": arq_redis_settings(settings.redis_url),
@@ -47,29 +53,11 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
         "keep_result": 0,
         "job_serializer": serialize,
         "job_deserializer": deserialize,
-        "expires_extra_ms": settings.job_expiry_s * 1000,
+        "allow_abort_jobs": True,
         "job_completion_wait": settings.shutdown_grace_s,
         "health_check_key": health_check_key(settings),
         "health_check_interval": 10,
     }
-
-
-async def wait_for_redis(settings: Settings) -> None:
-    """Block until Redis answers, retrying with backoff and saying so once."""
-    delay = 0.5
-    warned = False
-    while True:
-        try:
-            async with connected(settings.redis_url):
-                if warned:
-                    log.info("redis reachable again")
-                return
-        except RedisUnavailable as exc:
-            if not warned:
-                log.warning("waiting for redis", error=str(exc))
-                warned = True
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, 10.0)
 
 
 def build_worker(settings: Settings, **overrides: Any) -> Worker:
@@ -77,9 +65,63 @@ def build_worker(settings: Settings, **overrides: Any) -> Worker:
     return create_worker(worker_settings(settings), **overrides)
 
 
+async def wait_for_redis(settings: Settings, stop: asyncio.Event) -> bool:
+    """Wait until Redis answers (True) or ``stop`` is set (False), logging the outage once."""
+    delay = 0.2
+    warned = False
+    while not stop.is_set():
+        try:
+            async with connected(settings.redis_url):
+                if warned:
+                    log.info("redis reachable again")
+                return True
+        except RedisUnavailable as exc:
+            if not warned:
+                log.warning("waiting for redis", error=str(exc))
+                warned = True
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), delay)
+        delay = min(delay * 2, 5.0)
+    return False
+
+
+async def _abandon(worker: Worker) -> None:
+    """Drop a worker whose Redis went away: cancel its jobs and release its resources.
+
+    The jobs stay queued with arq's in-progress mark, so they run again once it expires.
+    """
+    for task in worker.tasks.values():
+        task.cancel()
+    await asyncio.gather(*worker.tasks.values(), return_exceptions=True)
+    await on_shutdown(worker.ctx)
+    with contextlib.suppress(*REDIS_ERRORS):
+        await worker.pool.aclose(close_connection_pool=True)
+
+
+async def serve(settings: Settings) -> None:
+    """Run one worker until SIGTERM or SIGINT, starting it again whenever Redis comes back."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    while True:
+        # ours while no arq worker runs; arq installs its own (graceful) handlers when it starts
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        if not await wait_for_redis(settings, stop):
+            return
+        worker = build_worker(settings)
+        try:
+            await worker.async_run()
+        except asyncio.CancelledError:
+            # arq cancels its main task once a signal's grace period is over
+            await worker.close()
+            return
+        except REDIS_ERRORS as exc:
+            log.warning("redis connection lost", error=f"{type(exc).__name__}: {exc}")
+            await _abandon(worker)
+
+
 def run_worker(settings: Settings) -> None:
-    """Run one worker until SIGTERM or SIGINT; in-flight pages get the grace period to finish."""
+    """Run one worker process until SIGTERM or SIGINT; in-flight pages get the grace period."""
     # bound before any task exists, so every task's log lines carry the worker id
     structlog.contextvars.bind_contextvars(worker=settings.worker_id)
-    asyncio.run(wait_for_redis(settings))
-    build_worker(settings).run()
+    asyncio.run(serve(settings))

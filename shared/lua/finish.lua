@@ -1,8 +1,9 @@
--- Mark a crawl done if it is running and has no pending job.
+-- Mark a crawl done if it is running (or paused) and has no pending job.
 -- KEYS: meta, pending
 -- ARGV: finished_at
--- Returns 1 if the crawl is now done, 0 if it was not running or still has pending jobs.
-if redis.call('HGET', KEYS[1], 'state') ~= 'running' then
+-- Returns 1 if the crawl is now done, 0 if it had ended or still has pending jobs.
+local state = redis.call('HGET', KEYS[1], 'state')
+if state ~= 'running' and state ~= 'paused' then
   return 0
 end
 if redis.call('SCARD', KEYS[2]) ~= 0 then

@@ -1,13 +1,14 @@
 -- Close one page job: count it, queue its new or improved links, and, when it was the crawl's
 -- last pending job, queue the job that finalizes the crawl. All in one round trip.
--- KEYS: meta, seen, pending, stats, queue
+-- KEYS: meta, seen, pending, stats, queue, parked, tries
 -- ARGV: job_id, fingerprint, depth, outcome ('fetched' | 'failed' | 'skipped'), bytes, now_ms,
---       expiry_ms, max_pages, job_prefix, finalize_job_id, finalize_payload,
+--       max_pages, job_prefix, finalize_job_id, finalize_payload,
 --       then (fingerprint, job_id, payload) per link, each at depth + 1
 -- Returns {status, queued}: status 1 = closed, -1 = this job was already closed (a re-run).
 if redis.call('SREM', KEYS[3], ARGV[1]) == 0 then
   return {-1, 0}
 end
+redis.call('HDEL', KEYS[7], ARGV[1])
 local depth = tonumber(ARGV[3])
 local outcome = ARGV[4]
 local stale = false
@@ -23,19 +24,20 @@ if outcome ~= 'skipped' then
     end
   end
 end
-local running = redis.call('HGET', KEYS[1], 'state') == 'running'
+local state = redis.call('HGET', KEYS[1], 'state')
+local live = state == 'running' or state == 'paused'
 local queued = 0
 -- a stale job's links are queued by the job that found the page at a shorter depth
-if running and not stale then
-  local k = {seen = KEYS[2], pending = KEYS[3], stats = KEYS[4], queue = KEYS[5]}
-  local opts = {now = tonumber(ARGV[6]), expiry_ms = tonumber(ARGV[7]),
-                max_pages = tonumber(ARGV[8]), job_prefix = ARGV[9]}
-  for i = 12, #ARGV, 3 do
+if live and not stale then
+  local k = {seen = KEYS[2], pending = KEYS[3], stats = KEYS[4],
+             queue = target_queue(state, KEYS[5], KEYS[6])}
+  local opts = {now = tonumber(ARGV[6]), max_pages = tonumber(ARGV[7]), job_prefix = ARGV[8]}
+  for i = 11, #ARGV, 3 do
     queued = queued + admit(k, ARGV[i], depth + 1, ARGV[i + 1], ARGV[i + 2], opts)
   end
 end
-if running and redis.call('SCARD', KEYS[3]) == 0 then
-  redis.call('SET', ARGV[9] .. ARGV[10], ARGV[11], 'PX', tonumber(ARGV[7]))
-  redis.call('ZADD', KEYS[5], tonumber(ARGV[6]), ARGV[10])
+if live and redis.call('SCARD', KEYS[3]) == 0 then
+  redis.call('SET', ARGV[8] .. ARGV[9], ARGV[10])
+  redis.call('ZADD', KEYS[5], tonumber(ARGV[6]), ARGV[9])
 end
 return {1, queued}
