@@ -42,6 +42,7 @@ class EmbeddedRedis:
     def __init__(self, data_dir: Path, *, appendonly: bool = True) -> None:
         self.data_dir = data_dir
         self.appendonly = appendonly
+        # kept across stop() and start(), so a restarted server has the same URL
         self._sockdir = Path(tempfile.mkdtemp(prefix="crawlfleet-"))
         self.socket = self._sockdir / "redis.sock"
         self._proc: subprocess.Popen[bytes] | None = None
@@ -50,9 +51,15 @@ class EmbeddedRedis:
     def url(self) -> str:
         return f"unix://{self.socket}?db=0"
 
+    @property
+    def pid(self) -> int | None:
+        """The server's process id while it runs."""
+        return None if self._proc is None else self._proc.pid
+
     def start(self, timeout: float = 15.0) -> EmbeddedRedis:
-        """Start the server and wait until it answers PING."""
+        """Start the server (again, after ``stop``) and wait until it answers PING."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._sockdir.mkdir(parents=True, exist_ok=True)
         args = [
             str(redis_server_binary()),
             "--port", "0",
@@ -86,7 +93,7 @@ class EmbeddedRedis:
         except redis.RedisError:
             return False
 
-    def stop(self) -> None:
+    def stop(self, *, remove_socket_dir: bool = True) -> None:
         """Stop the server (SIGTERM: it flushes the append-only file first)."""
         if self._proc is not None and self._proc.poll() is None:
             self._proc.terminate()
@@ -96,7 +103,8 @@ class EmbeddedRedis:
                 self._proc.kill()
                 self._proc.wait()
         self._proc = None
-        shutil.rmtree(self._sockdir, ignore_errors=True)
+        if remove_socket_dir:
+            shutil.rmtree(self._sockdir, ignore_errors=True)
 
     def __enter__(self) -> EmbeddedRedis:
         return self.start()

@@ -1,0 +1,131 @@
+"""Killed workers, a restarted Redis, a restarted fleet: every crawl completes, nothing lost."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from scheduler.control import seed_crawl
+from scheduler.embedded import EmbeddedRedis
+from scheduler.local import LocalWorkers
+from shared.catalog import load_status
+from shared.connections import connected
+from shared.crawl import CrawlSpec, CrawlState
+from shared.errors import UnknownCrawl
+from shared.settings import Settings
+from tests.support.checks import assert_stored_exactly_once
+from tests.support.crawling import wait_done
+from tests.support.testweb import TestWeb, make_site, shortest_depths
+
+pytestmark = pytest.mark.slow
+
+
+def slow_site(web: TestWeb, pages: int = 40) -> tuple[list[str], set[str]]:
+    """A site whose pages take 50-250 ms, so that kills land mid-crawl; seeds and page set."""
+    web.site = make_site(web.port, seed=3, pages_per_host=pages, links_per_page=3, max_latency=0.2)
+    for page in web.site.pages.values():
+        page.latency += 0.05
+    seeds = [web.url(h, "/p/0.html") for h in range(3)]
+    return seeds, set(shortest_depths(web.site, seeds, 4, only_seed_hosts=True))
+
+
+async def fetched(settings: Settings, crawl_id: str) -> int:
+    """Pages done so far (0 while the crawl does not exist yet)."""
+    async with connected(settings.redis_url) as redis:
+        try:
+            c = (await load_status(redis, crawl_id)).counters
+        except UnknownCrawl:
+            return 0
+        return c.fetched + c.failed
+
+
+async def wait_fetched(settings: Settings, crawl_id: str, n: int, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while await fetched(settings, crawl_id) < n:
+        assert time.monotonic() < deadline, f"fewer than {n} pages after {timeout}s"
+        await asyncio.sleep(0.05)
+
+
+async def test_sigkilled_worker_jobs_run_again(web: TestWeb, fault_settings: Settings) -> None:
+    """SIGKILL one of two workers mid-crawl: its jobs run again elsewhere; the set is exact."""
+    seeds, expected = slow_site(web)
+    spec = CrawlSpec(crawl_id="kill", seeds=seeds, depth=4)
+    with LocalWorkers(fault_settings, 2, fault_settings.data_dir / "logs") as fleet:
+        async with connected(fault_settings.redis_url) as redis:
+            await seed_crawl(redis, fault_settings, spec)
+        await wait_fetched(fault_settings, "kill", 15)
+        fleet.procs[0].send_signal(signal.SIGKILL)
+        killed_at = time.monotonic()
+        status = await wait_done(fault_settings, "kill", timeout=120)
+    assert status.state is CrawlState.DONE
+    # the killed worker's jobs waited for arq's in-progress mark to expire, no longer
+    assert time.monotonic() - killed_at < fault_settings.job_timeout_s + 10 + 30
+    assert_stored_exactly_once(fault_settings.data_dir, "kill", expected)
+    assert status.counters.fetched + status.counters.failed == len(expected)
+
+
+async def test_redis_restart_mid_crawl(
+    web: TestWeb, fault_settings: Settings, aof_redis: EmbeddedRedis
+) -> None:
+    """Redis down for 15 s mid-crawl: workers and `seed --wait` say so once and reconnect."""
+    seeds, expected = slow_site(web)
+    env = {**os.environ, **fault_settings.to_env(), "REDIS_URL": fault_settings.redis_url}
+    with LocalWorkers(fault_settings, 2, fault_settings.data_dir / "logs"):
+        waiter = subprocess.Popen(
+            [sys.executable, "-m", "scheduler", "seed", *seeds, "--depth", "4",
+             "--crawl-id", "restart", "--wait"],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            await wait_fetched(fault_settings, "restart", 20)
+            aof_redis.stop(remove_socket_dir=False)
+            await asyncio.sleep(15)  # longer than the clients' own command retries ride out
+            aof_redis.start()
+            out, err = waiter.communicate(timeout=120)
+        finally:
+            if waiter.poll() is None:
+                waiter.kill()
+                waiter.communicate()
+        status = await wait_done(fault_settings, "restart", timeout=60)
+    assert waiter.returncode == 0, err
+    assert "crawl restart done" in out
+    assert err.count("lost Redis") == 1 and err.count("Redis reachable again") == 1, err
+    assert status.state is CrawlState.DONE
+    assert_stored_exactly_once(fault_settings.data_dir, "restart", expected)
+    for log in (fault_settings.data_dir / "logs").iterdir():
+        events = [json.loads(line)["event"] for line in log.read_text().splitlines()]
+        assert events.count("redis connection lost") == 1, log
+        assert events.count("waiting for redis") == 1, log
+        assert events.count("redis reachable again") == 1, log
+
+
+async def test_whole_fleet_restarted(
+    web: TestWeb, fault_settings: Settings, aof_redis: EmbeddedRedis
+) -> None:
+    """Every worker killed and Redis restarted: the crawl resumes where it was and completes."""
+    seeds, expected = slow_site(web)
+    spec = CrawlSpec(crawl_id="fleet", seeds=seeds, depth=4)
+    with LocalWorkers(fault_settings, 2, fault_settings.data_dir / "logs") as fleet:
+        async with connected(fault_settings.redis_url) as redis:
+            await seed_crawl(redis, fault_settings, spec)
+        await wait_fetched(fault_settings, "fleet", 20)
+        for proc in fleet.procs:
+            proc.send_signal(signal.SIGKILL)
+    before = await fetched(fault_settings, "fleet")
+    aof_redis.stop(remove_socket_dir=False)
+    aof_redis.start()
+    async with connected(fault_settings.redis_url) as redis:
+        status = await load_status(redis, "fleet")
+    assert status.state is CrawlState.RUNNING
+    assert status.counters.fetched + status.counters.failed == before
+    with LocalWorkers(fault_settings, 2, fault_settings.data_dir / "logs2"):
+        status = await wait_done(fault_settings, "fleet", timeout=120)
+    assert status.state is CrawlState.DONE
+    assert_stored_exactly_once(fault_settings.data_dir, "fleet", expected)

@@ -1,0 +1,86 @@
+"""An unwritable or full data directory: pages are handed back and retried, never lost."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from scheduler.control import seed_crawl
+from scheduler.local import LocalWorkers
+from shared.catalog import load_status
+from shared.connections import connected
+from shared.crawl import CrawlSpec, CrawlState
+from shared.settings import Settings
+from tests.support.checks import assert_stored_exactly_once
+from tests.support.crawling import wait_done
+from tests.support.testweb import TestWeb, make_site, shortest_depths
+
+pytestmark = pytest.mark.slow
+
+
+async def test_unwritable_crawl_folder_retries_until_writable(
+    web: TestWeb, fault_settings: Settings
+) -> None:
+    """While the crawl folder cannot be created, no page is closed; then all are stored."""
+    web.site = make_site(web.port, seed=10, pages_per_host=10)
+    seeds = [web.url(0, "/p/0.html")]
+    blocker = fault_settings.data_dir / "blocked"
+    blocker.parent.mkdir(parents=True)
+    blocker.write_text("a file where the crawl folder should be")
+    with LocalWorkers(fault_settings, 1, fault_settings.data_dir / "logs"):
+        async with connected(fault_settings.redis_url) as redis:
+            await seed_crawl(redis, fault_settings, CrawlSpec(crawl_id="blocked", seeds=seeds))
+            await asyncio.sleep(3)
+            status = await load_status(redis, "blocked")
+            assert status.state is CrawlState.RUNNING
+            assert status.counters.fetched == 0 and status.counters.pending == 1
+        blocker.unlink()
+        status = await wait_done(fault_settings, "blocked", timeout=60)
+    assert status.state is CrawlState.DONE
+    expected = set(shortest_depths(web.site, seeds, 2, only_seed_hosts=True))
+    assert_stored_exactly_once(fault_settings.data_dir, "blocked", expected)
+    log = (fault_settings.data_dir / "logs" / "worker-1.log").read_text()
+    assert '"page handed back"' in log and "not stored" in log
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 48 KiB tmpfs (root only): a disk that fills up."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    mount = tmp_path / "small"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=48k", "tmpfs", str(mount)]).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+async def test_full_disk_retries_until_space(
+    web: TestWeb, fault_settings: Settings, small_disk: Path
+) -> None:
+    """ENOSPC: pages wait (no record without its file) until there is room, then complete."""
+    web.site = make_site(web.port, seed=11, pages_per_host=30, links_per_page=3)
+    seeds = [web.url(h, "/p/0.html") for h in range(3)]
+    settings = fault_settings.model_copy(update={"data_dir": small_disk})
+    logs = fault_settings.data_dir / "logs"
+    with LocalWorkers(settings, 1, logs):
+        async with connected(settings.redis_url) as redis:
+            await seed_crawl(redis, settings, CrawlSpec(crawl_id="full", seeds=seeds, depth=4))
+            for _ in range(100):
+                if "No space left" in (logs / "worker-1.log").read_text():
+                    break
+                await asyncio.sleep(0.1)
+            else:
+                raise AssertionError("the disk never filled up")
+            assert (await load_status(redis, "full")).state is CrawlState.RUNNING
+        subprocess.run(["mount", "-o", "remount,size=16m", str(small_disk)], check=True)
+        status = await wait_done(settings, "full", timeout=90)
+    assert status.state is CrawlState.DONE
+    expected = set(shortest_depths(web.site, seeds, 4, only_seed_hosts=True))
+    assert_stored_exactly_once(small_disk, "full", expected)
