@@ -5,12 +5,13 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
 ARGS   ?=
 
-.PHONY: help install crawl test lint fmt unit compose-e2e bench bench-quick clean
+.PHONY: help install crawl test lint fmt unit soak compose-e2e bench bench-quick clean
 
 help:
 	@echo "make crawl URL=https://example.org [ARGS='--depth 2 --workers 2']  crawl on this machine"
 	@echo "make test          lint, types and the test suite (what CI runs)"
 	@echo "make lint          ruff and mypy only"
+	@echo "make soak          crawl 20,000 pages while killing workers and Redis (minutes)"
 	@echo "make compose-e2e   docker compose end to end (podman sandbox when no docker engine)"
 	@echo "make bench         benchmark against Scrapy; figures to bench/results/<date>.json"
 
@@ -52,6 +53,9 @@ bench: $(BENCH_STAMP)
 
 bench-quick: $(BENCH_STAMP)
 	$(BIN)/python -m bench --quick
+
+soak: $(STAMP)
+	$(BIN)/pytest -q -s -m soak tests/faults/test_soak.py
 
 compose-e2e: $(STAMP)
 	$(BIN)/pytest -q -p no:randomly tests/compose --run-compose

@@ -28,22 +28,26 @@ class LocalWorkers:
     def start(self) -> LocalWorkers:
         """Start the processes; they connect to ``settings.redis_url`` on their own."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        for index in range(1, self.count + 1):
-            worker = self.settings.model_copy(
-                update={"worker_id": f"local-{index}", "log_format": "json"}
-            )
-            env = {**os.environ, **worker.to_env()}
-            with self.log_file(index).open("ab") as log:
-                self.procs.append(
-                    subprocess.Popen(
-                        [sys.executable, "-m", "workers"],
-                        env=env,
-                        stdin=subprocess.DEVNULL,
-                        stdout=log,
-                        stderr=subprocess.STDOUT,
-                    )
-                )
+        self.procs = [self._spawn(index) for index in range(1, self.count + 1)]
         return self
+
+    def replace(self, index: int) -> None:
+        """Start a new process in slot ``index`` (0-based) after the old one has exited."""
+        self.procs[index] = self._spawn(index + 1)
+
+    def _spawn(self, number: int) -> subprocess.Popen[bytes]:
+        worker = self.settings.model_copy(
+            update={"worker_id": f"local-{number}", "log_format": "json"}
+        )
+        env = {**os.environ, **worker.to_env()}
+        with self.log_file(number).open("ab") as log:
+            return subprocess.Popen(
+                [sys.executable, "-m", "workers"],
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
 
     def alive(self) -> int:
         """How many of the processes are still running."""
