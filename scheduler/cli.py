@@ -23,9 +23,10 @@ from shared.catalog import list_crawls, load_status
 from shared.connections import connected
 from shared.crawl import CrawlSpec, CrawlState, CrawlStatus, check_crawl_id, new_crawl_id
 from shared.errors import CrawlfleetError, ServiceError
+from shared.keys import worker_health_key
 from shared.logs import configure_logging
 from shared.settings import Settings
-from shared.urls import Scope, canonical_seed
+from shared.urls import canonical_seed
 
 T = TypeVar("T")
 
@@ -59,12 +60,53 @@ ScopeOpt = Annotated[
 MaxPages = Annotated[
     int | None, typer.Option("--max-pages", min=1, help="Fetch at most this many URLs.")
 ]
+Allow = Annotated[
+    list[str] | None,
+    typer.Option("--allow", help="Follow only links matching this regex (repeatable)."),
+]
+Deny = Annotated[
+    list[str] | None, typer.Option("--deny", help="Never follow links matching this regex.")
+]
+IgnoreRobots = Annotated[
+    bool, typer.Option("--ignore-robots", help="Do not obey robots.txt (obeyed by default).")
+]
+PerHostConcurrency = Annotated[
+    int,
+    typer.Option("--per-host-concurrency", min=1, help="Requests in flight per host, fleet-wide."),
+]
+PerHostDelay = Annotated[
+    float,
+    typer.Option(
+        "--per-host-delay",
+        min=0,
+        help="Seconds between request starts per host, fleet-wide (or robots Crawl-delay).",
+    ),
+]
+Retries = Annotated[
+    int,
+    typer.Option("--retries", min=0, help="Retries of timeouts, connect errors, 429 and 5xx."),
+]
+MaxBytes = Annotated[
+    int | None,
+    typer.Option(
+        "--max-bytes-per-page",
+        min=1,
+        help="Cut bodies there, marked truncated (default: 10 MiB, env CRAWLFLEET_MAX_PAGE_BYTES).",
+    ),
+]
+AllowPrivate = Annotated[
+    bool,
+    typer.Option(
+        "--allow-private",
+        help="Let a crawl of public sites fetch private, loopback and link-local addresses.",
+    ),
+]
 Concurrency = Annotated[
     int | None, typer.Option("--concurrency", "-c", min=1, help="Pages in flight per worker.")
 ]
 DataDir = Annotated[
     Path | None,
-    typer.Option("--data-dir", help="Where pages are written [env: CRAWLFLEET_DATA_DIR]."),
+    typer.Option("--data-dir", help="Where pages are written (env CRAWLFLEET_DATA_DIR)."),
 ]
 
 
@@ -91,19 +133,20 @@ def _run(coro: Coroutine[Any, Any, T]) -> T:
         raise _fail(str(exc)) from None
 
 
-def _spec(
-    urls: list[str], depth: int, crawl_id: str | None, scope: str, max_pages: int | None
-) -> CrawlSpec:
-    if scope not in ("host", "domain", "any"):
-        raise _fail(f"invalid scope {scope!r}: use host, domain or any")
+def _spec(urls: list[str], crawl_id: str | None, **options: Any) -> CrawlSpec:
+    """The crawl spec from the CLI's crawl options; bad values fail with one line."""
+    if options["scope"] not in ("host", "domain", "any"):
+        raise _fail(f"invalid scope {options['scope']!r}: use host, domain or any")
     try:
         seeds = list(dict.fromkeys(canonical_seed(u) for u in urls))
         cid = check_crawl_id(crawl_id) if crawl_id else new_crawl_id()
     except CrawlfleetError as exc:
         raise _fail(str(exc)) from None
-    checked_scope: Scope = scope  # type: ignore[assignment]
-    return CrawlSpec(crawl_id=cid, seeds=seeds, depth=depth, scope=checked_scope,
-                     max_pages=max_pages)  # fmt: skip
+    options = {k: v for k, v in options.items() if v is not None}
+    try:
+        return CrawlSpec(crawl_id=cid, seeds=seeds, **options)
+    except ValidationError as exc:
+        raise _fail(exc.errors()[0]["msg"].removeprefix("Value error, ")) from None
 
 
 @app.callback()
@@ -144,10 +187,23 @@ def seed(
     crawl_id: CrawlId = None,
     scope: ScopeOpt = "host",
     max_pages: MaxPages = None,
+    allow: Allow = None,
+    deny: Deny = None,
+    ignore_robots: IgnoreRobots = False,
+    per_host_concurrency: PerHostConcurrency = 8,
+    per_host_delay: PerHostDelay = 0.0,
+    retries: Retries = 2,
+    max_bytes_per_page: MaxBytes = None,
+    allow_private: AllowPrivate = False,
     wait: Annotated[bool, typer.Option("--wait", help="Show progress until it is done.")] = False,
 ) -> None:
     """Create a crawl and queue its seed URLs; prints the crawl id."""
-    spec = _spec(urls, depth, crawl_id, scope, max_pages)
+    spec = _spec(
+        urls, crawl_id, depth=depth, scope=scope, max_pages=max_pages, allow=allow, deny=deny,
+        obey_robots=not ignore_robots, per_host_concurrency=per_host_concurrency,
+        per_host_delay=per_host_delay, retries=retries, max_bytes_per_page=max_bytes_per_page,
+        allow_private=allow_private,
+    )  # fmt: skip
     settings = _settings(ctx)
 
     async def go() -> CrawlStatus | None:
@@ -167,16 +223,44 @@ def seed(
             raise typer.Exit(1)
 
 
-@app.command(epilog="Example: crawlfleet worker --concurrency 64 --data-dir /data")
-def worker(ctx: typer.Context, concurrency: Concurrency = None, data_dir: DataDir = None) -> None:
+@app.command(
+    epilog="Examples: crawlfleet worker --concurrency 64 --data-dir /data | "
+    "CRAWLFLEET_WORKER_ID=w1 crawlfleet worker --check"
+)
+def worker(
+    ctx: typer.Context,
+    concurrency: Concurrency = None,
+    data_dir: DataDir = None,
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check",
+            help="Do not run: exit 0 if the worker CRAWLFLEET_WORKER_ID polled Redis in the "
+            "last 30 s, else 1 (a container healthcheck).",
+        ),
+    ] = False,
+) -> None:
     """Run one worker until SIGTERM or SIGINT (in-flight pages finish or go back to the queue)."""
+    settings = _settings(ctx, concurrency=concurrency, data_dir=data_dir)
+    if check:
+        raise typer.Exit(0 if _worker_alive(settings) else 1)
     from workers.worker import run_worker
 
-    settings = _settings(ctx, concurrency=concurrency, data_dir=data_dir)
     try:
         run_worker(settings)
     except CrawlfleetError as exc:
         raise _fail(str(exc)) from None
+
+
+def _worker_alive(settings: Settings) -> bool:
+    import redis
+
+    key = worker_health_key(settings.queue_name, settings.worker_id)
+    try:
+        with redis.Redis.from_url(settings.redis_url, socket_timeout=3) as client:
+            return bool(client.exists(key))
+    except (redis.RedisError, OSError):
+        return False
 
 
 @app.command(epilog="Examples: crawlfleet status | crawlfleet status 20261125-101500-a1b2c3 --json")
@@ -266,12 +350,25 @@ def run(
     crawl_id: CrawlId = None,
     scope: ScopeOpt = "host",
     max_pages: MaxPages = None,
+    allow: Allow = None,
+    deny: Deny = None,
+    ignore_robots: IgnoreRobots = False,
+    per_host_concurrency: PerHostConcurrency = 8,
+    per_host_delay: PerHostDelay = 0.0,
+    retries: Retries = 2,
+    max_bytes_per_page: MaxBytes = None,
+    allow_private: AllowPrivate = False,
     workers: Annotated[int, typer.Option("--workers", "-w", min=1, help="Worker processes.")] = 2,
     concurrency: Concurrency = None,
     data_dir: DataDir = None,
 ) -> None:
     """Crawl on this machine: Redis (embedded unless REDIS_URL is set), workers, progress."""
-    spec = _spec(urls, depth, crawl_id, scope, max_pages)
+    spec = _spec(
+        urls, crawl_id, depth=depth, scope=scope, max_pages=max_pages, allow=allow, deny=deny,
+        obey_robots=not ignore_robots, per_host_concurrency=per_host_concurrency,
+        per_host_delay=per_host_delay, retries=retries, max_bytes_per_page=max_bytes_per_page,
+        allow_private=allow_private,
+    )  # fmt: skip
     settings = _settings(ctx, concurrency=concurrency, data_dir=data_dir)
     started = time.monotonic()
     embedded: EmbeddedRedis | None = None

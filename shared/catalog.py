@@ -31,7 +31,8 @@ async def load_status(redis: Redis, crawl_id: str) -> CrawlStatus:
         pipe.hgetall(keys.stats)
         pipe.scard(keys.pending)
         pipe.zcard(keys.seen)
-        meta, stats, pending, seen = await pipe.execute()
+        pipe.hgetall(keys.reasons)
+        meta, stats, pending, seen, reasons = await pipe.execute()
     if not meta:
         raise UnknownCrawl(f"no crawl with id {crawl_id!r}")
     counts = {k.decode(): int(v) for k, v in stats.items()}
@@ -42,7 +43,12 @@ async def load_status(redis: Redis, crawl_id: str) -> CrawlStatus:
         spec=CrawlSpec.model_validate_json(meta[b"spec"]),
         created_at=datetime.fromisoformat(meta[b"created_at"].decode()),
         finished_at=datetime.fromisoformat(finished) if finished else None,
-        counters=CrawlCounters(**counts, pending=pending, seen=seen),
+        counters=CrawlCounters(
+            **counts,
+            pending=pending,
+            seen=seen,
+            reasons={k.decode(): int(v) for k, v in sorted(reasons.items())},
+        ),
     )
 
 

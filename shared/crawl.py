@@ -7,7 +7,7 @@ import secrets
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from shared.errors import InvalidCrawlId
 from shared.urls import Scope
@@ -46,17 +46,37 @@ def check_crawl_id(crawl_id: str) -> str:
 
 
 class CrawlSpec(BaseModel):
-    """What a crawl fetches: fixed when the crawl is created."""
+    """What a crawl fetches and how politely: fixed when the crawl is created."""
 
     crawl_id: str
     seeds: list[str]
     depth: int = Field(default=2, ge=0)
     scope: Scope = "host"
     max_pages: int | None = Field(default=None, ge=1)
+    allow: list[str] = Field(default_factory=list)
+    deny: list[str] = Field(default_factory=list)
+    obey_robots: bool = True
+    per_host_concurrency: int = Field(default=8, ge=1)
+    per_host_delay: float = Field(default=0.0, ge=0)
+    retries: int = Field(default=2, ge=0)
+    max_bytes_per_page: int | None = Field(default=None, ge=1)
+    allow_private: bool = False
+
+    @field_validator("allow", "deny")
+    @classmethod
+    def _patterns_compile(cls, patterns: list[str]) -> list[str]:
+        for pattern in patterns:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from None
+        return patterns
 
 
 class CrawlCounters(BaseModel):
-    """Counters of one crawl. ``pending`` is the number of jobs queued or running."""
+    """Counters of one crawl. ``pending`` is the number of jobs queued or running;
+    ``reasons`` counts failed pages and error statuses by reason (``timeout``, ``http 404``...).
+    """
 
     fetched: int = 0
     failed: int = 0
@@ -64,6 +84,7 @@ class CrawlCounters(BaseModel):
     queued: int = 0
     pending: int = 0
     seen: int = 0
+    reasons: dict[str, int] = Field(default_factory=dict)
 
 
 class CrawlStatus(BaseModel):

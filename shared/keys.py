@@ -10,7 +10,16 @@ Per crawl ``C``:
 - ``cf:C:pending``       set of the job ids of this crawl that are queued, parked or running;
                          empty means the crawl is complete
 - ``cf:C:parked``        sorted set of the job ids taken off the queue while the crawl is paused
-- ``cf:C:tries``         hash: job id -> times started without being closed (a worker died)
+- ``cf:C:tries``         hash: job id -> times started without being closed (a worker died);
+                         ``<job id>#fetch`` -> transient fetch failures retried so far
+- ``cf:C:reasons``       hash: failure reason or error status -> pages
+- ``cf:C:robots:O``      robots.txt of origin ``O`` (``scheme://host:port``) as this crawl saw it
+- ``cf:C:robots-lock:O`` held by the one worker fetching that robots.txt
+
+Per host ``H``, shared by every crawl, so politeness holds across the whole fleet:
+
+- ``cf:host:H:slots``    sorted set: lease token -> lease expiry (ms): requests in flight
+- ``cf:host:H:next``     earliest time (ms) the next request to the host may start
 
 arq's own keys (``arq:job:<id>``, ``arq:in-progress:<id>``, ``arq:retry:<id>``) and the queue
 (``Settings.queue_name``) are shared by all crawls; job ids start with the crawl id.
@@ -60,6 +69,45 @@ class CrawlKeys:
     @property
     def tries(self) -> str:
         return f"{PREFIX}:{self.crawl_id}:tries"
+
+    @property
+    def reasons(self) -> str:
+        return f"{PREFIX}:{self.crawl_id}:reasons"
+
+    def robots(self, origin: str) -> str:
+        return f"{PREFIX}:{self.crawl_id}:robots:{origin}"
+
+    def robots_lock(self, origin: str) -> str:
+        return f"{PREFIX}:{self.crawl_id}:robots-lock:{origin}"
+
+
+@dataclass(frozen=True, slots=True)
+class HostKeys:
+    """The key names of one host's politeness state."""
+
+    host: str
+
+    @property
+    def slots(self) -> str:
+        return f"{PREFIX}:host:{self.host}:slots"
+
+    @property
+    def next_start(self) -> str:
+        return f"{PREFIX}:host:{self.host}:next"
+
+
+HEALTH_CHECK_INTERVAL_S = 30
+
+
+def worker_health_key(queue_name: str, worker_id: str) -> str:
+    """One worker's own arq health key (arq's default is shared by every worker on a queue);
+    it lives ``HEALTH_CHECK_INTERVAL_S + 1`` seconds after each refresh."""
+    return f"{queue_name}:health-check:{worker_id}"
+
+
+def fetch_attempts_field(job_id: str) -> str:
+    """The field of ``cf:C:tries`` counting a job's retried transient fetch failures."""
+    return f"{job_id}#fetch"
 
 
 def job_key(job_id: str) -> str:

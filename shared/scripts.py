@@ -11,7 +11,17 @@ from importlib.resources import files
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
-SCRIPTS = ("seed", "start", "page_done", "finish", "cancel", "pause", "resume")
+SCRIPTS = (
+    "seed",
+    "start",
+    "page_done",
+    "finish",
+    "cancel",
+    "pause",
+    "resume",
+    "host_acquire",
+    "host_hold",
+)
 _NEEDS_ADMIT = {"seed", "page_done"}
 
 
@@ -35,6 +45,8 @@ class Scripts:
     cancel: AsyncScript
     pause: AsyncScript
     resume: AsyncScript
+    host_acquire: AsyncScript
+    host_hold: AsyncScript
 
     @classmethod
     def register(cls, redis: Redis) -> Scripts:

@@ -71,6 +71,11 @@ class Settings(BaseSettings):
         return level
 
     @property
+    def robots_agent(self) -> str:
+        """The product token of the user agent, which robots.txt groups are matched against."""
+        return self.user_agent.split("/", 1)[0].split()[0] if self.user_agent.strip() else "*"
+
+    @property
     def page_deadline_s(self) -> float:
         """The longest one page job may take: a fetch at its total timeout, storing, Redis."""
         return self.total_timeout + 5.0

@@ -23,6 +23,12 @@ from pydantic import BaseModel
 
 from shared.crawl import check_crawl_id
 
+# mkstemp makes files readable by their owner only; pages are for everyone the umask allows,
+# e.g. a container of another user reading the shared volume
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+_FILE_MODE = 0o666 & ~_UMASK
+
 MANIFEST = "manifest.jsonl"
 PAGES = "pages"
 
@@ -102,6 +108,7 @@ def atomic_write(path: Path, data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), _FILE_MODE)
             f.write(data)
         Path(tmp).replace(path)
     except BaseException:

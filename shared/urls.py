@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import re
 from functools import lru_cache
 from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
@@ -98,13 +99,26 @@ def host_of(canonical_url: str) -> str:
 class ScopeRule:
     """Decides whether a link belongs to a crawl, from the crawl's seeds and scope."""
 
-    def __init__(self, scope: Scope, seeds: list[str]) -> None:
+    def __init__(
+        self,
+        scope: Scope,
+        seeds: list[str],
+        allow: list[str] | None = None,
+        deny: list[str] | None = None,
+    ) -> None:
         self.scope = scope
         hosts = {host_of(s) for s in seeds}
         self._allowed = {registered_domain(h) for h in hosts} if scope == "domain" else hosts
+        self._allow = [re.compile(p) for p in allow or []]
+        self._deny = [re.compile(p) for p in deny or []]
 
     def allows(self, canonical_url: str) -> bool:
-        """True if the crawl may follow a link to this URL."""
+        """True if the crawl may follow a link to this URL: in scope, matching an ``allow``
+        pattern (when there are any) and no ``deny`` pattern."""
+        if self._allow and not any(p.search(canonical_url) for p in self._allow):
+            return False
+        if any(p.search(canonical_url) for p in self._deny):
+            return False
         if self.scope == "any":
             return True
         host = host_of(canonical_url)

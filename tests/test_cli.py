@@ -123,7 +123,10 @@ def test_worker_and_seed_wait_then_sigterm(web: TestWeb, settings: Settings) -> 
         text=True,
     )
     try:
+        check_env = {**env, "CRAWLFLEET_WORKER_ID": "someone-else"}
+        assert cli("worker", "--check", env=check_env).returncode == 1
         seeded = cli("seed", seed_url, "--depth", "2", "--crawl-id", "waited", "--wait", env=env)
+        assert cli("worker", "--check", env=env).returncode == 0  # the running worker's own key
         assert seeded.returncode == 0, seeded.stderr
         assert seeded.stdout.startswith("waited\n")
         assert "crawl waited done" in seeded.stdout and "manifest.jsonl" in seeded.stdout

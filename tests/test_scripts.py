@@ -15,7 +15,7 @@ from shared.keys import CrawlKeys, job_key
 from shared.scripts import script_source
 from shared.settings import Settings
 from shared.urls import fingerprint
-from workers.frontier import Frontier, PageJob, Verdict
+from workers.frontier import Frontier, PageJob, Start, Verdict
 
 SEED = "http://example.org/"
 
@@ -77,10 +77,10 @@ async def test_page_done_queues_new_links_once_and_counts_once(
     frontier = Frontier(redis, settings)
     job = PageJob("c1", SEED, 0, None)
     links = ["http://example.org/a", "http://example.org/b", SEED]
-    assert (await frontier.start(job))[0] is Verdict.RUN
+    assert (await frontier.start(job)).verdict is Verdict.RUN
     assert await frontier.close(job, s, "fetched", 100, links) == 2
     assert await frontier.close(job, s, "fetched", 100, links) is None  # a re-run
-    assert (await frontier.start(job))[0] is Verdict.DONE_ALREADY
+    assert (await frontier.start(job)).verdict is Verdict.DONE_ALREADY
     status = await load_status(redis, "c1")
     assert status.counters.fetched == 1 and status.counters.bytes == 100
     assert status.counters.pending == 2 and status.counters.seen == 3
@@ -101,11 +101,11 @@ async def test_shorter_path_requeues_page_and_marks_old_job_stale(
     await frontier.close(PageJob("c1", SEED, 0, None), s, "fetched", 1, [near])
     await frontier.close(PageJob("c1", near, 1, SEED), s, "fetched", 1, [far])
     old = PageJob("c1", far, 2, near)
-    assert (await frontier.start(old))[0] is Verdict.RUN
+    assert (await frontier.start(old)).verdict is Verdict.RUN
     # now the other seed links to far directly: depth 1 beats 2
     await frontier.close(PageJob("c1", "http://example.org/b", 0, None), s, "fetched", 1, [far])
-    assert (await frontier.start(old))[0] is Verdict.STALE
-    assert (await frontier.start(PageJob("c1", far, 1, SEED)))[0] is Verdict.RUN
+    assert (await frontier.start(old)).verdict is Verdict.STALE
+    assert (await frontier.start(PageJob("c1", far, 1, SEED))).verdict is Verdict.RUN
     assert f"c1:{fingerprint(far)}:1" in await queue(redis, settings)
     assert await frontier.best_depths("c1", [fingerprint(far)]) == [1]
 
@@ -175,7 +175,7 @@ async def test_cancel_drops_queued_jobs(redis: Redis, settings: Settings) -> Non
     assert not await redis.exists(CrawlKeys("c1").pending)
     assert await redis.keys("arq:job:c1:*") == [job_key(seed_job.job_id).encode()]
     assert (await load_status(redis, "c1")).state is CrawlState.CANCELLED
-    assert (await frontier.start(PageJob("c1", SEED + "a", 1, SEED)))[0] is Verdict.STOPPED
+    assert (await frontier.start(PageJob("c1", SEED + "a", 1, SEED))).verdict is Verdict.STOPPED
     with pytest.raises(CrawlNotRunning):
         await cancel_crawl(redis, settings, "c1")
     with pytest.raises(UnknownCrawl):
@@ -188,12 +188,14 @@ async def test_start_counts_tries_until_closed(redis: Redis, settings: Settings)
     await seed_crawl(redis, settings, s)
     frontier = Frontier(redis, settings)
     job = PageJob("c1", SEED, 0, None)
-    assert await frontier.start(job) == (Verdict.RUN, 1)
-    assert await frontier.start(job) == (Verdict.RUN, 2)  # its worker died: started again
-    await frontier.uncount_start(job)
-    assert await frontier.start(job) == (Verdict.RUN, 2)
+    assert await frontier.start(job) == Start(Verdict.RUN, 1, 0)
+    assert await frontier.start(job) == Start(Verdict.RUN, 2, 0)  # its worker died
+    await frontier.hand_back(job)
+    assert await frontier.start(job) == Start(Verdict.RUN, 2, 0)
+    await frontier.hand_back(job, fetch_failed=True)
+    assert await frontier.start(job) == Start(Verdict.RUN, 2, 1)
     await frontier.close(job, s, "fetched", 1, [])
-    assert not await redis.hexists(CrawlKeys("c1").tries, job.job_id)  # type: ignore[misc]
+    assert await redis.hlen(CrawlKeys("c1").tries) == 0  # type: ignore[misc]
 
 
 async def test_pause_parks_queue_and_new_links_resume_requeues(
@@ -210,7 +212,7 @@ async def test_pause_parks_queue_and_new_links_resume_requeues(
     assert await pause_crawl(redis, settings, "c1") == 1
     assert await queue(redis, settings, seed_job, running) == []
     assert (await load_status(redis, "c1")).state is CrawlState.PAUSED
-    assert (await frontier.start(PageJob("c1", SEED + "b", 1, SEED)))[0] is Verdict.PAUSED
+    assert (await frontier.start(PageJob("c1", SEED + "b", 1, SEED))).verdict is Verdict.PAUSED
     # the page that was running when the crawl was paused: its links are parked too
     await frontier.close(running, s, "fetched", 1, [SEED + "c"])
     assert await redis.zcard(CrawlKeys("c1").parked) == 2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -55,3 +56,12 @@ def test_crawl_ids_cannot_escape_the_data_dir(tmp_path: Path, bad: str) -> None:
 def test_body_extension_is_from_a_fixed_table(ctype: str | None, ext: str) -> None:
     """Extensions come from a fixed table, never from the header text."""
     assert body_extension(ctype) == ext
+
+
+def test_written_files_are_readable_by_others(tmp_path: Path) -> None:
+    """Pages get the umask's mode (0644 usually), not mkstemp's owner-only 0600."""
+    target = tmp_path / "page.html"
+    atomic_write(target, b"x")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask

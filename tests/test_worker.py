@@ -95,7 +95,9 @@ async def test_bad_pages_are_recorded_not_fatal(web: TestWeb, settings: Settings
             web.url(0, "/x"): Page(),
         }
     )
-    spec = CrawlSpec(crawl_id="bad", seeds=[root], depth=2, scope="any")
+    spec = CrawlSpec(
+        crawl_id="bad", seeds=[root], depth=2, scope="any", obey_robots=False, retries=0
+    )
     status = await crawl_in_process(settings, spec)
     assert status.state is CrawlState.DONE
     records = {r["url"]: r for r in read_manifest(settings.data_dir, "bad")}
@@ -106,14 +108,14 @@ async def test_bad_pages_are_recorded_not_fatal(web: TestWeb, settings: Settings
     assert records[tls]["status"] is None and records[tls]["error"].startswith("tls")
     assert records[web.url(0, "/after-bom")]["status"] == 200  # found despite the bad charset
     assert status.counters.failed == 2
+    assert status.counters.reasons == {"connect": 1, "tls": 1, "http 500": 1}
 
 
 async def test_max_pages_stops_the_crawl(web: TestWeb, settings: Settings, tmp_path: Path) -> None:
     """--max-pages caps the number of URLs fetched."""
     web.site = make_site(web.port, pages_per_host=30, max_latency=0)
-    spec = CrawlSpec(
-        crawl_id="cap", seeds=[web.url(0, "/p/0.html")], depth=5, max_pages=7, scope="any"
-    )
+    seeds = [web.url(h, "/p/0.html") for h in range(3)]
+    spec = CrawlSpec(crawl_id="cap", seeds=seeds, depth=5, max_pages=7)
     status = await crawl_in_process(settings, spec)
     assert len(read_manifest(settings.data_dir, "cap")) == 7
     assert status.counters.fetched + status.counters.failed == 7

@@ -17,6 +17,8 @@ from shared.storage import CrawlLayout
 from shared.urls import ScopeRule
 from workers.fetch import make_client
 from workers.frontier import Frontier
+from workers.politeness import Politeness
+from workers.robots import RobotsCache
 
 CTX_KEY = "crawlfleet"
 
@@ -37,6 +39,8 @@ class WorkerContext:
     settings: Settings
     client: httpx.AsyncClient
     frontier: Frontier
+    politeness: Politeness
+    robots: RobotsCache
     stack: AsyncExitStack
     rules: dict[str, CrawlRules] = field(default_factory=dict)
 
@@ -47,7 +51,7 @@ class WorkerContext:
             spec = await load_spec(self.frontier.redis, crawl_id)
             rules = CrawlRules(
                 spec=spec,
-                scope=ScopeRule(spec.scope, spec.seeds),
+                scope=ScopeRule(spec.scope, spec.seeds, spec.allow, spec.deny),
                 layout=CrawlLayout(self.settings.data_dir, crawl_id),
             )
             self.rules[crawl_id] = rules
@@ -61,7 +65,12 @@ async def on_startup(ctx: dict[str, Any]) -> None:
     stack = AsyncExitStack()
     client = await stack.enter_async_context(make_client(settings))
     ctx[CTX_KEY] = WorkerContext(
-        settings=settings, client=client, frontier=Frontier(redis, settings), stack=stack
+        settings=settings,
+        client=client,
+        frontier=Frontier(redis, settings),
+        politeness=Politeness(redis, lease_s=settings.page_deadline_s),
+        robots=RobotsCache(redis, client, settings),
+        stack=stack,
     )
     structlog.get_logger().info(
         "worker started", concurrency=settings.concurrency, data_dir=str(settings.data_dir)

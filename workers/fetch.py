@@ -6,10 +6,46 @@ import asyncio
 import ssl
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 
 import httpx
 
 from shared.settings import Settings
+
+_TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+_TRANSIENT_ERRORS = ("connect", "timeout", "protocol")
+MAX_RETRY_AFTER_S = 300.0
+
+
+def failed(url: str, error: str) -> FetchResult:
+    """A result for a URL that was not fetched, with the reason."""
+    return FetchResult(
+        url=url,
+        final_url=None,
+        status=None,
+        content_type=None,
+        body=b"",
+        truncated=False,
+        error=error,
+        duration_ms=0,
+    )
+
+
+def retry_after_s(value: str | None) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or an HTTP date), capped at 5 min."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return min(float(value), MAX_RETRY_AFTER_S)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, min((when - datetime.now(UTC)).total_seconds(), MAX_RETRY_AFTER_S))
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +60,23 @@ class FetchResult:
     truncated: bool
     error: str | None
     duration_ms: int
+    retry_after: float | None = None
+
+    @property
+    def transient(self) -> bool:
+        """True for failures worth trying again later: no answer, a timeout, 429 or 5xx."""
+        if self.status is not None:
+            return self.status in _TRANSIENT_STATUSES
+        return (self.error or "").startswith(_TRANSIENT_ERRORS)
+
+    @property
+    def reason(self) -> str:
+        """The category counted per crawl: the error's kind, or ``http <status>`` for errors."""
+        if self.error is not None:
+            return self.error.split(":", 1)[0]
+        if self.status is not None and self.status >= 400:
+            return f"http {self.status}"
+        return ""
 
     @property
     def ok(self) -> bool:
@@ -94,13 +147,17 @@ def _reason(exc: Exception) -> str:
     return f"{type(exc).__name__}: {detail}"
 
 
-async def fetch(client: httpx.AsyncClient, url: str, settings: Settings) -> FetchResult:
-    """GET ``url``; never raises for a bad page or server, only for cancellation."""
+async def fetch(
+    client: httpx.AsyncClient, url: str, settings: Settings, max_bytes: int | None = None
+) -> FetchResult:
+    """GET ``url``, reading at most ``max_bytes`` of body (default: the settings');
+    never raises for a bad page or server, only for cancellation."""
     started = time.perf_counter()
     try:
         async with asyncio.timeout(settings.total_timeout):
             async with client.stream("GET", url) as response:
-                body, truncated = await _read_capped(response, settings.max_page_bytes)
+                limit = max_bytes or settings.max_page_bytes
+                body, truncated = await _read_capped(response, limit)
                 return FetchResult(
                     url=url,
                     final_url=str(response.url),
@@ -110,6 +167,7 @@ async def fetch(client: httpx.AsyncClient, url: str, settings: Settings) -> Fetc
                     truncated=truncated,
                     error=None,
                     duration_ms=_ms_since(started),
+                    retry_after=retry_after_s(response.headers.get("retry-after")),
                 )
     except (httpx.HTTPError, httpx.InvalidURL, TimeoutError, OSError, ValueError) as exc:
         return FetchResult(

@@ -18,7 +18,7 @@ from shared.jobs import (
     now_ms,
     page_job_id,
 )
-from shared.keys import JOB_KEY_PREFIX, CrawlKeys
+from shared.keys import JOB_KEY_PREFIX, CrawlKeys, fetch_attempts_field
 from shared.scripts import Scripts
 from shared.settings import Settings
 from shared.urls import fingerprint
@@ -34,6 +34,15 @@ class Verdict(Enum):
     PAUSED = "paused"  # the crawl is paused: hand the job back
     STALE = "stale"  # the page was reached by a shorter path since this job was queued
     STOPPED = "stopped"  # the crawl is cancelled or gone
+
+
+@dataclass(frozen=True, slots=True)
+class Start:
+    """The answer of :meth:`Frontier.start`."""
+
+    verdict: Verdict
+    tries: int  # starts without a close, this one included (more than 1: a worker died)
+    retried: int  # transient fetch failures of this job retried so far
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,22 +71,24 @@ class Frontier:
         self.settings = settings
         self.scripts = Scripts.register(redis)
 
-    async def start(self, job: PageJob) -> tuple[Verdict, int]:
-        """Decide whether ``job`` should fetch, in one round trip.
-
-        Returns the verdict and, for ``RUN``, how often the job has now been started without
-        being closed (more than once means a worker died while running it).
-        """
+    async def start(self, job: PageJob) -> Start:
+        """Decide whether ``job`` should fetch, in one round trip, and count the start."""
         keys = CrawlKeys(job.crawl_id)
-        verdict, tries = await self.scripts.start(
+        verdict, tries, retried = await self.scripts.start(
             keys=[keys.meta, keys.pending, keys.seen, keys.tries],
             args=[job.job_id, job.fingerprint, job.depth],
         )
-        return Verdict(verdict.decode()), int(tries)
+        return Start(Verdict(verdict.decode()), int(tries), int(retried))
 
-    async def uncount_start(self, job: PageJob) -> None:
-        """Take back the start of a job handed back on purpose (so it is not a lost try)."""
-        await self.redis.hincrby(CrawlKeys(job.crawl_id).tries, job.job_id, -1)  # type: ignore[misc]
+    async def hand_back(self, job: PageJob, *, fetch_failed: bool = False) -> None:
+        """Take back the start of a job handed back on purpose (it is not a lost try);
+        with ``fetch_failed``, also count one more retried transient fetch failure."""
+        tries = CrawlKeys(job.crawl_id).tries
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hincrby(tries, job.job_id, -1)
+            if fetch_failed:
+                pipe.hincrby(tries, fetch_attempts_field(job.job_id), 1)
+            await pipe.execute()
 
     async def close(
         self,
@@ -86,6 +97,7 @@ class Frontier:
         outcome: Outcome,
         nbytes: int,
         links: list[str],
+        reason: str = "",
     ) -> int | None:
         """Count the page, queue its new or improved links, finish the crawl if it was the last.
 
@@ -105,6 +117,7 @@ class Frontier:
             JOB_KEY_PREFIX,
             finalize_job_id(job.crawl_id),
             job_payload(FINALIZE_CRAWL, (job.crawl_id,), now),
+            reason,
         ]
         if child_depth <= spec.depth:
             for url in links:
@@ -123,6 +136,7 @@ class Frontier:
                 self.settings.queue_name,
                 keys.parked,
                 keys.tries,
+                keys.reasons,
             ],
             args=args,
         )

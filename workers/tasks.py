@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 from typing import Any
 
 import structlog
@@ -10,22 +11,29 @@ from arq import Retry
 from redis.exceptions import RedisError
 
 from shared.storage import CrawlLayout
-from workers.context import CTX_KEY, WorkerContext
-from workers.fetch import FetchResult, fetch
+from shared.urls import host_of
+from workers.context import CTX_KEY, CrawlRules, WorkerContext
+from workers.fetch import FetchResult, failed, fetch
 from workers.finalize import write_manifest
-from workers.frontier import PageJob, Verdict
+from workers.frontier import PageJob, Start, Verdict
 from workers.links import charset_of, extract_hrefs, followable_links
+from workers.politeness import HostBusy
+from workers.robots import RobotsUnreachable
 from workers.store import store_page
 
 log = structlog.get_logger()
 
 
 class HandBack(Exception):
-    """The job cannot be done now: put it back on the queue to run ``defer`` seconds later."""
+    """The job cannot be done now: put it back on the queue to run ``defer`` seconds later.
 
-    def __init__(self, reason: str, defer: float) -> None:
+    ``fetch_failed`` marks a transient fetch failure, counted against the crawl's retries.
+    """
+
+    def __init__(self, reason: str, defer: float, *, fetch_failed: bool = False) -> None:
         super().__init__(reason)
         self.defer = defer
+        self.fetch_failed = fetch_failed
 
 
 async def crawl_page(
@@ -59,31 +67,26 @@ def _backoff(ctx: dict[str, Any]) -> float:
 
 async def _crawl(worker: WorkerContext, job: PageJob) -> None:
     settings = worker.settings
-    verdict, tries = await worker.frontier.start(job)
-    if verdict is Verdict.DONE_ALREADY:
+    start = await worker.frontier.start(job)
+    if start.verdict is Verdict.DONE_ALREADY:
         log.debug("page already done")
         return
-    if verdict is Verdict.PAUSED:
+    if start.verdict is Verdict.PAUSED:
         raise HandBack("crawl paused", settings.pause_poll_s)
     rules = await worker.rules_for(job.crawl_id)
-    if verdict is not Verdict.RUN:
+    if start.verdict is not Verdict.RUN:
         await worker.frontier.close(job, rules.spec, "skipped", 0, [])
-        log.debug("page skipped", reason=verdict.value)
+        log.debug("page skipped", reason=start.verdict.value)
         return
-
-    if tries > settings.job_tries:
-        result = FetchResult(
-            url=job.url, final_url=None, status=None, content_type=None, body=b"",
-            truncated=False, duration_ms=0,
-            error=f"gave up after {tries - 1} tries: its worker stopped or hung each time",
-        )  # fmt: skip
-    else:
-        result = await fetch(worker.client, job.url, settings)
     try:
-        store_page(rules.layout, job, result, settings.worker_id)
-    except OSError as exc:
-        await worker.frontier.uncount_start(job)
-        raise HandBack(f"not stored: {exc}", settings.pause_poll_s) from exc
+        result = await _polite_fetch(worker, rules, job, start)
+        try:
+            store_page(rules.layout, job, result, settings.worker_id)
+        except OSError as exc:
+            raise HandBack(f"not stored: {exc}", settings.pause_poll_s) from exc
+    except HandBack as exc:
+        await worker.frontier.hand_back(job, fetch_failed=exc.fetch_failed)
+        raise
 
     links: list[str] = []
     if result.is_html and result.final_url:
@@ -93,8 +96,9 @@ async def _crawl(worker: WorkerContext, job: PageJob) -> None:
         except Exception as exc:  # a page that breaks the parser must not break the worker
             log.warning("links not extracted", error=f"{type(exc).__name__}: {exc}")
     queued = await worker.frontier.close(
-        job, rules.spec, "fetched" if result.ok else "failed", len(result.body), links
-    )
+        job, rules.spec, "fetched" if result.ok else "failed", len(result.body), links,
+        result.reason,
+    )  # fmt: skip
     fields = {
         "status": result.status,
         "bytes": len(result.body),
@@ -106,6 +110,45 @@ async def _crawl(worker: WorkerContext, job: PageJob) -> None:
         log.info("page fetched", **fields, **({"truncated": True} if result.truncated else {}))
     else:
         log.warning("page failed", **fields, reason=result.error)
+
+
+async def _polite_fetch(
+    worker: WorkerContext, rules: CrawlRules, job: PageJob, start: Start
+) -> FetchResult:
+    """Fetch as the crawl's politeness allows: robots.txt, per-host slots and delay, and
+    retries of transient failures (handed back with backoff until the crawl's retries)."""
+    settings, spec = worker.settings, rules.spec
+    if start.tries > settings.job_tries:
+        return failed(
+            job.url, f"gave up: its worker stopped or hung {start.tries - 1} times fetching it"
+        )
+    delay = spec.per_host_delay
+    if spec.obey_robots:
+        try:
+            robots = await worker.robots.rules(job.crawl_id, job.url)
+        except RobotsUnreachable as exc:
+            if start.retried >= spec.retries:
+                return failed(job.url, f"robots.txt unreachable: {exc.reason}")
+            raise HandBack(str(exc), exc.retry_in, fetch_failed=True) from exc
+        if not robots.allows(job.url, settings.robots_agent):
+            return failed(job.url, "robots.txt: disallowed")
+        delay = max(delay, robots.crawl_delay(settings.robots_agent))
+    host = host_of(job.url)
+    try:
+        async with worker.politeness.slot(host, spec.per_host_concurrency, delay):
+            result = await fetch(worker.client, job.url, settings, spec.max_bytes_per_page)
+    except HostBusy as exc:
+        raise HandBack(str(exc), exc.retry_in) from exc
+    if result.retry_after and result.status in (429, 503):
+        await worker.politeness.hold(host, result.retry_after)
+    if result.transient and start.retried < spec.retries:
+        backoff = result.retry_after or (2.0**start.retried + random.uniform(0, 1))
+        raise HandBack(
+            f"transient failure: {result.error or f'http {result.status}'}",
+            backoff,
+            fetch_failed=True,
+        )
+    return result
 
 
 async def finalize_crawl(ctx: dict[str, Any], crawl_id: str) -> None:

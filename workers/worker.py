@@ -13,6 +13,7 @@ from arq.worker import Worker, create_worker, func
 from shared.connections import REDIS_ERRORS, arq_redis_settings, connected
 from shared.errors import RedisUnavailable
 from shared.jobs import CRAWL_PAGE, FINALIZE_CRAWL, deserialize, serialize
+from shared.keys import HEALTH_CHECK_INTERVAL_S, worker_health_key
 from shared.settings import Settings
 from workers.context import on_shutdown, on_startup
 from workers.tasks import crawl_page, finalize_crawl
@@ -23,11 +24,9 @@ log = structlog.get_logger()
 # (cf:<crawl>:tries) and records a page as failed after Settings.job_tries, so arq must
 # never drop a job on its own
 _ARQ_MAX_TRIES = 1_000_000
-
-
-def health_check_key(settings: Settings) -> str:
-    """This replica's own health key (arq's default is shared by every worker on a queue)."""
-    return f"{settings.queue_name}:health-check:{settings.worker_id}"
+# how long shutting down may wait on Redis before it gives up on it
+_CLOSE_TIMEOUT_S = 5.0
+_CLOSE_FAILURES: tuple[type[Exception], ...] = (TimeoutError, *REDIS_ERRORS)
 
 
 def worker_settings(settings: Settings) -> dict[str, Any]:
@@ -55,8 +54,9 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
         "job_deserializer": deserialize,
         "allow_abort_jobs": True,
         "job_completion_wait": settings.shutdown_grace_s,
-        "health_check_key": health_check_key(settings),
-        "health_check_interval": 10,
+        "health_check_key": worker_health_key(settings.queue_name, settings.worker_id),
+        # arq refreshes it between batches of jobs, which can take a while under load
+        "health_check_interval": HEALTH_CHECK_INTERVAL_S,
     }
 
 
@@ -86,38 +86,63 @@ async def wait_for_redis(settings: Settings, stop: asyncio.Event) -> bool:
 
 
 async def _abandon(worker: Worker) -> None:
-    """Drop a worker whose Redis went away: cancel its jobs and release its resources.
+    """Drop a worker whose Redis is gone or hung: cancel its jobs, release its resources.
 
-    The jobs stay queued with arq's in-progress mark, so they run again once it expires.
+    Its jobs stay queued with arq's in-progress mark, so they run again once that expires.
     """
     for task in worker.tasks.values():
         task.cancel()
-    await asyncio.gather(*worker.tasks.values(), return_exceptions=True)
+    if worker.tasks:
+        await asyncio.wait(worker.tasks.values(), timeout=_CLOSE_TIMEOUT_S)
     await on_shutdown(worker.ctx)
     with contextlib.suppress(*REDIS_ERRORS):
-        await worker.pool.aclose(close_connection_pool=True)
+        await asyncio.wait_for(worker.pool.aclose(close_connection_pool=True), _CLOSE_TIMEOUT_S)
+
+
+async def _stop(worker: Worker, main: asyncio.Task[None], grace_s: float) -> None:
+    """Stop gracefully: take no new job, give running ones ``grace_s`` to finish, hand back
+    the rest (arq queues a cancelled job again), and close, never waiting on Redis for long."""
+    worker.allow_pick_jobs = False
+    running = [t for t in worker.tasks.values() if not t.done()]
+    log.info("worker stopping", running=len(running), grace_s=grace_s)
+    if running:
+        await asyncio.wait(running, timeout=grace_s)
+    main.cancel()
+    with contextlib.suppress(asyncio.CancelledError, *REDIS_ERRORS):
+        await main
+    try:
+        await asyncio.wait_for(worker.close(), _CLOSE_TIMEOUT_S)
+    except _CLOSE_FAILURES:
+        await _abandon(worker)
 
 
 async def serve(settings: Settings) -> None:
-    """Run one worker until SIGTERM or SIGINT, starting it again whenever Redis comes back."""
+    """Run one worker until SIGTERM or SIGINT, starting it again whenever Redis comes back.
+
+    The signals are ours, not arq's, so a stop is honoured whatever state the worker is in:
+    waiting for Redis, running jobs, or dropping a worker whose Redis went away.
+    """
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
-    while True:
-        # ours while no arq worker runs; arq installs its own (graceful) handlers when it starts
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        if not await wait_for_redis(settings, stop):
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    while await wait_for_redis(settings, stop):
+        worker = build_worker(settings, handle_signals=False)
+        main = asyncio.create_task(worker.async_run())
+        stopping = asyncio.create_task(stop.wait())
+        await asyncio.wait({main, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if stop.is_set():
+            await _stop(worker, main, settings.shutdown_grace_s)
             return
-        worker = build_worker(settings)
-        try:
-            await worker.async_run()
-        except asyncio.CancelledError:
-            # arq cancels its main task once a signal's grace period is over
-            await worker.close()
-            return
-        except REDIS_ERRORS as exc:
-            log.warning("redis connection lost", error=f"{type(exc).__name__}: {exc}")
+        stopping.cancel()
+        exc = main.exception()
+        if exc is None or not isinstance(exc, REDIS_ERRORS):
             await _abandon(worker)
+            if exc is not None:
+                raise exc
+            return
+        log.warning("redis connection lost", error=f"{type(exc).__name__}: {exc}")
+        await _abandon(worker)
 
 
 def run_worker(settings: Settings) -> None:

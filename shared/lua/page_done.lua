@@ -1,14 +1,14 @@
 -- Close one page job: count it, queue its new or improved links, and, when it was the crawl's
 -- last pending job, queue the job that finalizes the crawl. All in one round trip.
--- KEYS: meta, seen, pending, stats, queue, parked, tries
+-- KEYS: meta, seen, pending, stats, queue, parked, tries, reasons
 -- ARGV: job_id, fingerprint, depth, outcome ('fetched' | 'failed' | 'skipped'), bytes, now_ms,
---       max_pages, job_prefix, finalize_job_id, finalize_payload,
+--       max_pages, job_prefix, finalize_job_id, finalize_payload, reason ('' for none),
 --       then (fingerprint, job_id, payload) per link, each at depth + 1
 -- Returns {status, queued}: status 1 = closed, -1 = this job was already closed (a re-run).
 if redis.call('SREM', KEYS[3], ARGV[1]) == 0 then
   return {-1, 0}
 end
-redis.call('HDEL', KEYS[7], ARGV[1])
+redis.call('HDEL', KEYS[7], ARGV[1], ARGV[1] .. '#fetch')
 local depth = tonumber(ARGV[3])
 local outcome = ARGV[4]
 local stale = false
@@ -21,6 +21,9 @@ if outcome ~= 'skipped' then
       redis.call('ZADD', KEYS[2], value + 0.5, ARGV[2])
       redis.call('HINCRBY', KEYS[4], outcome, 1)
       redis.call('HINCRBY', KEYS[4], 'bytes', tonumber(ARGV[5]))
+      if ARGV[11] ~= '' then
+        redis.call('HINCRBY', KEYS[8], ARGV[11], 1)
+      end
     end
   end
 end
@@ -32,7 +35,7 @@ if live and not stale then
   local k = {seen = KEYS[2], pending = KEYS[3], stats = KEYS[4],
              queue = target_queue(state, KEYS[5], KEYS[6])}
   local opts = {now = tonumber(ARGV[6]), max_pages = tonumber(ARGV[7]), job_prefix = ARGV[8]}
-  for i = 11, #ARGV, 3 do
+  for i = 12, #ARGV, 3 do
     queued = queued + admit(k, ARGV[i], depth + 1, ARGV[i + 1], ARGV[i + 2], opts)
   end
 end

@@ -129,3 +129,32 @@ async def test_whole_fleet_restarted(
         status = await wait_done(fault_settings, "fleet", timeout=120)
     assert status.state is CrawlState.DONE
     assert_stored_exactly_once(fault_settings.data_dir, "fleet", expected)
+
+
+@pytest.mark.parametrize("outage", ["stopped", "frozen"])
+async def test_sigterm_is_honoured_while_redis_is_out(
+    web: TestWeb, fault_settings: Settings, aof_redis: EmbeddedRedis, outage: str
+) -> None:
+    """SIGTERM stops a worker within its grace period even when Redis is gone or hangs."""
+    seeds, _ = slow_site(web)
+    with LocalWorkers(fault_settings, 1, fault_settings.data_dir / "logs") as fleet:
+        async with connected(fault_settings.redis_url) as redis:
+            await seed_crawl(redis, fault_settings, CrawlSpec(crawl_id="t", seeds=seeds))
+        await wait_fetched(fault_settings, "t", 3)
+        assert aof_redis.pid is not None
+        if outage == "stopped":
+            aof_redis.stop(remove_socket_dir=False)
+        else:
+            os.kill(aof_redis.pid, signal.SIGSTOP)
+        try:
+            await asyncio.sleep(1.5)
+            proc = fleet.procs[0]
+            proc.send_signal(signal.SIGTERM)
+            began = time.monotonic()
+            code = await asyncio.to_thread(proc.wait, 60)
+            took = time.monotonic() - began
+        finally:
+            if outage == "frozen":
+                os.kill(aof_redis.pid, signal.SIGCONT)
+    assert code == 0
+    assert took < fault_settings.shutdown_grace_s + 12, f"took {took:.1f}s to stop"
