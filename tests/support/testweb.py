@@ -34,6 +34,9 @@ class Page:
     latency: float = 0.0
     redirect_to: str | None = None
     body: bytes | None = None
+    # statuses of the first requests, in order (then ``status``): a server that recovers
+    first_statuses: list[int] = field(default_factory=list)
+    headers: dict[str, str] = field(default_factory=dict)
 
     def render(self) -> bytes:
         if self.body is not None:
@@ -164,7 +167,14 @@ class _Handler(BaseHTTPRequestHandler):
         web = self.server.web
         host = str(self.server.server_address[0])
         url = f"http://{host}:{web.port}{self.path.split('#', 1)[0]}"
-        web.record(url)
+        nth = web.record(url)
+        web.enter(host)
+        try:
+            self._answer(web, url, nth)
+        finally:
+            web.leave(host)
+
+    def _answer(self, web: TestWeb, url: str, nth: int) -> None:
         page = web.site.pages.get(url)
         if page is None:
             self._send(404, "text/plain", b"not found\n")
@@ -177,10 +187,15 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
-        self._send(page.status, page.content_type, page.render())
+        status = page.first_statuses[nth] if nth < len(page.first_statuses) else page.status
+        self._send(status, page.content_type, page.render(), page.headers)
 
-    def _send(self, status: int, content_type: str, body: bytes) -> None:
+    def _send(
+        self, status: int, content_type: str, body: bytes, headers: dict[str, str] | None = None
+    ) -> None:
         self.send_response(status)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -213,15 +228,36 @@ class TestWeb:
         self.site = Site({})
         self.port = 0
         self.requests: list[tuple[str, float]] = []
+        self._counts: dict[str, int] = {}
+        self.in_flight: dict[str, int] = {}
+        self.max_in_flight: dict[str, int] = {}
         self._lock = threading.Lock()
         self._servers: list[_HostServer] = []
 
     def url(self, host_index: int, path: str) -> str:
         return f"http://{self.hosts[host_index]}:{self.port}{path}"
 
-    def record(self, url: str) -> None:
+    def record(self, url: str) -> int:
+        """Note a request's start; returns how many requests for ``url`` came before it."""
         with self._lock:
+            nth = self._counts.get(url, 0)
+            self._counts[url] = nth + 1
             self.requests.append((url, time.monotonic()))
+            return nth
+
+    def enter(self, host: str) -> None:
+        with self._lock:
+            self.in_flight[host] = self.in_flight.get(host, 0) + 1
+            self.max_in_flight[host] = max(self.max_in_flight.get(host, 0), self.in_flight[host])
+
+    def leave(self, host: str) -> None:
+        with self._lock:
+            self.in_flight[host] -= 1
+
+    def starts(self, host: str) -> list[float]:
+        """Start times of the requests to ``host``, in order."""
+        with self._lock:
+            return [t for u, t in self.requests if f"//{host}:" in u]
 
     def requested(self) -> list[str]:
         with self._lock:
