@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     total_timeout: float = Field(default=60.0, gt=0)
     max_page_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
     max_redirects: int = Field(default=10, ge=0)
+    # links followed from one page, in document order: bounds the work a hostile page can ask
+    max_links_per_page: int = Field(default=5000, ge=1)
 
     # a page whose worker died (or hung past the deadline) this many times while fetching it
     # is recorded as failed; deliberate hand-backs (a paused crawl, a full disk) do not count

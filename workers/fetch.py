@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
+import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -113,7 +114,8 @@ def make_client(settings: Settings) -> httpx.AsyncClient:
             max_connections=settings.concurrency,
             max_keepalive_connections=settings.concurrency,
         ),
-        headers={"User-Agent": settings.user_agent},
+        # only what _read_capped can decode within its memory bound
+        headers={"User-Agent": settings.user_agent, "Accept-Encoding": "gzip, deflate"},
         trust_env=False,
     )
 
@@ -182,25 +184,54 @@ async def fetch(
         )
 
 
+class _Decoder:
+    """Content-Encoding decoding that never holds more than the room left in the body.
+
+    httpx's own decoders inflate each network chunk whole, so one 64 KiB chunk of a gzip bomb
+    becomes tens of megabytes at once; here ``max_length`` bounds every step.
+    """
+
+    def __init__(self, encoding: str) -> None:
+        encoding = encoding.strip().lower()
+        self._zlib: zlib._Decompress | None = None
+        if encoding in ("gzip", "x-gzip"):
+            self._zlib = zlib.decompressobj(zlib.MAX_WBITS | 16)
+        elif encoding == "deflate":
+            self._zlib = zlib.decompressobj()
+        elif encoding not in ("", "identity"):
+            raise httpx.DecodingError(f"unsupported content encoding {encoding!r}")
+
+    def decode(self, data: bytes, room: int) -> bytes:
+        """At most ``room`` bytes decoded from ``data`` (more is left in the decoder)."""
+        if self._zlib is None:
+            return data[:room]
+        try:
+            return self._zlib.decompress(self._zlib.unconsumed_tail + data, room)
+        except zlib.error as exc:
+            raise httpx.DecodingError(f"bad compressed body: {exc}") from exc
+
+    @property
+    def pending(self) -> bool:
+        """True if decoded bytes are still waiting past the room given."""
+        return self._zlib is not None and bool(self._zlib.unconsumed_tail)
+
+
 async def _read_capped(response: httpx.Response, limit: int) -> tuple[bytes, bool]:
     """Read at most ``limit`` bytes of the decoded body; True if more was left unread."""
+    decoder = _Decoder(response.headers.get("content-encoding", ""))
     chunks: list[bytes] = []
     size = 0
-    async for chunk in response.aiter_bytes():
-        room = limit - size
-        if len(chunk) >= room:
-            chunks.append(chunk[:room])
-            return b"".join(chunks), len(chunk) > room or await _has_more(response)
+    async for raw in response.aiter_raw():
+        chunk = decoder.decode(raw, limit - size + 1)
+        # one byte past the limit tells a body of exactly ``limit`` bytes from a longer one
+        if size + len(chunk) > limit:
+            chunks.append(chunk[: limit - size])
+            return b"".join(chunks), True
         chunks.append(chunk)
         size += len(chunk)
+    if decoder.pending and size >= limit:
+        return b"".join(chunks), True
     return b"".join(chunks), False
-
-
-async def _has_more(response: httpx.Response) -> bool:
-    async for chunk in response.aiter_bytes():
-        if chunk:
-            return True
-    return False
 
 
 def _ms_since(started: float) -> int:

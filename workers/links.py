@@ -48,16 +48,27 @@ def extract_hrefs(html: bytes, page_url: str, encoding: str | None = None) -> li
     return hrefs
 
 
-def followable_links(hrefs: list[str], scope: ScopeRule) -> list[str]:
-    """Canonical, in-scope page URLs among ``hrefs``, each once, in first-seen order."""
+# longer URLs are almost always traps or junk, and most servers refuse them anyway
+MAX_URL_LENGTH = 2048
+
+
+def followable_links(hrefs: list[str], scope: ScopeRule, limit: int | None = None) -> list[str]:
+    """Canonical, in-scope page URLs among ``hrefs``, each once, in first-seen order; at most
+    ``limit`` of them, none longer than ``MAX_URL_LENGTH``."""
     seen: set[str] = set()
     links: list[str] = []
     for href in hrefs:
+        if len(href) > MAX_URL_LENGTH:
+            continue
         url = canonicalize(href)
-        if url is None or url in seen or not is_page_link(url) or not scope.allows(url):
+        if url is None or url in seen or len(url) > MAX_URL_LENGTH:
+            continue
+        if not is_page_link(url) or not scope.allows(url):
             continue
         seen.add(url)
         links.append(url)
+        if limit is not None and len(links) >= limit:
+            break
     return links
 
 

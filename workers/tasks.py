@@ -92,7 +92,7 @@ async def _crawl(worker: WorkerContext, job: PageJob) -> None:
     if result.is_html and result.final_url:
         try:
             hrefs = extract_hrefs(result.body, result.final_url, charset_of(result.content_type))
-            links = followable_links(hrefs, rules.scope)
+            links = followable_links(hrefs, rules.scope, settings.max_links_per_page)
         except Exception as exc:  # a page that breaks the parser must not break the worker
             log.warning("links not extracted", error=f"{type(exc).__name__}: {exc}")
     queued = await worker.frontier.close(
