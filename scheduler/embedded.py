@@ -39,9 +39,12 @@ class EmbeddedRedis:
     temporary folder because socket paths are limited to about 100 characters.
     """
 
-    def __init__(self, data_dir: Path, *, appendonly: bool = True) -> None:
+    def __init__(
+        self, data_dir: Path, *, appendonly: bool = True, password: str | None = None
+    ) -> None:
         self.data_dir = data_dir
         self.appendonly = appendonly
+        self.password = password
         # kept across stop() and start(), so a restarted server has the same URL
         self._sockdir = Path(tempfile.mkdtemp(prefix="crawlfleet-"))
         self.socket = self._sockdir / "redis.sock"
@@ -49,7 +52,8 @@ class EmbeddedRedis:
 
     @property
     def url(self) -> str:
-        return f"unix://{self.socket}?db=0"
+        auth = f":{self.password}@" if self.password else ""
+        return f"unix://{auth}{self.socket}?db=0"
 
     @property
     def pid(self) -> int | None:
@@ -71,6 +75,7 @@ class EmbeddedRedis:
             "--appendfsync", "everysec",
             "--logfile", "redis.log",
             "--daemonize", "no",
+            *(["--requirepass", self.password] if self.password else []),
         ]  # fmt: skip
         self._proc = subprocess.Popen(args, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
@@ -88,7 +93,9 @@ class EmbeddedRedis:
 
     def _ping(self) -> bool:
         try:
-            with redis.Redis(unix_socket_path=str(self.socket), socket_timeout=1) as client:
+            with redis.Redis(
+                unix_socket_path=str(self.socket), password=self.password, socket_timeout=1
+            ) as client:
                 return bool(client.ping())
         except redis.RedisError:
             return False

@@ -85,12 +85,20 @@ async def check(url: str) -> None:
     probe = client(url, retries=False)
     try:
         await probe.ping()
-    except AuthenticationError as exc:
-        raise RedisUnavailable(f"Redis at {redacted(url)} refused the login: {exc}") from exc
     except (RedisError, *REDIS_ERRORS) as exc:  # type: ignore[misc]
+        if _is_auth_error(exc):
+            raise RedisUnavailable(f"Redis at {redacted(url)} refused the login: {exc}") from exc
         raise RedisUnavailable(f"cannot reach Redis at {redacted(url)}: {exc}") from exc
     finally:
         await probe.aclose()
+
+
+def _is_auth_error(exc: BaseException) -> bool:
+    # redis-py's asyncio client reports a refused AUTH as a ConnectionError with Redis's words
+    text = str(exc)
+    return isinstance(exc, AuthenticationError) or any(
+        word in text for word in ("WRONGPASS", "NOAUTH", "invalid username-password")
+    )
 
 
 @asynccontextmanager

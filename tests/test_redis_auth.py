@@ -1,0 +1,51 @@
+"""A Redis that wants a password: the URL carries it; errors never print it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from scheduler.embedded import EmbeddedRedis
+from shared.crawl import CrawlSpec, CrawlState
+from shared.settings import Settings
+from tests.support.crawling import crawl_in_process
+from tests.support.testweb import TestWeb, make_site, shortest_depths
+
+SECRET = "s3cret-pw"
+
+
+@pytest.fixture
+def locked_redis(tmp_path: Path) -> Iterator[EmbeddedRedis]:
+    server = EmbeddedRedis(tmp_path / "redis", appendonly=False, password=SECRET).start()
+    yield server
+    server.stop()
+
+
+async def test_crawl_through_password_protected_redis(
+    locked_redis: EmbeddedRedis, web: TestWeb, settings: Settings
+) -> None:
+    """Seeding and workers authenticate with the password in REDIS_URL."""
+    assert f":{SECRET}@" in locked_redis.url
+    web.site = make_site(web.port, pages_per_host=8)
+    seeds = [web.url(0, "/p/0.html")]
+    locked = settings.model_copy(update={"redis_url": locked_redis.url})
+    status = await crawl_in_process(locked, CrawlSpec(crawl_id="auth", seeds=seeds))
+    assert status.state is CrawlState.DONE
+    assert status.counters.fetched == len(shortest_depths(web.site, seeds, 2, only_seed_hosts=True))
+
+
+def test_wrong_password_is_one_line_without_the_password(locked_redis: EmbeddedRedis) -> None:
+    """A wrong password: one line saying the login was refused; no password printed."""
+    wrong = locked_redis.url.replace(SECRET, "wrong-pw")
+    result = subprocess.run(
+        [sys.executable, "-m", "scheduler", "--redis-url", wrong, "status"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "refused the login" in lines[0], result.stderr
+    assert "wrong-pw" not in result.stderr and SECRET not in result.stderr
