@@ -27,13 +27,17 @@ log = structlog.get_logger()
 class HandBack(Exception):
     """The job cannot be done now: put it back on the queue to run ``defer`` seconds later.
 
-    ``fetch_failed`` marks a transient fetch failure, counted against the crawl's retries.
+    ``fetch_failed`` marks a transient fetch failure, counted against the crawl's retries;
+    ``routine`` hand-backs (a busy host, a paused crawl) are logged at debug level only.
     """
 
-    def __init__(self, reason: str, defer: float, *, fetch_failed: bool = False) -> None:
+    def __init__(
+        self, reason: str, defer: float, *, fetch_failed: bool = False, routine: bool = False
+    ) -> None:
         super().__init__(reason)
         self.defer = defer
         self.fetch_failed = fetch_failed
+        self.routine = routine
 
 
 async def crawl_page(
@@ -52,7 +56,8 @@ async def crawl_page(
             async with asyncio.timeout(worker.settings.page_deadline_s):
                 await _crawl(worker, job)
         except HandBack as exc:
-            log.info("page handed back", reason=str(exc), retry_in_s=exc.defer)
+            say = log.debug if exc.routine else log.info
+            say("page handed back", reason=str(exc), retry_in_s=round(exc.defer, 2))
             raise Retry(defer=exc.defer) from exc
         except (RedisError, TimeoutError) as exc:
             # counted as a try: a page that hangs every time is given up on after job_tries
@@ -72,7 +77,7 @@ async def _crawl(worker: WorkerContext, job: PageJob) -> None:
         log.debug("page already done")
         return
     if start.verdict is Verdict.PAUSED:
-        raise HandBack("crawl paused", settings.pause_poll_s)
+        raise HandBack("crawl paused", settings.pause_poll_s, routine=True)
     rules = await worker.rules_for(job.crawl_id)
     if start.verdict is not Verdict.RUN:
         await worker.frontier.close(job, rules.spec, "skipped", 0, [])
@@ -138,7 +143,7 @@ async def _polite_fetch(
         async with worker.politeness.slot(host, spec.per_host_concurrency, delay):
             result = await fetch(worker.client, job.url, settings, spec.max_bytes_per_page)
     except HostBusy as exc:
-        raise HandBack(str(exc), exc.retry_in) from exc
+        raise HandBack(str(exc), exc.retry_in, routine=True) from exc
     if result.retry_after and result.status in (429, 503):
         await worker.politeness.hold(host, result.retry_after)
     if result.transient and start.retried < spec.retries:
