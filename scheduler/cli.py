@@ -149,6 +149,20 @@ def _spec(urls: list[str], crawl_id: str | None, **options: Any) -> CrawlSpec:
         raise _fail(exc.errors()[0]["msg"].removeprefix("Value error, ")) from None
 
 
+# the parameters of `seed` and `run` that go into the crawl's spec as they are
+_SPEC_OPTIONS = (
+    "depth", "scope", "max_pages", "allow", "deny", "per_host_concurrency", "per_host_delay",
+    "retries", "max_bytes_per_page", "allow_private",
+)  # fmt: skip
+
+
+def _spec_from_options(params: dict[str, Any]) -> CrawlSpec:
+    """The spec from the parameters of a `seed` or `run` call (its ``locals()``)."""
+    options = {name: params[name] for name in _SPEC_OPTIONS}
+    return _spec(params["urls"], params["crawl_id"], obey_robots=not params["ignore_robots"],
+                 **options)  # fmt: skip
+
+
 @app.callback()
 def main_options(
     ctx: typer.Context,
@@ -198,12 +212,7 @@ def seed(
     wait: Annotated[bool, typer.Option("--wait", help="Show progress until it is done.")] = False,
 ) -> None:
     """Create a crawl and queue its seed URLs; prints the crawl id."""
-    spec = _spec(
-        urls, crawl_id, depth=depth, scope=scope, max_pages=max_pages, allow=allow, deny=deny,
-        obey_robots=not ignore_robots, per_host_concurrency=per_host_concurrency,
-        per_host_delay=per_host_delay, retries=retries, max_bytes_per_page=max_bytes_per_page,
-        allow_private=allow_private,
-    )  # fmt: skip
+    spec = _spec_from_options(locals())
     settings = _settings(ctx)
 
     async def go() -> CrawlStatus | None:
@@ -363,12 +372,7 @@ def run(
     data_dir: DataDir = None,
 ) -> None:
     """Crawl on this machine: Redis (embedded unless REDIS_URL is set), workers, progress."""
-    spec = _spec(
-        urls, crawl_id, depth=depth, scope=scope, max_pages=max_pages, allow=allow, deny=deny,
-        obey_robots=not ignore_robots, per_host_concurrency=per_host_concurrency,
-        per_host_delay=per_host_delay, retries=retries, max_bytes_per_page=max_bytes_per_page,
-        allow_private=allow_private,
-    )  # fmt: skip
+    spec = _spec_from_options(locals())
     settings = _settings(ctx, concurrency=concurrency, data_dir=data_dir)
     started = time.monotonic()
     embedded: EmbeddedRedis | None = None

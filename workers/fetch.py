@@ -19,7 +19,7 @@ _TRANSIENT_ERRORS = ("connect", "timeout", "protocol")
 MAX_RETRY_AFTER_S = 300.0
 
 
-def failed(url: str, error: str) -> FetchResult:
+def failed(url: str, error: str, duration_ms: int = 0) -> FetchResult:
     """A result for a URL that was not fetched, with the reason."""
     return FetchResult(
         url=url,
@@ -29,7 +29,7 @@ def failed(url: str, error: str) -> FetchResult:
         body=b"",
         truncated=False,
         error=error,
-        duration_ms=0,
+        duration_ms=duration_ms,
     )
 
 
@@ -172,16 +172,7 @@ async def fetch(
                     retry_after=retry_after_s(response.headers.get("retry-after")),
                 )
     except (httpx.HTTPError, httpx.InvalidURL, TimeoutError, OSError, ValueError) as exc:
-        return FetchResult(
-            url=url,
-            final_url=None,
-            status=None,
-            content_type=None,
-            body=b"",
-            truncated=False,
-            error=_reason(exc),
-            duration_ms=_ms_since(started),
-        )
+        return failed(url, _reason(exc), _ms_since(started))
 
 
 class _Decoder:
