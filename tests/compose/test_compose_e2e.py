@@ -164,7 +164,11 @@ def test_scaling_from_three_to_five_workers_mid_crawl_stores_every_page_once(
     crawl_id = f"e2e-scale-{secrets.token_hex(3)}"
     first = {stack.hostname(w) for w in stack.wait_healthy("worker", 3)}
 
-    seeded = stack.cli("seed", section.seed, "--depth", str(SLOW_DEPTH), "--crawl-id", crawl_id)
+    # new containers joining the network can disturb connections for a few seconds (podman
+    # rewrites its firewall rules): more retries than the default keep that from failing a page
+    seeded = stack.cli(
+        "seed", section.seed, "--depth", str(SLOW_DEPTH), "--crawl-id", crawl_id, "--retries", "5"
+    )
     assert crawl_id in seeded.stdout.splitlines(), seeded.stdout
     deadline = time.monotonic() + 60
     while stack.status(crawl_id)["counters"]["fetched"] == 0:
