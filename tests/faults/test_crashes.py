@@ -158,3 +158,37 @@ async def test_sigterm_is_honoured_while_redis_is_out(
                 os.kill(aof_redis.pid, signal.SIGCONT)
     assert code == 0
     assert took < fault_settings.shutdown_grace_s + 12, f"took {took:.1f}s to stop"
+
+
+async def test_cli_gives_up_on_a_lost_redis_after_the_limit(
+    web: TestWeb, fault_settings: Settings, aof_redis: EmbeddedRedis
+) -> None:
+    """`seed --wait` waits CRAWLFLEET_REDIS_WAIT_S for a lost Redis, then one clear error."""
+    seeds, _ = slow_site(web)
+    env = {
+        **os.environ,
+        **fault_settings.to_env(),
+        "REDIS_URL": fault_settings.redis_url,
+        "CRAWLFLEET_REDIS_WAIT_S": "3",
+    }
+    waiter = subprocess.Popen(
+        [sys.executable, "-m", "scheduler", "seed", *seeds, "--crawl-id", "gone", "--wait"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        async with connected(fault_settings.redis_url) as redis:
+            while not await redis.exists("cf:gone:meta"):
+                await asyncio.sleep(0.05)
+        aof_redis.stop(remove_socket_dir=False)
+        began = time.monotonic()
+        _, err = await asyncio.to_thread(waiter.communicate, timeout=60)
+        took = time.monotonic() - began
+    finally:
+        if waiter.poll() is None:
+            waiter.kill()
+            waiter.communicate()
+    assert waiter.returncode == 2, err
+    lines = err.strip().splitlines()
+    assert lines[-1].startswith("error: lost Redis for over 3s"), err
+    assert "Traceback" not in err
+    assert 3 <= took < 30, f"gave up after {took:.1f}s"
