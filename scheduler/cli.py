@@ -94,13 +94,6 @@ MaxBytes = Annotated[
         help="Cut bodies there, marked truncated (default: 10 MiB, env CRAWLFLEET_MAX_PAGE_BYTES).",
     ),
 ]
-AllowPrivate = Annotated[
-    bool,
-    typer.Option(
-        "--allow-private",
-        help="Let a crawl of public sites fetch private, loopback and link-local addresses.",
-    ),
-]
 Concurrency = Annotated[
     int | None, typer.Option("--concurrency", "-c", min=1, help="Pages in flight per worker.")
 ]
@@ -152,7 +145,7 @@ def _spec(urls: list[str], crawl_id: str | None, **options: Any) -> CrawlSpec:
 # the parameters of `seed` and `run` that go into the crawl's spec as they are
 _SPEC_OPTIONS = (
     "depth", "scope", "max_pages", "allow", "deny", "per_host_concurrency", "per_host_delay",
-    "retries", "max_bytes_per_page", "allow_private",
+    "retries", "max_bytes_per_page",
 )  # fmt: skip
 
 
@@ -208,7 +201,6 @@ def seed(
     per_host_delay: PerHostDelay = 0.0,
     retries: Retries = 2,
     max_bytes_per_page: MaxBytes = None,
-    allow_private: AllowPrivate = False,
     wait: Annotated[bool, typer.Option("--wait", help="Show progress until it is done.")] = False,
 ) -> None:
     """Create a crawl and queue its seed URLs; prints the crawl id."""
@@ -366,7 +358,6 @@ def run(
     per_host_delay: PerHostDelay = 0.0,
     retries: Retries = 2,
     max_bytes_per_page: MaxBytes = None,
-    allow_private: AllowPrivate = False,
     workers: Annotated[int, typer.Option("--workers", "-w", min=1, help="Worker processes.")] = 2,
     concurrency: Concurrency = None,
     data_dir: DataDir = None,
