@@ -1,0 +1,101 @@
+"""The "docs site" scenario: the Python 3.11 HTML docs of Debian's ``python3.11-doc`` package.
+
+The folder is served by :mod:`bench.server` in static mode on 127.0.0.2. The ground truth is a
+BFS over the files themselves, independent of both crawlers: links of ``<a>``/``<area>``
+``href`` (after ``<base href>``) parsed with lxml, made canonical with crawlfleet's
+``canonicalize``, kept when on the site's host and not a non-page extension (crawlfleet's list,
+which the Scrapy spider denies too). A URL with no file behind it is a 404 page (fetched,
+recorded, not followed); only HTML files are followed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections import deque
+from pathlib import Path
+from urllib.parse import unquote, urljoin, urlsplit
+
+from lxml import html as lxml_html
+
+from shared.urls import canonicalize, is_page_link
+
+DOCS_PACKAGE = "python3.11-doc"
+DOCS_ROOT = Path("/usr/share/doc/python3.11/html")
+DOCS_HOST = "127.0.0.2"
+
+
+def ensure_docs(root: Path = DOCS_ROOT) -> tuple[Path | None, str]:
+    """The docs folder, installing the package when missing and running as root; else None
+    and the reason."""
+    if (root / "index.html").is_file():
+        return root, "installed"
+    if os.geteuid() != 0:
+        return None, f"{root} missing and not root: run `apt-get install -y {DOCS_PACKAGE}`"
+    if shutil.which("apt-get") is None:
+        return None, f"{root} missing and no apt-get to install {DOCS_PACKAGE}"
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", DOCS_PACKAGE]):
+        try:
+            done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+        except subprocess.TimeoutExpired:
+            return None, f"`{' '.join(cmd)}` timed out"
+        if done.returncode != 0:
+            tail = (done.stderr or done.stdout).strip().splitlines()[-1:]
+            return None, f"`{' '.join(cmd)}` failed: {' '.join(tail)}"
+    if (root / "index.html").is_file():
+        return root, f"installed {DOCS_PACKAGE} with apt-get"
+    return None, f"{DOCS_PACKAGE} installed but {root / 'index.html'} is missing"
+
+
+def _file_of(root: Path, url: str) -> Path | None:
+    rel = os.path.normpath(unquote(urlsplit(url).path)).lstrip("/")
+    if rel.startswith(".."):
+        return None
+    target = root / rel if rel not in ("", ".") else root
+    if target.is_dir():
+        target = target / "index.html"
+    return target if target.is_file() else None
+
+
+def _links(path: Path, url: str, host: str) -> list[str]:
+    doc = lxml_html.fromstring(path.read_bytes())
+    base = url
+    for b in doc.iter("base"):
+        href = (b.get("href") or "").strip()
+        if href:
+            base = urljoin(url, href)
+            break
+    out: list[str] = []
+    for el in doc.iter("a", "area"):
+        href = (el.get("href") or "").strip()
+        if not href or href.startswith("#"):
+            continue
+        try:
+            canon = canonicalize(urljoin(base, href))
+        except ValueError:
+            continue
+        if canon and urlsplit(canon).hostname == host and is_page_link(canon):
+            out.append(canon)
+    return out
+
+
+def docs_ground_truth(root: Path, seed: str, depth: int) -> dict[str, tuple[int, bool]]:
+    """URL -> (shortest depth, is an HTML page that exists) within ``depth`` of ``seed``."""
+    host = urlsplit(seed).hostname or ""
+    dist: dict[str, int] = {seed: 0}
+    kinds: dict[str, bool] = {}
+    queue = deque([seed])
+    while queue:
+        url = queue.popleft()
+        path = _file_of(root, url)
+        is_html = path is not None and path.suffix in (".html", ".htm")
+        kinds[url] = is_html
+        if path is None or not is_html or dist[url] == depth:
+            continue
+        for link in _links(path, url, host):
+            if link not in dist:
+                dist[link] = dist[url] + 1
+                queue.append(link)
+    return {u: (d, kinds[u]) for u, d in dist.items()}

@@ -1,0 +1,177 @@
+"""Scenario (d): a large frontier, to measure Redis memory per seen URL and per queued job.
+
+No page is fetched. The crawl is seeded with ``seeds`` URLs, then each seed job is closed through
+crawlfleet's own :meth:`workers.frontier.Frontier.close` (the Lua script a worker runs after a
+page) with ``links_per_page`` new links, which admits them exactly as a crawl does: each new URL
+is added to the crawl's seen set and gets a queued arq job (job key, queue entry, pending entry).
+
+At checkpoints the benchmark reads ``used_memory`` and ``MEMORY USAGE`` of the crawl's keys:
+
+- bytes per seen URL = ``MEMORY USAGE cf:<crawl>:seen`` / URLs seen (the dedupe set, with depth);
+- bytes per queued job = (``used_memory`` growth - the seen set) / jobs queued: the arq job key,
+  the queue entry and the pending entry, with Redis's per-key overhead.
+
+The URLs look like the synthetic web's (``http://127.0.0.N:40000/p/<n>.html``); nothing connects
+to them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from redis.asyncio import Redis
+
+from bench.measure import cpu_seconds
+from scheduler.control import seed_crawl
+from scheduler.embedded import EmbeddedRedis
+from shared.connections import connected
+from shared.crawl import CrawlSpec
+from shared.keys import CrawlKeys
+from shared.settings import Settings
+from workers.frontier import Frontier, PageJob
+
+CRAWL_ID = "frontier"
+
+
+@dataclass
+class Checkpoint:
+    seen: int
+    queued: int
+    used_memory_growth: int
+    seen_key_bytes: int
+    pending_key_bytes: int
+    queue_key_bytes: int
+    job_key_bytes_avg: float
+    seen_encoding: str
+
+    @property
+    def bytes_per_seen(self) -> float:
+        return self.seen_key_bytes / self.seen if self.seen else 0.0
+
+    @property
+    def bytes_per_queued_job(self) -> float:
+        rest = self.used_memory_growth - self.seen_key_bytes
+        return rest / self.queued if self.queued else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["bytes_per_seen"] = round(self.bytes_per_seen, 1)
+        data["bytes_per_queued_job"] = round(self.bytes_per_queued_job, 1)
+        return data
+
+
+@dataclass
+class FrontierResult:
+    urls: int
+    seconds: float = 0.0
+    redis_cpu_s: float = 0.0
+    checkpoints: list[Checkpoint] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def final(self) -> Checkpoint | None:
+        return self.checkpoints[-1] if self.checkpoints else None
+
+    def to_dict(self) -> dict[str, Any]:
+        final = self.final
+        return {
+            "urls": self.urls,
+            "seconds": round(self.seconds, 2),
+            "redis_cpu_s": round(self.redis_cpu_s, 2),
+            "redis_cpu_us_per_admitted_url": round(self.redis_cpu_s * 1e6 / self.urls, 1)
+            if self.urls
+            else None,
+            "bytes_per_seen": round(final.bytes_per_seen, 1) if final else None,
+            "bytes_per_queued_job": round(final.bytes_per_queued_job, 1) if final else None,
+            "checkpoints": [c.to_dict() for c in self.checkpoints],
+            "error": self.error,
+        }
+
+
+def _url(n: int) -> str:
+    return f"http://127.0.0.{2 + n % 8}:40000/p/{n}.html"
+
+
+async def _memory_usage(redis: Redis, key: str) -> int:
+    value = await redis.memory_usage(key, samples=0)
+    return int(value or 0)
+
+
+async def _checkpoint(redis: Redis, baseline: int, queue_name: str) -> Checkpoint:
+    keys = CrawlKeys(CRAWL_ID)
+    seen = int(await redis.zcard(keys.seen))
+    queued = int(await redis.scard(keys.pending))  # type: ignore[misc]
+    sample = await redis.srandmember(keys.pending, 200)  # type: ignore[misc]
+    job_bytes = [await _memory_usage(redis, f"arq:job:{j.decode()}") for j in sample]
+    queue_bytes = await _memory_usage(redis, queue_name)
+    encoding = await redis.object("encoding", keys.seen)
+    return Checkpoint(
+        seen=seen,
+        queued=queued,
+        used_memory_growth=int((await redis.info("memory"))["used_memory"]) - baseline,
+        seen_key_bytes=await _memory_usage(redis, keys.seen),
+        pending_key_bytes=await _memory_usage(redis, keys.pending),
+        queue_key_bytes=queue_bytes,
+        job_key_bytes_avg=sum(job_bytes) / len(job_bytes) if job_bytes else 0.0,
+        seen_encoding=encoding.decode() if isinstance(encoding, bytes) else str(encoding),
+    )
+
+
+async def _fill(
+    settings: Settings, urls: int, links_per_page: int, checkpoints: list[int]
+) -> list[Checkpoint]:
+    seeds = max(1, -(-urls // (links_per_page + 1)))  # enough to reach ``urls``
+    spec = CrawlSpec(
+        crawl_id=CRAWL_ID,
+        seeds=[_url(n) for n in range(seeds)],
+        depth=2,
+        obey_robots=False,
+        allow_private=True,
+    )
+    results: list[Checkpoint] = []
+    async with connected(settings.redis_url) as redis:
+        baseline = int((await redis.info("memory"))["used_memory"])
+        await seed_crawl(redis, settings, spec)
+        frontier = Frontier(redis, settings)
+        next_url = seeds
+        marks = sorted(checkpoints)
+        for n in range(seeds):
+            job = PageJob(crawl_id=CRAWL_ID, url=_url(n), depth=0, parent=None)
+            links = [_url(next_url + k) for k in range(links_per_page)]
+            next_url += links_per_page
+            await frontier.close(job, spec, "fetched", 8192, links)
+            if marks and next_url >= marks[0]:
+                marks.pop(0)
+                results.append(await _checkpoint(redis, baseline, settings.queue_name))
+        if not results or results[-1].seen != next_url:
+            results.append(await _checkpoint(redis, baseline, settings.queue_name))
+    return results
+
+
+def run_frontier(
+    work_dir: Path, urls: int, links_per_page: int = 1000, checkpoints: list[int] | None = None
+) -> FrontierResult:
+    """Admit about ``urls`` URLs into one crawl's frontier and measure Redis memory."""
+    result = FrontierResult(urls=urls)
+    redis = EmbeddedRedis(work_dir / "redis", appendonly=False)
+    try:
+        redis.start()
+        assert redis.pid is not None
+        settings = Settings(redis_url=redis.url, data_dir=work_dir / "data")
+        cpu_before = cpu_seconds(redis.pid)
+        started = time.monotonic()
+        marks = checkpoints or [urls // 10, urls // 4, urls // 2, urls]
+        result.checkpoints = asyncio.run(_fill(settings, urls, links_per_page, marks))
+        result.seconds = time.monotonic() - started
+        result.redis_cpu_s = cpu_seconds(redis.pid) - cpu_before
+        if result.final:
+            result.urls = result.final.seen
+    except Exception as exc:
+        result.error = f"{type(exc).__name__}: {exc}"
+    finally:
+        redis.stop()
+    return result

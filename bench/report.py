@@ -1,0 +1,264 @@
+"""The benchmark's output: the JSON file in ``bench/results/`` and the table printed at the end."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import statistics
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+from bench.result import RunResult
+from bench.scenarios import Report
+
+COLUMNS = [
+    ("scen", 5), ("tool", 17), ("procs", 5), ("n", 2), ("pages", 5), ("set", 10), ("wall s", 6),
+    ("pages/s", 13), ("inflt", 5), ("CPU s", 6), ("redis s", 7), ("cores", 5), ("pg/CPU-s", 15),
+    ("redis ms/pg", 11), ("RSS MB", 6), ("B/seen", 6), ("cmds/pg", 7),
+]  # fmt: skip
+
+
+@dataclass
+class Summary:
+    """The runs of one (scenario, tool, processes): medians, and the spread of the rates."""
+
+    scenario: str
+    tool: str
+    processes: int
+    concurrency: int
+    runs: int
+    errors: int
+    pages: float
+    page_set: str
+    wall_s: float
+    pages_per_s: float
+    pages_per_s_range: tuple[float, float]
+    avg_in_flight: float | None
+    cpu_crawler_s: float
+    cpu_redis_s: float | None
+    cores: float
+    pages_per_cpu_s: float
+    pages_per_cpu_s_range: tuple[float, float]
+    redis_ms_per_page: float | None
+    peak_rss_mb: float | None
+    redis_dedupe_bytes_per_seen: float | None
+    redis_commands_per_page: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _median(values: list[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return statistics.median(present) if present else None
+
+
+def _page_set(runs: list[RunResult]) -> str:
+    checks = [r.check for r in runs if r.check is not None]
+    if not checks:
+        return "-"
+    worst = max(checks, key=lambda c: c.missing + c.extra)
+    text = "exact" if worst.exact else f"-{worst.missing}+{worst.extra}"
+    html = [r.html_check for r in runs if r.html_check is not None]
+    if html:
+        text += " H" if all(h.exact for h in html) else " H!"
+    if not worst.exact and len(checks) > 1:
+        text = f"{sum(c.exact for c in checks)}/{len(checks)} {text}"
+    return text
+
+
+def summarize(runs: list[RunResult]) -> list[Summary]:
+    """One summary per (scenario, tool, processes), in the order they first ran."""
+    groups: dict[tuple[str, str, int], list[RunResult]] = {}
+    for r in runs:
+        groups.setdefault((r.scenario, r.tool, r.processes), []).append(r)
+    out: list[Summary] = []
+    for (scenario, tool, processes), group in groups.items():
+        ok = [r for r in group if r.error is None] or group
+        rates = [r.pages_per_s for r in ok]
+        per_cpu = [r.pages_per_cpu_s for r in ok]
+        rss = [max(r.peak_rss_mb) for r in ok if r.peak_rss_mb]
+        has_redis = any(r.redis_commands for r in ok)
+        out.append(
+            Summary(
+                scenario=scenario,
+                tool=tool,
+                processes=processes,
+                concurrency=group[0].concurrency,
+                runs=len(group),
+                errors=sum(r.error is not None for r in group),
+                pages=statistics.median(r.pages for r in ok),
+                page_set=_page_set(group),
+                wall_s=statistics.median(r.wall_s for r in ok),
+                pages_per_s=statistics.median(rates),
+                pages_per_s_range=(min(rates), max(rates)),
+                avg_in_flight=_median([r.avg_in_flight for r in ok]),
+                cpu_crawler_s=statistics.median(r.cpu_crawler_s for r in ok),
+                cpu_redis_s=statistics.median(r.cpu_redis_s for r in ok) if has_redis else None,
+                cores=statistics.median(r.cpu_s / r.wall_s if r.wall_s else 0.0 for r in ok),
+                pages_per_cpu_s=statistics.median(per_cpu),
+                pages_per_cpu_s_range=(min(per_cpu), max(per_cpu)),
+                redis_ms_per_page=_median([r.redis_ms_per_page for r in ok]),
+                peak_rss_mb=max(rss) if rss else None,
+                redis_dedupe_bytes_per_seen=_median([r.redis_dedupe_bytes_per_seen for r in ok]),
+                redis_commands_per_page=_median([r.redis_commands_per_page for r in ok]),
+            )
+        )
+    return out
+
+
+def _versions() -> dict[str, str]:
+    out: dict[str, str] = {}
+    for name in ("crawlfleet", "scrapy", "scrapy-redis", "arq", "httpx", "redis", "psutil"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "missing"
+    return out
+
+
+def _fmt(value: float | None, digits: int = 1) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def _rate(value: float, spread: tuple[float, float], runs: int) -> str:
+    if runs < 2:
+        return f"{value:.0f}"
+    return f"{value:.0f} ({spread[0]:.0f}-{spread[1]:.0f})"
+
+
+def _row(s: Summary) -> list[str]:
+    return [
+        s.scenario,
+        s.tool,
+        f"{s.processes}x{s.concurrency}",
+        str(s.runs),
+        f"{s.pages:.0f}",
+        s.page_set,
+        _fmt(s.wall_s, 2),
+        _rate(s.pages_per_s, s.pages_per_s_range, s.runs),
+        _fmt(s.avg_in_flight),
+        _fmt(s.cpu_crawler_s, 2),
+        _fmt(s.cpu_redis_s, 2),
+        _fmt(s.cores, 2),
+        _rate(s.pages_per_cpu_s, s.pages_per_cpu_s_range, s.runs),
+        _fmt(s.redis_ms_per_page, 3),
+        _fmt(s.peak_rss_mb, 0),
+        _fmt(s.redis_dedupe_bytes_per_seen, 0),
+        _fmt(s.redis_commands_per_page),
+    ]
+
+
+def table(summaries: list[Summary]) -> str:
+    lines = ["  ".join(name.rjust(width) for name, width in COLUMNS)]
+    for s in summaries:
+        cells = _row(s)
+        lines.append("  ".join(c.rjust(w) for c, (_, w) in zip(cells, COLUMNS, strict=True)))
+        if s.errors:
+            lines.append(f"    ^ {s.errors} of {s.runs} runs failed: see the JSON")
+    return "\n".join(lines)
+
+
+def _find(rows: list[Summary], scenario: str, tool: str, procs: int | None) -> Summary | None:
+    for s in rows:
+        same = s.scenario == scenario and s.tool == tool and s.errors < s.runs
+        if same and (procs is None or s.processes == procs):
+            return s
+    return None
+
+
+def ratios(report: Report) -> dict[str, float]:
+    """The issue's target ratios, from the medians, where both sides ran."""
+    rows, plan = summarize(report.runs), report.plan
+    out: dict[str, float] = {}
+    for scenario in ("a", "b", "docs"):
+        cf = _find(rows, scenario, "crawlfleet", plan.workers)
+        for peer in ("scrapy", "scrapy-redis"):
+            other = _find(rows, scenario, peer, None)
+            if cf and other and other.pages_per_cpu_s:
+                key = f"{scenario}: pages/CPU-s crawlfleet / {peer}"
+                out[key] = round(cf.pages_per_cpu_s / other.pages_per_cpu_s, 2)
+    for workers in plan.scaling:
+        fast = _find(rows, "a", "crawlfleet", workers)
+        slow = _find(rows, "b", "crawlfleet", workers)
+        if fast and slow and fast.pages_per_s:
+            key = f"latency hidden ({workers} workers): pages/s 50 ms / 0 ms"
+            out[key] = round(slow.pages_per_s / fast.pages_per_s, 2)
+    for scenario in ("a", "b"):
+        one = _find(rows, scenario, "crawlfleet", 1)
+        for workers in plan.scaling:
+            many = _find(rows, scenario, "crawlfleet", workers)
+            if workers > 1 and one and many and one.pages_per_s:
+                key = f"{scenario}: scaling pages/s {workers} workers / 1 worker"
+                out[key] = round(many.pages_per_s / one.pages_per_s, 2)
+    return out
+
+
+def summary(report: Report) -> str:
+    parts = [table(summarize(report.runs))]
+    parts.append(
+        "medians of n runs (min-max); procs = processes x concurrency each; set = page set vs "
+        "the BFS ground truth (exact, or -missing+extra in the worst run; H = HTML pages only); "
+        "inflt = requests in flight on average (fetch time / wall time); "
+        "CPU s = the crawler's processes over the crawl; cores = (crawler + Redis CPU) / wall; "
+        "pg/CPU-s = pages / (crawler + Redis CPU); B/seen = MEMORY USAGE of the dedupe key per "
+        "seen URL; cmds/pg = Redis commands per page (inside Lua scripts included)"
+    )
+    if report.frontier and report.frontier.final:
+        f = report.frontier.final
+        parts.append(
+            f"d: large frontier: {f.seen:,} URLs seen, {f.queued:,} jobs queued: "
+            f"{f.bytes_per_seen:.1f} B per seen URL (seen set {f.seen_encoding}), "
+            f"{f.bytes_per_queued_job:.1f} B per queued job "
+            f"(arq job key ~{f.job_key_bytes_avg:.0f} B + queue and pending entries); "
+            f"growth per checkpoint: "
+            + ", ".join(
+                f"{c.seen // 1000}k: {c.bytes_per_seen:.0f}/{c.bytes_per_queued_job:.0f} B"
+                for c in report.frontier.checkpoints
+            )
+        )
+    for ceiling in report.ceilings:
+        parts.append(f"ceiling: {ceiling.line()}")
+    for key, value in ratios(report).items():
+        parts.append(f"ratio: {key} = {value}")
+    for skipped in report.skipped:
+        parts.append(f"skipped: {skipped}")
+    return "\n".join(parts)
+
+
+def to_json(report: Report, started: datetime, seconds: float) -> dict[str, Any]:
+    return {
+        "date": started.isoformat(timespec="seconds"),
+        "duration_s": round(seconds, 1),
+        "plan": report.plan.to_dict(),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "versions": _versions(),
+            "file_create_us": report.file_create_us,
+        },
+        "sites": report.sites,
+        "ceilings": [c.to_dict() for c in report.ceilings],
+        "summary": [s.to_dict() for s in summarize(report.runs)],
+        "runs": [r.to_dict() for r in report.runs],
+        "frontier": report.frontier.to_dict() if report.frontier else None,
+        "ratios": ratios(report),
+        "skipped": report.skipped,
+    }
+
+
+def write(report: Report, out_dir: Path, started: datetime, seconds: float) -> Path:
+    """Write ``<date>.json`` (``<date>-quick.json`` for the quick plan) and a ``latest`` copy."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    suffix = "" if report.plan.name == "full" else f"-{report.plan.name}"
+    day = started.astimezone(UTC).strftime("%Y-%m-%d")
+    path = out_dir / f"{day}{suffix}.json"
+    path.write_text(json.dumps(to_json(report, started, seconds), indent=1) + "\n")
+    shutil.copyfile(path, out_dir / f"latest{suffix}.json")
+    return path

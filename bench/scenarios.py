@@ -1,0 +1,336 @@
+"""The scenarios of ``make bench`` and ``make bench-quick``, run in one invocation.
+
+(a) CPU-bound synthetic web, (b) the same with 50 ms latency, (c) scaling 1, 2, 4 workers on
+both, (d) a large frontier, and the docs site; each crawl of (a), (b) and the docs site is also
+made by the peers (Scrapy, and scrapy-redis with as many processes as crawlfleet has workers).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from bench.ceiling import Ceiling, measure_ceiling
+from bench.docs import DOCS_HOST, docs_ground_truth, ensure_docs
+from bench.fleet import FleetRun, run_fleet
+from bench.frontier import FrontierResult, run_frontier
+from bench.measure import file_create_us
+from bench.peers import PeerRun, run_scrapy, run_scrapy_redis
+from bench.result import PageSetCheck, RunResult
+from bench.server import ServerProcess
+from bench.site import SiteConfig, SyntheticSite
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What one invocation runs."""
+
+    name: str
+    site: SiteConfig  # scenario (a); (b) is the same with ``latency_s``
+    latency_s: float
+    depth: int
+    workers: int  # crawlfleet workers and scrapy-redis processes in (a), (b) and the docs
+    concurrency: int  # per process; Scrapy's single process gets workers * concurrency
+    scaling: tuple[int, ...]  # worker counts of (c), on (a) and (b)
+    latency_scaling: bool  # run (c) on (b) too
+    peers_on_latency: bool
+    scrapy_no_store: bool  # also Scrapy without writing bodies, on (a)
+    frontier_urls: int
+    docs: bool
+    docs_depth: int
+    ceiling_requests: int
+    ceiling_seconds: float
+    run_timeout_s: float
+    repeat: int  # every crawl of (a), (b), (c) and the docs, in rounds; the table shows medians
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+FULL = Plan(
+    name="full",
+    site=SiteConfig(seed=5, hosts=8, pages_per_host=2000, links_per_page=12, page_bytes=8192,
+                    latency_s=0.0, window=72),
+    latency_s=0.05,
+    depth=4,
+    workers=2,
+    concurrency=16,
+    scaling=(1, 2, 4),
+    latency_scaling=True,
+    peers_on_latency=True,
+    scrapy_no_store=True,
+    frontier_urls=250_000,
+    docs=True,
+    docs_depth=2,
+    ceiling_requests=40_000,
+    ceiling_seconds=10.0,
+    run_timeout_s=300.0,
+    repeat=3,
+)  # fmt: skip
+
+QUICK = Plan(
+    name="quick",
+    site=SiteConfig(seed=5, hosts=4, pages_per_host=500, links_per_page=12, page_bytes=8192,
+                    latency_s=0.0, window=30),
+    latency_s=0.05,
+    depth=4,
+    workers=2,
+    concurrency=16,
+    scaling=(1, 2),
+    latency_scaling=True,
+    peers_on_latency=False,
+    scrapy_no_store=False,
+    frontier_urls=20_000,
+    docs=False,
+    docs_depth=2,
+    ceiling_requests=6_000,
+    ceiling_seconds=3.0,
+    run_timeout_s=60.0,
+    repeat=1,
+)  # fmt: skip
+
+
+@dataclass
+class Report:
+    """Everything one invocation measured."""
+
+    plan: Plan
+    runs: list[RunResult] = field(default_factory=list)
+    ceilings: list[Ceiling] = field(default_factory=list)
+    frontier: FrontierResult | None = None
+    sites: dict[str, dict[str, Any]] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)
+    file_create_us: dict[str, float] = field(default_factory=dict)
+
+
+class Bench:
+    """Runs a plan's scenarios, each run in its own temporary folder."""
+
+    def __init__(self, plan: Plan, work_root: Path, keep: bool, log: Callable[[str], None]):
+        self.plan = plan
+        self.work_root = work_root
+        self.keep = keep
+        self.log = log
+        self.report = Report(plan=plan)
+        self._n = 0
+
+    def _work_dir(self, label: str) -> Path:
+        self._n += 1
+        path = self.work_root / f"{self._n:02d}-{label}"
+        path.mkdir(parents=True)
+        return path
+
+    def _record(self, result: RunResult, started: float, work_dir: Path) -> None:
+        self.report.runs.append(result)
+        exact = "-" if result.check is None else ("exact" if result.check.exact else "DIFFERS")
+        status = f"error: {result.error}" if result.error else exact
+        self.log(
+            f"  {result.scenario:<6} {result.tool:<17} {result.processes}x{result.concurrency:<3}"
+            f" {result.pages:>6} pages {result.pages_per_s:>7.1f}/s"
+            f" {result.pages_per_cpu_s:>6.1f}/CPU-s  {status}"
+            f"  ({time.monotonic() - started:.0f}s)"
+        )
+        if not self.keep:
+            shutil.rmtree(work_dir, ignore_errors=True)
+
+    def _fleet(
+        self, scenario: str, seeds: list[str], depth: int, workers: int,
+        expected: set[str] | None, server_pid: int,
+    ) -> RunResult:  # fmt: skip
+        started = time.monotonic()
+        work_dir = self._work_dir(f"{scenario}-crawlfleet-{workers}w")
+        run = FleetRun(
+            scenario=scenario,
+            seeds=seeds,
+            depth=depth,
+            workers=workers,
+            concurrency=self.plan.concurrency,
+            per_host_concurrency=workers * self.plan.concurrency,
+            timeout_s=self.plan.run_timeout_s,
+        )
+        result = run_fleet(run, work_dir, expected, server_pid)
+        self._record(result, started, work_dir)
+        return result
+
+    def _peer(
+        self, kind: str, scenario: str, seeds: list[str], depth: int,
+        expected: set[str] | None, server_pid: int, store: bool = True,
+    ) -> RunResult:  # fmt: skip
+        started = time.monotonic()
+        work_dir = self._work_dir(f"{scenario}-{kind}")
+        total = self.plan.workers * self.plan.concurrency
+        if kind == "scrapy":
+            run = PeerRun(scenario, seeds, depth, 1, total, total, store, self.plan.run_timeout_s)
+            result = run_scrapy(run, work_dir, expected, server_pid)
+        else:
+            run = PeerRun(
+                scenario, seeds, depth, self.plan.workers, self.plan.concurrency,
+                total, store, self.plan.run_timeout_s,
+            )  # fmt: skip
+            result = run_scrapy_redis(run, work_dir, expected, server_pid)
+        self._record(result, started, work_dir)
+        return result
+
+    def probe_files(self) -> None:
+        """Measure what creating a file costs where the runs write, and in the system's /tmp."""
+        probes = {self.work_root, DISK_WORK_DIR, Path(tempfile.gettempdir())}
+        for folder in sorted(probes):
+            self.report.file_create_us[str(folder)] = round(file_create_us(folder), 1)
+        self.log(
+            "file create + write 8 KB + rename, CPU us: "
+            + ", ".join(f"{k}: {v:.0f}" for k, v in self.report.file_create_us.items())
+        )
+
+    # --- scenarios ---------------------------------------------------------------------------
+    def synthetic(self, scenario: str, config: SiteConfig, peers: bool, scaling: bool) -> None:
+        plan = self.plan
+        self.log(f"scenario {scenario}: {_describe(config, plan.depth)}")
+        with ServerProcess.synthetic(config) as server:
+            site = SyntheticSite(config, server.port)
+            truth = site.ground_truth(plan.depth)
+            expected = set(truth)
+            self.report.sites[scenario] = {
+                "config": config.to_dict(),
+                "depth": plan.depth,
+                "seeds": len(site.seeds()),
+                "pages_expected": len(expected),
+                "pages_by_depth": _by_depth(truth.values()),
+            }
+            self.log(f"  ground truth: {len(expected)} pages")
+            if scenario == "a":
+                ceiling = measure_ceiling(
+                    "synthetic server (8 KB pages)", server.pid, sorted(expected),
+                    plan.ceiling_requests, plan.ceiling_seconds,
+                )  # fmt: skip
+                self.report.ceilings.append(ceiling)
+                self.log(f"  ceiling: {ceiling.line()}")
+            seeds = site.seeds()
+            # rounds of every run, so that a change of machine load hits every tool alike
+            for _ in range(plan.repeat):
+                self._fleet(scenario, seeds, plan.depth, plan.workers, expected, server.pid)
+                if peers:
+                    self._peer("scrapy", scenario, seeds, plan.depth, expected, server.pid)
+                    self._peer("scrapy-redis", scenario, seeds, plan.depth, expected, server.pid)
+                if scaling:
+                    for workers in plan.scaling:
+                        if workers != plan.workers:
+                            self._fleet(scenario, seeds, plan.depth, workers, expected, server.pid)
+                if peers and plan.scrapy_no_store and scenario == "a":
+                    self._peer("scrapy", scenario, seeds, plan.depth, expected, server.pid, False)
+
+    def frontier(self) -> None:
+        urls = self.plan.frontier_urls
+        self.log(f"scenario d: large frontier, {urls:,} URLs admitted through Frontier.close")
+        work_dir = self._work_dir("d-frontier")
+        try:
+            result = run_frontier(work_dir, urls)
+        finally:
+            if not self.keep:
+                shutil.rmtree(work_dir, ignore_errors=True)
+        self.report.frontier = result
+        final = result.final
+        if result.error or final is None:
+            self.log(f"  error: {result.error}")
+            return
+        self.log(
+            f"  {final.seen:,} seen, {final.queued:,} queued: {final.bytes_per_seen:.0f} B per "
+            f"seen URL, {final.bytes_per_queued_job:.0f} B per queued job ({result.seconds:.1f}s)"
+        )
+
+    def docs(self) -> None:
+        plan = self.plan
+        root, how = ensure_docs()
+        if root is None:
+            self.report.skipped.append(f"docs: {how}")
+            self.log(f"scenario docs: skipped: {how}")
+            return
+        self.log(f"scenario docs: {root} ({how}), depth {plan.docs_depth}")
+        with ServerProcess.static(root) as server:
+            seed = f"http://{DOCS_HOST}:{server.port}/index.html"
+            truth = docs_ground_truth(root, seed, plan.docs_depth)
+            expected = set(truth)
+            html = {u for u, (_, is_html) in truth.items() if is_html}
+            self.report.sites["docs"] = {
+                "root": str(root),
+                "seed": seed,
+                "depth": plan.docs_depth,
+                "pages_expected": len(expected),
+                "html_pages_expected": len(html),
+                "pages_by_depth": _by_depth(d for d, _ in truth.values()),
+            }
+            self.log(f"  ground truth: {len(expected)} URLs, {len(html)} of them HTML pages")
+            ceiling = measure_ceiling(
+                "static server (docs pages)", server.pid, sorted(html),
+                plan.ceiling_requests // 4, plan.ceiling_seconds,
+            )  # fmt: skip
+            self.report.ceilings.append(ceiling)
+            self.log(f"  ceiling: {ceiling.line()}")
+            runs: list[RunResult] = []
+            for _ in range(plan.repeat):
+                runs += [
+                    self._fleet(
+                        "docs", [seed], plan.docs_depth, plan.workers, expected, server.pid
+                    ),
+                    self._peer("scrapy", "docs", [seed], plan.docs_depth, expected, server.pid),
+                ]
+            for result in runs:
+                if result.check is not None:
+                    # extra URLs unknown to the ground truth count against the HTML set too
+                    fetched = {u for u in result.urls if u in html or u not in expected}
+                    result.html_check = PageSetCheck.compare(fetched, html)
+
+    def run(self, only: set[str] | None = None) -> Report:
+        plan = self.plan
+        wanted = only or {"a", "b", "d", "docs"}
+        if "a" in wanted:
+            self.synthetic("a", plan.site, peers=True, scaling=True)
+        if "b" in wanted:
+            latency = replace(plan.site, latency_s=plan.latency_s)
+            self.synthetic("b", latency, peers=plan.peers_on_latency, scaling=plan.latency_scaling)
+        if "d" in wanted:
+            self.frontier()
+        if "docs" in wanted:
+            if plan.docs:
+                self.docs()
+            else:
+                self.report.skipped.append("docs: not in the quick plan")
+        return self.report
+
+
+def _describe(config: SiteConfig, depth: int) -> str:
+    return (
+        f"{config.hosts} hosts x {config.pages_per_host} pages, {config.links_per_page} links, "
+        f"{config.page_bytes // 1024} KB, latency {config.latency_s * 1000:.0f} ms, depth {depth}"
+    )
+
+
+def _by_depth(depths: Any) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for d in depths:
+        counts[str(d)] = counts.get(str(d), 0) + 1
+    return dict(sorted(counts.items()))
+
+
+DISK_WORK_DIR = Path(__file__).resolve().parent / ".work"
+
+
+def default_work_dir() -> Path:
+    """A RAM disk when there is one: on this machine's virtual disk the CPU cost of creating a
+    file swings from 20 us to 900 us with other I/O, which would measure the disk, not the
+    crawlers (the file-create probe of each run reports both)."""
+    shm = Path("/dev/shm")
+    if shm.is_dir() and os.access(shm, os.W_OK):
+        return shm / "crawlfleet-bench"
+    return DISK_WORK_DIR
+
+
+def make_work_root(parent: Path) -> Path:
+    """A fresh folder for the runs' data, Redis files and logs, under ``parent``."""
+    parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix="run-", dir=parent))

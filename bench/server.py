@@ -1,0 +1,299 @@
+"""The benchmark's web server: HTTP/1.1 with keep-alive on asyncio, in its own process.
+
+Two modes, on loopback only:
+
+- ``synthetic``: the :class:`~bench.site.SyntheticSite` of a :class:`~bench.site.SiteConfig`,
+  one listening socket per host (127.0.0.2, 127.0.0.3, ...), all on one port, every response
+  delayed by the config's latency (without holding anything else up);
+- ``static``: the files of a folder on 127.0.0.2 (``/`` and folders serve ``index.html``).
+
+Run as ``python -m bench.server synthetic '<config json>'`` or ``... static <folder>``: it
+prints ``PORT <n>`` once listening and serves until killed, or until ``--max-seconds``.
+:class:`ServerProcess` does that from the benchmark and kills it in any case.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import mimetypes
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import TracebackType
+from urllib.parse import unquote, urlsplit
+
+from bench.site import FIRST_HOST, SiteConfig, SyntheticSite
+
+MAX_HEADER_BYTES = 16 * 1024
+_NOT_FOUND = b"not found\n"
+
+
+class Content:
+    """What the server answers for a (host, path): status, content type and body."""
+
+    latency_s = 0.0
+
+    def get(self, host: str, path: str) -> tuple[int, bytes, bytes]:
+        raise NotImplementedError
+
+
+class SyntheticContent(Content):
+    def __init__(self, site: SyntheticSite) -> None:
+        self.site = site
+        self.latency_s = site.config.latency_s
+
+    def get(self, host: str, path: str) -> tuple[int, bytes, bytes]:
+        h = self.site.host_index(host)
+        i = self.site.page_index(path)
+        if h is None or i is None:
+            return 404, b"text/plain", _NOT_FOUND
+        return 200, b"text/html; charset=utf-8", self.site.render(h, i)
+
+
+class StaticContent(Content):
+    """Files of one folder; symbolic links are followed (Debian links shared JavaScript)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._cache: dict[str, tuple[int, bytes, bytes]] = {}
+
+    def get(self, host: str, path: str) -> tuple[int, bytes, bytes]:
+        found = self._cache.get(path)
+        if found is None:
+            found = self._read(path)
+            self._cache[path] = found
+        return found
+
+    def _read(self, path: str) -> tuple[int, bytes, bytes]:
+        rel = os.path.normpath(unquote(path)).lstrip("/")
+        if rel.startswith(".."):
+            return 404, b"text/plain", _NOT_FOUND
+        target = self.root / rel if rel not in ("", ".") else self.root
+        if target.is_dir():
+            target = target / "index.html"
+        if not target.is_file():
+            return 404, b"text/plain", _NOT_FOUND
+        mime, _ = mimetypes.guess_type(target.name)
+        mime = mime or "application/octet-stream"
+        if mime.startswith("text/"):
+            mime += "; charset=utf-8"
+        return 200, mime.encode(), target.read_bytes()
+
+
+_REASONS = {200: b"OK", 404: b"Not Found", 400: b"Bad Request"}
+
+
+class HttpProtocol(asyncio.Protocol):
+    """One connection: requests answered in order, one at a time, kept alive."""
+
+    def __init__(self, content: Content, stats: dict[str, int]) -> None:
+        self.content = content
+        self.stats = stats
+        self.buffer = b""
+        self.busy = False
+        self.transport: asyncio.Transport | None = None
+        self.loop = asyncio.get_running_loop()
+        self.local_host = ""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        sockname = transport.get_extra_info("sockname")
+        self.local_host = sockname[0] if sockname else ""
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        if len(self.buffer) > MAX_HEADER_BYTES and b"\r\n\r\n" not in self.buffer:
+            self._close()
+            return
+        self._next()
+
+    def _close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    def _next(self) -> None:
+        if self.busy or self.transport is None:
+            return
+        end = self.buffer.find(b"\r\n\r\n")
+        if end < 0:
+            return
+        head, self.buffer = self.buffer[:end], self.buffer[end + 4 :]
+        lines = head.split(b"\r\n")
+        parts = lines[0].split(b" ")
+        if len(parts) != 3:
+            self._respond(400, b"text/plain", b"bad request\n", keep_alive=False)
+            return
+        _method, target, version = parts
+        keep_alive = version == b"HTTP/1.1"
+        host = self.local_host
+        for line in lines[1:]:
+            name, _, value = line.partition(b":")
+            lname = name.strip().lower()
+            if lname == b"connection":
+                token = value.strip().lower()
+                keep_alive = token != b"close" and (keep_alive or token == b"keep-alive")
+            elif lname == b"host":
+                host = value.strip().decode("latin-1").rsplit(":", 1)[0]
+        path = urlsplit(target.decode("latin-1")).path or "/"
+        status, ctype, body = self.content.get(host, path)
+        self.busy = True
+        if self.content.latency_s > 0:
+            self.loop.call_later(
+                self.content.latency_s, self._respond, status, ctype, body, keep_alive
+            )
+        else:
+            self._respond(status, ctype, body, keep_alive)
+
+    def _respond(self, status: int, ctype: bytes, body: bytes, keep_alive: bool) -> None:
+        self.busy = False
+        if self.transport is None:
+            return
+        self.stats["requests"] += 1
+        head = b"HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n%s\r\n" % (
+            status,
+            _REASONS.get(status, b"Other"),
+            ctype,
+            len(body),
+            b"" if keep_alive else b"Connection: close\r\n",
+        )
+        self.transport.write(head + body)
+        if not keep_alive:
+            self.transport.close()
+            return
+        if self.buffer:
+            self._next()
+
+
+async def serve(content: Content, hosts: list[str], max_seconds: float) -> None:
+    """Listen on every host on one port, print it, serve until ``max_seconds`` or a signal."""
+    loop = asyncio.get_running_loop()
+    stats = {"requests": 0}
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    servers: list[asyncio.Server] = []
+    for _ in range(50):
+        try:
+            first = await loop.create_server(
+                lambda: HttpProtocol(content, stats), hosts[0], 0, backlog=1024
+            )
+            servers = [first]
+            port = first.sockets[0].getsockname()[1]
+            for host in hosts[1:]:
+                servers.append(
+                    await loop.create_server(
+                        lambda: HttpProtocol(content, stats), host, port, backlog=1024
+                    )
+                )
+            break
+        except OSError:
+            for s in servers:
+                s.close()
+            servers = []
+    if not servers:
+        raise RuntimeError("no port free on every loopback host")
+    if isinstance(content, SyntheticContent):
+        content.site.port = port
+    print(f"PORT {port}", flush=True)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), max_seconds)
+    for s in servers:
+        s.close()
+    print(f"REQUESTS {stats['requests']}", flush=True)
+
+
+class ServerProcess:
+    """The server in a child process; ``port`` once started; killed on exit whatever happens."""
+
+    def __init__(self, args: list[str], max_seconds: float = 1800) -> None:
+        self.args = args
+        self.max_seconds = max_seconds
+        self.proc: subprocess.Popen[str] | None = None
+        self.port = 0
+
+    @classmethod
+    def synthetic(cls, config: SiteConfig, max_seconds: float = 1800) -> ServerProcess:
+        return cls(["synthetic", json.dumps(config.to_dict())], max_seconds)
+
+    @classmethod
+    def static(cls, root: Path, max_seconds: float = 1800) -> ServerProcess:
+        return cls(["static", str(root)], max_seconds)
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def start(self, timeout: float = 30) -> ServerProcess:
+        cmd = [sys.executable, "-m", "bench.server", *self.args]
+        cmd += ["--max-seconds", str(self.max_seconds)]
+        self.proc = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True
+        )
+        assert self.proc.stdout is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if line.startswith("PORT "):
+                self.port = int(line.split()[1])
+                return self
+            if not line and self.proc.poll() is not None:
+                break
+        self.stop()
+        raise RuntimeError("the benchmark web server did not start")
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        self.proc = None
+
+    def __enter__(self) -> ServerProcess:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.server", description=__doc__)
+    parser.add_argument("mode", choices=["synthetic", "static"])
+    parser.add_argument("what", help="the SiteConfig as JSON, or the folder to serve")
+    parser.add_argument("--max-seconds", type=float, default=3600)
+    args = parser.parse_args()
+    content: Content
+    if args.mode == "synthetic":
+        config = SiteConfig.from_dict(json.loads(args.what))
+        content = SyntheticContent(SyntheticSite(config, 0))
+        hosts = [f"127.0.0.{FIRST_HOST + h}" for h in range(config.hosts)]
+    else:
+        content = StaticContent(Path(args.what))
+        hosts = [f"127.0.0.{FIRST_HOST}"]
+    asyncio.run(serve(content, hosts, args.max_seconds))
+
+
+if __name__ == "__main__":
+    main()
