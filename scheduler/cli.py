@@ -94,6 +94,14 @@ MaxBytes = Annotated[
         help="Cut bodies there, marked truncated (default: 10 MiB, env CRAWLFLEET_MAX_PAGE_BYTES).",
     ),
 ]
+AllowPrivate = Annotated[
+    bool,
+    typer.Option(
+        "--allow-private",
+        help="Let the crawl fetch loopback, private and link-local addresses (blocked for "
+        "crawls of public sites; internal crawls may fetch all but link-local).",
+    ),
+]
 Concurrency = Annotated[
     int | None, typer.Option("--concurrency", "-c", min=1, help="Pages in flight per worker.")
 ]
@@ -145,7 +153,7 @@ def _spec(urls: list[str], crawl_id: str | None, **options: Any) -> CrawlSpec:
 # the parameters of `seed` and `run` that go into the crawl's spec as they are
 _SPEC_OPTIONS = (
     "depth", "scope", "max_pages", "allow", "deny", "per_host_concurrency", "per_host_delay",
-    "retries", "max_bytes_per_page",
+    "retries", "max_bytes_per_page", "allow_private",
 )  # fmt: skip
 
 
@@ -201,6 +209,7 @@ def seed(
     per_host_delay: PerHostDelay = 0.0,
     retries: Retries = 2,
     max_bytes_per_page: MaxBytes = None,
+    allow_private: AllowPrivate = False,
     wait: Annotated[bool, typer.Option("--wait", help="Show progress until it is done.")] = False,
 ) -> None:
     """Create a crawl and queue its seed URLs; prints the crawl id."""
@@ -358,6 +367,7 @@ def run(
     per_host_delay: PerHostDelay = 0.0,
     retries: Retries = 2,
     max_bytes_per_page: MaxBytes = None,
+    allow_private: AllowPrivate = False,
     workers: Annotated[int, typer.Option("--workers", "-w", min=1, help="Worker processes.")] = 2,
     concurrency: Concurrency = None,
     data_dir: DataDir = None,

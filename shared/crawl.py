@@ -60,6 +60,7 @@ class CrawlSpec(BaseModel):
     per_host_delay: float = Field(default=0.0, ge=0)
     retries: int = Field(default=2, ge=0)
     max_bytes_per_page: int | None = Field(default=None, ge=1)
+    allow_private: bool = False
 
     @field_validator("allow", "deny")
     @classmethod

@@ -17,6 +17,7 @@ from shared.storage import CrawlLayout
 from shared.urls import ScopeRule
 from workers.fetch import make_client
 from workers.frontier import Frontier
+from workers.guard import Policy, policy_for
 from workers.politeness import Politeness
 from workers.robots import RobotsCache
 
@@ -30,6 +31,7 @@ class CrawlRules:
     spec: CrawlSpec
     scope: ScopeRule
     layout: CrawlLayout
+    policy: Policy
 
 
 @dataclass
@@ -37,12 +39,20 @@ class WorkerContext:
     """Per-process resources, opened in arq's ``on_startup`` and closed in ``on_shutdown``."""
 
     settings: Settings
-    client: httpx.AsyncClient
     frontier: Frontier
     politeness: Politeness
     robots: RobotsCache
     stack: AsyncExitStack
     rules: dict[str, CrawlRules] = field(default_factory=dict)
+    clients: dict[Policy, httpx.AsyncClient] = field(default_factory=dict)
+
+    async def client_for(self, policy: Policy) -> httpx.AsyncClient:
+        """The process's one httpx client for a network policy, opened on first use."""
+        client = self.clients.get(policy)
+        if client is None:
+            client = await self.stack.enter_async_context(make_client(self.settings, policy))
+            self.clients[policy] = client
+        return client
 
     async def rules_for(self, crawl_id: str) -> CrawlRules:
         """The rules of a crawl (specs never change, so one read per crawl per process)."""
@@ -53,24 +63,22 @@ class WorkerContext:
                 spec=spec,
                 scope=ScopeRule(spec.scope, spec.seeds, spec.allow, spec.deny),
                 layout=CrawlLayout(self.settings.data_dir, crawl_id),
+                policy=await policy_for(spec.seeds, spec.allow_private),
             )
             self.rules[crawl_id] = rules
         return rules
 
 
 async def on_startup(ctx: dict[str, Any]) -> None:
-    """arq hook: open the process's one httpx client and register the Lua scripts."""
+    """arq hook: set up what the process owns (its httpx clients open on first use)."""
     settings: Settings = ctx["settings"]
     redis: Redis = ctx["redis"]
-    stack = AsyncExitStack()
-    client = await stack.enter_async_context(make_client(settings))
     ctx[CTX_KEY] = WorkerContext(
         settings=settings,
-        client=client,
         frontier=Frontier(redis, settings),
         politeness=Politeness(redis, lease_s=settings.page_deadline_s),
-        robots=RobotsCache(redis, client, settings),
-        stack=stack,
+        robots=RobotsCache(redis, settings),
+        stack=AsyncExitStack(),
     )
     structlog.get_logger().info(
         "worker started", concurrency=settings.concurrency, data_dir=str(settings.data_dir)

@@ -10,9 +10,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
+import httpcore
 import httpx
 
 from shared.settings import Settings
+from workers.guard import BLOCKED_PREFIX, GuardedBackend, Policy
 
 _TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 _TRANSIENT_ERRORS = ("connect", "timeout", "protocol")
@@ -99,9 +101,28 @@ class FetchResult:
         )
 
 
-def make_client(settings: Settings) -> httpx.AsyncClient:
-    """The one client of a worker process: pooled keep-alive connections, redirects followed."""
+def make_client(settings: Settings, policy: Policy = Policy.OPEN) -> httpx.AsyncClient:
+    """A client for one network policy: pooled keep-alive connections, redirects followed,
+    every connection (each redirect hop too) opened only to an address ``policy`` allows.
+
+    A worker keeps one client per policy, so a kept-alive connection opened for an internal
+    crawl is never reused by a public one.
+    """
+    transport = httpx.AsyncHTTPTransport()
+    limits = httpx.Limits(
+        max_connections=settings.concurrency, max_keepalive_connections=settings.concurrency
+    )
+    # httpx has no parameter for httpcore's network backend: give the transport a pool of
+    # our own, built as httpx builds its default one
+    transport._pool = httpcore.AsyncConnectionPool(
+        ssl_context=httpx.create_ssl_context(),
+        max_connections=limits.max_connections,
+        max_keepalive_connections=limits.max_keepalive_connections,
+        keepalive_expiry=limits.keepalive_expiry,
+        network_backend=GuardedBackend(policy),
+    )
     return httpx.AsyncClient(
+        transport=transport,
         follow_redirects=True,
         max_redirects=settings.max_redirects,
         timeout=httpx.Timeout(
@@ -109,10 +130,6 @@ def make_client(settings: Settings) -> httpx.AsyncClient:
             read=settings.read_timeout,
             write=settings.read_timeout,
             pool=settings.total_timeout,
-        ),
-        limits=httpx.Limits(
-            max_connections=settings.concurrency,
-            max_keepalive_connections=settings.concurrency,
         ),
         # only what _read_capped can decode within its memory bound
         headers={"User-Agent": settings.user_agent, "Accept-Encoding": "gzip, deflate"},
@@ -128,6 +145,8 @@ def _reason(exc: Exception) -> str:
     if isinstance(exc, httpx.TimeoutException | TimeoutError):
         return f"timeout: {detail}"
     if isinstance(exc, httpx.ConnectError):
+        if detail.startswith((BLOCKED_PREFIX, "dns:")):
+            return detail
         cause = exc.__cause__ or exc.__context__
         if isinstance(cause, ssl.SSLError) or "SSL" in detail or "certificate" in detail:
             return f"tls: {detail}"

@@ -63,14 +63,14 @@ def origin_of(url: str) -> str:
 class RobotsCache:
     """robots.txt rules per (crawl, origin): in this process, then in Redis, then fetched."""
 
-    def __init__(self, redis: Redis, client: httpx.AsyncClient, settings: Settings) -> None:
+    def __init__(self, redis: Redis, settings: Settings) -> None:
         self.redis = redis
-        self.client = client
         self.settings = settings
         self._local: dict[tuple[str, str], tuple[float, Rules]] = {}
 
-    async def rules(self, crawl_id: str, url: str) -> Rules:
-        """The rules for ``url`` in ``crawl_id``; RobotsUnreachable if they cannot be had now."""
+    async def rules(self, crawl_id: str, url: str, client: httpx.AsyncClient) -> Rules:
+        """The rules for ``url`` in ``crawl_id`` (fetched with ``client``, the crawl's);
+        RobotsUnreachable if they cannot be had now."""
         origin = origin_of(url)
         cached = self._local.get((crawl_id, origin))
         if cached is not None and cached[0] > time.monotonic():
@@ -83,7 +83,7 @@ class RobotsCache:
             token = secrets.token_hex(8)
             if await self.redis.set(keys.robots_lock(origin), token, nx=True, ex=LOCK_S):
                 try:
-                    raw = await self._fetch(origin)
+                    raw = await self._fetch(origin, client)
                     ttl = UNREACHABLE_TTL_S if b'"unreachable"' in raw else ROBOTS_TTL_S
                     await self.redis.set(keys.robots(origin), raw, ex=ttl)
                 finally:
@@ -101,9 +101,9 @@ class RobotsCache:
         self._local[(crawl_id, origin)] = (time.monotonic() + 60, rules)
         return rules
 
-    async def _fetch(self, origin: str) -> bytes:
+    async def _fetch(self, origin: str, client: httpx.AsyncClient) -> bytes:
         capped = self.settings.model_copy(update={"max_page_bytes": ROBOTS_MAX_BYTES})
-        result = await fetch(self.client, f"{origin}/robots.txt", capped)
+        result = await fetch(client, f"{origin}/robots.txt", capped)
         if result.status is None or result.status == 429 or result.status >= 500:
             reason = result.error or f"status {result.status}"
             return json.dumps({"state": "unreachable", "reason": reason}).encode()

@@ -127,10 +127,11 @@ async def _polite_fetch(
         return failed(
             job.url, f"gave up: its worker stopped or hung {start.tries - 1} times fetching it"
         )
+    client = await worker.client_for(rules.policy)
     delay = spec.per_host_delay
     if spec.obey_robots:
         try:
-            robots = await worker.robots.rules(job.crawl_id, job.url)
+            robots = await worker.robots.rules(job.crawl_id, job.url, client)
         except RobotsUnreachable as exc:
             if start.retried >= spec.retries:
                 return failed(job.url, f"robots.txt unreachable: {exc.reason}")
@@ -141,7 +142,7 @@ async def _polite_fetch(
     host = host_of(job.url)
     try:
         async with worker.politeness.slot(host, spec.per_host_concurrency, delay):
-            result = await fetch(worker.client, job.url, settings, spec.max_bytes_per_page)
+            result = await fetch(client, job.url, settings, spec.max_bytes_per_page)
     except HostBusy as exc:
         raise HandBack(str(exc), exc.retry_in, routine=True) from exc
     if result.retry_after and result.status in (429, 503):
