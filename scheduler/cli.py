@@ -94,6 +94,14 @@ MaxBytes = Annotated[
         help="Cut bodies there, marked truncated (default: 10 MiB, env CRAWLFLEET_MAX_PAGE_BYTES).",
     ),
 ]
+ContentTypes = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--content-type",
+        help="Store bodies of this type (text/html) or family (image/) only; repeatable "
+        "(default: all). Every URL still gets its record.",
+    ),
+]
 AllowPrivate = Annotated[
     bool,
     typer.Option(
@@ -160,8 +168,9 @@ _SPEC_OPTIONS = (
 def _spec_from_options(params: dict[str, Any]) -> CrawlSpec:
     """The spec from the parameters of a `seed` or `run` call (its ``locals()``)."""
     options = {name: params[name] for name in _SPEC_OPTIONS}
+    types = [t.strip().lower() for t in params["content_type"] or []]
     return _spec(params["urls"], params["crawl_id"], obey_robots=not params["ignore_robots"],
-                 **options)  # fmt: skip
+                 content_types=types, **options)  # fmt: skip
 
 
 @app.callback()
@@ -210,6 +219,7 @@ def seed(
     retries: Retries = 2,
     max_bytes_per_page: MaxBytes = None,
     allow_private: AllowPrivate = False,
+    content_type: ContentTypes = None,
     wait: Annotated[bool, typer.Option("--wait", help="Show progress until it is done.")] = False,
 ) -> None:
     """Create a crawl and queue its seed URLs; prints the crawl id."""
@@ -368,6 +378,7 @@ def run(
     retries: Retries = 2,
     max_bytes_per_page: MaxBytes = None,
     allow_private: AllowPrivate = False,
+    content_type: ContentTypes = None,
     workers: Annotated[int, typer.Option("--workers", "-w", min=1, help="Worker processes.")] = 2,
     concurrency: Concurrency = None,
     data_dir: DataDir = None,

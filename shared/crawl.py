@@ -61,6 +61,16 @@ class CrawlSpec(BaseModel):
     retries: int = Field(default=2, ge=0)
     max_bytes_per_page: int | None = Field(default=None, ge=1)
     allow_private: bool = False
+    # store the bodies of these content types only (a type, ``text/html``, or a family,
+    # ``image/``); empty stores every body. Every URL gets its record either way.
+    content_types: list[str] = Field(default_factory=list)
+
+    def stores(self, content_type: str | None) -> bool:
+        """True if a body of ``content_type`` is to be written to disk."""
+        if not self.content_types:
+            return True
+        mime = (content_type or "").split(";", 1)[0].strip().lower()
+        return any(mime.startswith(t) if t.endswith("/") else mime == t for t in self.content_types)
 
     @field_validator("allow", "deny")
     @classmethod

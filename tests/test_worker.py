@@ -119,3 +119,23 @@ async def test_max_pages_stops_the_crawl(web: TestWeb, settings: Settings, tmp_p
     status = await crawl_in_process(settings, spec)
     assert len(read_manifest(settings.data_dir, "cap")) == 7
     assert status.counters.fetched + status.counters.failed == 7
+
+
+async def test_content_types_choose_which_bodies_are_stored(
+    web: TestWeb, settings: Settings
+) -> None:
+    """With content types given, other bodies are not written; every URL keeps its record."""
+    web.site = make_site(web.port, seed=3, pages_per_host=15)
+    seeds = [web.url(h, "/p/0.html") for h in range(3)]
+    spec = CrawlSpec(crawl_id="ct", seeds=seeds, depth=3, content_types=["text/html"])
+    await crawl_in_process(settings, spec)
+    records = read_manifest(settings.data_dir, "ct")
+    assert {r["url"] for r in records} == set(shortest_depths(web.site, seeds, 3))
+    plain = [r for r in records if r["content_type"].startswith("text/plain")]
+    html = [r for r in records if r["content_type"].startswith("text/html")]
+    assert plain and html
+    assert all(r["path"] is None and r["length"] > 0 for r in plain)
+    assert all((settings.data_dir / "ct" / r["path"]).is_file() for r in html)
+    assert not list((settings.data_dir / "ct" / "pages").rglob("*.txt"))
+    assert spec.stores("image/png") is False
+    assert CrawlSpec(crawl_id="x", seeds=[], content_types=["image/"]).stores("image/png")

@@ -10,15 +10,18 @@ from workers.fetch import FetchResult
 from workers.frontier import PageJob
 
 
-def store_page(layout: CrawlLayout, job: PageJob, result: FetchResult, worker: str) -> PageRecord:
-    """Write the body (if any) and the record of one fetch; both atomically, body first.
+def store_page(
+    layout: CrawlLayout, job: PageJob, result: FetchResult, worker: str, keep_body: bool = True
+) -> PageRecord:
+    """Write the body (if any, and if ``keep_body``) and the record of one fetch; both
+    atomically, body first.
 
     Names depend only on the URL's fingerprint and the depth, so a job that runs again
     overwrites its own files.
     """
     fp = job.fingerprint
     rel_body: str | None = None
-    if result.ok:
+    if result.ok and keep_body:
         body_path = layout.body_path(fp, job.depth, result.content_type)
         atomic_write(body_path, result.body)
         rel_body = body_path.relative_to(layout.root).as_posix()

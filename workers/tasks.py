@@ -86,7 +86,8 @@ async def _crawl(worker: WorkerContext, job: PageJob) -> None:
     try:
         result = await _polite_fetch(worker, rules, job, start)
         try:
-            store_page(rules.layout, job, result, settings.worker_id)
+            keep_body = rules.spec.stores(result.content_type)
+            store_page(rules.layout, job, result, settings.worker_id, keep_body)
         except OSError as exc:
             raise HandBack(f"not stored: {exc}", settings.pause_poll_s) from exc
     except HandBack as exc:
