@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
 SCRIPTS = (
+    "claim",
     "seed",
     "start",
     "page_done",
@@ -38,6 +39,7 @@ def script_source(name: str) -> str:
 class Scripts:
     """The scripts, registered on one client (EVALSHA, falling back to EVAL once)."""
 
+    claim: AsyncScript
     seed: AsyncScript
     start: AsyncScript
     page_done: AsyncScript

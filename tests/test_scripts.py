@@ -235,3 +235,17 @@ async def test_cancel_aborts_running_jobs(redis: Redis, settings: Settings) -> N
     result = await cancel_crawl(redis, settings, "c1")
     assert (result.dropped, result.aborted) == (0, 1)
     assert await redis.zrange("arq:abort", 0, -1) == [job_id.encode()]
+
+
+async def test_claim_starts_a_due_job_once(redis: Redis, settings: Settings) -> None:
+    """claim.lua is arq's start rule: a due, queued job not running elsewhere, claimed once."""
+    claim = redis.register_script(script_source("claim"))
+    queue_name, in_progress = settings.queue_name, "arq:in-progress:j1"
+    keys = [in_progress, queue_name]
+    assert await claim(keys=keys, args=["j1", 1000, 5000]) is None  # not queued
+    await redis.zadd(queue_name, {"j1": 900, "later": 2000})
+    later = ["arq:in-progress:later", queue_name]
+    assert await claim(keys=later, args=["later", 1000, 5000]) is None  # deferred
+    assert int(await claim(keys=keys, args=["j1", 1000, 5000])) == 900
+    assert 0 < await redis.pttl(in_progress) <= 5000
+    assert await claim(keys=keys, args=["j1", 1000, 5000]) is None  # running elsewhere

@@ -139,3 +139,16 @@ async def test_content_types_choose_which_bodies_are_stored(
     assert not list((settings.data_dir / "ct" / "pages").rglob("*.txt"))
     assert spec.stores("image/png") is False
     assert CrawlSpec(crawl_id="x", seeds=[], content_types=["image/"]).stores("image/png")
+
+
+async def test_workers_claim_jobs_in_one_round_trip(
+    web: TestWeb, settings: Settings, redis: Redis
+) -> None:
+    """Jobs are claimed by claim.lua, never by arq's WATCH/MULTI transaction."""
+    web.site = make_site(web.port, pages_per_host=5)
+    seeds = [web.url(0, "/p/0.html")]
+    await redis.config_resetstat()
+    status = await crawl_in_process(settings, CrawlSpec(crawl_id="rt", seeds=seeds, depth=2))
+    assert status.state is CrawlState.DONE and status.counters.fetched > 1
+    stats = await redis.info("commandstats")
+    assert "cmdstat_watch" not in stats  # arq's claim starts with WATCH

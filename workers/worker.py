@@ -8,13 +8,14 @@ import signal
 from typing import Any
 
 import structlog
-from arq.worker import Worker, create_worker, func
+from arq.worker import Worker, func
 
 from shared.connections import REDIS_ERRORS, arq_redis_settings, connected
 from shared.errors import RedisUnavailable
 from shared.jobs import CRAWL_PAGE, FINALIZE_CRAWL, deserialize, serialize
 from shared.keys import HEALTH_CHECK_INTERVAL_S, worker_health_key
 from shared.settings import Settings
+from workers.arq_worker import FleetWorker
 from workers.context import on_shutdown, on_startup
 from workers.tasks import crawl_page, finalize_crawl
 
@@ -62,7 +63,7 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
 
 def build_worker(settings: Settings, **overrides: Any) -> Worker:
     """An arq worker for ``settings`` (``overrides`` go to arq, e.g. ``burst=True``)."""
-    return create_worker(worker_settings(settings), **overrides)
+    return FleetWorker(**{**worker_settings(settings), **overrides})
 
 
 async def wait_for_redis(settings: Settings, stop: asyncio.Event) -> bool:
