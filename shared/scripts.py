@@ -1,6 +1,6 @@
 """Loads the Lua scripts in ``shared/lua/`` and binds them to a Redis client.
 
-``admit.lua`` is a shared fragment: it is prepended to the scripts that queue pages.
+``admit.lua`` and ``slot.lua`` are shared fragments, prepended to the scripts that use them.
 """
 
 from __future__ import annotations
@@ -23,16 +23,19 @@ SCRIPTS = (
     "host_acquire",
     "host_hold",
 )
-_NEEDS_ADMIT = {"seed", "page_done"}
+_FRAGMENTS = {
+    "seed": ("admit",),
+    "page_done": ("admit",),
+    "start": ("slot",),
+    "host_acquire": ("slot",),
+}
 
 
 def script_source(name: str) -> str:
     """The full Lua source of script ``name`` as sent to Redis."""
     lua = files("shared.lua")
-    body = lua.joinpath(f"{name}.lua").read_text(encoding="utf-8")
-    if name in _NEEDS_ADMIT:
-        body = lua.joinpath("admit.lua").read_text(encoding="utf-8") + "\n" + body
-    return body
+    parts = [*_FRAGMENTS.get(name, ()), name]
+    return "\n".join(lua.joinpath(f"{part}.lua").read_text(encoding="utf-8") for part in parts)
 
 
 @dataclass(frozen=True)

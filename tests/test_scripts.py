@@ -11,11 +11,12 @@ from shared.catalog import load_status
 from shared.crawl import CrawlSpec, CrawlState
 from shared.errors import CrawlNotRunning, UnknownCrawl
 from shared.jobs import finalize_job_id
-from shared.keys import CrawlKeys, job_key
+from shared.keys import CrawlKeys, HostKeys, job_key
 from shared.scripts import script_source
 from shared.settings import Settings
 from shared.urls import fingerprint
 from workers.frontier import Frontier, PageJob, Start, Verdict
+from workers.politeness import Politeness
 
 SEED = "http://example.org/"
 
@@ -249,3 +250,35 @@ async def test_claim_starts_a_due_job_once(redis: Redis, settings: Settings) -> 
     assert int(await claim(keys=keys, args=["j1", 1000, 5000])) == 900
     assert 0 < await redis.pttl(in_progress) <= 5000
     assert await claim(keys=keys, args=["j1", 1000, 5000]) is None  # running elsewhere
+
+
+async def test_start_takes_host_slot_and_page_done_gives_it_back(
+    redis: Redis, settings: Settings
+) -> None:
+    """A job can take its host slot in its start round trip; closing the page frees it."""
+    s = spec()
+    await seed_crawl(redis, settings, s)
+    await frontier_close_seed_with_links(redis, settings, s, ["a", "b"])
+    frontier = Frontier(redis, settings)
+    politeness = Politeness(redis, lease_s=30)
+    first, second = (PageJob("c1", SEED + name, 1, SEED) for name in "ab")
+    ask_first = politeness.ask("example.org", 1, 0)
+    started = await frontier.start(first, ask_first)
+    assert started == Start(Verdict.RUN, 1, 0, 0)
+    slots = HostKeys("example.org").slots
+    assert await redis.zrange(slots, 0, -1) == [ask_first.token.encode()]
+    # the host's one slot is taken: the next job is told to wait, and holds nothing
+    assert (await frontier.start(second, politeness.ask("example.org", 1, 0))).slot_wait_ms
+    assert await redis.zcard(slots) == 1
+    assert (await frontier.start(second)).slot_wait_ms is None  # nothing asked
+    await frontier.close(first, s, "fetched", 1, [], slot=ask_first)
+    assert await redis.zcard(slots) == 0
+
+
+async def frontier_close_seed_with_links(
+    redis: Redis, settings: Settings, s: CrawlSpec, names: list[str]
+) -> None:
+    """Close the seed job of ``s`` with links to ``SEED + name`` for each name."""
+    await Frontier(redis, settings).close(
+        PageJob("c1", SEED, 0, None), s, "fetched", 1, [SEED + n for n in names]
+    )

@@ -152,3 +152,14 @@ async def test_workers_claim_jobs_in_one_round_trip(
     assert status.state is CrawlState.DONE and status.counters.fetched > 1
     stats = await redis.info("commandstats")
     assert "cmdstat_watch" not in stats  # arq's claim starts with WATCH
+
+
+async def test_no_host_slot_outlives_its_page(
+    web: TestWeb, settings: Settings, redis: Redis
+) -> None:
+    """Every request slot a page took is given back when it closes (none left to expire)."""
+    web.site = make_site(web.port, pages_per_host=12, max_latency=0.005)
+    seeds = [web.url(host, "/p/0.html") for host in range(3)]
+    status = await crawl_in_process(settings, CrawlSpec(crawl_id="sl", seeds=seeds, depth=2))
+    assert status.state is CrawlState.DONE and status.counters.fetched > 3
+    assert await redis.keys("cf:host:*:slots") == []

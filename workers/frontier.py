@@ -18,10 +18,11 @@ from shared.jobs import (
     now_ms,
     page_job_id,
 )
-from shared.keys import JOB_KEY_PREFIX, CrawlKeys, fetch_attempts_field
+from shared.keys import JOB_KEY_PREFIX, CrawlKeys, HostKeys, fetch_attempts_field
 from shared.scripts import Scripts
 from shared.settings import Settings
 from shared.urls import fingerprint
+from workers.politeness import SlotAsk
 
 Outcome = Literal["fetched", "failed", "skipped"]
 
@@ -43,6 +44,7 @@ class Start:
     verdict: Verdict
     tries: int  # starts without a close, this one included (more than 1: a worker died)
     retried: int  # transient fetch failures of this job retried so far
+    slot_wait_ms: int | None = None  # the host slot asked for: 0 taken, else ms to wait
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,14 +73,19 @@ class Frontier:
         self.settings = settings
         self.scripts = Scripts.register(redis)
 
-    async def start(self, job: PageJob) -> Start:
-        """Decide whether ``job`` should fetch, in one round trip, and count the start."""
+    async def start(self, job: PageJob, slot: SlotAsk | None = None) -> Start:
+        """Decide whether ``job`` should fetch, in one round trip, and count the start; with
+        ``slot``, also try to take that host slot if the job is to run."""
         keys = CrawlKeys(job.crawl_id)
-        verdict, tries, retried = await self.scripts.start(
-            keys=[keys.meta, keys.pending, keys.seen, keys.tries],
-            args=[job.job_id, job.fingerprint, job.depth],
+        script_keys = [keys.meta, keys.pending, keys.seen, keys.tries]
+        args: list[Any] = [job.job_id, job.fingerprint, job.depth]
+        if slot is not None:
+            script_keys += slot.keys
+            args += slot.args
+        verdict, tries, retried, wait = await self.scripts.start(keys=script_keys, args=args)
+        return Start(
+            Verdict(verdict.decode()), int(tries), int(retried), None if wait < 0 else int(wait)
         )
-        return Start(Verdict(verdict.decode()), int(tries), int(retried))
 
     async def hand_back(self, job: PageJob, *, fetch_failed: bool = False) -> None:
         """Take back the start of a job handed back on purpose (it is not a lost try);
@@ -98,8 +105,10 @@ class Frontier:
         nbytes: int,
         links: list[str],
         reason: str = "",
+        slot: SlotAsk | None = None,
     ) -> int | None:
-        """Count the page, queue its new or improved links, finish the crawl if it was the last.
+        """Count the page, queue its new or improved links, finish the crawl if it was the last,
+        and give back ``slot``.
 
         Returns the number of links queued, or None if the job had already been closed.
         """
@@ -118,6 +127,7 @@ class Frontier:
             finalize_job_id(job.crawl_id),
             job_payload(FINALIZE_CRAWL, (job.crawl_id,), now),
             reason,
+            slot.token if slot is not None else "",
         ]
         if child_depth <= spec.depth:
             for url in links:
@@ -137,6 +147,7 @@ class Frontier:
                 keys.parked,
                 keys.tries,
                 keys.reasons,
+                HostKeys(slot.host if slot is not None else "-").slots,
             ],
             args=args,
         )

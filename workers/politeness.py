@@ -1,4 +1,9 @@
-"""Per-host politeness shared by the whole fleet: request slots and the delay between starts."""
+"""Per-host politeness shared by the whole fleet: request slots and the delay between starts.
+
+A job holds one of its host's slots from the start of its request until the page is closed
+(``page_done.lua`` gives it back); a worker that dies mid-page loses its slot when the lease
+ends. Most jobs take their slot in the same round trip that starts them (``start.lua``).
+"""
 
 from __future__ import annotations
 
@@ -6,8 +11,7 @@ import asyncio
 import random
 import secrets
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
@@ -27,39 +31,57 @@ class HostBusy(Exception):
         self.retry_in = retry_in
 
 
+@dataclass(frozen=True, slots=True)
+class SlotAsk:
+    """One job's claim on a request slot of ``host``: the keys and arguments of ``slot.lua``."""
+
+    host: str
+    token: str
+    concurrency: int
+    delay_ms: int
+    lease_ms: int
+
+    @property
+    def keys(self) -> list[str]:
+        host = HostKeys(self.host)
+        return [host.slots, host.next_start]
+
+    @property
+    def args(self) -> list[str | int]:
+        return [self.token, self.lease_ms, self.concurrency, self.delay_ms]
+
+
 class Politeness:
-    """Fleet-wide per-host limits, kept in Redis (``shared/lua/host_*.lua``)."""
+    """Fleet-wide per-host limits, kept in Redis (``shared/lua/slot.lua``, ``host_*.lua``)."""
 
     def __init__(self, redis: Redis, lease_s: float) -> None:
         self.redis = redis
         self.scripts = Scripts.register(redis)
-        # a dead worker's slot frees itself when its lease ends: longer than any request
+        # a dead worker's slot frees itself when its lease ends: longer than any page job
         self.lease_ms = int(lease_s * 1000)
 
-    @asynccontextmanager
-    async def slot(self, host: str, concurrency: int, delay_s: float) -> AsyncIterator[None]:
-        """Hold one of ``concurrency`` request slots of ``host``, at least ``delay_s`` after the
-        previous request to it started; raises HostBusy if that is not coming soon."""
-        keys = HostKeys(host)
-        token = secrets.token_hex(8)
+    def ask(self, host: str, concurrency: int, delay_s: float) -> SlotAsk:
+        """A new claim on one of ``concurrency`` slots of ``host``, ``delay_s`` apart."""
+        return SlotAsk(host, secrets.token_hex(8), concurrency, int(delay_s * 1000), self.lease_ms)
+
+    async def take(self, ask: SlotAsk, wait_ms: int | None = None) -> None:
+        """Hold the slot of ``ask``, waiting in place for a while; raises HostBusy if it is not
+        coming soon. ``wait_ms`` is an answer already had (from ``start.lua``)."""
         deadline = time.monotonic() + IN_JOB_WAIT_S
         while True:
-            wait_ms = int(
-                await self.scripts.host_acquire(
-                    keys=[keys.slots, keys.next_start],
-                    args=[token, self.lease_ms, concurrency, int(delay_s * 1000)],
-                )
-            )
+            if wait_ms is None:
+                wait_ms = int(await self.scripts.host_acquire(keys=ask.keys, args=ask.args))
             if wait_ms == 0:
-                break
+                return
             wait = wait_ms / 1000 * random.uniform(1.0, 1.2)
             if time.monotonic() + wait > deadline:
-                raise HostBusy(host, max(wait, 0.5) + random.uniform(0, 1))
+                raise HostBusy(ask.host, max(wait, 0.5) + random.uniform(0, 1))
             await asyncio.sleep(wait)
-        try:
-            yield
-        finally:
-            await self.redis.zrem(keys.slots, token)
+            wait_ms = None
+
+    async def release(self, ask: SlotAsk) -> None:
+        """Give back the slot of ``ask`` if it holds one."""
+        await self.redis.zrem(HostKeys(ask.host).slots, ask.token)
 
     async def hold(self, host: str, seconds: float) -> None:
         """Start no request to ``host`` for ``seconds`` (a Retry-After, a Crawl-delay)."""

@@ -68,13 +68,20 @@ class RobotsCache:
         self.settings = settings
         self._local: dict[tuple[str, str], tuple[float, Rules]] = {}
 
+    def known(self, crawl_id: str, url: str) -> Rules | None:
+        """The rules for ``url`` if this process has them fresh, without asking Redis."""
+        cached = self._local.get((crawl_id, origin_of(url)))
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+        return None
+
     async def rules(self, crawl_id: str, url: str, client: httpx.AsyncClient) -> Rules:
         """The rules for ``url`` in ``crawl_id`` (fetched with ``client``, the crawl's);
         RobotsUnreachable if they cannot be had now."""
+        known = self.known(crawl_id, url)
+        if known is not None:
+            return known
         origin = origin_of(url)
-        cached = self._local.get((crawl_id, origin))
-        if cached is not None and cached[0] > time.monotonic():
-            return cached[1]
         keys = CrawlKeys(crawl_id)
         for _ in range(int(LOCK_S / 0.1)):
             raw = await self.redis.get(keys.robots(origin))

@@ -10,6 +10,7 @@ import structlog
 from arq import Retry
 from redis.exceptions import RedisError
 
+from shared.crawl import CrawlSpec
 from shared.storage import CrawlLayout
 from shared.urls import host_of
 from workers.context import CTX_KEY, CrawlRules, WorkerContext
@@ -17,8 +18,8 @@ from workers.fetch import FetchResult, failed, fetch
 from workers.finalize import write_manifest
 from workers.frontier import PageJob, Start, Verdict
 from workers.links import charset_of, extract_hrefs, followable_links
-from workers.politeness import HostBusy
-from workers.robots import RobotsUnreachable
+from workers.politeness import HostBusy, SlotAsk
+from workers.robots import RobotsUnreachable, Rules
 from workers.store import store_page
 
 log = structlog.get_logger()
@@ -72,7 +73,8 @@ def _backoff(ctx: dict[str, Any]) -> float:
 
 async def _crawl(worker: WorkerContext, job: PageJob) -> None:
     settings = worker.settings
-    start = await worker.frontier.start(job)
+    early = _early_slot(worker, job)
+    start = await worker.frontier.start(job, early)
     if start.verdict is Verdict.DONE_ALREADY:
         log.debug("page already done")
         return
@@ -83,28 +85,44 @@ async def _crawl(worker: WorkerContext, job: PageJob) -> None:
         await worker.frontier.close(job, rules.spec, "skipped", 0, [])
         log.debug("page skipped", reason=start.verdict.value)
         return
+    slot = early  # given back by close, or below if the job ends any other way
     try:
-        result = await _polite_fetch(worker, rules, job, start)
         try:
-            keep_body = rules.spec.stores(result.content_type)
-            store_page(rules.layout, job, result, settings.worker_id, keep_body)
-        except OSError as exc:
-            raise HandBack(f"not stored: {exc}", settings.pause_poll_s) from exc
-    except HandBack as exc:
-        await worker.frontier.hand_back(job, fetch_failed=exc.fetch_failed)
-        raise
+            refusal, delay = await _gate(worker, rules, job, start)
+            if refusal is not None:
+                result = refusal
+            else:
+                if slot is None:
+                    slot = worker.politeness.ask(
+                        host_of(job.url), rules.spec.per_host_concurrency, delay
+                    )
+                result = await _polite_fetch(worker, rules, job, start, slot)
+            try:
+                keep_body = rules.spec.stores(result.content_type)
+                store_page(rules.layout, job, result, settings.worker_id, keep_body)
+            except OSError as exc:
+                raise HandBack(f"not stored: {exc}", settings.pause_poll_s) from exc
+        except HandBack as exc:
+            await worker.frontier.hand_back(job, fetch_failed=exc.fetch_failed)
+            raise
 
-    links: list[str] = []
-    if result.is_html and result.final_url:
-        try:
-            hrefs = extract_hrefs(result.body, result.final_url, charset_of(result.content_type))
-            links = followable_links(hrefs, rules.scope, settings.max_links_per_page)
-        except Exception as exc:  # a page that breaks the parser must not break the worker
-            log.warning("links not extracted", error=f"{type(exc).__name__}: {exc}")
-    queued = await worker.frontier.close(
-        job, rules.spec, "fetched" if result.ok else "failed", len(result.body), links,
-        result.reason,
-    )  # fmt: skip
+        links: list[str] = []
+        if result.is_html and result.final_url:
+            try:
+                hrefs = extract_hrefs(
+                    result.body, result.final_url, charset_of(result.content_type)
+                )
+                links = followable_links(hrefs, rules.scope, settings.max_links_per_page)
+            except Exception as exc:  # a page that breaks the parser must not break the worker
+                log.warning("links not extracted", error=f"{type(exc).__name__}: {exc}")
+        queued = await worker.frontier.close(
+            job, rules.spec, "fetched" if result.ok else "failed", len(result.body), links,
+            result.reason, slot,
+        )  # fmt: skip
+        slot = None
+    finally:
+        if slot is not None:
+            await worker.politeness.release(slot)
     fields = {
         "status": result.status,
         "bytes": len(result.body),
@@ -118,36 +136,66 @@ async def _crawl(worker: WorkerContext, job: PageJob) -> None:
         log.warning("page failed", **fields, reason=result.error)
 
 
-async def _polite_fetch(
+def _host_delay(worker: WorkerContext, spec: CrawlSpec, robots: Rules | None) -> float:
+    """Seconds between request starts to a host: the crawl's, or robots.txt's if longer."""
+    if robots is None:
+        return spec.per_host_delay
+    return max(spec.per_host_delay, robots.crawl_delay(worker.settings.robots_agent))
+
+
+def _early_slot(worker: WorkerContext, job: PageJob) -> SlotAsk | None:
+    """The host slot to take in the job's first round trip, when this process already knows
+    the crawl's limits and robots.txt allows the page; else None (asked for after the start)."""
+    rules = worker.rules.get(job.crawl_id)
+    if rules is None:
+        return None
+    robots = None
+    if rules.spec.obey_robots:
+        robots = worker.robots.known(job.crawl_id, job.url)
+        if robots is None or not robots.allows(job.url, worker.settings.robots_agent):
+            return None
+    delay = _host_delay(worker, rules.spec, robots)
+    return worker.politeness.ask(host_of(job.url), rules.spec.per_host_concurrency, delay)
+
+
+async def _gate(
     worker: WorkerContext, rules: CrawlRules, job: PageJob, start: Start
-) -> FetchResult:
-    """Fetch as the crawl's politeness allows: robots.txt, per-host slots and delay, and
-    retries of transient failures (handed back with backoff until the crawl's retries)."""
+) -> tuple[FetchResult | None, float]:
+    """May the page be fetched: a refusal recorded as the page's result (too many lost tries,
+    robots.txt), or None and the delay its host needs; HandBack if robots.txt is not known yet."""
     settings, spec = worker.settings, rules.spec
     if start.tries > settings.job_tries:
-        return failed(
-            job.url, f"gave up: its worker stopped or hung {start.tries - 1} times fetching it"
-        )
-    client = await worker.client_for(rules.policy)
-    delay = spec.per_host_delay
+        reason = f"gave up: its worker stopped or hung {start.tries - 1} times fetching it"
+        return failed(job.url, reason), 0.0
+    robots = None
     if spec.obey_robots:
+        client = await worker.client_for(rules.policy)
         try:
             robots = await worker.robots.rules(job.crawl_id, job.url, client)
         except RobotsUnreachable as exc:
             if start.retried >= spec.retries:
-                return failed(job.url, f"robots.txt unreachable: {exc.reason}")
+                return failed(job.url, f"robots.txt unreachable: {exc.reason}"), 0.0
             raise HandBack(str(exc), exc.retry_in, fetch_failed=True) from exc
         if not robots.allows(job.url, settings.robots_agent):
-            return failed(job.url, "robots.txt: disallowed")
-        delay = max(delay, robots.crawl_delay(settings.robots_agent))
-    host = host_of(job.url)
+            return failed(job.url, "robots.txt: disallowed"), 0.0
+    return None, _host_delay(worker, spec, robots)
+
+
+async def _polite_fetch(
+    worker: WorkerContext, rules: CrawlRules, job: PageJob, start: Start, slot: SlotAsk
+) -> FetchResult:
+    """Fetch in one of the host's slots, and retry transient failures (handed back with
+    backoff until the crawl's retries); a 429 or 503 with Retry-After holds the host."""
+    settings, spec = worker.settings, rules.spec
     try:
-        async with worker.politeness.slot(host, spec.per_host_concurrency, delay):
-            result = await fetch(client, job.url, settings, spec.max_bytes_per_page)
+        # start.slot_wait_ms is start.lua's answer when the slot was asked for with the start
+        await worker.politeness.take(slot, start.slot_wait_ms)
     except HostBusy as exc:
         raise HandBack(str(exc), exc.retry_in, routine=True) from exc
+    client = await worker.client_for(rules.policy)
+    result = await fetch(client, job.url, settings, spec.max_bytes_per_page)
     if result.retry_after and result.status in (429, 503):
-        await worker.politeness.hold(host, result.retry_after)
+        await worker.politeness.hold(slot.host, result.retry_after)
     if result.transient and start.retried < spec.retries:
         backoff = result.retry_after or (2.0**start.retried + random.uniform(0, 1))
         raise HandBack(

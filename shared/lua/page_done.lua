@@ -1,10 +1,14 @@
 -- Close one page job: count it, queue its new or improved links, and, when it was the crawl's
--- last pending job, queue the job that finalizes the crawl. All in one round trip.
--- KEYS: meta, seen, pending, stats, queue, parked, tries, reasons
+-- last pending job, queue the job that finalizes the crawl; give back the request slot the job
+-- held on its host. All in one round trip.
+-- KEYS: meta, seen, pending, stats, queue, parked, tries, reasons, slots (of the page's host)
 -- ARGV: job_id, fingerprint, depth, outcome ('fetched' | 'failed' | 'skipped'), bytes, now_ms,
 --       max_pages, job_prefix, finalize_job_id, finalize_payload, reason ('' for none),
---       then (fingerprint, job_id, payload) per link, each at depth + 1
+--       slot token ('' for none), then (fingerprint, job_id, payload) per link, at depth + 1
 -- Returns {status, queued}: status 1 = closed, -1 = this job was already closed (a re-run).
+if ARGV[12] ~= '' then
+  redis.call('ZREM', KEYS[9], ARGV[12])
+end
 if redis.call('SREM', KEYS[3], ARGV[1]) == 0 then
   return {-1, 0}
 end
@@ -35,7 +39,7 @@ if live and not stale then
   local k = {seen = KEYS[2], pending = KEYS[3], stats = KEYS[4],
              queue = target_queue(state, KEYS[5], KEYS[6])}
   local opts = {now = tonumber(ARGV[6]), max_pages = tonumber(ARGV[7]), job_prefix = ARGV[8]}
-  for i = 12, #ARGV, 3 do
+  for i = 13, #ARGV, 3 do
     queued = queued + admit(k, ARGV[i], depth + 1, ARGV[i + 1], ARGV[i + 2], opts)
   end
 end
