@@ -22,9 +22,9 @@ from bench.measure import (
     cpu_seconds,
     delta,
     info,
-    key_bytes,
     key_census,
     peak_rss_mb,
+    prefix_bytes,
     redis_client,
     used_memory,
 )
@@ -217,8 +217,7 @@ def _measure(
     result.redis_commands = {k: v for k, v in commands.items() if v > 0}
     status = asyncio.run(_status(settings))
     result.redis_seen = status.counters.seen
-    seen_key = CrawlKeys(CRAWL_ID).seen
-    result.redis_dedupe_key_bytes = key_bytes(client, seen_key)
+    result.redis_dedupe_key_bytes = prefix_bytes(client, CrawlKeys(CRAWL_ID).seen)
     result.redis_leftover_keys = key_census(client, LEFTOVER_PATTERNS)
     tries = int(client.hlen(CrawlKeys(CRAWL_ID).tries))  # type: ignore[arg-type]
     if tries:

@@ -7,8 +7,9 @@ is added to the crawl's seen set and gets a queued arq job (job key, queue entry
 
 At checkpoints the benchmark reads ``used_memory`` and ``MEMORY USAGE`` of the crawl's keys:
 
-- bytes per seen URL = ``MEMORY USAGE cf:<crawl>:seen`` / URLs seen (the dedupe set, with depth);
-- bytes per queued job = (``used_memory`` growth - the seen set) / jobs queued: the arq job key,
+- bytes per seen URL = ``MEMORY USAGE`` of the seen buckets ``cf:<crawl>:seen:*`` / URLs seen
+  (the dedupe set, with depth);
+- bytes per queued job = (``used_memory`` growth - the seen buckets) / jobs queued: the arq job key,
   the queue entry and the pending entry, with Redis's per-key overhead.
 
 The URLs look like the synthetic web's (``http://127.0.0.N:40000/p/<n>.html``); nothing connects
@@ -101,23 +102,31 @@ async def _memory_usage(redis: Redis, key: str) -> int:
     return int(value or 0)
 
 
+async def _seen_buckets(redis: Redis, keys: CrawlKeys) -> list[bytes]:
+    return [k async for k in redis.scan_iter(match=keys.seen + "*", count=1000)]
+
+
 async def _checkpoint(redis: Redis, baseline: int, queue_name: str) -> Checkpoint:
     keys = CrawlKeys(CRAWL_ID)
-    seen = int(await redis.zcard(keys.seen))
+    seen = int(await redis.hget(keys.stats, "seen") or 0)  # type: ignore[misc]
     queued = int(await redis.scard(keys.pending))  # type: ignore[misc]
     sample = await redis.srandmember(keys.pending, 200)  # type: ignore[misc]
     job_bytes = [await _memory_usage(redis, f"arq:job:{j.decode()}") for j in sample]
     queue_bytes = await _memory_usage(redis, queue_name)
-    encoding = await redis.object("encoding", keys.seen)
+    buckets = await _seen_buckets(redis, keys)
+    seen_bytes = sum([await _memory_usage(redis, b.decode()) for b in buckets])
+    encodings = {await redis.object("encoding", b) for b in buckets[:50]}
     return Checkpoint(
         seen=seen,
         queued=queued,
         used_memory_growth=int((await redis.info("memory"))["used_memory"]) - baseline,
-        seen_key_bytes=await _memory_usage(redis, keys.seen),
+        seen_key_bytes=seen_bytes,
         pending_key_bytes=await _memory_usage(redis, keys.pending),
         queue_key_bytes=queue_bytes,
         job_key_bytes_avg=sum(job_bytes) / len(job_bytes) if job_bytes else 0.0,
-        seen_encoding=encoding.decode() if isinstance(encoding, bytes) else str(encoding),
+        seen_encoding=",".join(
+            sorted(e.decode() if isinstance(e, bytes) else str(e) for e in encodings)
+        ),
     )
 
 

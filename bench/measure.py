@@ -97,6 +97,11 @@ def key_bytes(client: redis.Redis, key: str) -> int:
     return int(cast(int | None, client.memory_usage(key, samples=0)) or 0)
 
 
+def prefix_bytes(client: redis.Redis, prefix: str) -> int:
+    """The exact size of every key starting with ``prefix`` (e.g. a crawl's seen buckets)."""
+    return sum(key_bytes(client, k.decode()) for k in client.scan_iter(match=prefix + "*"))
+
+
 def used_memory(client: redis.Redis) -> int:
     return int(info(client, "memory")["used_memory"])
 

@@ -73,6 +73,8 @@ class EmbeddedRedis:
             "--save", "",
             "--appendonly", "yes" if self.appendonly else "no",
             "--appendfsync", "everysec",
+            # keeps the seen buckets (shared/keys.py) compact up to ~4M URLs per crawl
+            "--hash-max-ziplist-entries", "1024",
             "--logfile", "redis.log",
             "--daemonize", "no",
             *(["--requirepass", self.password] if self.password else []),

@@ -30,9 +30,8 @@ async def load_status(redis: Redis, crawl_id: str) -> CrawlStatus:
         pipe.hgetall(keys.meta)
         pipe.hgetall(keys.stats)
         pipe.scard(keys.pending)
-        pipe.zcard(keys.seen)
         pipe.hgetall(keys.reasons)
-        meta, stats, pending, seen, reasons = await pipe.execute()
+        meta, stats, pending, reasons = await pipe.execute()
     if not meta:
         raise UnknownCrawl(f"no crawl with id {crawl_id!r}")
     counts = {k.decode(): int(v) for k, v in stats.items()}
@@ -46,7 +45,6 @@ async def load_status(redis: Redis, crawl_id: str) -> CrawlStatus:
         counters=CrawlCounters(
             **counts,
             pending=pending,
-            seen=seen,
             reasons={k.decode(): int(v) for k, v in sorted(reasons.items())},
         ),
     )

@@ -4,9 +4,11 @@ Per crawl ``C``:
 
 - ``cf:crawls``          sorted set: crawl id -> creation time (ms), the index of all crawls
 - ``cf:C:meta``          hash: ``spec`` (JSON), ``state``, ``created_at``, ``finished_at``
-- ``cf:C:stats``         hash of counters: ``fetched``, ``failed``, ``bytes``, ``queued``
-- ``cf:C:seen``          sorted set: URL fingerprint -> shortest depth seen; ``+0.5`` once the
-                         page has been fetched (so a re-fetch at a better depth counts once)
+- ``cf:C:stats``         hash of counters: ``fetched``, ``failed``, ``bytes``, ``queued``, ``seen``
+- ``cf:C:seen:XYZ``      4,096 hashes, one per first 3 hex digits XYZ of a URL fingerprint:
+                         the fingerprint's other digits -> 2 * shortest depth seen, + 1 once
+                         the page has been fetched (so a re-fetch at a better depth counts
+                         once); small hashes keep Redis's compact encoding (``seen.lua``)
 - ``cf:C:pending``       set of the job ids of this crawl that are queued, parked or running;
                          empty means the crawl is complete
 - ``cf:C:parked``        sorted set of the job ids taken off the queue while the crawl is paused
@@ -32,6 +34,9 @@ from dataclasses import dataclass
 from arq.constants import abort_jobs_ss, in_progress_key_prefix, job_key_prefix, retry_key_prefix
 
 PREFIX = "cf"
+# must match seen.lua: 3 hex digits = 4,096 buckets, each below Redis's compact-hash limit
+# (hash-max-ziplist-entries, raised to 1024 where crawlfleet starts Redis) up to ~4M URLs
+SEEN_BUCKET_DIGITS = 3
 CRAWLS_INDEX = f"{PREFIX}:crawls"
 JOB_KEY_PREFIX = job_key_prefix
 IN_PROGRESS_KEY_PREFIX = in_progress_key_prefix
@@ -56,7 +61,12 @@ class CrawlKeys:
 
     @property
     def seen(self) -> str:
-        return f"{PREFIX}:{self.crawl_id}:seen"
+        """The prefix of the seen buckets (``seen.lua`` appends the bucket)."""
+        return f"{PREFIX}:{self.crawl_id}:seen:"
+
+    def seen_bucket(self, fingerprint: str) -> str:
+        """The hash holding ``fingerprint``'s shortest depth."""
+        return self.seen + fingerprint[:SEEN_BUCKET_DIGITS]
 
     @property
     def pending(self) -> str:
@@ -108,6 +118,11 @@ def worker_health_key(queue_name: str, worker_id: str) -> str:
 def fetch_attempts_field(job_id: str) -> str:
     """The field of ``cf:C:tries`` counting a job's retried transient fetch failures."""
     return f"{job_id}#fetch"
+
+
+def seen_field(fingerprint: str) -> str:
+    """The field of ``fingerprint`` in its seen bucket."""
+    return fingerprint[SEEN_BUCKET_DIGITS:]
 
 
 def job_key(job_id: str) -> str:

@@ -1,6 +1,7 @@
 """Loads the Lua scripts in ``shared/lua/`` and binds them to a Redis client.
 
-``admit.lua`` and ``slot.lua`` are shared fragments, prepended to the scripts that use them.
+``seen.lua``, ``admit.lua`` and ``slot.lua`` are shared fragments, prepended to the scripts
+that use them.
 """
 
 from __future__ import annotations
@@ -24,9 +25,9 @@ SCRIPTS = (
     "host_hold",
 )
 _FRAGMENTS = {
-    "seed": ("admit",),
-    "page_done": ("admit",),
-    "start": ("slot",),
+    "seed": ("seen", "admit"),
+    "page_done": ("seen", "admit"),
+    "start": ("seen", "slot"),
     "host_acquire": ("slot",),
 }
 

@@ -11,7 +11,7 @@ from shared.catalog import load_status
 from shared.crawl import CrawlSpec, CrawlState
 from shared.errors import CrawlNotRunning, UnknownCrawl
 from shared.jobs import finalize_job_id
-from shared.keys import CrawlKeys, HostKeys, job_key
+from shared.keys import CrawlKeys, HostKeys, job_key, seen_field
 from shared.scripts import script_source
 from shared.settings import Settings
 from shared.urls import fingerprint
@@ -282,3 +282,30 @@ async def frontier_close_seed_with_links(
     await Frontier(redis, settings).close(
         PageJob("c1", SEED, 0, None), s, "fetched", 1, [SEED + n for n in names]
     )
+
+
+async def test_seen_urls_live_in_compact_buckets(redis: Redis, settings: Settings) -> None:
+    """Each seen URL is one small field of its bucket hash: 2 * depth, + 1 once fetched."""
+    s = spec()
+    await seed_crawl(redis, settings, s)
+    keys = CrawlKeys("c1")
+    fp = fingerprint(SEED)
+    assert await redis.hget(keys.seen_bucket(fp), seen_field(fp)) == b"0"  # type: ignore[misc]
+    link = SEED + "a"
+    await frontier_close_seed_with_links(redis, settings, s, ["a"])
+    assert await redis.hget(keys.seen_bucket(fp), seen_field(fp)) == b"1"  # type: ignore[misc]
+    link_fp = fingerprint(link)
+    assert await redis.hget(keys.seen_bucket(link_fp), seen_field(link_fp)) == b"2"  # type: ignore[misc]
+    assert await Frontier(redis, settings).best_depths("c1", [fp, link_fp, "0" * 16]) == [
+        0,
+        1,
+        None,
+    ]
+    encoding = await redis.object("encoding", keys.seen_bucket(fp))
+    assert encoding in (b"ziplist", b"listpack")
+
+
+async def test_crawlfleet_redis_keeps_large_buckets_compact(redis: Redis) -> None:
+    """The Redis crawlfleet starts keeps hashes of up to 1,024 fields compact (default 128)."""
+    config = await redis.config_get("hash-max-ziplist-entries")
+    assert int(config["hash-max-ziplist-entries"]) == 1024

@@ -18,13 +18,15 @@ from shared.jobs import (
     now_ms,
     page_job_id,
 )
-from shared.keys import JOB_KEY_PREFIX, CrawlKeys, HostKeys, fetch_attempts_field
+from shared.keys import JOB_KEY_PREFIX, CrawlKeys, HostKeys, fetch_attempts_field, seen_field
 from shared.scripts import Scripts
 from shared.settings import Settings
 from shared.urls import fingerprint
 from workers.politeness import SlotAsk
 
 Outcome = Literal["fetched", "failed", "skipped"]
+# fingerprints read per pipeline when a crawl is finalized: bounds the memory of one reply
+_READ_BATCH = 10_000
 
 
 class Verdict(Enum):
@@ -165,5 +167,11 @@ class Frontier:
         """The shortest known depth of each fingerprint (None if never seen)."""
         if not fingerprints:
             return []
-        scores = await self.redis.zmscore(CrawlKeys(crawl_id).seen, fingerprints)
-        return [None if s is None else int(s) for s in scores]
+        keys = CrawlKeys(crawl_id)
+        values: list[bytes | None] = []
+        for at in range(0, len(fingerprints), _READ_BATCH):
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for fp in fingerprints[at : at + _READ_BATCH]:
+                    pipe.hget(keys.seen_bucket(fp), seen_field(fp))
+                values += await pipe.execute()
+        return [None if v is None else int(v) // 2 for v in values]

@@ -1,7 +1,7 @@
 -- Close one page job: count it, queue its new or improved links, and, when it was the crawl's
 -- last pending job, queue the job that finalizes the crawl; give back the request slot the job
 -- held on its host. All in one round trip.
--- KEYS: meta, seen, pending, stats, queue, parked, tries, reasons, slots (of the page's host)
+-- KEYS: meta, seen prefix (see seen.lua), pending, stats, queue, parked, tries, reasons, slots (of the page's host)
 -- ARGV: job_id, fingerprint, depth, outcome ('fetched' | 'failed' | 'skipped'), bytes, now_ms,
 --       max_pages, job_prefix, finalize_job_id, finalize_payload, reason ('' for none),
 --       slot token ('' for none), then (fingerprint, job_id, payload) per link, at depth + 1
@@ -17,12 +17,11 @@ local depth = tonumber(ARGV[3])
 local outcome = ARGV[4]
 local stale = false
 if outcome ~= 'skipped' then
-  local score = redis.call('ZSCORE', KEYS[2], ARGV[2])
-  if score then
-    local value = tonumber(score)
-    stale = math.floor(value) < depth
-    if value == math.floor(value) then
-      redis.call('ZADD', KEYS[2], value + 0.5, ARGV[2])
+  local best, fetched = seen_get(KEYS[2], ARGV[2])
+  if best then
+    stale = best < depth
+    if not fetched then
+      seen_set(KEYS[2], ARGV[2], best, true)
       redis.call('HINCRBY', KEYS[4], outcome, 1)
       redis.call('HINCRBY', KEYS[4], 'bytes', tonumber(ARGV[5]))
       if ARGV[11] ~= '' then

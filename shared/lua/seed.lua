@@ -1,5 +1,5 @@
 -- Create a crawl (or add seeds to a running or paused one) and queue its seeds at depth 0.
--- KEYS: meta, crawls index, seen, pending, stats, queue, parked
+-- KEYS: meta, crawls index, seen prefix (see seen.lua), pending, stats, queue, parked
 -- ARGV: crawl_id, spec_json, created_at, now_ms, max_pages, job_prefix,
 --       then (fingerprint, job_id, payload) per seed
 -- Returns {status, queued}: status 1 = created, 0 = added to an existing crawl,

@@ -1,6 +1,6 @@
 -- Decide whether a page job that a worker has just taken should fetch, count the start, and,
 -- when the worker already knows the host's limits, take a request slot in the same round trip.
--- KEYS: meta, pending, seen, tries[, slots, next (the page's host, see slot.lua)]
+-- KEYS: meta, pending, seen prefix (see seen.lua), tries[, slots, next (the page's host, see slot.lua)]
 -- ARGV: job_id, fingerprint, depth[, token, lease_ms, limit, delay_ms]
 -- Returns {verdict, tries, retried, slot}; verdict is
 --   'run'     fetch it; tries = how often it has been started without being closed,
@@ -20,8 +20,8 @@ end
 if state == 'paused' then
   return {'paused', 0, 0, -1}
 end
-local score = redis.call('ZSCORE', KEYS[3], ARGV[2])
-if score and math.floor(tonumber(score)) < tonumber(ARGV[3]) then
+local best = seen_get(KEYS[3], ARGV[2])
+if best and best < tonumber(ARGV[3]) then
   return {'stale', 0, 0, -1}
 end
 local retried = tonumber(redis.call('HGET', KEYS[4], ARGV[1] .. '#fetch') or '0')

@@ -1,0 +1,30 @@
+-- Included at the top of the scripts that read or change a crawl's seen URLs (seed, start,
+-- page_done). The seen URLs of a crawl are spread over 4,096 small hashes, cf:<crawl>:seen:<xyz>
+-- where xyz is the first 3 hex digits of the URL's fingerprint, the field the other 13 and
+-- the value 2 * shortest depth, + 1 once the page has been fetched (so a re-fetch at a better
+-- depth counts once). Small hashes stay in Redis's compact encoding (ziplist/listpack, see
+-- hash-max-ziplist-entries): about 20 bytes per URL, against 100 for a sorted set.
+-- shared/keys.py names the same buckets (SEEN_BUCKET_DIGITS).
+local SEEN_BUCKET_DIGITS = 3
+
+local function seen_key(prefix, fp)
+  return prefix .. string.sub(fp, 1, SEEN_BUCKET_DIGITS)
+end
+
+-- seen_get(prefix, fp) -> shortest depth, fetched (true/false); nil if the URL is unseen
+local function seen_get(prefix, fp)
+  local value = redis.call('HGET', seen_key(prefix, fp), string.sub(fp, SEEN_BUCKET_DIGITS + 1))
+  if not value then
+    return nil, false
+  end
+  value = tonumber(value)
+  return math.floor(value / 2), value % 2 == 1
+end
+
+local function seen_set(prefix, fp, depth, fetched)
+  local value = depth * 2
+  if fetched then
+    value = value + 1
+  end
+  redis.call('HSET', seen_key(prefix, fp), string.sub(fp, SEEN_BUCKET_DIGITS + 1), value)
+end
