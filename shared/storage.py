@@ -14,7 +14,7 @@ the record at the shortest depth.
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -23,11 +23,8 @@ from pydantic import BaseModel
 
 from shared.crawl import check_crawl_id
 
-# mkstemp makes files readable by their owner only; pages are for everyone the umask allows,
-# e.g. a container of another user reading the shared volume
-_UMASK = os.umask(0)
-os.umask(_UMASK)
-_FILE_MODE = 0o666 & ~_UMASK
+# a new file of its own, never a file another writer has opened
+_TMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
 
 MANIFEST = "manifest.jsonl"
 PAGES = "pages"
@@ -104,13 +101,18 @@ def atomic_write(path: Path, data: bytes) -> None:
     The bytes go to a temporary file in the same folder, which is then renamed over ``path``;
     a crash or cancellation in between leaves only a ``.tmp`` file, never a partial ``path``.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    # pid + random: unique across the processes and containers sharing the volume; O_EXCL
+    # makes sure of it. The folder is made only when missing: most writes go to one that exists
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    try:
+        fd = os.open(tmp, _TMP_FLAGS, 0o666)  # the umask applies, as for any new file
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(tmp, _TMP_FLAGS, 0o666)
     try:
         with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), _FILE_MODE)
             f.write(data)
-        Path(tmp).replace(path)
+        tmp.replace(path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
