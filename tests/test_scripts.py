@@ -238,18 +238,23 @@ async def test_cancel_aborts_running_jobs(redis: Redis, settings: Settings) -> N
     assert await redis.zrange("arq:abort", 0, -1) == [job_id.encode()]
 
 
-async def test_claim_starts_a_due_job_once(redis: Redis, settings: Settings) -> None:
-    """claim.lua is arq's start rule: a due, queued job not running elsewhere, claimed once."""
+async def test_claim_takes_due_jobs_not_running_elsewhere(redis: Redis, settings: Settings) -> None:
+    """claim.lua is arq's start rule for a batch: due, queued jobs that no worker runs, in
+    queue order, each claimed once, as many as asked for."""
     claim = redis.register_script(script_source("claim"))
-    queue_name, in_progress = settings.queue_name, "arq:in-progress:j1"
-    keys = [in_progress, queue_name]
-    assert await claim(keys=keys, args=["j1", 1000, 5000]) is None  # not queued
-    await redis.zadd(queue_name, {"j1": 900, "later": 2000})
-    later = ["arq:in-progress:later", queue_name]
-    assert await claim(keys=later, args=["later", 1000, 5000]) is None  # deferred
-    assert int(await claim(keys=keys, args=["j1", 1000, 5000])) == 900
-    assert 0 < await redis.pttl(in_progress) <= 5000
-    assert await claim(keys=keys, args=["j1", 1000, 5000]) is None  # running elsewhere
+    queue_name = settings.queue_name
+
+    async def take(want: int) -> list[tuple[str, int]]:
+        got = await claim(keys=[queue_name], args=[1000, 5000, want, "arq:in-progress:", 100])
+        return [(got[i].decode(), int(float(got[i + 1]))) for i in range(0, len(got), 2)]
+
+    assert await take(5) == []
+    await redis.zadd(queue_name, {"a": 900, "b": 950, "c": 990, "later": 2000})
+    await redis.set("arq:in-progress:b", b"1")  # another worker runs it
+    assert await take(1) == [("a", 900)]
+    assert 0 < await redis.pttl("arq:in-progress:a") <= 5000
+    assert await take(5) == [("c", 990)]  # not b (running), not later (deferred), not a again
+    assert await take(5) == []
 
 
 async def test_start_takes_host_slot_and_page_done_gives_it_back(

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import itertools
 from pathlib import Path
 
 from redis.asyncio import Redis
 
+from scheduler.control import seed_crawl
+from shared.connections import connected
 from shared.crawl import CrawlSpec, CrawlState
 from shared.settings import Settings
 from tests.support.crawling import crawl_in_process, read_manifest
 from tests.support.testweb import Page, Site, TestWeb, make_site, shortest_depths
+from workers.worker import build_worker
 
 
 async def test_crawl_stores_every_page_once_with_its_record(
@@ -163,3 +168,27 @@ async def test_no_host_slot_outlives_its_page(
     status = await crawl_in_process(settings, CrawlSpec(crawl_id="sl", seeds=seeds, depth=2))
     assert status.state is CrawlState.DONE and status.counters.fetched > 3
     assert await redis.keys("cf:host:*:slots") == []
+
+
+async def test_worker_looks_at_the_queue_when_a_job_ends(web: TestWeb, settings: Settings) -> None:
+    """A job that ends wakes the poll loop: a chain of pages, each queued by the one before,
+    is crawled without waiting for the poll beat (made 30 s here, longer than the whole
+    test may take: arq's fixed beat would need 30 s per page)."""
+    u = lambda name: web.url(0, f"/{name}")  # noqa: E731
+    chain = "abcde"
+    web.site = Site(
+        {
+            u(name): Page(edges=[u(nxt)], hrefs=[f"/{nxt}"])
+            for name, nxt in itertools.pairwise(chain)
+        }
+        | {u("e"): Page()}
+    )
+    async with connected(settings.redis_url) as redis:
+        await seed_crawl(redis, settings, CrawlSpec(crawl_id="ch", seeds=[u("a")], depth=4))
+    worker = build_worker(settings, burst=True, handle_signals=False, poll_delay=30)
+    try:
+        async with asyncio.timeout(20):
+            await worker.async_run()
+    finally:
+        await worker.close()
+    assert {r["url"] for r in read_manifest(settings.data_dir, "ch")} == {u(c) for c in chain}
