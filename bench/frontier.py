@@ -3,14 +3,14 @@
 No page is fetched. The crawl is seeded with ``seeds`` URLs, then each seed job is closed through
 crawlfleet's own :meth:`workers.frontier.Frontier.close` (the Lua script a worker runs after a
 page) with ``links_per_page`` new links, which admits them exactly as a crawl does: each new URL
-is added to the crawl's seen set and gets a queued arq job (job key, queue entry, pending entry).
+is added to the crawl's seen set and gets a queued arq job (job key and queue entry).
 
 At checkpoints the benchmark reads ``used_memory`` and ``MEMORY USAGE`` of the crawl's keys:
 
 - bytes per seen URL = ``MEMORY USAGE`` of the seen buckets ``cf:<crawl>:seen:*`` / URLs seen
   (the dedupe set, with depth);
 - bytes per queued job = (``used_memory`` growth - the seen buckets) / jobs queued: the arq job key,
-  the queue entry and the pending entry, with Redis's per-key overhead.
+  the queue entry, with Redis's per-key overhead.
 
 The URLs look like the synthetic web's (``http://127.0.0.N:40000/p/<n>.html``); nothing connects
 to them.
@@ -44,7 +44,6 @@ class Checkpoint:
     queued: int
     used_memory_growth: int
     seen_key_bytes: int
-    pending_key_bytes: int
     queue_key_bytes: int
     job_key_bytes_avg: float
     seen_encoding: str
@@ -109,8 +108,8 @@ async def _seen_buckets(redis: Redis, keys: CrawlKeys) -> list[bytes]:
 async def _checkpoint(redis: Redis, baseline: int, queue_name: str) -> Checkpoint:
     keys = CrawlKeys(CRAWL_ID)
     seen = int(await redis.hget(keys.stats, "seen") or 0)  # type: ignore[misc]
-    queued = int(await redis.scard(keys.pending))  # type: ignore[misc]
-    sample = await redis.srandmember(keys.pending, 200)  # type: ignore[misc]
+    queued = int(await redis.hget(keys.stats, "pending") or 0)  # type: ignore[misc]
+    sample = await redis.zrandmember(queue_name, 200)
     job_bytes = [await _memory_usage(redis, f"arq:job:{j.decode()}") for j in sample]
     queue_bytes = await _memory_usage(redis, queue_name)
     buckets = await _seen_buckets(redis, keys)
@@ -121,7 +120,6 @@ async def _checkpoint(redis: Redis, baseline: int, queue_name: str) -> Checkpoin
         queued=queued,
         used_memory_growth=int((await redis.info("memory"))["used_memory"]) - baseline,
         seen_key_bytes=seen_bytes,
-        pending_key_bytes=await _memory_usage(redis, keys.pending),
         queue_key_bytes=queue_bytes,
         job_key_bytes_avg=sum(job_bytes) / len(job_bytes) if job_bytes else 0.0,
         seen_encoding=",".join(

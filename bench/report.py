@@ -215,7 +215,7 @@ def summary(report: Report) -> str:
             f"d: large frontier: {f.seen:,} URLs seen, {f.queued:,} jobs queued: "
             f"{f.bytes_per_seen:.1f} B per seen URL (seen set {f.seen_encoding}), "
             f"{f.bytes_per_queued_job:.1f} B per queued job "
-            f"(arq job key ~{f.job_key_bytes_avg:.0f} B + queue and pending entries); "
+            f"(arq job key ~{f.job_key_bytes_avg:.0f} B + queue entry); "
             f"growth per checkpoint: "
             + ", ".join(
                 f"{c.seen // 1000}k: {c.bytes_per_seen:.0f}/{c.bytes_per_queued_job:.0f} B"

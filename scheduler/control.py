@@ -1,4 +1,4 @@
-"""Creating, seeding and cancelling crawls."""
+"""Creating, seeding, cancelling, pausing and resuming crawls."""
 
 from __future__ import annotations
 
@@ -10,11 +10,14 @@ from redis.asyncio import Redis
 
 from shared.crawl import CrawlSpec
 from shared.errors import CrawlNotRunning, UnknownCrawl
-from shared.jobs import CRAWL_PAGE, job_payload, now_ms, page_job_id
+from shared.jobs import CRAWL_PAGE, job_payload, now_ms, page_job_args, page_job_id
 from shared.keys import ABORT_JOBS, CRAWLS_INDEX, IN_PROGRESS_KEY_PREFIX, JOB_KEY_PREFIX, CrawlKeys
 from shared.scripts import Scripts
 from shared.settings import Settings
 from shared.urls import fingerprint
+
+# queue entries scanned, and job ids swept per script call, when a crawl is cancelled or paused
+_SWEEP_BATCH = 500
 
 
 @dataclass(frozen=True)
@@ -40,13 +43,12 @@ async def seed_crawl(redis: Redis, settings: Settings, spec: CrawlSpec) -> SeedR
     for url in spec.seeds:
         fp = fingerprint(url)
         job_id = page_job_id(spec.crawl_id, fp, 0)
-        args += [fp, job_id, job_payload(CRAWL_PAGE, (spec.crawl_id, url, 0, None), now)]
+        args += [fp, job_id, job_payload(CRAWL_PAGE, page_job_args(url, 0, None), now)]
     status, queued = await Scripts.register(redis).seed(
         keys=[
             keys.meta,
             CRAWLS_INDEX,
             keys.seen,
-            keys.pending,
             keys.stats,
             settings.queue_name,
             keys.parked,
@@ -77,22 +79,50 @@ def _check(code: int, crawl_id: str, wanted: str) -> int:
 async def cancel_crawl(redis: Redis, settings: Settings, crawl_id: str) -> CancelResult:
     """Cancel a running or paused crawl: drop its queued jobs, abort its running ones."""
     keys = CrawlKeys(crawl_id)
-    dropped, aborted = await Scripts.register(redis).cancel(
-        keys=[keys.meta, keys.pending, settings.queue_name, keys.parked, keys.tries, ABORT_JOBS],
-        args=[datetime.now(UTC).isoformat(), JOB_KEY_PREFIX, IN_PROGRESS_KEY_PREFIX, now_ms()],
+    parked = await Scripts.register(redis).cancel(
+        keys=[keys.meta, keys.parked, keys.tries, keys.stats],
+        args=[datetime.now(UTC).isoformat(), JOB_KEY_PREFIX],
     )
-    _check(int(dropped), crawl_id, "running or paused")
-    return CancelResult(dropped=int(dropped), aborted=int(aborted))
+    _check(int(parked), crawl_id, "running or paused")
+    dropped, aborted = await _sweep(redis, settings, crawl_id)
+    return CancelResult(dropped=int(parked) + dropped, aborted=aborted)
 
 
 async def pause_crawl(redis: Redis, settings: Settings, crawl_id: str) -> int:
     """Hold a running crawl: its queued jobs are parked; returns how many."""
     keys = CrawlKeys(crawl_id)
-    parked = await Scripts.register(redis).pause(
-        keys=[keys.meta, keys.pending, settings.queue_name, keys.parked],
-        args=[IN_PROGRESS_KEY_PREFIX],
-    )
-    return _check(int(parked), crawl_id, "running")
+    _check(int(await Scripts.register(redis).pause(keys=[keys.meta])), crawl_id, "running")
+    parked, _ = await _sweep(redis, settings, crawl_id)
+    return parked
+
+
+async def _sweep(redis: Redis, settings: Settings, crawl_id: str) -> tuple[int, int]:
+    """Apply a cancel or pause to the crawl's jobs in arq's queue, which every crawl shares:
+    scanned in batches, so that a long queue never blocks Redis. Returns (removed or parked,
+    aborted)."""
+    keys = CrawlKeys(crawl_id)
+    sweep = Scripts.register(redis).sweep
+    moved = aborted = 0
+    batch: list[bytes] = []
+
+    async def flush() -> None:
+        nonlocal moved, aborted
+        if batch:
+            done, stopped = await sweep(
+                keys=[keys.meta, settings.queue_name, keys.parked, ABORT_JOBS],
+                args=[JOB_KEY_PREFIX, IN_PROGRESS_KEY_PREFIX, now_ms(), *batch],
+            )
+            moved, aborted = moved + int(done), aborted + int(stopped)
+            batch.clear()
+
+    async for member, _score in redis.zscan_iter(
+        settings.queue_name, match=f"{crawl_id}:*", count=_SWEEP_BATCH
+    ):
+        batch.append(member)
+        if len(batch) >= _SWEEP_BATCH:
+            await flush()
+    await flush()
+    return moved, aborted
 
 
 async def resume_crawl(redis: Redis, settings: Settings, crawl_id: str) -> int:

@@ -29,9 +29,8 @@ async def load_status(redis: Redis, crawl_id: str) -> CrawlStatus:
     async with redis.pipeline(transaction=False) as pipe:
         pipe.hgetall(keys.meta)
         pipe.hgetall(keys.stats)
-        pipe.scard(keys.pending)
         pipe.hgetall(keys.reasons)
-        meta, stats, pending, reasons = await pipe.execute()
+        meta, stats, reasons = await pipe.execute()
     if not meta:
         raise UnknownCrawl(f"no crawl with id {crawl_id!r}")
     counts = {k.decode(): int(v) for k, v in stats.items()}
@@ -44,7 +43,6 @@ async def load_status(redis: Redis, crawl_id: str) -> CrawlStatus:
         finished_at=datetime.fromisoformat(finished) if finished else None,
         counters=CrawlCounters(
             **counts,
-            pending=pending,
             reasons={k.decode(): int(v) for k, v in sorted(reasons.items())},
         ),
     )

@@ -49,6 +49,37 @@ def page_job_id(crawl_id: str, fingerprint: str, depth: int) -> str:
     return f"{crawl_id}:{fingerprint}:{depth}"
 
 
+def crawl_of_job(job_id: str) -> str:
+    """The crawl a job id belongs to (crawl ids never contain ``:``)."""
+    return job_id.partition(":")[0]
+
+
+# A queued page job is mostly its payload, and a frontier holds millions of them, so the page
+# job's arguments are (url, depth, parent): the crawl id is in the job id already, and a parent
+# on the same origin as the page is kept as its path only.
+
+
+def page_job_args(url: str, depth: int, parent: str | None) -> tuple[str, int, str | None]:
+    """The arguments of a ``crawl_page`` job."""
+    if parent is not None:
+        origin = _origin(url)
+        if parent.startswith(origin) and parent[len(origin) : len(origin) + 1] == "/":
+            parent = parent[len(origin) :]
+    return (url, depth, parent)
+
+
+def parent_url(url: str, parent: str | None) -> str | None:
+    """The parent URL that :func:`page_job_args` packed for ``url``."""
+    if parent is not None and parent.startswith("/"):
+        return _origin(url) + parent
+    return parent
+
+
+def _origin(url: str) -> str:
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://{rest.split('/', 1)[0]}"
+
+
 def finalize_job_id(crawl_id: str) -> str:
     """The one job that closes a crawl."""
     return f"{crawl_id}:finalize"

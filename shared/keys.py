@@ -4,13 +4,13 @@ Per crawl ``C``:
 
 - ``cf:crawls``          sorted set: crawl id -> creation time (ms), the index of all crawls
 - ``cf:C:meta``          hash: ``spec`` (JSON), ``state``, ``created_at``, ``finished_at``
-- ``cf:C:stats``         hash of counters: ``fetched``, ``failed``, ``bytes``, ``queued``, ``seen``
+- ``cf:C:stats``         hash of counters: ``fetched``, ``failed``, ``bytes``, ``queued``, ``seen``,
+                         ``pending`` (jobs queued, parked or running: 0 means the crawl is
+                         complete; a job is pending while its ``arq:job:<id>`` key exists)
 - ``cf:C:seen:XYZ``      4,096 hashes, one per first 3 hex digits XYZ of a URL fingerprint:
                          the fingerprint's other digits -> 2 * shortest depth seen, + 1 once
                          the page has been fetched (so a re-fetch at a better depth counts
                          once); small hashes keep Redis's compact encoding (``seen.lua``)
-- ``cf:C:pending``       set of the job ids of this crawl that are queued, parked or running;
-                         empty means the crawl is complete
 - ``cf:C:parked``        sorted set of the job ids taken off the queue while the crawl is paused
 - ``cf:C:tries``         hash: job id -> times started without being closed (a worker died);
                          ``<job id>#fetch`` -> transient fetch failures retried so far
@@ -67,10 +67,6 @@ class CrawlKeys:
     def seen_bucket(self, fingerprint: str) -> str:
         """The hash holding ``fingerprint``'s shortest depth."""
         return self.seen + fingerprint[:SEEN_BUCKET_DIGITS]
-
-    @property
-    def pending(self) -> str:
-        return f"{PREFIX}:{self.crawl_id}:pending"
 
     @property
     def parked(self) -> str:

@@ -21,6 +21,7 @@ SCRIPTS = (
     "cancel",
     "pause",
     "resume",
+    "sweep",
     "host_acquire",
     "host_hold",
 )
@@ -51,6 +52,7 @@ class Scripts:
     cancel: AsyncScript
     pause: AsyncScript
     resume: AsyncScript
+    sweep: AsyncScript
     host_acquire: AsyncScript
     host_hold: AsyncScript
 

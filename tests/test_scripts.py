@@ -10,7 +10,7 @@ from scheduler.control import cancel_crawl, pause_crawl, resume_crawl, seed_craw
 from shared.catalog import load_status
 from shared.crawl import CrawlSpec, CrawlState
 from shared.errors import CrawlNotRunning, UnknownCrawl
-from shared.jobs import finalize_job_id
+from shared.jobs import finalize_job_id, page_job_args, parent_url
 from shared.keys import CrawlKeys, HostKeys, job_key, seen_field
 from shared.scripts import script_source
 from shared.settings import Settings
@@ -46,7 +46,7 @@ async def test_seed_creates_crawl_and_queues_arq_jobs(redis: Redis, settings: Se
     assert await queue(redis, settings) == [job_id]
     payload = msgpack.unpackb(await redis.get(job_key(job_id)))
     assert payload["f"] == "crawl_page"
-    assert payload["a"] == ["c1", SEED, 0, None]
+    assert payload["a"] == [SEED, 0, None]
     assert await redis.pttl(job_key(job_id)) == -1  # lives as long as the crawl
     status = await load_status(redis, "c1")
     assert status.state is CrawlState.RUNNING
@@ -173,8 +173,8 @@ async def test_cancel_drops_queued_jobs(redis: Redis, settings: Settings) -> Non
     await frontier.close(seed_job, s, "fetched", 1, [SEED + "a", SEED + "b"])
     assert (await cancel_crawl(redis, settings, "c1")).dropped == 2
     assert await queue(redis, settings, seed_job) == [f"other:{fingerprint(SEED)}:0"]
-    assert not await redis.exists(CrawlKeys("c1").pending)
-    assert await redis.keys("arq:job:c1:*") == [job_key(seed_job.job_id).encode()]
+    assert (await load_status(redis, "c1")).counters.pending == 0
+    assert await redis.keys("arq:job:c1:*") == []  # closed (the seed) or dropped
     assert (await load_status(redis, "c1")).state is CrawlState.CANCELLED
     assert (await frontier.start(PageJob("c1", SEED + "a", 1, SEED))).verdict is Verdict.STOPPED
     with pytest.raises(CrawlNotRunning):
@@ -314,3 +314,42 @@ async def test_crawlfleet_redis_keeps_large_buckets_compact(redis: Redis) -> Non
     """The Redis crawlfleet starts keeps hashes of up to 1,024 fields compact (default 128)."""
     config = await redis.config_get("hash-max-ziplist-entries")
     assert int(config["hash-max-ziplist-entries"]) == 1024
+
+
+async def test_cancel_sweeps_a_long_shared_queue_in_batches(
+    redis: Redis, settings: Settings
+) -> None:
+    """A cancel finds all of its crawl's jobs in the shared queue, over several scan batches,
+    and none of another crawl's, even one whose id starts the same."""
+    links = [f"{SEED}p{n}" for n in range(1200)]
+    for crawl_id in ("c1", "c10"):
+        s = spec(crawl_id=crawl_id)
+        await seed_crawl(redis, settings, s)
+        await Frontier(redis, settings).close(
+            PageJob(crawl_id, SEED, 0, None), s, "fetched", 1, links
+        )
+    result = await cancel_crawl(redis, settings, "c1")
+    assert (result.dropped, result.aborted) == (1200, 0)
+    left = {m.decode().split(":")[0] for m in await redis.zrange(settings.queue_name, 0, -1)}
+    assert left == {"c10"}
+    assert len(await redis.keys("arq:job:c10:*")) == 1200
+    assert (await load_status(redis, "c10")).counters.pending == 1200
+
+
+@pytest.mark.parametrize(
+    ("url", "parent", "packed"),
+    [
+        ("http://a.org:81/x", "http://a.org:81/y?q", "/y?q"),  # same origin: its path only
+        ("http://a.org/x", "http://a.org:81/y", "http://a.org:81/y"),  # another port
+        ("https://a.org/x", "http://a.org/y", "http://a.org/y"),  # another scheme
+        ("http://a.org/x", "http://a.org.evil/y", "http://a.org.evil/y"),
+        ("http://a.org/x", None, None),
+    ],
+)
+def test_page_job_args_keep_parent_exactly(
+    url: str, parent: str | None, packed: str | None
+) -> None:
+    """A page job stores its parent compactly and gives back exactly the same URL."""
+    args = page_job_args(url, 2, parent)
+    assert args == (url, 2, packed)
+    assert parent_url(url, args[2]) == parent

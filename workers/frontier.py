@@ -16,9 +16,17 @@ from shared.jobs import (
     finalize_job_id,
     job_payload,
     now_ms,
+    page_job_args,
     page_job_id,
 )
-from shared.keys import JOB_KEY_PREFIX, CrawlKeys, HostKeys, fetch_attempts_field, seen_field
+from shared.keys import (
+    JOB_KEY_PREFIX,
+    CrawlKeys,
+    HostKeys,
+    fetch_attempts_field,
+    job_key,
+    seen_field,
+)
 from shared.scripts import Scripts
 from shared.settings import Settings
 from shared.urls import fingerprint
@@ -79,7 +87,7 @@ class Frontier:
         """Decide whether ``job`` should fetch, in one round trip, and count the start; with
         ``slot``, also try to take that host slot if the job is to run."""
         keys = CrawlKeys(job.crawl_id)
-        script_keys = [keys.meta, keys.pending, keys.seen, keys.tries]
+        script_keys = [keys.meta, job_key(job.job_id), keys.seen, keys.tries]
         args: list[Any] = [job.job_id, job.fingerprint, job.depth]
         if slot is not None:
             script_keys += slot.keys
@@ -137,13 +145,13 @@ class Frontier:
                 args += [
                     fp,
                     page_job_id(job.crawl_id, fp, child_depth),
-                    job_payload(CRAWL_PAGE, (job.crawl_id, url, child_depth, job.url), now),
+                    job_payload(CRAWL_PAGE, page_job_args(url, child_depth, job.url), now),
                 ]
         status, queued = await self.scripts.page_done(
             keys=[
                 keys.meta,
                 keys.seen,
-                keys.pending,
+                job_key(job.job_id),
                 keys.stats,
                 self.settings.queue_name,
                 keys.parked,
@@ -159,7 +167,7 @@ class Frontier:
         """Mark the crawl done if nothing of it is pending; True if it is now done."""
         keys = CrawlKeys(crawl_id)
         done = await self.scripts.finish(
-            keys=[keys.meta, keys.pending], args=[datetime.now(UTC).isoformat()]
+            keys=[keys.meta, keys.stats], args=[datetime.now(UTC).isoformat()]
         )
         return bool(done)
 

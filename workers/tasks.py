@@ -11,6 +11,7 @@ from arq import Retry
 from redis.exceptions import RedisError
 
 from shared.crawl import CrawlSpec
+from shared.jobs import crawl_of_job, parent_url
 from shared.storage import CrawlLayout
 from shared.urls import host_of
 from workers.context import CTX_KEY, CrawlRules, WorkerContext
@@ -41,17 +42,16 @@ class HandBack(Exception):
         self.routine = routine
 
 
-async def crawl_page(
-    ctx: dict[str, Any], crawl_id: str, url: str, depth: int, parent: str | None
-) -> None:
-    """Fetch one page, store it, queue its new links.
+async def crawl_page(ctx: dict[str, Any], url: str, depth: int, parent: str | None) -> None:
+    """Fetch one page, store it, queue its new links (arguments: ``shared.jobs.page_job_args``).
 
     A bad page is recorded, never raised. What is not the page's fault (a paused crawl, an
     unwritable data directory, a Redis outage, a hung fetch) hands the job back to the queue
     through arq's ``Retry``, so no page is closed without its files.
     """
     worker: WorkerContext = ctx[CTX_KEY]
-    job = PageJob(crawl_id=crawl_id, url=url, depth=depth, parent=parent)
+    crawl_id = crawl_of_job(ctx["job_id"])
+    job = PageJob(crawl_id=crawl_id, url=url, depth=depth, parent=parent_url(url, parent))
     with structlog.contextvars.bound_contextvars(crawl_id=crawl_id, url=url, depth=depth):
         try:
             async with asyncio.timeout(worker.settings.page_deadline_s):

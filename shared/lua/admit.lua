@@ -3,11 +3,12 @@
 -- admit(k, fp, depth, job_id, payload, opts): make `depth` the shortest known depth of the URL
 -- with fingerprint `fp` and, when that is new or better than before, queue its arq job.
 -- Returns 1 if a job was queued, else 0.
---   k    = {seen=, pending=, stats=, queue=}: the crawl's seen prefix and key names, and the
---          sorted set the job goes to (arq's queue, or the crawl's parked set while it is paused)
+--   k    = {seen=, stats=, queue=}: the crawl's seen prefix and stats, and the sorted set the
+--          job goes to (arq's queue, or the crawl's parked set while it is paused)
 --   opts = {now=, max_pages=, job_prefix=}
 -- An improved depth keeps the "fetched" mark, so the page is counted once however often it is
--- fetched. The stats field `seen` counts the URLs seen (it caps them at max_pages).
+-- fetched. The stats field `seen` counts the URLs seen (it caps them at max_pages); `pending`
+-- counts the jobs queued, parked or running: a job is pending while its arq job key exists.
 -- Job payloads get no expiry: a queued job lives as long as its crawl (cancel deletes them).
 local function admit(k, fp, depth, job_id, payload, opts)
   local best, fetched = seen_get(k.seen, fp)
@@ -24,7 +25,7 @@ local function admit(k, fp, depth, job_id, payload, opts)
   seen_set(k.seen, fp, depth, fetched)
   redis.call('SET', opts.job_prefix .. job_id, payload)
   redis.call('ZADD', k.queue, opts.now, job_id)
-  redis.call('SADD', k.pending, job_id)
+  redis.call('HINCRBY', k.stats, 'pending', 1)
   redis.call('HINCRBY', k.stats, 'queued', 1)
   return 1
 end

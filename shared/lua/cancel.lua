@@ -1,26 +1,21 @@
--- Cancel a crawl: drop its queued and parked jobs, ask the workers running its other jobs to
--- abort them (arq's abort set), and mark it cancelled.
--- KEYS: meta, pending, queue, parked, tries, arq abort set
--- ARGV: finished_at, job_prefix, in_progress_prefix, now_ms
--- Returns {dropped, aborted}, or {-1, 0} if there is no such crawl, {-2, 0} if it has ended.
+-- Cancel a crawl: mark it cancelled and drop its parked jobs. Its jobs in arq's queue, which is
+-- shared by all crawls, are dropped or aborted afterwards, a batch at a time (sweep.lua); any
+-- that a worker starts meanwhile sees the crawl stopped and ends at once.
+-- KEYS: meta, parked, tries, stats
+-- ARGV: finished_at, job_prefix
+-- Returns the number of parked jobs dropped, -1 if there is no such crawl, -2 if it has ended.
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then
-  return {-1, 0}
+  return -1
 end
 if state ~= 'running' and state ~= 'paused' then
-  return {-2, 0}
+  return -2
 end
-local dropped, aborted = 0, 0
-for _, id in ipairs(redis.call('SMEMBERS', KEYS[2])) do
-  if redis.call('EXISTS', ARGV[3] .. id) == 1 then
-    redis.call('ZADD', KEYS[6], tonumber(ARGV[4]), id)
-    aborted = aborted + 1
-  else
-    redis.call('ZREM', KEYS[3], id)
-    redis.call('DEL', ARGV[2] .. id)
-    dropped = dropped + 1
-  end
+local parked = redis.call('ZRANGE', KEYS[2], 0, -1)
+for _, id in ipairs(parked) do
+  redis.call('DEL', ARGV[2] .. id)
 end
-redis.call('DEL', KEYS[2], KEYS[4], KEYS[5])
+redis.call('DEL', KEYS[2], KEYS[3])
+redis.call('HSET', KEYS[4], 'pending', 0)
 redis.call('HSET', KEYS[1], 'state', 'cancelled', 'finished_at', ARGV[1])
-return {dropped, aborted}
+return #parked

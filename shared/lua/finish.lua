@@ -1,12 +1,12 @@
 -- Mark a crawl done if it is running (or paused) and has no pending job.
--- KEYS: meta, pending
+-- KEYS: meta, stats
 -- ARGV: finished_at
 -- Returns 1 if the crawl is now done, 0 if it had ended or still has pending jobs.
 local state = redis.call('HGET', KEYS[1], 'state')
 if state ~= 'running' and state ~= 'paused' then
   return 0
 end
-if redis.call('SCARD', KEYS[2]) ~= 0 then
+if tonumber(redis.call('HGET', KEYS[2], 'pending') or '0') ~= 0 then
   return 0
 end
 redis.call('HSET', KEYS[1], 'state', 'done', 'finished_at', ARGV[1])

@@ -1,5 +1,5 @@
 -- Create a crawl (or add seeds to a running or paused one) and queue its seeds at depth 0.
--- KEYS: meta, crawls index, seen prefix (see seen.lua), pending, stats, queue, parked
+-- KEYS: meta, crawls index, seen prefix (see seen.lua), stats, queue, parked
 -- ARGV: crawl_id, spec_json, created_at, now_ms, max_pages, job_prefix,
 --       then (fingerprint, job_id, payload) per seed
 -- Returns {status, queued}: status 1 = created, 0 = added to an existing crawl,
@@ -15,8 +15,7 @@ if not state then
   redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
   created = 1
 end
-local k = {seen = KEYS[3], pending = KEYS[4], stats = KEYS[5],
-           queue = target_queue(state, KEYS[6], KEYS[7])}
+local k = {seen = KEYS[3], stats = KEYS[4], queue = target_queue(state, KEYS[5], KEYS[6])}
 local opts = {now = tonumber(ARGV[4]), max_pages = tonumber(ARGV[5]), job_prefix = ARGV[6]}
 local queued = 0
 for i = 7, #ARGV, 3 do

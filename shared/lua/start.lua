@@ -1,6 +1,6 @@
 -- Decide whether a page job that a worker has just taken should fetch, count the start, and,
 -- when the worker already knows the host's limits, take a request slot in the same round trip.
--- KEYS: meta, pending, seen prefix (see seen.lua), tries[, slots, next (the page's host, see slot.lua)]
+-- KEYS: meta, job key (arq:job:<id>), seen prefix (see seen.lua), tries[, slots, next (the page's host, see slot.lua)]
 -- ARGV: job_id, fingerprint, depth[, token, lease_ms, limit, delay_ms]
 -- Returns {verdict, tries, retried, slot}; verdict is
 --   'run'     fetch it; tries = how often it has been started without being closed,
@@ -14,7 +14,7 @@ local state = redis.call('HGET', KEYS[1], 'state')
 if state ~= 'running' and state ~= 'paused' then
   return {'stopped', 0, 0, -1}
 end
-if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 0 then
+if redis.call('EXISTS', KEYS[2]) == 0 then
   return {'done', 0, 0, -1}
 end
 if state == 'paused' then
