@@ -79,7 +79,14 @@ async def test_page_done_queues_new_links_once_and_counts_once(
     job = PageJob("c1", SEED, 0, None)
     links = ["http://example.org/a", "http://example.org/b", SEED]
     assert (await frontier.start(job)).verdict is Verdict.RUN
+    # what arq holds for a running job: its clean-up is page_done's
+    await redis.set(f"arq:in-progress:{job.job_id}", b"1")
+    await redis.set(f"arq:retry:{job.job_id}", b"1")
+    await redis.zadd("arq:abort", {job.job_id: 1})
     assert await frontier.close(job, s, "fetched", 100, links) == 2
+    assert not await redis.exists(f"arq:in-progress:{job.job_id}", f"arq:retry:{job.job_id}")
+    assert await redis.zscore(settings.queue_name, job.job_id) is None
+    assert await redis.zcard("arq:abort") == 0
     assert await frontier.close(job, s, "fetched", 100, links) is None  # a re-run
     assert (await frontier.start(job)).verdict is Verdict.DONE_ALREADY
     status = await load_status(redis, "c1")
@@ -155,7 +162,8 @@ async def test_last_job_queues_finalize_and_finish_marks_done(
     frontier = Frontier(redis, settings)
     assert not await frontier.finish("c1")  # still pending
     await frontier.close(PageJob("c1", SEED, 0, None), s, "failed", 0, [])
-    assert await queue(redis, settings) == [f"c1:{fingerprint(SEED)}:0", finalize_job_id("c1")]
+    # the closed job left the queue with the close (arq's clean-up, done by page_done.lua)
+    assert await queue(redis, settings) == [finalize_job_id("c1")]
     assert await frontier.finish("c1")
     status = await load_status(redis, "c1")
     assert status.state is CrawlState.DONE and status.finished_at is not None

@@ -14,6 +14,8 @@ from redis.commands.core import AsyncScript
 from shared.keys import IN_PROGRESS_KEY_PREFIX
 from shared.scripts import script_source
 
+# the ctx key of the set of job ids whose clean-up page_done.lua has done already
+CLOSED_JOBS = "closed_jobs"
 # queue entries one claim looks at, at most: running jobs stay in the queue until they end,
 # so the head of the queue holds the fleet's running jobs before the due ones
 _CLAIM_SCAN_MAX = 10_000
@@ -33,6 +35,9 @@ class FleetWorker(Worker):
     idle. Here the worker looks again as soon as a job ends (its page has usually just queued
     new links), at most once per ``min_poll_gap``, and at least every ``poll_delay``; arq's
     abort check and health record keep the ``poll_delay`` beat.
+
+    A page job that closes itself (``page_done.lua``) does arq's clean-up of the job in that
+    same round trip and says so in ``ctx[CLOSED_JOBS]``: arq's own clean-up is then skipped.
     """
 
     def __init__(self, *args: Any, min_poll_gap: float = 0.002, **kwargs: Any) -> None:
@@ -46,6 +51,8 @@ class FleetWorker(Worker):
         self._last_beat = 0.0
         self._claim: AsyncScript | None = None
         self._claim_pool: object = None
+        self._closed: set[str] = set()
+        self.ctx[CLOSED_JOBS] = self._closed
 
     def _claim_script(self) -> AsyncScript:
         # arq opens its pool in main(); a worker that reconnects gets a new one
@@ -106,6 +113,31 @@ class FleetWorker(Worker):
             task = self.loop.create_task(self.run_job(job_id, int(float(claimed[i + 1]))))
             task.add_done_callback(lambda _: self._release_sem_dec_counter_on_complete())
             self.tasks[job_id] = task
+
+    async def finish_job(
+        self,
+        job_id: str,
+        finish: bool,
+        result_data: bytes | None,
+        result_timeout_s: float | None,
+        keep_result_forever: bool,
+        incr_score: int | None,
+        keep_in_progress: float | None,
+    ) -> None:
+        """arq's clean-up of a job, unless the job did it itself."""
+        closed = job_id in self._closed
+        self._closed.discard(job_id)
+        if closed and finish and not result_data:
+            return
+        await super().finish_job(
+            job_id,
+            finish,
+            result_data,
+            result_timeout_s,
+            keep_result_forever,
+            incr_score,
+            keep_in_progress,
+        )
 
     def _release_sem_dec_counter_on_complete(self) -> None:
         super()._release_sem_dec_counter_on_complete()

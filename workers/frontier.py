@@ -20,7 +20,10 @@ from shared.jobs import (
     page_job_id,
 )
 from shared.keys import (
+    ABORT_JOBS,
+    IN_PROGRESS_KEY_PREFIX,
     JOB_KEY_PREFIX,
+    RETRY_KEY_PREFIX,
     CrawlKeys,
     HostKeys,
     fetch_attempts_field,
@@ -118,7 +121,7 @@ class Frontier:
         slot: SlotAsk | None = None,
     ) -> int | None:
         """Count the page, queue its new or improved links, finish the crawl if it was the last,
-        and give back ``slot``.
+        give back ``slot``, and do arq's clean-up of the finished job.
 
         Returns the number of links queued, or None if the job had already been closed.
         """
@@ -158,6 +161,9 @@ class Frontier:
                 keys.tries,
                 keys.reasons,
                 HostKeys(slot.host if slot is not None else "-").slots,
+                IN_PROGRESS_KEY_PREFIX + job.job_id,
+                RETRY_KEY_PREFIX + job.job_id,
+                ABORT_JOBS,
             ],
             args=args,
         )

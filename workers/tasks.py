@@ -14,6 +14,7 @@ from shared.crawl import CrawlSpec
 from shared.jobs import crawl_of_job, parent_url
 from shared.storage import CrawlLayout
 from shared.urls import host_of
+from workers.arq_worker import CLOSED_JOBS
 from workers.context import CTX_KEY, CrawlRules, WorkerContext
 from workers.fetch import FetchResult, failed, fetch
 from workers.finalize import write_manifest
@@ -55,7 +56,8 @@ async def crawl_page(ctx: dict[str, Any], url: str, depth: int, parent: str | No
     with structlog.contextvars.bound_contextvars(crawl_id=crawl_id, url=url, depth=depth):
         try:
             async with asyncio.timeout(worker.settings.page_deadline_s):
-                await _crawl(worker, job)
+                if await _crawl(worker, job):
+                    ctx[CLOSED_JOBS].add(ctx["job_id"])  # arq's clean-up is done too
         except HandBack as exc:
             say = log.debug if exc.routine else log.info
             say("page handed back", reason=str(exc), retry_in_s=round(exc.defer, 2))
@@ -71,20 +73,21 @@ def _backoff(ctx: dict[str, Any]) -> float:
     return float(min(60, 2 ** min(int(ctx.get("job_try", 1)), 6)))
 
 
-async def _crawl(worker: WorkerContext, job: PageJob) -> None:
+async def _crawl(worker: WorkerContext, job: PageJob) -> bool:
+    """Run one page job; True if it closed it (``Frontier.close``)."""
     settings = worker.settings
     early = _early_slot(worker, job)
     start = await worker.frontier.start(job, early)
     if start.verdict is Verdict.DONE_ALREADY:
         log.debug("page already done")
-        return
+        return False
     if start.verdict is Verdict.PAUSED:
         raise HandBack("crawl paused", settings.pause_poll_s, routine=True)
     rules = await worker.rules_for(job.crawl_id)
     if start.verdict is not Verdict.RUN:
-        await worker.frontier.close(job, rules.spec, "skipped", 0, [])
+        closed = await worker.frontier.close(job, rules.spec, "skipped", 0, [])
         log.debug("page skipped", reason=start.verdict.value)
-        return
+        return closed is not None
     slot = early  # given back by close, or below if the job ends any other way
     try:
         try:
@@ -134,6 +137,7 @@ async def _crawl(worker: WorkerContext, job: PageJob) -> None:
         log.info("page fetched", **fields, **({"truncated": True} if result.truncated else {}))
     else:
         log.warning("page failed", **fields, reason=result.error)
+    return queued is not None
 
 
 def _host_delay(worker: WorkerContext, spec: CrawlSpec, robots: Rules | None) -> float:

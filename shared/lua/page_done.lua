@@ -3,8 +3,10 @@
 -- held on its host. All in one round trip.
 -- A job is pending while its arq job key exists (admit.lua writes it): closing deletes it, so
 -- a job run again after its close (its worker died before arq's own clean-up) finds it gone.
+-- It also does arq's clean-up of a finished job (in-progress and retry keys, queue and abort
+-- entries), so that the worker can skip that round trip (workers/arq_worker.py).
 -- KEYS: meta, seen prefix (see seen.lua), job key (arq:job:<id>), stats, queue, parked, tries,
---       reasons, slots (of the page's host)
+--       reasons, slots (of the page's host), arq in-progress key, arq retry key, arq abort set
 -- ARGV: job_id, fingerprint, depth, outcome ('fetched' | 'failed' | 'skipped'), bytes, now_ms,
 --       max_pages, job_prefix, finalize_job_id, finalize_payload, reason ('' for none),
 --       slot token ('' for none), then (fingerprint, job_id, payload) per link, at depth + 1
@@ -15,6 +17,9 @@ end
 if redis.call('DEL', KEYS[3]) == 0 then
   return {-1, 0}
 end
+redis.call('DEL', KEYS[10], KEYS[11])
+redis.call('ZREM', KEYS[5], ARGV[1])
+redis.call('ZREM', KEYS[12], ARGV[1])
 redis.call('HDEL', KEYS[7], ARGV[1], ARGV[1] .. '#fetch')
 local depth = tonumber(ARGV[3])
 local outcome = ARGV[4]
