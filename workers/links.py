@@ -1,51 +1,164 @@
-"""Link extraction from HTML with beautifulsoup4 (lxml parser), and the crawl's link rules."""
+"""Link extraction from HTML, and the crawl's link rules.
+
+Two extractors yield the same links: ``"bs4"`` (beautifulsoup4 on lxml, the default) and
+``"fast"`` (lxml alone). Both read the same stream of start tags from the same libxml2 parser
+and differ only in what they build from it: bs4 builds a soup of the ``<a>``, ``<area>`` and
+``<base>`` tags and their contents; ``"fast"`` keeps the tag name and ``href`` of each, nothing
+else. What the two share, so that they cannot drift apart:
+
+- the encoding: bs4's own ``EncodingDetector`` candidates, tried in its order (the charset of
+  the Content-Type header, then a byte order mark, then a ``<meta>`` or XML declaration, then
+  charset detection on the bytes, then utf-8 and windows-1252), each parsed by
+  ``lxml.etree.HTMLParser(encoding=..., recover=True)`` until one is not rejected, exactly as
+  bs4's lxml tree builder does. lxml's own detection differs (it ignores an unknown charset
+  name by failing, defaults to windows-1252 where bs4 detects utf-8, and gives no root for an
+  empty or binary page), so it is not used;
+- a parser *target* instead of a tree, as bs4 uses: no tree means no depth limit (libxml2 stops
+  building a tree 256 levels deep) and memory in proportion to the links, not to the elements;
+- the rules of :func:`_resolve`: the first non-empty ``<base href>``, whitespace stripped,
+  non-page schemes and bare fragments skipped.
+"""
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable, Iterable
 from urllib.parse import urljoin
 
 from bs4 import BeautifulSoup
+from bs4.dammit import EncodingDetector
 from bs4.element import Tag
 from bs4.filter import SoupStrainer
+from lxml import etree
 
+from shared.settings import Extractor
 from shared.urls import ScopeRule, canonicalize, is_page_link
 
 # parse only the tags that carry links (and <base>, which changes what they are relative to)
-_LINK_TAGS = SoupStrainer(["a", "area", "base"])
+_LINK_TAG_NAMES = frozenset(("a", "area", "base"))
+_LINK_TAGS = SoupStrainer(list(_LINK_TAG_NAMES))
 _SKIPPED_SCHEMES = ("mailto:", "javascript:", "data:", "tel:", "ftp:", "#")
 
+# (tag name, href) of the link tags of a page, in document order
+LinkTags = Iterable[tuple[str, str | None]]
 
-def extract_hrefs(html: bytes, page_url: str, encoding: str | None = None) -> list[str]:
+
+def extract_hrefs(
+    html: bytes, page_url: str, encoding: str | None = None, extractor: Extractor = "bs4"
+) -> list[str]:
     """The absolute targets of the ``<a>`` and ``<area>`` links of a page, in document order.
 
     Relative links are resolved against ``<base href>`` when the page has one, else against
-    ``page_url`` (the URL after redirects).
+    ``page_url`` (the URL after redirects). ``encoding`` is the charset the server declared;
+    ``extractor`` picks the parser, which does not change the result.
     """
+    tags = (
+        _fast_link_tags(html, encoding) if extractor == "fast" else _bs4_link_tags(html, encoding)
+    )
+    return _resolve(tags, page_url)
+
+
+def extractor_for(extractor: Extractor) -> Callable[[bytes, str, str | None], list[str]]:
+    """:func:`extract_hrefs` with the given extractor, as a function of (html, url, charset)."""
+
+    def extract(html: bytes, page_url: str, encoding: str | None = None) -> list[str]:
+        return extract_hrefs(html, page_url, encoding, extractor)
+
+    return extract
+
+
+def _bs4_link_tags(html: bytes, encoding: str | None) -> LinkTags:
     with warnings.catch_warnings():
         # bs4 warns about XML-looking or odd documents; a crawler takes pages as they come
         warnings.simplefilter("ignore")
         soup = BeautifulSoup(html, "lxml", parse_only=_LINK_TAGS, from_encoding=encoding)
+    tags: list[tuple[str, str | None]] = []
+    for tag in soup.find_all(list(_LINK_TAG_NAMES)):
+        if isinstance(tag, Tag):
+            href = tag.get("href")
+            tags.append((tag.name, href if isinstance(href, str) else None))
+    return tags
+
+
+class _LinkTarget:
+    """An lxml parser target that keeps the name and href of the link tags, nothing else
+    (lxml calls only the methods a target has: no text, end tag or comment events)."""
+
+    __slots__ = ("tags",)
+
+    def __init__(self) -> None:
+        self.tags: list[tuple[str, str | None]] = []
+
+    def start(self, tag: str, attrib: dict[str, str]) -> None:
+        if tag in _LINK_TAG_NAMES:
+            self.tags.append((tag, attrib.get("href")))
+
+    def close(self) -> list[tuple[str, str | None]]:
+        return self.tags
+
+
+def _fast_link_tags(html: bytes, encoding: str | None) -> LinkTags:
+    # the steps of bs4's BeautifulSoup(html, "lxml", from_encoding=encoding), without the soup
+    detector = EncodingDetector(
+        html, known_definite_encodings=[encoding] if encoding else [], is_html=True
+    )
+    rejected: list[str] = []
+    for candidate in detector.encodings:
+        target = _LinkTarget()
+        try:
+            parser = etree.HTMLParser(target=target, recover=True, encoding=candidate)
+            parser.feed(detector.markup)  # the bytes without their byte order mark
+            return parser.close()  # type: ignore[no-any-return]
+        except (UnicodeDecodeError, LookupError, etree.ParserError) as exc:
+            rejected.append(f"{candidate}: {exc}")  # bs4 tries its next encoding too
+    raise ValueError(f"no encoding could parse the page: {'; '.join(rejected)}")
+
+
+def _resolve(tags: LinkTags, page_url: str) -> list[str]:
     base = page_url
     hrefs: list[str] = []
-    for tag in soup.find_all(["a", "area", "base"]):
-        if not isinstance(tag, Tag):
-            continue
-        href = tag.get("href")
-        if not isinstance(href, str):
+    joined: dict[str, str | None] = {}  # by href without fragment (see _join)
+    for name, href in tags:
+        if href is None:
             continue
         href = href.strip()
-        if tag.name == "base":
+        if name == "base":
             if href and base is page_url:
                 base = urljoin(page_url, href)
+                joined.clear()
             continue
         if not href or href.lower().startswith(_SKIPPED_SCHEMES):
             continue
-        try:
-            hrefs.append(urljoin(base, href))
-        except ValueError:
-            continue  # e.g. an invalid IPv6 literal: skip the link, keep the page
+        url = _join(base, href, joined)
+        if url is not None:  # None: e.g. an invalid IPv6 literal: skip the link, keep the page
+            hrefs.append(url)
     return hrefs
+
+
+def _join(base: str, href: str, joined: dict[str, str | None]) -> str | None:
+    """``urljoin(base, href)``, or None where it raises ValueError; memoized in ``joined``.
+
+    A page links to a few dozen documents through hundreds of fragments (``x.html#a``,
+    ``x.html#b``), so the part before the fragment is joined once: for a non-empty fragment
+    without tab, CR or LF (which urlsplit deletes) after a part that neither starts nor ends
+    with a control character or space (which urlsplit strips), ``urljoin(base, pre + "#" +
+    frag)`` is ``urljoin(base, pre) + "#" + frag``, since urlsplit cuts the fragment off first
+    and urlunsplit appends it last. Anything else is joined as it is.
+    """
+    pre, sep, frag = href.partition("#")
+    if not (sep and frag and pre and pre[0] > " " and pre[-1] > " ") or (
+        "\t" in frag or "\n" in frag or "\r" in frag
+    ):
+        pre, frag = href, ""
+    if pre in joined:
+        url = joined[pre]
+    else:
+        try:
+            url = urljoin(base, pre)
+        except ValueError:
+            url = None
+        joined[pre] = url
+    return url + "#" + frag if url is not None and frag else url
 
 
 # longer URLs are almost always traps or junk, and most servers refuse them anyway
@@ -55,21 +168,46 @@ MAX_URL_LENGTH = 2048
 def followable_links(hrefs: list[str], scope: ScopeRule, limit: int | None = None) -> list[str]:
     """Canonical, in-scope page URLs among ``hrefs``, each once, in first-seen order; at most
     ``limit`` of them, none longer than ``MAX_URL_LENGTH``."""
+    # the verdict on each href (its canonical URL if followable, else None), by _canonical_key:
+    # hrefs that differ only in their fragment are canonicalized and checked once
+    verdicts: dict[str, str | None] = {}
     seen: set[str] = set()
     links: list[str] = []
     for href in hrefs:
         if len(href) > MAX_URL_LENGTH:
             continue
-        url = canonicalize(href)
-        if url is None or url in seen or len(url) > MAX_URL_LENGTH:
-            continue
-        if not is_page_link(url) or not scope.allows(url):
+        key = _canonical_key(href)
+        if key in verdicts:
+            url = verdicts[key]
+        else:
+            url = canonicalize(href)
+            if url is not None and (
+                len(url) > MAX_URL_LENGTH or not is_page_link(url) or not scope.allows(url)
+            ):
+                url = None
+            verdicts[key] = url
+        if url is None or url in seen:
             continue
         seen.add(url)
         links.append(url)
         if limit is not None and len(links) >= limit:
             break
     return links
+
+
+def _canonical_key(href: str) -> str:
+    """A string whose canonical URL is that of ``href``: ``href`` without its fragment when
+    that provably changes nothing, else ``href``.
+
+    ``canonicalize`` drops the fragment; before that, w3lib strips control characters and
+    spaces from both ends of the URL (so the part before the fragment must not end with one,
+    or it would be stripped only once the fragment is gone) and encodes the fragment (which
+    cannot fail for an ASCII one).
+    """
+    pre, sep, frag = href.partition("#")
+    if sep and pre and pre[-1] > " " and frag.isascii():
+        return pre
+    return href
 
 
 def charset_of(content_type: str | None) -> str | None:
