@@ -161,14 +161,15 @@ def test_worker_and_seed_wait_then_sigterm(web: TestWeb, settings: Settings) -> 
 
 
 def test_run_with_embedded_redis(web: TestWeb, tmp_path: Path) -> None:
-    """`run` with no REDIS_URL starts its own Redis and workers, crawls, and stops them."""
+    """`run` with no REDIS_URL starts its own Redis and workers, crawls, and stops them;
+    `--extractor fast` reaches the workers."""
     web.site = make_site(web.port, pages_per_host=10)
     seed_url = web.url(1, "/p/0.html")
     env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
     data = tmp_path / "out"
     result = subprocess.run(
         [sys.executable, "-m", "scheduler", "run", seed_url, "--depth", "2", "--workers", "2",
-         "--data-dir", str(data), "--crawl-id", "local"],
+         "--data-dir", str(data), "--crawl-id", "local", "--extractor", "fast"],
         env=env, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
@@ -179,6 +180,9 @@ def test_run_with_embedded_redis(web: TestWeb, tmp_path: Path) -> None:
     assert urls == set(shortest_depths(web.site, [seed_url], 2, only_seed_hosts=True))
     assert (data / ".redis" / "appendonly.aof").exists()
     assert sorted(p.name for p in (data / "logs").iterdir()) == ["worker-1.log", "worker-2.log"]
+    for log in (data / "logs").iterdir():
+        started = [json.loads(line) for line in log.read_text().splitlines() if "started" in line]
+        assert started and started[0]["extractor"] == "fast", log.read_text()
     # nothing it started is left running
     leftover = subprocess.run(["pgrep", "-f", f"unixsocket.*{data}"], capture_output=True)
     assert leftover.returncode == 1

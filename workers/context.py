@@ -81,7 +81,10 @@ async def on_startup(ctx: dict[str, Any]) -> None:
         stack=AsyncExitStack(),
     )
     structlog.get_logger().info(
-        "worker started", concurrency=settings.concurrency, data_dir=str(settings.data_dir)
+        "worker started",
+        concurrency=settings.concurrency,
+        extractor=settings.extractor,
+        data_dir=str(settings.data_dir),
     )
 
 
