@@ -36,7 +36,7 @@ from shared.catalog import load_status
 from shared.connections import connected
 from shared.crawl import CrawlSpec, CrawlStatus
 from shared.keys import CrawlKeys
-from shared.settings import Settings
+from shared.settings import Extractor, Settings
 from shared.urls import Scope
 
 CRAWL_ID = "bench"
@@ -63,6 +63,12 @@ class FleetRun:
     per_host_concurrency: int
     scope: Scope = "host"
     timeout_s: float = 300.0
+    extractor: Extractor = "bs4"  # the workers' CRAWLFLEET_EXTRACTOR
+
+    @property
+    def tool(self) -> str:
+        """The run's label in the table: ``crawlfleet``, ``crawlfleet (fast)``."""
+        return "crawlfleet" if self.extractor == "bs4" else f"crawlfleet ({self.extractor})"
 
 
 def _wait_started(workers: LocalWorkers, timeout_s: float = 60.0) -> None:
@@ -122,7 +128,7 @@ def run_fleet(
     """Crawl once with crawlfleet and measure it."""
     result = RunResult(
         scenario=run.scenario,
-        tool="crawlfleet",
+        tool=run.tool,
         processes=run.workers,
         concurrency=run.concurrency,
         depth=run.depth,
@@ -136,6 +142,7 @@ def run_fleet(
             concurrency=run.concurrency,
             log_format="json",
             shutdown_grace_s=5,
+            extractor=run.extractor,
         )
         with LocalWorkers(settings, run.workers, work_dir / "logs") as workers:
             _wait_started(workers)

@@ -187,6 +187,9 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--latency", type=float, default=0.0, help="seconds per response")
     parser.add_argument("--docs", action="store_true", help="crawl the docs site instead")
+    parser.add_argument(
+        "--extractor", choices=["bs4", "fast"], default="bs4", help="the workers' link extractor"
+    )
     parser.add_argument("--rate", type=int, default=200, help="samples per second")
     parser.add_argument("--keep", type=Path, help="keep py-spy's raw output in this folder")
     args = parser.parse_args()
@@ -203,7 +206,8 @@ def main() -> None:
                 seed = f"http://{DOCS_HOST}:{server.port}/index.html"
                 expected = set(docs_ground_truth(root, seed, FULL.docs_depth))
                 run = FleetRun("docs", [seed], FULL.docs_depth, args.workers, args.concurrency,
-                               args.workers * args.concurrency)  # fmt: skip
+                               args.workers * args.concurrency,
+                               extractor=args.extractor)  # fmt: skip
                 result = run_fleet(run, work, expected, server.pid, profiler)
         else:
             config = replace(FULL.site, latency_s=args.latency)
@@ -211,7 +215,8 @@ def main() -> None:
                 site = SyntheticSite(config, server.port)
                 expected = set(site.ground_truth(FULL.depth))
                 run = FleetRun("a", site.seeds(), FULL.depth, args.workers, args.concurrency,
-                               args.workers * args.concurrency)  # fmt: skip
+                               args.workers * args.concurrency,
+                               extractor=args.extractor)  # fmt: skip
                 result = run_fleet(run, work, expected, server.pid, profiler)
         print(report(result, profiler))
     finally:

@@ -177,12 +177,13 @@ def ratios(report: Report) -> dict[str, float]:
     rows, plan = summarize(report.runs), report.plan
     out: dict[str, float] = {}
     for scenario in ("a", "b", "docs"):
-        cf = _find(rows, scenario, "crawlfleet", plan.workers)
-        for peer in ("scrapy", "scrapy-redis"):
-            other = _find(rows, scenario, peer, None)
-            if cf and other and other.pages_per_cpu_s:
-                key = f"{scenario}: pages/CPU-s crawlfleet / {peer}"
-                out[key] = round(cf.pages_per_cpu_s / other.pages_per_cpu_s, 2)
+        for tool in ("crawlfleet", "crawlfleet (fast)"):
+            cf = _find(rows, scenario, tool, plan.workers)
+            for peer in ("scrapy", "scrapy-redis"):
+                other = _find(rows, scenario, peer, None)
+                if cf and other and other.pages_per_cpu_s:
+                    key = f"{scenario}: pages/CPU-s {tool} / {peer}"
+                    out[key] = round(cf.pages_per_cpu_s / other.pages_per_cpu_s, 2)
     for workers in plan.scaling:
         fast = _find(rows, "a", "crawlfleet", workers)
         slow = _find(rows, "b", "crawlfleet", workers)

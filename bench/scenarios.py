@@ -2,7 +2,8 @@
 
 (a) CPU-bound synthetic web, (b) the same with 50 ms latency, (c) scaling 1, 2, 4 workers on
 both, (d) a large frontier, and the docs site; each crawl of (a), (b) and the docs site is also
-made by the peers (Scrapy, and scrapy-redis with as many processes as crawlfleet has workers).
+made by the peers (Scrapy, and scrapy-redis with as many processes as crawlfleet has workers),
+and each of (a) and the docs also by crawlfleet with the fast extractor, "crawlfleet (fast)".
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from bench.peers import PeerRun, run_scrapy, run_scrapy_redis
 from bench.result import PageSetCheck, RunResult
 from bench.server import ServerProcess
 from bench.site import SiteConfig, SyntheticSite
+from shared.settings import Extractor
 
 
 @dataclass(frozen=True)
@@ -141,10 +143,10 @@ class Bench:
 
     def _fleet(
         self, scenario: str, seeds: list[str], depth: int, workers: int,
-        expected: set[str] | None, server_pid: int,
+        expected: set[str] | None, server_pid: int, extractor: Extractor = "bs4",
     ) -> RunResult:  # fmt: skip
         started = time.monotonic()
-        work_dir = self._work_dir(f"{scenario}-crawlfleet-{workers}w")
+        work_dir = self._work_dir(f"{scenario}-crawlfleet-{extractor}-{workers}w")
         run = FleetRun(
             scenario=scenario,
             seeds=seeds,
@@ -153,6 +155,7 @@ class Bench:
             concurrency=self.plan.concurrency,
             per_host_concurrency=workers * self.plan.concurrency,
             timeout_s=self.plan.run_timeout_s,
+            extractor=extractor,
         )
         result = run_fleet(run, work_dir, expected, server_pid)
         self._record(result, started, work_dir)
@@ -214,6 +217,10 @@ class Bench:
             # rounds of every run, so that a change of machine load hits every tool alike
             for _ in range(plan.repeat):
                 self._fleet(scenario, seeds, plan.depth, plan.workers, expected, server.pid)
+                if scenario == "a":  # CPU-bound: where the extractor shows
+                    self._fleet(
+                        scenario, seeds, plan.depth, plan.workers, expected, server.pid, "fast"
+                    )
                 if peers:
                     self._peer("scrapy", scenario, seeds, plan.depth, expected, server.pid)
                     self._peer("scrapy-redis", scenario, seeds, plan.depth, expected, server.pid)
@@ -276,6 +283,15 @@ class Bench:
                 runs += [
                     self._fleet(
                         "docs", [seed], plan.docs_depth, plan.workers, expected, server.pid
+                    ),
+                    self._fleet(
+                        "docs",
+                        [seed],
+                        plan.docs_depth,
+                        plan.workers,
+                        expected,
+                        server.pid,
+                        "fast",
                     ),
                     self._peer("scrapy", "docs", [seed], plan.docs_depth, expected, server.pid),
                 ]
