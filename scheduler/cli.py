@@ -128,7 +128,7 @@ ExtractorOpt = Annotated[
     typer.Option(
         "--extractor",
         help="How workers extract links: [b]bs4[/b] (beautifulsoup4, the default) or [b]fast[/b] "
-        "(lxml alone: the same links for a fifth of the CPU) (env CRAWLFLEET_EXTRACTOR).",
+        "(lxml alone: the same links for much less CPU) (env CRAWLFLEET_EXTRACTOR).",
     ),
 ]
 DataDir = Annotated[
