@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
 ARGS   ?=
 
-.PHONY: help install crawl test lint fmt unit soak compose-e2e bench bench-quick clean
+.PHONY: help install crawl test lint fmt unit soak compose-e2e bench bench-quick docs-site clean
 
 help:
 	@echo "make crawl URL=https://example.org [ARGS='--depth 2 --workers 2']  crawl on this machine"
@@ -56,6 +56,11 @@ bench-quick: $(BENCH_STAMP)
 
 soak: $(STAMP)
 	$(BIN)/pytest -q -s -m soak tests/faults/test_soak.py
+
+# The Python 3.11 HTML docs (Debian's python3.11-doc): the real site that the extractor tests and
+# the bench's docs scenario crawl. Installed with apt-get when running as root; else says why not.
+docs-site: $(STAMP)
+	$(BIN)/python -c "from bench.docs import ensure_docs; print('docs site:', ensure_docs()[1])"
 
 compose-e2e: $(STAMP)
 	$(BIN)/pytest -q -p no:randomly tests/compose --run-compose

@@ -356,11 +356,6 @@ def test_extractor_setting_from_the_environment(monkeypatch: pytest.MonkeyPatch)
         Settings()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="workers/tasks.py does not pass settings.extractor to extract_hrefs yet; "
-    "remove this mark with that one-line change",
-)
 async def test_worker_uses_the_fast_extractor_when_set(
     web: TestWeb, settings: Settings, parsers: list[str]
 ) -> None:

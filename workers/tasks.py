@@ -113,7 +113,10 @@ async def _crawl(worker: WorkerContext, job: PageJob) -> bool:
         if result.is_html and result.final_url:
             try:
                 hrefs = extract_hrefs(
-                    result.body, result.final_url, charset_of(result.content_type)
+                    result.body,
+                    result.final_url,
+                    charset_of(result.content_type),
+                    settings.extractor,
                 )
                 links = followable_links(hrefs, rules.scope, settings.max_links_per_page)
             except Exception as exc:  # a page that breaks the parser must not break the worker
