@@ -54,9 +54,8 @@ class Settings(BaseSettings):
     # links followed from one page, in document order: bounds the work a hostile page can ask
     max_links_per_page: int = Field(default=5000, ge=1)
     # "fast" parses with lxml alone: the same links as bs4 (tests/test_extract.py compares them
-    # on whole sites) for a tenth of its parse CPU, which is most of a worker's CPU on large
-    # pages (Python docs: 5 ms per page instead of 24); bs4 stays the default until "fast" has
-    # run on more of the web than our benchmark sites
+    # on whole sites) for less CPU; bs4 stays the default until "fast" has run on more of the
+    # web than our benchmark sites (bench/README.md has the figures of both)
     extractor: Extractor = "bs4"
 
     # a page whose worker died (or hung past the deadline) this many times while fetching it
