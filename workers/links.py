@@ -4,7 +4,8 @@ Two extractors yield the same links: ``"bs4"`` (beautifulsoup4 on lxml, the defa
 ``"fast"`` (lxml alone). Both read the same stream of start tags from the same libxml2 parser
 and differ only in what they build from it: bs4 builds a soup of the ``<a>``, ``<area>`` and
 ``<base>`` tags (its tree builder hands it only their start and end events); ``"fast"`` keeps
-the tag name and ``href`` of each, nothing else. What the two share, so that they cannot drift apart:
+the tag name and ``href`` of each, nothing else. What the two share, so that they cannot drift
+apart:
 
 - the encoding: bs4's own ``EncodingDetector`` candidates, tried in its order (the charset of
   the Content-Type header, then a byte order mark, then a ``<meta>`` or XML declaration, then
