@@ -27,6 +27,7 @@ from shared.crawl import check_crawl_id
 _TMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
 
 MANIFEST = "manifest.jsonl"
+TMP_SUFFIX = ".tmp"  # of a file being written (see atomic_write)
 PAGES = "pages"
 
 _EXTENSIONS = {
@@ -87,6 +88,19 @@ class CrawlLayout:
     def body_path(self, fp: str, depth: int, content_type: str | None) -> Path:
         return self.pages / fp[:2] / f"{fp}.d{depth}.{body_extension(content_type)}"
 
+    def remove_temp_files(self) -> int:
+        """Remove the temporary files of page writes that never finished; returns how many.
+
+        Only for a crawl with no page job left: a writer killed between its write and its
+        rename (SIGKILL, power loss) leaves its temp file behind, and no one else will.
+        """
+        removed = 0
+        if self.pages.is_dir():
+            for path in self.pages.glob(f"*/.*{TMP_SUFFIX}"):
+                path.unlink(missing_ok=True)
+                removed += 1
+        return removed
+
     def records(self) -> Iterator[tuple[Path, PageRecord]]:
         """Every metadata record on disk, in no particular order."""
         if not self.pages.is_dir():
@@ -103,7 +117,7 @@ def atomic_write(path: Path, data: bytes) -> None:
     """
     # pid + random: unique across the processes and containers sharing the volume; O_EXCL
     # makes sure of it. The folder is made only when missing: most writes go to one that exists
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}{TMP_SUFFIX}")
     try:
         fd = os.open(tmp, _TMP_FLAGS, 0o666)  # the umask applies, as for any new file
     except FileNotFoundError:

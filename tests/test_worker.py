@@ -82,6 +82,20 @@ async def test_page_found_again_by_shorter_path_is_followed_again(
     assert len(list((settings.data_dir / "deep" / "pages").rglob("*.json"))) == 6
 
 
+async def test_finished_crawl_leaves_no_temp_file(web: TestWeb, settings: Settings) -> None:
+    """The temp file of a page write cut short by a killed worker is gone once the crawl is."""
+    web.site = make_site(web.port, pages_per_host=4)
+    orphan = settings.data_dir / "tmpgone" / "pages" / "ab" / ".ab12.d1.json.4242.0badf00d.tmp"
+    orphan.parent.mkdir(parents=True)
+    orphan.write_bytes(b'{"url": "half a rec')
+    spec = CrawlSpec(crawl_id="tmpgone", seeds=[web.url(0, "/p/0.html")], depth=1)
+    status = await crawl_in_process(settings, spec)
+    assert status.state is CrawlState.DONE
+    assert read_manifest(settings.data_dir, "tmpgone")
+    assert not orphan.exists()
+    assert not list((settings.data_dir / "tmpgone").rglob("*.tmp"))
+
+
 async def test_bad_pages_are_recorded_not_fatal(web: TestWeb, settings: Settings) -> None:
     """Junk, wrong charsets, a refused link, TLS to a plain server, a 500: all recorded."""
     root = web.url(0, "/")

@@ -12,9 +12,11 @@ async def write_manifest(layout: CrawlLayout, frontier: Frontier, crawl_id: str)
     """Write ``manifest.jsonl`` with one record per URL; returns the number of records.
 
     A page fetched at several depths (found again by a shorter path while the crawl ran) keeps
-    only the record at its shortest depth; the others and their bodies are removed. Idempotent,
-    so the finalize job can safely run again.
+    only the record at its shortest depth; the others and their bodies are removed, and so are
+    the temp files of writers killed mid-write. Idempotent, so the finalize job can safely run
+    again.
     """
+    layout.remove_temp_files()
     by_fp: dict[str, list[tuple[Path, PageRecord]]] = {}
     for path, record in layout.records():
         by_fp.setdefault(record.fingerprint, []).append((path, record))
