@@ -17,7 +17,7 @@ from pathlib import Path
 from bench import report
 from bench.scenarios import FULL, QUICK, Bench, default_work_dir, make_work_root
 
-SCENARIOS = ("a", "b", "d", "docs")
+SCENARIOS = ("a", "b", "c", "d", "docs")
 
 
 def _log(line: str) -> None:

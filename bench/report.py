@@ -190,7 +190,7 @@ def ratios(report: Report) -> dict[str, float]:
         if fast and slow and fast.pages_per_s:
             key = f"latency hidden ({workers} workers): pages/s 50 ms / 0 ms"
             out[key] = round(slow.pages_per_s / fast.pages_per_s, 2)
-    for scenario in ("a", "b"):
+    for scenario in ("a", "b", "c"):
         one = _find(rows, scenario, "crawlfleet", 1)
         for workers in plan.scaling:
             many = _find(rows, scenario, "crawlfleet", workers)

@@ -40,6 +40,10 @@ class Plan:
     workers: int  # crawlfleet workers and scrapy-redis processes in (a), (b) and the docs
     concurrency: int  # per process; Scrapy's single process gets workers * concurrency
     scaling: tuple[int, ...]  # worker counts of (c), on (a) and (b)
+    # (c) again on (b) with this many slots per worker, so few that even 4 workers' pages fit
+    # in the machine's CPU: the latency is the limit, and the ratios show how well workers
+    # share one queue rather than how many cores there are
+    latency_bound_concurrency: int
     latency_scaling: bool  # run (c) on (b) too
     peers_on_latency: bool
     scrapy_no_store: bool  # also Scrapy without writing bodies, on (a)
@@ -64,6 +68,7 @@ FULL = Plan(
     workers=2,
     concurrency=16,
     scaling=(1, 2, 4),
+    latency_bound_concurrency=4,
     latency_scaling=True,
     peers_on_latency=True,
     scrapy_no_store=True,
@@ -85,6 +90,7 @@ QUICK = Plan(
     workers=2,
     concurrency=16,
     scaling=(1, 2),
+    latency_bound_concurrency=4,
     latency_scaling=True,
     peers_on_latency=False,
     scrapy_no_store=False,
@@ -144,16 +150,18 @@ class Bench:
     def _fleet(
         self, scenario: str, seeds: list[str], depth: int, workers: int,
         expected: set[str] | None, server_pid: int, extractor: Extractor = "bs4",
+        concurrency: int | None = None,
     ) -> RunResult:  # fmt: skip
         started = time.monotonic()
         work_dir = self._work_dir(f"{scenario}-crawlfleet-{extractor}-{workers}w")
+        slots = concurrency or self.plan.concurrency
         run = FleetRun(
             scenario=scenario,
             seeds=seeds,
             depth=depth,
             workers=workers,
-            concurrency=self.plan.concurrency,
-            per_host_concurrency=workers * self.plan.concurrency,
+            concurrency=slots,
+            per_host_concurrency=workers * slots,
             timeout_s=self.plan.run_timeout_s,
             extractor=extractor,
         )
@@ -231,6 +239,23 @@ class Bench:
                 if peers and plan.scrapy_no_store and scenario == "a":
                     self._peer("scrapy", scenario, seeds, plan.depth, expected, server.pid, False)
 
+    def latency_bound(self) -> None:
+        """(c) on (b)'s site with ``latency_bound_concurrency`` slots per worker."""
+        plan = self.plan
+        config = replace(plan.site, latency_s=plan.latency_s)
+        slots = plan.latency_bound_concurrency
+        self.log(f"scenario c: {_describe(config, plan.depth)}, {slots} slots per worker")
+        with ServerProcess.synthetic(config) as server:
+            site = SyntheticSite(config, server.port)
+            expected = set(site.ground_truth(plan.depth))
+            self.report.sites["c"] = {**self.report.sites.get("b", {}), "slots_per_worker": slots}
+            seeds = site.seeds()
+            for _ in range(plan.repeat):
+                for workers in plan.scaling:
+                    self._fleet(
+                        "c", seeds, plan.depth, workers, expected, server.pid, concurrency=slots
+                    )
+
     def frontier(self) -> None:
         urls = self.plan.frontier_urls
         self.log(f"scenario d: large frontier, {urls:,} URLs admitted through Frontier.close")
@@ -303,12 +328,14 @@ class Bench:
 
     def run(self, only: set[str] | None = None) -> Report:
         plan = self.plan
-        wanted = only or {"a", "b", "d", "docs"}
+        wanted = only or {"a", "b", "c", "d", "docs"}
         if "a" in wanted:
             self.synthetic("a", plan.site, peers=True, scaling=True)
         if "b" in wanted:
             latency = replace(plan.site, latency_s=plan.latency_s)
             self.synthetic("b", latency, peers=plan.peers_on_latency, scaling=plan.latency_scaling)
+        if "c" in wanted:
+            self.latency_bound()
         if "d" in wanted:
             self.frontier()
         if "docs" in wanted:
