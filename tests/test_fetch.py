@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 from collections.abc import AsyncIterator
@@ -108,3 +109,53 @@ async def test_slow_server_times_out(settings: Settings) -> None:
             s.close()
         listener.close()
     assert not r.ok and r.error is not None and r.error.startswith("timeout")
+
+
+async def _raw_server(answer: bytes, seen: list[bytes]) -> asyncio.Server:
+    """A server on 127.0.0.1 that reads a request head, keeps it in ``seen``, writes ``answer``
+    and closes the connection."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        seen.append(await reader.readuntil(b"\r\n\r\n"))
+        writer.write(answer)
+        await writer.drain()
+        writer.close()
+
+    return await asyncio.start_server(handle, "127.0.0.1", 0)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b"",  # closed without a response
+        b"garbage\r\n\r\n",  # not HTTP
+        b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort",  # body cut short
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",  # bad chunking
+    ],
+)
+async def test_broken_responses_are_protocol_failures(
+    http: httpx.AsyncClient, settings: Settings, answer: bytes
+) -> None:
+    """A server that hangs up or answers garbage: a recorded (transient) protocol failure."""
+    server = await _raw_server(answer, [])
+    async with server:
+        port = server.sockets[0].getsockname()[1]
+        r = await fetch(http, f"http://127.0.0.1:{port}/", settings)
+    assert not r.ok and r.error is not None and r.error.startswith("protocol"), r.error
+    assert r.transient
+
+
+async def test_request_target_is_sent_as_given(http: httpx.AsyncClient, settings: Settings) -> None:
+    """The path and query go out exactly as httpx encoded them: no requoting, no dot-segment
+    removal; our User-Agent and Accept-Encoding are sent, no aiohttp defaults added."""
+    seen: list[bytes] = []
+    server = await _raw_server(b"HTTP/1.1 204 No Content\r\n\r\n", seen)
+    async with server:
+        port = server.sockets[0].getsockname()[1]
+        r = await fetch(http, f"http://127.0.0.1:{port}/a%2Fb/%7e/x%2e%2E?q=%41&r=a+b", settings)
+    assert r.status == 204, r.error
+    head = seen[0].decode("latin-1").lower()
+    assert head.startswith("get /a%2fb/%7e/x%2e%2e?q=%41&r=a+b http/1.1\r\n"), head
+    assert f"user-agent: {settings.user_agent.lower()}\r\n" in head
+    assert "accept-encoding: gzip, deflate\r\n" in head
+    assert "aiohttp" not in head

@@ -10,11 +10,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
-import httpcore
 import httpx
 
 from shared.settings import Settings
-from workers.guard import BLOCKED_PREFIX, GuardedBackend, Policy
+from workers.guard import BLOCKED_PREFIX, Policy
+from workers.transport import AiohttpTransport
 
 _TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 _TRANSIENT_ERRORS = ("connect", "timeout", "protocol")
@@ -105,22 +105,15 @@ def make_client(settings: Settings, policy: Policy = Policy.OPEN) -> httpx.Async
     """A client for one network policy: pooled keep-alive connections, redirects followed,
     every connection (each redirect hop too) opened only to an address ``policy`` allows.
 
+    httpx's client over an aiohttp transport (``workers.transport``): httpx's API, redirects
+    and timeouts, aiohttp's connection pool and C parser.
     A worker keeps one client per policy, so a kept-alive connection opened for an internal
     crawl is never reused by a public one.
     """
-    transport = httpx.AsyncHTTPTransport()
     limits = httpx.Limits(
         max_connections=settings.concurrency, max_keepalive_connections=settings.concurrency
     )
-    # httpx has no parameter for httpcore's network backend: give the transport a pool of
-    # our own, built as httpx builds its default one
-    transport._pool = httpcore.AsyncConnectionPool(
-        ssl_context=httpx.create_ssl_context(),
-        max_connections=limits.max_connections,
-        max_keepalive_connections=limits.max_keepalive_connections,
-        keepalive_expiry=limits.keepalive_expiry,
-        network_backend=GuardedBackend(policy),
-    )
+    transport = AiohttpTransport(policy, limits, httpx.create_ssl_context())
     return httpx.AsyncClient(
         transport=transport,
         follow_redirects=True,

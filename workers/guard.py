@@ -7,9 +7,12 @@ their name resolves to) is internal and may fetch those. No crawl fetches link-l
 (169.254/16, where cloud metadata lives, and fe80::/10) unless it was seeded with
 ``--allow-private``, which allows everything.
 
-The check is made on the address the connection is actually opened to: the guarded network
-backend resolves the host itself, checks every address, and connects to the checked address, so
-DNS rebinding cannot slip another address in, and every redirect hop is checked the same way.
+The check is made on the address the connection is actually opened to, in aiohttp's connector
+(``workers.transport``): ``GuardedResolver`` resolves the host and hands the connector only the
+addresses the policy allows (so the connector connects to checked addresses, never to a second
+lookup of the name, and DNS rebinding cannot slip another address in), and ``guarded_socket``
+checks the address of every socket as it is opened (IP literals skip the resolver). Every
+redirect hop is a new request through the same connector, checked the same way.
 """
 
 from __future__ import annotations
@@ -19,10 +22,10 @@ import ipaddress
 import socket
 from collections.abc import Iterable
 from enum import Enum
-from typing import Any
 from urllib.parse import urlsplit
 
-import httpcore
+from aiohappyeyeballs import AddrInfoType, SocketFactoryType
+from aiohttp.abc import AbstractResolver, ResolveResult
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -74,7 +77,7 @@ async def policy_for(seeds: Iterable[str], allow_private: bool) -> Policy:
         host = urlsplit(seed).hostname or ""
         try:
             addresses = await _resolve(host, 80)
-        except httpcore.ConnectError:
+        except GuardError:
             continue  # a seed that does not resolve makes nothing internal
         if any(_kind(ip) in ("loopback", "private") for ip in addresses):
             return Policy.INTERNAL
@@ -91,61 +94,98 @@ def blocked_reason(ip: IPAddress, policy: Policy) -> str | None:
     return f"{BLOCKED_PREFIX}: {ip} is {kind}"
 
 
-class BlockedAddress(httpcore.ConnectError):
-    """Every address of the host is forbidden by the crawl's policy (httpx: ConnectError)."""
+class GuardError(OSError):
+    """A connection the guard did not open; ``str()`` is the reason a fetch records.
+
+    An OSError, so aiohttp's connector wraps it in a ClientConnectorError (the transport turns
+    that into an httpx.ConnectError with this reason) and tries the host's next address."""
 
 
-class GuardedBackend(httpcore.AsyncNetworkBackend):
-    """httpcore's network backend, resolving and checking each connection's address first."""
+class BlockedAddress(GuardError):
+    """The address (or every address of the host) is forbidden by the crawl's policy."""
+
+
+class GuardedResolver(AbstractResolver):
+    """aiohttp's resolver for one policy: the host's addresses that the policy allows."""
 
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
-        self._inner = httpcore.AnyIOBackend()
 
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,  # noqa: ASYNC109 (httpcore's interface)
-        local_address: str | None = None,
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        addresses = await _resolve(host, port)
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
         reason = f"{BLOCKED_PREFIX}: {host} has no address"
-        for ip in addresses:
+        allowed: list[ResolveResult] = []
+        for ip, info in await _resolve_infos(host, port, family):
             why = blocked_reason(ip, self.policy)
             if why is not None:
                 reason = why
                 continue
-            # connect to the address just checked, not to the name: no second lookup
-            return await self._inner.connect_tcp(
-                str(ip), port, timeout, local_address, socket_options
-            )
-        raise BlockedAddress(reason)
+            allowed.append(info)
+        if not allowed:
+            raise BlockedAddress(reason)
+        return allowed
 
-    async def connect_unix_socket(
-        self,
-        path: str,
-        timeout: float | None = None,  # noqa: ASYNC109 (httpcore's interface)
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        raise BlockedAddress(f"{BLOCKED_PREFIX}: unix sockets are not crawled")
+    async def close(self) -> None:
+        pass
 
-    async def sleep(self, seconds: float) -> None:
-        await self._inner.sleep(seconds)
+
+def guarded_socket(policy: Policy) -> SocketFactoryType:
+    """aiohttp's socket factory for one policy: refuses a socket to an address it forbids.
+
+    Called with the address each connection is about to be opened to, resolved or literal."""
+
+    def open_socket(addr_info: AddrInfoType) -> socket.socket:
+        family, type_, proto, _, sockaddr = addr_info
+        if family not in (socket.AF_INET, socket.AF_INET6):
+            raise BlockedAddress(f"{BLOCKED_PREFIX}: only TCP over IP is crawled")
+        why = blocked_reason(ipaddress.ip_address(sockaddr[0]), policy)
+        if why is not None:
+            raise BlockedAddress(why)
+        return socket.socket(family=family, type=type_, proto=proto)
+
+    return open_socket
 
 
 async def _resolve(host: str, port: int) -> list[IPAddress]:
+    return [ip for ip, _ in await _resolve_infos(host, port, socket.AF_UNSPEC)]
+
+
+async def _resolve_infos(
+    host: str, port: int, family: int
+) -> list[tuple[IPAddress, ResolveResult]]:
+    """The host's addresses, each with what aiohttp's connector needs to connect to it."""
     literal = _literal(host)
     if literal is not None:
-        return [literal]
+        kind = socket.AF_INET6 if literal.version == 6 else socket.AF_INET
+        return [(literal, _result(host, str(literal), port, kind, 0))]
+    loop = asyncio.get_running_loop()
     try:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        infos = await loop.getaddrinfo(host, port, family=family, type=socket.SOCK_STREAM)
     except OSError as exc:
-        raise httpcore.ConnectError(f"dns: {exc}") from exc
-    addresses: list[IPAddress] = []
-    for *_, sockaddr in infos:
-        ip = ipaddress.ip_address(sockaddr[0])
-        if ip not in addresses:
-            addresses.append(ip)
-    return addresses
+        raise GuardError(f"dns: {exc}") from exc
+    found: list[tuple[IPAddress, ResolveResult]] = []
+    for af, _, proto, _, sockaddr in infos:
+        address = str(sockaddr[0])
+        if af == socket.AF_INET6 and len(sockaddr) >= 4 and sockaddr[3]:
+            # a scoped (link-local) IPv6 address: getnameinfo gives it with its %zone
+            address, _port = await loop.getnameinfo(
+                sockaddr, socket.NI_NUMERICHOST | socket.NI_NUMERICSERV
+            )
+        elif af not in (socket.AF_INET, socket.AF_INET6):
+            continue
+        ip = ipaddress.ip_address(address)
+        if all(ip != seen for seen, _ in found):
+            found.append((ip, _result(host, address, port, af, proto)))
+    return found
+
+
+def _result(hostname: str, address: str, port: int, family: int, proto: int) -> ResolveResult:
+    return ResolveResult(
+        hostname=hostname,
+        host=address,
+        port=port,
+        family=family,
+        proto=proto,
+        flags=socket.AI_NUMERICHOST | socket.AI_NUMERICSERV,
+    )

@@ -1,0 +1,144 @@
+"""An httpx transport on aiohttp: httpx's client (redirects, timeouts, headers, cookies) over
+aiohttp's connection pool and C HTTP parser, at a fraction of httpcore's CPU per request.
+
+Every connection is opened through the network guard (``GuardedResolver`` and
+``guarded_socket``); bodies are handed over raw (never decompressed here) and streamed in chunks
+of at most ``CHUNK`` bytes; aiohttp's errors reach the caller as httpx's.
+
+The package httpx-aiohttp (0.2.0) does the same in outline, but maps a refused connection and a
+server disconnect to httpx.ConnectTimeout, lets aiohttp's ClientResponseError (a malformed
+response) through unmapped, and requotes the URL: hence this small transport of our own.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import AsyncIterator
+
+import aiohttp
+import httpx
+from yarl import URL
+
+from workers.guard import GuardedResolver, GuardError, Policy, guarded_socket
+
+CHUNK = 64 * 1024
+
+
+class AiohttpTransport(httpx.AsyncBaseTransport):
+    """One aiohttp session (and connection pool) for one network policy.
+
+    The session is opened on the first request, inside the running event loop."""
+
+    def __init__(self, policy: Policy, limits: httpx.Limits, ssl_context: ssl.SSLContext) -> None:
+        self._policy = policy
+        self._limits = limits
+        self._ssl_context = ssl_context
+        self._session: aiohttp.ClientSession | None = None
+
+    def _open(self) -> aiohttp.ClientSession:
+        connector = aiohttp.TCPConnector(
+            limit=self._limits.max_connections or 0,
+            limit_per_host=0,
+            keepalive_timeout=self._limits.keepalive_expiry,
+            ssl=self._ssl_context,
+            resolver=GuardedResolver(self._policy),
+            socket_factory=guarded_socket(self._policy),
+        )
+        return aiohttp.ClientSession(
+            connector=connector,
+            auto_decompress=False,  # the fetcher decodes, bounded (fetch._Decoder)
+            trust_env=False,  # no proxies or netrc from the environment
+            cookie_jar=aiohttp.DummyCookieJar(),  # httpx's client keeps the cookies
+            raise_for_status=False,
+        )
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        scheme = request.url.scheme
+        if scheme not in ("http", "https"):
+            # httpcore's words, which the fetcher records as its reason
+            raise httpx.UnsupportedProtocol(
+                f"Request URL has an unsupported protocol '{scheme}://'."
+            )
+        if self._session is None:
+            self._session = self._open()
+        timeout = request.extensions.get("timeout", {})
+        body = await request.aread()
+        try:
+            response = await self._session.request(
+                request.method,
+                URL(str(request.url), encoded=True),  # httpx's URL, already quoted: as it is
+                headers=request.headers.multi_items(),
+                data=body or None,
+                allow_redirects=False,  # httpx follows them, a request (and a check) per hop
+                auto_decompress=False,
+                timeout=aiohttp.ClientTimeout(
+                    total=None,
+                    connect=timeout.get("pool"),  # waiting for a pooled connection and opening it
+                    sock_connect=timeout.get("connect"),
+                    sock_read=timeout.get("read"),
+                ),
+            )
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise _httpx_error(exc, connecting=True) from exc
+        version = response.version
+        extensions: dict[str, object] = {
+            "http_version": f"HTTP/{version.major}.{version.minor}".encode() if version else b"",
+        }
+        if response.reason:
+            extensions["reason_phrase"] = response.reason.encode("latin-1", "replace")
+        return httpx.Response(
+            status_code=response.status,
+            headers=response.raw_headers,
+            stream=_Body(response),
+            request=request,
+            extensions=extensions,
+        )
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+class _Body(httpx.AsyncByteStream):
+    """The raw body, in chunks of at most ``CHUNK`` bytes as they arrive; closing it releases
+    the connection (back to the pool if the body was read to its end, else closed)."""
+
+    def __init__(self, response: aiohttp.ClientResponse) -> None:
+        self._response = response
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._response.content.iter_chunked(CHUNK):
+                yield chunk
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise _httpx_error(exc, connecting=False) from exc
+
+    async def aclose(self) -> None:
+        self._response.release()
+
+
+def _httpx_error(exc: Exception, connecting: bool) -> Exception:
+    """The httpx exception for an aiohttp one, with the words the fetcher's reasons expect."""
+    detail = str(exc) or type(exc).__name__
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return httpx.ConnectTimeout(detail)
+    if isinstance(exc, aiohttp.ServerTimeoutError):  # sock_read: no byte for read_timeout
+        return httpx.ReadTimeout(detail)
+    if isinstance(exc, TimeoutError):
+        return (httpx.ConnectTimeout if connecting else httpx.ReadTimeout)(detail)
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        if isinstance(exc.os_error, GuardError):
+            return httpx.ConnectError(str(exc.os_error))  # "blocked address: ..." or "dns: ..."
+        return httpx.ConnectError(detail)
+    if isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientPayloadError):
+        return httpx.RemoteProtocolError(detail)  # as h11 says it: an incomplete message
+    if isinstance(exc, aiohttp.ClientResponseError):  # a malformed status line or header
+        return httpx.RemoteProtocolError(exc.message or detail)
+    if isinstance(exc, aiohttp.NonHttpUrlClientError):
+        return httpx.UnsupportedProtocol(detail)
+    if isinstance(exc, aiohttp.InvalidURL):
+        return httpx.InvalidURL(detail)
+    if isinstance(exc, aiohttp.ClientConnectionError):  # reset, broken pipe, ... (as httpcore)
+        return httpx.ReadError(detail)
+    return httpx.TransportError(detail)
