@@ -22,6 +22,11 @@ from yarl import URL
 from workers.guard import GuardedResolver, GuardError, Policy, guarded_socket
 
 CHUNK = 64 * 1024
+# httpx reads a redirect's body whole before it follows the redirect, outside the fetcher's cap:
+# a 3xx with an endless body would fill the memory. Nobody reads a redirect's body, so it is
+# cut here, and its connection closed rather than reused.
+_REDIRECTS = frozenset((301, 302, 303, 307, 308))
+REDIRECT_BODY_MAX = 64 * 1024
 
 
 class AiohttpTransport(httpx.AsyncBaseTransport):
@@ -89,7 +94,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         return httpx.Response(
             status_code=response.status,
             headers=response.raw_headers,
-            stream=_Body(response),
+            stream=_Body(response, REDIRECT_BODY_MAX if response.status in _REDIRECTS else None),
             request=request,
             extensions=extensions,
         )
@@ -101,15 +106,23 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
 
 
 class _Body(httpx.AsyncByteStream):
-    """The raw body, in chunks of at most ``CHUNK`` bytes as they arrive; closing it releases
-    the connection (back to the pool if the body was read to its end, else closed)."""
+    """The raw body, in chunks of at most ``CHUNK`` bytes as they arrive, ending after ``limit``
+    bytes if given; closing it releases the connection (back to the pool if the body was read
+    to its end, else closed)."""
 
-    def __init__(self, response: aiohttp.ClientResponse) -> None:
+    def __init__(self, response: aiohttp.ClientResponse, limit: int | None = None) -> None:
         self._response = response
+        self._limit = limit
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
+        size = 0
         try:
             async for chunk in self._response.content.iter_chunked(CHUNK):
+                if self._limit is not None and size + len(chunk) > self._limit:
+                    yield chunk[: self._limit - size]
+                    self._response.close()  # the rest is never read: drop the connection
+                    return
+                size += len(chunk)
                 yield chunk
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise _httpx_error(exc, connecting=False) from exc

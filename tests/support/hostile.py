@@ -55,6 +55,11 @@ class _Handler(BaseHTTPRequestHandler):
         elif path in ("/to-ftp", "/to-js"):
             target = "ftp://127.0.0.1/x" if path == "/to-ftp" else "javascript:alert(1)"
             self._head(302, "text/html", length=0, extra={"Location": target})
+        elif path == "/redirect-endless":
+            self._head(302, "text/html", chunked=True, extra={"Location": "/dots"})
+            block = b"<p>" + b"r" * 65_536
+            while not self.server.stopping.is_set():
+                self._chunk(block)
         elif path == "/deep":
             self._page(self.server.deep)
         elif path == "/many-links":
