@@ -64,4 +64,4 @@ def configure_logging(fmt: LogFormat = "auto", level: str = "info") -> None:
     # arq logs every job start and end in prose; crawlfleet logs one structured line per page
     logging.getLogger("arq").setLevel(max(logging.WARNING, root.level))
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    logging.getLogger("httpcore").setLevel(logging.WARNING)
+    logging.getLogger("aiohttp").setLevel(logging.WARNING)
