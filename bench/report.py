@@ -73,12 +73,12 @@ def _page_set(runs: list[RunResult]) -> str:
 
 
 def summarize(runs: list[RunResult]) -> list[Summary]:
-    """One summary per (scenario, tool, processes), in the order they first ran."""
-    groups: dict[tuple[str, str, int], list[RunResult]] = {}
+    """One summary per (scenario, tool, processes, concurrency), in the order they first ran."""
+    groups: dict[tuple[str, str, int, int], list[RunResult]] = {}
     for r in runs:
-        groups.setdefault((r.scenario, r.tool, r.processes), []).append(r)
+        groups.setdefault((r.scenario, r.tool, r.processes, r.concurrency), []).append(r)
     out: list[Summary] = []
-    for (scenario, tool, processes), group in groups.items():
+    for (scenario, tool, processes, _), group in groups.items():
         ok = [r for r in group if r.error is None] or group
         rates = [r.pages_per_s for r in ok]
         per_cpu = [r.pages_per_cpu_s for r in ok]
@@ -165,11 +165,19 @@ def table(summaries: list[Summary]) -> str:
 
 
 def _find(rows: list[Summary], scenario: str, tool: str, procs: int | None) -> Summary | None:
-    for s in rows:
-        same = s.scenario == scenario and s.tool == tool and s.errors < s.runs
-        if same and (procs is None or s.processes == procs):
-            return s
-    return None
+    """The first row of ``tool`` on ``scenario`` with ``procs`` processes, or the row with the
+    most pages per CPU-second when ``procs`` is None (a peer at its best setting)."""
+    found = [
+        s
+        for s in rows
+        if s.scenario == scenario
+        and s.tool == tool
+        and s.errors < s.runs
+        and (procs is None or s.processes == procs)
+    ]
+    if procs is None:
+        return max(found, key=lambda s: s.pages_per_cpu_s or 0.0, default=None)
+    return found[0] if found else None
 
 
 def ratios(report: Report) -> dict[str, float]:
