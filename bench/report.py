@@ -215,14 +215,14 @@ def summary(report: Report) -> str:
         "the BFS ground truth (exact, or -missing+extra in the worst run; H = HTML pages only); "
         "inflt = requests in flight on average (fetch time / wall time); "
         "CPU s = the crawler's processes over the crawl; cores = (crawler + Redis CPU) / wall; "
-        "pg/CPU-s = pages / (crawler + Redis CPU); B/seen = MEMORY USAGE of the dedupe key per "
+        "pg/CPU-s = pages / (crawler + Redis CPU); B/seen = MEMORY USAGE of the dedupe keys per "
         "seen URL; cmds/pg = Redis commands per page (inside Lua scripts included)"
     )
     if report.frontier and report.frontier.final:
         f = report.frontier.final
         parts.append(
             f"d: large frontier: {f.seen:,} URLs seen, {f.queued:,} jobs queued: "
-            f"{f.bytes_per_seen:.1f} B per seen URL (seen set {f.seen_encoding}), "
+            f"{f.bytes_per_seen:.1f} B per seen URL (seen buckets: {f.seen_encoding}), "
             f"{f.bytes_per_queued_job:.1f} B per queued job "
             f"(arq job key ~{f.job_key_bytes_avg:.0f} B + queue entry); "
             f"growth per checkpoint: "
