@@ -47,8 +47,8 @@ class Plan:
     latency_scaling: bool  # run (c) on (b) too
     peers_on_latency: bool
     scrapy_no_store: bool  # also Scrapy without writing bodies, on (a)
-    # Scrapy also at this total concurrency: here it does more per CPU-second with 32 requests
-    # in flight than with 64, and the ratios compare with the peer's best row
+    # Scrapy also at this total concurrency, so that its figure does not hang on our choice of
+    # concurrency: the ratios compare with the peer's best row
     scrapy_extra_total: int | None
     frontier_urls: int
     docs: bool
