@@ -34,6 +34,9 @@ NON_PAGE_EXTENSIONS = frozenset(
 _tld = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
 
 
+# Pages of a site link to the same URLs over and over (navigation, neighbours), and w3lib's
+# canonicalize_url is the costliest step per link: remembered for the last 16,384 URLs (a few MB)
+@lru_cache(maxsize=16384)
 def canonicalize(url: str) -> str | None:
     """Return the canonical form of an absolute URL, or None if it is not an http(s) URL.
 
