@@ -194,6 +194,17 @@ class Bench:
         self._record(result, started, work_dir)
         return result
 
+    def _scrapy(
+        self, scenario: str, seeds: list[str], depth: int, expected: set[str] | None,
+        server_pid: int,
+    ) -> list[RunResult]:  # fmt: skip
+        """Scrapy at the matched total concurrency, and at ``scrapy_extra_total`` if set."""
+        totals = [None, self.plan.scrapy_extra_total] if self.plan.scrapy_extra_total else [None]
+        return [
+            self._peer("scrapy", scenario, seeds, depth, expected, server_pid, total=total)
+            for total in totals
+        ]
+
     def probe_files(self) -> None:
         """Measure what creating a file costs where the runs write, and in the system's /tmp."""
         probes = {self.work_root, DISK_WORK_DIR, Path(tempfile.gettempdir())}
@@ -236,12 +247,7 @@ class Bench:
                         scenario, seeds, plan.depth, plan.workers, expected, server.pid, "fast"
                     )
                 if peers:
-                    self._peer("scrapy", scenario, seeds, plan.depth, expected, server.pid)
-                    if plan.scrapy_extra_total:
-                        self._peer(
-                            "scrapy", scenario, seeds, plan.depth, expected, server.pid,
-                            total=plan.scrapy_extra_total,
-                        )  # fmt: skip
+                    self._scrapy(scenario, seeds, plan.depth, expected, server.pid)
                     self._peer("scrapy-redis", scenario, seeds, plan.depth, expected, server.pid)
                 if scaling:
                     for workers in plan.scaling:
@@ -330,21 +336,8 @@ class Bench:
                         server.pid,
                         "fast",
                     ),
-                    self._peer("scrapy", "docs", [seed], plan.docs_depth, expected, server.pid),
+                    *self._scrapy("docs", [seed], plan.docs_depth, expected, server.pid),
                 ]
-                if plan.scrapy_extra_total:
-                    extra = plan.scrapy_extra_total
-                    runs.append(
-                        self._peer(
-                            "scrapy",
-                            "docs",
-                            [seed],
-                            plan.docs_depth,
-                            expected,
-                            server.pid,
-                            total=extra,
-                        )
-                    )
             for result in runs:
                 if result.check is not None:
                     # extra URLs unknown to the ground truth count against the HTML set too
