@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import random
+from urllib.parse import urljoin
+
 from shared.urls import ScopeRule
-from workers.links import charset_of, extract_hrefs, followable_links
+from workers.links import _SKIPPED_SCHEMES, _resolve, charset_of, extract_hrefs, followable_links
 
 PAGE = "http://example.org/dir/page.html"
 
@@ -70,3 +73,53 @@ def test_charset_of() -> None:
     assert charset_of('text/html; charset="utf-8"') == "utf-8"
     assert charset_of("text/html") is None
     assert charset_of(None) is None
+
+
+def _urljoin_or_none(base: str, href: str) -> str | None:
+    try:
+        return urljoin(base, href)
+    except ValueError:
+        return None
+
+
+# the pieces hrefs and bases are made of, the characters urlsplit treats specially among them
+_BASES = [
+    "http://example.org/dir/page.html?q=1#f",
+    "https://example.org:8443/a/b/",
+    "http://user@host.example/x;p?y",
+    "http://[::1]:8080/deep/er/",
+    "http://[bad/x",
+    "https://example.org",
+]
+_PIECES = ["/", "//", "http:", "https:", "HTTP:", "ftp:", "?", "#", ";", "..", ".", "a", "b.html",
+           "host.example", "[::1]", "[bad", "\t", "\n", " ", "\x01", ":80", "@", "%2F"]  # fmt: skip
+
+
+def test_links_resolve_as_urljoin_does() -> None:
+    """Whatever the href and page URL, a link resolves as ``urljoin`` resolves it, though hrefs
+    that name their own path are joined once per origin and remembered across pages."""
+    rng = random.Random(7)
+    hrefs = [
+        "".join(rng.choice(_PIECES) for _ in range(rng.randint(1, 6))).strip() for _ in range(4000)
+    ]
+    hrefs += ["/x", "//h/x", "http://h", "http://", "http://?q", "http:///x", "https://#f", "/\t/x"]
+    for base in _BASES:
+        for href in hrefs:
+            if not href or href.lower().startswith(_SKIPPED_SCHEMES):
+                continue  # not links (see test_skips_non_http_schemes_and_bare_fragments)
+            joined = _resolve([("a", href)], base)
+            expected = _urljoin_or_none(base, href)
+            assert joined == ([] if expected is None else [expected]), (base, href)
+
+
+def test_verdicts_on_links_are_per_crawl_scope() -> None:
+    """The verdict on a link is remembered across pages, but per crawl: the same href is in one
+    crawl's scope and out of another's."""
+    hrefs = ["http://example.org/a", "http://other.org/b"]
+    here = ScopeRule("host", [PAGE])
+    there = ScopeRule("host", ["http://other.org/"])
+    anywhere = ScopeRule("any", [PAGE], deny=["/b$"])
+    for _ in range(2):
+        assert followable_links(hrefs, here) == ["http://example.org/a"]
+        assert followable_links(hrefs, there) == ["http://other.org/b"]
+        assert followable_links(hrefs, anywhere) == ["http://example.org/a"]

@@ -24,8 +24,9 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Iterable
+from functools import lru_cache
 from typing import Any
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 from bs4 import BeautifulSoup
 from bs4.builder._lxml import LXMLTreeBuilder
@@ -149,6 +150,7 @@ def _fast_link_tags(html: bytes, encoding: str | None) -> LinkTags:
 
 def _resolve(tags: LinkTags, page_url: str) -> list[str]:
     base = page_url
+    origin = _origin_of(base)
     hrefs: list[str] = []
     joined: dict[str, str | None] = {}  # by href without fragment (see _join)
     for name, href in tags:
@@ -158,18 +160,21 @@ def _resolve(tags: LinkTags, page_url: str) -> list[str]:
         if name == "base":
             if href and base is page_url:
                 base = urljoin(page_url, href)
+                origin = _origin_of(base)
                 joined.clear()
             continue
         if not href or href.lower().startswith(_SKIPPED_SCHEMES):
             continue
-        url = _join(base, href, joined)
+        url = _join(base, origin, href, joined)
         if url is not None:  # None: e.g. an invalid IPv6 literal: skip the link, keep the page
             hrefs.append(url)
     return hrefs
 
 
-def _join(base: str, href: str, joined: dict[str, str | None]) -> str | None:
-    """``urljoin(base, href)``, or None where it raises ValueError; memoized in ``joined``.
+def _join(base: str, origin: str | None, href: str, joined: dict[str, str | None]) -> str | None:
+    """``urljoin(base, href)``, or None where it raises ValueError; memoized in ``joined``,
+    and across pages for the hrefs whose result depends only on ``origin`` (see
+    :func:`_origin_only`).
 
     A page links to a few dozen documents through hundreds of fragments (``x.html#a``,
     ``x.html#b``), so the part before the fragment is joined once: for a non-empty fragment
@@ -186,12 +191,49 @@ def _join(base: str, href: str, joined: dict[str, str | None]) -> str | None:
     if pre in joined:
         url = joined[pre]
     else:
-        try:
-            url = urljoin(base, pre)
-        except ValueError:
-            url = None
+        if origin is not None and _origin_only(pre):
+            url = _join_to_origin(origin, pre)
+        else:
+            url = _try_urljoin(base, pre)
         joined[pre] = url
     return url + "#" + frag if url is not None and frag else url
+
+
+def _try_urljoin(base: str, href: str) -> str | None:
+    try:
+        return urljoin(base, href)
+    except ValueError:
+        return None
+
+
+# Pages of a site link to the same URLs over and over (navigation, neighbours on other hosts),
+# and urljoin re-parses the page URL for each link: an href that names its own path (``/x``,
+# ``//host/x``, ``http://host/x``) is joined once per origin, whatever page it is on.
+_join_to_origin = lru_cache(maxsize=16384)(_try_urljoin)
+
+
+def _origin_of(base: str) -> str | None:
+    """``scheme://netloc/`` of ``base`` as urljoin parses it, or None if that fails."""
+    try:
+        parts = urlsplit(base)
+    except ValueError:
+        return None
+    return f"{parts.scheme}://{parts.netloc}/" if parts.scheme and parts.netloc else None
+
+
+def _origin_only(href: str) -> bool:
+    """Whether ``urljoin(base, href)`` depends on nothing of ``base`` but its scheme and
+    netloc: true for an href that starts with ``/``, except one that starts with ``//``,
+    ``http://`` or ``https://`` and then ``?``, ``#`` or its end (urljoin takes the base's
+    path only for an href with no netloc and an empty path). Tabs, CR and LF, which urlsplit
+    deletes anywhere and so could turn ``/<tab>/x`` into ``//x``, send the href the slow way.
+    """
+    if "\t" in href or "\n" in href or "\r" in href:
+        return False
+    for prefix in ("//", "http://", "https://"):
+        if href.startswith(prefix):
+            return len(href) > len(prefix) and href[len(prefix)] not in "?#"
+    return href[0] == "/"
 
 
 # longer URLs are almost always traps or junk, and most servers refuse them anyway
@@ -201,24 +243,12 @@ MAX_URL_LENGTH = 2048
 def followable_links(hrefs: list[str], scope: ScopeRule, limit: int | None = None) -> list[str]:
     """Canonical, in-scope page URLs among ``hrefs``, each once, in first-seen order; at most
     ``limit`` of them, none longer than ``MAX_URL_LENGTH``."""
-    # the verdict on each href (its canonical URL if followable, else None), by _canonical_key:
-    # hrefs that differ only in their fragment are canonicalized and checked once
-    verdicts: dict[str, str | None] = {}
     seen: set[str] = set()
     links: list[str] = []
     for href in hrefs:
         if len(href) > MAX_URL_LENGTH:
             continue
-        key = _canonical_key(href)
-        if key in verdicts:
-            url = verdicts[key]
-        else:
-            url = canonicalize(href)
-            if url is not None and (
-                len(url) > MAX_URL_LENGTH or not is_page_link(url) or not scope.allows(url)
-            ):
-                url = None
-            verdicts[key] = url
+        url = _followable(_canonical_key(href), scope)
         if url is None or url in seen:
             continue
         seen.add(url)
@@ -226,6 +256,16 @@ def followable_links(hrefs: list[str], scope: ScopeRule, limit: int | None = Non
         if limit is not None and len(links) >= limit:
             break
     return links
+
+
+# The verdict on an href (its canonical URL if followable, else None), by _canonical_key: hrefs
+# that differ only in their fragment, and the same link on many pages, are checked once
+@lru_cache(maxsize=16384)
+def _followable(key: str, scope: ScopeRule) -> str | None:
+    url = canonicalize(key)
+    if url is None or len(url) > MAX_URL_LENGTH or not is_page_link(url):
+        return None
+    return url if scope.allows(url) else None
 
 
 def _canonical_key(href: str) -> str:
