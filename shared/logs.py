@@ -37,15 +37,20 @@ def configure_logging(fmt: LogFormat = "auto", level: str = "info") -> None:
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
+    renderers = _renderers(fmt)
+    # crawlfleet's own events skip the standard library (a LogRecord, handler and formatter
+    # per line cost as much as the rest of the chain): structlog renders and writes them itself
     structlog.configure(
         processors=[
             *shared,
             structlog.processors.StackInfoRenderer(),
             structlog.processors.format_exc_info,
-            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+            *renderers,
         ],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
+        logger_factory=structlog.WriteLoggerFactory(sys.stderr),
+        wrapper_class=structlog.make_filtering_bound_logger(
+            logging.getLevelNamesMapping()[level.upper()]
+        ),
         cache_logger_on_first_use=True,
     )
     formatter = structlog.stdlib.ProcessorFormatter(
@@ -53,7 +58,7 @@ def configure_logging(fmt: LogFormat = "auto", level: str = "info") -> None:
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.format_exc_info,
-            *_renderers(fmt),
+            *renderers,
         ],
     )
     handler = logging.StreamHandler(sys.stderr)
