@@ -41,6 +41,7 @@ CRAWLS_INDEX = f"{PREFIX}:crawls"
 JOB_KEY_PREFIX = job_key_prefix
 IN_PROGRESS_KEY_PREFIX = in_progress_key_prefix
 RETRY_KEY_PREFIX = retry_key_prefix
+RETRY_KEY_TTL_S = 88_400  # how long arq keeps a job's try count (arq's run_job)
 RESULT_KEY_PATTERN = "arq:result:*"
 ABORT_JOBS = abort_jobs_ss
 

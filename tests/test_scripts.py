@@ -248,20 +248,32 @@ async def test_cancel_aborts_running_jobs(redis: Redis, settings: Settings) -> N
 
 async def test_claim_takes_due_jobs_not_running_elsewhere(redis: Redis, settings: Settings) -> None:
     """claim.lua is arq's start rule for a batch: due, queued jobs that no worker runs, in
-    queue order, each claimed once, as many as asked for."""
+    queue order, each claimed once, as many as asked for; and arq's start of each: its
+    payload read, one more try counted, its abort mark taken off."""
     claim = redis.register_script(script_source("claim"))
     queue_name = settings.queue_name
+    args = ["arq:in-progress:", 100, "arq:job:", "arq:retry:", 60]
 
-    async def take(want: int) -> list[tuple[str, int]]:
-        got = await claim(keys=[queue_name], args=[1000, 5000, want, "arq:in-progress:", 100])
-        return [(got[i].decode(), int(float(got[i + 1]))) for i in range(0, len(got), 2)]
+    async def take(want: int) -> list[tuple[str, int, bytes | None, int, int]]:
+        got = await claim(keys=[queue_name, "arq:abort"], args=[1000, 5000, want, *args])
+        return [
+            (got[i].decode(), int(float(got[i + 1])), got[i + 2], got[i + 3], got[i + 4])
+            for i in range(0, len(got), 5)
+        ]
 
     assert await take(5) == []
-    await redis.zadd(queue_name, {"a": 900, "b": 950, "c": 990, "later": 2000})
+    await redis.zadd(queue_name, {"a": 900, "b": 950, "c": 990, "d": 995, "later": 2000})
     await redis.set("arq:in-progress:b", b"1")  # another worker runs it
-    assert await take(1) == [("a", 900)]
+    await redis.set("arq:job:a", b"payload-a")
+    await redis.set("arq:retry:a", 2)  # started twice before
+    await redis.set("arq:job:c", b"payload-c")
+    await redis.zadd("arq:abort", {"c": 1})  # cancelled while queued
+    assert await take(1) == [("a", 900, b"payload-a", 3, 0)]
     assert 0 < await redis.pttl("arq:in-progress:a") <= 5000
-    assert await take(5) == [("c", 990)]  # not b (running), not later (deferred), not a again
+    assert 0 < await redis.ttl("arq:retry:a") <= 60
+    # not b (running), not later (deferred), not a again; d's payload is gone
+    assert await take(5) == [("c", 990, b"payload-c", 1, 1), ("d", 995, None, 1, 0)]
+    assert await redis.zcard("arq:abort") == 0
     assert await take(5) == []
 
 

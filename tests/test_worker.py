@@ -12,6 +12,8 @@ from redis.asyncio import Redis
 from scheduler.control import seed_crawl
 from shared.connections import connected
 from shared.crawl import CrawlSpec, CrawlState
+from shared.jobs import FINALIZE_CRAWL, job_payload, now_ms
+from shared.keys import ABORT_JOBS, IN_PROGRESS_KEY_PREFIX, JOB_KEY_PREFIX, RETRY_KEY_PREFIX
 from shared.settings import Settings
 from tests.support.crawling import crawl_in_process, read_manifest
 from tests.support.testweb import Page, Site, TestWeb, make_site, shortest_depths
@@ -210,3 +212,44 @@ async def test_worker_looks_at_the_queue_when_a_job_ends(web: TestWeb, settings:
     finally:
         await worker.close()
     assert {r["url"] for r in read_manifest(settings.data_dir, "ch")} == {u(c) for c in chain}
+
+
+async def test_jobs_a_worker_cannot_run_are_dropped_without_harm(
+    web: TestWeb, settings: Settings, redis: Redis
+) -> None:
+    """Queued beside a crawl: a job whose payload is gone, one that is not msgpack, one of an
+    unknown function, and one cancelled before it started. Each is dropped with its keys, none
+    runs, and the crawl completes."""
+    web.site = make_site(web.port, pages_per_host=6)
+    seed = web.url(0, "/p/0.html")
+    queue = settings.queue_name
+    payload = job_payload(FINALIZE_CRAWL, ("ghost",), now_ms())
+    bad = {
+        "gone": None,
+        "garbled": b"\xc1 not msgpack",
+        "unknown": job_payload("no_such_function", (), now_ms()),
+        "aborted": payload,
+    }
+    for job_id, data in bad.items():
+        await redis.zadd(queue, {job_id: now_ms()})
+        if data is not None:
+            await redis.set(JOB_KEY_PREFIX + job_id, data)
+    await redis.zadd(ABORT_JOBS, {"aborted": now_ms()})
+    await seed_crawl(redis, settings, CrawlSpec(crawl_id="ok", seeds=[seed], depth=2))
+    worker = build_worker(settings, burst=True, handle_signals=False)
+    try:
+        async with asyncio.timeout(60):
+            await worker.async_run()
+    finally:
+        await worker.close()
+    pages = read_manifest(settings.data_dir, "ok")
+    assert {r["url"] for r in pages} == set(
+        shortest_depths(web.site, [seed], 2, only_seed_hosts=True)
+    )
+    assert worker.jobs_failed == len(bad)
+    assert worker.jobs_complete == len(pages) + 1  # and the crawl's finalize job
+    assert not (settings.data_dir / "ghost").exists()
+    assert await redis.zcard(queue) == 0
+    for job_id in bad:
+        for prefix in (JOB_KEY_PREFIX, IN_PROGRESS_KEY_PREFIX, RETRY_KEY_PREFIX):
+            assert not await redis.exists(prefix + job_id), prefix + job_id

@@ -7,11 +7,18 @@ import asyncio
 import contextlib
 from typing import Any
 
-from arq.utils import timestamp_ms
-from arq.worker import Worker
+from arq.jobs import deserialize_job_raw
+from arq.utils import ms_to_datetime, timestamp_ms
+from arq.worker import Retry, RetryJob, Worker, logger
 from redis.commands.core import AsyncScript
 
-from shared.keys import IN_PROGRESS_KEY_PREFIX
+from shared.keys import (
+    ABORT_JOBS,
+    IN_PROGRESS_KEY_PREFIX,
+    JOB_KEY_PREFIX,
+    RETRY_KEY_PREFIX,
+    RETRY_KEY_TTL_S,
+)
 from shared.scripts import script_source
 
 # the ctx key of the set of job ids whose clean-up page_done.lua has done already
@@ -97,22 +104,98 @@ class FleetWorker(Worker):
 
     async def _claim_jobs(self, free: int) -> None:
         claimed = await self._claim_script()(
-            keys=[self.queue_name],
+            keys=[self.queue_name, ABORT_JOBS],
             args=[
                 timestamp_ms(),
                 int(self.in_progress_timeout_s * 1000),
                 free,
                 IN_PROGRESS_KEY_PREFIX,
                 _CLAIM_SCAN_MAX,
+                JOB_KEY_PREFIX,
+                RETRY_KEY_PREFIX,
+                RETRY_KEY_TTL_S,
             ],
         )
-        for i in range(0, len(claimed), 2):
-            job_id = claimed[i].decode()
+        for i in range(0, len(claimed), 5):
+            job_id, score, payload, job_try, aborted = claimed[i : i + 5]
+            job_id = job_id.decode()
             await self.sem.acquire()  # a free slot: never waits
             self.job_counter += 1
-            task = self.loop.create_task(self.run_job(job_id, int(float(claimed[i + 1]))))
+            task = self.loop.create_task(
+                self._run_claimed(job_id, int(float(score)), payload, int(job_try), bool(aborted))
+            )
             task.add_done_callback(lambda _: self._release_sem_dec_counter_on_complete())
             self.tasks[job_id] = task
+
+    async def _run_claimed(
+        self, job_id: str, score: int, payload: bytes | None, job_try: int, aborted: bool
+    ) -> None:
+        """arq's ``run_job`` for a job whose start claim.lua has done already: the payload
+        read, the try counted, the abort mark taken off.
+
+        What arq does with a job it cannot run (payload gone or unreadable, unknown function,
+        too many tries) is left to arq's own ``run_job``, which reads the job again; the rest
+        is arq's run_job for a job whose result is not kept and that is no cron job.
+        """
+        if aborted:
+            logger.info("%s aborted before start", job_id)
+            self.jobs_failed += 1
+            await asyncio.shield(self.finish_failed_job(job_id, None))
+            return
+        try:
+            name, args, kwargs, enqueue_try, enqueue_ms = deserialize_job_raw(
+                payload or b"", deserializer=self.job_deserializer
+            )
+            function = self.functions[name]
+        except Exception:
+            await super().run_job(job_id, score)
+            return
+        max_tries = self.max_tries if function.max_tries is None else function.max_tries
+        if max(job_try, enqueue_try or 0) > max_tries:
+            await super().run_job(job_id, score)
+            return
+        ctx = {
+            **self.ctx,
+            "job_id": job_id,
+            "job_try": job_try,
+            "enqueue_time": ms_to_datetime(enqueue_ms),
+            "score": score,
+        }
+        timeout_s = self.job_timeout_s if function.timeout_s is None else function.timeout_s
+        finish = False
+        incr_score: int | None = None
+        started_ms = timestamp_ms()
+        try:
+            task = self.loop.create_task(function.coroutine(ctx, *args, **kwargs))
+            self.job_tasks[job_id] = task
+            try:
+                await asyncio.wait_for(task, timeout_s)
+            finally:
+                del self.job_tasks[job_id]
+        except (Exception, asyncio.CancelledError) as exc:
+            took_s = (timestamp_ms() - started_ms) / 1000
+            if isinstance(exc, Retry):
+                if exc.defer_score:
+                    incr_score = exc.defer_score + (timestamp_ms() - score)
+                self.jobs_retried += 1
+            elif job_id in self.aborting_tasks and isinstance(exc, asyncio.CancelledError):
+                logger.info("%6.2fs %s:%s aborted", took_s, job_id, name)
+                self.aborting_tasks.remove(job_id)
+                finish = True
+                self.jobs_failed += 1
+            elif isinstance(exc, asyncio.CancelledError | RetryJob):
+                logger.info("%6.2fs %s:%s cancelled, will be run again", took_s, job_id, name)
+                self.jobs_retried += 1
+            else:
+                logger.exception(
+                    "%6.2fs %s:%s failed, %s: %s", took_s, job_id, name, type(exc).__name__, exc
+                )
+                finish = True
+                self.jobs_failed += 1
+        else:
+            finish = True
+            self.jobs_complete += 1
+        await asyncio.shield(self.finish_job(job_id, finish, None, None, False, incr_score, None))
 
     async def finish_job(
         self,
