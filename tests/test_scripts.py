@@ -252,7 +252,7 @@ async def test_claim_takes_due_jobs_not_running_elsewhere(redis: Redis, settings
     payload read, one more try counted, its abort mark taken off."""
     claim = redis.register_script(script_source("claim"))
     queue_name = settings.queue_name
-    args = ["arq:in-progress:", 100, "arq:job:", "arq:retry:", 60]
+    args: list[str | int] = ["arq:in-progress:", 100, "arq:job:", "arq:retry:", 60]
 
     async def take(want: int) -> list[tuple[str, int, bytes | None, int, int]]:
         got = await claim(keys=[queue_name, "arq:abort"], args=[1000, 5000, want, *args])
