@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+from collections.abc import Coroutine
 from typing import Any
 
 import structlog
@@ -86,6 +87,26 @@ async def wait_for_redis(settings: Settings, stop: asyncio.Event) -> bool:
     return False
 
 
+async def _ended_within(step: Coroutine[Any, Any, None], seconds: float) -> bool:
+    """Run ``step`` for at most ``seconds``: True if it ended in time, False if it timed out
+    or failed on Redis (it is cancelled, not waited for); other errors are raised.
+
+    Not ``asyncio.wait_for``: after its timeout it waits for the cancelled step to end, and a
+    step that shields a call to a hung Redis (arq's close waits for jobs that do) never ends.
+    """
+    task = asyncio.ensure_future(step)
+    done, _ = await asyncio.wait({task}, timeout=seconds)
+    if not done:
+        task.cancel()
+        return False
+    exc = task.exception()
+    if exc is None:
+        return True
+    if isinstance(exc, _CLOSE_FAILURES):
+        return False
+    raise exc
+
+
 async def _abandon(worker: Worker) -> None:
     """Drop a worker whose Redis is gone or hung: cancel its jobs, release its resources.
 
@@ -96,8 +117,7 @@ async def _abandon(worker: Worker) -> None:
     if worker.tasks:
         await asyncio.wait(worker.tasks.values(), timeout=_CLOSE_TIMEOUT_S)
     await on_shutdown(worker.ctx)
-    with contextlib.suppress(*REDIS_ERRORS):
-        await asyncio.wait_for(worker.pool.aclose(close_connection_pool=True), _CLOSE_TIMEOUT_S)
+    await _ended_within(worker.pool.aclose(close_connection_pool=True), _CLOSE_TIMEOUT_S)
 
 
 async def _stop(worker: Worker, main: asyncio.Task[None], grace_s: float) -> None:
@@ -111,9 +131,7 @@ async def _stop(worker: Worker, main: asyncio.Task[None], grace_s: float) -> Non
     main.cancel()
     with contextlib.suppress(asyncio.CancelledError, *REDIS_ERRORS):
         await main
-    try:
-        await asyncio.wait_for(worker.close(), _CLOSE_TIMEOUT_S)
-    except _CLOSE_FAILURES:
+    if not await _ended_within(worker.close(), _CLOSE_TIMEOUT_S):
         await _abandon(worker)
 
 
