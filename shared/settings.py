@@ -26,6 +26,11 @@ def _default_worker_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
+# longest a started page job waits for one of its worker's fetch turns (workers/turns.py) before
+# it hands itself back: every turn may be held by a fetch that hangs until its total timeout
+FETCH_TURN_WAIT_S = 5.0
+
+
 class Settings(BaseSettings):
     """Process settings: where Redis and the data are, how hard to fetch, how to log.
 
@@ -84,16 +89,22 @@ class Settings(BaseSettings):
         return self.user_agent.split("/", 1)[0].split()[0] if self.user_agent.strip() else "*"
 
     @property
+    def jobs_held(self) -> int:
+        """Page jobs a worker holds at once: twice its fetch turns (``workers/turns.py``)."""
+        return 2 * self.concurrency
+
+    @property
     def page_deadline_s(self) -> float:
-        """The longest one page job may take: a fetch at its total timeout, storing, Redis."""
-        return self.total_timeout + 5.0
+        """The longest one page job may take: waiting for a fetch turn, a fetch at its total
+        timeout, storing, Redis."""
+        return FETCH_TURN_WAIT_S + self.total_timeout + 5.0
 
     @property
     def job_timeout_s(self) -> float:
         """arq's job timeout, a little past our own deadline so that ours fires first.
 
         arq keeps a job's in-progress mark for this + 10 s, so a job whose worker was killed
-        runs again on another worker at most ``total_timeout + 17`` seconds later.
+        runs again on another worker at most ``total_timeout + 22`` seconds later.
         """
         return self.page_deadline_s + 2.0
 

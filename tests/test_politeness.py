@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 
 import pytest
@@ -13,6 +14,7 @@ from shared.crawl import CrawlSpec, CrawlState
 from shared.settings import Settings
 from tests.support.crawling import crawl_in_process, read_manifest, wait_done
 from tests.support.testweb import Page, Site, TestWeb, make_site, shortest_depths
+from workers.worker import build_worker
 
 pytestmark = pytest.mark.slow
 
@@ -149,3 +151,35 @@ async def test_allow_and_deny_patterns(web: TestWeb, settings: Settings) -> None
                for u in urls - set(seeds))  # fmt: skip
     full = set(shortest_depths(web.site, seeds, 3, only_seed_hosts=True))
     assert urls < full
+
+
+async def test_a_worker_fetches_at_most_its_concurrency_while_holding_more_jobs(
+    web: TestWeb, settings: Settings
+) -> None:
+    """--concurrency is the requests a worker has in flight: with 3 of them it holds up to 6
+    jobs (the next ones started and ready), and the web never sees more than 3 at once."""
+    settings = settings.model_copy(update={"concurrency": 3})
+    web.site = make_site(web.port, pages_per_host=10, max_latency=0.05)
+    seeds = [web.url(h, "/p/0.html") for h in range(len(web.hosts))]
+    spec = CrawlSpec(crawl_id="turns", seeds=seeds, depth=3)
+    async with connected(settings.redis_url) as redis:
+        await seed_crawl(redis, settings, spec)
+    worker = build_worker(settings, burst=True, handle_signals=False)
+    held: list[int] = []
+
+    async def watch() -> None:
+        while True:
+            held.append(worker.job_counter)
+            await asyncio.sleep(0.005)
+
+    watcher = asyncio.create_task(watch())
+    try:
+        await worker.async_run()
+    finally:
+        watcher.cancel()
+        await worker.close()
+    assert {r["url"] for r in read_manifest(settings.data_dir, "turns")} == set(
+        shortest_depths(web.site, seeds, 3)
+    )
+    assert web.max_in_flight_total == 3  # reached, never passed
+    assert 3 < max(held) <= settings.jobs_held == 6

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from typing import Any
 
 from arq.jobs import deserialize_job_raw
@@ -23,6 +24,9 @@ from shared.scripts import script_source
 
 # the ctx key of the set of job ids whose clean-up page_done.lua has done already
 CLOSED_JOBS = "closed_jobs"
+# the ctx key of a function that says how many of the worker's jobs are held back (waiting for
+# their host): the worker claims fewer new jobs while many are
+HELD_BACK = "held_back"
 # queue entries one claim looks at, at most: running jobs stay in the queue until they end,
 # so the head of the queue holds the fleet's running jobs before the due ones
 _CLAIM_SCAN_MAX = 10_000
@@ -88,7 +92,7 @@ class FleetWorker(Worker):
     async def _poll_iteration(self) -> None:
         """Claim jobs for the free slots, then arq's chores (abort check, health) on the beat."""
         await self._wait_for_work()
-        free = self.max_jobs - self.job_counter
+        free = self._wanted()
         if self.allow_pick_jobs and free > 0:
             await self._claim_jobs(free)
         now = asyncio.get_running_loop().time()
@@ -101,6 +105,16 @@ class FleetWorker(Worker):
             if task.done():
                 del self.tasks[job_id]
                 task.result()  # as arq does: an error in run_job itself must surface
+
+    def _wanted(self) -> int:
+        """How many jobs to claim now: as many as there are free slots, but no more than half
+        of them less the jobs held back, so that a crawl held back by its hosts' limits (one
+        host, 8 requests at a time) does not fill every slot with jobs that only wait."""
+        free = self.max_jobs - self.job_counter
+        held_back: Callable[[], int] | None = self.ctx.get(HELD_BACK)
+        if held_back is None:
+            return free
+        return min(free, self.max_jobs // 2 - held_back())
 
     async def _claim_jobs(self, free: int) -> None:
         claimed = await self._claim_script()(

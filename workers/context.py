@@ -15,11 +15,13 @@ from shared.crawl import CrawlSpec
 from shared.settings import Settings
 from shared.storage import CrawlLayout
 from shared.urls import ScopeRule
+from workers.arq_worker import HELD_BACK
 from workers.fetch import make_client
 from workers.frontier import Frontier
 from workers.guard import Policy, policy_for
 from workers.politeness import Politeness
 from workers.robots import RobotsCache
+from workers.turns import FetchTurns
 
 CTX_KEY = "crawlfleet"
 
@@ -43,6 +45,7 @@ class WorkerContext:
     politeness: Politeness
     robots: RobotsCache
     stack: AsyncExitStack
+    turns: FetchTurns
     rules: dict[str, CrawlRules] = field(default_factory=dict)
     clients: dict[Policy, httpx.AsyncClient] = field(default_factory=dict)
 
@@ -73,12 +76,15 @@ async def on_startup(ctx: dict[str, Any]) -> None:
     """arq hook: set up what the process owns (its httpx clients open on first use)."""
     settings: Settings = ctx["settings"]
     redis: Redis = ctx["redis"]
+    politeness = Politeness(redis, lease_s=settings.page_deadline_s)
+    ctx[HELD_BACK] = lambda: politeness.held_back
     ctx[CTX_KEY] = WorkerContext(
         settings=settings,
         frontier=Frontier(redis, settings),
-        politeness=Politeness(redis, lease_s=settings.page_deadline_s),
+        politeness=politeness,
         robots=RobotsCache(redis, settings),
         stack=AsyncExitStack(),
+        turns=FetchTurns(settings.concurrency),
     )
     structlog.get_logger().info(
         "worker started",

@@ -57,7 +57,7 @@ class Start:
     verdict: Verdict
     tries: int  # starts without a close, this one included (more than 1: a worker died)
     retried: int  # transient fetch failures of this job retried so far
-    slot_wait_ms: int | None = None  # the host slot asked for: 0 taken, else ms to wait
+    slot_wait_ms: int | None = None  # the host slot asked for: 0 taken, BUSY, or ms to wait
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +97,7 @@ class Frontier:
             args += slot.args
         verdict, tries, retried, wait = await self.scripts.start(keys=script_keys, args=args)
         return Start(
-            Verdict(verdict.decode()), int(tries), int(retried), None if wait < 0 else int(wait)
+            Verdict(verdict.decode()), int(tries), int(retried), None if wait == -1 else int(wait)
         )
 
     async def hand_back(self, job: PageJob, *, fetch_failed: bool = False) -> None:

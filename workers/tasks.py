@@ -23,6 +23,7 @@ from workers.links import charset_of, extract_hrefs, followable_links
 from workers.politeness import HostBusy, SlotAsk
 from workers.robots import RobotsUnreachable, Rules
 from workers.store import store_page
+from workers.turns import NoTurn
 
 log = structlog.get_logger()
 
@@ -125,6 +126,8 @@ async def _crawl(worker: WorkerContext, job: PageJob) -> bool:
             job, rules.spec, "fetched" if result.ok else "failed", len(result.body), links,
             result.reason, slot,
         )  # fmt: skip
+        if slot is not None:
+            worker.politeness.given_back(slot.host)
         slot = None
     finally:
         if slot is not None:
@@ -200,7 +203,11 @@ async def _polite_fetch(
     except HostBusy as exc:
         raise HandBack(str(exc), exc.retry_in, routine=True) from exc
     client = await worker.client_for(rules.policy)
-    result = await fetch(client, job.url, settings, spec.max_bytes_per_page)
+    try:
+        async with worker.turns.turn():
+            result = await fetch(client, job.url, settings, spec.max_bytes_per_page)
+    except NoTurn as exc:
+        raise HandBack(str(exc), random.uniform(0.5, 1.5), routine=True) from exc
     if result.retry_after and result.status in (429, 503):
         await worker.politeness.hold(slot.host, result.retry_after)
     if result.transient and start.retried < spec.retries:

@@ -34,9 +34,10 @@ _CLOSE_FAILURES: tuple[type[Exception], ...] = (TimeoutError, *REDIS_ERRORS)
 def worker_settings(settings: Settings) -> dict[str, Any]:
     """arq ``WorkerSettings`` for crawlfleet, derived from ``settings``.
 
-    ``max_jobs`` is the concurrency (arq's default of 10 would cap every worker at 10 pages in
-    flight); results are not kept, so no ``arq:result:*`` key outlives its job; payloads are
-    msgpack, never pickle; running jobs of a cancelled crawl are aborted.
+    ``max_jobs`` is twice the concurrency (``Settings.jobs_held``; arq's default of 10 would
+    cap every worker at 10 pages in flight); results are not kept, so no ``arq:result:*`` key
+    outlives its job; payloads are msgpack, never pickle; running jobs of a cancelled crawl are
+    aborted.
     """
     return {
         "functions": [
@@ -48,7 +49,7 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
         "on_startup": on_startup,
         "on_shutdown": on_shutdown,
         "ctx": {"settings": settings},
-        "max_jobs": settings.concurrency,
+        "max_jobs": settings.jobs_held,
         "poll_delay": settings.poll_delay_s,
         "job_timeout": settings.job_timeout_s,
         "keep_result": 0,

@@ -6,15 +6,15 @@
 -- slots of a host, at least `delay_ms` after the previous request to it started.
 --   slots    sorted set token -> lease end (ms): requests in flight
 --   next_key earliest next start (ms)
--- Returns 0 when the slot is taken, else how many ms to wait before asking again.
+-- Returns 0 when the slot is taken, -2 when all slots are busy (ask again once one is given
+-- back: workers/politeness.py), else how many ms to wait for the host's delay.
 local function take_slot(slots, next_key, token, lease_ms, limit, delay_ms)
   local t = redis.call('TIME')
   local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
   -- leases of workers that died without releasing them
   redis.call('ZREMRANGEBYSCORE', slots, '-inf', now)
   if redis.call('ZCARD', slots) >= limit then
-    -- all slots busy: a request may end any moment, ask again soon
-    return 50
+    return -2
   end
   local next_start = tonumber(redis.call('GET', next_key) or '0')
   if next_start > now then

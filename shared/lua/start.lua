@@ -5,7 +5,7 @@
 -- Returns {verdict, tries, retried, slot}; verdict is
 --   'run'     fetch it; tries = how often it has been started without being closed,
 --             retried = how many transient fetch failures of it were retried already,
---             slot = 0 if the slot was taken, ms to wait before asking again, -1 if not asked
+--             slot = -1 if not asked, else take_slot's answer (0 taken, -2 busy, ms to wait)
 --   'done'    a re-run of a job that was already closed: do nothing
 --   'paused'  the crawl is paused: hand the job back for later
 --   'stale'   a shorter path to the page was found since this job was queued: close it unfetched

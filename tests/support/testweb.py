@@ -231,6 +231,7 @@ class TestWeb:
         self._counts: dict[str, int] = {}
         self.in_flight: dict[str, int] = {}
         self.max_in_flight: dict[str, int] = {}
+        self.max_in_flight_total = 0  # over all hosts
         self._lock = threading.Lock()
         self._servers: list[_HostServer] = []
 
@@ -249,6 +250,8 @@ class TestWeb:
         with self._lock:
             self.in_flight[host] = self.in_flight.get(host, 0) + 1
             self.max_in_flight[host] = max(self.max_in_flight.get(host, 0), self.in_flight[host])
+            total = sum(self.in_flight.values())
+            self.max_in_flight_total = max(self.max_in_flight_total, total)
 
     def leave(self, host: str) -> None:
         with self._lock:
