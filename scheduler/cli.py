@@ -112,7 +112,7 @@ AllowPrivate = Annotated[
     ),
 ]
 Concurrency = Annotated[
-    int | None, typer.Option("--concurrency", "-c", min=1, help="Pages in flight per worker.")
+    int | None, typer.Option("--concurrency", "-c", min=1, help="Requests in flight per worker.")
 ]
 
 

@@ -17,7 +17,7 @@ import pytest
 from tests.compose import testsite
 from tests.compose.stack import Stack, find_compose_tool
 
-# pages in flight per worker: small, so that a crawl needs every worker
+# requests in flight per worker: small, so that a crawl needs every worker
 CONCURRENCY = 2
 SMALL_DEPTH = 3
 SLOW_DEPTH = 5
