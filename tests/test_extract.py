@@ -282,6 +282,17 @@ def test_fast_extractor_matches_bs4_on_hostile_pages(case: str) -> None:
     assert extract_hrefs(html, PAGE, charset, "bs4") == reference
 
 
+def test_fast_extractor_parsers_keep_nothing_from_one_page_to_the_next() -> None:
+    """The fast extractor keeps one lxml parser per encoding for the process: every hostile page
+    (but the huge ones) parsed right after every other gives the links it gives alone."""
+    small = {case: page for case, page in HOSTILE.items() if len(page[0]) < 50_000}
+    alone = {case: reference_hrefs(html, PAGE, charset) for case, (html, charset) in small.items()}
+    for before_html, before_charset in small.values():
+        for case, (html, charset) in small.items():
+            extract_hrefs(before_html, PAGE, before_charset, "fast")
+            assert extract_hrefs(html, PAGE, charset, "fast") == alone[case], case
+
+
 def test_hostile_cases_are_not_vacuous() -> None:
     """The encoding cases do decode differently (so the equality above means something), and
     the deep and large pages do yield their links."""

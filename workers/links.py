@@ -131,6 +131,20 @@ class _LinkTarget:
         return self.tags
 
 
+# One parser per encoding, kept for the process: making one costs as much as parsing a small
+# page (lxml inspects the target's methods). A parser that failed is dropped, not reused.
+_FAST_PARSERS: dict[str, tuple[etree.HTMLParser, _LinkTarget]] = {}
+
+
+def _fast_parser(encoding: str) -> tuple[etree.HTMLParser, _LinkTarget]:
+    found = _FAST_PARSERS.get(encoding)
+    if found is None:
+        target = _LinkTarget()
+        found = etree.HTMLParser(target=target, recover=True, encoding=encoding), target
+        _FAST_PARSERS[encoding] = found
+    return found
+
+
 def _fast_link_tags(html: bytes, encoding: str | None) -> LinkTags:
     # the steps of bs4's BeautifulSoup(html, "lxml", from_encoding=encoding), without the soup
     detector = EncodingDetector(
@@ -138,12 +152,13 @@ def _fast_link_tags(html: bytes, encoding: str | None) -> LinkTags:
     )
     rejected: list[str] = []
     for candidate in detector.encodings:
-        target = _LinkTarget()
         try:
-            parser = etree.HTMLParser(target=target, recover=True, encoding=candidate)
+            parser, target = _fast_parser(candidate)  # LookupError: lxml knows no such name
+            target.tags = []
             parser.feed(detector.markup)  # the bytes without their byte order mark
             return parser.close()  # type: ignore[no-any-return]
         except (UnicodeDecodeError, LookupError, etree.ParserError) as exc:
+            _FAST_PARSERS.pop(candidate, None)
             rejected.append(f"{candidate}: {exc}")  # bs4 tries its next encoding too
     raise ValueError(f"no encoding could parse the page: {'; '.join(rejected)}")
 
