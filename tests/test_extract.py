@@ -17,7 +17,7 @@ from bench.docs import DOCS_HOST, DOCS_PACKAGE, DOCS_ROOT
 from bench.scenarios import FULL
 from bench.site import SyntheticSite
 from shared.crawl import CrawlSpec, CrawlState
-from shared.settings import Settings
+from shared.settings import Extractor, Settings
 from shared.urls import ScopeRule, canonicalize, is_page_link
 from tests.support.crawling import crawl_in_process, read_manifest
 from tests.support.hostile import DEEP_LEVELS, MANY_LINKS
@@ -282,15 +282,16 @@ def test_fast_extractor_matches_bs4_on_hostile_pages(case: str) -> None:
     assert extract_hrefs(html, PAGE, charset, "bs4") == reference
 
 
-def test_fast_extractor_parsers_keep_nothing_from_one_page_to_the_next() -> None:
-    """The fast extractor keeps one lxml parser per encoding for the process: every hostile page
+@pytest.mark.parametrize("extractor", ["bs4", "fast"])
+def test_kept_parsers_carry_nothing_from_one_page_to_the_next(extractor: Extractor) -> None:
+    """Both extractors keep one lxml parser per encoding for the process: every hostile page
     (but the huge ones) parsed right after every other gives the links it gives alone."""
     small = {case: page for case, page in HOSTILE.items() if len(page[0]) < 50_000}
     alone = {case: reference_hrefs(html, PAGE, charset) for case, (html, charset) in small.items()}
     for before_html, before_charset in small.values():
         for case, (html, charset) in small.items():
-            extract_hrefs(before_html, PAGE, before_charset, "fast")
-            assert extract_hrefs(html, PAGE, charset, "fast") == alone[case], case
+            extract_hrefs(before_html, PAGE, before_charset, extractor)
+            assert extract_hrefs(html, PAGE, charset, extractor) == alone[case], case
 
 
 def test_hostile_cases_are_not_vacuous() -> None:

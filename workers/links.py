@@ -78,21 +78,57 @@ class _LinkTagsBuilder(LXMLTreeBuilder):
     handling of each event (attribute and namespace bookkeeping, the SoupStrainer's test, its
     string buffer) is where 90% of a parse went on the docs site (29 ms of a 75 KB page, against
     2.5 ms for lxml alone), though the strainer then drops all but the links. Dropping the other
-    events first leaves the soup's link tags and their attributes as they were: only their text
-    is missing, which no link depends on. Encoding detection and the parser are bs4's own.
+    events first (``_ToCurrentBuilder``) leaves the soup's link tags and their attributes as they
+    were: only their text is missing, which no link depends on. Encoding detection is bs4's own;
+    the lxml parser is the one bs4 would make, kept for the process (one per encoding), since
+    making one costs about as much as parsing a small page.
     """
 
-    def start(self, tag: str | bytes, attrib: Any, nsmap: Any = None) -> None:
-        if tag in _LINK_TAG_NAMES:
-            super().start(tag, attrib, nsmap or {})
+    def parser_for(self, encoding: Any) -> Any:
+        found = _BS4_PARSERS.get(encoding)
+        if found is None:
+            target = _ToCurrentBuilder()
+            parser = etree.HTMLParser(
+                target=target, recover=True, huge_tree=self.huge_tree, encoding=encoding
+            )
+            found = _BS4_PARSERS[encoding] = parser, target
+        found[1].builder = self
+        return found[0]
 
-    def end(self, tag: str | bytes) -> None:
-        if tag in _LINK_TAG_NAMES:
-            super().end(tag)
+    def feed(self, markup: Any) -> None:
+        try:
+            super().feed(markup)
+        except BaseException:
+            # a parser that failed is not reused
+            assert self.soup is not None
+            _BS4_PARSERS.pop(self.soup.original_encoding, None)
+            raise
 
-    # lxml does not report the events whose target method is None: no call at all for strings,
-    # comments, doctypes and processing instructions
-    data = comment = doctype = pi = None  # type: ignore[assignment]
+
+class _ToCurrentBuilder:
+    """The target of a kept lxml parser: the link tags' start and end events, handed to the
+    builder of the page being parsed. lxml does not report the events a target has no method
+    for: no call at all for strings, comments, doctypes and processing instructions."""
+
+    __slots__ = ("builder",)
+
+    def __init__(self) -> None:
+        self.builder: _LinkTagsBuilder | None = None
+
+    def start(self, tag: str, attrib: Any, nsmap: Any = None) -> None:
+        if tag in _LINK_TAG_NAMES and self.builder is not None:
+            self.builder.start(tag, attrib, nsmap or {})
+
+    def end(self, tag: str) -> None:
+        if tag in _LINK_TAG_NAMES and self.builder is not None:
+            self.builder.end(tag)
+
+    def close(self) -> None:
+        if self.builder is not None:
+            self.builder.close()
+
+
+_BS4_PARSERS: dict[Any, tuple[etree.HTMLParser, _ToCurrentBuilder]] = {}
 
 
 def _bs4_link_tags(html: bytes, encoding: str | None) -> LinkTags:
