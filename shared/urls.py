@@ -67,6 +67,7 @@ def canonical_seed(url: str) -> str:
     return canon
 
 
+@lru_cache(maxsize=16384)  # for the same reason as canonicalize: links repeat across pages
 def fingerprint(canonical_url: str) -> str:
     """A short stable name for a canonical URL: 16 hex digits of its SHA-1."""
     return hashlib.sha1(canonical_url.encode(), usedforsecurity=False).hexdigest()[:16]
