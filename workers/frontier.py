@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from redis.asyncio import Redis
 
+from shared.batch import ScriptBatcher
 from shared.crawl import CrawlSpec
 from shared.jobs import (
     CRAWL_PAGE,
@@ -85,6 +86,7 @@ class Frontier:
         self.redis = redis
         self.settings = settings
         self.scripts = Scripts.register(redis)
+        self.batch = ScriptBatcher(redis)
 
     async def start(self, job: PageJob, slot: SlotAsk | None = None) -> Start:
         """Decide whether ``job`` should fetch, in one round trip, and count the start; with
@@ -95,7 +97,7 @@ class Frontier:
         if slot is not None:
             script_keys += slot.keys
             args += slot.args
-        verdict, tries, retried, wait = await self.scripts.start(keys=script_keys, args=args)
+        verdict, tries, retried, wait = await self.batch(self.scripts.start, script_keys, args)
         return Start(
             Verdict(verdict.decode()), int(tries), int(retried), None if wait == -1 else int(wait)
         )
@@ -150,8 +152,9 @@ class Frontier:
                     page_job_id(job.crawl_id, fp, child_depth),
                     job_payload(CRAWL_PAGE, page_job_args(url, child_depth, job.url), now),
                 ]
-        status, queued = await self.scripts.page_done(
-            keys=[
+        status, queued = await self.batch(
+            self.scripts.page_done,
+            [
                 keys.meta,
                 keys.seen,
                 job_key(job.job_id),
@@ -165,7 +168,7 @@ class Frontier:
                 RETRY_KEY_PREFIX + job.job_id,
                 ABORT_JOBS,
             ],
-            args=args,
+            args,
         )
         return None if status < 0 else int(queued)
 
