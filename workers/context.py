@@ -77,14 +77,15 @@ async def on_startup(ctx: dict[str, Any]) -> None:
     settings: Settings = ctx["settings"]
     redis: Redis = ctx["redis"]
     politeness = Politeness(redis, lease_s=settings.page_deadline_s)
+    turns = FetchTurns(settings.concurrency)
     ctx[HELD_BACK] = lambda: politeness.held_back
     ctx[CTX_KEY] = WorkerContext(
         settings=settings,
         frontier=Frontier(redis, settings),
         politeness=politeness,
-        robots=RobotsCache(redis, settings),
+        robots=RobotsCache(redis, settings, turns),
         stack=AsyncExitStack(),
-        turns=FetchTurns(settings.concurrency),
+        turns=turns,
     )
     structlog.get_logger().info(
         "worker started",

@@ -21,6 +21,7 @@ from redis.asyncio import Redis
 from shared.keys import CrawlKeys
 from shared.settings import Settings
 from workers.fetch import fetch
+from workers.turns import FetchTurns
 
 ROBOTS_MAX_BYTES = 512 * 1024  # RFC 9309: parse at least 500 KiB
 ROBOTS_TTL_S = 24 * 3600
@@ -63,9 +64,10 @@ def origin_of(url: str) -> str:
 class RobotsCache:
     """robots.txt rules per (crawl, origin): in this process, then in Redis, then fetched."""
 
-    def __init__(self, redis: Redis, settings: Settings) -> None:
+    def __init__(self, redis: Redis, settings: Settings, turns: FetchTurns) -> None:
         self.redis = redis
         self.settings = settings
+        self.turns = turns  # a robots.txt request is one of the worker's requests in flight
         self._local: dict[tuple[str, str], tuple[float, Rules]] = {}
 
     def known(self, crawl_id: str, url: str) -> Rules | None:
@@ -77,7 +79,7 @@ class RobotsCache:
 
     async def rules(self, crawl_id: str, url: str, client: httpx.AsyncClient) -> Rules:
         """The rules for ``url`` in ``crawl_id`` (fetched with ``client``, the crawl's);
-        RobotsUnreachable if they cannot be had now."""
+        RobotsUnreachable if they cannot be had now, NoTurn if no fetch turn came free."""
         known = self.known(crawl_id, url)
         if known is not None:
             return known
@@ -110,7 +112,8 @@ class RobotsCache:
 
     async def _fetch(self, origin: str, client: httpx.AsyncClient) -> bytes:
         capped = self.settings.model_copy(update={"max_page_bytes": ROBOTS_MAX_BYTES})
-        result = await fetch(client, f"{origin}/robots.txt", capped)
+        async with self.turns.turn():
+            result = await fetch(client, f"{origin}/robots.txt", capped)
         if result.status is None or result.status == 429 or result.status >= 500:
             reason = result.error or f"status {result.status}"
             return json.dumps({"state": "unreachable", "reason": reason}).encode()

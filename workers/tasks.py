@@ -186,6 +186,8 @@ async def _gate(
             if start.retried >= spec.retries:
                 return failed(job.url, f"robots.txt unreachable: {exc.reason}"), 0.0
             raise HandBack(str(exc), exc.retry_in, fetch_failed=True) from exc
+        except NoTurn as exc:
+            raise _no_turn(exc) from exc
         if not robots.allows(job.url, settings.robots_agent):
             return failed(job.url, "robots.txt: disallowed"), 0.0
     return None, _host_delay(worker, spec, robots)
@@ -207,7 +209,7 @@ async def _polite_fetch(
         async with worker.turns.turn():
             result = await fetch(client, job.url, settings, spec.max_bytes_per_page)
     except NoTurn as exc:
-        raise HandBack(str(exc), random.uniform(0.5, 1.5), routine=True) from exc
+        raise _no_turn(exc) from exc
     if result.retry_after and result.status in (429, 503):
         await worker.politeness.hold(slot.host, result.retry_after)
     if result.transient and start.retried < spec.retries:
@@ -218,6 +220,12 @@ async def _polite_fetch(
             fetch_failed=True,
         )
     return result
+
+
+def _no_turn(exc: NoTurn) -> HandBack:
+    """All the worker's fetch turns stayed busy: the job goes back to the queue for a moment
+    (not the page's fault, so not counted against it)."""
+    return HandBack(str(exc), random.uniform(0.5, 1.5), routine=True)
 
 
 async def finalize_crawl(ctx: dict[str, Any], crawl_id: str) -> None:

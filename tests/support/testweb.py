@@ -169,10 +169,19 @@ class _Handler(BaseHTTPRequestHandler):
         url = f"http://{host}:{web.port}{self.path.split('#', 1)[0]}"
         nth = web.record(url)
         web.enter(host)
+        self._answering = True
         try:
             self._answer(web, url, nth)
         finally:
-            web.leave(host)
+            self._answered()
+
+    def _answered(self) -> None:
+        """The request stops counting as in flight: before the response goes out, since the
+        client may send its next request as soon as it has the response, maybe before this
+        thread runs again."""
+        if self._answering:
+            self._answering = False
+            self.server.web.leave(str(self.server.server_address[0]))
 
     def _answer(self, web: TestWeb, url: str, nth: int) -> None:
         page = web.site.pages.get(url)
@@ -185,6 +194,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_response(page.status)
             self.send_header("Location", page.redirect_to)
             self.send_header("Content-Length", "0")
+            self._answered()
             self.end_headers()
             return
         status = page.first_statuses[nth] if nth < len(page.first_statuses) else page.status
@@ -198,6 +208,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
+        self._answered()
         self.end_headers()
         self.wfile.write(body)
 
