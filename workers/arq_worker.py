@@ -1,5 +1,5 @@
-"""arq's worker with crawlfleet's queue reading: jobs claimed in batches by one Lua call,
-and the queue looked at as soon as a job ends rather than on a fixed beat."""
+"""arq's worker with crawlfleet's queue reading: jobs claimed and started in batches by one Lua
+call, and the queue looked at as soon as a job ends rather than on a fixed beat."""
 
 from __future__ import annotations
 
@@ -39,7 +39,9 @@ class FleetWorker(Worker):
     arq reads the first 100 queued ids and claims them one at a time with WATCH, EXISTS, ZSCORE
     and MULTI/EXEC: four round trips per job, and every worker reading the same head of the
     queue tries the same ids. The script claims as many due jobs as there are free slots, in
-    one round trip, atomically, so workers never collide.
+    one round trip, atomically, so workers never collide. It also does what arq's ``run_job``
+    does first, in a round trip of its own per job (read the payload, count the try, take off
+    an abort mark), so ``_run_claimed`` goes straight to the job.
 
     arq looks at the queue every ``poll_delay`` seconds, so a slot freed just after a look
     stays idle until the next one: with 50 ms pages and a 40 ms beat, a quarter of the slots
