@@ -294,6 +294,15 @@ def test_kept_parsers_carry_nothing_from_one_page_to_the_next(extractor: Extract
             assert extract_hrefs(html, PAGE, charset, extractor) == alone[case], case
 
 
+def test_kept_parsers_hold_no_page_after_parsing() -> None:
+    """The parsers bs4 keeps let go of the page's soup when the parse ends (a page of 100,000
+    links would otherwise stay in memory until the next page in its encoding)."""
+    html, charset = HOSTILE["tricky"]
+    extract_hrefs(html, PAGE, charset, "bs4")
+    assert links._BS4_PARSERS
+    assert all(target.builder is None for _, target in links._BS4_PARSERS.values())
+
+
 def test_hostile_cases_are_not_vacuous() -> None:
     """The encoding cases do decode differently (so the equality above means something), and
     the deep and large pages do yield their links."""

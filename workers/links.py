@@ -96,13 +96,17 @@ class _LinkTagsBuilder(LXMLTreeBuilder):
         return found[0]
 
     def feed(self, markup: Any) -> None:
+        assert self.soup is not None
+        encoding = self.soup.original_encoding
         try:
             super().feed(markup)
         except BaseException:
-            # a parser that failed is not reused
-            assert self.soup is not None
-            _BS4_PARSERS.pop(self.soup.original_encoding, None)
+            _BS4_PARSERS.pop(encoding, None)  # a parser that failed is not reused
             raise
+        finally:
+            found = _BS4_PARSERS.get(encoding)
+            if found is not None and found[1].builder is self:
+                found[1].builder = None  # the kept parser must not keep this page's soup alive
 
 
 class _ToCurrentBuilder:
