@@ -295,12 +295,13 @@ def test_kept_parsers_carry_nothing_from_one_page_to_the_next(extractor: Extract
 
 
 def test_kept_parsers_hold_no_page_after_parsing() -> None:
-    """The parsers bs4 keeps let go of the page's soup when the parse ends (a page of 100,000
-    links would otherwise stay in memory until the next page in its encoding)."""
+    """The kept parsers let go of the page's soup (bs4) or links (fast) when the parse ends: a
+    page of 100,000 links would otherwise stay in memory until the next page in its encoding."""
     html, charset = HOSTILE["tricky"]
-    extract_hrefs(html, PAGE, charset, "bs4")
-    assert links._BS4_PARSERS
+    assert extract_hrefs(html, PAGE, charset, "bs4") == extract_hrefs(html, PAGE, charset, "fast")
+    assert links._BS4_PARSERS and links._FAST_PARSERS
     assert all(target.builder is None for _, target in links._BS4_PARSERS.values())
+    assert all(not target.tags for _, target in links._FAST_PARSERS.values())
 
 
 def test_hostile_cases_are_not_vacuous() -> None:

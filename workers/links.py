@@ -196,7 +196,9 @@ def _fast_link_tags(html: bytes, encoding: str | None) -> LinkTags:
             parser, target = _fast_parser(candidate)  # LookupError: lxml knows no such name
             target.tags = []
             parser.feed(detector.markup)  # the bytes without their byte order mark
-            return parser.close()  # type: ignore[no-any-return]
+            tags: list[tuple[str, str | None]] = parser.close()
+            target.tags = []  # the kept target must not keep this page's links alive
+            return tags
         except (UnicodeDecodeError, LookupError, etree.ParserError) as exc:
             _FAST_PARSERS.pop(candidate, None)
             rejected.append(f"{candidate}: {exc}")  # bs4 tries its next encoding too
