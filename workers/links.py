@@ -25,7 +25,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Iterable
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urljoin, urlsplit
 
 from bs4 import BeautifulSoup
@@ -85,15 +85,9 @@ class _LinkTagsBuilder(LXMLTreeBuilder):
     """
 
     def parser_for(self, encoding: Any) -> Any:
-        found = _BS4_PARSERS.get(encoding)
-        if found is None:
-            target = _ToCurrentBuilder()
-            parser = etree.HTMLParser(
-                target=target, recover=True, huge_tree=self.huge_tree, encoding=encoding
-            )
-            found = _BS4_PARSERS[encoding] = parser, target
-        found[1].builder = self
-        return found[0]
+        parser, target = _kept_parser(_BS4_PARSERS, encoding, _ToCurrentBuilder, self.huge_tree)
+        target.builder = self
+        return parser
 
     def feed(self, markup: Any) -> None:
         assert self.soup is not None
@@ -133,6 +127,26 @@ class _ToCurrentBuilder:
 
 
 _BS4_PARSERS: dict[Any, tuple[etree.HTMLParser, _ToCurrentBuilder]] = {}
+_Target = TypeVar("_Target", "_LinkTarget", _ToCurrentBuilder)
+
+
+def _kept_parser(
+    kept: dict[Any, tuple[etree.HTMLParser, _Target]],
+    encoding: Any,
+    new_target: Callable[[], _Target],
+    huge_tree: bool = False,
+) -> tuple[etree.HTMLParser, _Target]:
+    """The process's lxml parser for ``encoding`` in ``kept``, and its target, made on first
+    use: making one costs about as much as parsing a small page (lxml inspects the target's
+    methods). A parser that failed must be dropped from ``kept``, not reused."""
+    found = kept.get(encoding)
+    if found is None:
+        target = new_target()
+        parser = etree.HTMLParser(
+            target=target, recover=True, huge_tree=huge_tree, encoding=encoding
+        )
+        found = kept[encoding] = parser, target
+    return found
 
 
 def _bs4_link_tags(html: bytes, encoding: str | None) -> LinkTags:
@@ -171,18 +185,7 @@ class _LinkTarget:
         return self.tags
 
 
-# One parser per encoding, kept for the process: making one costs as much as parsing a small
-# page (lxml inspects the target's methods). A parser that failed is dropped, not reused.
-_FAST_PARSERS: dict[str, tuple[etree.HTMLParser, _LinkTarget]] = {}
-
-
-def _fast_parser(encoding: str) -> tuple[etree.HTMLParser, _LinkTarget]:
-    found = _FAST_PARSERS.get(encoding)
-    if found is None:
-        target = _LinkTarget()
-        found = etree.HTMLParser(target=target, recover=True, encoding=encoding), target
-        _FAST_PARSERS[encoding] = found
-    return found
+_FAST_PARSERS: dict[Any, tuple[etree.HTMLParser, _LinkTarget]] = {}
 
 
 def _fast_link_tags(html: bytes, encoding: str | None) -> LinkTags:
@@ -193,7 +196,8 @@ def _fast_link_tags(html: bytes, encoding: str | None) -> LinkTags:
     rejected: list[str] = []
     for candidate in detector.encodings:
         try:
-            parser, target = _fast_parser(candidate)  # LookupError: lxml knows no such name
+            # LookupError: lxml knows no such encoding name
+            parser, target = _kept_parser(_FAST_PARSERS, candidate, _LinkTarget)
             target.tags = []
             parser.feed(detector.markup)  # the bytes without their byte order mark
             tags: list[tuple[str, str | None]] = parser.close()
