@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import time
 
@@ -15,6 +16,7 @@ from shared.crawl import CrawlSpec, CrawlState
 from shared.settings import Settings
 from tests.support.crawling import read_manifest, wait_done
 from tests.support.testweb import Page, Site, TestWeb
+from workers.worker import _ended_within
 
 pytestmark = pytest.mark.slow
 
@@ -73,3 +75,27 @@ async def test_sigterm_hands_back_what_cannot_finish(web: TestWeb, settings: Set
         status = await wait_done(settings, "t", timeout=60)
     assert status.state is CrawlState.DONE
     assert [r["url"] for r in read_manifest(settings.data_dir, "t")] == [slow]
+
+
+async def test_a_closing_step_that_cancels_itself_does_not_end_the_worker() -> None:
+    """A step of closing that ends in a CancelledError of its own (as redis-py's pool close
+    can re-raise one) counts as not ended: only a cancellation of the worker itself stops it;
+    one that hangs is cut at its limit, and other errors still surface."""
+
+    async def cancels_itself() -> None:
+        raise asyncio.CancelledError
+
+    async def hangs() -> None:
+        await asyncio.sleep(3600)
+
+    async def breaks() -> None:
+        raise ValueError("a bug")
+
+    async def ends() -> None:
+        await asyncio.sleep(0)
+
+    assert await _ended_within(cancels_itself(), 1.0) is False
+    assert await _ended_within(hangs(), 0.05) is False
+    assert await _ended_within(ends(), 1.0) is True
+    with pytest.raises(ValueError, match="a bug"):
+        await _ended_within(breaks(), 1.0)

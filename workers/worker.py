@@ -89,16 +89,22 @@ async def wait_for_redis(settings: Settings, stop: asyncio.Event) -> bool:
 
 
 async def _ended_within(step: Coroutine[Any, Any, None], seconds: float) -> bool:
-    """Run ``step`` for at most ``seconds``: True if it ended in time, False if it timed out
-    or failed on Redis (it is cancelled, not waited for); other errors are raised.
+    """Run ``step`` for at most ``seconds``: True if it ended in time, False if it timed out,
+    failed on Redis or cancelled itself (it is cancelled, not waited for); other errors are
+    raised.
 
     Not ``asyncio.wait_for``: after its timeout it waits for the cancelled step to end, and a
     step that shields a call to a hung Redis (arq's close waits for jobs that do) never ends.
+    A step that ends cancelled without being cancelled here (redis-py's pool close re-raises
+    what closing a connection raised, a CancelledError included) must not read as this task's
+    own cancellation: that would end the worker.
     """
     task = asyncio.ensure_future(step)
     done, _ = await asyncio.wait({task}, timeout=seconds)
     if not done:
         task.cancel()
+        return False
+    if task.cancelled():
         return False
     exc = task.exception()
     if exc is None:
