@@ -25,6 +25,7 @@ from bench.measure import (
     key_census,
     peak_rss_mb,
     prefix_bytes,
+    reads_processed,
     redis_client,
     used_memory,
 )
@@ -193,6 +194,7 @@ def _measure(
     startup_cpu = sum(cpu_seconds(pid) for pid in worker_pids)
     memory_before = used_memory(client)
     stats_before = commandstats(client)
+    reads_before = reads_processed(client)
     polls = 0
     for meter in (crawler_cpu, redis_cpu, server_cpu):
         meter.start()
@@ -207,6 +209,8 @@ def _measure(
             result.error = f"timeout: not done after {run.timeout_s:.0f}s"
             break
     result.wall_s = time.monotonic() - started
+    # less the benchmark's own reads: its polls and the INFO that reads the counter
+    result.redis_reads = reads_processed(client) - reads_before - polls - 1
     result.cpu_crawler_s = crawler_cpu.stop()
     result.cpu_crawler_total_s = result.cpu_crawler_s + startup_cpu
     result.cpu_redis_s = redis_cpu.stop()

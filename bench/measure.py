@@ -106,6 +106,13 @@ def used_memory(client: redis.Redis) -> int:
     return int(info(client, "memory")["used_memory"])
 
 
+def reads_processed(client: redis.Redis) -> int:
+    """Reads Redis has done from its clients (``total_reads_processed``): about one per round
+    trip, whatever the round trip carries (one command, a pipeline, a script). This call's own
+    read is counted in what it returns."""
+    return int(info(client, "stats")["total_reads_processed"])
+
+
 def commandstats(client: redis.Redis) -> dict[str, int]:
     """Calls per command (commands run inside Lua scripts included, as Redis counts them)."""
     out: dict[str, int] = {}

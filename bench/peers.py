@@ -27,6 +27,7 @@ from bench.measure import (
     info,
     key_bytes,
     peak_rss_mb,
+    reads_processed,
     redis_client,
     used_memory,
 )
@@ -238,6 +239,7 @@ def _watch(
     server_cpu = CpuMeter([server_pid] if server_pid else []).start()
     memory_before = used_memory(client)
     stats_before = commandstats(client)
+    reads_before = reads_processed(client)
     pushed = time.time()
     client.rpush(f"{SPIDER_NAME}:start_urls", *[json.dumps({"url": s}) for s in run.seeds])
     procs += [_spawn(config, work_dir, i) for i in range(run.processes)]
@@ -267,6 +269,8 @@ def _watch(
     # CPU as of the last page (the meters were read then); Redis state as of now
     result.cpu_redis_s = redis_cpu.total
     result.cpu_server_s = server_cpu.total
+    # less the benchmark's own reads: the push, its polls and the INFO that reads the counter
+    result.redis_reads = reads_processed(client) - reads_before - polls - 2
     stats = delta(commandstats(client), stats_before)
     stats.pop("info", None)
     stats["zcard"] = stats.get("zcard", 0) - polls

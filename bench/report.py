@@ -19,7 +19,7 @@ from bench.scenarios import Report
 COLUMNS = [
     ("scen", 5), ("tool", 17), ("procs", 5), ("n", 2), ("pages", 5), ("set", 10), ("wall s", 6),
     ("pages/s", 13), ("inflt", 5), ("CPU s", 6), ("redis s", 7), ("cores", 5), ("pg/CPU-s", 15),
-    ("redis ms/pg", 11), ("RSS MB", 6), ("B/seen", 6), ("cmds/pg", 7),
+    ("redis ms/pg", 11), ("RSS MB", 6), ("B/seen", 6), ("cmds/pg", 7), ("rt/pg", 5),
 ]  # fmt: skip
 
 
@@ -48,6 +48,7 @@ class Summary:
     peak_rss_mb: float | None
     redis_dedupe_bytes_per_seen: float | None
     redis_commands_per_page: float | None
+    redis_round_trips_per_page: float | None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -107,6 +108,7 @@ def summarize(runs: list[RunResult]) -> list[Summary]:
                 peak_rss_mb=max(rss) if rss else None,
                 redis_dedupe_bytes_per_seen=_median([r.redis_dedupe_bytes_per_seen for r in ok]),
                 redis_commands_per_page=_median([r.redis_commands_per_page for r in ok]),
+                redis_round_trips_per_page=_median([r.redis_round_trips_per_page for r in ok]),
             )
         )
     return out
@@ -151,6 +153,7 @@ def _row(s: Summary) -> list[str]:
         _fmt(s.peak_rss_mb, 0),
         _fmt(s.redis_dedupe_bytes_per_seen, 0),
         _fmt(s.redis_commands_per_page),
+        _fmt(s.redis_round_trips_per_page, 2),
     ]
 
 
@@ -216,7 +219,8 @@ def summary(report: Report) -> str:
         "inflt = requests in flight on average (fetch time / wall time); "
         "CPU s = the crawler's processes over the crawl; cores = (crawler + Redis CPU) / wall; "
         "pg/CPU-s = pages / (crawler + Redis CPU); B/seen = MEMORY USAGE of the dedupe keys per "
-        "seen URL; cmds/pg = Redis commands per page (inside Lua scripts included)"
+        "seen URL; cmds/pg = Redis commands per page (inside Lua scripts included); "
+        "rt/pg = round trips to Redis per page (reads Redis did: a pipeline or script is one)"
     )
     if report.frontier and report.frontier.final:
         f = report.frontier.final

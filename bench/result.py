@@ -60,6 +60,7 @@ class RunResult:
     redis_used_memory_after: int = 0
     redis_used_memory_peak: int = 0
     redis_commands: dict[str, int] = field(default_factory=dict)
+    redis_reads: int = 0  # round trips: reads Redis did from the crawler's connections
     redis_leftover_keys: dict[str, int] = field(default_factory=dict)
     error: str | None = None
     notes: list[str] = field(default_factory=list)
@@ -104,6 +105,12 @@ class RunResult:
         return sum(self.redis_commands.values()) / self.pages
 
     @property
+    def redis_round_trips_per_page(self) -> float | None:
+        if not self.redis_reads or not self.pages:
+            return None
+        return self.redis_reads / self.pages
+
+    @property
     def redis_ms_per_page(self) -> float | None:
         if not self.redis_commands or not self.pages:
             return None
@@ -121,6 +128,7 @@ class RunResult:
             redis_dedupe_bytes_per_seen=_round(self.redis_dedupe_bytes_per_seen),
             redis_commands_per_page=_round(self.redis_commands_per_page),
             redis_ms_per_page=_round(self.redis_ms_per_page, 3),
+            redis_round_trips_per_page=_round(self.redis_round_trips_per_page, 2),
         )
         return data
 
