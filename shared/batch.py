@@ -55,17 +55,15 @@ class ScriptBatcher:
         loop = asyncio.get_running_loop()
         call = _Call(script, keys, args, loop.create_future())
         if not self._queued:
-            loop.call_soon(self._send_queued)
+            # the task's first step runs in the loop's next turn, after this turn's calls
+            task = loop.create_task(self._send_queued())
+            self._sending.add(task)  # a reference, so the task is not collected mid-way
+            task.add_done_callback(self._sending.discard)
         self._queued.append(call)
         return await call.reply
 
-    def _send_queued(self) -> None:
+    async def _send_queued(self) -> None:
         calls, self._queued = self._queued, []
-        task = asyncio.ensure_future(self._send(calls))
-        self._sending.add(task)  # a reference, so the task is not collected mid-way
-        task.add_done_callback(self._sending.discard)
-
-    async def _send(self, calls: list[_Call]) -> None:
         try:
             if len(calls) == 1:
                 calls[0].answer(await self._alone(calls[0]))
