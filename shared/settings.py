@@ -44,7 +44,10 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("redis_url", "REDIS_URL", "CRAWLFLEET_REDIS_URL"),
     )
     data_dir: Path = Path("crawl-data")
-    concurrency: int = Field(default=32, ge=1, le=1024)
+    # requests in flight per worker. A worker's CPU handles 400-600 pages/s; to keep it busy
+    # through each page's network wait (50 ms on the benchmark, more on the web) takes that
+    # rate times the wait, and about twice that, as responses come back in bursts
+    concurrency: int = Field(default=128, ge=1, le=1024)
     queue_name: str = "crawlfleet:queue"
     log_format: LogFormat = "auto"
     log_level: str = "info"
@@ -114,8 +117,8 @@ class Settings(BaseSettings):
 
         arq sleeps this long after each batch of jobs it starts, even when more are queued, so
         at arq's default (0.5 s) a worker whose pages are quick idles most of the time. A worker
-        with more slots finishes jobs more often, so it looks more often: 20 ms at concurrency
-        32, never more than 100 ms, never less than 10 ms (an idle worker then costs Redis 100
+        with more slots finishes jobs more often, so it looks more often: every 0.64 / concurrency
+        seconds, never more than 100 ms, never less than 10 ms (an idle worker then costs Redis 100
         cheap reads a second).
         """
         return min(0.1, max(0.01, 0.64 / self.concurrency))
