@@ -183,8 +183,26 @@ def _find(rows: list[Summary], scenario: str, tool: str, procs: int | None) -> S
     return found[0] if found else None
 
 
+def _paired_rates(runs: list[RunResult], top: str, bottom: str, workers: int) -> list[float]:
+    """pages/s of crawlfleet's i-th run on scenario ``top`` over its i-th run on ``bottom``
+    (same workers, default extractor): runs of the same round, minutes apart at most."""
+
+    def rates(scenario: str) -> list[float]:
+        return [
+            r.pages_per_s
+            for r in runs
+            if r.scenario == scenario
+            and r.tool == "crawlfleet"
+            and r.processes == workers
+            and r.error is None
+        ]
+
+    return [t / b for t, b in zip(rates(top), rates(bottom), strict=False) if b > 0]
+
+
 def ratios(report: Report) -> dict[str, float]:
-    """The issue's target ratios, from the medians, where both sides ran."""
+    """The issue's target ratios, from the medians, where both sides ran; the latency ratio
+    is the median of the rounds' own ratios."""
     rows, plan = summarize(report.runs), report.plan
     out: dict[str, float] = {}
     for scenario in ("a", "b", "docs"):
@@ -196,11 +214,10 @@ def ratios(report: Report) -> dict[str, float]:
                     key = f"{scenario}: pages/CPU-s {tool} / {peer}"
                     out[key] = round(cf.pages_per_cpu_s / other.pages_per_cpu_s, 2)
     for workers in plan.scaling:
-        fast = _find(rows, "a", "crawlfleet", workers)
-        slow = _find(rows, "b", "crawlfleet", workers)
-        if fast and slow and fast.pages_per_s:
+        paired = _paired_rates(report.runs, "b", "a", workers)
+        if paired:
             key = f"latency hidden ({workers} workers): pages/s 50 ms / 0 ms"
-            out[key] = round(slow.pages_per_s / fast.pages_per_s, 2)
+            out[key] = round(statistics.median(paired), 2)
     for scenario in ("a", "b", "c"):
         one = _find(rows, scenario, "crawlfleet", 1)
         for workers in plan.scaling:

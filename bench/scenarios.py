@@ -8,6 +8,7 @@ and each of (a) and the docs also by crawlfleet with the fast extractor, "crawlf
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -216,45 +217,67 @@ class Bench:
         )
 
     # --- scenarios ---------------------------------------------------------------------------
-    def synthetic(self, scenario: str, config: SiteConfig, peers: bool, scaling: bool) -> None:
+    def synthetic(self, scenarios: list[tuple[str, SiteConfig, bool, bool]]) -> None:
+        """The synthetic web scenarios (name, site, peers, scaling), their rounds interleaved.
+
+        (a) and (b) run in the same rounds (each round: a's runs, then b's), so that the
+        latency ratio compares runs minutes apart at most: this machine's speed drifts by 20%
+        over a bench (one full run got 15% slower between a's second and third round).
+        """
+        with contextlib.ExitStack() as servers:
+            ready = [
+                (scenario, peers, scaling, *self._synthetic_site(servers, scenario, config))
+                for scenario, config, peers, scaling in scenarios
+            ]
+            # rounds of every run, so that a change of machine load hits every tool alike
+            for _ in range(self.plan.repeat):
+                for scenario, peers, scaling, seeds, expected, server_pid in ready:
+                    self._synthetic_round(scenario, seeds, expected, server_pid, peers, scaling)
+
+    def _synthetic_site(
+        self, servers: contextlib.ExitStack, scenario: str, config: SiteConfig
+    ) -> tuple[list[str], set[str], int]:
+        """Start the scenario's server; its seeds, ground truth and server pid."""
         plan = self.plan
         self.log(f"scenario {scenario}: {_describe(config, plan.depth)}")
-        with ServerProcess.synthetic(config) as server:
-            site = SyntheticSite(config, server.port)
-            truth = site.ground_truth(plan.depth)
-            expected = set(truth)
-            self.report.sites[scenario] = {
-                "config": config.to_dict(),
-                "depth": plan.depth,
-                "seeds": len(site.seeds()),
-                "pages_expected": len(expected),
-                "pages_by_depth": _by_depth(truth.values()),
-            }
-            self.log(f"  ground truth: {len(expected)} pages")
-            if scenario == "a":
-                ceiling = measure_ceiling(
-                    "synthetic server (8 KB pages)", server.pid, sorted(expected),
-                    plan.ceiling_requests, plan.ceiling_seconds,
-                )  # fmt: skip
-                self.report.ceilings.append(ceiling)
-                self.log(f"  ceiling: {ceiling.line()}")
-            seeds = site.seeds()
-            # rounds of every run, so that a change of machine load hits every tool alike
-            for _ in range(plan.repeat):
-                self._fleet(scenario, seeds, plan.depth, plan.workers, expected, server.pid)
-                if scenario == "a":  # CPU-bound: where the extractor shows
-                    self._fleet(
-                        scenario, seeds, plan.depth, plan.workers, expected, server.pid, "fast"
-                    )
-                if peers:
-                    self._scrapy(scenario, seeds, plan.depth, expected, server.pid)
-                    self._peer("scrapy-redis", scenario, seeds, plan.depth, expected, server.pid)
-                if scaling:
-                    for workers in plan.scaling:
-                        if workers != plan.workers:
-                            self._fleet(scenario, seeds, plan.depth, workers, expected, server.pid)
-                if peers and plan.scrapy_no_store and scenario == "a":
-                    self._peer("scrapy", scenario, seeds, plan.depth, expected, server.pid, False)
+        server = servers.enter_context(ServerProcess.synthetic(config))
+        site = SyntheticSite(config, server.port)
+        truth = site.ground_truth(plan.depth)
+        expected = set(truth)
+        self.report.sites[scenario] = {
+            "config": config.to_dict(),
+            "depth": plan.depth,
+            "seeds": len(site.seeds()),
+            "pages_expected": len(expected),
+            "pages_by_depth": _by_depth(truth.values()),
+        }
+        self.log(f"  ground truth: {len(expected)} pages")
+        if scenario == "a":
+            ceiling = measure_ceiling(
+                "synthetic server (8 KB pages)", server.pid, sorted(expected),
+                plan.ceiling_requests, plan.ceiling_seconds,
+            )  # fmt: skip
+            self.report.ceilings.append(ceiling)
+            self.log(f"  ceiling: {ceiling.line()}")
+        return site.seeds(), expected, server.pid
+
+    def _synthetic_round(
+        self, scenario: str, seeds: list[str], expected: set[str], server_pid: int,
+        peers: bool, scaling: bool,
+    ) -> None:  # fmt: skip
+        plan = self.plan
+        self._fleet(scenario, seeds, plan.depth, plan.workers, expected, server_pid)
+        if scenario == "a":  # CPU-bound: where the extractor shows
+            self._fleet(scenario, seeds, plan.depth, plan.workers, expected, server_pid, "fast")
+        if peers:
+            self._scrapy(scenario, seeds, plan.depth, expected, server_pid)
+            self._peer("scrapy-redis", scenario, seeds, plan.depth, expected, server_pid)
+        if scaling:
+            for workers in plan.scaling:
+                if workers != plan.workers:
+                    self._fleet(scenario, seeds, plan.depth, workers, expected, server_pid)
+        if peers and plan.scrapy_no_store and scenario == "a":
+            self._peer("scrapy", scenario, seeds, plan.depth, expected, server_pid, False)
 
     def latency_bound(self) -> None:
         """(c) on (b)'s site with ``latency_bound_concurrency`` slots per worker."""
@@ -347,11 +370,14 @@ class Bench:
     def run(self, only: set[str] | None = None) -> Report:
         plan = self.plan
         wanted = only or {"a", "b", "c", "d", "docs"}
+        synthetic = []
         if "a" in wanted:
-            self.synthetic("a", plan.site, peers=True, scaling=True)
+            synthetic.append(("a", plan.site, True, True))
         if "b" in wanted:
             latency = replace(plan.site, latency_s=plan.latency_s)
-            self.synthetic("b", latency, peers=plan.peers_on_latency, scaling=plan.latency_scaling)
+            synthetic.append(("b", latency, plan.peers_on_latency, plan.latency_scaling))
+        if synthetic:
+            self.synthetic(synthetic)
         if "c" in wanted:
             self.latency_bound()
         if "d" in wanted:
