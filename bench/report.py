@@ -74,12 +74,15 @@ def _page_set(runs: list[RunResult]) -> str:
 
 
 def summarize(runs: list[RunResult]) -> list[Summary]:
-    """One summary per (scenario, tool, processes, concurrency), in the order they first ran."""
+    """One summary per (scenario, tool, processes, concurrency): scenarios in the order they
+    first ran, and within one, rows in the order they first ran (rounds interleave scenarios)."""
     groups: dict[tuple[str, str, int, int], list[RunResult]] = {}
     for r in runs:
         groups.setdefault((r.scenario, r.tool, r.processes, r.concurrency), []).append(r)
+    scenarios = list(dict.fromkeys(r.scenario for r in runs))
+    ordered = sorted(groups.items(), key=lambda item: scenarios.index(item[0][0]))
     out: list[Summary] = []
-    for (scenario, tool, processes, _), group in groups.items():
+    for (scenario, tool, processes, _), group in ordered:
         ok = [r for r in group if r.error is None] or group
         rates = [r.pages_per_s for r in ok]
         per_cpu = [r.pages_per_cpu_s for r in ok]

@@ -218,21 +218,39 @@ class Bench:
 
     # --- scenarios ---------------------------------------------------------------------------
     def synthetic(self, scenarios: list[tuple[str, SiteConfig, bool, bool]]) -> None:
-        """The synthetic web scenarios (name, site, peers, scaling), their rounds interleaved.
+        """The synthetic web scenarios (name, site, peers, scaling), in shared rounds.
 
-        (a) and (b) run in the same rounds (each round: a's runs, then b's), so that the
-        latency ratio compares runs minutes apart at most: this machine's speed drifts by 20%
-        over a bench (one full run got 15% slower between a's second and third round).
+        Each round runs crawlfleet on every scenario back to back for each worker count (a
+        then b with 2 workers, a then b with 1, ...), then the fast extractor, then the peers.
+        The latency ratio so compares runs made one after the other, after the same kind of
+        run: this machine's speed drifts by up to 20% within a bench, and a crawl made right
+        after a Scrapy run was 10-15% slower than one made after a crawlfleet run (3 rounds
+        each, 2026-12-02), which had made b's first row read as latency not hidden.
         """
+        plan = self.plan
+        counts = [plan.workers, *(w for w in plan.scaling if w != plan.workers)]
         with contextlib.ExitStack() as servers:
-            ready = [
+            sites = [
                 (scenario, peers, scaling, *self._synthetic_site(servers, scenario, config))
                 for scenario, config, peers, scaling in scenarios
             ]
             # rounds of every run, so that a change of machine load hits every tool alike
-            for _ in range(self.plan.repeat):
-                for scenario, peers, scaling, seeds, expected, server_pid in ready:
-                    self._synthetic_round(scenario, seeds, expected, server_pid, peers, scaling)
+            for _ in range(plan.repeat):
+                for workers in counts:
+                    for scenario, _, scaling, seeds, expected, pid in sites:
+                        if workers == plan.workers or scaling:
+                            self._fleet(scenario, seeds, plan.depth, workers, expected, pid)
+                for scenario, _, _, seeds, expected, pid in sites:
+                    if scenario == "a":  # CPU-bound: where the extractor shows
+                        self._fleet(
+                            scenario, seeds, plan.depth, plan.workers, expected, pid, "fast"
+                        )
+                for scenario, peers, _, seeds, expected, pid in sites:
+                    if peers:
+                        self._scrapy(scenario, seeds, plan.depth, expected, pid)
+                        self._peer("scrapy-redis", scenario, seeds, plan.depth, expected, pid)
+                        if plan.scrapy_no_store and scenario == "a":
+                            self._peer("scrapy", scenario, seeds, plan.depth, expected, pid, False)
 
     def _synthetic_site(
         self, servers: contextlib.ExitStack, scenario: str, config: SiteConfig
@@ -260,24 +278,6 @@ class Bench:
             self.report.ceilings.append(ceiling)
             self.log(f"  ceiling: {ceiling.line()}")
         return site.seeds(), expected, server.pid
-
-    def _synthetic_round(
-        self, scenario: str, seeds: list[str], expected: set[str], server_pid: int,
-        peers: bool, scaling: bool,
-    ) -> None:  # fmt: skip
-        plan = self.plan
-        self._fleet(scenario, seeds, plan.depth, plan.workers, expected, server_pid)
-        if scenario == "a":  # CPU-bound: where the extractor shows
-            self._fleet(scenario, seeds, plan.depth, plan.workers, expected, server_pid, "fast")
-        if peers:
-            self._scrapy(scenario, seeds, plan.depth, expected, server_pid)
-            self._peer("scrapy-redis", scenario, seeds, plan.depth, expected, server_pid)
-        if scaling:
-            for workers in plan.scaling:
-                if workers != plan.workers:
-                    self._fleet(scenario, seeds, plan.depth, workers, expected, server_pid)
-        if peers and plan.scrapy_no_store and scenario == "a":
-            self._peer("scrapy", scenario, seeds, plan.depth, expected, server_pid, False)
 
     def latency_bound(self) -> None:
         """(c) on (b)'s site with ``latency_bound_concurrency`` slots per worker."""
