@@ -39,6 +39,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--repeat", type=int, help="rounds of every crawl (full: 3, quick: 1)")
     parser.add_argument(
+        "--pair-rounds",
+        type=int,
+        help="extra rounds of crawlfleet's 0 ms / 50 ms pairs alone (full: 2, quick: 0)",
+    )
+    parser.add_argument(
         "--work-dir",
         type=Path,
         default=default_work_dir(),
@@ -56,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     plan = QUICK if args.quick else FULL
     if args.repeat:
         plan = replace(plan, repeat=max(1, args.repeat))
+    if args.pair_rounds is not None:
+        plan = replace(plan, pair_rounds=max(0, args.pair_rounds))
     started_at = datetime.now(UTC)
     started = time.monotonic()
     work_root = make_work_root(args.work_dir)
