@@ -188,19 +188,21 @@ def _find(rows: list[Summary], scenario: str, tool: str, procs: int | None) -> S
 
 def _paired_rates(runs: list[RunResult], top: str, bottom: str, workers: int) -> list[float]:
     """pages/s of crawlfleet's i-th run on scenario ``top`` over its i-th run on ``bottom``
-    (same workers, default extractor): runs of the same round, minutes apart at most."""
+    (same workers, default extractor): runs of the same round, minutes apart at most. A round
+    whose run on either side failed is left out, so a failure does not shift the pairing."""
 
-    def rates(scenario: str) -> list[float]:
+    def in_order(scenario: str) -> list[RunResult]:
         return [
-            r.pages_per_s
+            r
             for r in runs
-            if r.scenario == scenario
-            and r.tool == "crawlfleet"
-            and r.processes == workers
-            and r.error is None
+            if r.scenario == scenario and r.tool == "crawlfleet" and r.processes == workers
         ]
 
-    return [t / b for t, b in zip(rates(top), rates(bottom), strict=False) if b > 0]
+    return [
+        t.pages_per_s / b.pages_per_s
+        for t, b in zip(in_order(top), in_order(bottom), strict=False)
+        if t.error is None and b.error is None and b.pages_per_s > 0
+    ]
 
 
 def ratios(report: Report) -> dict[str, float]:

@@ -49,3 +49,15 @@ def test_latency_ratio_is_the_median_of_each_rounds_own_ratio() -> None:
     assert got["latency hidden (2 workers): pages/s 50 ms / 0 ms"] == 0.95
     # the medians' ratio would have been 900 / 1000
     assert "latency hidden (1 workers): pages/s 50 ms / 0 ms" not in got
+
+
+def test_a_failed_run_leaves_its_round_out_of_the_latency_ratio() -> None:
+    """A round whose 0 ms run failed is dropped whole: the rounds after it stay paired with
+    their own 50 ms runs."""
+    failed = _run("a", "crawlfleet", 2, 1000)
+    failed.error = "timeout"
+    runs = [failed, _run("b", "crawlfleet", 2, 500)]
+    for fast, slow in [(1000, 950), (600, 570)]:
+        runs += [_run("a", "crawlfleet", 2, fast), _run("b", "crawlfleet", 2, slow)]
+    got = ratios(Report(plan=FULL, runs=runs))
+    assert got["latency hidden (2 workers): pages/s 50 ms / 0 ms"] == 0.95
