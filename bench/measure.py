@@ -136,6 +136,18 @@ def key_census(client: redis.Redis, patterns: dict[str, str]) -> dict[str, int]:
     return counts
 
 
+def machine_speed(cpu_s: float = 0.1) -> float:
+    """Millions of turns of a fixed pure-Python loop per CPU-second: the machine's own speed
+    just then. Taken before each run, it shows how much the machine swung during a bench
+    whatever the crawlers did (on this 2-core VM: 10-19 on an idle machine within 20 s)."""
+    turns = 0
+    started = time.process_time()
+    while (spent := time.process_time() - started) < cpu_s:
+        for _ in range(10_000):
+            turns += 1
+    return turns / spent / 1e6
+
+
 class Stopwatch:
     def __init__(self) -> None:
         self.started = time.monotonic()

@@ -62,6 +62,7 @@ class RunResult:
     redis_commands: dict[str, int] = field(default_factory=dict)
     redis_reads: int = 0  # round trips: reads Redis did from the crawler's connections
     redis_leftover_keys: dict[str, int] = field(default_factory=dict)
+    machine_mops: float | None = None  # bench.measure.machine_speed just before the run
     error: str | None = None
     notes: list[str] = field(default_factory=list)
     urls: set[str] = field(default_factory=set, repr=False)  # the page set (not in the JSON)
@@ -120,6 +121,7 @@ class RunResult:
         data = asdict(self)
         data.pop("urls")
         data.update(
+            machine_mops=_round(self.machine_mops),
             pages_per_s=round(self.pages_per_s, 1),
             avg_in_flight=_round(self.avg_in_flight),
             cpu_s=round(self.cpu_s, 3),

@@ -16,18 +16,20 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from bench.ceiling import Ceiling, measure_ceiling
 from bench.docs import DOCS_HOST, docs_ground_truth, ensure_docs
 from bench.fleet import FleetRun, run_fleet
 from bench.frontier import FrontierResult, run_frontier
-from bench.measure import file_create_us
+from bench.measure import file_create_us, machine_speed
 from bench.peers import PeerRun, run_scrapy, run_scrapy_redis
 from bench.result import PageSetCheck, RunResult
 from bench.server import ServerProcess
 from bench.site import SiteConfig, SyntheticSite
 from shared.settings import Extractor
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -59,7 +61,8 @@ class Plan:
     run_timeout_s: float
     repeat: int  # every crawl of (a), (b), (c) and the docs, in rounds; the table shows medians
     # extra rounds of crawlfleet's (a, b) pairs alone: single latency ratios spread from 0.75
-    # to 1.17 here, so their median needs more rounds than the other figures
+    # to 1.17 here (the machine's own speed swings), so their median needs more rounds than
+    # the other figures
     pair_rounds: int
 
     def to_dict(self) -> dict[str, Any]:
@@ -87,7 +90,7 @@ FULL = Plan(
     ceiling_seconds=10.0,
     run_timeout_s=300.0,
     repeat=3,
-    pair_rounds=2,
+    pair_rounds=3,
 )  # fmt: skip
 
 QUICK = Plan(
@@ -176,7 +179,9 @@ class Bench:
             timeout_s=self.plan.run_timeout_s,
             extractor=extractor,
         )
+        speed = machine_speed()
         result = run_fleet(run, work_dir, expected, server_pid)
+        result.machine_mops = speed
         self._record(result, started, work_dir)
         return result
 
@@ -188,6 +193,7 @@ class Bench:
         started = time.monotonic()
         work_dir = self._work_dir(f"{scenario}-{kind}")
         total = total or self.plan.workers * self.plan.concurrency
+        speed = machine_speed()
         if kind == "scrapy":
             run = PeerRun(scenario, seeds, depth, 1, total, total, store, self.plan.run_timeout_s)
             result = run_scrapy(run, work_dir, expected, server_pid)
@@ -197,6 +203,7 @@ class Bench:
                 total, store, self.plan.run_timeout_s,
             )  # fmt: skip
             result = run_scrapy_redis(run, work_dir, expected, server_pid)
+        result.machine_mops = speed
         self._record(result, started, work_dir)
         return result
 
@@ -226,12 +233,14 @@ class Bench:
         """The synthetic web scenarios (name, site, peers, scaling), in shared rounds.
 
         Each round runs crawlfleet on every scenario back to back for each worker count (a
-        then b with 2 workers, a then b with 1, ...), then the fast extractor, then the peers;
-        ``pair_rounds`` more rounds run only crawlfleet's pairs.
+        then b with 2 workers, a then b with 1, ...; every other round b then a), then the
+        fast extractor, then the peers; ``pair_rounds`` more rounds run only crawlfleet's
+        pairs.
         The latency ratio so compares runs made one after the other, after the same kind of
         run: this machine's speed drifts by up to 20% within a bench, and a crawl made right
         after a Scrapy run was 10-15% slower than one made after a crawlfleet run (3 rounds
-        each, 2026-12-02), which had made b's first row read as latency not hidden.
+        each, 2026-12-02), which had made b's first row read as latency not hidden. The
+        order turns round so that a drift within a pair favours neither side.
         """
         plan = self.plan
         counts = [plan.workers, *(w for w in plan.scaling if w != plan.workers)]
@@ -243,7 +252,7 @@ class Bench:
             # rounds of every run, so that a change of machine load hits every tool alike
             for round_ in range(plan.repeat + plan.pair_rounds):
                 for workers in counts:
-                    for scenario, _, scaling, seeds, expected, pid in sites:
+                    for scenario, _, scaling, seeds, expected, pid in _turned(sites, round_):
                         if workers == plan.workers or scaling:
                             self._fleet(scenario, seeds, plan.depth, workers, expected, pid)
                 if round_ >= plan.repeat:
@@ -396,6 +405,11 @@ class Bench:
             else:
                 self.report.skipped.append("docs: not in the quick plan")
         return self.report
+
+
+def _turned(items: list[T], round_: int) -> list[T]:
+    """``items`` in order in even rounds, reversed in odd ones."""
+    return items[::-1] if round_ % 2 else items
 
 
 def _describe(config: SiteConfig, depth: int) -> str:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from bench.report import ratios, summarize
+from dataclasses import replace
+from pathlib import Path
+
+from bench.measure import machine_speed
+from bench.report import machine_spread, ratios, summarize
 from bench.result import RunResult
-from bench.scenarios import FULL, Report
+from bench.scenarios import FULL, Bench, Report
 
 
 def _run(scenario: str, tool: str, processes: int, pages_per_s: float) -> RunResult:
@@ -61,3 +65,54 @@ def test_a_failed_run_leaves_its_round_out_of_the_latency_ratio() -> None:
         runs += [_run("a", "crawlfleet", 2, fast), _run("b", "crawlfleet", 2, slow)]
     got = ratios(Report(plan=FULL, runs=runs))
     assert got["latency hidden (2 workers): pages/s 50 ms / 0 ms"] == 0.95
+
+
+def test_the_pooled_latency_ratio_is_the_median_of_every_pair() -> None:
+    """Each worker count has few pairs; the target's figure takes every pair of every count."""
+    runs = []
+    for workers, pairs in {1: [(1000, 800), (1000, 990)], 2: [(1000, 930), (1000, 970)]}.items():
+        for fast, slow in pairs:
+            runs += [_run("a", "crawlfleet", workers, fast), _run("b", "crawlfleet", workers, slow)]
+    got = ratios(Report(plan=FULL, runs=runs))
+    assert got["latency hidden (1 workers): pages/s 50 ms / 0 ms"] == 0.9  # (0.8 + 0.99) / 2
+    assert got["latency hidden (2 workers): pages/s 50 ms / 0 ms"] == 0.95
+    assert got["latency hidden (all pairs): pages/s 50 ms / 0 ms"] == 0.95  # of 0.8 .93 .97 .99
+
+
+def test_the_pairs_run_in_turned_order_every_other_round(tmp_path: Path) -> None:
+    """a then b in even rounds, b then a in odd ones, so that a drift of the machine's speed
+    within a pair favours neither side; the peers and the fast extractor run in the first
+    ``repeat`` rounds only."""
+    plan = replace(FULL, repeat=2, pair_rounds=1, scaling=(1, 2), workers=2)
+    bench = Bench(plan, tmp_path, keep=False, log=lambda line: None)
+    order: list[tuple[str, int, str]] = []
+
+    def fleet(scenario: str, seeds: list[str], depth: int, workers: int, *args: object,
+              **kwargs: object) -> None:  # fmt: skip
+        extractor = args[2] if len(args) > 2 else "bs4"  # (expected, pid, extractor)
+        order.append((scenario, workers, str(extractor)))
+
+    bench._synthetic_site = lambda servers, scenario, config: ([], set(), 0)  # type: ignore[method-assign]
+    bench._fleet = fleet  # type: ignore[method-assign,assignment]
+    bench._scrapy = lambda *args: order.append(("peer", 0, "scrapy"))  # type: ignore[method-assign,assignment]
+    bench._peer = lambda *args, **kwargs: order.append(("peer", 0, "other"))  # type: ignore[method-assign,assignment]
+    bench.synthetic([("a", FULL.site, True, True), ("b", FULL.site, True, True)])
+    crawls = [(s, w) for s, w, e in order if s != "peer" and e == "bs4"]
+    assert crawls == [
+        ("a", 2), ("b", 2), ("a", 1), ("b", 1),  # round 0
+        ("b", 2), ("a", 2), ("b", 1), ("a", 1),  # round 1, turned
+        ("a", 2), ("b", 2), ("a", 1), ("b", 1),  # round 2: pairs only
+    ]  # fmt: skip
+    fast = [i for i, (_, _, e) in enumerate(order) if e == "fast"]
+    assert len(fast) == plan.repeat
+    assert order[-4:] == [("a", 2, "bs4"), ("b", 2, "bs4"), ("a", 1, "bs4"), ("b", 1, "bs4")]
+
+
+def test_the_machine_speed_is_measured_and_summed_up() -> None:
+    speed = machine_speed(cpu_s=0.02)
+    assert speed > 0
+    runs = [_run("a", "crawlfleet", 1, 500) for _ in range(3)]
+    for run, mops in zip(runs, (12.0, 18.0, 10.0), strict=True):
+        run.machine_mops = mops
+    assert machine_spread(runs) == (10.0, 12.0, 18.0)
+    assert machine_spread([_run("a", "crawlfleet", 1, 500)]) is None
