@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import Any
@@ -90,6 +91,7 @@ async def on_startup(ctx: dict[str, Any]) -> None:
     structlog.get_logger().info(
         "worker started",
         concurrency=settings.concurrency,
+        gc_frozen=gc.get_freeze_count(),
         extractor=settings.extractor,
         data_dir=str(settings.data_dir),
     )

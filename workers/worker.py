@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import signal
 from collections.abc import Coroutine
 from typing import Any
@@ -171,8 +172,23 @@ async def serve(settings: Settings) -> None:
         await _abandon(worker)
 
 
+def freeze_startup_objects() -> int:
+    """Take the objects alive now (modules, classes, settings) out of the cyclic garbage
+    collector's reach, for the life of the process; returns how many.
+
+    The collector's full passes walk every tracked object, and most of a worker's are the
+    libraries it imported, which live as long as it does: four full passes in a 2,320-page
+    crawl took 0.18-0.24 s of one worker's CPU, 8% of it, and 0.03 s once frozen. CPU per
+    page fell by 9-11% at 0 and 50 ms (2 workers, 4 interleaved rounds, 2026-12-02).
+    """
+    gc.collect()
+    gc.freeze()
+    return gc.get_freeze_count()
+
+
 def run_worker(settings: Settings) -> None:
     """Run one worker process until SIGTERM or SIGINT; in-flight pages get the grace period."""
     # bound before any task exists, so every task's log lines carry the worker id
     structlog.contextvars.bind_contextvars(worker=settings.worker_id)
+    freeze_startup_objects()
     asyncio.run(serve(settings))
