@@ -17,7 +17,7 @@ from shared.crawl import CrawlSpec, CrawlState
 from shared.settings import Settings
 from tests.support.crawling import read_manifest, wait_done
 from tests.support.testweb import Page, Site, TestWeb
-from workers.worker import _ended_within
+from workers.worker import GC_YOUNG_THRESHOLD, _ended_within
 
 pytestmark = pytest.mark.slow
 
@@ -102,10 +102,10 @@ async def test_a_closing_step_that_cancels_itself_does_not_end_the_worker() -> N
         await _ended_within(breaks(), 1.0)
 
 
-def test_a_worker_process_freezes_its_startup_objects(settings: Settings) -> None:
+def test_a_worker_process_tunes_its_garbage_collector(settings: Settings) -> None:
     """A worker process takes its imported libraries out of the garbage collector's full
-    passes before it starts (``workers.worker.freeze_startup_objects``), and says how many
-    objects in its ``worker started`` line."""
+    passes and collects its young objects less often (``workers.worker.tune_garbage_collector``),
+    and says so in its ``worker started`` line."""
     logs = settings.data_dir / "logs"
     with LocalWorkers(settings, 1, logs) as fleet:
         deadline = time.monotonic() + 30
@@ -119,3 +119,4 @@ def test_a_worker_process_freezes_its_startup_objects(settings: Settings) -> Non
             started = [e for e in map(json.loads, lines) if e["event"] == "worker started"]
     # the libraries a worker imports are well over 10,000 objects; unfrozen, the count is 0
     assert int(started[0]["gc_frozen"]) > 10_000  # type: ignore[call-overload]
+    assert started[0]["gc_threshold"] == GC_YOUNG_THRESHOLD != 700  # Python's default

@@ -92,6 +92,7 @@ async def on_startup(ctx: dict[str, Any]) -> None:
         "worker started",
         concurrency=settings.concurrency,
         gc_frozen=gc.get_freeze_count(),
+        gc_threshold=gc.get_threshold()[0],
         extractor=settings.extractor,
         data_dir=str(settings.data_dir),
     )
