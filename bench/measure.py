@@ -139,7 +139,7 @@ def key_census(client: redis.Redis, patterns: dict[str, str]) -> dict[str, int]:
 def machine_speed(cpu_s: float = 0.1) -> float:
     """Millions of turns of a fixed pure-Python loop per CPU-second: the machine's own speed
     just then. Taken before each run, it shows how much the machine swung during a bench
-    whatever the crawlers did (on this 2-core VM: 10-19 on an idle machine within 20 s)."""
+    whatever the crawlers did (on this 2-core VM: from 14 to 43 within one bench)."""
     turns = 0
     started = time.process_time()
     while (spent := time.process_time() - started) < cpu_s:

@@ -13,8 +13,10 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from bench.ideal import best_latency_ratio
 from bench.result import RunResult
 from bench.scenarios import Report
+from bench.site import SiteConfig
 
 COLUMNS = [
     ("scen", 5), ("tool", 17), ("procs", 5), ("n", 2), ("pages", 5), ("set", 10), ("wall s", 6),
@@ -225,6 +227,20 @@ def ratios(report: Report) -> dict[str, float]:
         if paired:
             key = f"latency hidden ({workers} workers): pages/s 50 ms / 0 ms"
             out[key] = round(statistics.median(paired), 2)
+    if "b" in report.sites:
+        # what a crawler with crawlfleet's 0 ms rate and no other cost could keep at 50 ms
+        site = report.sites["b"]
+        config = SiteConfig.from_dict(site["config"])
+        for workers in plan.scaling:
+            at_zero = _find(rows, "a", "crawlfleet", workers)
+            if at_zero and at_zero.pages_per_s:
+                key = f"latency hidden, best possible ({workers} workers): model crawler"
+                out[key] = round(
+                    best_latency_ratio(
+                        config, site["depth"], at_zero.pages_per_s, config.latency_s
+                    ),
+                    2,
+                )
     if len(pooled) > 1:
         # the target's figure: one pair's ratio swings by +-10% with the machine's speed, so a
         # median of the 5-6 pairs of one worker count lands 0.05 either side of the truth

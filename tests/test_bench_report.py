@@ -5,10 +5,14 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
+
+from bench.ideal import best_latency_ratio, model_crawl
 from bench.measure import machine_speed
 from bench.report import machine_spread, ratios, summarize
 from bench.result import RunResult
-from bench.scenarios import FULL, Bench, Report
+from bench.scenarios import FULL, QUICK, Bench, Report
+from bench.site import SyntheticSite
 
 
 def _run(scenario: str, tool: str, processes: int, pages_per_s: float) -> RunResult:
@@ -116,3 +120,24 @@ def test_the_machine_speed_is_measured_and_summed_up() -> None:
         run.machine_mops = mops
     assert machine_spread(runs) == (10.0, 12.0, 18.0)
     assert machine_spread([_run("a", "crawlfleet", 1, 500)]) is None
+
+
+def test_the_model_crawler_finds_the_ground_truth_and_pays_only_the_waits_it_cannot_hide() -> None:
+    """At 0 ms the model takes pages / rate; with latency, longer but by less than one wait
+    per level; the bound lands in the report next to the measured ratio."""
+    config, depth = QUICK.site, QUICK.depth
+    pages = len(SyntheticSite(config, port=1).ground_truth(depth))
+    at_zero, found = model_crawl(config, depth, 500.0, 0.0)
+    assert found == pages and at_zero == pytest.approx(pages / 500.0)
+    with_latency, found = model_crawl(config, depth, 500.0, 0.05)
+    assert found == pages
+    assert at_zero + 0.05 < with_latency < at_zero + (depth + 1) * 0.05
+    # the faster the CPU, the larger the share of the crawl spent waiting
+    assert best_latency_ratio(config, depth, 2000.0, 0.05) < best_latency_ratio(
+        config, depth, 200.0, 0.05
+    )
+    latency = replace(config, latency_s=0.05)
+    report = Report(plan=QUICK, runs=[_run("a", "crawlfleet", 1, 500)])
+    report.sites["b"] = {"config": latency.to_dict(), "depth": depth}
+    got = ratios(report)["latency hidden, best possible (1 workers): model crawler"]
+    assert got == round(at_zero / with_latency, 2)
