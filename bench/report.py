@@ -188,10 +188,10 @@ def _find(rows: list[Summary], scenario: str, tool: str, procs: int | None) -> S
     return found[0] if found else None
 
 
-def _paired_rates(runs: list[RunResult], top: str, bottom: str, workers: int) -> list[float]:
-    """pages/s of crawlfleet's i-th run on scenario ``top`` over its i-th run on ``bottom``
-    (same workers, default extractor): runs of the same round, minutes apart at most. A round
-    whose run on either side failed is left out, so a failure does not shift the pairing."""
+def _pairs(runs: list[RunResult], top: str, bottom: str, workers: int) -> list[_Pair]:
+    """crawlfleet's i-th run on scenario ``top`` with its i-th run on ``bottom`` (same workers,
+    default extractor): runs of the same round, minutes apart at most. A round whose run on
+    either side failed is left out, so a failure does not shift the pairing."""
 
     def in_order(scenario: str) -> list[RunResult]:
         return [
@@ -201,10 +201,33 @@ def _paired_rates(runs: list[RunResult], top: str, bottom: str, workers: int) ->
         ]
 
     return [
-        t.pages_per_s / b.pages_per_s
+        _Pair(t, b)
         for t, b in zip(in_order(top), in_order(bottom), strict=False)
-        if t.error is None and b.error is None and b.pages_per_s > 0
+        if t.error is None and b.error is None and b.pages_per_s > 0 and t.cpu_s > 0
     ]
+
+
+@dataclass(frozen=True)
+class _Pair:
+    """One round's crawl at 50 ms (``late``) and at 0 ms (``prompt``)."""
+
+    late: RunResult
+    prompt: RunResult
+
+    @property
+    def rate(self) -> float:
+        """pages/s at 50 ms over pages/s at 0 ms: ``busy`` times ``cost``, exactly."""
+        return self.late.pages_per_s / self.prompt.pages_per_s
+
+    @property
+    def busy(self) -> float:
+        """Cores the crawl kept busy at 50 ms over those at 0 ms: what waiting cost."""
+        return (self.late.cpu_s / self.late.wall_s) / (self.prompt.cpu_s / self.prompt.wall_s)
+
+    @property
+    def cost(self) -> float:
+        """CPU per page at 0 ms over CPU per page at 50 ms: what the same pages cost more."""
+        return (self.prompt.cpu_s / self.prompt.pages) / (self.late.cpu_s / self.late.pages)
 
 
 def ratios(report: Report) -> dict[str, float]:
@@ -220,13 +243,13 @@ def ratios(report: Report) -> dict[str, float]:
                 if cf and other and other.pages_per_cpu_s:
                     key = f"{scenario}: pages/CPU-s {tool} / {peer}"
                     out[key] = round(cf.pages_per_cpu_s / other.pages_per_cpu_s, 2)
-    pooled: list[float] = []
+    pooled: list[_Pair] = []
     for workers in plan.scaling:
-        paired = _paired_rates(report.runs, "b", "a", workers)
+        paired = _pairs(report.runs, "b", "a", workers)
         pooled += paired
         if paired:
             key = f"latency hidden ({workers} workers): pages/s 50 ms / 0 ms"
-            out[key] = round(statistics.median(paired), 2)
+            out[key] = round(statistics.median(p.rate for p in paired), 2)
     if "b" in report.sites:
         # what a crawler with crawlfleet's 0 ms rate and no other cost could keep at 50 ms
         site = report.sites["b"]
@@ -245,7 +268,15 @@ def ratios(report: Report) -> dict[str, float]:
         # the target's figure: one pair's ratio swings by +-10% with the machine's speed, so a
         # median of the 5-6 pairs of one worker count lands 0.05 either side of the truth
         out["latency hidden (all pairs): pages/s 50 ms / 0 ms"] = round(
-            statistics.median(pooled), 2
+            statistics.median(p.rate for p in pooled), 2
+        )
+        # the same ratio in its two factors: the cores kept busy hold still from run to run,
+        # the CPU a page costs is what the machine's speed swings
+        out["latency hidden (all pairs): cores busy 50 ms / 0 ms"] = round(
+            statistics.median(p.busy for p in pooled), 2
+        )
+        out["latency hidden (all pairs): CPU per page 0 ms / 50 ms"] = round(
+            statistics.median(p.cost for p in pooled), 2
         )
     for scenario in ("a", "b", "c"):
         one = _find(rows, scenario, "crawlfleet", 1)

@@ -83,6 +83,23 @@ def test_the_pooled_latency_ratio_is_the_median_of_every_pair() -> None:
     assert got["latency hidden (all pairs): pages/s 50 ms / 0 ms"] == 0.95  # of 0.8 .93 .97 .99
 
 
+def test_the_latency_ratio_splits_into_cores_kept_busy_and_cpu_per_page() -> None:
+    """pages/s at 50 ms over 0 ms is the cores kept busy times the CPU per page, both as
+    ratios: a crawl that waits shows in the first, pages that cost more in the second."""
+    runs = []
+    # (wall s, CPU s) at 0 ms, then at 50 ms, of 1,000 pages in each round
+    rounds = [((1.0, 1.0), (1.25, 1.1)), ((1.0, 1.0), (1.0, 0.9)), ((2.0, 2.0), (2.5, 2.5))]
+    for prompt, late in rounds:
+        for scenario, (wall, cpu) in (("a", prompt), ("b", late)):
+            run = _run(scenario, "crawlfleet", 2, 1000 / wall)
+            run.cpu_crawler_s = cpu
+            runs.append(run)
+    got = ratios(Report(plan=FULL, runs=runs))
+    assert got["latency hidden (all pairs): pages/s 50 ms / 0 ms"] == 0.8  # .8 1 .8
+    assert got["latency hidden (all pairs): cores busy 50 ms / 0 ms"] == 0.9  # .88 .9 1
+    assert got["latency hidden (all pairs): CPU per page 0 ms / 50 ms"] == 0.91  # .91 1.11 .8
+
+
 def test_the_pairs_run_in_turned_order_every_other_round(tmp_path: Path) -> None:
     """a then b in even rounds, b then a in odd ones, so that a drift of the machine's speed
     within a pair favours neither side; the peers and the fast extractor run in the first
