@@ -37,11 +37,16 @@ def main(argv: list[str] | None = None) -> int:
         default=Path(__file__).resolve().parent / "results",
         help="where the JSON goes (default: bench/results)",
     )
-    parser.add_argument("--repeat", type=int, help="rounds of every crawl (full: 3, quick: 1)")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        help=f"rounds of every crawl (full: {FULL.repeat}, quick: {QUICK.repeat})",
+    )
     parser.add_argument(
         "--pair-rounds",
         type=int,
-        help="extra rounds of crawlfleet's 0 ms / 50 ms pairs alone (full: 2, quick: 0)",
+        help=f"extra rounds of crawlfleet's 0 ms / 50 ms pairs alone "
+        f"(full: {FULL.pair_rounds}, quick: {QUICK.pair_rounds})",
     )
     parser.add_argument(
         "--work-dir",

@@ -265,8 +265,8 @@ def ratios(report: Report) -> dict[str, float]:
                     2,
                 )
     if len(pooled) > 1:
-        # the target's figure: one pair's ratio swings by +-10% with the machine's speed, so a
-        # median of the 5-6 pairs of one worker count lands 0.05 either side of the truth
+        # the target's figure: one pair's ratio swings by +-15% with the machine's speed, so a
+        # median of the 8 pairs of one worker count lands 0.05 either side of the truth
         out["latency hidden (all pairs): pages/s 50 ms / 0 ms"] = round(
             statistics.median(p.rate for p in pooled), 2
         )
