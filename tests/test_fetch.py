@@ -12,7 +12,7 @@ import pytest
 
 from shared.settings import Settings
 from tests.support.testweb import Page, Site, TestWeb
-from workers.fetch import fetch, make_client
+from workers.fetch import IDLE_PER_TURN, fetch, make_client
 
 
 @pytest.fixture
@@ -159,3 +159,53 @@ async def test_request_target_is_sent_as_given(http: httpx.AsyncClient, settings
     assert f"user-agent: {settings.user_agent.lower()}\r\n" in head
     assert "accept-encoding: gzip, deflate\r\n" in head
     assert "aiohttp" not in head
+
+
+class _KeepAliveCounter(asyncio.Protocol):
+    """Answers every request with a 2-byte body on a kept-alive connection; counts the
+    connections open and ever opened."""
+
+    open_now = 0
+    made = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        type(self).open_now += 1
+        type(self).made += 1
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        type(self).open_now -= 1
+
+    def data_received(self, data: bytes) -> None:
+        for _ in range(data.count(b"\r\n\r\n")):
+            self.transport.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+
+async def test_idle_connections_are_capped(settings: Settings) -> None:
+    """A worker keeps at most ``IDLE_PER_TURN`` idle connections per fetch turn, closing the
+    one idle longest: aiohttp's own limit counts connections in use only, so one idle set per
+    host piled up."""
+    cap = IDLE_PER_TURN  # at concurrency 1
+    hosts = [f"127.0.0.{h}" for h in range(2, 4 + cap)]
+    _KeepAliveCounter.open_now = _KeepAliveCounter.made = 0
+    loop = asyncio.get_running_loop()
+    first = await loop.create_server(_KeepAliveCounter, hosts[0], 0)
+    port = first.sockets[0].getsockname()[1]
+    servers = [first] + [await loop.create_server(_KeepAliveCounter, h, port) for h in hosts[1:]]
+    try:
+        capped = settings.model_copy(update={"concurrency": 1})
+        async with make_client(capped) as client:
+            for host in hosts + hosts[-cap:]:  # the last hosts again: their connections
+                response = await client.get(f"http://{host}:{port}/")
+                assert response.content == b"ok"
+            for _ in range(50):  # the server sees a close one loop turn or so later
+                if _KeepAliveCounter.open_now <= cap:
+                    break
+                await asyncio.sleep(0.01)
+            assert _KeepAliveCounter.open_now == cap
+            # those kept were those used last: asking them again opened nothing
+            assert _KeepAliveCounter.made == len(hosts)
+    finally:
+        for server in servers:
+            server.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import resource
 import signal
 import time
 
@@ -17,7 +18,7 @@ from shared.crawl import CrawlSpec, CrawlState
 from shared.settings import Settings
 from tests.support.crawling import read_manifest, wait_done
 from tests.support.testweb import Page, Site, TestWeb
-from workers.worker import GC_YOUNG_THRESHOLD, _ended_within
+from workers.worker import GC_YOUNG_THRESHOLD, OPEN_FILES_CEILING, _ended_within
 
 pytestmark = pytest.mark.slow
 
@@ -102,21 +103,43 @@ async def test_a_closing_step_that_cancels_itself_does_not_end_the_worker() -> N
         await _ended_within(breaks(), 1.0)
 
 
-def test_a_worker_process_tunes_its_garbage_collector(settings: Settings) -> None:
-    """A worker process takes its imported libraries out of the garbage collector's full
-    passes and collects its young objects less often (``workers.worker.tune_garbage_collector``),
-    and says so in its ``worker started`` line."""
+def _worker_started_line(settings: Settings) -> dict[str, object]:
+    """The ``worker started`` log line of one worker process."""
     logs = settings.data_dir / "logs"
     with LocalWorkers(settings, 1, logs) as fleet:
         deadline = time.monotonic() + 30
-        started: list[dict[str, object]] = []
-        while not started:
+        while True:
             assert time.monotonic() < deadline, "no 'worker started' line"
             assert fleet.alive() == 1, "the worker exited"
             time.sleep(0.05)
             path = fleet.log_file(1)
             lines = path.read_text().splitlines() if path.exists() else []
             started = [e for e in map(json.loads, lines) if e["event"] == "worker started"]
+            if started:
+                line: dict[str, object] = started[0]
+                return line
+
+
+def test_a_worker_process_raises_its_open_files_limit(settings: Settings) -> None:
+    """A worker started under a low soft limit on open files raises it to the hard limit
+    (``workers.worker.raise_open_files_limit``): its sockets would otherwise run out."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = OPEN_FILES_CEILING if hard == resource.RLIM_INFINITY else hard
+    if want <= 256:
+        pytest.skip(f"the hard limit on open files is {hard}: nothing to raise to")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))  # the worker inherits it
+    try:
+        started = _worker_started_line(settings)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert started["open_files"] == want
+
+
+def test_a_worker_process_tunes_its_garbage_collector(settings: Settings) -> None:
+    """A worker process takes its imported libraries out of the garbage collector's full
+    passes and collects its young objects less often (``workers.worker.tune_garbage_collector``),
+    and says so in its ``worker started`` line."""
+    started = _worker_started_line(settings)
     # the libraries a worker imports are well over 10,000 objects; unfrozen, the count is 0
-    assert int(started[0]["gc_frozen"]) > 10_000  # type: ignore[call-overload]
-    assert started[0]["gc_threshold"] == GC_YOUNG_THRESHOLD != 700  # Python's default
+    assert int(started["gc_frozen"]) > 10_000  # type: ignore[call-overload]
+    assert started["gc_threshold"] == GC_YOUNG_THRESHOLD != 700  # Python's default

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import resource
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import Any
@@ -93,6 +94,7 @@ async def on_startup(ctx: dict[str, Any]) -> None:
         concurrency=settings.concurrency,
         gc_frozen=gc.get_freeze_count(),
         gc_threshold=gc.get_threshold()[0],
+        open_files=resource.getrlimit(resource.RLIMIT_NOFILE)[0],
         extractor=settings.extractor,
         data_dir=str(settings.data_dir),
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import resource
 import signal
 from collections.abc import Coroutine
 from typing import Any
@@ -194,9 +195,32 @@ def tune_garbage_collector() -> None:
     gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
 
 
+# the soft limit on open files is raised to the hard one, but no further than this when the
+# hard one is unlimited (the kernel refuses more than its nr_open, usually 2**20)
+OPEN_FILES_CEILING = 1 << 20
+
+
+def raise_open_files_limit() -> None:
+    """Let the process open as many files as its hard limit allows (``worker started`` says
+    how many), as Go's runtime does at start.
+
+    A worker holds a socket per request in flight and up to ``IDLE_PER_TURN`` idle ones per
+    fetch turn (``workers.fetch``), besides its page files and Redis connections: 640 at the
+    default concurrency, 2,560 at 512. A shell's usual soft limit of 1,024 would turn the rest
+    into failed fetches and unwritten pages.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = OPEN_FILES_CEILING if hard == resource.RLIM_INFINITY else hard
+    if soft == resource.RLIM_INFINITY or soft >= want:
+        return
+    with contextlib.suppress(ValueError, OSError):  # a sandbox may refuse: keep what we have
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+
+
 def run_worker(settings: Settings) -> None:
     """Run one worker process until SIGTERM or SIGINT; in-flight pages get the grace period."""
     # bound before any task exists, so every task's log lines carry the worker id
     structlog.contextvars.bind_contextvars(worker=settings.worker_id)
     tune_garbage_collector()
+    raise_open_files_limit()
     asyncio.run(serve(settings))
