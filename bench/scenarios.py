@@ -63,7 +63,7 @@ class Plan:
     # extra rounds of crawlfleet's (a, b) pairs alone: single latency ratios spread from 0.68
     # to 1.32 here (the CPU a page costs swings with the machine's speed), so their median
     # needs more rounds than the other figures: a median of 18 pairs came out 0.86-0.98 in
-    # five runs of the same code
+    # four runs
     pair_rounds: int
 
     def to_dict(self) -> dict[str, Any]:
