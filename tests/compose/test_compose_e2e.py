@@ -165,10 +165,14 @@ def test_scaling_from_three_to_five_workers_mid_crawl_stores_every_page_once(
     first = {stack.hostname(w) for w in stack.wait_healthy("worker", 3)}
 
     # new containers joining the network can disturb connections for a few seconds (podman
-    # rewrites its firewall rules): more retries than the default keep that from failing a page
+    # rewrites its firewall rules): more retries than the default keep that from failing a page.
+    # The section is one host: with its default limit of 8 requests in flight for 5 x 2 fetch
+    # turns, the workers holding its slots keep them (a slot given back wakes a job of the same
+    # worker first), and a newcomer could rightly fetch nothing
     seeded = stack.cli(
-        "seed", section.seed, "--depth", str(SLOW_DEPTH), "--crawl-id", crawl_id, "--retries", "5"
-    )
+        "seed", section.seed, "--depth", str(SLOW_DEPTH), "--crawl-id", crawl_id,
+        "--retries", "5", "--per-host-concurrency", str(5 * CONCURRENCY),
+    )  # fmt: skip
     assert crawl_id in seeded.stdout.splitlines(), seeded.stdout
     deadline = time.monotonic() + 60
     while stack.status(crawl_id)["counters"]["fetched"] == 0:
