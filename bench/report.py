@@ -226,7 +226,8 @@ class _Pair:
 
     @property
     def cost(self) -> float:
-        """CPU per page at 0 ms over CPU per page at 50 ms: what the same pages cost more."""
+        """CPU per page at 0 ms over CPU per page at 50 ms: below 1 when the same pages cost
+        more at 50 ms."""
         return (self.prompt.cpu_s / self.prompt.pages) / (self.late.cpu_s / self.late.pages)
 
 

@@ -182,6 +182,24 @@ class _KeepAliveCounter(asyncio.Protocol):
             self.transport.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 
 
+async def _serve_on_one_port(hosts: list[str]) -> tuple[list[asyncio.Server], int]:
+    """``_KeepAliveCounter`` servers on every host, one port (another on the first host's
+    port may be taken on the others: then another port)."""
+    loop = asyncio.get_running_loop()
+    for _ in range(20):
+        servers = [await loop.create_server(_KeepAliveCounter, hosts[0], 0)]
+        port = servers[0].sockets[0].getsockname()[1]
+        try:
+            for host in hosts[1:]:
+                servers.append(await loop.create_server(_KeepAliveCounter, host, port))
+        except OSError:
+            for server in servers:
+                server.close()
+            continue
+        return servers, port
+    raise RuntimeError("no port free on every test host")
+
+
 async def test_idle_connections_are_capped(settings: Settings) -> None:
     """A worker keeps at most ``IDLE_PER_TURN`` idle connections per fetch turn, closing the
     one idle longest: aiohttp's own limit counts connections in use only, so one idle set per
@@ -189,10 +207,7 @@ async def test_idle_connections_are_capped(settings: Settings) -> None:
     cap = IDLE_PER_TURN  # at concurrency 1
     hosts = [f"127.0.0.{h}" for h in range(2, 4 + cap)]
     _KeepAliveCounter.open_now = _KeepAliveCounter.made = 0
-    loop = asyncio.get_running_loop()
-    first = await loop.create_server(_KeepAliveCounter, hosts[0], 0)
-    port = first.sockets[0].getsockname()[1]
-    servers = [first] + [await loop.create_server(_KeepAliveCounter, h, port) for h in hosts[1:]]
+    servers, port = await _serve_on_one_port(hosts)
     try:
         capped = settings.model_copy(update={"concurrency": 1})
         async with make_client(capped) as client:

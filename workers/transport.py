@@ -62,7 +62,7 @@ class _Connector(aiohttp.TCPConnector):
         idle = sum(len(conns) for conns in pool.values())
         while idle > self._max_idle:
             # each host's idle connections are in release order: the oldest is on the left
-            key = min(pool, key=lambda k: pool[k][0][1])
+            key = min((k for k in pool if pool[k]), key=lambda k: pool[k][0][1])
             conns = pool[key]
             protocol, _ = conns.popleft()
             if not conns:
