@@ -80,9 +80,10 @@ def main(argv: list[str] | None = None) -> int:
         if not args.keep:
             shutil.rmtree(work_root, ignore_errors=True)
     seconds = time.monotonic() - started
-    path = report.write(result, args.out, started_at, seconds)
+    figures = report.ratios(result)
+    path = report.write(result, figures, args.out, started_at, seconds)
     _log("")
-    _log(report.summary(result))
+    _log(report.summary(result, figures))
     _log(f"\n{len(result.runs)} runs in {seconds:.0f}s; results in {path}")
     return 1 if any(r.error for r in result.runs) else 0
 

@@ -298,7 +298,8 @@ def machine_spread(runs: list[RunResult]) -> tuple[float, float, float] | None:
     return min(speeds), statistics.median(speeds), max(speeds)
 
 
-def summary(report: Report) -> str:
+def summary(report: Report, figures: dict[str, float]) -> str:
+    """The table and the lines after it; ``figures`` are ``ratios(report)``."""
     parts = [table(summarize(report.runs))]
     parts.append(
         "medians of n runs (min-max); procs = processes x concurrency each; set = page set vs "
@@ -332,14 +333,16 @@ def summary(report: Report) -> str:
         )
     for ceiling in report.ceilings:
         parts.append(f"ceiling: {ceiling.line()}")
-    for key, value in ratios(report).items():
+    for key, value in figures.items():
         parts.append(f"ratio: {key} = {value}")
     for skipped in report.skipped:
         parts.append(f"skipped: {skipped}")
     return "\n".join(parts)
 
 
-def to_json(report: Report, started: datetime, seconds: float) -> dict[str, Any]:
+def to_json(
+    report: Report, figures: dict[str, float], started: datetime, seconds: float
+) -> dict[str, Any]:
     return {
         "date": started.isoformat(timespec="seconds"),
         "duration_s": round(seconds, 1),
@@ -357,17 +360,21 @@ def to_json(report: Report, started: datetime, seconds: float) -> dict[str, Any]
         "summary": [s.to_dict() for s in summarize(report.runs)],
         "runs": [r.to_dict() for r in report.runs],
         "frontier": report.frontier.to_dict() if report.frontier else None,
-        "ratios": ratios(report),
+        "ratios": figures,
         "skipped": report.skipped,
     }
 
 
-def write(report: Report, out_dir: Path, started: datetime, seconds: float) -> Path:
-    """Write ``<date>.json`` (``<date>-quick.json`` for the quick plan) and a ``latest`` copy."""
+def write(
+    report: Report, figures: dict[str, float], out_dir: Path, started: datetime, seconds: float
+) -> Path:
+    """Write ``<date>.json`` (``<date>-quick.json`` for the quick plan) and a ``latest`` copy;
+    ``figures`` are ``ratios(report)``, taken once for this and ``summary`` (the model
+    crawler's bound alone runs two model crawls per worker count)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     suffix = "" if report.plan.name == "full" else f"-{report.plan.name}"
     day = started.astimezone(UTC).strftime("%Y-%m-%d")
     path = out_dir / f"{day}{suffix}.json"
-    path.write_text(json.dumps(to_json(report, started, seconds), indent=1) + "\n")
+    path.write_text(json.dumps(to_json(report, figures, started, seconds), indent=1) + "\n")
     shutil.copyfile(path, out_dir / f"latest{suffix}.json")
     return path
