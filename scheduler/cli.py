@@ -369,7 +369,7 @@ def pause(
             return await pause_crawl(redis, settings, check_crawl_id(crawl_id))
 
     parked = _run(go())
-    out.print(f"paused {crawl_id}: {parked} queued job(s) held", highlight=False)
+    out.print(f"paused {crawl_id}: {parked} URL(s) held", highlight=False)
 
 
 @app.command(epilog="Example: crawlfleet resume 20261125-101500-a1b2c3")
@@ -384,7 +384,7 @@ def resume(
             return await resume_crawl(redis, settings, check_crawl_id(crawl_id))
 
     queued = _run(go())
-    out.print(f"resumed {crawl_id}: {queued} job(s) queued again", highlight=False)
+    out.print(f"resumed {crawl_id}: {queued} URL(s) to go", highlight=False)
 
 
 @app.command(epilog="Example: crawlfleet run https://example.org --depth 2 --workers 2")

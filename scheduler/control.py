@@ -2,62 +2,54 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from redis.asyncio import Redis
 
 from shared.crawl import CrawlSpec
 from shared.errors import CrawlNotRunning, UnknownCrawl
-from shared.jobs import CRAWL_PAGE, job_payload, now_ms, page_job_args, page_job_id
-from shared.keys import ABORT_JOBS, CRAWLS_INDEX, IN_PROGRESS_KEY_PREFIX, JOB_KEY_PREFIX, CrawlKeys
-from shared.scripts import Scripts
+from shared.keys import CRAWLS_INDEX, CrawlKeys
+from shared.scripts import Frontier
 from shared.settings import Settings
 from shared.urls import fingerprint
 
-# queue entries scanned, and job ids swept per script call, when a crawl is cancelled or paused
-_SWEEP_BATCH = 500
+# queue entries scanned, job ids swept and hosts filled per script call: a long queue or a crawl
+# of many hosts never blocks Redis for long
+_BATCH = 500
+
+
+def frontier_of(redis: Redis, settings: Settings) -> Frontier:
+    """The frontier's scripts for ``settings``' queue."""
+    return Frontier(redis, settings.queue_name, settings.slot_lease_ms)
 
 
 @dataclass(frozen=True)
 class SeedResult:
-    """What seeding did: whether the crawl is new, and how many seeds were queued."""
+    """What seeding did: whether the crawl is new, and how many seeds were admitted."""
 
     created: bool
     queued: int
 
 
 async def seed_crawl(redis: Redis, settings: Settings, spec: CrawlSpec) -> SeedResult:
-    """Create the crawl (or add seeds to it while it runs) and queue the seeds at depth 0."""
-    keys = CrawlKeys(spec.crawl_id)
-    now = now_ms()
-    args: list[Any] = [
-        spec.crawl_id,
-        spec.model_dump_json(),
-        datetime.now(UTC).isoformat(),
-        now,
-        spec.max_pages or 0,
-        JOB_KEY_PREFIX,
-    ]
-    for url in spec.seeds:
-        fp = fingerprint(url)
-        job_id = page_job_id(spec.crawl_id, fp, 0)
-        args += [fp, job_id, job_payload(CRAWL_PAGE, page_job_args(url, 0, None), now)]
-    status, queued = await Scripts.register(redis).seed(
-        keys=[
-            keys.meta,
-            CRAWLS_INDEX,
-            keys.seen,
-            keys.stats,
-            settings.queue_name,
-            keys.parked,
-        ],
-        args=args,
+    """Create the crawl (or add seeds to it while it runs) and admit the seeds at depth 0."""
+    status, admitted = await frontier_of(redis, settings).seed(
+        crawl_id=spec.crawl_id,
+        spec_json=spec.model_dump_json(),
+        created_at=datetime.now(UTC).isoformat(),
+        host_limit=spec.per_host_concurrency,
+        host_delay_ms=int(spec.per_host_delay * 1000),
+        robots=spec.obey_robots,
+        max_pages=spec.max_pages or 0,
+        depth=spec.depth,
+        seeds=[(fingerprint(url), url) for url in spec.seeds],
+        crawls_index=CRAWLS_INDEX,
     )
     if status < 0:
         raise CrawlNotRunning(f"crawl {spec.crawl_id!r} has ended; seed a new crawl id")
-    return SeedResult(created=status == 1, queued=int(queued))
+    return SeedResult(created=status == 1, queued=admitted)
 
 
 @dataclass(frozen=True)
@@ -76,59 +68,55 @@ def _check(code: int, crawl_id: str, wanted: str) -> int:
     return code
 
 
+async def _batches(items: AsyncIterator[bytes]) -> AsyncIterator[list[bytes]]:
+    batch: list[bytes] = []
+    async for item in items:
+        batch.append(item)
+        if len(batch) >= _BATCH:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+async def _fill_hosts(redis: Redis, frontier: Frontier, crawl_id: str) -> None:
+    """Fill the slots of every host where the crawl has a backlog."""
+    hosts = redis.sscan_iter(CrawlKeys(crawl_id).hosts, count=_BATCH)
+    async for batch in _batches(hosts):
+        await frontier.fill_hosts([h.decode() for h in batch])
+
+
 async def cancel_crawl(redis: Redis, settings: Settings, crawl_id: str) -> CancelResult:
-    """Cancel a running or paused crawl: drop its queued jobs, abort its running ones."""
+    """Cancel a running or paused crawl: drop its queued jobs and backlogs, abort its running
+    jobs; the hosts it held go to the other crawls waiting on them."""
+    frontier = frontier_of(redis, settings)
     keys = CrawlKeys(crawl_id)
-    parked = await Scripts.register(redis).cancel(
-        keys=[keys.meta, keys.parked, keys.tries, keys.stats],
-        args=[datetime.now(UTC).isoformat(), JOB_KEY_PREFIX],
-    )
-    _check(int(parked), crawl_id, "running or paused")
-    dropped, aborted = await _sweep(redis, settings, crawl_id)
-    return CancelResult(dropped=int(parked) + dropped, aborted=aborted)
+    _check(await frontier.cancel(crawl_id, datetime.now(UTC).isoformat()), crawl_id,
+           "running or paused")  # fmt: skip
+    dropped = aborted = 0
+    queued = redis.zscan_iter(settings.queue_name, match=f"{crawl_id}:*", count=_BATCH)
+    async for batch in _batches(member async for member, _score in queued):
+        removed, stopped = await frontier.sweep(batch)
+        dropped, aborted = dropped + removed, aborted + stopped
+    await _fill_hosts(redis, frontier, crawl_id)
+    await redis.delete(keys.hosts, keys.origins, keys.tries)
+    return CancelResult(dropped=dropped, aborted=aborted)
+
+
+async def _pending(redis: Redis, crawl_id: str) -> int:
+    return int(await redis.hget(CrawlKeys(crawl_id).stats, "pending") or 0)  # type: ignore[misc]
 
 
 async def pause_crawl(redis: Redis, settings: Settings, crawl_id: str) -> int:
-    """Hold a running crawl: its queued jobs are parked; returns how many."""
-    keys = CrawlKeys(crawl_id)
-    _check(int(await Scripts.register(redis).pause(keys=[keys.meta])), crawl_id, "running")
-    parked, _ = await _sweep(redis, settings, crawl_id)
-    return parked
-
-
-async def _sweep(redis: Redis, settings: Settings, crawl_id: str) -> tuple[int, int]:
-    """Apply a cancel or pause to the crawl's jobs in arq's queue, which every crawl shares:
-    scanned in batches, so that a long queue never blocks Redis. Returns (removed or parked,
-    aborted)."""
-    keys = CrawlKeys(crawl_id)
-    sweep = Scripts.register(redis).sweep
-    moved = aborted = 0
-    batch: list[bytes] = []
-
-    async def flush() -> None:
-        nonlocal moved, aborted
-        if batch:
-            done, stopped = await sweep(
-                keys=[keys.meta, settings.queue_name, keys.parked, ABORT_JOBS],
-                args=[JOB_KEY_PREFIX, IN_PROGRESS_KEY_PREFIX, now_ms(), *batch],
-            )
-            moved, aborted = moved + int(done), aborted + int(stopped)
-            batch.clear()
-
-    async for member, _score in redis.zscan_iter(
-        settings.queue_name, match=f"{crawl_id}:*", count=_SWEEP_BATCH
-    ):
-        batch.append(member)
-        if len(batch) >= _SWEEP_BATCH:
-            await flush()
-    await flush()
-    return moved, aborted
+    """Hold a running crawl: nothing more of it is promoted; returns the URLs it holds."""
+    _check(await frontier_of(redis, settings).pause(crawl_id), crawl_id, "running")
+    return await _pending(redis, crawl_id)
 
 
 async def resume_crawl(redis: Redis, settings: Settings, crawl_id: str) -> int:
-    """Release a paused crawl: its parked jobs are queued again; returns how many."""
-    keys = CrawlKeys(crawl_id)
-    queued = await Scripts.register(redis).resume(
-        keys=[keys.meta, keys.parked, settings.queue_name], args=[now_ms()]
-    )
-    return _check(int(queued), crawl_id, "paused")
+    """Release a paused crawl: its hosts' free slots take its URLs again; returns how many
+    URLs it holds."""
+    frontier = frontier_of(redis, settings)
+    _check(await frontier.resume(crawl_id), crawl_id, "paused")
+    await _fill_hosts(redis, frontier, crawl_id)
+    return await _pending(redis, crawl_id)

@@ -1,8 +1,8 @@
 """Job payloads in arq's format, serialized with msgpack (never pickle).
 
-Page jobs are written to Redis by our Lua scripts rather than by ``ArqRedis.enqueue_job`` so that
-dedupe, enqueue and counters happen in one round trip; this module builds the exact bytes arq's
-worker expects to read.
+Jobs are written to Redis by our Lua scripts (``shared/lua/frontier.lua``) rather than by
+``ArqRedis.enqueue_job``, so that dedupe, promotion and counters happen in one round trip; this
+module reads them, and builds the same map in Python (the tests compare the two).
 """
 
 from __future__ import annotations
@@ -12,7 +12,9 @@ from typing import Any
 
 import msgpack
 
+# the job functions' names, as shared/lua/frontier.lua writes them into payloads
 CRAWL_PAGE = "crawl_page"
+FETCH_ROBOTS = "fetch_robots"
 FINALIZE_CRAWL = "finalize_crawl"
 
 

@@ -3,28 +3,41 @@
 Per crawl ``C``:
 
 - ``cf:crawls``          sorted set: crawl id -> creation time (ms), the index of all crawls
-- ``cf:C:meta``          hash: ``spec`` (JSON), ``state``, ``created_at``, ``finished_at``
-- ``cf:C:stats``         hash of counters: ``fetched``, ``failed``, ``bytes``, ``queued``, ``seen``,
-                         ``pending`` (jobs queued, parked or running: 0 means the crawl is
-                         complete; a job is pending while its ``arq:job:<id>`` key exists)
+- ``cf:C:meta``          hash: ``spec`` (JSON), ``state``, ``created_at``, ``finished_at``, and
+                         what the Lua scripts read of the spec: ``host_limit``,
+                         ``host_delay_ms``, ``robots`` (1 or 0), ``max_pages``, ``depth``
+- ``cf:C:stats``         hash of counters: ``fetched``, ``failed``, ``bytes``, ``queued`` (URLs
+                         admitted), ``seen``, ``pending`` (backlog entries and jobs: 0 means the
+                         crawl is complete)
 - ``cf:C:seen:XYZ``      4,096 hashes, one per first 3 hex digits XYZ of a URL fingerprint:
                          the fingerprint's other digits -> 2 * shortest depth seen, + 1 once
                          the page has been fetched (so a re-fetch at a better depth counts
                          once); small hashes keep Redis's compact encoding (``seen.lua``)
-- ``cf:C:parked``        sorted set of the job ids taken off the queue while the crawl is paused
+- ``cf:C:hosts``         set of the hosts where the crawl has a backlog
+- ``cf:C:origins``       set of the origins whose robots.txt the crawl has asked for
 - ``cf:C:tries``         hash: job id -> times started without being closed (a worker died);
                          ``<job id>#fetch`` -> transient fetch failures retried so far
 - ``cf:C:reasons``       hash: failure reason or error status -> pages
-- ``cf:C:robots:O``      robots.txt of origin ``O`` (``scheme://host:port``) as this crawl saw it
-- ``cf:C:robots-lock:O`` held by the one worker fetching that robots.txt
+- ``cf:C:robots:O``      robots.txt of origin ``O`` (``scheme://netloc``) as this crawl saw it
 
-Per host ``H``, shared by every crawl, so politeness holds across the whole fleet:
+Per host ``H`` (the frontier, ``shared/lua/frontier.lua``); every key of a host carries the hash
+tag ``{H}``, so a Redis Cluster keeps a host's keys together:
 
-- ``cf:host:H:slots``    sorted set: lease token -> lease expiry (ms): requests in flight
-- ``cf:host:H:next``     earliest time (ms) the next request to the host may start
+- ``cf:{H}:slots``       sorted set: job id -> lease end (ms): the jobs queued or running on
+                         the host, shared by every crawl, so per-host limits hold fleet-wide
+- ``cf:{H}:pace``        hash: ``next`` (earliest start of the next job promoted, ms),
+                         ``last`` (start of the latest request, ms)
+- ``cf:{H}:queues``      sorted set: crawl id -> when it was last served: the crawls with a
+                         backlog on the host
+- ``cf:{H}:C:backlog``   list: the crawl's URLs waiting for a slot of the host
+                         (``depth hops not_before url [parent]``, or ``R not_before origin``
+                         for a robots.txt to fetch first)
+- ``cf:{H}:C:gate``      hash: ``robots`` (the robots.txt job the backlog waits for),
+                         ``delay`` (robots.txt Crawl-delay, ms)
 
 arq's own keys (``arq:job:<id>``, ``arq:in-progress:<id>``, ``arq:retry:<id>``) and the queue
-(``Settings.queue_name``) are shared by all crawls; job ids start with the crawl id.
+(``Settings.queue_name``) are shared by all crawls; job ids start with the crawl id: page jobs
+are ``C:<fingerprint>:<depth>``, robots.txt jobs ``C:robots:<fingerprint of the origin>``.
 """
 
 from __future__ import annotations
@@ -70,10 +83,6 @@ class CrawlKeys:
         return self.seen + fingerprint[:SEEN_BUCKET_DIGITS]
 
     @property
-    def parked(self) -> str:
-        return f"{PREFIX}:{self.crawl_id}:parked"
-
-    @property
     def tries(self) -> str:
         return f"{PREFIX}:{self.crawl_id}:tries"
 
@@ -84,23 +93,47 @@ class CrawlKeys:
     def robots(self, origin: str) -> str:
         return f"{PREFIX}:{self.crawl_id}:robots:{origin}"
 
-    def robots_lock(self, origin: str) -> str:
-        return f"{PREFIX}:{self.crawl_id}:robots-lock:{origin}"
+    @property
+    def hosts(self) -> str:
+        return f"{PREFIX}:{self.crawl_id}:hosts"
+
+    @property
+    def origins(self) -> str:
+        return f"{PREFIX}:{self.crawl_id}:origins"
 
 
 @dataclass(frozen=True, slots=True)
 class HostKeys:
-    """The key names of one host's politeness state."""
+    """The key names of one host's frontier (``host`` as ``frontier_host`` gives it)."""
 
     host: str
 
     @property
     def slots(self) -> str:
-        return f"{PREFIX}:host:{self.host}:slots"
+        return f"{PREFIX}:{{{self.host}}}:slots"
 
     @property
-    def next_start(self) -> str:
-        return f"{PREFIX}:host:{self.host}:next"
+    def pace(self) -> str:
+        return f"{PREFIX}:{{{self.host}}}:pace"
+
+    @property
+    def queues(self) -> str:
+        return f"{PREFIX}:{{{self.host}}}:queues"
+
+    def backlog(self, crawl_id: str) -> str:
+        return f"{PREFIX}:{{{self.host}}}:{crawl_id}:backlog"
+
+    def gate(self, crawl_id: str) -> str:
+        return f"{PREFIX}:{{{self.host}}}:{crawl_id}:gate"
+
+
+def frontier_host(canonical_url: str) -> str:
+    """The host part of a canonical URL as the frontier keys it: the netloc less its port
+    (an IPv6 literal keeps its brackets), as ``frontier.lua`` derives it."""
+    netloc = canonical_url.split("://", 1)[1].split("/", 1)[0]
+    if netloc.startswith("["):
+        return netloc[: netloc.index("]") + 1]
+    return netloc.split(":", 1)[0]
 
 
 HEALTH_CHECK_INTERVAL_S = 30
@@ -112,6 +145,11 @@ def worker_health_key(queue_name: str, worker_id: str) -> str:
     return f"{queue_name}:health-check:{worker_id}"
 
 
+def fleet_key(queue_name: str) -> str:
+    """Sorted set of the workers serving a queue: health key -> when it last said so (ms)."""
+    return f"{queue_name}:workers"
+
+
 def fetch_attempts_field(job_id: str) -> str:
     """The field of ``cf:C:tries`` counting a job's retried transient fetch failures."""
     return f"{job_id}#fetch"
@@ -120,6 +158,11 @@ def fetch_attempts_field(job_id: str) -> str:
 def seen_field(fingerprint: str) -> str:
     """The field of ``fingerprint`` in its seen bucket."""
     return fingerprint[SEEN_BUCKET_DIGITS:]
+
+
+def robots_job_id(crawl_id: str, origin_fingerprint: str) -> str:
+    """The job that fetches an origin's robots.txt for a crawl."""
+    return f"{crawl_id}:robots:{origin_fingerprint}"
 
 
 def job_key(job_id: str) -> str:

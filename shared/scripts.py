@@ -1,38 +1,48 @@
-"""Loads the Lua scripts in ``shared/lua/`` and binds them to a Redis client.
+"""The Lua scripts in ``shared/lua/``, each behind one typed Python call.
 
-``seen.lua``, ``admit.lua`` and ``slot.lua`` are shared fragments, prepended to the scripts
-that use them.
+Callers name what they pass; only this module knows the order of a script's KEYS and ARGV.
+``seen.lua`` and ``frontier.lua`` are shared fragments, prepended to the scripts that use them.
+The scripts that admit, promote or close jobs share frontier.lua's head (arq's queue and abort
+set, the time, the slot lease and arq's key prefixes), built by :class:`Frontier` here.
 """
 
 from __future__ import annotations
 
+import weakref
+from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
 from importlib.resources import files
+from typing import Any
 
+from arq.utils import timestamp_ms
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
-SCRIPTS = (
-    "claim",
-    "seed",
-    "start",
-    "page_done",
-    "finish",
-    "cancel",
-    "pause",
-    "resume",
-    "sweep",
-    "host_acquire",
-    "host_hold",
+from shared.batch import ScriptBatcher
+from shared.jobs import now_ms
+from shared.keys import (
+    ABORT_JOBS,
+    IN_PROGRESS_KEY_PREFIX,
+    JOB_KEY_PREFIX,
+    RETRY_KEY_PREFIX,
+    RETRY_KEY_TTL_S,
+    CrawlKeys,
 )
+
+_FRONTIER = ("seen", "frontier")
 _FRAGMENTS = {
-    "seed": ("seen", "admit"),
-    "page_done": ("seen", "admit"),
-    "start": ("seen", "slot"),
-    "host_acquire": ("slot",),
+    "seed": _FRONTIER,
+    "start": _FRONTIER,
+    "page_done": _FRONTIER,
+    "robots_done": _FRONTIER,
+    "fill_hosts": _FRONTIER,
+    "sweep": _FRONTIER,
 }
+SCRIPTS = ("claim", "finish", "cancel", "pause", "resume", *_FRAGMENTS)
 
 
+@cache
 def script_source(name: str) -> str:
     """The full Lua source of script ``name`` as sent to Redis."""
     lua = files("shared.lua")
@@ -40,23 +50,181 @@ def script_source(name: str) -> str:
     return "\n".join(lua.joinpath(f"{part}.lua").read_text(encoding="utf-8") for part in parts)
 
 
-@dataclass(frozen=True)
-class Scripts:
-    """The scripts, registered on one client (EVALSHA, falling back to EVAL once)."""
+_registered: weakref.WeakKeyDictionary[Redis, dict[str, AsyncScript]] = weakref.WeakKeyDictionary()
 
-    claim: AsyncScript
-    seed: AsyncScript
-    start: AsyncScript
-    page_done: AsyncScript
-    finish: AsyncScript
-    cancel: AsyncScript
-    pause: AsyncScript
-    resume: AsyncScript
-    sweep: AsyncScript
-    host_acquire: AsyncScript
-    host_hold: AsyncScript
 
-    @classmethod
-    def register(cls, redis: Redis) -> Scripts:
-        """Register every script on ``redis``."""
-        return cls(**{name: redis.register_script(script_source(name)) for name in SCRIPTS})
+def _scripts(redis: Redis) -> dict[str, AsyncScript]:
+    """Every script registered on ``redis``, once per client (EVALSHA, loaded on first miss)."""
+    scripts = _registered.get(redis)
+    if scripts is None:
+        scripts = {name: redis.register_script(script_source(name)) for name in SCRIPTS}
+        _registered[redis] = scripts
+    return scripts
+
+
+@dataclass(frozen=True, slots=True)
+class Started:
+    """start.lua's answer for one job."""
+
+    verdict: str
+    tries: int
+    retried: int
+    wait_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """One job claim.lua claimed and started."""
+
+    job_id: str
+    score: int
+    payload: bytes | None
+    job_try: int
+    aborted: bool
+
+
+class Frontier:
+    """The frontier's scripts on one Redis, for one arq queue.
+
+    ``lease_ms`` is how long a slot outlives its job's last start before a job that vanished
+    without closing is taken to be gone. With ``batch``, calls made in one loop turn share a
+    pipeline (``shared/batch.py``).
+    """
+
+    def __init__(self, redis: Redis, queue: str, lease_ms: int, *, batch: bool = False) -> None:
+        self.redis = redis
+        self.queue = queue
+        self.lease_ms = lease_ms
+        self._scripts = _scripts(redis)
+        self._batch = ScriptBatcher(redis) if batch else None
+
+    async def _call(self, name: str, keys: Sequence[Any], args: Sequence[Any]) -> Any:
+        script = self._scripts[name]
+        if self._batch is not None:
+            return await self._batch(script, keys, args)
+        return await script(keys=keys, args=args)
+
+    async def _frontier(self, name: str, keys: Sequence[Any], args: Sequence[Any]) -> Any:
+        head: list[Any] = [
+            now_ms(),
+            self.lease_ms,
+            JOB_KEY_PREFIX,
+            IN_PROGRESS_KEY_PREFIX,
+            RETRY_KEY_PREFIX,
+        ]
+        return await self._call(name, [self.queue, ABORT_JOBS, *keys], [*head, *args])
+
+    async def seed(
+        self,
+        *,
+        crawl_id: str,
+        spec_json: str,
+        created_at: str,
+        host_limit: int,
+        host_delay_ms: int,
+        robots: bool,
+        max_pages: int,
+        depth: int,
+        seeds: Sequence[tuple[str, str]],
+        crawls_index: str,
+    ) -> tuple[int, int]:
+        """seed.lua: (1 created / 0 added / -1 ended, seeds admitted); ``seeds`` are
+        (fingerprint, url) pairs."""
+        args: list[Any] = [crawl_id, spec_json, created_at, host_limit, host_delay_ms,
+                           int(robots), max_pages, depth]  # fmt: skip
+        for fp, url in seeds:
+            args += [fp, url]
+        status, admitted = await self._frontier("seed", [crawls_index], args)
+        return int(status), int(admitted)
+
+    async def start(self, *, job_id: str, url: str, fingerprint: str, depth: int) -> Started:
+        """start.lua: may the job run (``fingerprint`` is '' for a robots.txt job)."""
+        verdict, tries, retried, wait = await self._frontier(
+            "start", [], [job_id, url, fingerprint, depth]
+        )
+        return Started(verdict.decode(), int(tries), int(retried), int(wait))
+
+    async def page_done(
+        self,
+        *,
+        job_id: str,
+        url: str,
+        fingerprint: str,
+        depth: int,
+        hops: int,
+        parent: str | None,
+        outcome: str,
+        nbytes: int = 0,
+        reason: str = "",
+        not_before_ms: int = 0,
+        hold_ms: int = 0,
+        redirect: tuple[str, str] | None = None,
+        links: Sequence[tuple[str, str]] = (),
+    ) -> tuple[int, int]:
+        """page_done.lua: (1 closed / -1 closed before, URLs admitted); ``redirect`` and
+        ``links`` are (fingerprint, url) pairs; ``parent`` is as the job carries it."""
+        redirect_fp, redirect_url = redirect or ("", "")
+        args: list[Any] = [job_id, url, fingerprint, depth, hops, parent or "", outcome, nbytes,
+                           reason, not_before_ms, hold_ms, redirect_url, redirect_fp]  # fmt: skip
+        for fp, link in links:
+            args += [fp, link]
+        status, admitted = await self._frontier("page_done", [], args)
+        return int(status), int(admitted)
+
+    async def robots_done(
+        self,
+        *,
+        job_id: str,
+        origin: str,
+        outcome: str,
+        rules: bytes = b"",
+        crawl_delay_ms: int = 0,
+        not_before_ms: int = 0,
+        ttl_s: int = 0,
+    ) -> int:
+        """robots_done.lua: 1 closed, -1 closed before."""
+        args = [job_id, origin, outcome, rules, crawl_delay_ms, not_before_ms, ttl_s]
+        return int(await self._frontier("robots_done", [], args))
+
+    async def fill_hosts(self, hosts: Sequence[str]) -> int:
+        """fill_hosts.lua: promote URLs on these hosts' free slots."""
+        return int(await self._frontier("fill_hosts", [], list(hosts)))
+
+    async def sweep(self, job_ids: Sequence[str | bytes]) -> tuple[int, int]:
+        """sweep.lua: drop a cancelled crawl's queued jobs; (removed, aborted)."""
+        removed, aborted = await self._frontier("sweep", [], list(job_ids))
+        return int(removed), int(aborted)
+
+    async def claim(self, *, want: int, in_progress_ms: int, scan_max: int) -> list[Claimed]:
+        """claim.lua: claim and start up to ``want`` due jobs."""
+        reply = await self._call(
+            "claim",
+            [self.queue, ABORT_JOBS],
+            [timestamp_ms(), in_progress_ms, want, IN_PROGRESS_KEY_PREFIX, scan_max,
+             JOB_KEY_PREFIX, RETRY_KEY_PREFIX, RETRY_KEY_TTL_S],
+        )  # fmt: skip
+        return [
+            Claimed(job_id.decode(), int(float(score)), payload, int(job_try), bool(aborted))
+            for job_id, score, payload, job_try, aborted in (
+                reply[i : i + 5] for i in range(0, len(reply), 5)
+            )
+        ]
+
+    async def finish(self, crawl_id: str, finished_at: str) -> bool:
+        """finish.lua: mark the crawl done if nothing of it is pending."""
+        keys = CrawlKeys(crawl_id)
+        script_keys = [keys.meta, keys.stats, keys.hosts, keys.origins, keys.tries]
+        return bool(await self._call("finish", script_keys, [finished_at]))
+
+    async def cancel(self, crawl_id: str, finished_at: str) -> int:
+        """cancel.lua: 0, -1 no such crawl, -2 ended."""
+        keys = CrawlKeys(crawl_id)
+        return int(await self._call("cancel", [keys.meta, keys.stats], [finished_at]))
+
+    async def pause(self, crawl_id: str) -> int:
+        """pause.lua: 0, -1 no such crawl, -2 not running."""
+        return int(await self._call("pause", [CrawlKeys(crawl_id).meta], []))
+
+    async def resume(self, crawl_id: str) -> int:
+        """resume.lua: 0, -1 no such crawl, -2 not paused."""
+        return int(await self._call("resume", [CrawlKeys(crawl_id).meta], []))

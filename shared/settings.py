@@ -58,6 +58,7 @@ class Settings(BaseSettings):
     read_timeout: float = Field(default=20.0, gt=0)
     total_timeout: float = Field(default=60.0, gt=0)
     max_page_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
+    # redirects followed from one URL: each target is a URL of its own in the frontier
     max_redirects: int = Field(default=10, ge=0)
     # links followed from one page, in document order: bounds the work a hostile page can ask
     max_links_per_page: int = Field(default=5000, ge=1)
@@ -110,6 +111,13 @@ class Settings(BaseSettings):
         runs again on another worker at most ``total_timeout + 22`` seconds later.
         """
         return self.page_deadline_s + 2.0
+
+    @property
+    def slot_lease_ms(self) -> int:
+        """How long a host slot outlives its job's last start before a job that vanished
+        without closing is taken to be gone (``shared/lua/frontier.lua``): past arq's
+        in-progress mark, so a job whose worker died keeps its slot until it runs again."""
+        return int((self.job_timeout_s + 10.0) * 1000)
 
     @property
     def poll_delay_s(self) -> float:

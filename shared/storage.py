@@ -60,6 +60,8 @@ class PageRecord(BaseModel):
     error: str | None = None
     fingerprint: str
     worker: str
+    # where a redirect pointed (the target is a page of its own, at the same depth)
+    redirect: str | None = None
 
 
 def body_extension(content_type: str | None) -> str:

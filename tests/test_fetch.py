@@ -38,24 +38,25 @@ async def test_error_status_is_a_response(
     assert r.ok and r.status == 404 and not r.is_html
 
 
-async def test_redirect_is_followed(
+async def test_redirect_is_not_followed_but_reported(
     web: TestWeb, http: httpx.AsyncClient, settings: Settings
 ) -> None:
-    """Redirects are followed and the final URL recorded."""
+    """A redirect is a response of its own: its target, canonical, is what the frontier
+    fetches next (its body is never read)."""
     target = web.url(1, "/t.html")
     web.site = Site({web.url(0, "/r"): Page(status=301, redirect_to=target), target: Page()})
     r = await fetch(http, web.url(0, "/r"), settings)
-    assert r.status == 200 and r.final_url == target
+    assert r.status == 301 and r.redirect == target and r.body == b""
+    assert web.requested() == [web.url(0, "/r")]
 
 
-async def test_redirect_loop_fails_with_reason(
+async def test_relative_redirect_is_resolved(
     web: TestWeb, http: httpx.AsyncClient, settings: Settings
 ) -> None:
-    """A redirect loop ends as a failure saying so."""
-    a, b = web.url(0, "/a"), web.url(0, "/b")
-    web.site = Site({a: Page(status=302, redirect_to=b), b: Page(status=302, redirect_to=a)})
-    r = await fetch(http, a, settings)
-    assert not r.ok and r.error is not None and r.error.startswith("too many redirects")
+    """A relative Location is resolved against the request URL and made canonical."""
+    web.site = Site({web.url(0, "/a/b"): Page(status=302, redirect_to="../C/./d#frag")})
+    r = await fetch(http, web.url(0, "/a/b"), settings)
+    assert r.status == 302 and r.redirect == web.url(0, "/C/d")
 
 
 async def test_body_is_capped(web: TestWeb, settings: Settings) -> None:

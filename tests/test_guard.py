@@ -97,7 +97,10 @@ ISOLATED = textwrap.dedent(
             }
             for name, (policy, url) in cases.items():
                 async with make_client(settings, policy) as client:
-                    out[name] = (await fetch(client, url, settings)).error
+                    result = await fetch(client, url, settings)
+                    if result.redirect is not None:  # the next hop, as the frontier takes it
+                        result = await fetch(client, result.redirect, settings)
+                    out[name] = result.error
         print(json.dumps(out))
 
     asyncio.run(main())

@@ -1,6 +1,8 @@
-"""The Lua scripts in shared/lua, each against a real redis-server."""
+"""The Lua scripts in shared/lua (the per-host frontier), each against a real redis-server."""
 
 from __future__ import annotations
+
+import itertools
 
 import msgpack
 import pytest
@@ -10,322 +12,472 @@ from scheduler.control import cancel_crawl, pause_crawl, resume_crawl, seed_craw
 from shared.catalog import load_status
 from shared.crawl import CrawlSpec, CrawlState
 from shared.errors import CrawlNotRunning, UnknownCrawl
-from shared.jobs import finalize_job_id, page_job_args, parent_url
-from shared.keys import CrawlKeys, HostKeys, job_key, seen_field
+from shared.jobs import (
+    CRAWL_PAGE,
+    deserialize,
+    finalize_job_id,
+    job_payload,
+    now_ms,
+    page_job_args,
+    parent_url,
+)
+from shared.keys import CrawlKeys, HostKeys, frontier_host, job_key, robots_job_id, seen_field
+from shared.scripts import Frontier as Scripts
 from shared.scripts import script_source
 from shared.settings import Settings
 from shared.urls import fingerprint
 from workers.frontier import Frontier, PageJob, Start, Verdict
-from workers.politeness import Politeness
+from workers.robots import origin_of
 
-SEED = "http://example.org/"
+HOST = "example.org"
+SEED = f"http://{HOST}/"
 
 
 def spec(**kw: object) -> CrawlSpec:
-    return CrawlSpec.model_validate({"crawl_id": "c1", "seeds": [SEED], "depth": 3, **kw})
+    values = {"crawl_id": "c1", "seeds": [SEED], "depth": 3, "obey_robots": False, **kw}
+    return CrawlSpec.model_validate(values)
 
 
-async def queue(redis: Redis, settings: Settings, *closed: PageJob) -> list[str]:
-    """Job ids in the arq queue, less those of ``closed`` jobs (arq removes them, not us)."""
-    ids = [m.decode() for m in await redis.zrange(settings.queue_name, 0, -1)]
-    return [i for i in ids if i not in {j.job_id for j in closed}]
+def page(url: str, depth: int = 1, parent: str | None = SEED, crawl: str = "c1") -> PageJob:
+    return PageJob(crawl, url, depth, None if depth == 0 else parent)
 
 
-def test_admit_is_prepended_where_used() -> None:
-    """Scripts that queue pages carry the admit() fragment; the others do not."""
-    assert "local function admit" in script_source("seed")
-    assert "local function admit" in script_source("page_done")
-    assert "local function admit" not in script_source("cancel")
+async def queued(redis: Redis, settings: Settings) -> dict[str, int]:
+    """Job id -> score of every job in arq's queue."""
+    pairs = await redis.zrange(settings.queue_name, 0, -1, withscores=True)
+    return {m.decode(): int(s) for m, s in pairs}
 
 
-async def test_seed_creates_crawl_and_queues_arq_jobs(redis: Redis, settings: Settings) -> None:
-    """Seeding writes the crawl, its seen set, pending set and a msgpack arq job per seed."""
-    result = await seed_crawl(redis, settings, spec())
-    assert result.created and result.queued == 1
-    job_id = f"c1:{fingerprint(SEED)}:0"
-    assert await queue(redis, settings) == [job_id]
-    payload = msgpack.unpackb(await redis.get(job_key(job_id)))
-    assert payload["f"] == "crawl_page"
-    assert payload["a"] == [SEED, 0, None]
-    assert await redis.pttl(job_key(job_id)) == -1  # lives as long as the crawl
-    status = await load_status(redis, "c1")
-    assert status.state is CrawlState.RUNNING
-    assert status.counters.pending == 1 and status.counters.queued == 1
+async def backlog(redis: Redis, crawl_id: str = "c1", host: str = HOST) -> list[str]:
+    entries = await redis.lrange(HostKeys(host).backlog(crawl_id), 0, -1)  # type: ignore[misc]
+    return [e.decode() for e in entries]
 
 
-async def test_seed_again_adds_only_new_seeds(redis: Redis, settings: Settings) -> None:
-    """Seeding a running crawl again queues only seeds it has not seen."""
-    await seed_crawl(redis, settings, spec())
-    again = await seed_crawl(redis, settings, spec(seeds=[SEED, "http://example.org/b"]))
-    assert not again.created and again.queued == 1
-    assert len(await queue(redis, settings)) == 2
+async def slots(redis: Redis, host: str = HOST) -> set[str]:
+    return {m.decode() for m in await redis.zrange(HostKeys(host).slots, 0, -1)}
 
 
-async def test_seed_refuses_ended_crawl(redis: Redis, settings: Settings) -> None:
-    """A cancelled crawl takes no more seeds."""
-    await seed_crawl(redis, settings, spec())
-    await cancel_crawl(redis, settings, "c1")
-    with pytest.raises(CrawlNotRunning):
-        await seed_crawl(redis, settings, spec())
+async def run(frontier: Frontier, job: PageJob, links: list[str] | None = None, **kw: object):
+    """What a worker does with a job: start it, close it as fetched."""
+    assert (await frontier.start(job)).verdict is Verdict.RUN
+    return await frontier.close(job, 3, "fetched", 1, links or [], **kw)  # type: ignore[arg-type]
 
 
-async def test_page_done_queues_new_links_once_and_counts_once(
+def test_fragments_are_prepended_where_used() -> None:
+    """Scripts of the frontier carry its fragment (and seen.lua's); the others do not."""
+    for name in ("seed", "start", "page_done", "robots_done", "fill_hosts", "sweep"):
+        source = script_source(name)
+        assert "local function admit" in source and "local function seen_get" in source
+    for name in ("claim", "cancel", "pause", "resume", "finish"):
+        assert "local function admit" not in script_source(name)
+
+
+@pytest.mark.parametrize(
+    ("url", "host"),
+    [("http://example.org/x", "example.org"), ("https://a.b:8443/", "a.b"),
+     ("http://[::1]:8080/p", "[::1]")],
+)  # fmt: skip
+async def test_lua_names_the_keys_that_keys_py_names(
+    redis: Redis, settings: Settings, url: str, host: str
+) -> None:
+    """frontier.lua builds every key of a host as shared/keys.py names it, {host} tag and all."""
+    assert frontier_host(url) == host
+    await seed_crawl(redis, settings, spec(seeds=[url, url + "2"], per_host_concurrency=1))
+    keys, hk = CrawlKeys("c1"), HostKeys(host)
+    assert await redis.zcard(hk.slots) == 1
+    assert await redis.llen(hk.backlog("c1")) == 1  # type: ignore[misc]
+    assert await redis.zrange(hk.queues, 0, -1) == [b"c1"]
+    assert await redis.smembers(keys.hosts) == {host.encode()}  # type: ignore[misc]
+    assert hk.slots.startswith(f"cf:{{{host}}}:")
+
+
+async def test_promoted_payload_is_what_python_would_write(
     redis: Redis, settings: Settings
 ) -> None:
-    """Closing a job queues unseen links at depth+1; running the close again changes nothing."""
-    s = spec()
-    await seed_crawl(redis, settings, s)
+    """The job a promotion writes reads back as arq's payload of crawl_page(url, depth,
+    parent, hops), as shared/jobs.py builds it."""
+    await seed_crawl(redis, settings, spec())
+    (job_id,) = await queued(redis, settings)
+    raw = await redis.get(job_key(job_id))
+    assert raw is not None
+    got = deserialize(raw)
+    want = msgpack.unpackb(job_payload(CRAWL_PAGE, (SEED, 0, None, 0), got["et"]))
+    assert got == want and abs(got["et"] - now_ms()) < 60_000
+    assert job_id == f"c1:{fingerprint(SEED)}:0"
+    assert await redis.pttl(job_key(job_id)) == -1  # lives as long as the crawl
+
+
+async def test_a_host_has_no_more_jobs_than_slots(redis: Redis, settings: Settings) -> None:
+    """Seeds beyond the host's limit wait in its backlog, URL and depth only; each close
+    promotes the next, so the arq queue never holds more than the host's slots."""
+    seeds = [f"{SEED}{i}" for i in range(10)]
+    await seed_crawl(redis, settings, spec(seeds=seeds, per_host_concurrency=3))
+    jobs = await queued(redis, settings)
+    assert len(jobs) == 3 and await slots(redis) == set(jobs)
+    assert await backlog(redis) == [f"0 0 0 {s}" for s in seeds[3:]]
+    status = await load_status(redis, "c1")
+    assert status.counters.pending == 10 and status.counters.seen == 10
     frontier = Frontier(redis, settings)
-    job = PageJob("c1", SEED, 0, None)
-    links = ["http://example.org/a", "http://example.org/b", SEED]
+    assert await run(frontier, page(seeds[0], 0)) == 0
+    jobs = await queued(redis, settings)
+    assert len(jobs) == 3 and f"c1:{fingerprint(seeds[3])}:0" in jobs
+    assert await slots(redis) == set(jobs)
+
+
+async def test_close_admits_new_links_once_and_counts_once(
+    redis: Redis, settings: Settings
+) -> None:
+    """Closing a job admits unseen links at depth+1 and does arq's clean-up; a re-run of
+    the close changes nothing."""
+    await seed_crawl(redis, settings, spec())
+    frontier = Frontier(redis, settings)
+    job = page(SEED, 0)
+    links = [SEED + "a", SEED + "b", SEED]
     assert (await frontier.start(job)).verdict is Verdict.RUN
     # what arq holds for a running job: its clean-up is page_done's
     await redis.set(f"arq:in-progress:{job.job_id}", b"1")
     await redis.set(f"arq:retry:{job.job_id}", b"1")
     await redis.zadd("arq:abort", {job.job_id: 1})
-    assert await frontier.close(job, s, "fetched", 100, links) == 2
+    assert await frontier.close(job, 3, "fetched", 100, links) == 2
     assert not await redis.exists(f"arq:in-progress:{job.job_id}", f"arq:retry:{job.job_id}")
-    assert await redis.zscore(settings.queue_name, job.job_id) is None
+    assert job.job_id not in await queued(redis, settings)
     assert await redis.zcard("arq:abort") == 0
-    assert await frontier.close(job, s, "fetched", 100, links) is None  # a re-run
+    assert await frontier.close(job, 3, "fetched", 100, links) is None  # a re-run
     assert (await frontier.start(job)).verdict is Verdict.DONE_ALREADY
     status = await load_status(redis, "c1")
     assert status.counters.fetched == 1 and status.counters.bytes == 100
     assert status.counters.pending == 2 and status.counters.seen == 3
-    assert sorted(await queue(redis, settings, job)) == sorted(
-        f"c1:{fingerprint(u)}:1" for u in links[:2]
-    )
+    assert set(await queued(redis, settings)) == {f"c1:{fingerprint(u)}:1" for u in links[:2]}
+    payload = deserialize(await redis.get(job_key(f"c1:{fingerprint(SEED + 'a')}:1")) or b"")
+    assert payload["a"] == [SEED + "a", 1, "/", 0]  # the parent as a path on the same origin
 
 
-async def test_shorter_path_requeues_page_and_marks_old_job_stale(
+async def test_a_url_found_nearer_while_waiting_is_fetched_once(
     redis: Redis, settings: Settings
 ) -> None:
-    """A page reached by a shorter path is queued at the better depth; the old job is stale."""
-    s = spec(seeds=[SEED, "http://example.org/b"])
+    """An entry found again at a shorter depth while it waits in the backlog: the nearer entry
+    is promoted, the farther one dropped when it comes up, and the crawl still ends."""
+    s = spec(seeds=[SEED, SEED + "b"], per_host_concurrency=1)
     await seed_crawl(redis, settings, s)
     frontier = Frontier(redis, settings)
-    far, near = "http://example.org/far", "http://example.org/x"
-    # the seed links to x (depth 1); x links to far (depth 2)
-    await frontier.close(PageJob("c1", SEED, 0, None), s, "fetched", 1, [near])
-    await frontier.close(PageJob("c1", near, 1, SEED), s, "fetched", 1, [far])
-    old = PageJob("c1", far, 2, near)
-    assert (await frontier.start(old)).verdict is Verdict.RUN
-    # now the other seed links to far directly: depth 1 beats 2
-    await frontier.close(PageJob("c1", "http://example.org/b", 0, None), s, "fetched", 1, [far])
-    assert (await frontier.start(old)).verdict is Verdict.STALE
-    assert (await frontier.start(PageJob("c1", far, 1, SEED))).verdict is Verdict.RUN
-    assert f"c1:{fingerprint(far)}:1" in await queue(redis, settings)
-    assert await frontier.best_depths("c1", [fingerprint(far)]) == [1]
+    far = SEED + "far"
+    await run(frontier, page(SEED, 0), [SEED + "x"])  # promotes seed b
+    await run(frontier, page(SEED + "b", 0), [far])  # far at 1; x waits at depth 1 first
+    await run(frontier, page(SEED + "x"), [far])  # far already at 1: nothing
+    assert await backlog(redis) == []
+    assert set(await queued(redis, settings)) == {f"c1:{fingerprint(far)}:1"}
+    await run(frontier, page(far))
+    status = await load_status(redis, "c1")
+    assert status.state is CrawlState.RUNNING and status.counters.pending == 0
+    assert set(await queued(redis, settings)) == {finalize_job_id("c1")}
+
+
+async def test_stale_entries_are_dropped_at_promotion(redis: Redis, settings: Settings) -> None:
+    """A backlog entry whose URL was reached by a shorter path since it was admitted is
+    dropped when it comes up (pending counts it off); the nearer entry is fetched."""
+    await seed_crawl(redis, settings, spec(per_host_concurrency=1))
+    frontier = Frontier(redis, settings)
+    a, b, c = SEED + "a", SEED + "b", SEED + "c"
+    await run(frontier, page(SEED, 0), [a, b])
+    await run(frontier, page(a), [c])  # c waits at depth 2, behind b
+    await seed_crawl(redis, settings, spec(seeds=[c], per_host_concurrency=1))  # c at 0
+    assert await backlog(redis) == [f"2 0 0 {c} /a", f"0 0 0 {c}"]
+    await run(frontier, page(b))
+    assert set(await queued(redis, settings)) == {page(c, 0).job_id}
+    await run(frontier, page(c, 0))
+    status = await load_status(redis, "c1")
+    assert status.counters.pending == 0 and status.counters.fetched == 4
 
 
 async def test_refetch_at_better_depth_counts_once(redis: Redis, settings: Settings) -> None:
     """A page fetched at depth 2 and again at depth 1 adds one to ``fetched``."""
-    s = spec()
-    await seed_crawl(redis, settings, s)
+    await seed_crawl(redis, settings, spec())
     frontier = Frontier(redis, settings)
-    page = "http://example.org/p"
-    await frontier.close(PageJob("c1", SEED, 0, None), s, "fetched", 1, ["http://example.org/m"])
-    await frontier.close(PageJob("c1", "http://example.org/m", 1, SEED), s, "fetched", 1, [page])
-    await frontier.close(PageJob("c1", page, 2, "http://example.org/m"), s, "fetched", 1, [])
-    # improve p to depth 1 by seeding a page that links to it
-    await seed_crawl(redis, settings, spec(seeds=["http://example.org/q"]))
-    await frontier.close(PageJob("c1", "http://example.org/q", 0, None), s, "fetched", 1, [page])
-    await frontier.close(PageJob("c1", page, 1, "http://example.org/q"), s, "fetched", 1, [])
-    status = await load_status(redis, "c1")
-    assert status.counters.fetched == 4  # seed, m, p, q: p counted once
+    p, m, q = SEED + "p", SEED + "m", SEED + "q"
+    await run(frontier, page(SEED, 0), [m])
+    await run(frontier, page(m), [p])
+    await run(frontier, page(p, 2, m))
+    await seed_crawl(redis, settings, spec(seeds=[q]))
+    await run(frontier, page(q, 0), [p])
+    await run(frontier, page(p, 1, q))
+    assert (await load_status(redis, "c1")).counters.fetched == 4  # seed, m, p, q
 
 
-async def test_depth_limit_is_applied(redis: Redis, settings: Settings) -> None:
-    """Links of a page at the depth limit are not queued."""
-    s = spec(depth=0)
-    await seed_crawl(redis, settings, s)
+async def test_depth_limit_and_max_pages(redis: Redis, settings: Settings) -> None:
+    """Links of a page at the depth limit are not admitted; no more than max_pages distinct
+    URLs are ever admitted."""
+    await seed_crawl(redis, settings, spec(depth=0))
     frontier = Frontier(redis, settings)
-    assert await frontier.close(PageJob("c1", SEED, 0, None), s, "fetched", 1, [SEED + "a"]) == 0
-
-
-async def test_max_pages_caps_admitted_urls(redis: Redis, settings: Settings) -> None:
-    """No more than max_pages distinct URLs are ever queued."""
-    s = spec(max_pages=3)
-    await seed_crawl(redis, settings, s)
-    frontier = Frontier(redis, settings)
-    links = [f"http://example.org/{i}" for i in range(10)]
-    assert await frontier.close(PageJob("c1", SEED, 0, None), s, "fetched", 1, links) == 2
-    assert (await load_status(redis, "c1")).counters.seen == 3
+    assert (await frontier.start(page(SEED, 0))).verdict is Verdict.RUN
+    assert await frontier.close(page(SEED, 0), 0, "fetched", 1, [SEED + "a"]) == 0
+    await seed_crawl(redis, settings, spec(crawl_id="c2", max_pages=3))
+    links = [f"{SEED}{i}" for i in range(10)]
+    assert await run(frontier, page(SEED, 0, crawl="c2"), links) == 2
+    assert (await load_status(redis, "c2")).counters.seen == 3
 
 
 async def test_last_job_queues_finalize_and_finish_marks_done(
     redis: Redis, settings: Settings
 ) -> None:
-    """When the pending set empties the finalize job is queued; finish() then marks it done."""
-    s = spec()
-    await seed_crawl(redis, settings, s)
+    """When nothing is pending the finalize job is queued; finish() then marks it done."""
+    await seed_crawl(redis, settings, spec())
     frontier = Frontier(redis, settings)
     assert not await frontier.finish("c1")  # still pending
-    await frontier.close(PageJob("c1", SEED, 0, None), s, "failed", 0, [])
-    # the closed job left the queue with the close (arq's clean-up, done by page_done.lua)
-    assert await queue(redis, settings) == [finalize_job_id("c1")]
+    assert (await frontier.start(page(SEED, 0))).verdict is Verdict.RUN
+    await frontier.close(page(SEED, 0), 3, "failed", 0, [], reason="http 500")
+    assert set(await queued(redis, settings)) == {finalize_job_id("c1")}
+    raw = await redis.get(job_key(finalize_job_id("c1")))
+    assert deserialize(raw or b"")["f"] == "finalize_crawl"
+    assert deserialize(raw or b"")["a"] == ["c1"]
     assert await frontier.finish("c1")
     status = await load_status(redis, "c1")
     assert status.state is CrawlState.DONE and status.finished_at is not None
-    assert status.counters.failed == 1
+    assert status.counters.failed == 1 and status.counters.reasons == {"http 500": 1}
     assert not await frontier.finish("c1")
+    assert await slots(redis) == set()
 
 
-async def test_cancel_drops_queued_jobs(redis: Redis, settings: Settings) -> None:
-    """Cancel removes the crawl's jobs from the queue and their payloads, nothing else."""
-    await seed_crawl(redis, settings, spec(crawl_id="other"))
-    s = spec()
-    await seed_crawl(redis, settings, s)
+async def test_robots_txt_is_fetched_before_the_hosts_pages(
+    redis: Redis, settings: Settings
+) -> None:
+    """A crawl that obeys robots.txt promotes the origin's robots.txt job first and no page of
+    the host until it closes; closing it keeps the rules, opens the gate and records the
+    Crawl-delay."""
+    await seed_crawl(redis, settings, spec(seeds=[SEED, SEED + "b"], obey_robots=True))
     frontier = Frontier(redis, settings)
-    seed_job = PageJob("c1", SEED, 0, None)
-    await frontier.close(seed_job, s, "fetched", 1, [SEED + "a", SEED + "b"])
-    assert (await cancel_crawl(redis, settings, "c1")).dropped == 2
-    assert await queue(redis, settings, seed_job) == [f"other:{fingerprint(SEED)}:0"]
-    assert (await load_status(redis, "c1")).counters.pending == 0
-    assert await redis.keys("arq:job:c1:*") == []  # closed (the seed) or dropped
-    assert (await load_status(redis, "c1")).state is CrawlState.CANCELLED
-    assert (await frontier.start(PageJob("c1", SEED + "a", 1, SEED))).verdict is Verdict.STOPPED
+    robots = robots_job_id("c1", fingerprint(origin_of(SEED)))
+    assert set(await queued(redis, settings)) == {robots}
+    raw = await redis.get(job_key(robots))
+    assert deserialize(raw or b"")["f"] == "fetch_robots"
+    assert deserialize(raw or b"")["a"] == [origin_of(SEED)]
+    assert (await frontier.start_robots(robots, origin_of(SEED))).verdict is Verdict.RUN
+    assert await frontier.robots_done(robots, origin_of(SEED), b'{"state": "x"}', 0.25, 60)
+    assert await redis.get(CrawlKeys("c1").robots(origin_of(SEED))) == b'{"state": "x"}'
+    jobs = await queued(redis, settings)
+    assert set(jobs) == {page(SEED, 0).job_id, page(SEED + "b", 0).job_id}
+    assert abs(jobs[page(SEED + "b", 0).job_id] - jobs[page(SEED, 0).job_id]) == 250
+    # a link to another origin on the same host: its robots.txt first, and the gate shuts
+    await run(frontier, page(SEED, 0), ["https://example.org/s"])
+    jobs = await queued(redis, settings)
+    assert robots_job_id("c1", fingerprint("https://example.org")) in jobs
+    assert await backlog(redis) == ["1 0 0 https://example.org/s http://example.org/"]
+
+
+async def test_robots_txt_retried_keeps_the_gate_shut(redis: Redis, settings: Settings) -> None:
+    """A transient robots.txt failure queues its job again after the backoff; the host's pages
+    still wait behind it."""
+    await seed_crawl(redis, settings, spec(obey_robots=True))
+    frontier = Frontier(redis, settings)
+    robots = robots_job_id("c1", fingerprint(origin_of(SEED)))
+    assert (await frontier.start_robots(robots, origin_of(SEED))).verdict is Verdict.RUN
+    before = now_ms()
+    assert await frontier.robots_retry(robots, origin_of(SEED), 5.0)
+    jobs = await queued(redis, settings)
+    assert set(jobs) == {robots} and jobs[robots] >= before + 5000
+    assert (await frontier.start_robots(robots, origin_of(SEED))) == Start(Verdict.RUN, 1, 1)
+
+
+async def test_per_host_delay_spaces_the_promoted_jobs(redis: Redis, settings: Settings) -> None:
+    """Jobs are queued deferred to the host's next allowed start; a job claimed too soon after
+    the host's last request start is queued again for its turn ('early')."""
+    seeds = [f"{SEED}{i}" for i in range(3)]
+    await seed_crawl(redis, settings, spec(seeds=seeds, per_host_delay=0.5))
+    scores = sorted((await queued(redis, settings)).values())
+    assert [b - a for a, b in itertools.pairwise(scores)] == [500, 500]
+    frontier = Frontier(redis, settings)
+    assert (await frontier.start(page(seeds[0], 0))).verdict is Verdict.RUN
+    second = page(seeds[1], 0)
+    assert (await frontier.start(second)).verdict is Verdict.EARLY
+    assert (await queued(redis, settings))[second.job_id] >= now_ms() + 400
+
+
+async def test_a_transient_failure_goes_to_the_back_of_its_host(
+    redis: Redis, settings: Settings
+) -> None:
+    """A retried URL gives its slot to the host's next URL and waits at the back of the
+    backlog, not before its backoff; its retries are counted."""
+    seeds = [SEED, SEED + "b"]
+    await seed_crawl(redis, settings, spec(seeds=seeds, per_host_concurrency=1))
+    frontier = Frontier(redis, settings)
+    job = page(SEED, 0)
+    assert (await frontier.start(job)).verdict is Verdict.RUN
+    before = now_ms()
+    assert await frontier.retry(job, 3.0)
+    assert set(await queued(redis, settings)) == {page(SEED + "b", 0).job_id}
+    (entry,) = await backlog(redis)
+    depth, hops, not_before, url = entry.split()
+    assert (depth, hops, url) == ("0", "0", SEED) and int(not_before) >= before + 3000
+    await run(frontier, page(SEED + "b", 0))
+    jobs = await queued(redis, settings)
+    assert jobs[job.job_id] >= before + 3000
+    assert await frontier.start(job) == Start(Verdict.RUN, 1, 1)
+    assert (await load_status(redis, "c1")).counters.pending == 1
+
+
+async def test_retry_after_holds_the_host(redis: Redis, settings: Settings) -> None:
+    """A hold (a 429's Retry-After) defers every job promoted on the host after it."""
+    await seed_crawl(redis, settings, spec(per_host_concurrency=1))
+    frontier = Frontier(redis, settings)
+    before = now_ms()
+    await run(frontier, page(SEED, 0), [SEED + "a"], hold_s=2.0)
+    (score,) = (await queued(redis, settings)).values()
+    assert score >= before + 2000
+
+
+async def test_pause_requeues_and_resume_promotes(redis: Redis, settings: Settings) -> None:
+    """A paused crawl promotes nothing; a queued job of it started meanwhile gives its URL back
+    to the front of the backlog; resume fills the host's slots again."""
+    await seed_crawl(redis, settings, spec(per_host_concurrency=1))
+    frontier = Frontier(redis, settings)
+    assert await pause_crawl(redis, settings, "c1") == 1
+    assert (await load_status(redis, "c1")).state is CrawlState.PAUSED
+    seed_job = page(SEED, 0)
+    assert (await frontier.start(seed_job)).verdict is Verdict.PAUSED
+    assert await frontier.requeue(seed_job)
+    assert await queued(redis, settings) == {} and await slots(redis) == set()
+    assert await backlog(redis) == [f"0 0 0 {SEED}"]
+    with pytest.raises(CrawlNotRunning):
+        await pause_crawl(redis, settings, "c1")
+    assert await resume_crawl(redis, settings, "c1") == 1
+    assert set(await queued(redis, settings)) == {seed_job.job_id}
+    assert (await load_status(redis, "c1")).state is CrawlState.RUNNING
+    with pytest.raises(CrawlNotRunning):
+        await resume_crawl(redis, settings, "c1")
+
+
+async def test_cancel_drops_jobs_and_backlogs_and_frees_the_host(
+    redis: Redis, settings: Settings
+) -> None:
+    """Cancel drops the crawl's queued jobs and backlog; the host's slots go to another crawl
+    waiting on it; running jobs are put in arq's abort set."""
+    many = [f"{SEED}{i}" for i in range(5)]
+    await seed_crawl(redis, settings, spec(seeds=many, per_host_concurrency=2))
+    await seed_crawl(redis, settings, spec(crawl_id="other", per_host_concurrency=2))
+    assert {i.split(":")[0] for i in await queued(redis, settings)} == {"c1"}
+    running = page(many[0], 0)
+    await redis.set(f"arq:in-progress:{running.job_id}", b"1")
+    result = await cancel_crawl(redis, settings, "c1")
+    assert (result.dropped, result.aborted) == (1, 1)
+    assert await redis.zrange("arq:abort", 0, -1) == [running.job_id.encode()]
+    jobs = set(await queued(redis, settings))
+    assert f"other:{fingerprint(SEED)}:0" in jobs
+    assert await backlog(redis) == [] and await redis.exists(CrawlKeys("c1").hosts) == 0
+    status = await load_status(redis, "c1")
+    assert status.state is CrawlState.CANCELLED and status.counters.pending == 0
+    frontier = Frontier(redis, settings)
+    assert (await frontier.start(page(many[1], 0))).verdict is Verdict.STOPPED
+    # the aborted job closes: its slot too goes back
+    assert await frontier.close(running, 3, "skipped", 0, []) == 0
+    assert await slots(redis) == {f"other:{fingerprint(SEED)}:0"}
     with pytest.raises(CrawlNotRunning):
         await cancel_crawl(redis, settings, "c1")
     with pytest.raises(UnknownCrawl):
         await cancel_crawl(redis, settings, "nope")
 
 
-async def test_start_counts_tries_until_closed(redis: Redis, settings: Settings) -> None:
-    """Each start of an unclosed job counts; a hand-back on purpose is taken back; close clears."""
-    s = spec()
-    await seed_crawl(redis, settings, s)
-    frontier = Frontier(redis, settings)
-    job = PageJob("c1", SEED, 0, None)
-    assert await frontier.start(job) == Start(Verdict.RUN, 1, 0)
-    assert await frontier.start(job) == Start(Verdict.RUN, 2, 0)  # its worker died
-    await frontier.hand_back(job)
-    assert await frontier.start(job) == Start(Verdict.RUN, 2, 0)
-    await frontier.hand_back(job, fetch_failed=True)
-    assert await frontier.start(job) == Start(Verdict.RUN, 2, 1)
-    await frontier.close(job, s, "fetched", 1, [])
-    assert await redis.hlen(CrawlKeys("c1").tries) == 0  # type: ignore[misc]
-
-
-async def test_pause_parks_queue_and_new_links_resume_requeues(
+async def test_cancel_sweeps_a_long_shared_queue_in_batches(
     redis: Redis, settings: Settings
 ) -> None:
-    """Pause moves queued jobs aside and sends new links there; resume puts all back."""
-    s = spec()
-    await seed_crawl(redis, settings, s)
+    """A cancel finds all of its crawl's jobs in the shared queue, over several scan batches,
+    and none of another crawl's, even one whose id starts the same."""
+    links = [f"{SEED}p{n}" for n in range(1200)]
     frontier = Frontier(redis, settings)
-    seed_job = PageJob("c1", SEED, 0, None)
-    await frontier.close(seed_job, s, "fetched", 1, [SEED + "a", SEED + "b"])
-    running = PageJob("c1", SEED + "a", 1, SEED)
-    await redis.set(f"arq:in-progress:{running.job_id}", b"1")  # a worker has taken it
-    assert await pause_crawl(redis, settings, "c1") == 1
-    assert await queue(redis, settings, seed_job, running) == []
-    assert (await load_status(redis, "c1")).state is CrawlState.PAUSED
-    assert (await frontier.start(PageJob("c1", SEED + "b", 1, SEED))).verdict is Verdict.PAUSED
-    # the page that was running when the crawl was paused: its links are parked too
-    await frontier.close(running, s, "fetched", 1, [SEED + "c"])
-    assert await redis.zcard(CrawlKeys("c1").parked) == 2
-    assert await queue(redis, settings, seed_job, running) == []
-    with pytest.raises(CrawlNotRunning):
-        await pause_crawl(redis, settings, "c1")
-    assert await resume_crawl(redis, settings, "c1") == 2
-    assert len(await queue(redis, settings, seed_job, running)) == 2
-    assert (await load_status(redis, "c1")).state is CrawlState.RUNNING
-    with pytest.raises(CrawlNotRunning):
-        await resume_crawl(redis, settings, "c1")
-
-
-async def test_cancel_aborts_running_jobs(redis: Redis, settings: Settings) -> None:
-    """Jobs that a worker has started are put in arq's abort set, not dropped."""
-    s = spec()
-    await seed_crawl(redis, settings, s)
-    job_id = PageJob("c1", SEED, 0, None).job_id
-    await redis.set(f"arq:in-progress:{job_id}", b"1")
+    for crawl_id in ("c1", "c10"):
+        await seed_crawl(redis, settings, spec(crawl_id=crawl_id, per_host_concurrency=5000))
+        await run(frontier, page(SEED, 0, crawl=crawl_id), links)
     result = await cancel_crawl(redis, settings, "c1")
-    assert (result.dropped, result.aborted) == (0, 1)
-    assert await redis.zrange("arq:abort", 0, -1) == [job_id.encode()]
+    assert (result.dropped, result.aborted) == (1200, 0)
+    assert {i.split(":")[0] for i in await queued(redis, settings)} == {"c10"}
+    assert len(await redis.keys("arq:job:c10:*")) == 1200
+    assert (await load_status(redis, "c10")).counters.pending == 1200
+
+
+async def test_two_crawls_on_one_host_share_its_slots(redis: Redis, settings: Settings) -> None:
+    """The host's slots go to the crawl least recently served first."""
+    await seed_crawl(redis, settings, spec(seeds=[SEED, SEED + "1"], per_host_concurrency=1))
+    await seed_crawl(redis, settings, spec(crawl_id="c2", per_host_concurrency=1))
+    frontier = Frontier(redis, settings)
+    await run(frontier, page(SEED, 0))
+    assert set(await queued(redis, settings)) == {page(SEED, 0, crawl="c2").job_id}
+
+
+async def test_a_slot_whose_job_vanished_is_freed_after_its_lease(
+    redis: Redis, settings: Settings
+) -> None:
+    """A slot held by a job key that no longer exists (it vanished without a close) is freed
+    once its lease ends; a slot of a job that still exists is kept however old."""
+    await seed_crawl(redis, settings, spec(seeds=[SEED, SEED + "1", SEED + "2"],
+                                           per_host_concurrency=2))  # fmt: skip
+    first, second = page(SEED, 0), page(SEED + "1", 0)
+    await redis.zadd(HostKeys(HOST).slots, {first.job_id: 1, second.job_id: 1})
+    await redis.delete(job_key(first.job_id))
+    await Scripts(redis, settings.queue_name, settings.slot_lease_ms).fill_hosts([HOST])
+    assert await slots(redis) == {second.job_id, page(SEED + "2", 0).job_id}
+
+
+async def test_a_redirect_target_is_admitted_at_the_same_depth(
+    redis: Redis, settings: Settings
+) -> None:
+    """A redirect's target enters the frontier at the redirecting page's depth, one hop more."""
+    await seed_crawl(redis, settings, spec())
+    frontier = Frontier(redis, settings)
+    target = SEED + "there/"
+    assert await run(frontier, page(SEED, 0), redirect=target) == 1
+    raw = await redis.get(job_key(f"c1:{fingerprint(target)}:0"))
+    assert deserialize(raw or b"")["a"] == [target, 0, "/", 1]
+
+
+async def test_start_counts_tries_until_closed(redis: Redis, settings: Settings) -> None:
+    """Each start of an unclosed job counts (its worker died); a close clears them."""
+    await seed_crawl(redis, settings, spec())
+    frontier = Frontier(redis, settings)
+    job = page(SEED, 0)
+    assert await frontier.start(job) == Start(Verdict.RUN, 1, 0)
+    assert await frontier.start(job) == Start(Verdict.RUN, 2, 0)
+    await frontier.close(job, 3, "fetched", 1, [])
+    assert await redis.hlen(CrawlKeys("c1").tries) == 0  # type: ignore[misc]
 
 
 async def test_claim_takes_due_jobs_not_running_elsewhere(redis: Redis, settings: Settings) -> None:
     """claim.lua is arq's start rule for a batch: due, queued jobs that no worker runs, in
     queue order, each claimed once, as many as asked for; and arq's start of each: its
     payload read, one more try counted, its abort mark taken off."""
-    claim = redis.register_script(script_source("claim"))
-    queue_name = settings.queue_name
-    args: list[str | int] = ["arq:in-progress:", 100, "arq:job:", "arq:retry:", 60]
+    scripts = Scripts(redis, settings.queue_name, settings.slot_lease_ms)
 
-    async def take(want: int) -> list[tuple[str, int, bytes | None, int, int]]:
-        got = await claim(keys=[queue_name, "arq:abort"], args=[1000, 5000, want, *args])
-        return [
-            (got[i].decode(), int(float(got[i + 1])), got[i + 2], got[i + 3], got[i + 4])
-            for i in range(0, len(got), 5)
-        ]
+    async def take(want: int) -> list[tuple[str, bytes | None, int, bool]]:
+        got = await scripts.claim(want=want, in_progress_ms=5000, scan_max=100)
+        return [(c.job_id, c.payload, c.job_try, c.aborted) for c in got]
 
     assert await take(5) == []
-    await redis.zadd(queue_name, {"a": 900, "b": 950, "c": 990, "d": 995, "later": 2000})
+    now = now_ms()
+    queue_name = settings.queue_name
+    await redis.zadd(queue_name, {"a": now - 100, "b": now - 50, "c": now - 10, "d": now - 5,
+                                  "later": now + 60_000})  # fmt: skip
     await redis.set("arq:in-progress:b", b"1")  # another worker runs it
     await redis.set("arq:job:a", b"payload-a")
     await redis.set("arq:retry:a", 2)  # started twice before
     await redis.set("arq:job:c", b"payload-c")
     await redis.zadd("arq:abort", {"c": 1})  # cancelled while queued
-    assert await take(1) == [("a", 900, b"payload-a", 3, 0)]
+    assert await take(1) == [("a", b"payload-a", 3, False)]
     assert 0 < await redis.pttl("arq:in-progress:a") <= 5000
-    assert 0 < await redis.ttl("arq:retry:a") <= 60
     # not b (running), not later (deferred), not a again; d's payload is gone
-    assert await take(5) == [("c", 990, b"payload-c", 1, 1), ("d", 995, None, 1, 0)]
+    assert await take(5) == [("c", b"payload-c", 1, True), ("d", None, 1, False)]
     assert await redis.zcard("arq:abort") == 0
     assert await take(5) == []
 
 
-async def test_start_takes_host_slot_and_page_done_gives_it_back(
-    redis: Redis, settings: Settings
-) -> None:
-    """A job can take its host slot in its start round trip; closing the page frees it."""
-    s = spec()
-    await seed_crawl(redis, settings, s)
-    await frontier_close_seed_with_links(redis, settings, s, ["a", "b"])
-    frontier = Frontier(redis, settings)
-    politeness = Politeness(redis, lease_s=30)
-    first, second = (PageJob("c1", SEED + name, 1, SEED) for name in "ab")
-    ask_first = politeness.ask("example.org", 1, 0)
-    started = await frontier.start(first, ask_first)
-    assert started == Start(Verdict.RUN, 1, 0, 0)
-    slots = HostKeys("example.org").slots
-    assert await redis.zrange(slots, 0, -1) == [ask_first.token.encode()]
-    # the host's one slot is taken: the next job is told to wait, and holds nothing
-    assert (await frontier.start(second, politeness.ask("example.org", 1, 0))).slot_wait_ms
-    assert await redis.zcard(slots) == 1
-    assert (await frontier.start(second)).slot_wait_ms is None  # nothing asked
-    await frontier.close(first, s, "fetched", 1, [], slot=ask_first)
-    assert await redis.zcard(slots) == 0
-
-
-async def frontier_close_seed_with_links(
-    redis: Redis, settings: Settings, s: CrawlSpec, names: list[str]
-) -> None:
-    """Close the seed job of ``s`` with links to ``SEED + name`` for each name."""
-    await Frontier(redis, settings).close(
-        PageJob("c1", SEED, 0, None), s, "fetched", 1, [SEED + n for n in names]
-    )
-
-
 async def test_seen_urls_live_in_compact_buckets(redis: Redis, settings: Settings) -> None:
     """Each seen URL is one small field of its bucket hash: 2 * depth, + 1 once fetched."""
-    s = spec()
-    await seed_crawl(redis, settings, s)
+    await seed_crawl(redis, settings, spec())
     keys = CrawlKeys("c1")
     fp = fingerprint(SEED)
     assert await redis.hget(keys.seen_bucket(fp), seen_field(fp)) == b"0"  # type: ignore[misc]
-    link = SEED + "a"
-    await frontier_close_seed_with_links(redis, settings, s, ["a"])
+    frontier = Frontier(redis, settings)
+    await run(frontier, page(SEED, 0), [SEED + "a"])
     assert await redis.hget(keys.seen_bucket(fp), seen_field(fp)) == b"1"  # type: ignore[misc]
-    link_fp = fingerprint(link)
+    link_fp = fingerprint(SEED + "a")
     assert await redis.hget(keys.seen_bucket(link_fp), seen_field(link_fp)) == b"2"  # type: ignore[misc]
-    assert await Frontier(redis, settings).best_depths("c1", [fp, link_fp, "0" * 16]) == [
-        0,
-        1,
-        None,
-    ]
+    assert await frontier.best_depths("c1", [fp, link_fp, "0" * 16]) == [0, 1, None]
     encoding = await redis.object("encoding", keys.seen_bucket(fp))
     assert encoding in (b"ziplist", b"listpack")
 
@@ -336,24 +488,14 @@ async def test_crawlfleet_redis_keeps_large_buckets_compact(redis: Redis) -> Non
     assert int(config["hash-max-ziplist-entries"]) == 1024
 
 
-async def test_cancel_sweeps_a_long_shared_queue_in_batches(
-    redis: Redis, settings: Settings
-) -> None:
-    """A cancel finds all of its crawl's jobs in the shared queue, over several scan batches,
-    and none of another crawl's, even one whose id starts the same."""
-    links = [f"{SEED}p{n}" for n in range(1200)]
-    for crawl_id in ("c1", "c10"):
-        s = spec(crawl_id=crawl_id)
-        await seed_crawl(redis, settings, s)
-        await Frontier(redis, settings).close(
-            PageJob(crawl_id, SEED, 0, None), s, "fetched", 1, links
-        )
-    result = await cancel_crawl(redis, settings, "c1")
-    assert (result.dropped, result.aborted) == (1200, 0)
-    left = {m.decode().split(":")[0] for m in await redis.zrange(settings.queue_name, 0, -1)}
-    assert left == {"c10"}
-    assert len(await redis.keys("arq:job:c10:*")) == 1200
-    assert (await load_status(redis, "c10")).counters.pending == 1200
+async def test_seed_refuses_ended_crawl(redis: Redis, settings: Settings) -> None:
+    """A cancelled crawl takes no more seeds; a running one takes only seeds it has not seen."""
+    await seed_crawl(redis, settings, spec())
+    again = await seed_crawl(redis, settings, spec(seeds=[SEED, SEED + "b"]))
+    assert not again.created and again.queued == 1
+    await cancel_crawl(redis, settings, "c1")
+    with pytest.raises(CrawlNotRunning):
+        await seed_crawl(redis, settings, spec())
 
 
 @pytest.mark.parametrize(

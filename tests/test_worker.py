@@ -40,16 +40,20 @@ async def test_crawl_stores_every_page_once_with_its_record(
     for r in records:
         assert r["depth"] == expected[r["url"]]
         assert r["status"] is not None, r
+        assert (r["parent"] is None) == (r["depth"] == 0)
+        assert r["final_url"] and r["fetched_at"]
+        if r["redirect"] is not None:  # a URL of its own, at the same depth, not followed here
+            assert r["status"] == 301 and r["path"] is None
+            assert expected[r["redirect"]] <= r["depth"]
+            continue
         body = (root / r["path"]).read_bytes()
         assert hashlib.sha256(body).hexdigest() == r["sha256"] and len(body) == r["length"]
-        assert (r["parent"] is None) == (r["depth"] == 0)
-        for field in ("final_url", "content_type", "fetched_at"):
-            assert r[field]
+        assert r["content_type"]
     statuses = {r["status"] for r in records}
-    assert {200, 404} <= statuses
-    # no files besides one record + one body per URL, and the manifest
+    assert {200, 301, 404} <= statuses
+    # no files besides one record per URL, a body per URL that is no redirect, and the manifest
     files = [p for p in root.rglob("*") if p.is_file()]
-    assert len(files) == 2 * len(records) + 1
+    assert len(files) == len(records) + sum(r["path"] is not None for r in records) + 1
     # nothing of arq's per-job state is left behind
     assert await redis.keys("arq:result:*") == []
     assert await redis.keys("arq:job:*") == []
@@ -152,8 +156,8 @@ async def test_content_types_choose_which_bodies_are_stored(
     await crawl_in_process(settings, spec)
     records = read_manifest(settings.data_dir, "ct")
     assert {r["url"] for r in records} == set(shortest_depths(web.site, seeds, 3))
-    plain = [r for r in records if r["content_type"].startswith("text/plain")]
-    html = [r for r in records if r["content_type"].startswith("text/html")]
+    plain = [r for r in records if (r["content_type"] or "").startswith("text/plain")]
+    html = [r for r in records if (r["content_type"] or "").startswith("text/html")]
     assert plain and html
     assert all(r["path"] is None and r["length"] > 0 for r in plain)
     assert all((settings.data_dir / "ct" / r["path"]).is_file() for r in html)
@@ -187,7 +191,7 @@ async def test_no_host_slot_outlives_its_page(
     seeds = [web.url(host, "/p/0.html") for host in range(3)]
     status = await crawl_in_process(settings, CrawlSpec(crawl_id="sl", seeds=seeds, depth=2))
     assert status.state is CrawlState.DONE and status.counters.fetched > 3
-    assert await redis.keys("cf:host:*:slots") == []
+    assert await redis.keys("cf:{*}:slots") == []
 
 
 async def test_worker_looks_at_the_queue_when_a_job_ends(web: TestWeb, settings: Settings) -> None:
@@ -247,7 +251,7 @@ async def test_jobs_a_worker_cannot_run_are_dropped_without_harm(
         shortest_depths(web.site, [seed], 2, only_seed_hosts=True)
     )
     assert worker.jobs_failed == len(bad)
-    assert worker.jobs_complete == len(pages) + 1  # and the crawl's finalize job
+    assert worker.jobs_complete == len(pages) + 2  # and its robots.txt job and finalize job
     assert not (settings.data_dir / "ghost").exists()
     assert await redis.zcard(queue) == 0
     for job_id in bad:

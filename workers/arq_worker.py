@@ -5,31 +5,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
 from typing import Any
 
 from arq.jobs import deserialize_job_raw
 from arq.utils import ms_to_datetime, timestamp_ms
 from arq.worker import Retry, RetryJob, Worker, logger
-from redis.commands.core import AsyncScript
 
-from shared.keys import (
-    ABORT_JOBS,
-    IN_PROGRESS_KEY_PREFIX,
-    JOB_KEY_PREFIX,
-    RETRY_KEY_PREFIX,
-    RETRY_KEY_TTL_S,
-)
-from shared.scripts import script_source
+from shared.keys import fleet_key
+from shared.scripts import Frontier
 
 # the ctx key of the set of job ids whose clean-up page_done.lua has done already
 CLOSED_JOBS = "closed_jobs"
-# the ctx key of a function that says how many of the worker's jobs are held back (waiting for
-# their host): the worker claims fewer new jobs while many are
-HELD_BACK = "held_back"
-# queue entries one claim looks at, at most: running jobs stay in the queue until they end,
-# so the head of the queue holds the fleet's running jobs before the due ones
+# due queue entries one claim looks at, at most (running jobs are out of the due range; the
+# scan skips only jobs whose worker is still handing them back)
 _CLAIM_SCAN_MAX = 10_000
+# how often a worker counts the others serving its queue
+_COUNT_EVERY_S = 0.25
 
 
 class FleetWorker(Worker):
@@ -62,24 +53,33 @@ class FleetWorker(Worker):
         self._job_ended = asyncio.Event()
         self._last_look = 0.0
         self._last_beat = 0.0
-        self._claim: AsyncScript | None = None
-        self._claim_pool: object = None
+        self._claim: Frontier | None = None
+        self._drained = False
+        self._peers = 0  # other workers on the queue, as last counted
+        self._last_count = 0.0
         self._closed: set[str] = set()
         self.ctx[CLOSED_JOBS] = self._closed
 
-    def _claim_script(self) -> AsyncScript:
+    def _claim_script(self) -> Frontier:
         # arq opens its pool in main(); a worker that reconnects gets a new one
-        if self._claim is None or self._claim_pool is not self.pool:
-            self._claim = self.pool.register_script(script_source("claim"))
-            self._claim_pool = self.pool
+        if self._claim is None or self._claim.redis is not self.pool:
+            self._claim = Frontier(self.pool, self.queue_name, 0)
         return self._claim
 
     async def _wait_for_work(self) -> None:
-        """Until a job ends or the beat comes, and ``min_poll_gap`` after the last look."""
+        """Until a job ends or the beat comes, and ``min_poll_gap`` after the last look.
+
+        While the queue is drained (the last look found fewer due jobs than free slots) and
+        other workers serve it, only the beat: the next due job is one that a close has just
+        promoted, and the worker whose job closed would otherwise look first every time, and
+        the more jobs it held the more often, keeping a host's slots to itself.
+        """
         loop = asyncio.get_running_loop()
         if self._last_look:
             due = self._last_look + self._beat_s - loop.time()
-            if due > 0:
+            if due > 0 and self._drained and self._peers:
+                await asyncio.sleep(due)
+            elif due > 0:
                 # not wait_for: on Python 3.11 it can swallow a cancellation that arrives as
                 # the event is set, and the worker would never stop
                 with contextlib.suppress(TimeoutError):
@@ -94,7 +94,7 @@ class FleetWorker(Worker):
     async def _poll_iteration(self) -> None:
         """Claim jobs for the free slots, then arq's chores (abort check, health) on the beat."""
         await self._wait_for_work()
-        free = self._wanted()
+        free = self.max_jobs - self.job_counter
         if self.allow_pick_jobs and free > 0:
             await self._claim_jobs(free)
         now = asyncio.get_running_loop().time()
@@ -103,45 +103,40 @@ class FleetWorker(Worker):
             if self.allow_abort_jobs:
                 await self._cancel_aborted_jobs()
             await self.heart_beat()
+        if now - self._last_count >= _COUNT_EVERY_S:
+            self._last_count = now
+            await self._count_peers()
         for job_id, task in list(self.tasks.items()):
             if task.done():
                 del self.tasks[job_id]
                 task.result()  # as arq does: an error in run_job itself must surface
 
-    def _wanted(self) -> int:
-        """How many jobs to claim now: as many as there are free slots, but no more than half
-        of them less the jobs held back, so that a crawl held back by its hosts' limits (one
-        host, 8 requests at a time) does not fill every slot with jobs that only wait."""
-        free = self.max_jobs - self.job_counter
-        held_back: Callable[[], int] | None = self.ctx.get(HELD_BACK)
-        if held_back is None:
-            return free
-        return min(free, self.max_jobs // 2 - held_back())
+    async def _count_peers(self) -> None:
+        """Say this worker serves the queue, and count the others that said so lately."""
+        key, now = fleet_key(self.queue_name), timestamp_ms()
+        async with self.pool.pipeline(transaction=False) as pipe:
+            pipe.zadd(key, {self.health_check_key: now})
+            pipe.zremrangebyscore(key, "-inf", now - int(_COUNT_EVERY_S * 5000))
+            pipe.zcard(key)
+            *_, count = await pipe.execute()
+        self._peers = max(0, int(count) - 1)
 
     async def _claim_jobs(self, free: int) -> None:
-        claimed = await self._claim_script()(
-            keys=[self.queue_name, ABORT_JOBS],
-            args=[
-                timestamp_ms(),
-                int(self.in_progress_timeout_s * 1000),
-                free,
-                IN_PROGRESS_KEY_PREFIX,
-                _CLAIM_SCAN_MAX,
-                JOB_KEY_PREFIX,
-                RETRY_KEY_PREFIX,
-                RETRY_KEY_TTL_S,
-            ],
+        claimed = await self._claim_script().claim(
+            want=free,
+            in_progress_ms=int(self.in_progress_timeout_s * 1000),
+            scan_max=_CLAIM_SCAN_MAX,
         )
-        for i in range(0, len(claimed), 5):
-            job_id, score, payload, job_try, aborted = claimed[i : i + 5]
-            job_id = job_id.decode()
+        # fewer due jobs than free slots: the fleet's workers compete for the next ones
+        self._drained = len(claimed) < free
+        for job in claimed:
             await self.sem.acquire()  # a free slot: never waits
             self.job_counter += 1
             task = self.loop.create_task(
-                self._run_claimed(job_id, int(float(score)), payload, int(job_try), bool(aborted))
+                self._run_claimed(job.job_id, job.score, job.payload, job.job_try, job.aborted)
             )
             task.add_done_callback(lambda _: self._release_sem_dec_counter_on_complete())
-            self.tasks[job_id] = task
+            self.tasks[job.job_id] = task
 
     async def _run_claimed(
         self, job_id: str, score: int, payload: bytes | None, job_try: int, aborted: bool
@@ -202,6 +197,7 @@ class FleetWorker(Worker):
             elif isinstance(exc, asyncio.CancelledError | RetryJob):
                 logger.info("%6.2fs %s:%s cancelled, will be run again", took_s, job_id, name)
                 self.jobs_retried += 1
+                incr_score = timestamp_ms() - score  # due now, not when its claim ends
             else:
                 logger.exception(
                     "%6.2fs %s:%s failed, %s: %s", took_s, job_id, name, type(exc).__name__, exc

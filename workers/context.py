@@ -17,11 +17,9 @@ from shared.crawl import CrawlSpec
 from shared.settings import Settings
 from shared.storage import CrawlLayout
 from shared.urls import ScopeRule
-from workers.arq_worker import HELD_BACK
 from workers.fetch import make_client
 from workers.frontier import Frontier
 from workers.guard import Policy, policy_for
-from workers.politeness import Politeness
 from workers.robots import RobotsCache
 from workers.turns import FetchTurns
 
@@ -44,7 +42,6 @@ class WorkerContext:
 
     settings: Settings
     frontier: Frontier
-    politeness: Politeness
     robots: RobotsCache
     stack: AsyncExitStack
     turns: FetchTurns
@@ -78,13 +75,10 @@ async def on_startup(ctx: dict[str, Any]) -> None:
     """arq hook: set up what the process owns (its httpx clients open on first use)."""
     settings: Settings = ctx["settings"]
     redis: Redis = ctx["redis"]
-    politeness = Politeness(redis, lease_s=settings.page_deadline_s)
     turns = FetchTurns(settings.concurrency)
-    ctx[HELD_BACK] = lambda: politeness.held_back
     ctx[CTX_KEY] = WorkerContext(
         settings=settings,
         frontier=Frontier(redis, settings),
-        politeness=politeness,
         robots=RobotsCache(redis, settings, turns),
         stack=AsyncExitStack(),
         turns=turns,

@@ -9,10 +9,12 @@ import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from urllib.parse import urljoin
 
 import httpx
 
 from shared.settings import Settings
+from shared.urls import canonicalize
 from workers.guard import BLOCKED_PREFIX, Policy
 from workers.transport import AiohttpTransport
 
@@ -70,6 +72,8 @@ class FetchResult:
     error: str | None
     duration_ms: int
     retry_after: float | None = None
+    # a redirect's target, canonical: the frontier fetches it as a URL of its own
+    redirect: str | None = None
 
     @property
     def transient(self) -> bool:
@@ -108,8 +112,9 @@ class FetchResult:
 
 
 def make_client(settings: Settings, policy: Policy = Policy.OPEN) -> httpx.AsyncClient:
-    """A client for one network policy: pooled keep-alive connections, redirects followed,
-    every connection (each redirect hop too) opened only to an address ``policy`` allows.
+    """A client for one network policy: pooled keep-alive connections, redirects not
+    followed (a redirect's target goes through the frontier: dedupe, scope, robots.txt and
+    politeness apply to it), every connection opened only to an address ``policy`` allows.
 
     httpx's client over an aiohttp transport (``workers.transport``): httpx's API, redirects
     and timeouts, aiohttp's connection pool and C parser.
@@ -123,8 +128,7 @@ def make_client(settings: Settings, policy: Policy = Policy.OPEN) -> httpx.Async
     transport = AiohttpTransport(policy, limits, httpx.create_ssl_context())
     return httpx.AsyncClient(
         transport=transport,
-        follow_redirects=True,
-        max_redirects=settings.max_redirects,
+        follow_redirects=False,
         timeout=httpx.Timeout(
             connect=settings.connect_timeout,
             read=settings.read_timeout,
@@ -140,8 +144,6 @@ def make_client(settings: Settings, policy: Policy = Policy.OPEN) -> httpx.Async
 def _reason(exc: Exception) -> str:
     """A short, stable reason for a failed fetch: a category, then the detail."""
     detail = str(exc) or type(exc).__name__
-    if isinstance(exc, httpx.TooManyRedirects):
-        return f"too many redirects: {detail}"
     if isinstance(exc, httpx.TimeoutException | TimeoutError):
         return f"timeout: {detail}"
     if isinstance(exc, httpx.ConnectError):
@@ -177,6 +179,8 @@ async def fetch(
     try:
         async with asyncio.timeout(settings.total_timeout):
             async with client.stream("GET", url) as response:
+                if response.is_redirect:
+                    return _redirected(url, response, _ms_since(started))
                 limit = max_bytes or settings.max_page_bytes
                 body, truncated = await _read_capped(response, limit)
                 return FetchResult(
@@ -192,6 +196,26 @@ async def fetch(
                 )
     except (httpx.HTTPError, httpx.InvalidURL, TimeoutError, OSError, ValueError) as exc:
         return failed(url, _reason(exc), _ms_since(started))
+
+
+def _redirected(url: str, response: httpx.Response, duration_ms: int) -> FetchResult:
+    """A redirect's result: its target, not its body (never read)."""
+    location = response.headers["location"]
+    target = canonicalize(urljoin(str(response.url), location.strip()))
+    if target is None:
+        return failed(url, f"unsupported protocol: redirect to {location!r}", duration_ms)
+    return FetchResult(
+        url=url,
+        final_url=str(response.url),
+        status=response.status_code,
+        content_type=response.headers.get("content-type"),
+        body=b"",
+        truncated=False,
+        error=None,
+        duration_ms=duration_ms,
+        retry_after=retry_after_s(response.headers.get("retry-after")),
+        redirect=target,
+    )
 
 
 class _Decoder:

@@ -1,40 +1,20 @@
-"""The crawl frontier in Redis: may a job run, and closing it with its links in one round trip."""
+"""A worker's side of the frontier: may a job run, and closing it with its links in one round
+trip (``shared/lua/start.lua``, ``page_done.lua``, ``robots_done.lua``)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
-from typing import Any, Literal
+from typing import Literal
 
 from redis.asyncio import Redis
 
-from shared.batch import ScriptBatcher
-from shared.crawl import CrawlSpec
-from shared.jobs import (
-    CRAWL_PAGE,
-    FINALIZE_CRAWL,
-    finalize_job_id,
-    job_payload,
-    now_ms,
-    page_job_args,
-    page_job_id,
-)
-from shared.keys import (
-    ABORT_JOBS,
-    IN_PROGRESS_KEY_PREFIX,
-    JOB_KEY_PREFIX,
-    RETRY_KEY_PREFIX,
-    CrawlKeys,
-    HostKeys,
-    fetch_attempts_field,
-    job_key,
-    seen_field,
-)
-from shared.scripts import Scripts
+from shared.jobs import crawl_of_job, now_ms, page_job_args, page_job_id
+from shared.keys import CrawlKeys, seen_field
+from shared.scripts import Frontier as Scripts
 from shared.settings import Settings
 from shared.urls import fingerprint
-from workers.politeness import SlotAsk
 
 Outcome = Literal["fetched", "failed", "skipped"]
 # fingerprints read per pipeline when a crawl is finalized: bounds the memory of one reply
@@ -46,9 +26,10 @@ class Verdict(Enum):
 
     RUN = "run"
     DONE_ALREADY = "done"  # a re-run of a job that already closed
-    PAUSED = "paused"  # the crawl is paused: hand the job back
+    PAUSED = "paused"  # the crawl is paused: the URL goes back to its backlog
     STALE = "stale"  # the page was reached by a shorter path since this job was queued
     STOPPED = "stopped"  # the crawl is cancelled or gone
+    EARLY = "early"  # claimed after the host's next job: queued again for its turn
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,17 +39,17 @@ class Start:
     verdict: Verdict
     tries: int  # starts without a close, this one included (more than 1: a worker died)
     retried: int  # transient fetch failures of this job retried so far
-    slot_wait_ms: int | None = None  # the host slot asked for: 0 taken, BUSY, or ms to wait
 
 
 @dataclass(frozen=True, slots=True)
 class PageJob:
-    """One (crawl, URL, depth) job."""
+    """One (crawl, URL, depth) job; ``hops`` counts the redirects that led to the URL."""
 
     crawl_id: str
     url: str
     depth: int
     parent: str | None
+    hops: int = 0
 
     @property
     def fingerprint(self) -> str:
@@ -78,107 +59,112 @@ class PageJob:
     def job_id(self) -> str:
         return page_job_id(self.crawl_id, self.fingerprint, self.depth)
 
+    @property
+    def packed_parent(self) -> str | None:
+        """The parent as the job's arguments carry it (a path when on the same origin)."""
+        return page_job_args(self.url, self.depth, self.parent)[2]
+
 
 class Frontier:
-    """Reads and changes the frontier of every crawl on one Redis."""
+    """Reads and changes the frontier of every crawl on one Redis, for one worker."""
 
     def __init__(self, redis: Redis, settings: Settings) -> None:
         self.redis = redis
         self.settings = settings
-        self.scripts = Scripts.register(redis)
-        self.batch = ScriptBatcher(redis)
+        self.scripts = Scripts(redis, settings.queue_name, settings.slot_lease_ms, batch=True)
 
-    async def start(self, job: PageJob, slot: SlotAsk | None = None) -> Start:
-        """Decide whether ``job`` should fetch, in one round trip, and count the start; with
-        ``slot``, also try to take that host slot if the job is to run."""
-        keys = CrawlKeys(job.crawl_id)
-        script_keys = [keys.meta, job_key(job.job_id), keys.seen, keys.tries]
-        args: list[Any] = [job.job_id, job.fingerprint, job.depth]
-        if slot is not None:
-            script_keys += slot.keys
-            args += slot.args
-        verdict, tries, retried, wait = await self.batch(self.scripts.start, script_keys, args)
-        return Start(
-            Verdict(verdict.decode()), int(tries), int(retried), None if wait == -1 else int(wait)
+    async def start(self, job: PageJob) -> Start:
+        """Decide whether ``job`` should fetch, in one round trip, and count the start."""
+        started = await self.scripts.start(
+            job_id=job.job_id, url=job.url, fingerprint=job.fingerprint, depth=job.depth
         )
+        return Start(Verdict(started.verdict), started.tries, started.retried)
 
-    async def hand_back(self, job: PageJob, *, fetch_failed: bool = False) -> None:
-        """Take back the start of a job handed back on purpose (it is not a lost try);
-        with ``fetch_failed``, also count one more retried transient fetch failure."""
-        tries = CrawlKeys(job.crawl_id).tries
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hincrby(tries, job.job_id, -1)
-            if fetch_failed:
-                pipe.hincrby(tries, fetch_attempts_field(job.job_id), 1)
-            await pipe.execute()
+    async def start_robots(self, job_id: str, origin: str) -> Start:
+        """The start of a robots.txt job."""
+        started = await self.scripts.start(job_id=job_id, url=origin, fingerprint="", depth=0)
+        return Start(Verdict(started.verdict), started.tries, started.retried)
+
+    async def hand_back(self, job_id: str) -> None:
+        """Take back the start of a job handed back on purpose (not a lost try)."""
+        await self.redis.hincrby(CrawlKeys(crawl_of_job(job_id)).tries, job_id, -1)  # type: ignore[misc]
 
     async def close(
         self,
         job: PageJob,
-        spec: CrawlSpec,
+        depth_limit: int,
         outcome: Outcome,
         nbytes: int,
         links: list[str],
         reason: str = "",
-        slot: SlotAsk | None = None,
+        redirect: str | None = None,
+        hold_s: float = 0.0,
     ) -> int | None:
-        """Count the page, queue its new or improved links, finish the crawl if it was the last,
-        give back ``slot``, and do arq's clean-up of the finished job.
+        """Count the page, admit its new or improved links (and a redirect's target, at the
+        page's depth), give back its host slot and promote the host's next URLs; finish the
+        crawl if it was the last. ``hold_s`` holds every request to the host (Retry-After).
 
-        Returns the number of links queued, or None if the job had already been closed.
+        Returns the number of URLs admitted, or None if the job had already been closed.
         """
-        keys = CrawlKeys(job.crawl_id)
-        now = now_ms()
-        child_depth = job.depth + 1
-        args: list[Any] = [
-            job.job_id,
-            job.fingerprint,
-            job.depth,
-            outcome,
-            nbytes,
-            now,
-            spec.max_pages or 0,
-            JOB_KEY_PREFIX,
-            finalize_job_id(job.crawl_id),
-            job_payload(FINALIZE_CRAWL, (job.crawl_id,), now),
-            reason,
-            slot.token if slot is not None else "",
-        ]
-        if child_depth <= spec.depth:
-            for url in links:
-                fp = fingerprint(url)
-                args += [
-                    fp,
-                    page_job_id(job.crawl_id, fp, child_depth),
-                    job_payload(CRAWL_PAGE, page_job_args(url, child_depth, job.url), now),
-                ]
-        status, queued = await self.batch(
-            self.scripts.page_done,
-            [
-                keys.meta,
-                keys.seen,
-                job_key(job.job_id),
-                keys.stats,
-                self.settings.queue_name,
-                keys.parked,
-                keys.tries,
-                keys.reasons,
-                HostKeys(slot.host if slot is not None else "-").slots,
-                IN_PROGRESS_KEY_PREFIX + job.job_id,
-                RETRY_KEY_PREFIX + job.job_id,
-                ABORT_JOBS,
-            ],
-            args,
+        pairs = [(fingerprint(u), u) for u in links] if job.depth < depth_limit else []
+        status, admitted = await self.scripts.page_done(
+            job_id=job.job_id,
+            url=job.url,
+            fingerprint=job.fingerprint,
+            depth=job.depth,
+            hops=job.hops,
+            parent=job.packed_parent,
+            outcome=outcome,
+            nbytes=nbytes,
+            reason=reason,
+            hold_ms=int(hold_s * 1000),
+            redirect=(fingerprint(redirect), redirect) if redirect else None,
+            links=pairs,
         )
-        return None if status < 0 else int(queued)
+        return None if status < 0 else admitted
+
+    async def retry(self, job: PageJob, backoff_s: float, hold_s: float = 0.0) -> bool:
+        """A transient failure: the URL goes to the back of its host's backlog, not to be
+        fetched again for ``backoff_s``; the slot goes to the host's next URL. False if the
+        job had been closed already."""
+        status, _ = await self.scripts.page_done(
+            job_id=job.job_id, url=job.url, fingerprint=job.fingerprint, depth=job.depth,
+            hops=job.hops, parent=job.packed_parent, outcome="retry",
+            not_before_ms=now_ms() + int(backoff_s * 1000), hold_ms=int(hold_s * 1000),
+        )  # fmt: skip
+        return status > 0
+
+    async def requeue(self, job: PageJob) -> bool:
+        """The job was not run (its crawl is paused): the URL goes back to the front of its
+        host's backlog and the slot is given back. False if the job had been closed already."""
+        status, _ = await self.scripts.page_done(
+            job_id=job.job_id, url=job.url, fingerprint=job.fingerprint, depth=job.depth,
+            hops=job.hops, parent=job.packed_parent, outcome="requeue",
+        )  # fmt: skip
+        return status > 0
+
+    async def robots_done(
+        self, job_id: str, origin: str, rules: bytes, crawl_delay_s: float, ttl_s: int
+    ) -> bool:
+        """Keep an origin's robots.txt for the crawl and open its host's backlog."""
+        reply = await self.scripts.robots_done(
+            job_id=job_id, origin=origin, outcome="ok", rules=rules,
+            crawl_delay_ms=int(crawl_delay_s * 1000), ttl_s=ttl_s,
+        )  # fmt: skip
+        return reply > 0
+
+    async def robots_retry(self, job_id: str, origin: str, backoff_s: float) -> bool:
+        """robots.txt could not be had for now: asked again after ``backoff_s``, its host's
+        pages waiting meanwhile."""
+        reply = await self.scripts.robots_done(
+            job_id=job_id, origin=origin, outcome="retry",
+            not_before_ms=now_ms() + int(backoff_s * 1000),
+        )  # fmt: skip
+        return reply > 0
 
     async def finish(self, crawl_id: str) -> bool:
         """Mark the crawl done if nothing of it is pending; True if it is now done."""
-        keys = CrawlKeys(crawl_id)
-        done = await self.scripts.finish(
-            keys=[keys.meta, keys.stats], args=[datetime.now(UTC).isoformat()]
-        )
-        return bool(done)
+        return await self.scripts.finish(crawl_id, datetime.now(UTC).isoformat())
 
     async def best_depths(self, crawl_id: str, fingerprints: list[str]) -> list[int | None]:
         """The shortest known depth of each fingerprint (None if never seen)."""

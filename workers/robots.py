@@ -1,18 +1,20 @@
-"""robots.txt: fetched once per origin per crawl, kept in Redis, parsed with protego.
+"""robots.txt: fetched once per origin per crawl by a job of its own, kept in Redis, parsed with
+protego once per worker process and kept parsed.
 
-As RFC 9309 says: a 2xx robots.txt is obeyed; a 4xx means there are no rules (allow all); a
-5xx, a 429 or no answer means the site is unreachable for now, so its pages wait and are
-tried again later.
+The frontier fetches an origin's robots.txt before any page of it (its host's backlog waits
+behind a ``fetch_robots`` job, ``shared/lua/frontier.lua``). As RFC 9309 says: a 2xx robots.txt
+is obeyed; a 4xx means there are no rules (allow all); a 5xx, a 429 or no answer means the site
+is unreachable for now, so the job is tried again later and, once the crawl's retries are
+spent, the origin's pages fail with the reason. At most ``ROBOTS_MAX_BYTES`` are read (Google's
+limit), and parsing runs in a thread, so a huge robots.txt never blocks the event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import secrets
-import time
+from collections import OrderedDict
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 import httpx
 from protego import Protego
@@ -20,29 +22,21 @@ from redis.asyncio import Redis
 
 from shared.keys import CrawlKeys
 from shared.settings import Settings
-from workers.fetch import fetch
+from workers.fetch import FetchResult, fetch
 from workers.turns import FetchTurns
 
-ROBOTS_MAX_BYTES = 512 * 1024  # RFC 9309: parse at least 500 KiB
+ROBOTS_MAX_BYTES = 500 * 1024
 ROBOTS_TTL_S = 24 * 3600
-UNREACHABLE_TTL_S = 30  # how long "robots.txt unreachable" is believed before asking again
-LOCK_S = 30
-
-
-class RobotsUnreachable(Exception):
-    """The origin's robots.txt could not be had: its pages must wait."""
-
-    def __init__(self, origin: str, reason: str) -> None:
-        super().__init__(f"robots.txt of {origin} unreachable: {reason}")
-        self.reason = reason
-        self.retry_in = float(UNREACHABLE_TTL_S)
+# parsed robots.txt kept per process, by (crawl, origin): the oldest is dropped past this
+PARSED_KEPT = 1024
 
 
 @dataclass(frozen=True)
 class Rules:
-    """The parsed robots.txt of one origin (None: no rules, everything allowed)."""
+    """The robots.txt of one origin: a parser, no rules (allow all), or unreachable."""
 
     parser: Protego | None
+    unreachable: str | None = None
 
     def allows(self, url: str, user_agent: str) -> bool:
         return self.parser is None or bool(self.parser.can_fetch(url, user_agent))
@@ -54,70 +48,89 @@ class Rules:
         return float(delay) if delay else 0.0
 
 
-def origin_of(url: str) -> str:
-    """``scheme://host:port`` of a URL: robots.txt applies per origin."""
-    parts = urlsplit(url)
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    return f"{parts.scheme}://{parts.hostname}:{port}"
+def origin_of(canonical_url: str) -> str:
+    """``scheme://netloc`` of a canonical URL: robots.txt applies per origin (the frontier's
+    Lua derives the same string)."""
+    scheme, _, rest = canonical_url.partition("://")
+    return f"{scheme}://{rest.split('/', 1)[0]}"
+
+
+def entry_of(result: FetchResult) -> tuple[bytes, bool]:
+    """The JSON kept in Redis for a robots.txt fetch, and whether it was a transient failure
+    (worth asking again)."""
+    if result.status is None or result.status == 429 or result.status >= 500:
+        reason = result.error or f"status {result.status}"
+        return json.dumps({"state": "unreachable", "reason": reason}).encode(), True
+    if 200 <= result.status < 300:
+        body = result.body.decode("utf-8", errors="replace")
+        return json.dumps({"state": "rules", "body": body}).encode(), False
+    return json.dumps({"state": "allow-all", "status": result.status}).encode(), False
+
+
+def _parse(raw: bytes) -> Rules:
+    entry = json.loads(raw)
+    if entry["state"] == "unreachable":
+        return Rules(None, unreachable=str(entry["reason"]))
+    return Rules(Protego.parse(entry["body"]) if entry["state"] == "rules" else None)
 
 
 class RobotsCache:
-    """robots.txt rules per (crawl, origin): in this process, then in Redis, then fetched."""
+    """robots.txt rules per (crawl, origin): parsed in this process, else read from Redis."""
 
     def __init__(self, redis: Redis, settings: Settings, turns: FetchTurns) -> None:
         self.redis = redis
         self.settings = settings
         self.turns = turns  # a robots.txt request is one of the worker's requests in flight
-        self._local: dict[tuple[str, str], tuple[float, Rules]] = {}
+        self._parsed: OrderedDict[tuple[str, str], Rules] = OrderedDict()
+        self._parsing: dict[tuple[str, str], asyncio.Future[Rules]] = {}
+        self.parses = 0  # robots.txt parsed by this process
 
-    def known(self, crawl_id: str, url: str) -> Rules | None:
-        """The rules for ``url`` if this process has them fresh, without asking Redis."""
-        cached = self._local.get((crawl_id, origin_of(url)))
-        if cached is not None and cached[0] > time.monotonic():
-            return cached[1]
-        return None
+    async def fetch(self, origin: str, client: httpx.AsyncClient) -> FetchResult:
+        """GET the origin's robots.txt, at most ``ROBOTS_MAX_BYTES`` of it."""
+        async with self.turns.turn():
+            return await fetch(client, f"{origin}/robots.txt", self.settings, ROBOTS_MAX_BYTES)
 
     async def rules(self, crawl_id: str, url: str, client: httpx.AsyncClient) -> Rules:
-        """The rules for ``url`` in ``crawl_id`` (fetched with ``client``, the crawl's);
-        RobotsUnreachable if they cannot be had now, NoTurn if no fetch turn came free."""
-        known = self.known(crawl_id, url)
+        """The rules for ``url`` in ``crawl_id``; fetched here (with ``client``, the crawl's)
+        only if Redis lost them (they expire after ``ROBOTS_TTL_S``)."""
+        origin = origin_of(url)
+        key = (crawl_id, origin)
+        known = self._parsed.get(key)
+        if known is not None:
+            self._parsed.move_to_end(key)
+            return known
+        raw = await self.redis.get(CrawlKeys(crawl_id).robots(origin))
+        if raw is None:
+            raw, _ = entry_of(await self.fetch(origin, client))
+            await self.redis.set(CrawlKeys(crawl_id).robots(origin), raw, ex=ROBOTS_TTL_S)
+        return await self.parse(crawl_id, origin, raw)
+
+    async def parse(self, crawl_id: str, origin: str, raw: bytes) -> Rules:
+        """Parse (in a thread) and keep the rules of one origin; jobs asking for the same
+        origin meanwhile wait for that one parse."""
+        key = (crawl_id, origin)
+        known = self._parsed.get(key)
         if known is not None:
             return known
-        origin = origin_of(url)
-        keys = CrawlKeys(crawl_id)
-        for _ in range(int(LOCK_S / 0.1)):
-            raw = await self.redis.get(keys.robots(origin))
-            if raw is not None:
-                return self._remember(crawl_id, origin, raw)
-            token = secrets.token_hex(8)
-            if await self.redis.set(keys.robots_lock(origin), token, nx=True, ex=LOCK_S):
-                try:
-                    raw = await self._fetch(origin, client)
-                    ttl = UNREACHABLE_TTL_S if b'"unreachable"' in raw else ROBOTS_TTL_S
-                    await self.redis.set(keys.robots(origin), raw, ex=ttl)
-                finally:
-                    await self.redis.delete(keys.robots_lock(origin))
-                return self._remember(crawl_id, origin, raw)
-            await asyncio.sleep(0.1)  # another worker is fetching it
-        raise RobotsUnreachable(origin, "another worker is still fetching it")
-
-    def _remember(self, crawl_id: str, origin: str, raw: bytes) -> Rules:
-        entry = json.loads(raw)
-        if entry["state"] == "unreachable":
-            raise RobotsUnreachable(origin, entry["reason"])
-        rules = Rules(Protego.parse(entry["body"]) if entry["state"] == "rules" else None)
-        # a short local memory: the Redis copy stays the one truth for the whole fleet
-        self._local[(crawl_id, origin)] = (time.monotonic() + 60, rules)
+        parsing = self._parsing.get(key)
+        if parsing is not None:
+            return await asyncio.shield(parsing)
+        parsing = asyncio.get_running_loop().create_future()
+        self._parsing[key] = parsing
+        try:
+            self.parses += 1
+            rules = await asyncio.to_thread(_parse, raw)
+        except Exception as exc:
+            parsing.set_exception(exc)
+            parsing.exception()  # retrieved: no "never retrieved" warning if nobody waits
+            raise
+        except BaseException:
+            parsing.cancel()
+            raise
+        finally:
+            del self._parsing[key]
+        parsing.set_result(rules)
+        self._parsed[key] = rules
+        while len(self._parsed) > PARSED_KEPT:
+            self._parsed.popitem(last=False)
         return rules
-
-    async def _fetch(self, origin: str, client: httpx.AsyncClient) -> bytes:
-        capped = self.settings.model_copy(update={"max_page_bytes": ROBOTS_MAX_BYTES})
-        async with self.turns.turn():
-            result = await fetch(client, f"{origin}/robots.txt", capped)
-        if result.status is None or result.status == 429 or result.status >= 500:
-            reason = result.error or f"status {result.status}"
-            return json.dumps({"state": "unreachable", "reason": reason}).encode()
-        if 200 <= result.status < 300:
-            body = result.body.decode("utf-8", errors="replace")
-            return json.dumps({"state": "rules", "body": body}).encode()
-        return json.dumps({"state": "allow-all", "status": result.status}).encode()

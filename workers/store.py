@@ -13,15 +13,15 @@ from workers.frontier import PageJob
 def store_page(
     layout: CrawlLayout, job: PageJob, result: FetchResult, worker: str, keep_body: bool = True
 ) -> PageRecord:
-    """Write the body (if any, and if ``keep_body``) and the record of one fetch; both
-    atomically, body first.
+    """Write the body (if ``keep_body``; a redirect's is never read) and the record of one
+    fetch; both atomically, body first.
 
     Names depend only on the URL's fingerprint and the depth, so a job that runs again
     overwrites its own files.
     """
     fp = job.fingerprint
     rel_body: str | None = None
-    if result.ok and keep_body:
+    if result.ok and keep_body and result.redirect is None:
         body_path = layout.body_path(fp, job.depth, result.content_type)
         atomic_write(body_path, result.body)
         rel_body = body_path.relative_to(layout.root).as_posix()
@@ -41,6 +41,7 @@ def store_page(
         error=result.error,
         fingerprint=fp,
         worker=worker,
+        redirect=result.redirect,
     )
     atomic_write(layout.record_path(fp, job.depth), record.model_dump_json().encode())
     return record

@@ -9,25 +9,33 @@
 --       in_progress_prefix, scan_max (ids looked at, at most), job_prefix, retry_prefix,
 --       retry_ttl_s
 -- Returns {job_id, score, payload (nil if gone), try, aborted (1 or 0), job_id, ...}.
--- Running jobs stay in the queue until they finish, so the scan skips them.
+-- A claimed job stays in the queue, as arq keeps it, but its score moves to the end of its
+-- in-progress mark (the score returned): the scan then only meets due jobs, never the fleet's
+-- running ones, and the job of a worker that died is due again when its mark expires.
 local now, want, scan_max = ARGV[1], tonumber(ARGV[3]), tonumber(ARGV[5])
-local claimed, taken, offset = {}, 0, 0
-while taken < want and offset < scan_max do
+local claimed, taken, offset, looked = {}, 0, 0, 0
+-- claimed jobs leave the due range, so the next batch starts past the skipped ones only
+while taken < want and looked < scan_max do
   local batch = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'WITHSCORES', 'LIMIT', offset, 100)
   if #batch == 0 then
     break
   end
+  looked = looked + #batch / 2
   for i = 1, #batch, 2 do
     local id = batch[i]
     local key = ARGV[4] .. id
-    if redis.call('EXISTS', key) == 0 then
+    if redis.call('EXISTS', key) == 1 then
+      offset = offset + 1
+    else
       redis.call('SET', key, '1', 'PX', ARGV[2])
       local retry = ARGV[7] .. id
       local try = redis.call('INCR', retry)
       redis.call('EXPIRE', retry, ARGV[8])
       local n = #claimed
+      local until_ms = tonumber(now) + tonumber(ARGV[2])
+      redis.call('ZADD', KEYS[1], 'XX', until_ms, id)
       claimed[n + 1] = id
-      claimed[n + 2] = batch[i + 1]
+      claimed[n + 2] = until_ms
       claimed[n + 3] = redis.call('GET', ARGV[6] .. id)  -- false (a nil reply) if gone
       claimed[n + 4] = try
       claimed[n + 5] = redis.call('ZREM', KEYS[2], id)
@@ -37,6 +45,5 @@ while taken < want and offset < scan_max do
       end
     end
   end
-  offset = offset + 100
 end
 return claimed

@@ -1,60 +1,91 @@
--- Close one page job: count it, queue its new or improved links, and, when it was the crawl's
--- last pending job, queue the job that finalizes the crawl; give back the request slot the job
--- held on its host. All in one round trip.
--- A job is pending while its arq job key exists (admit.lua writes it): closing deletes it, so
--- a job run again after its close (its worker died before arq's own clean-up) finds it gone.
--- It also does arq's clean-up of a finished job (in-progress and retry keys, queue and abort
--- entries), so that the worker can skip that round trip (workers/arq_worker.py).
--- KEYS: meta, seen prefix (see seen.lua), job key (arq:job:<id>), stats, queue, parked, tries,
---       reasons, slots (of the page's host), arq in-progress key, arq retry key, arq abort set
--- ARGV: job_id, fingerprint, depth, outcome ('fetched' | 'failed' | 'skipped'), bytes, now_ms,
---       max_pages, job_prefix, finalize_job_id, finalize_payload, reason ('' for none),
---       slot token ('' for none), then (fingerprint, job_id, payload) per link, at depth + 1
--- Returns {status, queued}: status 1 = closed, -1 = this job was already closed (a re-run).
-if ARGV[12] ~= '' then
-  redis.call('ZREM', KEYS[9], ARGV[12])
-end
-if redis.call('DEL', KEYS[3]) == 0 then
+-- Close one page job: count it, admit its new or improved links (and the target of a redirect),
+-- give back its host slot and promote the host's next URLs, do arq's clean-up of the job, and,
+-- when it was the crawl's last pending work, queue the job that finalizes the crawl. All in one
+-- round trip.
+-- A job is pending while its arq job key exists: closing deletes it, so a job run again after
+-- its close (its worker died before arq's own clean-up) finds it gone and changes nothing.
+-- KEYS: (frontier.lua's head)
+-- ARGV: (frontier.lua's head), job_id, url, fingerprint, depth, hops, parent (as in the job),
+--       outcome, bytes, reason ('' for none), not_before (ms), hold_ms, redirect url ('' for
+--       none), redirect fingerprint, then (fingerprint, url) per link, at depth + 1
+-- outcome is 'fetched', 'failed' or 'skipped' (closed), 'retry' (a transient failure: the URL
+-- goes to the back of its host's backlog, not before not_before) or 'requeue' (not run, the
+-- crawl is paused: back to the front). hold_ms > 0 holds every request to the host that long
+-- (a Retry-After).
+-- Returns {status, admitted}: status 1 = closed, -1 = this job was already closed (a re-run).
+local a = F.arg
+local id, url, fp, depth, hops, parent = ARGV[a], ARGV[a + 1], ARGV[a + 2],
+  tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4]), ARGV[a + 5]
+local outcome, nbytes, reason = ARGV[a + 6], tonumber(ARGV[a + 7]), ARGV[a + 8]
+local not_before, hold = tonumber(ARGV[a + 9]), tonumber(ARGV[a + 10])
+local redirect_url, redirect_fp = ARGV[a + 11], ARGV[a + 12]
+local c = string.match(id, '^[^:]+')
+local origin = origin_of(url)
+local host = host_of(origin)
+if not close_job(id, host) then
+  fill_touched()
   return {-1, 0}
 end
-redis.call('DEL', KEYS[10], KEYS[11])
-redis.call('ZREM', KEYS[5], ARGV[1])
-redis.call('ZREM', KEYS[12], ARGV[1])
-redis.call('HDEL', KEYS[7], ARGV[1], ARGV[1] .. '#fetch')
-local depth = tonumber(ARGV[3])
-local outcome = ARGV[4]
-local stale = false
-if outcome ~= 'skipped' then
-  local best, fetched = seen_get(KEYS[2], ARGV[2])
-  if best then
-    stale = best < depth
-    if not fetched then
-      seen_set(KEYS[2], ARGV[2], best, true)
-      redis.call('HINCRBY', KEYS[4], outcome, 1)
-      redis.call('HINCRBY', KEYS[4], 'bytes', tonumber(ARGV[5]))
-      if ARGV[11] ~= '' then
-        redis.call('HINCRBY', KEYS[8], ARGV[11], 1)
+local cfg = crawl_cfg(c)
+local tries = crawl_key(c, 'tries')
+if hold > 0 then
+  local pace = host_key(host, 'pace')
+  local until_ms = F.now + hold
+  if until_ms > tonumber(redis.call('HGET', pace, 'next') or '0') then
+    redis.call('HSET', pace, 'next', until_ms)
+  end
+end
+local admitted = 0
+if not live(cfg) then
+  -- a cancelled crawl's pending count was zeroed when it was cancelled
+  redis.call('HDEL', tries, id, id .. '#fetch')
+elseif outcome == 'requeue' or outcome == 'retry' then
+  if outcome == 'retry' then
+    redis.call('HINCRBY', tries, id .. '#fetch', 1)
+  end
+  redis.call('HDEL', tries, id)
+  push(c, host, page_entry(depth, hops, not_before, url, parent), outcome == 'requeue')
+else
+  redis.call('HDEL', tries, id, id .. '#fetch')
+  local stale = false
+  if outcome ~= 'skipped' then
+    local seen = crawl_key(c, 'seen:')
+    local best, fetched = seen_get(seen, fp)
+    if best then
+      stale = best < depth
+      if not fetched then
+        seen_set(seen, fp, best, true)
+        bump(c, outcome, 1)
+        bump(c, 'bytes', nbytes)
+        if reason ~= '' then
+          redis.call('HINCRBY', crawl_key(c, 'reasons'), reason, 1)
+        end
+      end
+    end
+  end
+  bump(c, 'pending', -1)
+  -- a stale job's links are admitted by the job that found the page at a shorter depth
+  if not stale then
+    -- the parent as a job carries it: its path, when on the link's origin
+    local path = string.sub(url, #origin + 1)
+    local function parent_of(link)
+      if string.sub(link, 1, #origin + 1) == origin .. '/' then
+        return path
+      end
+      return url
+    end
+    if redirect_url ~= '' then
+      admitted = admitted + admit(c, redirect_fp, redirect_url, depth, hops + 1,
+                                  parent_of(redirect_url))
+    end
+    if depth < cfg.depth then
+      for i = a + 13, #ARGV, 2 do
+        local link = ARGV[i + 1]
+        admitted = admitted + admit(c, ARGV[i], link, depth + 1, 0, parent_of(link))
       end
     end
   end
 end
-local state = redis.call('HGET', KEYS[1], 'state')
-if state ~= 'running' and state ~= 'paused' then
-  -- a cancelled crawl's pending count was zeroed when it was cancelled
-  return {1, 0}
-end
-redis.call('HINCRBY', KEYS[4], 'pending', -1)
-local queued = 0
--- a stale job's links are queued by the job that found the page at a shorter depth
-if not stale then
-  local k = {seen = KEYS[2], stats = KEYS[4], queue = target_queue(state, KEYS[5], KEYS[6])}
-  local opts = {now = tonumber(ARGV[6]), max_pages = tonumber(ARGV[7]), job_prefix = ARGV[8]}
-  for i = 13, #ARGV, 3 do
-    queued = queued + admit(k, ARGV[i], depth + 1, ARGV[i + 1], ARGV[i + 2], opts)
-  end
-end
-if tonumber(redis.call('HGET', KEYS[4], 'pending')) == 0 then
-  redis.call('SET', ARGV[8] .. ARGV[9], ARGV[10])
-  redis.call('ZADD', KEYS[5], tonumber(ARGV[6]), ARGV[9])
-end
-return {1, queued}
+fill_touched()
+flush_stats()
+return {1, admitted}

@@ -1,6 +1,5 @@
--- Pause a running crawl: from now on the jobs its running pages queue go to its parked set, and
--- its jobs already in arq's queue are moved there afterwards, a batch at a time (sweep.lua);
--- any that a worker starts meanwhile is handed back until the crawl is resumed.
+-- Pause a running crawl: no URL of it is promoted from now on; its jobs already queued give
+-- their URL back to the backlog when a worker starts them (start.lua says 'paused').
 -- KEYS: meta
 -- Returns 0, -1 if there is no such crawl, -2 if it is not running.
 local state = redis.call('HGET', KEYS[1], 'state')

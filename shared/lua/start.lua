@@ -1,34 +1,51 @@
--- Decide whether a page job that a worker has just taken should fetch, count the start, and,
--- when the worker already knows the host's limits, take a request slot in the same round trip.
--- KEYS: meta, job key (arq:job:<id>), seen prefix (see seen.lua), tries[, slots, next (the page's host, see slot.lua)]
--- ARGV: job_id, fingerprint, depth[, token, lease_ms, limit, delay_ms]
--- Returns {verdict, tries, retried, slot}; verdict is
+-- Decide whether a job that a worker has just claimed should run, and count its start.
+-- KEYS: (frontier.lua's head)
+-- ARGV: (frontier.lua's head), job_id, url (the page's, or the origin of a robots.txt job),
+--       fingerprint ('' for a robots.txt job), depth
+-- Returns {verdict, tries, retried, wait_ms}; verdict is
 --   'run'     fetch it; tries = how often it has been started without being closed,
---             retried = how many transient fetch failures of it were retried already,
---             slot = -1 if not asked, else take_slot's answer (0 taken, -2 busy, ms to wait)
+--             retried = how many transient fetch failures of it were retried already
 --   'done'    a re-run of a job that was already closed: do nothing
---   'paused'  the crawl is paused: hand the job back for later
+--   'paused'  the crawl is paused: give the URL back to its backlog (page_done 'requeue')
 --   'stale'   a shorter path to the page was found since this job was queued: close it unfetched
 --   'stopped' the crawl is cancelled or gone: close it unfetched
-local state = redis.call('HGET', KEYS[1], 'state')
-if state ~= 'running' and state ~= 'paused' then
-  return {'stopped', 0, 0, -1}
+--   'early'   the host's delay since its last request start has not passed (the job was
+--             claimed late, after the next one): it is queued again wait_ms later
+local a = F.arg
+local id, url, fp, depth = ARGV[a], ARGV[a + 1], ARGV[a + 2], tonumber(ARGV[a + 3])
+local c = string.match(id, '^[^:]+')
+local cfg = crawl_cfg(c)
+if not live(cfg) then
+  return {'stopped', 0, 0, 0}
 end
-if redis.call('EXISTS', KEYS[2]) == 0 then
-  return {'done', 0, 0, -1}
+if redis.call('EXISTS', F.job_prefix .. id) == 0 then
+  return {'done', 0, 0, 0}
 end
-if state == 'paused' then
-  return {'paused', 0, 0, -1}
+if cfg.state == 'paused' then
+  return {'paused', 0, 0, 0}
 end
-local best = seen_get(KEYS[3], ARGV[2])
-if best and best < tonumber(ARGV[3]) then
-  return {'stale', 0, 0, -1}
+local tries_key = crawl_key(c, 'tries')
+if fp ~= '' then
+  local best = seen_get(crawl_key(c, 'seen:'), fp)
+  if best and best < depth then
+    return {'stale', 0, 0, 0}
+  end
 end
-local retried = tonumber(redis.call('HGET', KEYS[4], ARGV[1] .. '#fetch') or '0')
-local tries = redis.call('HINCRBY', KEYS[4], ARGV[1], 1)
-local slot = -1
-if #KEYS == 6 then
-  slot = take_slot(KEYS[5], KEYS[6], ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6]),
-                   tonumber(ARGV[7]))
+local host = host_of(origin_of(url))
+local delay = math.max(cfg.delay,
+                       tonumber(redis.call('HGET', crawl_host_key(host, c, 'gate'), 'delay') or '0'))
+if delay > 0 then
+  local pace = host_key(host, 'pace')
+  local last = tonumber(redis.call('HGET', pace, 'last') or '0')
+  if F.now < last + delay then
+    redis.call('ZADD', F.queue, last + delay, id)
+    redis.call('DEL', F.in_progress_prefix .. id)
+    return {'early', 0, 0, last + delay - F.now}
+  end
+  redis.call('HSET', pace, 'last', F.now)
 end
-return {'run', tries, retried, slot}
+-- the slot's lease runs from the start: a job whose worker dies keeps it until it runs again
+redis.call('ZADD', host_key(host, 'slots'), 'XX', F.now + F.lease, id)
+local retried = tonumber(redis.call('HGET', tries_key, id .. '#fetch') or '0')
+local tries = redis.call('HINCRBY', tries_key, id, 1)
+return {'run', tries, retried, 0}

@@ -55,12 +55,10 @@ class Site:
     pages: dict[str, Page]
 
     def follows(self, url: str) -> list[str]:
-        """The edges a crawler follows from ``url``: only from 2xx HTML, through redirects."""
+        """The edges a crawler follows from ``url``: only from 2xx HTML."""
         page = self.pages.get(url)
-        if page is None:
+        if page is None or page.redirect_to is not None:
             return []
-        if page.redirect_to is not None:
-            return self.follows(page.redirect_to)
         if page.status != 200 or not page.content_type.startswith("text/html"):
             return []
         return page.edges
@@ -70,20 +68,28 @@ def shortest_depths(
     site: Site, seeds: list[str], depth: int, *, only_seed_hosts: bool = False
 ) -> dict[str, int]:
     """The shortest distance of every URL within ``depth`` hops (on the seeds' hosts only if
-    ``only_seed_hosts``, as a crawl with host scope)."""
+    ``only_seed_hosts``, as a crawl with host scope). A redirect's target is a URL of its own
+    at the redirect's depth (a crawler fetches it as a page of its own)."""
     hosts = {urlsplit(s).hostname for s in seeds}
     dist = {s: 0 for s in seeds}
     queue = deque(seeds)
-    while queue:
+    while queue:  # 0-1 BFS: a redirect is an edge of length 0
         url = queue.popleft()
-        if dist[url] == depth:
-            continue
-        for nxt in site.follows(url):
+        here = dist[url]
+        page = site.pages.get(url)
+        if page is not None and page.redirect_to is not None:
+            steps = [(page.redirect_to, here)]
+        else:
+            steps = [(nxt, here + 1) for nxt in site.follows(url)] if here < depth else []
+        for nxt, d in steps:
             if only_seed_hosts and urlsplit(nxt).hostname not in hosts:
                 continue
-            if nxt not in dist:
-                dist[nxt] = dist[url] + 1
-                queue.append(nxt)
+            if d < dist.get(nxt, depth + 1):
+                dist[nxt] = d
+                if d == here:
+                    queue.appendleft(nxt)
+                else:
+                    queue.append(nxt)
     return dist
 
 

@@ -1,0 +1,37 @@
+-- Close a robots.txt job: keep what it found for the crawl's workers, open the gate of its
+-- host's backlog and promote its pages; or, after a transient failure, put it back at the
+-- front of the backlog, not before not_before, with the gate kept shut.
+-- KEYS: (frontier.lua's head)
+-- ARGV: (frontier.lua's head), job_id, origin, outcome ('ok' or 'retry'), rules (the JSON the
+--       workers read, for 'ok'), crawl_delay_ms, not_before (ms), ttl_s of the rules
+-- Returns 1 = closed, -1 = this job was already closed (a re-run).
+local a = F.arg
+local id, origin, outcome, rules = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
+local crawl_delay, not_before, ttl = tonumber(ARGV[a + 4]), ARGV[a + 5], ARGV[a + 6]
+local c = string.match(id, '^[^:]+')
+local host = host_of(origin)
+if not close_job(id, host) then
+  fill_touched()
+  return -1
+end
+local cfg = crawl_cfg(c)
+local gate = crawl_host_key(host, c, 'gate')
+local tries = crawl_key(c, 'tries')
+redis.call('HDEL', gate, 'robots')
+if live(cfg) then
+  if outcome == 'retry' then
+    redis.call('HINCRBY', tries, id .. '#fetch', 1)
+    push(c, host, 'R ' .. not_before .. ' ' .. origin, true)
+  else
+    redis.call('HDEL', tries, id .. '#fetch')
+    redis.call('SET', crawl_key(c, 'robots:' .. origin), rules, 'EX', ttl)
+    if crawl_delay > tonumber(redis.call('HGET', gate, 'delay') or '0') then
+      redis.call('HSET', gate, 'delay', crawl_delay)
+    end
+    bump(c, 'pending', -1)
+  end
+end
+redis.call('HDEL', tries, id)
+fill_touched()
+flush_stats()
+return 1

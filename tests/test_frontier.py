@@ -1,0 +1,188 @@
+"""The per-host frontier end to end: redirects through the frontier, robots.txt fetched and
+parsed once, a host's jobs shared by the fleet's workers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections import Counter
+from datetime import datetime
+
+import pytest
+
+from scheduler.control import seed_crawl
+from scheduler.local import LocalWorkers
+from shared.connections import connected
+from shared.crawl import CrawlSpec, CrawlState
+from shared.settings import Settings
+from tests.support.crawling import crawl_in_process, read_manifest, wait_done
+from tests.support.testweb import Page, Site, TestWeb
+from workers import robots
+
+pytestmark = pytest.mark.slow
+
+ROBOTS = b"User-agent: *\nDisallow: /releases/\n"
+
+
+def robots_page(body: bytes = ROBOTS) -> Page:
+    return Page(content_type="text/plain", body=body)
+
+
+async def test_a_redirect_into_a_disallowed_path_is_never_requested(
+    web: TestWeb, settings: Settings
+) -> None:
+    """/releases answers 301 to /releases/, which robots.txt disallows: the target goes
+    through the frontier, which checks robots.txt before any request, so it is never asked
+    for; the redirect's record says where it pointed."""
+    u = lambda path: web.url(0, path)  # noqa: E731
+    web.site = Site(
+        {
+            u("/"): Page(hrefs=["/releases", "/intro"]),
+            u("/robots.txt"): robots_page(),
+            u("/releases"): Page(status=301, redirect_to=u("/releases/")),
+            u("/releases/"): Page(),
+            u("/intro"): Page(),
+        }
+    )
+    status = await crawl_in_process(settings, CrawlSpec(crawl_id="rd", seeds=[u("/")], depth=1))
+    assert status.state is CrawlState.DONE
+    records = {r["url"]: r for r in read_manifest(settings.data_dir, "rd")}
+    assert u("/releases/") not in web.requested()
+    assert records[u("/releases")]["redirect"] == u("/releases/")
+    assert records[u("/releases")]["status"] == 301
+    assert records[u("/releases/")]["error"] == "robots.txt: disallowed"
+    assert records[u("/releases/")]["depth"] == 1  # a redirect keeps the depth
+
+
+async def test_a_redirect_to_a_page_already_seen_stores_nothing_twice(
+    web: TestWeb, settings: Settings
+) -> None:
+    """/intro redirects to /intro/, which the seed links to as well: /intro/ is fetched and
+    stored once; /intro is a record of where it pointed."""
+    u = lambda path: web.url(0, path)  # noqa: E731
+    web.site = Site(
+        {
+            u("/"): Page(hrefs=["/intro", "/intro/"]),
+            u("/intro"): Page(status=301, redirect_to=u("/intro/")),
+            u("/intro/"): Page(hrefs=["/intro"]),
+        }
+    )
+    spec = CrawlSpec(crawl_id="dup", seeds=[u("/")], depth=3, obey_robots=False)
+    await crawl_in_process(settings, spec)
+    records = read_manifest(settings.data_dir, "dup")
+    assert Counter(r["url"] for r in records) == {u("/"): 1, u("/intro"): 1, u("/intro/"): 1}
+    assert web.requested().count(u("/intro/")) == 1
+    assert web.requested().count(u("/intro")) == 1
+    bodies = list((settings.data_dir / "dup" / "pages").rglob("*.html"))
+    assert len(bodies) == 2  # the redirect has no body file
+
+
+async def test_redirect_chains_and_loops_end(web: TestWeb, settings: Settings) -> None:
+    """A chain of redirects is followed for max_redirects hops and no more; a loop ends as
+    soon as it comes back to a URL already seen."""
+    settings = settings.model_copy(update={"max_redirects": 3})
+    u = lambda path: web.url(0, path)  # noqa: E731
+    pages = {u("/"): Page(hrefs=["/r0", "/a"])}
+    pages |= {u(f"/r{i}"): Page(status=302, redirect_to=u(f"/r{i + 1}")) for i in range(10)}
+    pages |= {u("/a"): Page(status=301, redirect_to=u("/b")),
+              u("/b"): Page(status=301, redirect_to=u("/a"))}  # fmt: skip
+    web.site = Site(pages)
+    spec = CrawlSpec(crawl_id="ch", seeds=[u("/")], depth=1, obey_robots=False)
+    status = await crawl_in_process(settings, spec)
+    assert status.state is CrawlState.DONE
+    asked = web.requested()
+    assert [p for p in asked if "/r" in p] == [u(f"/r{i}") for i in range(4)]
+    assert asked.count(u("/a")) == 1 and asked.count(u("/b")) == 1
+    records = {r["url"]: r for r in read_manifest(settings.data_dir, "ch")}
+    assert records[u("/r3")]["error"] == "too many redirects: 4 in a row"
+    assert status.counters.reasons == {"too many redirects": 1}
+
+
+async def test_robots_txt_is_parsed_once_per_process_per_origin(
+    web: TestWeb, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """However many pages of an origin a worker runs, it parses the origin's robots.txt once
+    (in a thread, off the event loop)."""
+    parsed: list[bytes] = []
+    real = robots._parse
+
+    def counting(raw: bytes) -> robots.Rules:
+        parsed.append(raw)
+        return real(raw)
+
+    monkeypatch.setattr(robots, "_parse", counting)
+    pages = {web.url(h, "/"): Page(hrefs=[f"/p{i}" for i in range(20)]) for h in range(3)}
+    pages |= {web.url(h, f"/p{i}"): Page() for h in range(3) for i in range(20)}
+    pages |= {web.url(h, "/robots.txt"): robots_page() for h in range(3)}
+    web.site = Site(pages)
+    seeds = [web.url(h, "/") for h in range(3)]
+    status = await crawl_in_process(settings, CrawlSpec(crawl_id="once", seeds=seeds, depth=1))
+    assert status.counters.fetched == 63
+    assert len(parsed) == 3
+    assert sum(u.endswith("/robots.txt") for u in web.requested()) == 3
+
+
+async def test_a_huge_robots_txt_is_read_up_to_its_cap(web: TestWeb, settings: Settings) -> None:
+    """Only the first 500 KiB of a robots.txt are read: a rule past the cap is not seen."""
+    filler = b"# " + b"x" * 1000 + b"\n"
+    body = b"User-agent: *\nDisallow: /early\n" + filler * 600 + b"Disallow: /late\n"
+    u = lambda path: web.url(0, path)  # noqa: E731
+    web.site = Site({u("/"): Page(hrefs=["/early", "/late"]), u("/early"): Page(),
+                     u("/late"): Page(), u("/robots.txt"): robots_page(body)})  # fmt: skip
+    await crawl_in_process(settings, CrawlSpec(crawl_id="big", seeds=[u("/")], depth=1))
+    assert u("/early") not in web.requested() and u("/late") in web.requested()
+    assert robots.ROBOTS_MAX_BYTES == 500 * 1024
+
+
+async def test_four_workers_share_one_host(web: TestWeb, settings: Settings) -> None:
+    """One host, its default 8 slots, 4 worker processes: each fetches a share of the pages
+    (the one whose close promoted a job does not always take it first), and the host never
+    has more than its slots in flight."""
+    settings = settings.model_copy(update={"concurrency": 64})
+    pages = 240
+    root = web.url(0, "/")
+    web.site = Site(
+        {root: Page(hrefs=[f"/p{i}" for i in range(pages)])}
+        | {web.url(0, f"/p{i}"): Page(latency=0.02) for i in range(pages)}
+    )
+    spec = CrawlSpec(crawl_id="share", seeds=[root], depth=1)
+    with LocalWorkers(settings, 4, settings.data_dir / "logs"):
+        async with connected(settings.redis_url) as redis:
+            await seed_crawl(redis, settings, spec)
+        status = await wait_done(settings, "share", timeout=120)
+    assert status.counters.fetched == pages + 1
+    by_worker = Counter(r["worker"] for r in read_manifest(settings.data_dir, "share"))
+    assert len(by_worker) == 4, by_worker
+    assert min(by_worker.values()) >= 0.1 * pages, by_worker
+    assert web.max_in_flight[web.hosts[0]] <= 8
+
+
+async def test_a_worker_started_mid_crawl_fetches_within_two_seconds(
+    web: TestWeb, settings: Settings
+) -> None:
+    """A worker that joins a running one-host crawl takes part at once: its first page is
+    fetched within 2 s of its start (both times from its own log)."""
+    settings = settings.model_copy(update={"concurrency": 64})
+    pages = 300
+    root = web.url(0, "/")
+    web.site = Site(
+        {root: Page(hrefs=[f"/p{i}" for i in range(pages)])}
+        | {web.url(0, f"/p{i}"): Page(latency=0.05) for i in range(pages)}
+    )
+    spec = CrawlSpec(crawl_id="join", seeds=[root], depth=1)
+    with LocalWorkers(settings, 1, settings.data_dir / "logs"):
+        async with connected(settings.redis_url) as redis:
+            await seed_crawl(redis, settings, spec)
+            deadline = time.monotonic() + 60
+            while int(await redis.hget("cf:join:stats", "fetched") or 0) < 20:  # type: ignore[misc]
+                assert time.monotonic() < deadline, "the first worker fetched nothing"
+                await asyncio.sleep(0.05)
+        with LocalWorkers(settings, 1, settings.data_dir / "late-logs") as newcomer:
+            status = await wait_done(settings, "join", timeout=120)
+            lines = [json.loads(x) for x in newcomer.log_file(1).read_text().splitlines()]
+    assert status.state is CrawlState.DONE
+    when: dict[str, datetime] = {}
+    for line in lines:
+        when.setdefault(line["event"], datetime.fromisoformat(line["timestamp"]))
+    assert (when["page fetched"] - when["worker started"]).total_seconds() < 2.0, when
