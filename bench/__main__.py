@@ -15,9 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench import report
-from bench.scenarios import FULL, QUICK, Bench, default_work_dir, make_work_root
-
-SCENARIOS = ("a", "b", "c", "d", "docs")
+from bench.scenarios import FULL, QUICK, SCENARIOS, Bench, default_work_dir, make_work_root
 
 
 def _log(line: str) -> None:
@@ -29,7 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small sites, fewer runs (< 2 min)")
     parser.add_argument(
         "--only",
-        help=f"comma-separated scenarios among {', '.join(SCENARIOS)} (default: all)",
+        help=f"comma-separated scenarios among {', '.join(SCENARIOS)} (default: all; "
+        f"quick: {', '.join(QUICK.default_scenarios)}); any of them runs at the plan's sizes",
     )
     parser.add_argument(
         "--out",

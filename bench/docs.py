@@ -1,6 +1,8 @@
-"""The "docs site" scenario: the Python 3.11 HTML docs of Debian's ``python3.11-doc`` package.
+"""The docs sites: HTML documentation of a Debian package, served on loopback.
 
-The folder is served by :mod:`bench.server` in static mode on 127.0.0.2. The ground truth is a
+The ``docs`` scenario crawls the Python 3.11 docs of ``python3.11-doc``, served by
+:mod:`bench.server` in static mode; ``pgdocs`` the PostgreSQL 15 docs of ``postgresql-doc-15``,
+served by nginx (:mod:`bench.nginx`); both on 127.0.0.2. For either, the ground truth is a
 BFS over the files themselves, independent of both crawlers: links of ``<a>``/``<area>``
 ``href`` (after ``<base href>``) parsed with lxml, made canonical with crawlfleet's
 ``canonicalize``, kept when on the site's host and not a non-page extension (crawlfleet's list,
@@ -11,42 +13,27 @@ recorded, not followed); only HTML files are followed.
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 from collections import deque
 from pathlib import Path
 from urllib.parse import unquote, urljoin, urlsplit
 
 from lxml import html as lxml_html
 
+from bench.apt import ensure_package
 from shared.urls import canonicalize, is_page_link
 
 DOCS_PACKAGE = "python3.11-doc"
 DOCS_ROOT = Path("/usr/share/doc/python3.11/html")
+PG_DOCS_PACKAGE = "postgresql-doc-15"
+PG_DOCS_ROOT = Path("/usr/share/doc/postgresql-doc-15/html")
 DOCS_HOST = "127.0.0.2"
 
 
-def ensure_docs(root: Path = DOCS_ROOT) -> tuple[Path | None, str]:
-    """The docs folder, installing the package when missing and running as root; else None
-    and the reason."""
-    if (root / "index.html").is_file():
-        return root, "installed"
-    if os.geteuid() != 0:
-        return None, f"{root} missing and not root: run `apt-get install -y {DOCS_PACKAGE}`"
-    if shutil.which("apt-get") is None:
-        return None, f"{root} missing and no apt-get to install {DOCS_PACKAGE}"
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", DOCS_PACKAGE]):
-        try:
-            done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
-        except subprocess.TimeoutExpired:
-            return None, f"`{' '.join(cmd)}` timed out"
-        if done.returncode != 0:
-            tail = (done.stderr or done.stdout).strip().splitlines()[-1:]
-            return None, f"`{' '.join(cmd)}` failed: {' '.join(tail)}"
-    if (root / "index.html").is_file():
-        return root, f"installed {DOCS_PACKAGE} with apt-get"
-    return None, f"{DOCS_PACKAGE} installed but {root / 'index.html'} is missing"
+def ensure_docs(root: Path = DOCS_ROOT, package: str = DOCS_PACKAGE) -> tuple[Path | None, str]:
+    """The docs folder ``root`` (with an ``index.html``) of Debian package ``package``,
+    installing the package when missing and running as root; else None and the reason."""
+    ok, how = ensure_package(lambda: (root / "index.html").is_file(), [package], str(root))
+    return (root if ok else None), how
 
 
 def _file_of(root: Path, url: str) -> Path | None:
@@ -82,7 +69,8 @@ def _links(path: Path, url: str, host: str) -> list[str]:
 
 
 def docs_ground_truth(root: Path, seed: str, depth: int) -> dict[str, tuple[int, bool]]:
-    """URL -> (shortest depth, is an HTML page that exists) within ``depth`` of ``seed``."""
+    """URL -> (shortest depth, is an HTML page that exists) within ``depth`` of ``seed``, on
+    the site of the files under ``root`` served at ``seed``'s origin."""
     host = urlsplit(seed).hostname or ""
     dist: dict[str, int] = {seed: 0}
     kinds: dict[str, bool] = {}

@@ -14,7 +14,9 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from bench.measure import (
     CpuMeter,
@@ -61,15 +63,25 @@ class FleetRun:
     depth: int
     workers: int
     concurrency: int  # per worker
-    per_host_concurrency: int
+    per_host_concurrency: int | None  # None: the crawl's default (``--per-host-concurrency``)
     scope: Scope = "host"
     timeout_s: float = 300.0
     extractor: Extractor = "bs4"  # the workers' CRAWLFLEET_EXTRACTOR
+    per_host_delay: float = 0.0  # ``--per-host-delay``
+    variant: str = ""  # a word for the label, when the run differs in what it crawls
 
     @property
     def tool(self) -> str:
-        """The run's label in the table: ``crawlfleet``, ``crawlfleet (fast)``."""
-        return "crawlfleet" if self.extractor == "bs4" else f"crawlfleet ({self.extractor})"
+        """The run's label in the table: ``crawlfleet``, ``crawlfleet (fast)``, ``crawlfleet
+        (defaults)`` (no per-host concurrency set), ``crawlfleet (defaults, delay 0.2)``..."""
+        parts: list[str] = [] if self.extractor == "bs4" else [self.extractor]
+        if self.per_host_concurrency is None:
+            parts.append("defaults")
+        if self.per_host_delay:
+            parts.append(f"delay {self.per_host_delay:g}")
+        if self.variant:
+            parts.append(self.variant)
+        return f"crawlfleet ({', '.join(parts)})" if parts else "crawlfleet"
 
 
 def _wait_started(workers: LocalWorkers, timeout_s: float = 60.0) -> None:
@@ -112,6 +124,21 @@ def read_manifest(path: Path) -> tuple[set[str], int]:
         else:
             pages.add(record["url"])
     return pages, failed
+
+
+def host_last_stored(path: Path, started_at: float) -> dict[str, float]:
+    """Per host, seconds from ``started_at`` (epoch) to the last page stored there: the
+    latest ``fetched_at`` of the manifest's records (written as the record is stored)."""
+    last: dict[str, float] = {}
+    for line in path.read_text().splitlines():
+        record = json.loads(line)
+        stamp = record.get("fetched_at")
+        if not stamp or record.get("status") is None:
+            continue
+        host = urlsplit(record["url"]).hostname or ""
+        at = datetime.fromisoformat(stamp).timestamp() - started_at
+        last[host] = max(last.get(host, at), at)
+    return dict(sorted(last.items()))
 
 
 # called with the worker pids once they have started; what it returns is called when the crawl
@@ -160,6 +187,8 @@ def run_fleet(
             result.pages, result.failed, result.urls = len(got), failed, got
             if expected is not None:
                 result.check = PageSetCheck.compare(got, expected)
+            if result.started_at is not None:
+                result.host_last_s = host_last_stored(manifest, result.started_at)
     except Exception as exc:  # one failed run is reported, the others still run
         result.error = f"{type(exc).__name__}: {exc}"
     finally:
@@ -182,15 +211,22 @@ def _measure(
     redis_cpu = CpuMeter([redis.pid])
     server_cpu = CpuMeter([server_pid] if server_pid else [])
     meta = CrawlKeys(CRAWL_ID).meta
+    # left unset, the crawl's own default: what ``crawlfleet seed`` gives without the flag
+    per_host = run.per_host_concurrency
+    if per_host is None:
+        per_host = int(CrawlSpec.model_fields["per_host_concurrency"].default)
     spec = CrawlSpec(
         crawl_id=CRAWL_ID,
         seeds=run.seeds,
         depth=run.depth,
         scope=run.scope,
         obey_robots=False,
-        per_host_concurrency=run.per_host_concurrency,
+        per_host_delay=run.per_host_delay,
+        per_host_concurrency=per_host,
         allow_private=True,
     )
+    result.figures["per_host_concurrency"] = per_host
+    result.figures["per_host_delay_s"] = run.per_host_delay
     startup_cpu = sum(cpu_seconds(pid) for pid in worker_pids)
     memory_before = used_memory(client)
     stats_before = commandstats(client)
@@ -199,6 +235,7 @@ def _measure(
     for meter in (crawler_cpu, redis_cpu, server_cpu):
         meter.start()
     started = time.monotonic()
+    result.started_at = time.time()
     asyncio.run(_seed(settings, spec))
     state = b"running"
     while state == b"running":

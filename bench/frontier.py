@@ -1,16 +1,19 @@
-"""Scenario (d): a large frontier, to measure Redis memory per seen URL and per queued job.
+"""Scenario (d): a large frontier, to measure Redis memory per discovered, unfetched URL.
 
-No page is fetched. The crawl is seeded with ``seeds`` URLs, then each seed job is closed through
-crawlfleet's own :meth:`workers.frontier.Frontier.close` (the Lua script a worker runs after a
-page) with ``links_per_page`` new links, which admits them exactly as a crawl does: each new URL
-is added to the crawl's seen set and gets a queued arq job (job key and queue entry).
+No page is fetched. The crawl is seeded with one page per host, then, as long as fewer than
+``urls`` URLs are known, a job is taken from arq's queue and closed through crawlfleet's own
+:meth:`workers.frontier.Frontier.close` (the Lua script a worker runs after a page) with
+``links_per_page`` new links, which admits them exactly as a crawl does: each new URL is added
+to the crawl's seen set and waits in its host's backlog (URL and depth only); a job is made only
+when a slot of its host is free.
 
 At checkpoints the benchmark reads ``used_memory`` and ``MEMORY USAGE`` of the crawl's keys:
 
+- bytes per URL = ``used_memory`` growth / URLs seen: everything the frontier holds (the seen
+  buckets, the backlogs, the queued jobs);
 - bytes per seen URL = ``MEMORY USAGE`` of the seen buckets ``cf:<crawl>:seen:*`` / URLs seen
   (the dedupe set, with depth);
-- bytes per queued job = (``used_memory`` growth - the seen buckets) / jobs queued: the arq job key,
-  the queue entry, with Redis's per-key overhead.
+- the arq queue's length, which must never pass the sum of the hosts' slots.
 
 The URLs look like the synthetic web's (``http://127.0.0.N:40000/p/<n>.html``); nothing connects
 to them.
@@ -31,21 +34,25 @@ from scheduler.control import seed_crawl
 from scheduler.embedded import EmbeddedRedis
 from shared.connections import connected
 from shared.crawl import CrawlSpec
-from shared.keys import CrawlKeys
+from shared.jobs import deserialize
+from shared.keys import CrawlKeys, job_key
 from shared.settings import Settings
 from workers.frontier import Frontier, PageJob
 
 CRAWL_ID = "frontier"
 
 
+HOSTS = 8
+
+
 @dataclass
 class Checkpoint:
     seen: int
-    queued: int
+    queued: int  # URLs waiting: backlog entries and queued jobs
     used_memory_growth: int
     seen_key_bytes: int
-    queue_key_bytes: int
-    job_key_bytes_avg: float
+    queue_length: int
+    slots: int  # the sum of the hosts' slots
     seen_encoding: str
 
     @property
@@ -53,14 +60,13 @@ class Checkpoint:
         return self.seen_key_bytes / self.seen if self.seen else 0.0
 
     @property
-    def bytes_per_queued_job(self) -> float:
-        rest = self.used_memory_growth - self.seen_key_bytes
-        return rest / self.queued if self.queued else 0.0
+    def bytes_per_url(self) -> float:
+        return self.used_memory_growth / self.seen if self.seen else 0.0
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["bytes_per_seen"] = round(self.bytes_per_seen, 1)
-        data["bytes_per_queued_job"] = round(self.bytes_per_queued_job, 1)
+        data["bytes_per_url"] = round(self.bytes_per_url, 1)
         return data
 
 
@@ -86,14 +92,16 @@ class FrontierResult:
             if self.urls
             else None,
             "bytes_per_seen": round(final.bytes_per_seen, 1) if final else None,
-            "bytes_per_queued_job": round(final.bytes_per_queued_job, 1) if final else None,
+            "bytes_per_url": round(final.bytes_per_url, 1) if final else None,
+            "longest_queue": max((c.queue_length for c in self.checkpoints), default=None),
+            "slots": final.slots if final else None,
             "checkpoints": [c.to_dict() for c in self.checkpoints],
             "error": self.error,
         }
 
 
 def _url(n: int) -> str:
-    return f"http://127.0.0.{2 + n % 8}:40000/p/{n}.html"
+    return f"http://127.0.0.{2 + n % HOSTS}:40000/p/{n}.html"
 
 
 async def _memory_usage(redis: Redis, key: str) -> int:
@@ -105,13 +113,10 @@ async def _seen_buckets(redis: Redis, keys: CrawlKeys) -> list[bytes]:
     return [k async for k in redis.scan_iter(match=keys.seen + "*", count=1000)]
 
 
-async def _checkpoint(redis: Redis, baseline: int, queue_name: str) -> Checkpoint:
+async def _checkpoint(redis: Redis, baseline: int, queue_name: str, slots: int) -> Checkpoint:
     keys = CrawlKeys(CRAWL_ID)
     seen = int(await redis.hget(keys.stats, "seen") or 0)  # type: ignore[misc]
     queued = int(await redis.hget(keys.stats, "pending") or 0)  # type: ignore[misc]
-    sample = await redis.zrandmember(queue_name, 200)
-    job_bytes = [await _memory_usage(redis, f"arq:job:{j.decode()}") for j in sample]
-    queue_bytes = await _memory_usage(redis, queue_name)
     buckets = await _seen_buckets(redis, keys)
     seen_bytes = sum([await _memory_usage(redis, b.decode()) for b in buckets])
     encodings = {await redis.object("encoding", b) for b in buckets[:50]}
@@ -120,8 +125,8 @@ async def _checkpoint(redis: Redis, baseline: int, queue_name: str) -> Checkpoin
         queued=queued,
         used_memory_growth=int((await redis.info("memory"))["used_memory"]) - baseline,
         seen_key_bytes=seen_bytes,
-        queue_key_bytes=queue_bytes,
-        job_key_bytes_avg=sum(job_bytes) / len(job_bytes) if job_bytes else 0.0,
+        queue_length=int(await redis.zcard(queue_name)),
+        slots=slots,
         seen_encoding=",".join(
             sorted(e.decode() if isinstance(e, bytes) else str(e) for e in encodings)
         ),
@@ -131,31 +136,36 @@ async def _checkpoint(redis: Redis, baseline: int, queue_name: str) -> Checkpoin
 async def _fill(
     settings: Settings, urls: int, links_per_page: int, checkpoints: list[int]
 ) -> list[Checkpoint]:
-    seeds = max(1, -(-urls // (links_per_page + 1)))  # enough to reach ``urls``
     spec = CrawlSpec(
         crawl_id=CRAWL_ID,
-        seeds=[_url(n) for n in range(seeds)],
+        seeds=[_url(n) for n in range(HOSTS)],
         depth=2,
         obey_robots=False,
         allow_private=True,
     )
+    slots = HOSTS * spec.per_host_concurrency
     results: list[Checkpoint] = []
     async with connected(settings.redis_url) as redis:
         baseline = int((await redis.info("memory"))["used_memory"])
         await seed_crawl(redis, settings, spec)
         frontier = Frontier(redis, settings)
-        next_url = seeds
+        next_url = HOSTS
         marks = sorted(checkpoints)
-        for n in range(seeds):
-            job = PageJob(crawl_id=CRAWL_ID, url=_url(n), depth=0, parent=None)
+        while next_url < urls:
+            queued = await redis.zrange(settings.queue_name, 0, 0)
+            if not queued:
+                break
+            payload = deserialize(await redis.get(job_key(queued[0].decode())) or b"")
+            url, depth = payload["a"][0], payload["a"][1]
+            job = PageJob(crawl_id=CRAWL_ID, url=url, depth=depth, parent=None)
             links = [_url(next_url + k) for k in range(links_per_page)]
             next_url += links_per_page
-            await frontier.close(job, spec, "fetched", 8192, links)
+            await frontier.close(job, spec.depth, "fetched", 8192, links)
             if marks and next_url >= marks[0]:
                 marks.pop(0)
-                results.append(await _checkpoint(redis, baseline, settings.queue_name))
+                results.append(await _checkpoint(redis, baseline, settings.queue_name, slots))
         if not results or results[-1].seen != next_url:
-            results.append(await _checkpoint(redis, baseline, settings.queue_name))
+            results.append(await _checkpoint(redis, baseline, settings.queue_name, slots))
     return results
 
 

@@ -50,6 +50,19 @@ class PeerRun:
     store: bool = True
     timeout_s: float = 300.0
     quiet_s: float = 3.0
+    # Scrapy's own CONCURRENT_REQUESTS and CONCURRENT_REQUESTS_PER_DOMAIN (16 and 8), not
+    # ``concurrency`` and ``per_domain``: "scrapy (defaults)"
+    defaults: bool = False
+
+
+def scrapy_default_concurrency() -> tuple[int, int]:
+    """Scrapy's default CONCURRENT_REQUESTS and CONCURRENT_REQUESTS_PER_DOMAIN."""
+    from scrapy.settings import default_settings
+
+    return (
+        int(default_settings.CONCURRENT_REQUESTS),
+        int(default_settings.CONCURRENT_REQUESTS_PER_DOMAIN),
+    )
 
 
 def _spawn(config: dict[str, Any], work_dir: Path, index: int) -> subprocess.Popen[bytes]:
@@ -111,6 +124,7 @@ def _config(run: PeerRun, mode: str, out_dir: Path, redis_url: str | None) -> di
         "depth": run.depth,
         "concurrency": run.concurrency,
         "per_domain": run.per_domain,
+        "defaults": run.defaults,
         "store": run.store,
         "out_dir": str(out_dir),
         "redis_url": redis_url,
@@ -122,13 +136,16 @@ def run_scrapy(
     run: PeerRun, work_dir: Path, expected: set[str] | None, server_pid: int | None
 ) -> RunResult:
     """Crawl once with one Scrapy process and measure it."""
+    tool = "scrapy" if run.store else "scrapy (no store)"
+    concurrency = run.concurrency
+    if run.defaults:
+        tool = "scrapy (defaults)" if run.store else "scrapy (defaults, no store)"
+        concurrency, per_domain = scrapy_default_concurrency()
     result = RunResult(
-        scenario=run.scenario,
-        tool="scrapy" if run.store else "scrapy (no store)",
-        processes=1,
-        concurrency=run.concurrency,
-        depth=run.depth,
+        scenario=run.scenario, tool=tool, processes=1, concurrency=concurrency, depth=run.depth
     )
+    if run.defaults:
+        result.figures["per_domain"] = per_domain
     out_dir = work_dir / "out"
     out_dir.mkdir(parents=True)
     server_cpu = CpuMeter([server_pid] if server_pid else []).start()

@@ -7,14 +7,14 @@ import os
 import platform
 import shutil
 import statistics
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 from bench.ideal import best_latency_ratio
-from bench.result import RunResult
+from bench.result import PageSetCheck, RunResult
 from bench.scenarios import Report
 from bench.site import SiteConfig
 
@@ -51,6 +51,10 @@ class Summary:
     redis_dedupe_bytes_per_seen: float | None
     redis_commands_per_page: float | None
     redis_round_trips_per_page: float | None
+    cpu_s: float = 0.0  # crawler + Redis
+    # medians of the runs' own figures (bench.result.RunResult.figures), where every run has one
+    figures: dict[str, float] = field(default_factory=dict)
+    vs_wget: str | None = None  # the page set against wget's of the same round, as page_set
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -59,6 +63,15 @@ class Summary:
 def _median(values: list[float | None]) -> float | None:
     present = [v for v in values if v is not None]
     return statistics.median(present) if present else None
+
+
+def _checks(checks: list[PageSetCheck]) -> str:
+    """``exact``, or ``-missing+extra`` of the worst, prefixed by how many were exact."""
+    worst = max(checks, key=lambda c: c.missing + c.extra)
+    text = "exact" if worst.exact else f"-{worst.missing}+{worst.extra}"
+    if not worst.exact and len(checks) > 1:
+        text = f"{sum(c.exact for c in checks)}/{len(checks)} {text}"
+    return text
 
 
 def _page_set(runs: list[RunResult]) -> str:
@@ -73,6 +86,17 @@ def _page_set(runs: list[RunResult]) -> str:
     if not worst.exact and len(checks) > 1:
         text = f"{sum(c.exact for c in checks)}/{len(checks)} {text}"
     return text
+
+
+def _vs_wget(runs: list[RunResult]) -> str | None:
+    checks = [r.against_wget for r in runs if r.against_wget is not None]
+    return _checks(checks) if checks else None
+
+
+def _figures(runs: list[RunResult]) -> dict[str, float]:
+    """The median of each figure every run has."""
+    names = set.intersection(*(set(r.figures) for r in runs)) if runs else set()
+    return {n: statistics.median(r.figures[n] for r in runs) for n in sorted(names)}
 
 
 def summarize(runs: list[RunResult]) -> list[Summary]:
@@ -114,6 +138,9 @@ def summarize(runs: list[RunResult]) -> list[Summary]:
                 redis_dedupe_bytes_per_seen=_median([r.redis_dedupe_bytes_per_seen for r in ok]),
                 redis_commands_per_page=_median([r.redis_commands_per_page for r in ok]),
                 redis_round_trips_per_page=_median([r.redis_round_trips_per_page for r in ok]),
+                cpu_s=statistics.median(r.cpu_s for r in ok),
+                figures=_figures(ok),
+                vs_wget=_vs_wget(ok),
             )
         )
     return out
@@ -163,10 +190,12 @@ def _row(s: Summary) -> list[str]:
 
 
 def table(summaries: list[Summary]) -> str:
-    lines = ["  ".join(name.rjust(width) for name, width in COLUMNS)]
-    for s in summaries:
-        cells = _row(s)
-        lines.append("  ".join(c.rjust(w) for c, (_, w) in zip(cells, COLUMNS, strict=True)))
+    rows = [_row(s) for s in summaries]
+    # a column as wide as its widest cell, when one is wider than planned (long tool labels)
+    widths = [max([w, *(len(r[i]) for r in rows)]) for i, (_, w) in enumerate(COLUMNS)]
+    lines = ["  ".join(name.rjust(w) for (name, _), w in zip(COLUMNS, widths, strict=True))]
+    for s, cells in zip(summaries, rows, strict=True):
+        lines.append("  ".join(c.rjust(w) for c, w in zip(cells, widths, strict=True)))
         if s.errors:
             lines.append(f"    ^ {s.errors} of {s.runs} runs failed: see the JSON")
     return "\n".join(lines)
@@ -286,7 +315,125 @@ def ratios(report: Report) -> dict[str, float]:
             if workers > 1 and one and many and one.pages_per_s:
                 key = f"{scenario}: scaling pages/s {workers} workers / 1 worker"
                 out[key] = round(many.pages_per_s / one.pages_per_s, 2)
+    for scenario in ("docs", "pgdocs"):
+        out.update(_defaults_ratios(rows, scenario, plan.workers))
+    out.update(_polite_ratios(rows, plan.workers, plan.polite_delay_s))
+    out.update(_fair_ratios(rows, plan.workers))
     return out
+
+
+def _ratio(top: float | None, bottom: float | None) -> float | None:
+    return round(top / bottom, 2) if top is not None and bottom else None
+
+
+def _defaults_ratios(rows: list[Summary], scenario: str, workers: int) -> dict[str, float]:
+    """The tools at their defaults on a docs site: crawlfleet's pages/CPU-s over Scrapy's, its
+    CPU over that of the same crawl at per-host concurrency = the total (``crawlfleet``), its
+    wall time over wget's."""
+    found = {
+        tool: _find(rows, scenario, tool, workers if tool.startswith("crawlfleet") else None)
+        for tool in (
+            "crawlfleet (defaults)", "crawlfleet (fast, defaults)", "crawlfleet",
+            "scrapy (defaults)", "wget",
+        )
+    }  # fmt: skip
+    phc = found["crawlfleet"]
+    per_host = int(phc.figures.get("per_host_concurrency", 0)) if phc else 0
+    got: dict[str, float | None] = {}
+    for tool in ("crawlfleet (defaults)", "crawlfleet (fast, defaults)"):
+        cf, scrapy, wget = found[tool], found["scrapy (defaults)"], found["wget"]
+        if cf is None:
+            continue
+        if scrapy:
+            key = f"{scenario}: pages/CPU-s {tool} / scrapy (defaults)"
+            got[key] = _ratio(cf.pages_per_cpu_s, scrapy.pages_per_cpu_s)
+        if wget:
+            got[f"{scenario}: wall s {tool} / wget"] = _ratio(cf.wall_s, wget.wall_s)
+    cf = found["crawlfleet (defaults)"]
+    if cf and phc:
+        key = f"{scenario}: CPU s crawlfleet (defaults) / crawlfleet (per-host {per_host})"
+        got[key] = _ratio(cf.cpu_s, phc.cpu_s)
+    return {k: v for k, v in got.items() if v is not None}
+
+
+def _polite_ratios(rows: list[Summary], workers: int, delay_s: float) -> dict[str, float]:
+    """The per-host delay: what it costs in CPU, and how close the crawl keeps to its bound."""
+    plain = _find(rows, "polite", "crawlfleet (defaults)", workers)
+    delayed = _find(rows, "polite", f"crawlfleet (defaults, delay {delay_s:g})", workers)
+    if delayed is None:
+        return {}
+    got = {
+        f"polite: wall s delayed {delay_s:g} / politeness bound": _ratio(
+            delayed.wall_s, delayed.figures.get("politeness_bound_s")
+        ),
+    }
+    if plain:
+        got[f"polite: CPU s (workers + Redis) delayed {delay_s:g} / undelayed"] = _ratio(
+            delayed.cpu_s, plain.cpu_s
+        )
+        got[f"polite: Redis commands per page delayed {delay_s:g} / undelayed"] = _ratio(
+            delayed.redis_commands_per_page, plain.redis_commands_per_page
+        )
+    return {k: v for k, v in got.items() if v is not None}
+
+
+def _fair_ratios(rows: list[Summary], workers: int) -> dict[str, float]:
+    """When the ordinary hosts' last page was stored, with the endless host over without."""
+    alone = _find(rows, "fair", "crawlfleet (defaults)", workers)
+    trapped = _find(rows, "fair", "crawlfleet (defaults, + endless host)", workers)
+    if alone is None or trapped is None:
+        return {}
+    value = _ratio(
+        trapped.figures.get("ordinary_hosts_done_s"), alone.figures.get("ordinary_hosts_done_s")
+    )
+    return {} if value is None else {"fair: ordinary hosts done s with / without trap": value}
+
+
+def scenario_lines(report: Report) -> list[str]:
+    """What the table has no column for: page sets against wget's, the politeness bound, when
+    the fair scenario's ordinary hosts were done."""
+    rows = summarize(report.runs)
+    lines: list[str] = []
+    for scenario in ("docs", "pgdocs"):
+        site = report.sites.get(scenario)
+        if site is None:
+            continue
+        against = [f"{s.tool}: {s.vs_wget}" for s in rows if s.scenario == scenario and s.vs_wget]
+        wget = next((s for s in rows if s.scenario == scenario and s.tool == "wget"), None)
+        if against:
+            lines.append(
+                f"{scenario}: page sets against wget's (same round): " + "; ".join(against)
+            )
+        if wget and wget.figures:
+            lines.append(
+                f"{scenario}: wget fetched {wget.figures.get('urls_fetched', 0):.0f} URLs, "
+                f"{wget.figures.get('non_page_urls', 0):.0f} of them not pages (stylesheets, "
+                f"images, <link> targets), {wget.figures.get('error_statuses', 0):.0f} error "
+                "statuses; its page set is the rest"
+            )
+        lines.append(f"{scenario}: served by {site.get('server', '?')}")
+    polite = report.sites.get("polite")
+    if polite:
+        per_host = polite["urls_per_host"].values()
+        walls = ", ".join(f"{s.tool} {s.wall_s:.2f} s" for s in rows if s.scenario == "polite")
+        lines.append(
+            f"polite: politeness bound {polite['politeness_bound_s']:.2f} s = (busiest host's "
+            f"{max(per_host)} URLs - 1) x {polite['per_host_delay_s']:g} s "
+            f"({min(per_host)}-{max(per_host)} URLs a host); wall: {walls}"
+        )
+    fair = report.sites.get("fair")
+    if fair:
+        done = ", ".join(
+            f"{s.tool} {s.figures['ordinary_hosts_done_s']:.2f} s"
+            for s in rows
+            if s.scenario == "fair" and "ordinary_hosts_done_s" in s.figures
+        )
+        lines.append(
+            f"fair: {len(fair['ordinary_hosts'])} ordinary hosts ({fair['pages_expected']} "
+            f"pages), the endless host {fair['trap_host']} ({fair['trap_pages_expected']} pages "
+            f"within depth {fair['depth']}); the ordinary hosts' last page stored at: {done}"
+        )
+    return lines
 
 
 def machine_spread(runs: list[RunResult]) -> tuple[float, float, float] | None:
@@ -312,14 +459,14 @@ def summary(report: Report, figures: dict[str, float]) -> str:
     )
     if report.frontier and report.frontier.final:
         f = report.frontier.final
+        longest = max(c.queue_length for c in report.frontier.checkpoints)
         parts.append(
-            f"d: large frontier: {f.seen:,} URLs seen, {f.queued:,} jobs queued: "
-            f"{f.bytes_per_seen:.1f} B per seen URL (seen buckets: {f.seen_encoding}), "
-            f"{f.bytes_per_queued_job:.1f} B per queued job "
-            f"(arq job key ~{f.job_key_bytes_avg:.0f} B + queue entry); "
-            f"growth per checkpoint: "
+            f"d: large frontier: {f.seen:,} URLs seen, {f.queued:,} waiting: "
+            f"{f.bytes_per_url:.1f} B of Redis per URL, {f.bytes_per_seen:.1f} B of it in the "
+            f"seen buckets ({f.seen_encoding}); arq queue at most {longest} jobs "
+            f"(the hosts' slots: {f.slots}); per checkpoint: "
             + ", ".join(
-                f"{c.seen // 1000}k: {c.bytes_per_seen:.0f}/{c.bytes_per_queued_job:.0f} B"
+                f"{c.seen // 1000}k: {c.bytes_per_url:.0f}/{c.bytes_per_seen:.0f} B"
                 for c in report.frontier.checkpoints
             )
         )
@@ -333,6 +480,7 @@ def summary(report: Report, figures: dict[str, float]) -> str:
         )
     for ceiling in report.ceilings:
         parts.append(f"ceiling: {ceiling.line()}")
+    parts += scenario_lines(report)
     for key, value in figures.items():
         parts.append(f"ratio: {key} = {value}")
     for skipped in report.skipped:

@@ -63,6 +63,14 @@ class RunResult:
     redis_reads: int = 0  # round trips: reads Redis did from the crawler's connections
     redis_leftover_keys: dict[str, int] = field(default_factory=dict)
     machine_mops: float | None = None  # bench.measure.machine_speed just before the run
+    started_at: float | None = None  # epoch seconds at the start of the window (the seeding)
+    # per host: seconds from the start of the window to its last page stored (crawlfleet's
+    # records' fetched_at)
+    host_last_s: dict[str, float] = field(default_factory=dict)
+    # the scenario's own figures (the fair scenario's "ordinary hosts done", wget's non-page
+    # URLs...), by name
+    figures: dict[str, float] = field(default_factory=dict)
+    against_wget: PageSetCheck | None = None  # the page set against wget's, same round
     error: str | None = None
     notes: list[str] = field(default_factory=list)
     urls: set[str] = field(default_factory=set, repr=False)  # the page set (not in the JSON)

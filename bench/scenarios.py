@@ -4,6 +4,11 @@
 both, (d) a large frontier, and the docs site; each crawl of (a), (b) and the docs site is also
 made by the peers (Scrapy, and scrapy-redis with as many processes as crawlfleet has workers),
 and each of (a) and the docs also by crawlfleet with the fast extractor, "crawlfleet (fast)".
+
+Issue 15's scenarios compare the tools at their defaults: ``pgdocs`` (the PostgreSQL docs
+behind nginx) and the docs site with crawlfleet at its default per-host concurrency, Scrapy at
+its default concurrency and GNU wget; ``polite`` (a per-host delay against the bound it sets);
+``fair`` (ordinary hosts crawled alone, then beside an endless host).
 """
 
 from __future__ import annotations
@@ -19,15 +24,22 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from bench.ceiling import Ceiling, measure_ceiling
-from bench.docs import DOCS_HOST, docs_ground_truth, ensure_docs
+from bench.docs import DOCS_HOST, PG_DOCS_PACKAGE, PG_DOCS_ROOT, docs_ground_truth, ensure_docs
+from bench.fair import ordinary_done_s, pages_on
 from bench.fleet import FleetRun, run_fleet
 from bench.frontier import FrontierResult, run_frontier
 from bench.measure import file_create_us, machine_speed
+from bench.nginx import NginxServer, ensure_nginx
 from bench.peers import PeerRun, run_scrapy, run_scrapy_redis
+from bench.polite import politeness_bound, urls_per_host
 from bench.result import PageSetCheck, RunResult
 from bench.server import ServerProcess
 from bench.site import SiteConfig, SyntheticSite
+from bench.trap import EndlessHost
+from bench.wget import WgetRun, ensure_wget, run_wget
 from shared.settings import Extractor
+
+SCENARIOS = ("a", "b", "c", "d", "docs", "pgdocs", "polite", "fair")
 
 T = TypeVar("T")
 
@@ -54,8 +66,18 @@ class Plan:
     # concurrency: the ratios compare with the peer's best row
     scrapy_extra_total: int | None
     frontier_urls: int
-    docs: bool
+    # what runs without --only; --only runs any scenario at this plan's sizes
+    default_scenarios: tuple[str, ...]
     docs_depth: int
+    pgdocs_depth: int
+    # polite: the synthetic web crawled with and without a per-host delay
+    polite_site: SiteConfig
+    polite_depth: int
+    polite_delay_s: float
+    # fair: these ordinary hosts alone, then with an endless host of this many links a page
+    fair_site: SiteConfig
+    fair_depth: int
+    fair_trap_links: int
     ceiling_requests: int
     ceiling_seconds: float
     run_timeout_s: float
@@ -84,9 +106,21 @@ FULL = Plan(
     peers_on_latency=True,
     scrapy_no_store=True,
     scrapy_extra_total=32,
-    frontier_urls=250_000,
-    docs=True,
+    frontier_urls=1_000_000,
+    default_scenarios=SCENARIOS,
     docs_depth=2,
+    pgdocs_depth=2,
+    # 594 URLs, 69-78 a host: a bound of 15.4 s at 0.2 s
+    polite_site=SiteConfig(seed=5, hosts=8, pages_per_host=2000, links_per_page=12,
+                           page_bytes=8192, latency_s=0.0, window=24),
+    polite_depth=3,
+    polite_delay_s=0.2,
+    # 732 URLs on 7 hosts (98-110 each); the endless host holds 1,555 to depth 4; at 50 ms a
+    # response a host's 8 requests in flight (the default) make at most 160 pages/s
+    fair_site=SiteConfig(seed=5, hosts=7, pages_per_host=2000, links_per_page=12,
+                         page_bytes=8192, latency_s=0.05, window=24),
+    fair_depth=4,
+    fair_trap_links=6,
     ceiling_requests=40_000,
     ceiling_seconds=10.0,
     run_timeout_s=300.0,
@@ -109,8 +143,19 @@ QUICK = Plan(
     scrapy_no_store=False,
     scrapy_extra_total=None,
     frontier_urls=20_000,
-    docs=False,
-    docs_depth=2,
+    default_scenarios=("a", "b", "c", "d"),
+    docs_depth=1,  # 23 URLs
+    pgdocs_depth=1,  # 112 URLs
+    # 121 URLs, 14-16 a host: a bound of 3.0 s at 0.2 s
+    polite_site=SiteConfig(seed=5, hosts=8, pages_per_host=500, links_per_page=12,
+                           page_bytes=8192, latency_s=0.0, window=4),
+    polite_depth=3,
+    polite_delay_s=0.2,
+    # 143 URLs on 7 hosts; the endless host holds 259 to depth 3
+    fair_site=SiteConfig(seed=5, hosts=7, pages_per_host=500, links_per_page=12,
+                         page_bytes=8192, latency_s=0.05, window=6),
+    fair_depth=3,
+    fair_trap_links=6,
     ceiling_requests=6_000,
     ceiling_seconds=3.0,
     run_timeout_s=60.0,
@@ -154,7 +199,7 @@ class Bench:
         exact = "-" if result.check is None else ("exact" if result.check.exact else "DIFFERS")
         status = f"error: {result.error}" if result.error else exact
         self.log(
-            f"  {result.scenario:<6} {result.tool:<17} {result.processes}x{result.concurrency:<3}"
+            f"  {result.scenario:<6} {result.tool:<24} {result.processes}x{result.concurrency:<3}"
             f" {result.pages:>6} pages {result.pages_per_s:>7.1f}/s"
             f" {result.pages_per_cpu_s:>6.1f}/CPU-s  {status}"
             f"  ({time.monotonic() - started:.0f}s)"
@@ -165,8 +210,11 @@ class Bench:
     def _fleet(
         self, scenario: str, seeds: list[str], depth: int, workers: int,
         expected: set[str] | None, server_pid: int, extractor: Extractor = "bs4",
-        concurrency: int | None = None,
+        concurrency: int | None = None, *, defaults: bool = False, per_host_delay: float = 0.0,
+        variant: str = "",
     ) -> RunResult:  # fmt: skip
+        """One crawl; per-host concurrency = the total (never binding), or with ``defaults``
+        the crawl's default (``crawlfleet seed`` without ``--per-host-concurrency``)."""
         started = time.monotonic()
         work_dir = self._work_dir(f"{scenario}-crawlfleet-{extractor}-{workers}w")
         slots = concurrency or self.plan.concurrency
@@ -176,9 +224,11 @@ class Bench:
             depth=depth,
             workers=workers,
             concurrency=slots,
-            per_host_concurrency=workers * slots,
+            per_host_concurrency=None if defaults else workers * slots,
             timeout_s=self.plan.run_timeout_s,
             extractor=extractor,
+            per_host_delay=per_host_delay,
+            variant=variant,
         )
         speed = machine_speed()
         result = run_fleet(run, work_dir, expected, server_pid)
@@ -189,14 +239,19 @@ class Bench:
     def _peer(
         self, kind: str, scenario: str, seeds: list[str], depth: int,
         expected: set[str] | None, server_pid: int, store: bool = True,
-        total: int | None = None,
+        total: int | None = None, *, defaults: bool = False,
     ) -> RunResult:  # fmt: skip
+        """One peer crawl; Scrapy at ``total`` (every request may go to one domain), or with
+        ``defaults`` at its own CONCURRENT_REQUESTS and CONCURRENT_REQUESTS_PER_DOMAIN."""
         started = time.monotonic()
         work_dir = self._work_dir(f"{scenario}-{kind}")
         total = total or self.plan.workers * self.plan.concurrency
         speed = machine_speed()
         if kind == "scrapy":
-            run = PeerRun(scenario, seeds, depth, 1, total, total, store, self.plan.run_timeout_s)
+            run = PeerRun(
+                scenario, seeds, depth, 1, total, total, store, self.plan.run_timeout_s,
+                defaults=defaults,
+            )  # fmt: skip
             result = run_scrapy(run, work_dir, expected, server_pid)
         else:
             run = PeerRun(
@@ -330,11 +385,13 @@ class Bench:
             self.log(f"  error: {result.error}")
             return
         self.log(
-            f"  {final.seen:,} seen, {final.queued:,} queued: {final.bytes_per_seen:.0f} B per "
-            f"seen URL, {final.bytes_per_queued_job:.0f} B per queued job ({result.seconds:.1f}s)"
+            f"  {final.seen:,} seen, {final.queued:,} waiting: {final.bytes_per_url:.0f} B per "
+            f"URL ({final.bytes_per_seen:.0f} B in the seen buckets), queue "
+            f"{final.queue_length} <= {final.slots} slots ({result.seconds:.1f}s)"
         )
 
     def docs(self) -> None:
+        """The Python docs behind bench.server: the bench's rows, and the defaults rows."""
         plan = self.plan
         root, how = ensure_docs()
         if root is None:
@@ -343,51 +400,228 @@ class Bench:
             return
         self.log(f"scenario docs: {root} ({how}), depth {plan.docs_depth}")
         with ServerProcess.static(root) as server:
-            seed = f"http://{DOCS_HOST}:{server.port}/index.html"
-            truth = docs_ground_truth(root, seed, plan.docs_depth)
-            expected = set(truth)
-            html = {u for u, (_, is_html) in truth.items() if is_html}
-            self.report.sites["docs"] = {
-                "root": str(root),
-                "seed": seed,
-                "depth": plan.docs_depth,
-                "pages_expected": len(expected),
-                "html_pages_expected": len(html),
-                "pages_by_depth": _by_depth(d for d, _ in truth.values()),
-            }
-            self.log(f"  ground truth: {len(expected)} URLs, {len(html)} of them HTML pages")
-            ceiling = measure_ceiling(
-                "static server (docs pages)", server.pid, sorted(html),
-                plan.ceiling_requests // 4, plan.ceiling_seconds,
-            )  # fmt: skip
-            self.report.ceilings.append(ceiling)
-            self.log(f"  ceiling: {ceiling.line()}")
-            runs: list[RunResult] = []
-            for _ in range(plan.repeat):
-                runs += [
-                    self._fleet(
-                        "docs", [seed], plan.docs_depth, plan.workers, expected, server.pid
-                    ),
-                    self._fleet(
-                        "docs",
-                        [seed],
-                        plan.docs_depth,
-                        plan.workers,
-                        expected,
-                        server.pid,
-                        "fast",
-                    ),
-                    *self._scrapy("docs", [seed], plan.docs_depth, expected, server.pid),
+
+            def round_(seed: str, expected: set[str], pid: int) -> list[RunResult]:
+                depth, workers = plan.docs_depth, plan.workers
+                return [
+                    self._fleet("docs", [seed], depth, workers, expected, pid),
+                    self._fleet("docs", [seed], depth, workers, expected, pid, "fast"),
+                    *self._scrapy("docs", [seed], depth, expected, pid),
+                    *self._defaults_rows("docs", seed, depth, expected, pid, with_bs4=True),
                 ]
-            for result in runs:
-                if result.check is not None:
-                    # extra URLs unknown to the ground truth count against the HTML set too
-                    fetched = {u for u in result.urls if u in html or u not in expected}
-                    result.html_check = PageSetCheck.compare(fetched, html)
+
+            self._docs_site(
+                "docs", root, server.port, server.pid, "static server (docs pages)", round_,
+                {"server": "bench.server (static)"},
+            )  # fmt: skip
+
+    def pgdocs(self) -> None:
+        """The PostgreSQL docs behind nginx (bench.server's static mode if nginx cannot be
+        had), every tool at its defaults, and crawlfleet at per-host concurrency = the total."""
+        plan = self.plan
+        root, how = ensure_docs(PG_DOCS_ROOT, PG_DOCS_PACKAGE)
+        if root is None:
+            self.report.skipped.append(f"pgdocs: {how}")
+            self.log(f"scenario pgdocs: skipped: {how}")
+            return
+        self.log(f"scenario pgdocs: {root} ({how}), depth {plan.pgdocs_depth}")
+        binary, nginx_how = ensure_nginx()
+        with contextlib.ExitStack() as stack:
+            server: NginxServer | ServerProcess | None = None
+            if binary is not None:
+                try:
+                    server = stack.enter_context(NginxServer(binary, root, DOCS_HOST))
+                except RuntimeError as exc:
+                    nginx_how = f"{binary} did not start: {exc}"
+            if server is not None:
+                what = {"server": f"nginx ({binary}, {nginx_how})"}
+                name = "nginx (pg docs pages)"
+            else:
+                server = stack.enter_context(ServerProcess.static(root))
+                what = {"server": f"bench.server (static): nginx unavailable: {nginx_how}"}
+                name = "static server (pg docs pages)"
+                self.report.skipped.append(f"pgdocs: nginx: {nginx_how}; bench.server instead")
+            self.log(f"  server: {what['server']}")
+
+            def round_(seed: str, expected: set[str], pid: int) -> list[RunResult]:
+                depth, workers = plan.pgdocs_depth, plan.workers
+                return [
+                    self._fleet("pgdocs", [seed], depth, workers, expected, pid, defaults=True),
+                    self._fleet("pgdocs", [seed], depth, workers, expected, pid),
+                    *self._defaults_rows("pgdocs", seed, depth, expected, pid, with_bs4=False),
+                ]
+
+            self._docs_site("pgdocs", root, server.port, server.pid, name, round_, what)
+
+    def _defaults_rows(
+        self, scenario: str, seed: str, depth: int, expected: set[str], pid: int,
+        with_bs4: bool,
+    ) -> list[RunResult]:  # fmt: skip
+        """The tools at their defaults: crawlfleet (with bs4 if ``with_bs4``; with the fast
+        extractor), Scrapy, wget."""
+        plan = self.plan
+        runs = [] if not with_bs4 else [
+            self._fleet(scenario, [seed], depth, plan.workers, expected, pid, defaults=True)
+        ]  # fmt: skip
+        runs += [
+            self._fleet(scenario, [seed], depth, plan.workers, expected, pid, "fast",
+                        defaults=True),
+            self._peer("scrapy", scenario, [seed], depth, expected, pid, defaults=True),
+        ]  # fmt: skip
+        wget = self._wget(scenario, seed, depth, expected, pid)
+        if wget is not None:
+            runs.append(wget)
+        return runs
+
+    def _wget(
+        self, scenario: str, seed: str, depth: int, expected: set[str] | None, server_pid: int
+    ) -> RunResult | None:
+        binary, how = ensure_wget()
+        if binary is None:
+            note = f"{scenario}: wget: {how}"
+            if note not in self.report.skipped:
+                self.report.skipped.append(note)
+                self.log(f"  wget skipped: {how}")
+            return None
+        started = time.monotonic()
+        work_dir = self._work_dir(f"{scenario}-wget")
+        speed = machine_speed()
+        run = WgetRun(scenario, seed, depth, self.plan.run_timeout_s)
+        result = run_wget(binary, run, work_dir, expected, server_pid)
+        result.machine_mops = speed
+        self._record(result, started, work_dir)
+        return result
+
+    def _docs_site(
+        self, scenario: str, root: Path, port: int, server_pid: int, ceiling_name: str,
+        round_: Callable[[str, set[str], int], list[RunResult]], what: dict[str, str],
+    ) -> None:  # fmt: skip
+        """A docs site being served: its ground truth, the server's ceiling, ``repeat`` rounds
+        of ``round_``, then the page sets of HTML pages and against wget's of the round."""
+        plan = self.plan
+        depth = plan.docs_depth if scenario == "docs" else plan.pgdocs_depth
+        seed = f"http://{DOCS_HOST}:{port}/index.html"
+        truth = docs_ground_truth(root, seed, depth)
+        expected = set(truth)
+        html = {u for u, (_, is_html) in truth.items() if is_html}
+        self.report.sites[scenario] = {
+            "root": str(root),
+            **what,
+            "seed": seed,
+            "depth": depth,
+            "pages_expected": len(expected),
+            "html_pages_expected": len(html),
+            "pages_by_depth": _by_depth(d for d, _ in truth.values()),
+        }
+        self.log(f"  ground truth: {len(expected)} URLs, {len(html)} of them HTML pages")
+        ceiling = measure_ceiling(
+            ceiling_name, server_pid, sorted(html),
+            plan.ceiling_requests // 4, plan.ceiling_seconds,
+        )  # fmt: skip
+        self.report.ceilings.append(ceiling)
+        self.log(f"  ceiling: {ceiling.line()}")
+        runs: list[RunResult] = []
+        for _ in range(plan.repeat):
+            this_round = round_(seed, expected, server_pid)
+            wget = next((r for r in this_round if r.tool == "wget" and r.error is None), None)
+            if wget is not None:
+                for result in this_round:
+                    if result is not wget and result.error is None:
+                        result.against_wget = PageSetCheck.compare(result.urls, wget.urls)
+            runs += this_round
+        for result in runs:
+            if result.check is not None:
+                # extra URLs unknown to the ground truth count against the HTML set too
+                fetched = {u for u in result.urls if u in html or u not in expected}
+                result.html_check = PageSetCheck.compare(fetched, html)
+
+    def polite(self) -> None:
+        """crawlfleet at its defaults with and without ``--per-host-delay``, in turned order."""
+        plan = self.plan
+        config, depth, delay = plan.polite_site, plan.polite_depth, plan.polite_delay_s
+        self.log(f"scenario polite: {_describe(config, depth)}, per-host delay {delay:g} s")
+        with ServerProcess.synthetic(config) as server:
+            site = SyntheticSite(config, server.port)
+            truth = site.ground_truth(depth)
+            expected = set(truth)
+            bound, busiest = politeness_bound(expected, delay)
+            per_host = urls_per_host(expected)
+            self.report.sites["polite"] = {
+                "config": config.to_dict(),
+                "depth": depth,
+                "seeds": len(site.seeds()),
+                "pages_expected": len(expected),
+                "pages_by_depth": _by_depth(truth.values()),
+                "urls_per_host": per_host,
+                "per_host_delay_s": delay,
+                "politeness_bound_s": round(bound, 3),
+            }
+            self.log(
+                f"  ground truth: {len(expected)} pages, {min(per_host.values())}-{busiest} a "
+                f"host: politeness bound ({busiest} - 1) x {delay:g} s = {bound:.1f} s"
+            )
+            for round_ in range(plan.repeat):
+                for wait in _turned([0.0, delay], round_):
+                    result = self._fleet(
+                        "polite", site.seeds(), depth, plan.workers, expected, server.pid,
+                        defaults=True, per_host_delay=wait,
+                    )  # fmt: skip
+                    if wait and bound:
+                        result.figures["politeness_bound_s"] = round(bound, 3)
+                        result.figures["wall_over_bound"] = round(result.wall_s / bound, 3)
+                        self.log(f"    wall {result.wall_s:.2f} s = {result.wall_s / bound:.2f}"
+                                 " x the politeness bound")  # fmt: skip
+
+    def fair(self) -> None:
+        """The ordinary hosts alone, then with an endless host's seed too, in turned order."""
+        plan = self.plan
+        config, depth, links = plan.fair_site, plan.fair_depth, plan.fair_trap_links
+        self.log(
+            f"scenario fair: {_describe(config, depth)}; then with an endless host, "
+            f"{links} new links a page"
+        )
+        with ServerProcess.synthetic(config, endless_links=links) as server:
+            site = SyntheticSite(config, server.port)
+            trap = EndlessHost(config.hosts, links, config.page_bytes, server.port)
+            truth = site.ground_truth(depth)
+            ordinary = set(truth)
+            trapped = set(trap.ground_truth(depth))
+            hosts = [site.host(h) for h in range(config.hosts)]
+            self.report.sites["fair"] = {
+                "config": config.to_dict(),
+                "depth": depth,
+                "ordinary_hosts": hosts,
+                "pages_expected": len(ordinary),
+                "pages_by_depth": _by_depth(truth.values()),
+                "trap_host": trap.host,
+                "trap_links_per_page": links,
+                "trap_pages_expected": len(trapped),
+            }
+            self.log(
+                f"  ground truth: {len(ordinary)} pages on {len(hosts)} hosts; the endless host "
+                f"{trap.host} has {len(trapped)} within depth {depth}"
+            )
+            for round_ in range(plan.repeat):
+                for with_trap in _turned([False, True], round_):
+                    seeds = site.seeds() + ([trap.seed()] if with_trap else [])
+                    result = self._fleet(
+                        "fair", seeds, depth, plan.workers,
+                        ordinary | trapped if with_trap else ordinary, server.pid,
+                        defaults=True, variant="+ endless host" if with_trap else "",
+                    )  # fmt: skip
+                    done = ordinary_done_s(result, hosts)
+                    if done is not None:
+                        result.figures["ordinary_hosts_done_s"] = round(done, 3)
+                    result.figures["trap_pages"] = pages_on(result, trap.host)
+                    self.log(
+                        "    ordinary hosts' last page stored at "
+                        + ("?" if done is None else f"{done:.2f} s")
+                        + (f", {pages_on(result, trap.host)} endless pages" if with_trap else "")
+                    )
 
     def run(self, only: set[str] | None = None) -> Report:
         plan = self.plan
-        wanted = only or {"a", "b", "c", "d", "docs"}
+        wanted = only or set(plan.default_scenarios)
         synthetic = []
         if "a" in wanted:
             synthetic.append(("a", plan.site, True, True))
@@ -400,11 +634,19 @@ class Bench:
             self.latency_bound()
         if "d" in wanted:
             self.frontier()
-        if "docs" in wanted:
-            if plan.docs:
-                self.docs()
-            else:
-                self.report.skipped.append("docs: not in the quick plan")
+        for name, scenario in (
+            ("docs", self.docs), ("pgdocs", self.pgdocs), ("polite", self.polite),
+            ("fair", self.fair),
+        ):  # fmt: skip
+            if name in wanted:
+                scenario()
+        if only is None:
+            left = [s for s in SCENARIOS if s not in wanted]
+            if left:
+                self.report.skipped.append(
+                    f"{', '.join(left)}: not in the {plan.name} plan's default run "
+                    f"(--only {','.join(left)} runs them at its sizes)"
+                )
         return self.report
 
 

@@ -7,6 +7,9 @@ Two modes, on loopback only:
   delayed by the config's latency (without holding anything else up);
 - ``static``: the files of a folder on 127.0.0.2 (``/`` and folders serve ``index.html``).
 
+``synthetic ... --endless-links K`` also serves an endless host (:mod:`bench.trap`) on the
+host after the site's, every page linking to K new ones.
+
 Run as ``python -m bench.server synthetic '<config json>'`` or ``... static <folder>``: it
 prints ``PORT <n>`` once listening and serves until killed, or until ``--max-seconds``.
 :class:`ServerProcess` does that from the benchmark and kills it in any case.
@@ -29,6 +32,7 @@ from types import TracebackType
 from urllib.parse import unquote, urlsplit
 
 from bench.site import FIRST_HOST, SiteConfig, SyntheticSite
+from bench.trap import EndlessHost
 
 MAX_HEADER_BYTES = 16 * 1024
 _NOT_FOUND = b"not found\n"
@@ -44,11 +48,17 @@ class Content:
 
 
 class SyntheticContent(Content):
-    def __init__(self, site: SyntheticSite) -> None:
+    def __init__(self, site: SyntheticSite, trap: EndlessHost | None = None) -> None:
         self.site = site
+        self.trap = trap
         self.latency_s = site.config.latency_s
 
     def get(self, host: str, path: str) -> tuple[int, bytes, bytes]:
+        if self.trap is not None and host == self.trap.host:
+            n = self.trap.page_index(path)
+            if n is None:
+                return 404, b"text/plain", _NOT_FOUND
+            return 200, b"text/html; charset=utf-8", self.trap.render(n)
         h = self.site.host_index(host)
         i = self.site.page_index(path)
         if h is None or i is None:
@@ -222,8 +232,14 @@ class ServerProcess:
         self.port = 0
 
     @classmethod
-    def synthetic(cls, config: SiteConfig, max_seconds: float = 1800) -> ServerProcess:
-        return cls(["synthetic", json.dumps(config.to_dict())], max_seconds)
+    def synthetic(
+        cls, config: SiteConfig, max_seconds: float = 1800, endless_links: int = 0
+    ) -> ServerProcess:
+        """The site of ``config``, and an endless host after it if ``endless_links``."""
+        args = ["synthetic", json.dumps(config.to_dict())]
+        if endless_links:
+            args += ["--endless-links", str(endless_links)]
+        return cls(args, max_seconds)
 
     @classmethod
     def static(cls, root: Path, max_seconds: float = 1800) -> ServerProcess:
@@ -283,12 +299,18 @@ def main() -> None:
     parser.add_argument("mode", choices=["synthetic", "static"])
     parser.add_argument("what", help="the SiteConfig as JSON, or the folder to serve")
     parser.add_argument("--max-seconds", type=float, default=3600)
+    parser.add_argument(
+        "--endless-links", type=int, default=0, help="also serve an endless host (bench.trap)"
+    )
     args = parser.parse_args()
     content: Content
     if args.mode == "synthetic":
         config = SiteConfig.from_dict(json.loads(args.what))
-        content = SyntheticContent(SyntheticSite(config, 0))
-        hosts = [f"127.0.0.{FIRST_HOST + h}" for h in range(config.hosts)]
+        trap = None
+        if args.endless_links:
+            trap = EndlessHost(config.hosts, args.endless_links, config.page_bytes)
+        content = SyntheticContent(SyntheticSite(config, 0), trap)
+        hosts = [f"127.0.0.{FIRST_HOST + h}" for h in range(config.hosts + (trap is not None))]
     else:
         content = StaticContent(Path(args.what))
         hosts = [f"127.0.0.{FIRST_HOST}"]

@@ -2,7 +2,8 @@
 
 One spider for both peers, configured for a broad breadth-first crawl as Scrapy's docs advise
 (DEPTH_PRIORITY=1 with FIFO queues, INFO logging, cookies off, robots.txt not obeyed, as
-crawlfleet is run here):
+crawlfleet is run here), at the bench's concurrency, or with ``"defaults": true`` at Scrapy's
+own CONCURRENT_REQUESTS and CONCURRENT_REQUESTS_PER_DOMAIN (16 and 8, "scrapy (defaults)"):
 
 - ``scrapy``: one Scrapy process (``scrapy.Spider``) with its in-memory scheduler and dupefilter;
 - ``scrapy-redis``: one of N processes of a ``scrapy_redis`` ``RedisSpider`` sharing Redis's
@@ -158,11 +159,12 @@ def scrapy_settings(config: dict[str, Any]) -> dict[str, Any]:
         "DEPTH_PRIORITY": 1,
         "SCHEDULER_DISK_QUEUE": "scrapy.squeues.PickleFifoDiskQueue",
         "SCHEDULER_MEMORY_QUEUE": "scrapy.squeues.FifoMemoryQueue",
-        "CONCURRENT_REQUESTS": config["concurrency"],
-        "CONCURRENT_REQUESTS_PER_DOMAIN": config["per_domain"],
         "HTTPERROR_ALLOW_ALL": True,
         "LOGSTATS_INTERVAL": 60,
     }
+    if not config.get("defaults"):  # else Scrapy's own: 16 requests, 8 per domain
+        settings["CONCURRENT_REQUESTS"] = config["concurrency"]
+        settings["CONCURRENT_REQUESTS_PER_DOMAIN"] = config["per_domain"]
     settings.update(config.get("settings") or {})  # overrides, for experiments
     if config["mode"] == "scrapy-redis":
         settings.update(
