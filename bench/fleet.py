@@ -267,9 +267,6 @@ def _measure(
     result.redis_seen = status.counters.seen
     result.redis_dedupe_key_bytes = prefix_bytes(client, CrawlKeys(CRAWL_ID).seen)
     result.redis_leftover_keys = key_census(client, LEFTOVER_PATTERNS)
-    tries = int(client.hlen(CrawlKeys(CRAWL_ID).tries))  # type: ignore[arg-type]
-    if tries:
-        result.redis_leftover_keys["tries fields"] = tries
     if status.state.value != "done" and result.error is None:
         result.error = f"crawl ended {status.state.value}"
     if status.counters.reasons:

@@ -99,7 +99,7 @@ async def cancel_crawl(redis: Redis, settings: Settings, crawl_id: str) -> Cance
         removed, stopped = await frontier.sweep(batch)
         dropped, aborted = dropped + removed, aborted + stopped
     await _fill_hosts(redis, frontier, crawl_id)
-    await redis.delete(keys.hosts, keys.origins, keys.tries)
+    await redis.delete(keys.hosts, keys.origins)
     return CancelResult(dropped=dropped, aborted=aborted)
 
 

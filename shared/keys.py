@@ -15,8 +15,6 @@ Per crawl ``C``:
                          once); small hashes keep Redis's compact encoding (``seen.lua``)
 - ``cf:C:hosts``         set of the hosts where the crawl has a backlog
 - ``cf:C:origins``       set of the origins whose robots.txt the crawl has asked for
-- ``cf:C:tries``         hash: job id -> times started without being closed (a worker died);
-                         ``<job id>#fetch`` -> transient fetch failures retried so far
 - ``cf:C:reasons``       hash: failure reason or error status -> pages
 - ``cf:C:robots:O``      robots.txt of origin ``O`` (``scheme://netloc``) as this crawl saw it
 
@@ -35,8 +33,9 @@ tag ``{H}``, so a Redis Cluster keeps a host's keys together:
 - ``cf:{H}:C:gate``      hash: ``robots`` (the robots.txt job the backlog waits for),
                          ``delay`` (robots.txt Crawl-delay, ms)
 
-arq's own keys (``arq:job:<id>``, ``arq:in-progress:<id>``, ``arq:retry:<id>``) and the queue
-(``Settings.queue_name``) are shared by all crawls; job ids start with the crawl id: page jobs
+arq's own keys (``arq:job:<id>``, ``arq:in-progress:<id>``) and the queue
+(``Settings.queue_name``, whose score of a claimed job also counts its tries: ``claim.lua``)
+are shared by all crawls; job ids start with the crawl id: page jobs
 are ``C:<fingerprint>:<depth>``, robots.txt jobs ``C:robots:<fingerprint of the origin>``.
 """
 
@@ -54,7 +53,6 @@ CRAWLS_INDEX = f"{PREFIX}:crawls"
 JOB_KEY_PREFIX = job_key_prefix
 IN_PROGRESS_KEY_PREFIX = in_progress_key_prefix
 RETRY_KEY_PREFIX = retry_key_prefix
-RETRY_KEY_TTL_S = 88_400  # how long arq keeps a job's try count (arq's run_job)
 RESULT_KEY_PATTERN = "arq:result:*"
 ABORT_JOBS = abort_jobs_ss
 
@@ -81,10 +79,6 @@ class CrawlKeys:
     def seen_bucket(self, fingerprint: str) -> str:
         """The hash holding ``fingerprint``'s shortest depth."""
         return self.seen + fingerprint[:SEEN_BUCKET_DIGITS]
-
-    @property
-    def tries(self) -> str:
-        return f"{PREFIX}:{self.crawl_id}:tries"
 
     @property
     def reasons(self) -> str:
@@ -148,11 +142,6 @@ def worker_health_key(queue_name: str, worker_id: str) -> str:
 def fleet_key(queue_name: str) -> str:
     """Sorted set of the workers serving a queue: health key -> when it last said so (ms)."""
     return f"{queue_name}:workers"
-
-
-def fetch_attempts_field(job_id: str) -> str:
-    """The field of ``cf:C:tries`` counting a job's retried transient fetch failures."""
-    return f"{job_id}#fetch"
 
 
 def seen_field(fingerprint: str) -> str:

@@ -25,8 +25,6 @@ from shared.keys import (
     ABORT_JOBS,
     IN_PROGRESS_KEY_PREFIX,
     JOB_KEY_PREFIX,
-    RETRY_KEY_PREFIX,
-    RETRY_KEY_TTL_S,
     CrawlKeys,
 )
 
@@ -62,13 +60,16 @@ def _scripts(redis: Redis) -> dict[str, AsyncScript]:
     return scripts
 
 
+def _claimed_score(until_ms: int, job_try: int) -> float:
+    """A claimed job's queue score: the end of its in-progress mark, its try in sixteenths."""
+    return int(until_ms) + int(job_try) / 16
+
+
 @dataclass(frozen=True, slots=True)
 class Started:
     """start.lua's answer for one job."""
 
     verdict: str
-    tries: int
-    retried: int
     wait_ms: int
 
 
@@ -77,7 +78,7 @@ class Claimed:
     """One job claim.lua claimed and started."""
 
     job_id: str
-    score: int
+    score: float  # its try in sixteenths (claim.lua): hand it back relative to this
     payload: bytes | None
     job_try: int
     aborted: bool
@@ -110,7 +111,6 @@ class Frontier:
             self.lease_ms,
             JOB_KEY_PREFIX,
             IN_PROGRESS_KEY_PREFIX,
-            RETRY_KEY_PREFIX,
         ]
         return await self._call(name, [self.queue, ABORT_JOBS, *keys], [*head, *args])
 
@@ -137,12 +137,14 @@ class Frontier:
         status, admitted = await self._frontier("seed", [crawls_index], args)
         return int(status), int(admitted)
 
-    async def start(self, *, job_id: str, url: str, fingerprint: str, depth: int) -> Started:
+    async def start(
+        self, *, job_id: str, url: str, fingerprint: str, depth: int, delay_ms: int
+    ) -> Started:
         """start.lua: may the job run (``fingerprint`` is '' for a robots.txt job)."""
-        verdict, tries, retried, wait = await self._frontier(
-            "start", [], [job_id, url, fingerprint, depth]
+        verdict, wait = await self._frontier(
+            "start", [], [job_id, url, fingerprint, depth, delay_ms]
         )
-        return Started(verdict.decode(), int(tries), int(retried), int(wait))
+        return Started(verdict.decode(), int(wait))
 
     async def page_done(
         self,
@@ -152,6 +154,7 @@ class Frontier:
         fingerprint: str,
         depth: int,
         hops: int,
+        retried: int,
         parent: str | None,
         outcome: str,
         nbytes: int = 0,
@@ -160,16 +163,20 @@ class Frontier:
         hold_ms: int = 0,
         redirect: tuple[str, str] | None = None,
         links: Sequence[tuple[str, str]] = (),
-    ) -> tuple[int, int]:
-        """page_done.lua: (1 closed / -1 closed before, URLs admitted); ``redirect`` and
-        ``links`` are (fingerprint, url) pairs; ``parent`` is as the job carries it."""
+        new_origins: Sequence[str] = (),
+    ) -> tuple[int, int, bool]:
+        """page_done.lua: (1 closed / -1 closed before, URLs admitted, links weighed);
+        ``redirect`` and ``links`` are (fingerprint, url) pairs; ``parent`` is as the job
+        carries it; ``new_origins`` are the origins among them that the caller has not sent
+        before (the only ones whose robots.txt may be new to the crawl)."""
         redirect_fp, redirect_url = redirect or ("", "")
-        args: list[Any] = [job_id, url, fingerprint, depth, hops, parent or "", outcome, nbytes,
-                           reason, not_before_ms, hold_ms, redirect_url, redirect_fp]  # fmt: skip
+        args: list[Any] = [job_id, url, fingerprint, depth, hops, retried, parent or "",
+                           outcome, nbytes, reason, not_before_ms, hold_ms, redirect_url,
+                           redirect_fp, len(new_origins), *new_origins]  # fmt: skip
         for fp, link in links:
             args += [fp, link]
-        status, admitted = await self._frontier("page_done", [], args)
-        return int(status), int(admitted)
+        status, admitted, considered = await self._frontier("page_done", [], args)
+        return int(status), int(admitted), bool(considered)
 
     async def robots_done(
         self,
@@ -177,13 +184,14 @@ class Frontier:
         job_id: str,
         origin: str,
         outcome: str,
+        retried: int,
         rules: bytes = b"",
         crawl_delay_ms: int = 0,
         not_before_ms: int = 0,
         ttl_s: int = 0,
     ) -> int:
         """robots_done.lua: 1 closed, -1 closed before."""
-        args = [job_id, origin, outcome, rules, crawl_delay_ms, not_before_ms, ttl_s]
+        args = [job_id, origin, outcome, rules, crawl_delay_ms, not_before_ms, ttl_s, retried]
         return int(await self._frontier("robots_done", [], args))
 
     async def fill_hosts(self, hosts: Sequence[str]) -> int:
@@ -201,11 +209,11 @@ class Frontier:
             "claim",
             [self.queue, ABORT_JOBS],
             [timestamp_ms(), in_progress_ms, want, IN_PROGRESS_KEY_PREFIX, scan_max,
-             JOB_KEY_PREFIX, RETRY_KEY_PREFIX, RETRY_KEY_TTL_S],
+             JOB_KEY_PREFIX],
         )  # fmt: skip
         return [
-            Claimed(job_id.decode(), int(float(score)), payload, int(job_try), bool(aborted))
-            for job_id, score, payload, job_try, aborted in (
+            Claimed(job_id.decode(), _claimed_score(until, try_), payload, int(try_), bool(ab))
+            for job_id, until, payload, try_, ab in (
                 reply[i : i + 5] for i in range(0, len(reply), 5)
             )
         ]
@@ -213,7 +221,7 @@ class Frontier:
     async def finish(self, crawl_id: str, finished_at: str) -> bool:
         """finish.lua: mark the crawl done if nothing of it is pending."""
         keys = CrawlKeys(crawl_id)
-        script_keys = [keys.meta, keys.stats, keys.hosts, keys.origins, keys.tries]
+        script_keys = [keys.meta, keys.stats, keys.hosts, keys.origins]
         return bool(await self._call("finish", script_keys, [finished_at]))
 
     async def cancel(self, crawl_id: str, finished_at: str) -> int:

@@ -69,7 +69,7 @@ class Settings(BaseSettings):
 
     # a page whose worker died (or hung past the deadline) this many times while fetching it
     # is recorded as failed; deliberate hand-backs (a paused crawl, a full disk) do not count
-    job_tries: int = Field(default=3, ge=1)
+    job_tries: int = Field(default=3, ge=1, le=14)  # claim.lua counts up to 15
     # on SIGTERM a worker takes no new job and gives in-flight ones this long to finish;
     # jobs still running then are handed back to the queue
     shutdown_grace_s: int = Field(default=20, ge=0)

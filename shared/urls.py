@@ -95,6 +95,13 @@ def registered_domain(host: str) -> str:
     return parts.top_domain_under_public_suffix or host
 
 
+def origin_of(canonical_url: str) -> str:
+    """``scheme://netloc`` of a canonical URL: robots.txt applies per origin (the frontier's
+    Lua derives the same string)."""
+    scheme, _, rest = canonical_url.partition("://")
+    return f"{scheme}://{rest.split('/', 1)[0]}"
+
+
 def host_of(canonical_url: str) -> str:
     """The host of a canonical URL (without port)."""
     return urlsplit(canonical_url).hostname or ""

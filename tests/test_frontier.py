@@ -19,6 +19,7 @@ from shared.settings import Settings
 from tests.support.crawling import crawl_in_process, read_manifest, wait_done
 from tests.support.testweb import Page, Site, TestWeb
 from workers import robots
+from workers.frontier import SentLinks
 
 pytestmark = pytest.mark.slow
 
@@ -164,11 +165,11 @@ async def test_a_worker_started_mid_crawl_fetches_within_two_seconds(
     """A worker that joins a running one-host crawl takes part at once: its first page is
     fetched within 2 s of its start (both times from its own log)."""
     settings = settings.model_copy(update={"concurrency": 64})
-    pages = 300
+    pages = 400  # about 5 s at 8 requests in flight: the newcomer joins well before the end
     root = web.url(0, "/")
     web.site = Site(
         {root: Page(hrefs=[f"/p{i}" for i in range(pages)])}
-        | {web.url(0, f"/p{i}"): Page(latency=0.05) for i in range(pages)}
+        | {web.url(0, f"/p{i}"): Page(latency=0.1) for i in range(pages)}
     )
     spec = CrawlSpec(crawl_id="join", seeds=[root], depth=1)
     with LocalWorkers(settings, 1, settings.data_dir / "logs"):
@@ -186,3 +187,18 @@ async def test_a_worker_started_mid_crawl_fetches_within_two_seconds(
     for line in lines:
         when.setdefault(line["event"], datetime.fromisoformat(line["timestamp"]))
     assert (when["page fetched"] - when["worker started"]).total_seconds() < 2.0, when
+
+
+def test_links_sent_once_are_not_sent_again_deeper() -> None:
+    """A worker remembers the links it sent with their depth: sending one again at that depth
+    or deeper is skipped (a URL's shortest depth in Redis only falls), nearer is not; the
+    oldest are forgotten past the size."""
+    sent = SentLinks(size=2)
+    a, b, c = ("fa", "http://h/a"), ("fb", "http://h/b"), ("fc", "http://h/c")
+    assert sent.unsent("c1", [a, b], 2) == [a, b]
+    sent.sent("c1", [a, b], 2)
+    assert sent.unsent("c1", [a, b], 2) == [] and sent.unsent("c1", [a], 3) == []
+    assert sent.unsent("c1", [a], 1) == [a]  # nearer: it may improve the depth
+    assert sent.unsent("c2", [a], 2) == [a]  # another crawl
+    sent.sent("c1", [c], 2)
+    assert sent.unsent("c1", [a, b, c], 2) == [a]  # a was the oldest

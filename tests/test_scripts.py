@@ -25,9 +25,8 @@ from shared.keys import CrawlKeys, HostKeys, frontier_host, job_key, robots_job_
 from shared.scripts import Frontier as Scripts
 from shared.scripts import script_source
 from shared.settings import Settings
-from shared.urls import fingerprint
-from workers.frontier import Frontier, PageJob, Start, Verdict
-from workers.robots import origin_of
+from shared.urls import fingerprint, origin_of
+from workers.frontier import Frontier, PageJob, Verdict
 
 HOST = "example.org"
 SEED = f"http://{HOST}/"
@@ -59,7 +58,7 @@ async def slots(redis: Redis, host: str = HOST) -> set[str]:
 
 async def run(frontier: Frontier, job: PageJob, links: list[str] | None = None, **kw: object):
     """What a worker does with a job: start it, close it as fetched."""
-    assert (await frontier.start(job)).verdict is Verdict.RUN
+    assert await frontier.start(job) is Verdict.RUN
     return await frontier.close(job, 3, "fetched", 1, links or [], **kw)  # type: ignore[arg-type]
 
 
@@ -95,13 +94,13 @@ async def test_promoted_payload_is_what_python_would_write(
     redis: Redis, settings: Settings
 ) -> None:
     """The job a promotion writes reads back as arq's payload of crawl_page(url, depth,
-    parent, hops), as shared/jobs.py builds it."""
+    parent, hops, retried, delay_ms), as shared/jobs.py builds it."""
     await seed_crawl(redis, settings, spec())
     (job_id,) = await queued(redis, settings)
     raw = await redis.get(job_key(job_id))
     assert raw is not None
     got = deserialize(raw)
-    want = msgpack.unpackb(job_payload(CRAWL_PAGE, (SEED, 0, None, 0), got["et"]))
+    want = msgpack.unpackb(job_payload(CRAWL_PAGE, (SEED, 0, None, 0, 0, 0), got["et"]))
     assert got == want and abs(got["et"] - now_ms()) < 60_000
     assert job_id == f"c1:{fingerprint(SEED)}:0"
     assert await redis.pttl(job_key(job_id)) == -1  # lives as long as the crawl
@@ -114,7 +113,7 @@ async def test_a_host_has_no_more_jobs_than_slots(redis: Redis, settings: Settin
     await seed_crawl(redis, settings, spec(seeds=seeds, per_host_concurrency=3))
     jobs = await queued(redis, settings)
     assert len(jobs) == 3 and await slots(redis) == set(jobs)
-    assert await backlog(redis) == [f"0 0 0 {s}" for s in seeds[3:]]
+    assert await backlog(redis) == [f"0 0 0 0 {s}" for s in seeds[3:]]
     status = await load_status(redis, "c1")
     assert status.counters.pending == 10 and status.counters.seen == 10
     frontier = Frontier(redis, settings)
@@ -133,23 +132,19 @@ async def test_close_admits_new_links_once_and_counts_once(
     frontier = Frontier(redis, settings)
     job = page(SEED, 0)
     links = [SEED + "a", SEED + "b", SEED]
-    assert (await frontier.start(job)).verdict is Verdict.RUN
+    assert await frontier.start(job) is Verdict.RUN
     # what arq holds for a running job: its clean-up is page_done's
     await redis.set(f"arq:in-progress:{job.job_id}", b"1")
-    await redis.set(f"arq:retry:{job.job_id}", b"1")
-    await redis.zadd("arq:abort", {job.job_id: 1})
     assert await frontier.close(job, 3, "fetched", 100, links) == 2
-    assert not await redis.exists(f"arq:in-progress:{job.job_id}", f"arq:retry:{job.job_id}")
+    assert not await redis.exists(f"arq:in-progress:{job.job_id}")
     assert job.job_id not in await queued(redis, settings)
-    assert await redis.zcard("arq:abort") == 0
     assert await frontier.close(job, 3, "fetched", 100, links) is None  # a re-run
-    assert (await frontier.start(job)).verdict is Verdict.DONE_ALREADY
     status = await load_status(redis, "c1")
     assert status.counters.fetched == 1 and status.counters.bytes == 100
     assert status.counters.pending == 2 and status.counters.seen == 3
     assert set(await queued(redis, settings)) == {f"c1:{fingerprint(u)}:1" for u in links[:2]}
     payload = deserialize(await redis.get(job_key(f"c1:{fingerprint(SEED + 'a')}:1")) or b"")
-    assert payload["a"] == [SEED + "a", 1, "/", 0]  # the parent as a path on the same origin
+    assert payload["a"] == [SEED + "a", 1, "/", 0, 0, 0]  # the parent: its path, same origin
 
 
 async def test_a_url_found_nearer_while_waiting_is_fetched_once(
@@ -172,17 +167,23 @@ async def test_a_url_found_nearer_while_waiting_is_fetched_once(
     assert set(await queued(redis, settings)) == {finalize_job_id("c1")}
 
 
-async def test_stale_entries_are_dropped_at_promotion(redis: Redis, settings: Settings) -> None:
-    """A backlog entry whose URL was reached by a shorter path since it was admitted is
-    dropped when it comes up (pending counts it off); the nearer entry is fetched."""
+async def test_a_url_found_nearer_while_it_waits_starts_stale(
+    redis: Redis, settings: Settings
+) -> None:
+    """A backlog entry whose URL was reached by a shorter path since it was admitted becomes a
+    job that starts stale (closed unfetched, pending counted off); the nearer one is fetched."""
     await seed_crawl(redis, settings, spec(per_host_concurrency=1))
     frontier = Frontier(redis, settings)
     a, b, c = SEED + "a", SEED + "b", SEED + "c"
     await run(frontier, page(SEED, 0), [a, b])
     await run(frontier, page(a), [c])  # c waits at depth 2, behind b
     await seed_crawl(redis, settings, spec(seeds=[c], per_host_concurrency=1))  # c at 0
-    assert await backlog(redis) == [f"2 0 0 {c} /a", f"0 0 0 {c}"]
+    assert await backlog(redis) == [f"2 0 0 0 {c} /a", f"0 0 0 0 {c}"]
     await run(frontier, page(b))
+    far = page(c, 2, a)
+    assert set(await queued(redis, settings)) == {far.job_id}
+    assert await frontier.start(far) is Verdict.STALE
+    assert await frontier.close(far, 3, "skipped", 0, []) == 0
     assert set(await queued(redis, settings)) == {page(c, 0).job_id}
     await run(frontier, page(c, 0))
     status = await load_status(redis, "c1")
@@ -208,7 +209,7 @@ async def test_depth_limit_and_max_pages(redis: Redis, settings: Settings) -> No
     URLs are ever admitted."""
     await seed_crawl(redis, settings, spec(depth=0))
     frontier = Frontier(redis, settings)
-    assert (await frontier.start(page(SEED, 0))).verdict is Verdict.RUN
+    assert await frontier.start(page(SEED, 0)) is Verdict.RUN
     assert await frontier.close(page(SEED, 0), 0, "fetched", 1, [SEED + "a"]) == 0
     await seed_crawl(redis, settings, spec(crawl_id="c2", max_pages=3))
     links = [f"{SEED}{i}" for i in range(10)]
@@ -223,7 +224,7 @@ async def test_last_job_queues_finalize_and_finish_marks_done(
     await seed_crawl(redis, settings, spec())
     frontier = Frontier(redis, settings)
     assert not await frontier.finish("c1")  # still pending
-    assert (await frontier.start(page(SEED, 0))).verdict is Verdict.RUN
+    assert await frontier.start(page(SEED, 0)) is Verdict.RUN
     await frontier.close(page(SEED, 0), 3, "failed", 0, [], reason="http 500")
     assert set(await queued(redis, settings)) == {finalize_job_id("c1")}
     raw = await redis.get(job_key(finalize_job_id("c1")))
@@ -249,8 +250,8 @@ async def test_robots_txt_is_fetched_before_the_hosts_pages(
     assert set(await queued(redis, settings)) == {robots}
     raw = await redis.get(job_key(robots))
     assert deserialize(raw or b"")["f"] == "fetch_robots"
-    assert deserialize(raw or b"")["a"] == [origin_of(SEED)]
-    assert (await frontier.start_robots(robots, origin_of(SEED))).verdict is Verdict.RUN
+    assert deserialize(raw or b"")["a"] == [origin_of(SEED), 0]
+    assert await frontier.start_robots(robots, origin_of(SEED)) is Verdict.RUN
     assert await frontier.robots_done(robots, origin_of(SEED), b'{"state": "x"}', 0.25, 60)
     assert await redis.get(CrawlKeys("c1").robots(origin_of(SEED))) == b'{"state": "x"}'
     jobs = await queued(redis, settings)
@@ -260,7 +261,7 @@ async def test_robots_txt_is_fetched_before_the_hosts_pages(
     await run(frontier, page(SEED, 0), ["https://example.org/s"])
     jobs = await queued(redis, settings)
     assert robots_job_id("c1", fingerprint("https://example.org")) in jobs
-    assert await backlog(redis) == ["1 0 0 https://example.org/s http://example.org/"]
+    assert await backlog(redis) == ["1 0 0 0 https://example.org/s http://example.org/"]
 
 
 async def test_robots_txt_retried_keeps_the_gate_shut(redis: Redis, settings: Settings) -> None:
@@ -269,12 +270,13 @@ async def test_robots_txt_retried_keeps_the_gate_shut(redis: Redis, settings: Se
     await seed_crawl(redis, settings, spec(obey_robots=True))
     frontier = Frontier(redis, settings)
     robots = robots_job_id("c1", fingerprint(origin_of(SEED)))
-    assert (await frontier.start_robots(robots, origin_of(SEED))).verdict is Verdict.RUN
+    assert await frontier.start_robots(robots, origin_of(SEED)) is Verdict.RUN
     before = now_ms()
-    assert await frontier.robots_retry(robots, origin_of(SEED), 5.0)
+    assert await frontier.robots_retry(robots, origin_of(SEED), 0, 5.0)
     jobs = await queued(redis, settings)
     assert set(jobs) == {robots} and jobs[robots] >= before + 5000
-    assert (await frontier.start_robots(robots, origin_of(SEED))) == Start(Verdict.RUN, 1, 1)
+    assert deserialize(await redis.get(job_key(robots)) or b"")["a"] == [origin_of(SEED), 1]
+    assert await frontier.start_robots(robots, origin_of(SEED)) is Verdict.RUN
 
 
 async def test_per_host_delay_spaces_the_promoted_jobs(redis: Redis, settings: Settings) -> None:
@@ -285,9 +287,11 @@ async def test_per_host_delay_spaces_the_promoted_jobs(redis: Redis, settings: S
     scores = sorted((await queued(redis, settings)).values())
     assert [b - a for a, b in itertools.pairwise(scores)] == [500, 500]
     frontier = Frontier(redis, settings)
-    assert (await frontier.start(page(seeds[0], 0))).verdict is Verdict.RUN
-    second = page(seeds[1], 0)
-    assert (await frontier.start(second)).verdict is Verdict.EARLY
+    first, second = (PageJob("c1", s, 0, None, delay_ms=500) for s in seeds[:2])
+    raw = await redis.get(job_key(first.job_id))
+    assert deserialize(raw or b"")["a"][5] == 500  # the job carries its host's delay
+    assert await frontier.start(first) is Verdict.RUN
+    assert await frontier.start(second) is Verdict.EARLY
     assert (await queued(redis, settings))[second.job_id] >= now_ms() + 400
 
 
@@ -300,17 +304,18 @@ async def test_a_transient_failure_goes_to_the_back_of_its_host(
     await seed_crawl(redis, settings, spec(seeds=seeds, per_host_concurrency=1))
     frontier = Frontier(redis, settings)
     job = page(SEED, 0)
-    assert (await frontier.start(job)).verdict is Verdict.RUN
+    assert await frontier.start(job) is Verdict.RUN
     before = now_ms()
     assert await frontier.retry(job, 3.0)
     assert set(await queued(redis, settings)) == {page(SEED + "b", 0).job_id}
     (entry,) = await backlog(redis)
-    depth, hops, not_before, url = entry.split()
-    assert (depth, hops, url) == ("0", "0", SEED) and int(not_before) >= before + 3000
+    depth, hops, retried, not_before, url = entry.split()
+    assert (depth, hops, retried, url) == ("0", "0", "1", SEED)
+    assert int(not_before) >= before + 3000
     await run(frontier, page(SEED + "b", 0))
     jobs = await queued(redis, settings)
     assert jobs[job.job_id] >= before + 3000
-    assert await frontier.start(job) == Start(Verdict.RUN, 1, 1)
+    assert deserialize(await redis.get(job_key(job.job_id)) or b"")["a"][4] == 1
     assert (await load_status(redis, "c1")).counters.pending == 1
 
 
@@ -332,10 +337,10 @@ async def test_pause_requeues_and_resume_promotes(redis: Redis, settings: Settin
     assert await pause_crawl(redis, settings, "c1") == 1
     assert (await load_status(redis, "c1")).state is CrawlState.PAUSED
     seed_job = page(SEED, 0)
-    assert (await frontier.start(seed_job)).verdict is Verdict.PAUSED
+    assert await frontier.start(seed_job) is Verdict.PAUSED
     assert await frontier.requeue(seed_job)
     assert await queued(redis, settings) == {} and await slots(redis) == set()
-    assert await backlog(redis) == [f"0 0 0 {SEED}"]
+    assert await backlog(redis) == [f"0 0 0 0 {SEED}"]
     with pytest.raises(CrawlNotRunning):
         await pause_crawl(redis, settings, "c1")
     assert await resume_crawl(redis, settings, "c1") == 1
@@ -365,7 +370,7 @@ async def test_cancel_drops_jobs_and_backlogs_and_frees_the_host(
     status = await load_status(redis, "c1")
     assert status.state is CrawlState.CANCELLED and status.counters.pending == 0
     frontier = Frontier(redis, settings)
-    assert (await frontier.start(page(many[1], 0))).verdict is Verdict.STOPPED
+    assert await frontier.start(page(many[1], 0)) is Verdict.STOPPED
     # the aborted job closes: its slot too goes back
     assert await frontier.close(running, 3, "skipped", 0, []) == 0
     assert await slots(redis) == {f"other:{fingerprint(SEED)}:0"}
@@ -424,24 +429,36 @@ async def test_a_redirect_target_is_admitted_at_the_same_depth(
     target = SEED + "there/"
     assert await run(frontier, page(SEED, 0), redirect=target) == 1
     raw = await redis.get(job_key(f"c1:{fingerprint(target)}:0"))
-    assert deserialize(raw or b"")["a"] == [target, 0, "/", 1]
+    assert deserialize(raw or b"")["a"] == [target, 0, "/", 1, 0, 0]
 
 
-async def test_start_counts_tries_until_closed(redis: Redis, settings: Settings) -> None:
-    """Each start of an unclosed job counts (its worker died); a close clears them."""
+async def test_a_claim_counts_the_tries_of_a_job_not_closed(
+    redis: Redis, settings: Settings
+) -> None:
+    """Each claim of a job that was neither closed nor queued anew counts one more try (its
+    worker died or hung), kept in the sixteenths of its queue score; queuing it anew (a
+    hand-back, a deferral) starts the count again."""
     await seed_crawl(redis, settings, spec())
-    frontier = Frontier(redis, settings)
-    job = page(SEED, 0)
-    assert await frontier.start(job) == Start(Verdict.RUN, 1, 0)
-    assert await frontier.start(job) == Start(Verdict.RUN, 2, 0)
-    await frontier.close(job, 3, "fetched", 1, [])
-    assert await redis.hlen(CrawlKeys("c1").tries) == 0  # type: ignore[misc]
+    scripts = Scripts(redis, settings.queue_name, settings.slot_lease_ms)
+    job_id = page(SEED, 0).job_id
+    for want in (1, 2, 3):
+        (claimed,) = await scripts.claim(want=1, in_progress_ms=5000, scan_max=100)
+        assert (claimed.job_id, claimed.job_try) == (job_id, want)
+        assert claimed.score % 1 == want / 16
+        assert await redis.zscore(settings.queue_name, job_id) == claimed.score
+        # the worker dies: its in-progress mark and claim expire
+        await redis.delete(f"arq:in-progress:{job_id}")
+        await redis.zadd(settings.queue_name, {job_id: now_ms() - 1 + claimed.score % 1})
+    await redis.zadd(settings.queue_name, {job_id: now_ms() - 1})  # handed back: whole again
+    (claimed,) = await scripts.claim(want=1, in_progress_ms=5000, scan_max=100)
+    assert claimed.job_try == 1
 
 
 async def test_claim_takes_due_jobs_not_running_elsewhere(redis: Redis, settings: Settings) -> None:
     """claim.lua is arq's start rule for a batch: due, queued jobs that no worker runs, in
     queue order, each claimed once, as many as asked for; and arq's start of each: its
-    payload read, one more try counted, its abort mark taken off."""
+    payload read, its abort mark taken off; a claimed job's score moves past its in-progress
+    mark."""
     scripts = Scripts(redis, settings.queue_name, settings.slot_lease_ms)
 
     async def take(want: int) -> list[tuple[str, bytes | None, int, bool]]:
@@ -455,11 +472,11 @@ async def test_claim_takes_due_jobs_not_running_elsewhere(redis: Redis, settings
                                   "later": now + 60_000})  # fmt: skip
     await redis.set("arq:in-progress:b", b"1")  # another worker runs it
     await redis.set("arq:job:a", b"payload-a")
-    await redis.set("arq:retry:a", 2)  # started twice before
     await redis.set("arq:job:c", b"payload-c")
     await redis.zadd("arq:abort", {"c": 1})  # cancelled while queued
-    assert await take(1) == [("a", b"payload-a", 3, False)]
+    assert await take(1) == [("a", b"payload-a", 1, False)]
     assert 0 < await redis.pttl("arq:in-progress:a") <= 5000
+    assert await redis.zscore(queue_name, "a") >= now + 4000  # out of the due range
     # not b (running), not later (deferred), not a again; d's payload is gone
     assert await take(5) == [("c", b"payload-c", 1, True), ("d", None, 1, False)]
     assert await redis.zcard("arq:abort") == 0

@@ -11,7 +11,7 @@ from arq.jobs import deserialize_job_raw
 from arq.utils import ms_to_datetime, timestamp_ms
 from arq.worker import Retry, RetryJob, Worker, logger
 
-from shared.keys import fleet_key
+from shared.keys import ABORT_JOBS, fleet_key
 from shared.scripts import Frontier
 
 # the ctx key of the set of job ids whose clean-up page_done.lua has done already
@@ -19,7 +19,10 @@ CLOSED_JOBS = "closed_jobs"
 # due queue entries one claim looks at, at most (running jobs are out of the due range; the
 # scan skips only jobs whose worker is still handing them back)
 _CLAIM_SCAN_MAX = 10_000
-# how often a worker counts the others serving its queue
+# the longest a worker waits for the queue's first job, due later, before it looks again (jobs
+# due at once may be promoted meanwhile by other workers' closes)
+_IDLE_WAIT_S = 0.1
+# how often a worker counts the others serving its queue and looks at arq's abort set
 _COUNT_EVERY_S = 0.25
 
 
@@ -55,6 +58,8 @@ class FleetWorker(Worker):
         self._last_beat = 0.0
         self._claim: Frontier | None = None
         self._drained = False
+        self._aborts = False  # whether arq's abort set held any id when last asked
+        self._next_due_ms: int | None = None  # when the queue's next job is due, if known
         self._peers = 0  # other workers on the queue, as last counted
         self._last_count = 0.0
         self._closed: set[str] = set()
@@ -72,12 +77,19 @@ class FleetWorker(Worker):
         While the queue is drained (the last look found fewer due jobs than free slots) and
         other workers serve it, only the beat: the next due job is one that a close has just
         promoted, and the worker whose job closed would otherwise look first every time, and
-        the more jobs it held the more often, keeping a host's slots to itself.
+        the more jobs it held the more often, keeping a host's slots to itself. When the
+        queue's first job is known to be due later (a host's delay, a retry's backoff), until
+        then or a job of its own ends, at most ``_IDLE_WAIT_S``.
         """
         loop = asyncio.get_running_loop()
         if self._last_look:
             due = self._last_look + self._beat_s - loop.time()
-            if due > 0 and self._drained and self._peers:
+            wake_on_end = not (self._drained and self._peers)
+            if self._next_due_ms is not None:
+                later = (self._next_due_ms - timestamp_ms()) / 1000
+                due = min(max(due, later), self._last_look + _IDLE_WAIT_S - loop.time())
+                wake_on_end = True
+            if due > 0 and not wake_on_end:
                 await asyncio.sleep(due)
             elif due > 0:
                 # not wait_for: on Python 3.11 it can swallow a cancellation that arrives as
@@ -95,12 +107,13 @@ class FleetWorker(Worker):
         """Claim jobs for the free slots, then arq's chores (abort check, health) on the beat."""
         await self._wait_for_work()
         free = self.max_jobs - self.job_counter
-        if self.allow_pick_jobs and free > 0:
+        self._next_due_ms = None
+        if self.allow_pick_jobs and free > 0 and await self._anything_due():
             await self._claim_jobs(free)
         now = asyncio.get_running_loop().time()
         if now - self._last_beat >= self._beat_s:
             self._last_beat = now
-            if self.allow_abort_jobs:
+            if self.allow_abort_jobs and self._aborts and self.job_tasks:
                 await self._cancel_aborted_jobs()
             await self.heart_beat()
         if now - self._last_count >= _COUNT_EVERY_S:
@@ -111,15 +124,40 @@ class FleetWorker(Worker):
                 del self.tasks[job_id]
                 task.result()  # as arq does: an error in run_job itself must surface
 
+    async def _anything_due(self) -> bool:
+        """Whether the queue's first job is due. Asked (one command) only while the queue is
+        drained, where most looks find nothing; it also tells when the next job is due (a
+        host's delay, a retry's backoff), so an idle worker sleeps until then rather than
+        looking on every beat for nothing."""
+        if not self._drained:
+            return True
+        # claimed jobs sit at the end of their in-progress mark: looking no further than half
+        # of it leaves out all but those claimed long ago
+        now = timestamp_ms()
+        horizon = now + int(self.in_progress_timeout_s * 500)
+        head = await self.pool.zrangebyscore(
+            self.queue_name, "-inf", horizon, start=0, num=1, withscores=True
+        )
+        if not head:
+            return False
+        score = int(head[0][1])
+        if score <= now:
+            return True
+        self._next_due_ms = score
+        return False
+
     async def _count_peers(self) -> None:
-        """Say this worker serves the queue, and count the others that said so lately."""
+        """Say this worker serves the queue, count the others that said so lately, and see
+        whether arq's abort set holds any id (a cancelled crawl's running jobs)."""
         key, now = fleet_key(self.queue_name), timestamp_ms()
         async with self.pool.pipeline(transaction=False) as pipe:
             pipe.zadd(key, {self.health_check_key: now})
             pipe.zremrangebyscore(key, "-inf", now - int(_COUNT_EVERY_S * 5000))
             pipe.zcard(key)
-            *_, count = await pipe.execute()
+            pipe.exists(ABORT_JOBS)
+            *_, count, aborts = await pipe.execute()
         self._peers = max(0, int(count) - 1)
+        self._aborts = bool(aborts)
 
     async def _claim_jobs(self, free: int) -> None:
         claimed = await self._claim_script().claim(
@@ -139,7 +177,7 @@ class FleetWorker(Worker):
             self.tasks[job.job_id] = task
 
     async def _run_claimed(
-        self, job_id: str, score: int, payload: bytes | None, job_try: int, aborted: bool
+        self, job_id: str, score: float, payload: bytes | None, job_try: int, aborted: bool
     ) -> None:
         """arq's ``run_job`` for a job whose start claim.lua has done already: the payload
         read, the try counted, the abort mark taken off.
@@ -159,11 +197,11 @@ class FleetWorker(Worker):
             )
             function = self.functions[name]
         except Exception:
-            await super().run_job(job_id, score)
+            await super().run_job(job_id, int(score))
             return
         max_tries = self.max_tries if function.max_tries is None else function.max_tries
         if max(job_try, enqueue_try or 0) > max_tries:
-            await super().run_job(job_id, score)
+            await super().run_job(job_id, int(score))
             return
         ctx = {
             **self.ctx,
@@ -174,7 +212,7 @@ class FleetWorker(Worker):
         }
         timeout_s = self.job_timeout_s if function.timeout_s is None else function.timeout_s
         finish = False
-        incr_score: int | None = None
+        incr_score: float | None = None
         started_ms = timestamp_ms()
         try:
             task = self.loop.create_task(function.coroutine(ctx, *args, **kwargs))
@@ -185,9 +223,10 @@ class FleetWorker(Worker):
                 del self.job_tasks[job_id]
         except (Exception, asyncio.CancelledError) as exc:
             took_s = (timestamp_ms() - started_ms) / 1000
+            # queued anew relative to the claimed score, so its try count (the score's
+            # sixteenths, claim.lua) starts again: a job handed back is no lost try
             if isinstance(exc, Retry):
-                if exc.defer_score:
-                    incr_score = exc.defer_score + (timestamp_ms() - score)
+                incr_score = (exc.defer_score or 0) + (timestamp_ms() - score)
                 self.jobs_retried += 1
             elif job_id in self.aborting_tasks and isinstance(exc, asyncio.CancelledError):
                 logger.info("%6.2fs %s:%s aborted", took_s, job_id, name)
@@ -216,7 +255,7 @@ class FleetWorker(Worker):
         result_data: bytes | None,
         result_timeout_s: float | None,
         keep_result_forever: bool,
-        incr_score: int | None,
+        incr_score: float | None,
         keep_in_progress: float | None,
     ) -> None:
         """arq's clean-up of a job, unless the job did it itself."""
@@ -230,7 +269,8 @@ class FleetWorker(Worker):
             result_data,
             result_timeout_s,
             keep_result_forever,
-            incr_score,
+            # a float: it cancels the claimed score's sixteenths (arq hands it to ZINCRBY)
+            incr_score,  # type: ignore[arg-type]
             keep_in_progress,
         )
 

@@ -3,6 +3,7 @@ trip (``shared/lua/start.lua``, ``page_done.lua``, ``robots_done.lua``)."""
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
@@ -10,13 +11,15 @@ from typing import Literal
 
 from redis.asyncio import Redis
 
-from shared.jobs import crawl_of_job, now_ms, page_job_args, page_job_id
+from shared.jobs import now_ms, page_job_args, page_job_id
 from shared.keys import CrawlKeys, seen_field
 from shared.scripts import Frontier as Scripts
 from shared.settings import Settings
-from shared.urls import fingerprint
+from shared.urls import fingerprint, origin_of
 
 Outcome = Literal["fetched", "failed", "skipped"]
+# links remembered as sent, per process (``SentLinks``): about 150 bytes each
+SENT_LINKS_KEPT = 200_000
 # fingerprints read per pipeline when a crawl is finalized: bounds the memory of one reply
 _READ_BATCH = 10_000
 
@@ -25,7 +28,6 @@ class Verdict(Enum):
     """What a job should do, decided when it starts (see ``shared/lua/start.lua``)."""
 
     RUN = "run"
-    DONE_ALREADY = "done"  # a re-run of a job that already closed
     PAUSED = "paused"  # the crawl is paused: the URL goes back to its backlog
     STALE = "stale"  # the page was reached by a shorter path since this job was queued
     STOPPED = "stopped"  # the crawl is cancelled or gone
@@ -33,23 +35,18 @@ class Verdict(Enum):
 
 
 @dataclass(frozen=True, slots=True)
-class Start:
-    """The answer of :meth:`Frontier.start`."""
-
-    verdict: Verdict
-    tries: int  # starts without a close, this one included (more than 1: a worker died)
-    retried: int  # transient fetch failures of this job retried so far
-
-
-@dataclass(frozen=True, slots=True)
 class PageJob:
-    """One (crawl, URL, depth) job; ``hops`` counts the redirects that led to the URL."""
+    """One (crawl, URL, depth) job, as the frontier promoted it: ``hops`` counts the
+    redirects that led to the URL, ``retried`` its transient failures so far, ``delay_ms``
+    is its host's delay between request starts."""
 
     crawl_id: str
     url: str
     depth: int
     parent: str | None
     hops: int = 0
+    retried: int = 0
+    delay_ms: int = 0
 
     @property
     def fingerprint(self) -> str:
@@ -65,6 +62,48 @@ class PageJob:
         return page_job_args(self.url, self.depth, self.parent)[2]
 
 
+class SentLinks:
+    """The links (and their origins) this process has sent to the frontier lately, with the
+    depth they went at.
+
+    A URL's shortest known depth in Redis only ever falls, so a link sent once at depth d
+    need not be sent again at d or deeper: navigation links repeat on every page of a site,
+    and each would cost Redis a lookup; an origin sent once has had its robots.txt asked for.
+    Kept per process (a worker that reconnects to Redis starts a new one, as Redis may have
+    lost its latest writes), the oldest dropped first.
+    """
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._depths: OrderedDict[tuple[str, str], int] = OrderedDict()
+        self._origins: OrderedDict[tuple[str, str], None] = OrderedDict()
+
+    def unsent(
+        self, crawl_id: str, links: list[tuple[str, str]], depth: int
+    ) -> list[tuple[str, str]]:
+        """The (fingerprint, url) pairs not sent yet at ``depth`` or nearer."""
+        depths = self._depths
+        return [p for p in links if depths.get((crawl_id, p[0]), depth + 1) > depth]
+
+    def new_origins(self, crawl_id: str, links: list[tuple[str, str]]) -> list[str]:
+        """The origins of these links that were never sent."""
+        origins = dict.fromkeys(origin_of(url) for _, url in links)
+        return [o for o in origins if (crawl_id, o) not in self._origins]
+
+    def sent(self, crawl_id: str, links: list[tuple[str, str]], depth: int) -> None:
+        depths = self._depths
+        for fp, url in links:
+            key = (crawl_id, fp)
+            if depths.get(key, depth + 1) > depth:
+                depths[key] = depth
+            depths.move_to_end(key)
+            self._origins[(crawl_id, origin_of(url))] = None
+        while len(depths) > self._size:
+            depths.popitem(last=False)
+        while len(self._origins) > self._size:
+            self._origins.popitem(last=False)
+
+
 class Frontier:
     """Reads and changes the frontier of every crawl on one Redis, for one worker."""
 
@@ -72,22 +111,22 @@ class Frontier:
         self.redis = redis
         self.settings = settings
         self.scripts = Scripts(redis, settings.queue_name, settings.slot_lease_ms, batch=True)
+        self.sent = SentLinks(SENT_LINKS_KEPT)
 
-    async def start(self, job: PageJob) -> Start:
-        """Decide whether ``job`` should fetch, in one round trip, and count the start."""
+    async def start(self, job: PageJob) -> Verdict:
+        """Decide whether ``job`` should fetch, in one round trip."""
         started = await self.scripts.start(
-            job_id=job.job_id, url=job.url, fingerprint=job.fingerprint, depth=job.depth
-        )
-        return Start(Verdict(started.verdict), started.tries, started.retried)
+            job_id=job.job_id, url=job.url, fingerprint=job.fingerprint, depth=job.depth,
+            delay_ms=job.delay_ms,
+        )  # fmt: skip
+        return Verdict(started.verdict)
 
-    async def start_robots(self, job_id: str, origin: str) -> Start:
+    async def start_robots(self, job_id: str, origin: str) -> Verdict:
         """The start of a robots.txt job."""
-        started = await self.scripts.start(job_id=job_id, url=origin, fingerprint="", depth=0)
-        return Start(Verdict(started.verdict), started.tries, started.retried)
-
-    async def hand_back(self, job_id: str) -> None:
-        """Take back the start of a job handed back on purpose (not a lost try)."""
-        await self.redis.hincrby(CrawlKeys(crawl_of_job(job_id)).tries, job_id, -1)  # type: ignore[misc]
+        started = await self.scripts.start(
+            job_id=job_id, url=origin, fingerprint="", depth=0, delay_ms=0
+        )
+        return Verdict(started.verdict)
 
     async def close(
         self,
@@ -106,30 +145,40 @@ class Frontier:
 
         Returns the number of URLs admitted, or None if the job had already been closed.
         """
+        child = job.depth + 1
         pairs = [(fingerprint(u), u) for u in links] if job.depth < depth_limit else []
-        status, admitted = await self.scripts.page_done(
+        pairs = self.sent.unsent(job.crawl_id, pairs, child)
+        target = [(fingerprint(redirect), redirect)] if redirect else []
+        target = self.sent.unsent(job.crawl_id, target, job.depth)
+        new_origins = self.sent.new_origins(job.crawl_id, pairs + target)
+        status, admitted, considered = await self.scripts.page_done(
             job_id=job.job_id,
             url=job.url,
             fingerprint=job.fingerprint,
             depth=job.depth,
             hops=job.hops,
+            retried=job.retried,
             parent=job.packed_parent,
             outcome=outcome,
             nbytes=nbytes,
             reason=reason,
             hold_ms=int(hold_s * 1000),
-            redirect=(fingerprint(redirect), redirect) if redirect else None,
+            redirect=target[0] if target else None,
             links=pairs,
+            new_origins=new_origins,
         )
+        if considered:
+            self.sent.sent(job.crawl_id, pairs, child)
+            self.sent.sent(job.crawl_id, target, job.depth)
         return None if status < 0 else admitted
 
     async def retry(self, job: PageJob, backoff_s: float, hold_s: float = 0.0) -> bool:
         """A transient failure: the URL goes to the back of its host's backlog, not to be
         fetched again for ``backoff_s``; the slot goes to the host's next URL. False if the
         job had been closed already."""
-        status, _ = await self.scripts.page_done(
+        status, _, _ = await self.scripts.page_done(
             job_id=job.job_id, url=job.url, fingerprint=job.fingerprint, depth=job.depth,
-            hops=job.hops, parent=job.packed_parent, outcome="retry",
+            hops=job.hops, retried=job.retried, parent=job.packed_parent, outcome="retry",
             not_before_ms=now_ms() + int(backoff_s * 1000), hold_ms=int(hold_s * 1000),
         )  # fmt: skip
         return status > 0
@@ -137,9 +186,9 @@ class Frontier:
     async def requeue(self, job: PageJob) -> bool:
         """The job was not run (its crawl is paused): the URL goes back to the front of its
         host's backlog and the slot is given back. False if the job had been closed already."""
-        status, _ = await self.scripts.page_done(
+        status, _, _ = await self.scripts.page_done(
             job_id=job.job_id, url=job.url, fingerprint=job.fingerprint, depth=job.depth,
-            hops=job.hops, parent=job.packed_parent, outcome="requeue",
+            hops=job.hops, retried=job.retried, parent=job.packed_parent, outcome="requeue",
         )  # fmt: skip
         return status > 0
 
@@ -148,16 +197,16 @@ class Frontier:
     ) -> bool:
         """Keep an origin's robots.txt for the crawl and open its host's backlog."""
         reply = await self.scripts.robots_done(
-            job_id=job_id, origin=origin, outcome="ok", rules=rules,
+            job_id=job_id, origin=origin, outcome="ok", retried=0, rules=rules,
             crawl_delay_ms=int(crawl_delay_s * 1000), ttl_s=ttl_s,
         )  # fmt: skip
         return reply > 0
 
-    async def robots_retry(self, job_id: str, origin: str, backoff_s: float) -> bool:
-        """robots.txt could not be had for now: asked again after ``backoff_s``, its host's
-        pages waiting meanwhile."""
+    async def robots_retry(self, job_id: str, origin: str, retried: int, backoff_s: float) -> bool:
+        """robots.txt could not be had for now (``retried`` times before): asked again after
+        ``backoff_s``, its host's pages waiting meanwhile."""
         reply = await self.scripts.robots_done(
-            job_id=job_id, origin=origin, outcome="retry",
+            job_id=job_id, origin=origin, outcome="retry", retried=retried,
             not_before_ms=now_ms() + int(backoff_s * 1000),
         )  # fmt: skip
         return reply > 0

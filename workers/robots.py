@@ -22,6 +22,7 @@ from redis.asyncio import Redis
 
 from shared.keys import CrawlKeys
 from shared.settings import Settings
+from shared.urls import origin_of
 from workers.fetch import FetchResult, fetch
 from workers.turns import FetchTurns
 
@@ -46,13 +47,6 @@ class Rules:
             return 0.0
         delay = self.parser.crawl_delay(user_agent)
         return float(delay) if delay else 0.0
-
-
-def origin_of(canonical_url: str) -> str:
-    """``scheme://netloc`` of a canonical URL: robots.txt applies per origin (the frontier's
-    Lua derives the same string)."""
-    scheme, _, rest = canonical_url.partition("://")
-    return f"{scheme}://{rest.split('/', 1)[0]}"
 
 
 def entry_of(result: FetchResult) -> tuple[bytes, bool]:

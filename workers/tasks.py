@@ -24,7 +24,7 @@ from workers.arq_worker import CLOSED_JOBS
 from workers.context import CTX_KEY, CrawlRules, WorkerContext
 from workers.fetch import FetchResult, failed, fetch
 from workers.finalize import write_manifest
-from workers.frontier import PageJob, Start, Verdict
+from workers.frontier import PageJob, Verdict
 from workers.links import charset_of, extract_hrefs, followable_links
 from workers.robots import ROBOTS_TTL_S, entry_of
 from workers.store import store_page
@@ -56,8 +56,7 @@ async def _run_job(ctx: dict[str, Any], step: Coroutine[Any, Any, bool]) -> None
     except HandBack as exc:
         say = log.debug if exc.routine else log.info
         say("page handed back", reason=str(exc), retry_in_s=round(exc.defer, 2))
-        await worker.frontier.hand_back(ctx["job_id"])
-        raise Retry(defer=exc.defer) from exc
+        raise Retry(defer=exc.defer) from exc  # queued anew: not counted as a lost try
     except (RedisError, TimeoutError) as exc:
         # counted as a try: a page that hangs every time is given up on after job_tries
         reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
@@ -75,38 +74,43 @@ def _fetch_backoff(retried: int, result: FetchResult) -> float:
 
 
 async def crawl_page(
-    ctx: dict[str, Any], url: str, depth: int, parent: str | None = None, hops: int = 0
+    ctx: dict[str, Any],
+    url: str,
+    depth: int,
+    parent: str | None = None,
+    hops: int = 0,
+    retried: int = 0,
+    delay_ms: int = 0,
 ) -> None:
     """Fetch one page, store it, admit its new links (arguments as ``frontier.lua`` builds
-    them). A bad page is recorded, never raised."""
+    them: see ``PageJob``). A bad page is recorded, never raised."""
     worker: WorkerContext = ctx[CTX_KEY]
     crawl_id = crawl_of_job(ctx["job_id"])
-    job = PageJob(crawl_id, url, depth, parent_url(url, parent), hops)
+    job = PageJob(crawl_id, url, depth, parent_url(url, parent), hops, retried, delay_ms)
     with structlog.contextvars.bound_contextvars(crawl_id=crawl_id, url=url, depth=depth):
-        await _run_job(ctx, _crawl(worker, job))
+        await _run_job(ctx, _crawl(worker, job, int(ctx["job_try"])))
 
 
-async def _crawl(worker: WorkerContext, job: PageJob) -> bool:
-    """Run one page job; True if it closed it (or handed it to the frontier again)."""
-    start = await worker.frontier.start(job)
-    if start.verdict is Verdict.DONE_ALREADY:
-        log.debug("page already done")
-        return False
-    if start.verdict is Verdict.EARLY:
+async def _crawl(worker: WorkerContext, job: PageJob, tries: int) -> bool:
+    """Run one page job (claimed ``tries`` times without a close: more than one means a
+    worker died or hung running it); True if it closed it (or gave it back to the
+    frontier)."""
+    verdict = await worker.frontier.start(job)
+    if verdict is Verdict.EARLY:
         log.debug("page early for its host")
         return True  # start.lua queued it again
-    if start.verdict is Verdict.PAUSED:
+    if verdict is Verdict.PAUSED:
         return await worker.frontier.requeue(job)
     rules = await worker.rules_for(job.crawl_id)
-    if start.verdict is not Verdict.RUN:
+    if verdict is not Verdict.RUN:
         closed = await worker.frontier.close(job, rules.spec.depth, "skipped", 0, [])
-        log.debug("page skipped", reason=start.verdict.value)
+        log.debug("page skipped", reason=verdict.value)
         return closed is not None
-    result = await _refusal(worker, rules, job, start)
+    result = await _refusal(worker, rules, job, tries)
     if result is None:
         result = await _fetch(worker, rules, job)
-        if result.transient and start.retried < rules.spec.retries:
-            backoff = _fetch_backoff(start.retried, result)
+        if result.transient and job.retried < rules.spec.retries:
+            backoff = _fetch_backoff(job.retried, result)
             log.info("page retried", reason=result.reason or result.error, retry_in_s=backoff)
             return await worker.frontier.retry(job, backoff, _hold(result))
     redirect = _redirect(worker, rules, job, result)
@@ -185,13 +189,13 @@ def _log_page(result: FetchResult, links: list[str], queued: int | None) -> None
 
 
 async def _refusal(
-    worker: WorkerContext, rules: CrawlRules, job: PageJob, start: Start
+    worker: WorkerContext, rules: CrawlRules, job: PageJob, tries: int
 ) -> FetchResult | None:
     """A reason not to fetch the page, recorded as its result (too many lost tries,
     robots.txt), or None."""
     settings, spec = worker.settings, rules.spec
-    if start.tries > settings.job_tries:
-        reason = f"gave up: its worker stopped or hung {start.tries - 1} times fetching it"
+    if tries > settings.job_tries:
+        reason = f"gave up: its worker stopped or hung {tries - 1} times fetching it"
         return failed(job.url, reason)
     if spec.obey_robots:
         client = await worker.client_for(rules.policy)
@@ -222,22 +226,23 @@ def _no_turn(exc: NoTurn) -> HandBack:
     return HandBack(str(exc), random.uniform(0.5, 1.5), routine=True)
 
 
-async def fetch_robots(ctx: dict[str, Any], origin: str) -> None:
-    """Fetch an origin's robots.txt for a crawl before any of its pages (see ``workers.robots``)."""
+async def fetch_robots(ctx: dict[str, Any], origin: str, retried: int = 0) -> None:
+    """Fetch an origin's robots.txt for a crawl before any of its pages (see ``workers.robots``);
+    ``retried`` counts its transient failures so far."""
     worker: WorkerContext = ctx[CTX_KEY]
     crawl_id = crawl_of_job(ctx["job_id"])
     with structlog.contextvars.bound_contextvars(crawl_id=crawl_id, url=f"{origin}/robots.txt"):
-        await _run_job(ctx, _robots(worker, ctx["job_id"], crawl_id, origin))
+        await _run_job(ctx, _robots(worker, ctx["job_id"], crawl_id, origin, retried))
 
 
-async def _robots(worker: WorkerContext, job_id: str, crawl_id: str, origin: str) -> bool:
+async def _robots(
+    worker: WorkerContext, job_id: str, crawl_id: str, origin: str, retried: int
+) -> bool:
     frontier = worker.frontier
-    start = await frontier.start_robots(job_id, origin)
-    if start.verdict is Verdict.DONE_ALREADY:
-        return False
-    if start.verdict is Verdict.EARLY:
+    verdict = await frontier.start_robots(job_id, origin)
+    if verdict is Verdict.EARLY:
         return True
-    if start.verdict is Verdict.STOPPED:
+    if verdict is Verdict.STOPPED:
         return await frontier.robots_done(job_id, origin, b"", 0.0, ROBOTS_TTL_S)
     # a paused crawl's robots.txt is fetched all the same: one request, like a page in flight
     rules = await worker.rules_for(crawl_id)
@@ -247,10 +252,10 @@ async def _robots(worker: WorkerContext, job_id: str, crawl_id: str, origin: str
     except NoTurn as exc:
         raise _no_turn(exc) from exc
     entry, transient = entry_of(result)
-    if transient and start.retried < rules.spec.retries:
-        backoff = _fetch_backoff(start.retried, result)
+    if transient and retried < rules.spec.retries:
+        backoff = _fetch_backoff(retried, result)
         log.info("robots.txt retried", reason=result.reason or result.error, retry_in_s=backoff)
-        return await frontier.robots_retry(job_id, origin, backoff)
+        return await frontier.robots_retry(job_id, origin, retried, backoff)
     parsed = await worker.robots.parse(crawl_id, origin, entry)
     delay = parsed.crawl_delay(worker.settings.robots_agent)
     log.info("robots.txt fetched", status=result.status, crawl_delay=delay or None)

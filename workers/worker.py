@@ -24,9 +24,8 @@ from workers.tasks import crawl_page, fetch_robots, finalize_crawl
 
 log = structlog.get_logger()
 
-# arq counts every start of a job, hand-backs included; crawlfleet counts lost tries itself
-# (cf:<crawl>:tries) and records a page as failed after Settings.job_tries, so arq must
-# never drop a job on its own
+# crawlfleet counts a job's lost tries itself (claim.lua) and records a page as failed after
+# Settings.job_tries, so arq must never drop a job on its own
 _ARQ_MAX_TRIES = 1_000_000
 # how long shutting down may wait on Redis before it gives up on it
 _CLOSE_TIMEOUT_S = 5.0

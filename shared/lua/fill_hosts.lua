@@ -4,7 +4,7 @@
 -- ARGV: (frontier.lua's head), then the hosts
 -- Returns the number of hosts filled.
 for i = F.arg, #ARGV do
-  touch(ARGV[i])
+  touch(ARGV[i], nil)
 end
 fill_touched()
 flush_stats()

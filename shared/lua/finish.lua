@@ -1,6 +1,6 @@
 -- Mark a crawl done if it is running (or paused) and has no pending job, and drop what only a
 -- running crawl needs (its hosts leave their queues lazily, at their next fill).
--- KEYS: meta, stats, hosts, origins, tries
+-- KEYS: meta, stats, hosts, origins
 -- ARGV: finished_at
 -- Returns 1 if the crawl is now done, 0 if it had ended or still has pending jobs.
 local state = redis.call('HGET', KEYS[1], 'state')
@@ -11,5 +11,5 @@ if tonumber(redis.call('HGET', KEYS[2], 'pending') or '0') ~= 0 then
   return 0
 end
 redis.call('HSET', KEYS[1], 'state', 'done', 'finished_at', ARGV[1])
-redis.call('DEL', KEYS[3], KEYS[4], KEYS[5])
+redis.call('DEL', KEYS[3], KEYS[4])
 return 1

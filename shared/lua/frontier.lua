@@ -5,8 +5,8 @@
 -- Every script that includes this takes the same head:
 --   KEYS[1] arq's queue, KEYS[2] arq's abort set
 --   ARGV[1] now (ms, the caller's clock, as arq compares queue scores), ARGV[2] slot lease (ms),
---   ARGV[3] arq's job key prefix, ARGV[4] its in-progress prefix, ARGV[5] its retry prefix
--- and its own arguments from ARGV[6] on (F.arg).
+--   ARGV[3] arq's job key prefix, ARGV[4] its in-progress prefix
+-- and its own arguments from ARGV[5] on (F.arg).
 --
 -- A discovered URL waits in its host's backlog (one list per crawl and host, URL and depth
 -- only). It becomes an arq job only when the host has a free slot: promotion takes the slot
@@ -20,8 +20,7 @@ local F = {
   lease = tonumber(ARGV[2]),
   job_prefix = ARGV[3],
   in_progress_prefix = ARGV[4],
-  retry_prefix = ARGV[5],
-  arg = 6,
+  arg = 5,
 }
 
 local PREFIX = 'cf'
@@ -123,22 +122,27 @@ local function job_payload(name, packed_args, nargs)
     .. cmsgpack.pack('k') .. '\128' .. cmsgpack.pack('et') .. cmsgpack.pack(F.now)
 end
 
--- A backlog entry: 'depth hops not_before url [parent]' for a page, 'R not_before origin' for
--- the robots.txt of an origin (fetched before any page of it).
-local function page_entry(depth, hops, not_before, url, parent)
-  local entry = depth .. ' ' .. hops .. ' ' .. not_before .. ' ' .. url
+-- A backlog entry: 'depth hops retried not_before url [parent]' for a page, 'R retried
+-- not_before origin' for the robots.txt of an origin (fetched before any page of it); retried
+-- counts the transient failures of the URL so far.
+local function page_entry(depth, hops, retried, not_before, url, parent)
+  local entry = depth .. ' ' .. hops .. ' ' .. retried .. ' ' .. not_before .. ' ' .. url
   if parent and parent ~= '' then
     entry = entry .. ' ' .. parent
   end
   return entry
 end
 
--- hosts whose backlog changed or whose slot came free in this call: filled at the end
+-- hosts whose backlog changed or whose slot came free in this call, with the crawl that
+-- changed them (nil: any): filled at the end
 local touched, touched_order = {}, {}
-local function touch(host)
-  if not touched[host] then
-    touched[host] = true
+local function touch(host, c)
+  local by = touched[host]
+  if by == nil then
+    touched[host] = c or false
     touched_order[#touched_order + 1] = host
+  elseif by ~= c then
+    touched[host] = false
   end
 end
 
@@ -156,17 +160,26 @@ local function push(c, host, entry, front)
   -- listed anew goes before those already served (turns count up from the newest's -now)
   if length == 1 and redis.call('SADD', crawl_key(c, 'hosts'), host) == 1 then
     redis.call('ZADD', host_key(host, 'queues'), 'NX', -F.now, c)
+    redis.call('HINCRBY', host_key(host, 'state'), 'crawls', 1)
   end
-  touch(host)
+  -- A backlog that had entries belongs to a host whose slots are all taken (or whose crawl
+  -- waits for robots.txt or is paused): every slot given back and every first entry fills
+  -- the host. Now and then such a host is filled all the same, so that slots whose jobs
+  -- vanished (their leases end) cannot hold a backlog for ever.
+  if length == 1 or (F.now + length) % 32 == 0 then
+    touch(host, c)
+  end
 end
 
--- admit(c, fp, url, depth, hops, parent): make `depth` the shortest known depth of the URL
--- and, when that is new or better than before, put it in its host's backlog (behind the
--- robots.txt of its origin, the first time the crawl meets that origin). Returns 1 if it did.
+-- admit(c, fp, url, depth, hops, parent, new_origins): make `depth` the shortest known depth
+-- of the URL and, when that is new or better than before, put it in its host's backlog
+-- (behind the robots.txt of its origin, the first time the crawl meets that origin). The
+-- crawl's origins are looked up only for those in `new_origins` (nil: all), the origins the
+-- calling worker has not sent before. Returns 1 if it did.
 -- An improved depth keeps the "fetched" mark, so the page is counted once however often it is
 -- fetched; `seen` counts the URLs seen (capped at max_pages), `pending` every backlog entry
 -- and job of the crawl.
-local function admit(c, fp, url, depth, hops, parent)
+local function admit(c, fp, url, depth, hops, parent, new_origins)
   local cfg = crawl_cfg(c)
   local seen = crawl_key(c, 'seen:')
   local best, fetched = seen_get(seen, fp)
@@ -183,139 +196,159 @@ local function admit(c, fp, url, depth, hops, parent)
   seen_set(seen, fp, depth, fetched)
   local origin = origin_of(url)
   local host = host_of(origin)
-  if cfg.robots and redis.call('SADD', crawl_key(c, 'origins'), origin) == 1 then
-    push(c, host, 'R 0 ' .. origin, true)
+  if cfg.robots and (new_origins == nil or new_origins[origin])
+     and redis.call('SADD', crawl_key(c, 'origins'), origin) == 1 then
+    push(c, host, 'R 0 0 ' .. origin, true)
     bump(c, 'pending', 1)
   end
-  push(c, host, page_entry(depth, hops, 0, url, parent), false)
+  push(c, host, page_entry(depth, hops, 0, 0, url, parent), false)
   bump(c, 'pending', 1)
   bump(c, 'queued', 1)
   return 1
 end
 
--- queue one job, holding one of its host's slots until it closes; returns its start time
+-- queue one job, holding one of its host's slots until it closes
 local function queue_job(slots, id, payload, start)
   redis.call('SET', F.job_prefix .. id, payload)
   redis.call('ZADD', F.queue, start, id)
   redis.call('ZADD', slots, start + F.lease, id)
 end
 
--- Promote the crawl's next URLs on `host` while the crawl's slot limit allows; `busy` is the
--- slots the host has taken (by every crawl). Returns the slots taken after it.
-local function fill_crawl(host, c, busy)
-  local cfg = crawl_cfg(c)
-  local queues = host_key(host, 'queues')
-  local backlog = crawl_host_key(host, c, 'backlog')
-  if not live(cfg) then  -- an ended crawl's backlog goes
-    redis.call('DEL', backlog, crawl_host_key(host, c, 'gate'))
-    redis.call('ZREM', queues, c)
-    return busy
-  end
-  if cfg.state ~= 'running' or busy >= cfg.limit then
-    return busy
-  end
-  local gate_key = crawl_host_key(host, c, 'gate')
-  local gate = redis.call('HMGET', gate_key, 'robots', 'delay')
-  if gate[1] then  -- its robots.txt is being fetched
-    return busy
-  end
-  local delay = math.max(cfg.delay, tonumber(gate[2] or '0'))
-  local slots = host_key(host, 'slots')
-  local pace = host_key(host, 'pace')
-  local next_start = tonumber(redis.call('HGET', pace, 'next') or '0')
-  local paced, gated = false, false
-  local seen = crawl_key(c, 'seen:')
-  while busy < cfg.limit and not gated do
-    local entry = redis.call('LPOP', backlog)
-    if not entry then
-      break
-    end
-    local start
-    if string.sub(entry, 1, 1) == 'R' then
-      local not_before, origin = string.match(entry, '^R (%d+) (.+)$')
-      start = math.max(F.now, tonumber(not_before), next_start)
-      local id = c .. ':robots:' .. fingerprint(origin)
-      queue_job(slots, id, job_payload('fetch_robots', cmsgpack.pack(origin), 1), start)
-      redis.call('HSET', gate_key, 'robots', id)
-      busy = busy + 1
-      gated = true
-    else
-      local depth, hops, not_before, url, parent =
-        string.match(entry, '^(%d+) (%d+) (%d+) (%S+) ?(%S*)$')
-      depth = tonumber(depth)
-      local fp = fingerprint(url)
-      local best = seen_get(seen, fp)
-      if best and best < depth then  -- found again nearer: that entry is the one to fetch
-        bump(c, 'pending', -1)
-      else
-        start = math.max(F.now, tonumber(not_before), next_start)
-        local packed_parent = '\192'
-        if parent ~= '' then
-          packed_parent = cmsgpack.pack(parent)
-        end
-        local args = cmsgpack.pack(url) .. cmsgpack.pack(depth) .. packed_parent
-          .. cmsgpack.pack(tonumber(hops))
-        queue_job(slots, c .. ':' .. fp .. ':' .. depth, job_payload('crawl_page', args, 4), start)
-        busy = busy + 1
-      end
-    end
-    if start and delay > 0 then
-      next_start = start + delay
-      paced = true
-    end
-  end
-  if paced then
-    redis.call('HSET', pace, 'next', next_start)
-  end
-  return busy
-end
-
--- Fill one host's free slots from the backlogs of the crawls waiting on it, least recently
--- served first (the score of a crawl in the host's queues is its turn). A slot whose lease ended and whose job is gone (it vanished without being
--- closed) is freed first.
-local function fill(host)
-  local slots = host_key(host, 'slots')
+-- Free the slots whose lease ended and whose job is gone (it vanished without being closed);
+-- returns the slots still taken.
+local function purge_slots(slots)
   local expired = redis.call('ZRANGEBYSCORE', slots, '-inf', F.now, 'LIMIT', 0, 16)
   for _, id in ipairs(expired) do
     if redis.call('EXISTS', F.job_prefix .. id) == 0 then
       redis.call('ZREM', slots, id)
     end
   end
-  local busy = redis.call('ZCARD', slots)
+  return redis.call('ZCARD', slots)
+end
+
+-- Drop an ended crawl's backlog on a host and take it off the host's queues.
+local function forget_crawl(host, c)
+  redis.call('DEL', crawl_host_key(host, c, 'backlog'))
+  local state = host_key(host, 'state')
+  if redis.call('ZREM', host_key(host, 'queues'), c) == 1 then
+    redis.call('HINCRBY', state, 'crawls', -1)
+  end
+  redis.call('HDEL', state, c .. ':robots', c .. ':delay')
+end
+
+-- Promote the crawl's next URLs on `host` while the crawl's slot limit allows. `h` is the
+-- host's state as read by fill: busy (slots taken by every crawl), purged (whether the slots
+-- were purged already in this call), next (the next job's earliest start), and the crawl's
+-- gate: robots (the robots.txt job its backlog waits for), delay (its Crawl-delay, ms).
+-- Returns true if it promoted anything.
+local function fill_crawl(host, c, h, robots_gate, crawl_delay)
+  local cfg = crawl_cfg(c)
+  if not live(cfg) then
+    forget_crawl(host, c)
+    return false
+  end
+  if cfg.state ~= 'running' or robots_gate then
+    return false
+  end
+  local slots = host_key(host, 'slots')
+  if h.busy >= cfg.limit and not h.purged then
+    h.busy, h.purged = purge_slots(slots), true
+  end
+  local delay = math.max(cfg.delay, tonumber(crawl_delay or '0'))
+  local backlog = crawl_host_key(host, c, 'backlog')
+  local promoted, gated = false, false
+  while h.busy < cfg.limit and not gated do
+    local entry = redis.call('LPOP', backlog)
+    if not entry then
+      break
+    end
+    local start
+    if string.sub(entry, 1, 1) == 'R' then
+      local retried, not_before, origin = string.match(entry, '^R (%d+) (%d+) (.+)$')
+      start = math.max(F.now, tonumber(not_before), h.next)
+      local id = c .. ':robots:' .. fingerprint(origin)
+      local args = cmsgpack.pack(origin) .. cmsgpack.pack(tonumber(retried))
+      queue_job(slots, id, job_payload('fetch_robots', args, 2), start)
+      redis.call('HSET', host_key(host, 'state'), c .. ':robots', id)
+      gated = true
+    else
+      local depth, hops, retried, not_before, url, parent =
+        string.match(entry, '^(%d+) (%d+) (%d+) (%d+) (%S+) ?(%S*)$')
+      start = math.max(F.now, tonumber(not_before), h.next)
+      local packed_parent = '\192'
+      if parent ~= '' then
+        packed_parent = cmsgpack.pack(parent)
+      end
+      -- a URL found nearer since it was admitted starts 'stale' (start.lua)
+      local args = cmsgpack.pack(url) .. cmsgpack.pack(tonumber(depth)) .. packed_parent
+        .. cmsgpack.pack(tonumber(hops)) .. cmsgpack.pack(tonumber(retried))
+        .. cmsgpack.pack(delay)
+      queue_job(slots, c .. ':' .. fingerprint(url) .. ':' .. depth,
+                job_payload('crawl_page', args, 6), start)
+    end
+    h.busy = h.busy + 1
+    promoted = true
+    if delay > 0 then
+      h.next = start + delay
+      h.paced = true
+    end
+  end
+  return promoted
+end
+
+-- Fill one host's free slots from the backlogs of the crawls waiting on it: only `c`'s when
+-- it is the one crawl listed there, else least recently served first (a crawl's score in the
+-- host's queues is its turn).
+local function fill(host, c)
+  local slots = host_key(host, 'slots')
+  local state = host_key(host, 'state')
+  local h = {busy = redis.call('ZCARD', slots), purged = false, paced = false}
+  if c then
+    local v = redis.call('HMGET', state, 'next', 'crawls', c .. ':robots', c .. ':delay')
+    h.next = tonumber(v[1] or '0')
+    if tonumber(v[2] or '0') <= 1 and live(crawl_cfg(c)) then
+      fill_crawl(host, c, h, v[3], v[4])
+      if h.paced then
+        redis.call('HSET', state, 'next', h.next)
+      end
+      return
+    end
+  else
+    h.next = tonumber(redis.call('HGET', state, 'next') or '0')
+  end
   local queues = host_key(host, 'queues')
   local waiting = redis.call('ZRANGE', queues, 0, -1, 'WITHSCORES')
-  if #waiting == 2 then
-    fill_crawl(host, waiting[1], busy)
-    return
-  end
-  -- several crawls on one host: a crawl served goes behind the others
   local last = tonumber(waiting[#waiting] or '0')
   for i = 1, #waiting, 2 do
-    local before = busy
-    busy = fill_crawl(host, waiting[i], busy)
-    if busy > before then
+    local crawl = waiting[i]
+    local gate = redis.call('HMGET', state, crawl .. ':robots', crawl .. ':delay')
+    if fill_crawl(host, crawl, h, gate[1], gate[2]) and #waiting > 2 then
       last = last + 1
-      redis.call('ZADD', queues, 'XX', last, waiting[i])
+      redis.call('ZADD', queues, 'XX', last, crawl)
     end
+  end
+  if h.paced then
+    redis.call('HSET', state, 'next', h.next)
   end
 end
 
 local function fill_touched()
   for _, host in ipairs(touched_order) do
-    fill(host)
+    fill(host, touched[host] or nil)
   end
 end
 
--- arq's clean-up of a finished job (what its finish_job does), and the slot given back.
--- Returns false if the job had been closed already (a re-run).
-local function close_job(id, host)
+-- arq's clean-up of a finished job (what its finish_job does; an abort mark is left to arq,
+-- which drops old ones), and the slot given back. Returns false if the job had been closed
+-- already (a re-run).
+local function close_job(id, host, c)
   redis.call('ZREM', host_key(host, 'slots'), id)
-  touch(host)
-  if redis.call('DEL', F.job_prefix .. id) == 0 then
+  touch(host, c)
+  -- a job runs only if its claim found its payload, so both keys are gone only for a re-run
+  -- whose close comes second
+  if redis.call('DEL', F.job_prefix .. id, F.in_progress_prefix .. id) == 0 then
     return false
   end
-  redis.call('DEL', F.in_progress_prefix .. id, F.retry_prefix .. id)
   redis.call('ZREM', F.queue, id)
-  redis.call('ZREM', F.abort, id)
   return true
 end

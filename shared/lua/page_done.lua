@@ -5,48 +5,54 @@
 -- A job is pending while its arq job key exists: closing deletes it, so a job run again after
 -- its close (its worker died before arq's own clean-up) finds it gone and changes nothing.
 -- KEYS: (frontier.lua's head)
--- ARGV: (frontier.lua's head), job_id, url, fingerprint, depth, hops, parent (as in the job),
---       outcome, bytes, reason ('' for none), not_before (ms), hold_ms, redirect url ('' for
---       none), redirect fingerprint, then (fingerprint, url) per link, at depth + 1
+-- ARGV: (frontier.lua's head), job_id, url, fingerprint, depth, hops, retried, parent (as in
+--       the job), outcome, bytes, reason ('' for none), not_before (ms), hold_ms, redirect url
+--       ('' for none), redirect fingerprint, n, then n origins the worker has not sent before
+--       (of the links and the redirect; their robots.txt may be new to the crawl), then
+--       (fingerprint, url) per link, at depth + 1
 -- outcome is 'fetched', 'failed' or 'skipped' (closed), 'retry' (a transient failure: the URL
 -- goes to the back of its host's backlog, not before not_before) or 'requeue' (not run, the
 -- crawl is paused: back to the front). hold_ms > 0 holds every request to the host that long
 -- (a Retry-After).
--- Returns {status, admitted}: status 1 = closed, -1 = this job was already closed (a re-run).
+-- Returns {status, admitted, considered}: status 1 = closed, -1 = this job was already closed
+-- (a re-run); considered = 1 if its links were weighed (0: a re-run, a stale page, an ended
+-- crawl), so the worker may remember them as seen.
 local a = F.arg
-local id, url, fp, depth, hops, parent = ARGV[a], ARGV[a + 1], ARGV[a + 2],
-  tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4]), ARGV[a + 5]
-local outcome, nbytes, reason = ARGV[a + 6], tonumber(ARGV[a + 7]), ARGV[a + 8]
-local not_before, hold = tonumber(ARGV[a + 9]), tonumber(ARGV[a + 10])
-local redirect_url, redirect_fp = ARGV[a + 11], ARGV[a + 12]
+local id, url, fp, depth, hops, retried, parent = ARGV[a], ARGV[a + 1], ARGV[a + 2],
+  tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4]), tonumber(ARGV[a + 5]), ARGV[a + 6]
+local outcome, nbytes, reason = ARGV[a + 7], tonumber(ARGV[a + 8]), ARGV[a + 9]
+local not_before, hold = tonumber(ARGV[a + 10]), tonumber(ARGV[a + 11])
+local redirect_url, redirect_fp = ARGV[a + 12], ARGV[a + 13]
+local n_origins = tonumber(ARGV[a + 14])
+local new_origins = {}
+for i = a + 15, a + 14 + n_origins do
+  new_origins[ARGV[i]] = true
+end
+local links_from = a + 15 + n_origins
 local c = string.match(id, '^[^:]+')
 local origin = origin_of(url)
 local host = host_of(origin)
-if not close_job(id, host) then
+if not close_job(id, host, c) then
   fill_touched()
-  return {-1, 0}
+  return {-1, 0, 0}
 end
 local cfg = crawl_cfg(c)
-local tries = crawl_key(c, 'tries')
 if hold > 0 then
-  local pace = host_key(host, 'pace')
+  local state = host_key(host, 'state')
   local until_ms = F.now + hold
-  if until_ms > tonumber(redis.call('HGET', pace, 'next') or '0') then
-    redis.call('HSET', pace, 'next', until_ms)
+  if until_ms > tonumber(redis.call('HGET', state, 'next') or '0') then
+    redis.call('HSET', state, 'next', until_ms)
   end
 end
-local admitted = 0
+local admitted, considered = 0, 0
 if not live(cfg) then
   -- a cancelled crawl's pending count was zeroed when it was cancelled
-  redis.call('HDEL', tries, id, id .. '#fetch')
 elseif outcome == 'requeue' or outcome == 'retry' then
   if outcome == 'retry' then
-    redis.call('HINCRBY', tries, id .. '#fetch', 1)
+    retried = retried + 1
   end
-  redis.call('HDEL', tries, id)
-  push(c, host, page_entry(depth, hops, not_before, url, parent), outcome == 'requeue')
+  push(c, host, page_entry(depth, hops, retried, not_before, url, parent), outcome == 'requeue')
 else
-  redis.call('HDEL', tries, id, id .. '#fetch')
   local stale = false
   if outcome ~= 'skipped' then
     local seen = crawl_key(c, 'seen:')
@@ -66,6 +72,7 @@ else
   bump(c, 'pending', -1)
   -- a stale job's links are admitted by the job that found the page at a shorter depth
   if not stale then
+    considered = 1
     -- the parent as a job carries it: its path, when on the link's origin
     local path = string.sub(url, #origin + 1)
     local function parent_of(link)
@@ -76,16 +83,16 @@ else
     end
     if redirect_url ~= '' then
       admitted = admitted + admit(c, redirect_fp, redirect_url, depth, hops + 1,
-                                  parent_of(redirect_url))
+                                  parent_of(redirect_url), new_origins)
     end
     if depth < cfg.depth then
-      for i = a + 13, #ARGV, 2 do
+      for i = links_from, #ARGV, 2 do
         local link = ARGV[i + 1]
-        admitted = admitted + admit(c, ARGV[i], link, depth + 1, 0, parent_of(link))
+        admitted = admitted + admit(c, ARGV[i], link, depth + 1, 0, parent_of(link), new_origins)
       end
     end
   end
 end
 fill_touched()
 flush_stats()
-return {1, admitted}
+return {1, admitted, considered}

@@ -3,35 +3,33 @@
 -- front of the backlog, not before not_before, with the gate kept shut.
 -- KEYS: (frontier.lua's head)
 -- ARGV: (frontier.lua's head), job_id, origin, outcome ('ok' or 'retry'), rules (the JSON the
---       workers read, for 'ok'), crawl_delay_ms, not_before (ms), ttl_s of the rules
+--       workers read, for 'ok'), crawl_delay_ms, not_before (ms), ttl_s of the rules, retried
+--       (transient failures before this one)
 -- Returns 1 = closed, -1 = this job was already closed (a re-run).
 local a = F.arg
 local id, origin, outcome, rules = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
 local crawl_delay, not_before, ttl = tonumber(ARGV[a + 4]), ARGV[a + 5], ARGV[a + 6]
+local retried = tonumber(ARGV[a + 7])
 local c = string.match(id, '^[^:]+')
 local host = host_of(origin)
-if not close_job(id, host) then
+if not close_job(id, host, c) then
   fill_touched()
   return -1
 end
 local cfg = crawl_cfg(c)
-local gate = crawl_host_key(host, c, 'gate')
-local tries = crawl_key(c, 'tries')
-redis.call('HDEL', gate, 'robots')
+local state = host_key(host, 'state')
+redis.call('HDEL', state, c .. ':robots')
 if live(cfg) then
   if outcome == 'retry' then
-    redis.call('HINCRBY', tries, id .. '#fetch', 1)
-    push(c, host, 'R ' .. not_before .. ' ' .. origin, true)
+    push(c, host, 'R ' .. (retried + 1) .. ' ' .. not_before .. ' ' .. origin, true)
   else
-    redis.call('HDEL', tries, id .. '#fetch')
     redis.call('SET', crawl_key(c, 'robots:' .. origin), rules, 'EX', ttl)
-    if crawl_delay > tonumber(redis.call('HGET', gate, 'delay') or '0') then
-      redis.call('HSET', gate, 'delay', crawl_delay)
+    if crawl_delay > tonumber(redis.call('HGET', state, c .. ':delay') or '0') then
+      redis.call('HSET', state, c .. ':delay', crawl_delay)
     end
     bump(c, 'pending', -1)
   end
 end
-redis.call('HDEL', tries, id)
 fill_touched()
 flush_stats()
 return 1

@@ -21,7 +21,7 @@ if not state then
 end
 local admitted = 0
 for i = a + 8, #ARGV, 2 do
-  admitted = admitted + admit(c, ARGV[i], ARGV[i + 1], 0, 0, nil)
+  admitted = admitted + admit(c, ARGV[i], ARGV[i + 1], 0, 0, nil, nil)
 end
 fill_touched()
 flush_stats()

@@ -19,7 +19,7 @@ for i = F.arg, #ARGV do
       if job.f ~= 'finalize_crawl' then
         local host = host_of(origin_of(job.a[1]))
         redis.call('ZREM', host_key(host, 'slots'), id)
-        touch(host)
+        touch(host, nil)
       end
       removed = removed + 1
     end
