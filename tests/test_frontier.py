@@ -17,7 +17,7 @@ from shared.connections import connected
 from shared.crawl import CrawlSpec, CrawlState
 from shared.settings import Settings
 from tests.support.crawling import crawl_in_process, read_manifest, wait_done
-from tests.support.testweb import Page, Site, TestWeb
+from tests.support.testweb import Page, Site, TestWeb, star_site
 from workers import robots
 from workers.frontier import SentLinks
 
@@ -142,11 +142,7 @@ async def test_four_workers_share_one_host(web: TestWeb, settings: Settings) -> 
     has more than its slots in flight."""
     settings = settings.model_copy(update={"concurrency": 64})
     pages = 240
-    root = web.url(0, "/")
-    web.site = Site(
-        {root: Page(hrefs=[f"/p{i}" for i in range(pages)])}
-        | {web.url(0, f"/p{i}"): Page(latency=0.02) for i in range(pages)}
-    )
+    root = star_site(web, pages, latency=0.02)
     spec = CrawlSpec(crawl_id="share", seeds=[root], depth=1)
     with LocalWorkers(settings, 4, settings.data_dir / "logs"):
         async with connected(settings.redis_url) as redis:
@@ -165,12 +161,8 @@ async def test_a_worker_started_mid_crawl_fetches_within_two_seconds(
     """A worker that joins a running one-host crawl takes part at once: its first page is
     fetched within 2 s of its start (both times from its own log)."""
     settings = settings.model_copy(update={"concurrency": 64})
-    pages = 400  # about 5 s at 8 requests in flight: the newcomer joins well before the end
-    root = web.url(0, "/")
-    web.site = Site(
-        {root: Page(hrefs=[f"/p{i}" for i in range(pages)])}
-        | {web.url(0, f"/p{i}"): Page(latency=0.1) for i in range(pages)}
-    )
+    # about 5 s at 8 requests in flight: the newcomer joins well before the end
+    root = star_site(web, 400, latency=0.1)
     spec = CrawlSpec(crawl_id="join", seeds=[root], depth=1)
     with LocalWorkers(settings, 1, settings.data_dir / "logs"):
         async with connected(settings.redis_url) as redis:

@@ -13,20 +13,10 @@ from shared.connections import connected
 from shared.crawl import CrawlSpec, CrawlState
 from shared.settings import Settings
 from tests.support.crawling import crawl_in_process, read_manifest, wait_done
-from tests.support.testweb import Page, Site, TestWeb, make_site, shortest_depths
+from tests.support.testweb import Page, Site, TestWeb, make_site, shortest_depths, star_site
 from workers.worker import build_worker
 
 pytestmark = pytest.mark.slow
-
-
-def star_site(web: TestWeb, pages: int, latency: float) -> str:
-    """One host: a root linking to ``pages`` pages, each taking ``latency`` seconds."""
-    root = web.url(0, "/")
-    site = {root: Page(hrefs=[f"/p{i}" for i in range(pages)])}
-    for i in range(pages):
-        site[web.url(0, f"/p{i}")] = Page(latency=latency)
-    web.site = Site(site)
-    return root
 
 
 async def crawl_with_fleet(settings: Settings, spec: CrawlSpec, workers: int) -> None:
@@ -54,8 +44,9 @@ async def test_per_host_delay_holds_across_workers(web: TestWeb, settings: Setti
     starts = web.starts(web.hosts[0])
     pages = [t for t, (u, _) in zip(starts, web.requests, strict=True) if "robots" not in u]
     gaps = [b - a for a, b in itertools.pairwise(pages)]
-    # spaced when the slot is taken; the server sees them a few ms later or earlier
-    assert len(gaps) == 10 and min(gaps) >= 0.2 and sum(gaps) / len(gaps) >= 0.25, gaps
+    # queued 0.25 s apart, started as they are claimed (a few ms late, or a tenth of the delay
+    # early after a job claimed late), seen by the server a few ms later or earlier
+    assert len(gaps) == 10 and min(gaps) >= 0.2 and sum(gaps) / len(gaps) >= 0.24, gaps
 
 
 async def test_robots_txt_is_obeyed_and_fetched_once(web: TestWeb, settings: Settings) -> None:

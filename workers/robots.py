@@ -30,6 +30,9 @@ ROBOTS_MAX_BYTES = 500 * 1024
 ROBOTS_TTL_S = 24 * 3600
 # parsed robots.txt kept per process, by (crawl, origin): the oldest is dropped past this
 PARSED_KEPT = 1024
+# the first wait before an unreachable robots.txt is asked for again (then doubled): every page
+# of its origin waits on it, and a site that fails for a moment should not lose them all
+ROBOTS_RETRY_BASE_S = 5.0
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from workers.fetch import FetchResult, failed, fetch
 from workers.finalize import write_manifest
 from workers.frontier import PageJob, Verdict
 from workers.links import charset_of, extract_hrefs, followable_links
-from workers.robots import ROBOTS_TTL_S, entry_of
+from workers.robots import ROBOTS_RETRY_BASE_S, ROBOTS_TTL_S, entry_of
 from workers.store import store_page
 from workers.turns import NoTurn
 
@@ -68,9 +68,9 @@ def _backoff(ctx: dict[str, Any]) -> float:
     return float(min(60, 2 ** min(int(ctx.get("job_try", 1)), 6)))
 
 
-def _fetch_backoff(retried: int, result: FetchResult) -> float:
+def _fetch_backoff(retried: int, result: FetchResult, base_s: float = 1.0) -> float:
     """Seconds before a transient failure is tried again: Retry-After, else exponential."""
-    return result.retry_after or (2.0**retried + random.uniform(0, 1))
+    return result.retry_after or (base_s * 2.0**retried + random.uniform(0, 1))
 
 
 async def crawl_page(
@@ -253,7 +253,7 @@ async def _robots(
         raise _no_turn(exc) from exc
     entry, transient = entry_of(result)
     if transient and retried < rules.spec.retries:
-        backoff = _fetch_backoff(retried, result)
+        backoff = _fetch_backoff(retried, result, ROBOTS_RETRY_BASE_S)
         log.info("robots.txt retried", reason=result.reason or result.error, retry_in_s=backoff)
         return await frontier.robots_retry(job_id, origin, retried, backoff)
     parsed = await worker.robots.parse(crawl_id, origin, entry)

@@ -140,27 +140,33 @@ def build_site() -> dict[str, Page]:
 
 
 def follows(site: dict[str, Page], url: str) -> list[str]:
-    """The URLs a crawler follows from ``url``: a 200 page's links, through redirects."""
+    """The URLs a crawler follows from ``url``: a 200 page's links."""
     page = site.get(url)
-    if page is None:
+    if page is None or page.redirect_to is not None:
         return []
-    if page.redirect_to is not None:
-        return follows(site, page.redirect_to)
     return page.edges if page.status == 200 else []
 
 
 def expected_depths(site: dict[str, Page], seed: str, depth: int) -> dict[str, int]:
-    """Every URL a crawl of ``seed`` to ``depth`` fetches, with its shortest depth (BFS)."""
+    """Every URL a crawl of ``seed`` to ``depth`` fetches, with its shortest depth (a 0-1 BFS:
+    a redirect's target is a URL of its own at the redirect's depth)."""
     dist = {seed: 0}
     queue = deque([seed])
     while queue:
         url = queue.popleft()
-        if dist[url] == depth:
-            continue
-        for nxt in follows(site, url):
-            if nxt not in dist:
-                dist[nxt] = dist[url] + 1
-                queue.append(nxt)
+        here = dist[url]
+        page = site.get(url)
+        if page is not None and page.redirect_to is not None:
+            steps = [(page.redirect_to, here)]
+        else:
+            steps = [(nxt, here + 1) for nxt in follows(site, url)] if here < depth else []
+        for nxt, d in steps:
+            if d < dist.get(nxt, depth + 1):
+                dist[nxt] = d
+                if d == here:
+                    queue.appendleft(nxt)
+                else:
+                    queue.append(nxt)
     return dist
 
 

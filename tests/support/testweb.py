@@ -93,6 +93,17 @@ def shortest_depths(
     return dist
 
 
+def star_site(web: TestWeb, pages: int, latency: float) -> str:
+    """Serve one host on ``web``: a root linking to ``pages`` pages, each taking ``latency``
+    seconds; returns the root."""
+    root = web.url(0, "/")
+    site = {root: Page(hrefs=[f"/p{i}" for i in range(pages)])}
+    for i in range(pages):
+        site[web.url(0, f"/p{i}")] = Page(latency=latency)
+    web.site = Site(site)
+    return root
+
+
 def _variants(target: str, page_url: str, rng: random.Random) -> list[str]:
     """Ways to write a link to ``target`` from ``page_url`` that all mean the same page."""
     t = urlsplit(target)
