@@ -58,6 +58,7 @@ class FleetWorker(Worker):
         self._last_beat = 0.0
         self._claim: Frontier | None = None
         self._drained = False
+        self._shared_beat_s = self._beat_s  # the beat of a drained queue shared with others
         self._aborts = False  # whether arq's abort set held any id when last asked
         self._next_due_ms: int | None = None  # when the queue's next job is due, if known
         self._peers = 0  # other workers on the queue, as last counted
@@ -77,14 +78,18 @@ class FleetWorker(Worker):
         While the queue is drained (the last look found fewer due jobs than free slots) and
         other workers serve it, only the beat: the next due job is one that a close has just
         promoted, and the worker whose job closed would otherwise look first every time, and
-        the more jobs it held the more often, keeping a host's slots to itself. When the
+        the more jobs it held the more often, keeping a host's slots to itself. That beat is
+        ``min_poll_gap`` after a look that found jobs, doubled after each that found none up
+        to ``poll_delay``: a host's next job waits a few ms for a worker, not half a beat. When the
         queue's first job is known to be due later (a host's delay, a retry's backoff), until
         then or a job of its own ends, at most ``_IDLE_WAIT_S``.
         """
         loop = asyncio.get_running_loop()
         if self._last_look:
-            due = self._last_look + self._beat_s - loop.time()
-            wake_on_end = not (self._drained and self._peers)
+            shared = self._drained and self._peers
+            beat = self._shared_beat_s if shared else self._beat_s
+            due = self._last_look + beat - loop.time()
+            wake_on_end = not shared
             if self._next_due_ms is not None:
                 later = (self._next_due_ms - timestamp_ms()) / 1000
                 due = min(max(due, later), self._last_look + _IDLE_WAIT_S - loop.time())
@@ -139,12 +144,21 @@ class FleetWorker(Worker):
             self.queue_name, "-inf", horizon, start=0, num=1, withscores=True
         )
         if not head:
+            self._found(False)
             return False
         score = int(head[0][1])
         if score <= now:
             return True
         self._next_due_ms = score
+        self._found(False)
         return False
+
+    def _found(self, jobs: bool) -> None:
+        """Set the beat of a drained queue after a look that found ``jobs`` or none."""
+        if jobs:
+            self._shared_beat_s = self._min_gap_s
+        else:
+            self._shared_beat_s = min(self._shared_beat_s * 2, self._beat_s)
 
     async def _count_peers(self) -> None:
         """Say this worker serves the queue, count the others that said so lately, and see
@@ -160,14 +174,15 @@ class FleetWorker(Worker):
         self._aborts = bool(aborts)
 
     async def _claim_jobs(self, free: int) -> None:
-        claimed = await self._claim_script().claim(
+        found = await self._claim_script().claim(
             want=free,
             in_progress_ms=int(self.in_progress_timeout_s * 1000),
             scan_max=_CLAIM_SCAN_MAX,
         )
         # fewer due jobs than free slots: the fleet's workers compete for the next ones
-        self._drained = len(claimed) < free
-        for job in claimed:
+        self._drained = len(found) < free
+        self._found(bool(found))
+        for job in found:
             await self.sem.acquire()  # a free slot: never waits
             self.job_counter += 1
             task = self.loop.create_task(
