@@ -23,15 +23,18 @@ tag ``{H}``, so a Redis Cluster keeps a host's keys together:
 
 - ``cf:{H}:slots``       sorted set: job id -> lease end (ms): the jobs queued or running on
                          the host, shared by every crawl, so per-host limits hold fleet-wide
-- ``cf:{H}:pace``        hash: ``next`` (earliest start of the next job promoted, ms),
-                         ``last`` (start of the latest request, ms)
-- ``cf:{H}:queues``      sorted set: crawl id -> when it was last served: the crawls with a
-                         backlog on the host
+- ``cf:{H}:state``       hash: ``next`` (earliest start of the next job promoted, ms),
+                         ``last`` (start of the latest request, ms), ``crawls`` (how many
+                         crawls the host's queues list), and per crawl ``C``: ``C:robots``
+                         (the robots.txt job its backlog waits for), ``C:delay`` (robots.txt
+                         Crawl-delay, ms)
+- ``cf:{H}:queues``      sorted set: crawl id -> its turn: the crawls with a backlog on the
+                         host, the least recently served first
 - ``cf:{H}:C:backlog``   list: the crawl's URLs waiting for a slot of the host
-                         (``depth hops not_before url [parent]``, or ``R not_before origin``
-                         for a robots.txt to fetch first)
-- ``cf:{H}:C:gate``      hash: ``robots`` (the robots.txt job the backlog waits for),
-                         ``delay`` (robots.txt Crawl-delay, ms)
+                         (``depth hops retried not_before url [parent]``, or ``R retried
+                         not_before origin`` for a robots.txt to fetch first)
+- ``<queue>:workers``    sorted set: each worker's health key -> when it last said it serves
+                         the queue (workers count each other: ``workers/arq_worker.py``)
 
 arq's own keys (``arq:job:<id>``, ``arq:in-progress:<id>``) and the queue
 (``Settings.queue_name``, whose score of a claimed job also counts its tries: ``claim.lua``)
@@ -107,8 +110,8 @@ class HostKeys:
         return f"{PREFIX}:{{{self.host}}}:slots"
 
     @property
-    def pace(self) -> str:
-        return f"{PREFIX}:{{{self.host}}}:pace"
+    def state(self) -> str:
+        return f"{PREFIX}:{{{self.host}}}:state"
 
     @property
     def queues(self) -> str:
@@ -116,9 +119,6 @@ class HostKeys:
 
     def backlog(self, crawl_id: str) -> str:
         return f"{PREFIX}:{{{self.host}}}:{crawl_id}:backlog"
-
-    def gate(self, crawl_id: str) -> str:
-        return f"{PREFIX}:{{{self.host}}}:{crawl_id}:gate"
 
 
 def frontier_host(canonical_url: str) -> str:

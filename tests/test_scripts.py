@@ -86,6 +86,7 @@ async def test_lua_names_the_keys_that_keys_py_names(
     assert await redis.zcard(hk.slots) == 1
     assert await redis.llen(hk.backlog("c1")) == 1  # type: ignore[misc]
     assert await redis.zrange(hk.queues, 0, -1) == [b"c1"]
+    assert await redis.hget(hk.state, "crawls") == b"1"  # type: ignore[misc]
     assert await redis.smembers(keys.hosts) == {host.encode()}  # type: ignore[misc]
     assert hk.slots.startswith(f"cf:{{{host}}}:")
 
@@ -254,6 +255,7 @@ async def test_robots_txt_is_fetched_before_the_hosts_pages(
     assert await frontier.start_robots(robots, origin_of(SEED)) is Verdict.RUN
     assert await frontier.robots_done(robots, origin_of(SEED), b'{"state": "x"}', 0.25, 60)
     assert await redis.get(CrawlKeys("c1").robots(origin_of(SEED))) == b'{"state": "x"}'
+    assert await redis.hget(HostKeys(HOST).state, "c1:delay") == b"250"  # type: ignore[misc]
     jobs = await queued(redis, settings)
     assert set(jobs) == {page(SEED, 0).job_id, page(SEED + "b", 0).job_id}
     assert abs(jobs[page(SEED + "b", 0).job_id] - jobs[page(SEED, 0).job_id]) == 250
