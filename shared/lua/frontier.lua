@@ -157,9 +157,15 @@ local function push(c, host, entry, front)
     length = redis.call('RPUSH', backlog, entry)
   end
   -- a crawl stays listed on a host when its backlog there runs empty, until it ends; one
-  -- listed anew goes before those already served (turns count up from the newest's -now)
+  -- listed anew goes before all those listed already (turns count up from -now)
   if length == 1 and redis.call('SADD', crawl_key(c, 'hosts'), host) == 1 then
-    redis.call('ZADD', host_key(host, 'queues'), 'NX', -F.now, c)
+    local queues = host_key(host, 'queues')
+    local first = redis.call('ZRANGE', queues, 0, 0, 'WITHSCORES')
+    local turn = -F.now
+    if first[2] then
+      turn = math.min(turn, tonumber(first[2]) - 1)
+    end
+    redis.call('ZADD', queues, 'NX', turn, c)
     redis.call('HINCRBY', host_key(host, 'state'), 'crawls', 1)
   end
   -- A backlog that had entries belongs to a host whose slots are all taken (or whose crawl
