@@ -22,6 +22,8 @@ _CLAIM_SCAN_MAX = 10_000
 # the longest a worker waits for the queue's first job, due later, before it looks again (jobs
 # due at once may be promoted meanwhile by other workers' closes)
 _IDLE_WAIT_S = 0.1
+# the beat of a drained queue that other workers serve, while the fleet runs jobs
+_SHARED_BEAT_S = 0.003
 # how often a worker counts the others serving its queue and looks at arq's abort set
 _COUNT_EVERY_S = 0.25
 
@@ -58,7 +60,7 @@ class FleetWorker(Worker):
         self._last_beat = 0.0
         self._claim: Frontier | None = None
         self._drained = False
-        self._shared_beat_s = self._beat_s  # the beat of a drained queue shared with others
+        self._shared_beat_s = self._beat_s  # the beat of a drained queue served with others
         self._aborts = False  # whether arq's abort set held any id when last asked
         self._next_due_ms: int | None = None  # when the queue's next job is due, if known
         self._peers = 0  # other workers on the queue, as last counted
@@ -79,8 +81,8 @@ class FleetWorker(Worker):
         other workers serve it, only the beat: the next due job is one that a close has just
         promoted, and the worker whose job closed would otherwise look first every time, and
         the more jobs it held the more often, keeping a host's slots to itself. That beat is
-        ``min_poll_gap`` after a look that found jobs, doubled after each that found none up
-        to ``poll_delay``: a host's next job waits a few ms for a worker, not half a beat. When the
+        the same short one for every worker while the fleet runs jobs (``_anything_due``): a
+        host's next job waits a few ms for a worker, not half a ``poll_delay``. When the
         queue's first job is known to be due later (a host's delay, a retry's backoff), until
         then or a job of its own ends, at most ``_IDLE_WAIT_S``.
         """
@@ -131,34 +133,27 @@ class FleetWorker(Worker):
 
     async def _anything_due(self) -> bool:
         """Whether the queue's first job is due. Asked (one command) only while the queue is
-        drained, where most looks find nothing; it also tells when the next job is due (a
-        host's delay, a retry's backoff), so an idle worker sleeps until then rather than
-        looking on every beat for nothing."""
+        drained, where most looks find nothing. The first job also tells when the next one
+        is due (a host's delay, a retry's backoff: the worker sleeps until then rather than
+        looking on every beat for nothing), and whether the fleet runs any job (claimed jobs
+        sit at the end of their in-progress mark, further than half of it ahead): while it
+        does, the next job may come with any close, and every worker looks on the same short
+        beat; when the queue is empty, the beat grows back to ``poll_delay``."""
         if not self._drained:
             return True
-        # claimed jobs sit at the end of their in-progress mark: looking no further than half
-        # of it leaves out all but those claimed long ago
         now = timestamp_ms()
-        horizon = now + int(self.in_progress_timeout_s * 500)
-        head = await self.pool.zrangebyscore(
-            self.queue_name, "-inf", horizon, start=0, num=1, withscores=True
-        )
+        head = await self.pool.zrange(self.queue_name, 0, 0, withscores=True)
         if not head:
-            self._found(False)
+            self._shared_beat_s = min(self._shared_beat_s * 2, self._beat_s)
             return False
         score = int(head[0][1])
         if score <= now:
             return True
-        self._next_due_ms = score
-        self._found(False)
-        return False
-
-    def _found(self, jobs: bool) -> None:
-        """Set the beat of a drained queue after a look that found ``jobs`` or none."""
-        if jobs:
-            self._shared_beat_s = self._min_gap_s
+        if score <= now + int(self.in_progress_timeout_s * 500):
+            self._next_due_ms = score
         else:
-            self._shared_beat_s = min(self._shared_beat_s * 2, self._beat_s)
+            self._shared_beat_s = min(_SHARED_BEAT_S, self._beat_s)
+        return False
 
     async def _count_peers(self) -> None:
         """Say this worker serves the queue, count the others that said so lately, and see
@@ -181,7 +176,8 @@ class FleetWorker(Worker):
         )
         # fewer due jobs than free slots: the fleet's workers compete for the next ones
         self._drained = len(found) < free
-        self._found(bool(found))
+        if found:
+            self._shared_beat_s = min(_SHARED_BEAT_S, self._beat_s)
         for job in found:
             await self.sem.acquire()  # a free slot: never waits
             self.job_counter += 1
