@@ -87,9 +87,9 @@ class Claimed:
 class Frontier:
     """The frontier's scripts on one Redis, for one arq queue.
 
-    ``lease_ms`` is how long a slot outlives its job's last start before a job that vanished
-    without closing is taken to be gone. With ``batch``, calls made in one loop turn share a
-    pipeline (``shared/batch.py``).
+    ``lease_ms`` is how long past its job's start time a slot is kept before, if the job has
+    vanished without closing, it is taken to be gone. With ``batch``, calls made in one loop
+    turn share a pipeline (``shared/batch.py``).
     """
 
     def __init__(self, redis: Redis, queue: str, lease_ms: int, *, batch: bool = False) -> None:

@@ -114,9 +114,9 @@ class Settings(BaseSettings):
 
     @property
     def slot_lease_ms(self) -> int:
-        """How long a host slot outlives its job's last start before a job that vanished
-        without closing is taken to be gone (``shared/lua/frontier.lua``): past arq's
-        in-progress mark, so a job whose worker died keeps its slot until it runs again."""
+        """How long past its job's start time a host slot is kept before, if the job has
+        vanished without closing, it is taken to be gone (``shared/lua/frontier.lua``): past
+        arq's in-progress mark; a job that still exists keeps its slot however long it takes."""
         return int((self.job_timeout_s + 10.0) * 1000)
 
     @property

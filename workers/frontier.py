@@ -7,7 +7,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
-from typing import Literal
+from typing import Literal, TypedDict
 
 from redis.asyncio import Redis
 
@@ -31,7 +31,7 @@ class Verdict(Enum):
     PAUSED = "paused"  # the crawl is paused: the URL goes back to its backlog
     STALE = "stale"  # the page was reached by a shorter path since this job was queued
     STOPPED = "stopped"  # the crawl is cancelled or gone
-    EARLY = "early"  # claimed after the host's next job: queued again for its turn
+    EARLY = "early"  # the host's delay since its last start has not passed: queued again
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,12 +104,29 @@ class SentLinks:
             self._origins.popitem(last=False)
 
 
+class _JobFields(TypedDict):
+    job_id: str
+    url: str
+    fingerprint: str
+    depth: int
+    hops: int
+    retried: int
+    parent: str | None
+
+
+def _job_fields(job: PageJob) -> _JobFields:
+    """What page_done.lua is told of the job it closes, whatever the outcome."""
+    return _JobFields(
+        job_id=job.job_id, url=job.url, fingerprint=job.fingerprint, depth=job.depth,
+        hops=job.hops, retried=job.retried, parent=job.packed_parent,
+    )  # fmt: skip
+
+
 class Frontier:
     """Reads and changes the frontier of every crawl on one Redis, for one worker."""
 
     def __init__(self, redis: Redis, settings: Settings) -> None:
         self.redis = redis
-        self.settings = settings
         self.scripts = Scripts(redis, settings.queue_name, settings.slot_lease_ms, batch=True)
         self.sent = SentLinks(SENT_LINKS_KEPT)
 
@@ -152,13 +169,7 @@ class Frontier:
         target = self.sent.unsent(job.crawl_id, target, job.depth)
         new_origins = self.sent.new_origins(job.crawl_id, pairs + target)
         status, admitted, considered = await self.scripts.page_done(
-            job_id=job.job_id,
-            url=job.url,
-            fingerprint=job.fingerprint,
-            depth=job.depth,
-            hops=job.hops,
-            retried=job.retried,
-            parent=job.packed_parent,
+            **_job_fields(job),
             outcome=outcome,
             nbytes=nbytes,
             reason=reason,
@@ -177,8 +188,7 @@ class Frontier:
         fetched again for ``backoff_s``; the slot goes to the host's next URL. False if the
         job had been closed already."""
         status, _, _ = await self.scripts.page_done(
-            job_id=job.job_id, url=job.url, fingerprint=job.fingerprint, depth=job.depth,
-            hops=job.hops, retried=job.retried, parent=job.packed_parent, outcome="retry",
+            **_job_fields(job), outcome="retry",
             not_before_ms=now_ms() + int(backoff_s * 1000), hold_ms=int(hold_s * 1000),
         )  # fmt: skip
         return status > 0
@@ -186,10 +196,7 @@ class Frontier:
     async def requeue(self, job: PageJob) -> bool:
         """The job was not run (its crawl is paused): the URL goes back to the front of its
         host's backlog and the slot is given back. False if the job had been closed already."""
-        status, _, _ = await self.scripts.page_done(
-            job_id=job.job_id, url=job.url, fingerprint=job.fingerprint, depth=job.depth,
-            hops=job.hops, retried=job.retried, parent=job.packed_parent, outcome="requeue",
-        )  # fmt: skip
+        status, _, _ = await self.scripts.page_done(**_job_fields(job), outcome="requeue")
         return status > 0
 
     async def robots_done(

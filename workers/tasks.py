@@ -113,9 +113,12 @@ async def _crawl(worker: WorkerContext, job: PageJob, tries: int) -> bool:
             backoff = _fetch_backoff(job.retried, result)
             log.info("page retried", reason=result.reason or result.error, retry_in_s=backoff)
             return await worker.frontier.retry(job, backoff, _hold(result))
-    redirect = _redirect(worker, rules, job, result)
-    if result.redirect is not None and job.hops >= _max_hops(worker):
-        result = replace(result, error=f"too many redirects: {job.hops + 1} in a row")
+    redirect, target = None, result.redirect
+    if target is not None:
+        if job.hops >= worker.settings.max_redirects:
+            result = replace(result, error=f"too many redirects: {job.hops + 1} in a row")
+        elif rules.scope.allows(target) and is_page_link(target):
+            redirect = target  # admitted at the page's depth, one hop more
     try:
         store_page(
             rules.layout, job, result, worker.settings.worker_id,
@@ -130,10 +133,6 @@ async def _crawl(worker: WorkerContext, job: PageJob, tries: int) -> bool:
     )  # fmt: skip
     _log_page(result, links, queued)
     return queued is not None
-
-
-def _max_hops(worker: WorkerContext) -> int:
-    return worker.settings.max_redirects
 
 
 def _hold(result: FetchResult) -> float:
@@ -156,18 +155,6 @@ def _links(worker: WorkerContext, rules: CrawlRules, result: FetchResult) -> lis
     except Exception as exc:  # a page that breaks the parser must not break the worker
         log.warning("links not extracted", error=f"{type(exc).__name__}: {exc}")
         return []
-
-
-def _redirect(
-    worker: WorkerContext, rules: CrawlRules, job: PageJob, result: FetchResult
-) -> str | None:
-    """The redirect target to admit at the page's depth: in scope, a page, within the hops."""
-    target = result.redirect
-    if target is None or job.hops >= _max_hops(worker):
-        return None
-    if not (rules.scope.allows(target) and is_page_link(target)):
-        return None
-    return target
 
 
 def _log_page(result: FetchResult, links: list[str], queued: int | None) -> None:

@@ -302,26 +302,9 @@ local function fill_crawl(host, c, h, robots_gate, crawl_delay)
   return promoted
 end
 
--- Fill one host's free slots from the backlogs of the crawls waiting on it: only `c`'s when
--- it is the one crawl listed there, else least recently served first (a crawl's score in the
--- host's queues is its turn).
-local function fill(host, c)
-  local slots = host_key(host, 'slots')
-  local state = host_key(host, 'state')
-  local h = {busy = redis.call('ZCARD', slots), purged = false, paced = false}
-  if c then
-    local v = redis.call('HMGET', state, 'next', 'crawls', c .. ':robots', c .. ':delay')
-    h.next = tonumber(v[1] or '0')
-    if tonumber(v[2] or '0') <= 1 and live(crawl_cfg(c)) then
-      fill_crawl(host, c, h, v[3], v[4])
-      if h.paced then
-        redis.call('HSET', state, 'next', h.next)
-      end
-      return
-    end
-  else
-    h.next = tonumber(redis.call('HGET', state, 'next') or '0')
-  end
+-- Each crawl listed on the host in turn (the least recently served first: a crawl's score in
+-- the host's queues is its turn).
+local function fill_queues(host, state, h)
   local queues = host_key(host, 'queues')
   local waiting = redis.call('ZRANGE', queues, 0, -1, 'WITHSCORES')
   local last = tonumber(waiting[#waiting] or '0')
@@ -332,6 +315,26 @@ local function fill(host, c)
       last = last + 1
       redis.call('ZADD', queues, 'XX', last, crawl)
     end
+  end
+end
+
+-- Fill one host's free slots from the backlogs of the crawls waiting on it: only `c`'s when
+-- it is the one crawl listed there (its state read in one HMGET), else every crawl's.
+local function fill(host, c)
+  local slots = host_key(host, 'slots')
+  local state = host_key(host, 'state')
+  local h = {busy = redis.call('ZCARD', slots), purged = false, paced = false}
+  if c then
+    local v = redis.call('HMGET', state, 'next', 'crawls', c .. ':robots', c .. ':delay')
+    h.next = tonumber(v[1] or '0')
+    if tonumber(v[2] or '0') <= 1 and live(crawl_cfg(c)) then
+      fill_crawl(host, c, h, v[3], v[4])
+    else
+      fill_queues(host, state, h)
+    end
+  else
+    h.next = tonumber(redis.call('HGET', state, 'next') or '0')
+    fill_queues(host, state, h)
   end
   if h.paced then
     redis.call('HSET', state, 'next', h.next)
