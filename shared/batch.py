@@ -1,7 +1,7 @@
 """Lua script calls made in the same turn of the event loop, sent to Redis together.
 
-A worker's pages start and close in bursts: the jobs of one claim start at once, and the pages
-whose responses came in together close together. Each call on its own is a round trip: a write,
+A worker's pages close in bursts: the pages whose responses came in together close together
+(and robots.txt jobs close beside them). Each call on its own is a round trip: a write,
 a wake-up of Redis and a read, and redis-py's work around them. Calls queued in the same turn
 of the loop go out in one pipeline instead (not a transaction: each script is atomic on its
 own, and their order is kept), so a burst of n pages costs one round trip, not n.

@@ -24,7 +24,8 @@ tag ``{H}``, so a Redis Cluster keeps a host's keys together:
 - ``cf:{H}:slots``       sorted set: job id -> lease end (ms): the jobs queued or running on
                          the host, shared by every crawl, so per-host limits hold fleet-wide
 - ``cf:{H}:state``       hash: ``next`` (earliest start of the next job promoted, ms),
-                         ``last`` (start of the latest request, ms), ``crawls`` (how many
+                         ``ahead`` (``start id`` of the job queued and not started of a
+                         host with a delay between request starts), ``crawls`` (how many
                          crawls the host's queues list), and per crawl ``C``: ``C:robots``
                          (the robots.txt job its backlog waits for), ``C:delay`` (robots.txt
                          Crawl-delay, ms)

@@ -2,8 +2,8 @@
 
 Callers name what they pass; only this module knows the order of a script's KEYS and ARGV.
 ``seen.lua`` and ``frontier.lua`` are shared fragments, prepended to the scripts that use them.
-The scripts that admit, promote or close jobs share frontier.lua's head (arq's queue and abort
-set, the time, the slot lease and arq's key prefixes), built by :class:`Frontier` here.
+The scripts that admit, promote, claim or close jobs share frontier.lua's head (arq's queue and
+abort set, the time, the slot lease and arq's key prefixes), built by :class:`Frontier` here.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from functools import cache
 from importlib.resources import files
 from typing import Any
 
-from arq.utils import timestamp_ms
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
@@ -31,13 +30,13 @@ from shared.keys import (
 _FRONTIER = ("seen", "frontier")
 _FRAGMENTS = {
     "seed": _FRONTIER,
-    "start": _FRONTIER,
+    "claim": _FRONTIER,
     "page_done": _FRONTIER,
     "robots_done": _FRONTIER,
     "fill_hosts": _FRONTIER,
     "sweep": _FRONTIER,
 }
-SCRIPTS = ("claim", "finish", "cancel", "pause", "resume", *_FRAGMENTS)
+SCRIPTS = ("finish", "cancel", "pause", "resume", *_FRAGMENTS)
 
 
 @cache
@@ -66,11 +65,13 @@ def _claimed_score(until_ms: int, job_try: int) -> float:
 
 
 @dataclass(frozen=True, slots=True)
-class Started:
-    """start.lua's answer for one job."""
+class Closed:
+    """page_done.lua's or robots_done.lua's answer."""
 
-    verdict: str
-    wait_ms: int
+    closed: bool  # False: the job had been closed already (a re-run)
+    earliest_ms: int  # the earliest start of the jobs the call queued, 0 if none
+    admitted: int = 0  # URLs admitted
+    considered: bool = False  # whether the page's links were weighed
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +83,16 @@ class Claimed:
     payload: bytes | None
     job_try: int
     aborted: bool
+    verdict: str  # the frontier's: run, paused, stale or stopped (claim.lua)
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """What one claim.lua call took, and the queue's first score when it took fewer jobs than
+    asked for (None when it took as many, or the queue is empty)."""
+
+    jobs: list[Claimed]
+    head: float | None
 
 
 class Frontier:
@@ -137,15 +148,6 @@ class Frontier:
         status, admitted = await self._frontier("seed", [crawls_index], args)
         return int(status), int(admitted)
 
-    async def start(
-        self, *, job_id: str, url: str, fingerprint: str, depth: int, delay_ms: int
-    ) -> Started:
-        """start.lua: may the job run (``fingerprint`` is '' for a robots.txt job)."""
-        verdict, wait = await self._frontier(
-            "start", [], [job_id, url, fingerprint, depth, delay_ms]
-        )
-        return Started(verdict.decode(), int(wait))
-
     async def page_done(
         self,
         *,
@@ -164,19 +166,18 @@ class Frontier:
         redirect: tuple[str, str] | None = None,
         links: Sequence[tuple[str, str]] = (),
         new_origins: Sequence[str] = (),
-    ) -> tuple[int, int, bool]:
-        """page_done.lua: (1 closed / -1 closed before, URLs admitted, links weighed);
-        ``redirect`` and ``links`` are (fingerprint, url) pairs; ``parent`` is as the job
-        carries it; ``new_origins`` are the origins among them that the caller has not sent
-        before (the only ones whose robots.txt may be new to the crawl)."""
+    ) -> Closed:
+        """page_done.lua: ``redirect`` and ``links`` are (fingerprint, url) pairs; ``parent``
+        is as the job carries it; ``new_origins`` are the origins among them that the caller
+        has not sent before (the only ones whose robots.txt may be new to the crawl)."""
         redirect_fp, redirect_url = redirect or ("", "")
         args: list[Any] = [job_id, url, fingerprint, depth, hops, retried, parent or "",
                            outcome, nbytes, reason, not_before_ms, hold_ms, redirect_url,
                            redirect_fp, len(new_origins), *new_origins]  # fmt: skip
         for fp, link in links:
             args += [fp, link]
-        status, admitted, considered = await self._frontier("page_done", [], args)
-        return int(status), int(admitted), bool(considered)
+        status, admitted, considered, earliest = await self._frontier("page_done", [], args)
+        return Closed(int(status) > 0, int(earliest), int(admitted), bool(considered))
 
     async def robots_done(
         self,
@@ -189,10 +190,11 @@ class Frontier:
         crawl_delay_ms: int = 0,
         not_before_ms: int = 0,
         ttl_s: int = 0,
-    ) -> int:
-        """robots_done.lua: 1 closed, -1 closed before."""
+    ) -> Closed:
+        """robots_done.lua."""
         args = [job_id, origin, outcome, rules, crawl_delay_ms, not_before_ms, ttl_s, retried]
-        return int(await self._frontier("robots_done", [], args))
+        status, earliest = await self._frontier("robots_done", [], args)
+        return Closed(int(status) > 0, int(earliest))
 
     async def fill_hosts(self, hosts: Sequence[str]) -> int:
         """fill_hosts.lua: promote URLs on these hosts' free slots."""
@@ -203,20 +205,17 @@ class Frontier:
         removed, aborted = await self._frontier("sweep", [], list(job_ids))
         return int(removed), int(aborted)
 
-    async def claim(self, *, want: int, in_progress_ms: int, scan_max: int) -> list[Claimed]:
-        """claim.lua: claim and start up to ``want`` due jobs."""
-        reply = await self._call(
-            "claim",
-            [self.queue, ABORT_JOBS],
-            [timestamp_ms(), in_progress_ms, want, IN_PROGRESS_KEY_PREFIX, scan_max,
-             JOB_KEY_PREFIX],
-        )  # fmt: skip
-        return [
-            Claimed(job_id.decode(), _claimed_score(until, try_), payload, int(try_), bool(ab))
-            for job_id, until, payload, try_, ab in (
-                reply[i : i + 5] for i in range(0, len(reply), 5)
+    async def claim(self, *, want: int, in_progress_ms: int, scan_max: int) -> Claim:
+        """claim.lua: claim, start and judge up to ``want`` due jobs."""
+        head, *flat = await self._frontier("claim", [], [in_progress_ms, want, scan_max])
+        jobs = [
+            Claimed(job_id.decode(), _claimed_score(until, try_), payload, int(try_), bool(ab),
+                    verdict.decode())
+            for job_id, until, payload, try_, ab, verdict in (
+                flat[i : i + 6] for i in range(0, len(flat), 6)
             )
-        ]
+        ]  # fmt: skip
+        return Claim(jobs, float(head) if head else None)
 
     async def finish(self, crawl_id: str, finished_at: str) -> bool:
         """finish.lua: mark the crawl done if nothing of it is pending."""

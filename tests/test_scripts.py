@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
-
 import msgpack
 import pytest
 from redis.asyncio import Redis
@@ -56,18 +54,39 @@ async def slots(redis: Redis, host: str = HOST) -> set[str]:
     return {m.decode() for m in await redis.zrange(HostKeys(host).slots, 0, -1)}
 
 
-async def run(frontier: Frontier, job: PageJob, links: list[str] | None = None, **kw: object):
+async def make_due(redis: Redis, settings: Settings, job_id: str) -> None:
+    """Queue a job to start now (a hand-back, or its turn come early)."""
+    await redis.zadd(settings.queue_name, {job_id: now_ms() - 1})
+
+
+class Judged(Frontier):
+    """A worker's frontier with the verdicts that its claims give (claim.lua judges a job as it
+    claims it): ``start`` claims every due job and gives the verdict on one."""
+
+    def __init__(self, redis: Redis, settings: Settings) -> None:
+        super().__init__(redis, settings)
+        self.verdicts: dict[str, Verdict] = {}
+
+    async def start(self, job_id: str) -> Verdict | None:
+        """The verdict on the job, None if it was not claimed (not due, or queued again)."""
+        if job_id not in self.verdicts:
+            claim = await self.scripts.claim(want=10_000, in_progress_ms=60_000, scan_max=10_000)
+            self.verdicts.update({c.job_id: Verdict(c.verdict) for c in claim.jobs})
+        return self.verdicts.pop(job_id, None)
+
+
+async def run(frontier: Judged, job: PageJob, links: list[str] | None = None, **kw: object):
     """What a worker does with a job: start it, close it as fetched."""
-    assert await frontier.start(job) is Verdict.RUN
+    assert await frontier.start(job.job_id) is Verdict.RUN
     return await frontier.close(job, 3, "fetched", 1, links or [], **kw)  # type: ignore[arg-type]
 
 
 def test_fragments_are_prepended_where_used() -> None:
     """Scripts of the frontier carry its fragment (and seen.lua's); the others do not."""
-    for name in ("seed", "start", "page_done", "robots_done", "fill_hosts", "sweep"):
+    for name in ("seed", "claim", "page_done", "robots_done", "fill_hosts", "sweep"):
         source = script_source(name)
         assert "local function admit" in source and "local function seen_get" in source
-    for name in ("claim", "cancel", "pause", "resume", "finish"):
+    for name in ("cancel", "pause", "resume", "finish"):
         assert "local function admit" not in script_source(name)
 
 
@@ -117,7 +136,7 @@ async def test_a_host_has_no_more_jobs_than_slots(redis: Redis, settings: Settin
     assert await backlog(redis) == [f"0 0 0 0 {s}" for s in seeds[3:]]
     status = await load_status(redis, "c1")
     assert status.counters.pending == 10 and status.counters.seen == 10
-    frontier = Frontier(redis, settings)
+    frontier = Judged(redis, settings)
     assert await run(frontier, page(seeds[0], 0)) == 0
     jobs = await queued(redis, settings)
     assert len(jobs) == 3 and f"c1:{fingerprint(seeds[3])}:0" in jobs
@@ -130,10 +149,10 @@ async def test_close_admits_new_links_once_and_counts_once(
     """Closing a job admits unseen links at depth+1 and does arq's clean-up; a re-run of
     the close changes nothing."""
     await seed_crawl(redis, settings, spec())
-    frontier = Frontier(redis, settings)
+    frontier = Judged(redis, settings)
     job = page(SEED, 0)
     links = [SEED + "a", SEED + "b", SEED]
-    assert await frontier.start(job) is Verdict.RUN
+    assert await frontier.start(job.job_id) is Verdict.RUN
     # what arq holds for a running job: its clean-up is page_done's
     await redis.set(f"arq:in-progress:{job.job_id}", b"1")
     assert await frontier.close(job, 3, "fetched", 100, links) == 2
@@ -155,7 +174,7 @@ async def test_a_url_found_nearer_while_waiting_is_fetched_once(
     is promoted, the farther one dropped when it comes up, and the crawl still ends."""
     s = spec(seeds=[SEED, SEED + "b"], per_host_concurrency=1)
     await seed_crawl(redis, settings, s)
-    frontier = Frontier(redis, settings)
+    frontier = Judged(redis, settings)
     far = SEED + "far"
     await run(frontier, page(SEED, 0), [SEED + "x"])  # promotes seed b
     await run(frontier, page(SEED + "b", 0), [far])  # far at 1; x waits at depth 1 first
@@ -174,7 +193,7 @@ async def test_a_url_found_nearer_while_it_waits_starts_stale(
     """A backlog entry whose URL was reached by a shorter path since it was admitted becomes a
     job that starts stale (closed unfetched, pending counted off); the nearer one is fetched."""
     await seed_crawl(redis, settings, spec(per_host_concurrency=1))
-    frontier = Frontier(redis, settings)
+    frontier = Judged(redis, settings)
     a, b, c = SEED + "a", SEED + "b", SEED + "c"
     await run(frontier, page(SEED, 0), [a, b])
     await run(frontier, page(a), [c])  # c waits at depth 2, behind b
@@ -183,7 +202,7 @@ async def test_a_url_found_nearer_while_it_waits_starts_stale(
     await run(frontier, page(b))
     far = page(c, 2, a)
     assert set(await queued(redis, settings)) == {far.job_id}
-    assert await frontier.start(far) is Verdict.STALE
+    assert await frontier.start(far.job_id) is Verdict.STALE
     assert await frontier.close(far, 3, "skipped", 0, []) == 0
     assert set(await queued(redis, settings)) == {page(c, 0).job_id}
     await run(frontier, page(c, 0))
@@ -194,7 +213,7 @@ async def test_a_url_found_nearer_while_it_waits_starts_stale(
 async def test_refetch_at_better_depth_counts_once(redis: Redis, settings: Settings) -> None:
     """A page fetched at depth 2 and again at depth 1 adds one to ``fetched``."""
     await seed_crawl(redis, settings, spec())
-    frontier = Frontier(redis, settings)
+    frontier = Judged(redis, settings)
     p, m, q = SEED + "p", SEED + "m", SEED + "q"
     await run(frontier, page(SEED, 0), [m])
     await run(frontier, page(m), [p])
@@ -209,8 +228,8 @@ async def test_depth_limit_and_max_pages(redis: Redis, settings: Settings) -> No
     """Links of a page at the depth limit are not admitted; no more than max_pages distinct
     URLs are ever admitted."""
     await seed_crawl(redis, settings, spec(depth=0))
-    frontier = Frontier(redis, settings)
-    assert await frontier.start(page(SEED, 0)) is Verdict.RUN
+    frontier = Judged(redis, settings)
+    assert await frontier.start(page(SEED, 0).job_id) is Verdict.RUN
     assert await frontier.close(page(SEED, 0), 0, "fetched", 1, [SEED + "a"]) == 0
     await seed_crawl(redis, settings, spec(crawl_id="c2", max_pages=3))
     links = [f"{SEED}{i}" for i in range(10)]
@@ -223,9 +242,9 @@ async def test_last_job_queues_finalize_and_finish_marks_done(
 ) -> None:
     """When nothing is pending the finalize job is queued; finish() then marks it done."""
     await seed_crawl(redis, settings, spec())
-    frontier = Frontier(redis, settings)
+    frontier = Judged(redis, settings)
     assert not await frontier.finish("c1")  # still pending
-    assert await frontier.start(page(SEED, 0)) is Verdict.RUN
+    assert await frontier.start(page(SEED, 0).job_id) is Verdict.RUN
     await frontier.close(page(SEED, 0), 3, "failed", 0, [], reason="http 500")
     assert set(await queued(redis, settings)) == {finalize_job_id("c1")}
     raw = await redis.get(job_key(finalize_job_id("c1")))
@@ -246,55 +265,79 @@ async def test_robots_txt_is_fetched_before_the_hosts_pages(
     the host until it closes; closing it keeps the rules, opens the gate and records the
     Crawl-delay."""
     await seed_crawl(redis, settings, spec(seeds=[SEED, SEED + "b"], obey_robots=True))
-    frontier = Frontier(redis, settings)
+    frontier = Judged(redis, settings)
     robots = robots_job_id("c1", fingerprint(origin_of(SEED)))
     assert set(await queued(redis, settings)) == {robots}
     raw = await redis.get(job_key(robots))
     assert deserialize(raw or b"")["f"] == "fetch_robots"
     assert deserialize(raw or b"")["a"] == [origin_of(SEED), 0]
-    assert await frontier.start_robots(robots, origin_of(SEED)) is Verdict.RUN
+    assert await frontier.start(robots) is Verdict.RUN
     assert await frontier.robots_done(robots, origin_of(SEED), b'{"state": "x"}', 0.25, 60)
     assert await redis.get(CrawlKeys("c1").robots(origin_of(SEED))) == b'{"state": "x"}'
     assert await redis.hget(HostKeys(HOST).state, "c1:delay") == b"250"  # type: ignore[misc]
+    # a host with a delay has one job queued ahead: the next is promoted when it starts
+    assert set(await queued(redis, settings)) == {page(SEED, 0).job_id}
+    before = now_ms()
+    assert await frontier.start(page(SEED, 0).job_id) is Verdict.RUN
+    after = now_ms()
     jobs = await queued(redis, settings)
-    assert set(jobs) == {page(SEED, 0).job_id, page(SEED + "b", 0).job_id}
-    assert abs(jobs[page(SEED + "b", 0).job_id] - jobs[page(SEED, 0).job_id]) == 250
-    # a link to another origin on the same host: its robots.txt first, and the gate shuts
-    await run(frontier, page(SEED, 0), ["https://example.org/s"])
+    assert before + 250 <= jobs[page(SEED + "b", 0).job_id] <= after + 250
+    # a link to another origin on the same host: its robots.txt first (once b has started),
+    # and the gate shuts
+    await frontier.close(page(SEED, 0), 3, "fetched", 1, ["https://example.org/s"])
+    s_entry = "1 0 0 0 https://example.org/s http://example.org/"
+    assert await backlog(redis) == ["R 0 0 https://example.org", s_entry]
+    await make_due(redis, settings, page(SEED + "b", 0).job_id)
+    assert await frontier.start(page(SEED + "b", 0).job_id) is Verdict.RUN
     jobs = await queued(redis, settings)
     assert robots_job_id("c1", fingerprint("https://example.org")) in jobs
-    assert await backlog(redis) == ["1 0 0 0 https://example.org/s http://example.org/"]
+    assert await backlog(redis) == [s_entry]
 
 
 async def test_robots_txt_retried_keeps_the_gate_shut(redis: Redis, settings: Settings) -> None:
     """A transient robots.txt failure queues its job again after the backoff; the host's pages
     still wait behind it."""
     await seed_crawl(redis, settings, spec(obey_robots=True))
-    frontier = Frontier(redis, settings)
+    frontier = Judged(redis, settings)
     robots = robots_job_id("c1", fingerprint(origin_of(SEED)))
-    assert await frontier.start_robots(robots, origin_of(SEED)) is Verdict.RUN
+    assert await frontier.start(robots) is Verdict.RUN
     before = now_ms()
     assert await frontier.robots_retry(robots, origin_of(SEED), 0, 5.0)
     jobs = await queued(redis, settings)
     assert set(jobs) == {robots} and jobs[robots] >= before + 5000
     assert deserialize(await redis.get(job_key(robots)) or b"")["a"] == [origin_of(SEED), 1]
-    assert await frontier.start_robots(robots, origin_of(SEED)) is Verdict.RUN
+    assert await frontier.start(robots) is None  # not due yet
+    await make_due(redis, settings, robots)
+    assert await frontier.start(robots) is Verdict.RUN
 
 
-async def test_per_host_delay_spaces_the_promoted_jobs(redis: Redis, settings: Settings) -> None:
-    """Jobs are queued deferred to the host's next allowed start; a job claimed too soon after
-    the host's last request start is queued again for its turn ('early')."""
+async def test_per_host_delay_spaces_the_starts(redis: Redis, settings: Settings) -> None:
+    """A host with a delay has one job queued ahead at a time; the next is promoted when that
+    one starts, to start the delay after it (however late it was claimed); a job ahead closed
+    without a fetch (a paused crawl's) lets the next be promoted."""
     seeds = [f"{SEED}{i}" for i in range(3)]
     await seed_crawl(redis, settings, spec(seeds=seeds, per_host_delay=0.5))
-    scores = sorted((await queued(redis, settings)).values())
-    assert [b - a for a, b in itertools.pairwise(scores)] == [500, 500]
-    frontier = Frontier(redis, settings)
-    first, second = (PageJob("c1", s, 0, None, delay_ms=500) for s in seeds[:2])
+    first, second = (page(s, 0) for s in seeds[:2])
+    assert set(await queued(redis, settings)) == {first.job_id}
     raw = await redis.get(job_key(first.job_id))
     assert deserialize(raw or b"")["a"][5] == 500  # the job carries its host's delay
-    assert await frontier.start(first) is Verdict.RUN
-    assert await frontier.start(second) is Verdict.EARLY
-    assert (await queued(redis, settings))[second.job_id] >= now_ms() + 400
+    frontier = Judged(redis, settings)
+    before = now_ms()
+    assert await frontier.start(first.job_id) is Verdict.RUN
+    after = now_ms()
+    jobs = await queued(redis, settings)
+    assert set(jobs) == {first.job_id, second.job_id}
+    assert before + 500 <= jobs[second.job_id] <= after + 500
+    assert await frontier.start(second.job_id) is None  # not due yet
+    await pause_crawl(redis, settings, "c1")
+    await make_due(redis, settings, second.job_id)
+    assert await frontier.start(second.job_id) is Verdict.PAUSED
+    assert await frontier.requeue(second)
+    assert await resume_crawl(redis, settings, "c1") == 3  # URLs pending
+    jobs = await queued(redis, settings)
+    assert set(jobs) == {first.job_id, second.job_id}  # first still runs: one slot each
+    ahead = await redis.hget(HostKeys(HOST).state, "ahead")  # type: ignore[misc]
+    assert ahead == f"{jobs[second.job_id]} {second.job_id}".encode()
 
 
 async def test_a_transient_failure_goes_to_the_back_of_its_host(
@@ -304,9 +347,9 @@ async def test_a_transient_failure_goes_to_the_back_of_its_host(
     backlog, not before its backoff; its retries are counted."""
     seeds = [SEED, SEED + "b"]
     await seed_crawl(redis, settings, spec(seeds=seeds, per_host_concurrency=1))
-    frontier = Frontier(redis, settings)
+    frontier = Judged(redis, settings)
     job = page(SEED, 0)
-    assert await frontier.start(job) is Verdict.RUN
+    assert await frontier.start(job.job_id) is Verdict.RUN
     before = now_ms()
     assert await frontier.retry(job, 3.0)
     assert set(await queued(redis, settings)) == {page(SEED + "b", 0).job_id}
@@ -324,7 +367,7 @@ async def test_a_transient_failure_goes_to_the_back_of_its_host(
 async def test_retry_after_holds_the_host(redis: Redis, settings: Settings) -> None:
     """A hold (a 429's Retry-After) defers every job promoted on the host after it."""
     await seed_crawl(redis, settings, spec(per_host_concurrency=1))
-    frontier = Frontier(redis, settings)
+    frontier = Judged(redis, settings)
     before = now_ms()
     await run(frontier, page(SEED, 0), [SEED + "a"], hold_s=2.0)
     (score,) = (await queued(redis, settings)).values()
@@ -335,11 +378,11 @@ async def test_pause_requeues_and_resume_promotes(redis: Redis, settings: Settin
     """A paused crawl promotes nothing; a queued job of it started meanwhile gives its URL back
     to the front of the backlog; resume fills the host's slots again."""
     await seed_crawl(redis, settings, spec(per_host_concurrency=1))
-    frontier = Frontier(redis, settings)
+    frontier = Judged(redis, settings)
     assert await pause_crawl(redis, settings, "c1") == 1
     assert (await load_status(redis, "c1")).state is CrawlState.PAUSED
     seed_job = page(SEED, 0)
-    assert await frontier.start(seed_job) is Verdict.PAUSED
+    assert await frontier.start(seed_job.job_id) is Verdict.PAUSED
     assert await frontier.requeue(seed_job)
     assert await queued(redis, settings) == {} and await slots(redis) == set()
     assert await backlog(redis) == [f"0 0 0 0 {SEED}"]
@@ -371,8 +414,13 @@ async def test_cancel_drops_jobs_and_backlogs_and_frees_the_host(
     assert await backlog(redis) == [] and await redis.exists(CrawlKeys("c1").hosts) == 0
     status = await load_status(redis, "c1")
     assert status.state is CrawlState.CANCELLED and status.counters.pending == 0
-    frontier = Frontier(redis, settings)
-    assert await frontier.start(page(many[1], 0)) is Verdict.STOPPED
+    frontier = Judged(redis, settings)
+    late = page(many[1], 0)  # queued again by a worker as the cancel swept
+    await redis.set(
+        job_key(late.job_id), job_payload(CRAWL_PAGE, page_job_args(late.url, 0, None), 0)
+    )
+    await make_due(redis, settings, late.job_id)
+    assert await frontier.start(late.job_id) is Verdict.STOPPED
     # the aborted job closes: its slot too goes back
     assert await frontier.close(running, 3, "skipped", 0, []) == 0
     assert await slots(redis) == {f"other:{fingerprint(SEED)}:0"}
@@ -388,8 +436,8 @@ async def test_cancel_sweeps_a_long_shared_queue_in_batches(
     """A cancel finds all of its crawl's jobs in the shared queue, over several scan batches,
     and none of another crawl's, even one whose id starts the same."""
     links = [f"{SEED}p{n}" for n in range(1200)]
-    frontier = Frontier(redis, settings)
-    for crawl_id in ("c1", "c10"):
+    frontier = Judged(redis, settings)
+    for crawl_id in ("c10", "c1"):  # c1's start claims c10's jobs: they are not c1's to sweep
         await seed_crawl(redis, settings, spec(crawl_id=crawl_id, per_host_concurrency=5000))
         await run(frontier, page(SEED, 0, crawl=crawl_id), links)
     result = await cancel_crawl(redis, settings, "c1")
@@ -403,7 +451,7 @@ async def test_two_crawls_on_one_host_share_its_slots(redis: Redis, settings: Se
     """The host's slots go to the crawl least recently served first."""
     await seed_crawl(redis, settings, spec(seeds=[SEED, SEED + "1"], per_host_concurrency=1))
     await seed_crawl(redis, settings, spec(crawl_id="c2", per_host_concurrency=1))
-    frontier = Frontier(redis, settings)
+    frontier = Judged(redis, settings)
     await run(frontier, page(SEED, 0))
     assert set(await queued(redis, settings)) == {page(SEED, 0, crawl="c2").job_id}
 
@@ -427,7 +475,7 @@ async def test_a_redirect_target_is_admitted_at_the_same_depth(
 ) -> None:
     """A redirect's target enters the frontier at the redirecting page's depth, one hop more."""
     await seed_crawl(redis, settings, spec())
-    frontier = Frontier(redis, settings)
+    frontier = Judged(redis, settings)
     target = SEED + "there/"
     assert await run(frontier, page(SEED, 0), redirect=target) == 1
     raw = await redis.get(job_key(f"c1:{fingerprint(target)}:0"))
@@ -444,7 +492,7 @@ async def test_a_claim_counts_the_tries_of_a_job_not_closed(
     scripts = Scripts(redis, settings.queue_name, settings.slot_lease_ms)
     job_id = page(SEED, 0).job_id
     for want in (1, 2, 3):
-        (claimed,) = await scripts.claim(want=1, in_progress_ms=5000, scan_max=100)
+        (claimed,) = (await scripts.claim(want=1, in_progress_ms=5000, scan_max=100)).jobs
         assert (claimed.job_id, claimed.job_try) == (job_id, want)
         assert claimed.score % 1 == want / 16
         assert await redis.zscore(settings.queue_name, job_id) == claimed.score
@@ -452,7 +500,7 @@ async def test_a_claim_counts_the_tries_of_a_job_not_closed(
         await redis.delete(f"arq:in-progress:{job_id}")
         await redis.zadd(settings.queue_name, {job_id: now_ms() - 1 + claimed.score % 1})
     await redis.zadd(settings.queue_name, {job_id: now_ms() - 1})  # handed back: whole again
-    (claimed,) = await scripts.claim(want=1, in_progress_ms=5000, scan_max=100)
+    (claimed,) = (await scripts.claim(want=1, in_progress_ms=5000, scan_max=100)).jobs
     assert claimed.job_try == 1
 
 
@@ -465,7 +513,7 @@ async def test_claim_takes_due_jobs_not_running_elsewhere(redis: Redis, settings
 
     async def take(want: int) -> list[tuple[str, bytes | None, int, bool]]:
         got = await scripts.claim(want=want, in_progress_ms=5000, scan_max=100)
-        return [(c.job_id, c.payload, c.job_try, c.aborted) for c in got]
+        return [(c.job_id, c.payload, c.job_try, c.aborted) for c in got.jobs]
 
     assert await take(5) == []
     now = now_ms()
@@ -483,6 +531,14 @@ async def test_claim_takes_due_jobs_not_running_elsewhere(redis: Redis, settings
     assert await take(5) == [("c", b"payload-c", 1, True), ("d", None, 1, False)]
     assert await redis.zcard("arq:abort") == 0
     assert await take(5) == []
+    # taking fewer than asked for, it tells the queue's first score: b, due but running
+    claim = await scripts.claim(want=5, in_progress_ms=5000, scan_max=100)
+    assert claim.jobs == [] and claim.head == now - 50
+    await redis.delete("arq:in-progress:b")
+    claim = await scripts.claim(want=1, in_progress_ms=5000, scan_max=100)
+    assert [c.job_id for c in claim.jobs] == ["b"] and claim.head is None  # took as many
+    claim = await scripts.claim(want=5, in_progress_ms=5000, scan_max=100)
+    assert claim.head is not None and claim.head % 1 == 1 / 16  # a claimed job: a's
 
 
 async def test_seen_urls_live_in_compact_buckets(redis: Redis, settings: Settings) -> None:
@@ -491,7 +547,7 @@ async def test_seen_urls_live_in_compact_buckets(redis: Redis, settings: Setting
     keys = CrawlKeys("c1")
     fp = fingerprint(SEED)
     assert await redis.hget(keys.seen_bucket(fp), seen_field(fp)) == b"0"  # type: ignore[misc]
-    frontier = Frontier(redis, settings)
+    frontier = Judged(redis, settings)
     await run(frontier, page(SEED, 0), [SEED + "a"])
     assert await redis.hget(keys.seen_bucket(fp), seen_field(fp)) == b"1"  # type: ignore[misc]
     link_fp = fingerprint(SEED + "a")

@@ -12,20 +12,32 @@ from arq.utils import ms_to_datetime, timestamp_ms
 from arq.worker import Retry, RetryJob, Worker, logger
 
 from shared.keys import ABORT_JOBS, fleet_key
-from shared.scripts import Frontier
+from shared.scripts import Claimed, Frontier
 
 # the ctx key of the set of job ids whose clean-up page_done.lua has done already
 CLOSED_JOBS = "closed_jobs"
+# the ctx key of a job's verdict, as claim.lua gave it (workers.frontier.Verdict)
+VERDICT = "verdict"
+# the ctx key of the worker's hook for the earliest start of the jobs a close queued
+ON_QUEUED = "on_queued"
 # due queue entries one claim looks at, at most (running jobs are out of the due range; the
 # scan skips only jobs whose worker is still handing them back)
 _CLAIM_SCAN_MAX = 10_000
-# the longest a worker waits for the queue's first job, due later, before it looks again (jobs
-# due at once may be promoted meanwhile by other workers' closes)
-_IDLE_WAIT_S = 0.1
-# the beat of a drained queue that other workers serve, while the fleet runs jobs
+# the longest a worker trusts what it knows of the queue's first job, due later, before it looks
+# again: jobs due sooner may have been promoted meanwhile by other workers (or a new crawl)
+_IDLE_WAIT_S = 0.25
+# the beat of a drained queue's looks after one that found jobs: it doubles with every look that
+# finds none due, up to the first cap while the fleet runs jobs (a close may promote one at any
+# moment) and the second while the queue is empty (a new crawl waits that long at most)
 _SHARED_BEAT_S = 0.003
-# how often a worker counts the others serving its queue and looks at arq's abort set
-_COUNT_EVERY_S = 0.25
+_RUNNING_BEAT_MAX_S = 0.05
+_EMPTY_BEAT_MAX_S = 0.2
+# how often a worker counts the others serving its queue: more often while it has seen none,
+# so that the workers of a fleet started together soon know of each other
+_COUNT_EVERY_S = 1.0
+_COUNT_ALONE_EVERY_S = 0.2
+# how often a worker running jobs looks at arq's abort set (a cancel aborts them that soon)
+_ABORTS_EVERY_S = 0.25
 
 
 class FleetWorker(Worker):
@@ -37,7 +49,8 @@ class FleetWorker(Worker):
     queue tries the same ids. The script claims as many due jobs as there are free slots, in
     one round trip, atomically, so workers never collide. It also does what arq's ``run_job``
     does first, in a round trip of its own per job (read the payload, count the try, take off
-    an abort mark), so ``_run_claimed`` goes straight to the job.
+    an abort mark), and what the frontier says of each job (``ctx[VERDICT]``), so
+    ``_run_claimed`` goes straight to the job.
 
     arq looks at the queue every ``poll_delay`` seconds, so a slot freed just after a look
     stays idle until the next one: with 50 ms pages and a 40 ms beat, a quarter of the slots
@@ -47,10 +60,14 @@ class FleetWorker(Worker):
 
     A page job that closes itself (``page_done.lua``) does arq's clean-up of the job in that
     same round trip and says so in ``ctx[CLOSED_JOBS]``: arq's own clean-up is then skipped.
+    ``slot_lease_ms`` is ``Settings.slot_lease_ms``: a claim may promote jobs, which take slots.
     """
 
-    def __init__(self, *args: Any, min_poll_gap: float = 0.002, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, slot_lease_ms: int, min_poll_gap: float = 0.002, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
+        self._slot_lease_ms = slot_lease_ms
         self._beat_s = self.poll_delay_s
         self._min_gap_s = min(min_poll_gap, self._beat_s)
         # arq's own loop then runs back to back; _poll_iteration does the waiting
@@ -60,41 +77,44 @@ class FleetWorker(Worker):
         self._last_beat = 0.0
         self._claim: Frontier | None = None
         self._drained = False
-        self._shared_beat_s = self._beat_s  # the beat of a drained queue served with others
+        self._look_every = _SHARED_BEAT_S  # the beat of looks at a drained queue
         self._aborts = False  # whether arq's abort set held any id when last asked
-        self._next_due_ms: int | None = None  # when the queue's next job is due, if known
+        self._next_due_ms: float | None = None  # when the queue's next job is due, if known
+        self._known_at = 0.0  # when that was learnt (the loop's time)
+        self._last_head: float | None = None  # the queue's first score, as last looked at
+        self._due_now = False  # whether a close of this worker's queued a job due now
         self._peers = 0  # other workers on the queue, as last counted
         self._last_count = 0.0
+        self._last_aborts_look = 0.0
         self._closed: set[str] = set()
         self.ctx[CLOSED_JOBS] = self._closed
+        self.ctx[ON_QUEUED] = self._queued
 
     def _claim_script(self) -> Frontier:
         # arq opens its pool in main(); a worker that reconnects gets a new one
         if self._claim is None or self._claim.redis is not self.pool:
-            self._claim = Frontier(self.pool, self.queue_name, 0)
+            self._claim = Frontier(self.pool, self.queue_name, self._slot_lease_ms)
         return self._claim
 
     async def _wait_for_work(self) -> None:
         """Until a job ends or the beat comes, and ``min_poll_gap`` after the last look.
 
-        While the queue is drained (the last look found fewer due jobs than free slots) and
-        other workers serve it, only the beat: the next due job is one that a close has just
+        While the queue is drained (the last look found fewer due jobs than free slots), on
+        the drained beat, which grows while looks find nothing (``_learn``). With other workers
+        serving the queue, only that beat: the next due job is one that a close has just
         promoted, and the worker whose job closed would otherwise look first every time, and
-        the more jobs it held the more often, keeping a host's slots to itself. That beat is
-        the same short one for every worker while the fleet runs jobs (``_anything_due``): a
-        host's next job waits a few ms for a worker, not half a ``poll_delay``. When the
+        the more jobs it held the more often, keeping a host's slots to itself. When the
         queue's first job is known to be due later (a host's delay, a retry's backoff), until
         then or a job of its own ends, at most ``_IDLE_WAIT_S``.
         """
         loop = asyncio.get_running_loop()
         if self._last_look:
-            shared = self._drained and self._peers
-            beat = self._shared_beat_s if shared else self._beat_s
+            beat = self._look_every if self._drained else self._beat_s
             due = self._last_look + beat - loop.time()
-            wake_on_end = not shared
+            wake_on_end = not (self._drained and self._peers)
             if self._next_due_ms is not None:
                 later = (self._next_due_ms - timestamp_ms()) / 1000
-                due = min(max(due, later), self._last_look + _IDLE_WAIT_S - loop.time())
+                due = min(later, self._known_at + _IDLE_WAIT_S - loop.time())
                 wake_on_end = True
             if due > 0 and not wake_on_end:
                 await asyncio.sleep(due)
@@ -114,7 +134,6 @@ class FleetWorker(Worker):
         """Claim jobs for the free slots, then arq's chores (abort check, health) on the beat."""
         await self._wait_for_work()
         free = self.max_jobs - self.job_counter
-        self._next_due_ms = None
         if self.allow_pick_jobs and free > 0 and await self._anything_due():
             await self._claim_jobs(free)
         now = asyncio.get_running_loop().time()
@@ -123,36 +142,64 @@ class FleetWorker(Worker):
             if self.allow_abort_jobs and self._aborts and self.job_tasks:
                 await self._cancel_aborted_jobs()
             await self.heart_beat()
-        if now - self._last_count >= _COUNT_EVERY_S:
-            self._last_count = now
+        if now - self._last_count >= (_COUNT_EVERY_S if self._peers else _COUNT_ALONE_EVERY_S):
+            self._last_count = self._last_aborts_look = now
             await self._count_peers()
+        elif self.job_tasks and now - self._last_aborts_look >= _ABORTS_EVERY_S:
+            self._last_aborts_look = now
+            self._aborts = bool(await self.pool.exists(ABORT_JOBS))
         for job_id, task in list(self.tasks.items()):
             if task.done():
                 del self.tasks[job_id]
                 task.result()  # as arq does: an error in run_job itself must surface
 
     async def _anything_due(self) -> bool:
-        """Whether the queue's first job is due. Asked (one command) only while the queue is
-        drained, where most looks find nothing. The first job also tells when the next one
-        is due (a host's delay, a retry's backoff: the worker sleeps until then rather than
-        looking on every beat for nothing), and whether the fleet runs any job (claimed jobs
-        sit at the end of their in-progress mark, further than half of it ahead): while it
-        does, the next job may come with any close, and every worker looks on the same short
-        beat; when the queue is empty, the beat grows back to ``poll_delay``."""
-        if not self._drained:
+        """Whether the queue's first job may be due: asked (one command) only while the queue
+        is drained, where most looks find nothing, and neither when a job is known to be due
+        by now nor while the first job is known to be due later (for ``_IDLE_WAIT_S``: this
+        worker's own closes say what they queue, ``_queued``)."""
+        if not self._drained or self._due_now:
             return True
-        now = timestamp_ms()
+        if self._next_due_ms is not None:
+            if self._next_due_ms <= timestamp_ms():
+                return True
+            if asyncio.get_running_loop().time() - self._known_at < _IDLE_WAIT_S:
+                return False
         head = await self.pool.zrange(self.queue_name, 0, 0, withscores=True)
-        if not head:
-            self._shared_beat_s = min(self._shared_beat_s * 2, self._beat_s)
-            return False
-        score = int(head[0][1])
-        if score <= now:
+        return self._learn(float(head[0][1]) if head else None)
+
+    def _queued(self, start_ms: int) -> None:
+        """A close of this worker's queued jobs, the first to start at ``start_ms``."""
+        if start_ms <= timestamp_ms():
+            self._due_now = True
+        elif self._next_due_ms is not None and start_ms < self._next_due_ms:
+            self._next_due_ms = start_ms
+
+    def _learn(self, head: float | None) -> bool:
+        """Take in the queue's first score (None: the queue is empty); True if it is due.
+
+        A claimed job's score is the end of its in-progress mark with its try in sixteenths
+        (claim.lua), a queued job's a whole number: a claimed job first means the fleet runs
+        jobs and none is due, so the next may come with any close; a queued one first, when
+        the next is due. A look that finds the queue as the last one did (empty, or the same
+        claimed job first: no job of the fleet was claimed or closed meanwhile) doubles the
+        drained beat, so a fleet waiting on slow hosts, or an idle one, does not ask Redis
+        hundreds of times a second; one that finds the fleet busy keeps it short, so that a
+        worker whose looks lost the race for promoted jobs still looks as often as the others.
+        """
+        last, self._last_head = self._last_head, head
+        self._next_due_ms = None
+        self._known_at = asyncio.get_running_loop().time()
+        if head is not None and head <= timestamp_ms():
             return True
-        if score <= now + int(self.in_progress_timeout_s * 500):
-            self._next_due_ms = score
+        if head is not None and head == int(head):
+            self._next_due_ms = head
+            return False
+        if head is not None and head != last:
+            self._look_every = _SHARED_BEAT_S
         else:
-            self._shared_beat_s = min(_SHARED_BEAT_S, self._beat_s)
+            cap = _EMPTY_BEAT_MAX_S if head is None else _RUNNING_BEAT_MAX_S
+            self._look_every = min(self._look_every * 2, max(cap, self._beat_s))
         return False
 
     async def _count_peers(self) -> None:
@@ -169,42 +216,42 @@ class FleetWorker(Worker):
         self._aborts = bool(aborts)
 
     async def _claim_jobs(self, free: int) -> None:
-        found = await self._claim_script().claim(
+        self._due_now = False
+        claim = await self._claim_script().claim(
             want=free,
             in_progress_ms=int(self.in_progress_timeout_s * 1000),
             scan_max=_CLAIM_SCAN_MAX,
         )
         # fewer due jobs than free slots: the fleet's workers compete for the next ones
-        self._drained = len(found) < free
-        if found:
-            self._shared_beat_s = min(_SHARED_BEAT_S, self._beat_s)
-        for job in found:
+        self._drained = len(claim.jobs) < free
+        if self._drained:
+            self._learn(claim.head)
+        if claim.jobs:
+            self._look_every = _SHARED_BEAT_S
+        for job in claim.jobs:
             await self.sem.acquire()  # a free slot: never waits
             self.job_counter += 1
-            task = self.loop.create_task(
-                self._run_claimed(job.job_id, job.score, job.payload, job.job_try, job.aborted)
-            )
+            task = self.loop.create_task(self._run_claimed(job))
             task.add_done_callback(lambda _: self._release_sem_dec_counter_on_complete())
             self.tasks[job.job_id] = task
 
-    async def _run_claimed(
-        self, job_id: str, score: float, payload: bytes | None, job_try: int, aborted: bool
-    ) -> None:
+    async def _run_claimed(self, job: Claimed) -> None:
         """arq's ``run_job`` for a job whose start claim.lua has done already: the payload
-        read, the try counted, the abort mark taken off.
+        read, the try counted, the abort mark taken off, the frontier's verdict given.
 
         What arq does with a job it cannot run (payload gone or unreadable, unknown function,
         too many tries) is left to arq's own ``run_job``, which reads the job again; the rest
         is arq's run_job for a job whose result is not kept and that is no cron job.
         """
-        if aborted:
+        job_id, score, job_try = job.job_id, job.score, job.job_try
+        if job.aborted:
             logger.info("%s aborted before start", job_id)
             self.jobs_failed += 1
             await asyncio.shield(self.finish_failed_job(job_id, None))
             return
         try:
             name, args, kwargs, enqueue_try, enqueue_ms = deserialize_job_raw(
-                payload or b"", deserializer=self.job_deserializer
+                job.payload or b"", deserializer=self.job_deserializer
             )
             function = self.functions[name]
         except Exception:
@@ -220,6 +267,7 @@ class FleetWorker(Worker):
             "job_try": job_try,
             "enqueue_time": ms_to_datetime(enqueue_ms),
             "score": score,
+            VERDICT: job.verdict,
         }
         timeout_s = self.job_timeout_s if function.timeout_s is None else function.timeout_s
         finish = False

@@ -17,6 +17,7 @@ from shared.crawl import CrawlSpec
 from shared.settings import Settings
 from shared.storage import CrawlLayout
 from shared.urls import ScopeRule
+from workers.arq_worker import ON_QUEUED
 from workers.fetch import make_client
 from workers.frontier import Frontier
 from workers.guard import Policy, policy_for
@@ -78,7 +79,7 @@ async def on_startup(ctx: dict[str, Any]) -> None:
     turns = FetchTurns(settings.concurrency)
     ctx[CTX_KEY] = WorkerContext(
         settings=settings,
-        frontier=Frontier(redis, settings),
+        frontier=Frontier(redis, settings, ctx.get(ON_QUEUED)),
         robots=RobotsCache(redis, settings, turns),
         stack=AsyncExitStack(),
         turns=turns,

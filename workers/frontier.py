@@ -1,9 +1,10 @@
-"""A worker's side of the frontier: may a job run, and closing it with its links in one round
-trip (``shared/lua/start.lua``, ``page_done.lua``, ``robots_done.lua``)."""
+"""A worker's side of the frontier: closing a job with its links in one round trip
+(``shared/lua/page_done.lua``, ``robots_done.lua``)."""
 
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
@@ -13,6 +14,7 @@ from redis.asyncio import Redis
 
 from shared.jobs import now_ms, page_job_args, page_job_id
 from shared.keys import CrawlKeys, seen_field
+from shared.scripts import Closed
 from shared.scripts import Frontier as Scripts
 from shared.settings import Settings
 from shared.urls import fingerprint, origin_of
@@ -25,20 +27,18 @@ _READ_BATCH = 10_000
 
 
 class Verdict(Enum):
-    """What a job should do, decided when it starts (see ``shared/lua/start.lua``)."""
+    """What a job should do, decided when it is claimed (see ``shared/lua/claim.lua``)."""
 
     RUN = "run"
     PAUSED = "paused"  # the crawl is paused: the URL goes back to its backlog
     STALE = "stale"  # the page was reached by a shorter path since this job was queued
     STOPPED = "stopped"  # the crawl is cancelled or gone
-    EARLY = "early"  # the host's delay since its last start has not passed: queued again
 
 
 @dataclass(frozen=True, slots=True)
 class PageJob:
     """One (crawl, URL, depth) job, as the frontier promoted it: ``hops`` counts the
-    redirects that led to the URL, ``retried`` its transient failures so far, ``delay_ms``
-    is its host's delay between request starts."""
+    redirects that led to the URL, ``retried`` its transient failures so far."""
 
     crawl_id: str
     url: str
@@ -46,7 +46,6 @@ class PageJob:
     parent: str | None
     hops: int = 0
     retried: int = 0
-    delay_ms: int = 0
 
     @property
     def fingerprint(self) -> str:
@@ -123,27 +122,24 @@ def _job_fields(job: PageJob) -> _JobFields:
 
 
 class Frontier:
-    """Reads and changes the frontier of every crawl on one Redis, for one worker."""
+    """Reads and changes the frontier of every crawl on one Redis, for one worker.
 
-    def __init__(self, redis: Redis, settings: Settings) -> None:
+    ``on_queued`` is told the earliest start (ms) of the jobs each close queued: the worker's
+    queue reading then knows when to look without asking Redis.
+    """
+
+    def __init__(
+        self, redis: Redis, settings: Settings, on_queued: Callable[[int], None] | None = None
+    ) -> None:
         self.redis = redis
         self.scripts = Scripts(redis, settings.queue_name, settings.slot_lease_ms, batch=True)
         self.sent = SentLinks(SENT_LINKS_KEPT)
+        self._on_queued = on_queued
 
-    async def start(self, job: PageJob) -> Verdict:
-        """Decide whether ``job`` should fetch, in one round trip."""
-        started = await self.scripts.start(
-            job_id=job.job_id, url=job.url, fingerprint=job.fingerprint, depth=job.depth,
-            delay_ms=job.delay_ms,
-        )  # fmt: skip
-        return Verdict(started.verdict)
-
-    async def start_robots(self, job_id: str, origin: str) -> Verdict:
-        """The start of a robots.txt job."""
-        started = await self.scripts.start(
-            job_id=job_id, url=origin, fingerprint="", depth=0, delay_ms=0
-        )
-        return Verdict(started.verdict)
+    def _closed(self, closed: Closed) -> bool:
+        if closed.earliest_ms and self._on_queued is not None:
+            self._on_queued(closed.earliest_ms)
+        return closed.closed
 
     async def close(
         self,
@@ -168,7 +164,7 @@ class Frontier:
         target = [(fingerprint(redirect), redirect)] if redirect else []
         target = self.sent.unsent(job.crawl_id, target, job.depth)
         new_origins = self.sent.new_origins(job.crawl_id, pairs + target)
-        status, admitted, considered = await self.scripts.page_done(
+        done = await self.scripts.page_done(
             **_job_fields(job),
             outcome=outcome,
             nbytes=nbytes,
@@ -178,45 +174,44 @@ class Frontier:
             links=pairs,
             new_origins=new_origins,
         )
-        if considered:
+        if done.considered:
             self.sent.sent(job.crawl_id, pairs, child)
             self.sent.sent(job.crawl_id, target, job.depth)
-        return None if status < 0 else admitted
+        return done.admitted if self._closed(done) else None
 
     async def retry(self, job: PageJob, backoff_s: float, hold_s: float = 0.0) -> bool:
         """A transient failure: the URL goes to the back of its host's backlog, not to be
         fetched again for ``backoff_s``; the slot goes to the host's next URL. False if the
         job had been closed already."""
-        status, _, _ = await self.scripts.page_done(
+        done = await self.scripts.page_done(
             **_job_fields(job), outcome="retry",
             not_before_ms=now_ms() + int(backoff_s * 1000), hold_ms=int(hold_s * 1000),
         )  # fmt: skip
-        return status > 0
+        return self._closed(done)
 
     async def requeue(self, job: PageJob) -> bool:
         """The job was not run (its crawl is paused): the URL goes back to the front of its
         host's backlog and the slot is given back. False if the job had been closed already."""
-        status, _, _ = await self.scripts.page_done(**_job_fields(job), outcome="requeue")
-        return status > 0
+        return self._closed(await self.scripts.page_done(**_job_fields(job), outcome="requeue"))
 
     async def robots_done(
         self, job_id: str, origin: str, rules: bytes, crawl_delay_s: float, ttl_s: int
     ) -> bool:
         """Keep an origin's robots.txt for the crawl and open its host's backlog."""
-        reply = await self.scripts.robots_done(
+        done = await self.scripts.robots_done(
             job_id=job_id, origin=origin, outcome="ok", retried=0, rules=rules,
             crawl_delay_ms=int(crawl_delay_s * 1000), ttl_s=ttl_s,
         )  # fmt: skip
-        return reply > 0
+        return self._closed(done)
 
     async def robots_retry(self, job_id: str, origin: str, retried: int, backoff_s: float) -> bool:
         """robots.txt could not be had for now (``retried`` times before): asked again after
         ``backoff_s``, its host's pages waiting meanwhile."""
-        reply = await self.scripts.robots_done(
+        done = await self.scripts.robots_done(
             job_id=job_id, origin=origin, outcome="retry", retried=retried,
             not_before_ms=now_ms() + int(backoff_s * 1000),
         )  # fmt: skip
-        return reply > 0
+        return self._closed(done)
 
     async def finish(self, crawl_id: str) -> bool:
         """Mark the crawl done if nothing of it is pending; True if it is now done."""

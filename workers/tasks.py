@@ -20,7 +20,7 @@ from redis.exceptions import RedisError
 from shared.jobs import crawl_of_job, parent_url
 from shared.storage import CrawlLayout
 from shared.urls import is_page_link
-from workers.arq_worker import CLOSED_JOBS
+from workers.arq_worker import CLOSED_JOBS, VERDICT
 from workers.context import CTX_KEY, CrawlRules, WorkerContext
 from workers.fetch import FetchResult, failed, fetch
 from workers.finalize import write_manifest
@@ -83,22 +83,19 @@ async def crawl_page(
     delay_ms: int = 0,
 ) -> None:
     """Fetch one page, store it, admit its new links (arguments as ``frontier.lua`` builds
-    them: see ``PageJob``). A bad page is recorded, never raised."""
+    them: see ``PageJob``; ``delay_ms``, its host's delay between request starts, is claim.lua's
+    to keep). A bad page is recorded, never raised."""
     worker: WorkerContext = ctx[CTX_KEY]
     crawl_id = crawl_of_job(ctx["job_id"])
-    job = PageJob(crawl_id, url, depth, parent_url(url, parent), hops, retried, delay_ms)
+    job = PageJob(crawl_id, url, depth, parent_url(url, parent), hops, retried)
     with structlog.contextvars.bound_contextvars(crawl_id=crawl_id, url=url, depth=depth):
-        await _run_job(ctx, _crawl(worker, job, int(ctx["job_try"])))
+        await _run_job(ctx, _crawl(worker, job, int(ctx["job_try"]), Verdict(ctx[VERDICT])))
 
 
-async def _crawl(worker: WorkerContext, job: PageJob, tries: int) -> bool:
+async def _crawl(worker: WorkerContext, job: PageJob, tries: int, verdict: Verdict) -> bool:
     """Run one page job (claimed ``tries`` times without a close: more than one means a
     worker died or hung running it); True if it closed it (or gave it back to the
     frontier)."""
-    verdict = await worker.frontier.start(job)
-    if verdict is Verdict.EARLY:
-        log.debug("page early for its host")
-        return True  # start.lua queued it again
     if verdict is Verdict.PAUSED:
         return await worker.frontier.requeue(job)
     rules = await worker.rules_for(job.crawl_id)
@@ -219,16 +216,15 @@ async def fetch_robots(ctx: dict[str, Any], origin: str, retried: int = 0) -> No
     worker: WorkerContext = ctx[CTX_KEY]
     crawl_id = crawl_of_job(ctx["job_id"])
     with structlog.contextvars.bound_contextvars(crawl_id=crawl_id, url=f"{origin}/robots.txt"):
-        await _run_job(ctx, _robots(worker, ctx["job_id"], crawl_id, origin, retried))
+        job_id, verdict = ctx["job_id"], Verdict(ctx[VERDICT])
+        await _run_job(ctx, _robots(worker, job_id, crawl_id, origin, retried, verdict))
 
 
 async def _robots(
-    worker: WorkerContext, job_id: str, crawl_id: str, origin: str, retried: int
-) -> bool:
+    worker: WorkerContext, job_id: str, crawl_id: str, origin: str, retried: int,
+    verdict: Verdict,
+) -> bool:  # fmt: skip
     frontier = worker.frontier
-    verdict = await frontier.start_robots(job_id, origin)
-    if verdict is Verdict.EARLY:
-        return True
     if verdict is Verdict.STOPPED:
         return await frontier.robots_done(job_id, origin, b"", 0.0, ROBOTS_TTL_S)
     # a paused crawl's robots.txt is fetched all the same: one request, like a page in flight

@@ -67,7 +67,9 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
 
 def build_worker(settings: Settings, **overrides: Any) -> Worker:
     """An arq worker for ``settings`` (``overrides`` go to arq, e.g. ``burst=True``)."""
-    return FleetWorker(**{**worker_settings(settings), **overrides})
+    return FleetWorker(
+        slot_lease_ms=settings.slot_lease_ms, **{**worker_settings(settings), **overrides}
+    )
 
 
 async def wait_for_redis(settings: Settings, stop: asyncio.Event) -> bool:

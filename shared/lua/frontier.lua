@@ -21,6 +21,7 @@ local F = {
   job_prefix = ARGV[3],
   in_progress_prefix = ARGV[4],
   arg = 5,
+  earliest = 0,
 }
 
 local PREFIX = 'cf'
@@ -213,8 +214,13 @@ local function admit(c, fp, url, depth, hops, parent, new_origins)
   return 1
 end
 
--- queue one job, holding one of its host's slots until it closes
+-- queue one job, holding one of its host's slots until it closes; F.earliest is the earliest
+-- start of the jobs queued in this call (0: none), which tells the calling worker when to look
+-- at the queue
 local function queue_job(slots, id, payload, start)
+  if F.earliest == 0 or start < F.earliest then
+    F.earliest = start
+  end
   redis.call('SET', F.job_prefix .. id, payload)
   redis.call('ZADD', F.queue, start, id)
   redis.call('ZADD', slots, start + F.lease, id)
@@ -242,10 +248,30 @@ local function forget_crawl(host, c)
   redis.call('HDEL', state, c .. ':robots', c .. ':delay')
 end
 
+-- A host with a delay between request starts has one job at most queued and not started yet
+-- (`ahead`, 'start id' in its state): the host's next job is promoted when that one starts
+-- (claim.lua, start + delay) or when a slot comes free, whichever is later. Planning several
+-- starts ahead would space them by the delay only if each were claimed on time, and one
+-- claimed late would bring the next too near. A job ahead that never starts (its crawl
+-- cancelled, or its job lost) stops counting once its crawl has ended or its lease is over.
+local function ahead_open(h)
+  if not h.ahead then
+    return true
+  end
+  local start, id = string.match(h.ahead, '^(%d+) (.+)$')
+  if not start or F.now > tonumber(start) + F.lease
+     or not live(crawl_cfg(string.match(id, '^[^:]+'))) then
+    h.ahead, h.paced = nil, true
+    return true
+  end
+  return false
+end
+
 -- Promote the crawl's next URLs on `host` while the crawl's slot limit allows. `h` is the
 -- host's state as read by fill: busy (slots taken by every crawl), purged (whether the slots
--- were purged already in this call), next (the next job's earliest start), and the crawl's
--- gate: robots (the robots.txt job its backlog waits for), delay (its Crawl-delay, ms).
+-- were purged already in this call), next (the next job's earliest start), ahead (the job
+-- queued and not started of a host with a delay), and the crawl's gate: robots (the
+-- robots.txt job its backlog waits for), delay (its Crawl-delay, ms).
 -- Returns true if it promoted anything.
 local function fill_crawl(host, c, h, robots_gate, crawl_delay)
   local cfg = crawl_cfg(c)
@@ -256,11 +282,14 @@ local function fill_crawl(host, c, h, robots_gate, crawl_delay)
   if cfg.state ~= 'running' or robots_gate then
     return false
   end
+  local delay = math.max(cfg.delay, tonumber(crawl_delay or '0'))
+  if delay > 0 and not ahead_open(h) then
+    return false
+  end
   local slots = host_key(host, 'slots')
   if h.busy >= cfg.limit and not h.purged then
     h.busy, h.purged = purge_slots(slots), true
   end
-  local delay = math.max(cfg.delay, tonumber(crawl_delay or '0'))
   local backlog = crawl_host_key(host, c, 'backlog')
   local promoted, gated = false, false
   while h.busy < cfg.limit and not gated do
@@ -285,12 +314,16 @@ local function fill_crawl(host, c, h, robots_gate, crawl_delay)
       if parent ~= '' then
         packed_parent = cmsgpack.pack(parent)
       end
-      -- a URL found nearer since it was admitted starts 'stale' (start.lua)
+      -- a URL found nearer since it was admitted starts 'stale' (claim.lua)
       local args = cmsgpack.pack(url) .. cmsgpack.pack(tonumber(depth)) .. packed_parent
         .. cmsgpack.pack(tonumber(hops)) .. cmsgpack.pack(tonumber(retried))
         .. cmsgpack.pack(delay)
-      queue_job(slots, c .. ':' .. fingerprint(url) .. ':' .. depth,
-                job_payload('crawl_page', args, 6), start)
+      local id = c .. ':' .. fingerprint(url) .. ':' .. depth
+      queue_job(slots, id, job_payload('crawl_page', args, 6), start)
+      if delay > 0 then
+        h.ahead = start .. ' ' .. id
+        gated = true
+      end
     end
     h.busy = h.busy + 1
     promoted = true
@@ -318,26 +351,38 @@ local function fill_queues(host, state, h)
   end
 end
 
+-- jobs that have stopped waiting to start, by host: started (claim.lua; next = when the
+-- host's next request may start) or closed (next = 0). The host's job ahead, if one of them,
+-- is then no longer ahead.
+local done_waiting = {}
+
 -- Fill one host's free slots from the backlogs of the crawls waiting on it: only `c`'s when
 -- it is the one crawl listed there (its state read in one HMGET), else every crawl's.
 local function fill(host, c)
   local slots = host_key(host, 'slots')
   local state = host_key(host, 'state')
   local h = {busy = redis.call('ZCARD', slots), purged = false, paced = false}
+  local v
   if c then
-    local v = redis.call('HMGET', state, 'next', 'crawls', c .. ':robots', c .. ':delay')
-    h.next = tonumber(v[1] or '0')
-    if tonumber(v[2] or '0') <= 1 and live(crawl_cfg(c)) then
-      fill_crawl(host, c, h, v[3], v[4])
-    else
-      fill_queues(host, state, h)
-    end
+    v = redis.call('HMGET', state, 'next', 'ahead', 'crawls', c .. ':robots', c .. ':delay')
   else
-    h.next = tonumber(redis.call('HGET', state, 'next') or '0')
+    v = redis.call('HMGET', state, 'next', 'ahead')
+  end
+  h.next = tonumber(v[1] or '0')
+  if v[2] and v[2] ~= '' then
+    h.ahead = v[2]
+  end
+  local done = done_waiting[host]
+  if done and h.ahead and string.match(h.ahead, ' (.+)$') == done.id then
+    h.ahead, h.next, h.paced = nil, math.max(h.next, done.next), true
+  end
+  if c and tonumber(v[3] or '0') <= 1 and live(crawl_cfg(c)) then
+    fill_crawl(host, c, h, v[4], v[5])
+  else
     fill_queues(host, state, h)
   end
   if h.paced then
-    redis.call('HSET', state, 'next', h.next)
+    redis.call('HSET', state, 'next', h.next, 'ahead', h.ahead or '')
   end
 end
 
@@ -352,6 +397,7 @@ end
 -- already (a re-run).
 local function close_job(id, host, c)
   redis.call('ZREM', host_key(host, 'slots'), id)
+  done_waiting[host] = {id = id, next = 0}
   touch(host, c)
   -- a job runs only if its claim found its payload, so both keys are gone only for a re-run
   -- whose close comes second

@@ -14,9 +14,9 @@
 -- goes to the back of its host's backlog, not before not_before) or 'requeue' (not run, the
 -- crawl is paused: back to the front). hold_ms > 0 holds every request to the host that long
 -- (a Retry-After).
--- Returns {status, admitted, considered}: status 1 = closed, -1 = this job was already closed
--- (a re-run); considered = 1 if its links were weighed (0: a re-run, a stale page, an ended
--- crawl), so the worker may remember them as seen.
+-- Returns {status, admitted, considered, earliest}: status 1 = closed, -1 = this job was
+-- already closed (a re-run); considered = 1 if its links were weighed (0: a re-run, a stale
+-- page, an ended crawl), so the worker may remember them as seen; earliest = F.earliest.
 local a = F.arg
 local id, url, fp, depth, hops, retried, parent = ARGV[a], ARGV[a + 1], ARGV[a + 2],
   tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4]), tonumber(ARGV[a + 5]), ARGV[a + 6]
@@ -34,7 +34,7 @@ local origin = origin_of(url)
 local host = host_of(origin)
 if not close_job(id, host, c) then
   fill_touched()
-  return {-1, 0, 0}
+  return {-1, 0, 0, F.earliest}
 end
 local cfg = crawl_cfg(c)
 if hold > 0 then
@@ -95,4 +95,4 @@ else
 end
 fill_touched()
 flush_stats()
-return {1, admitted, considered}
+return {1, admitted, considered, F.earliest}

@@ -1,5 +1,5 @@
 -- Pause a running crawl: no URL of it is promoted from now on; its jobs already queued give
--- their URL back to the backlog when a worker starts them (start.lua says 'paused').
+-- their URL back to the backlog when a worker starts them (claim.lua says 'paused').
 -- KEYS: meta
 -- Returns 0, -1 if there is no such crawl, -2 if it is not running.
 local state = redis.call('HGET', KEYS[1], 'state')

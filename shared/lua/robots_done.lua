@@ -5,7 +5,8 @@
 -- ARGV: (frontier.lua's head), job_id, origin, outcome ('ok' or 'retry'), rules (the JSON the
 --       workers read, for 'ok'), crawl_delay_ms, not_before (ms), ttl_s of the rules, retried
 --       (transient failures before this one)
--- Returns 1 = closed, -1 = this job was already closed (a re-run).
+-- Returns {status, earliest}: status 1 = closed, -1 = this job was already closed (a re-run);
+-- earliest = F.earliest.
 local a = F.arg
 local id, origin, outcome, rules = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
 local crawl_delay, not_before, ttl = tonumber(ARGV[a + 4]), ARGV[a + 5], ARGV[a + 6]
@@ -14,7 +15,7 @@ local c = string.match(id, '^[^:]+')
 local host = host_of(origin)
 if not close_job(id, host, c) then
   fill_touched()
-  return -1
+  return {-1, F.earliest}
 end
 local cfg = crawl_cfg(c)
 local state = host_key(host, 'state')
@@ -32,4 +33,4 @@ if live(cfg) then
 end
 fill_touched()
 flush_stats()
-return 1
+return {1, F.earliest}
