@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -146,6 +146,27 @@ def machine_speed(cpu_s: float = 0.1) -> float:
         for _ in range(10_000):
             turns += 1
     return turns / spent / 1e6
+
+
+def cold_work_us(work: Callable[[], object], gap_s: float, rounds: int = 25) -> tuple[float, float]:
+    """CPU microseconds of one ``work()``, done back to back and done after ``gap_s`` asleep:
+    (back to back, after the sleep). A crawl that keeps a per-host delay does each page's work
+    after such a sleep, on caches (and, in a VM, a core) gone cold; the ratio of the two is what
+    the machine charges for that, whatever the crawler does."""
+    for _ in range(5):
+        work()
+
+    def each(gap: float) -> float:
+        spent = 0.0
+        for _ in range(rounds):
+            if gap:
+                time.sleep(gap)
+            started = time.process_time()
+            work()
+            spent += time.process_time() - started
+        return spent / rounds * 1e6
+
+    return each(0.0), each(gap_s)
 
 
 class Stopwatch:

@@ -421,6 +421,14 @@ def scenario_lines(report: Report) -> list[str]:
             f"{max(per_host)} URLs - 1) x {polite['per_host_delay_s']:g} s "
             f"({min(per_host)}-{max(per_host)} URLs a host); wall: {walls}"
         )
+        cold = polite.get("cold_work_us")
+        if cold:
+            lines.append(
+                f"polite: one page's link extraction took {cold['back_to_back']:.0f} us of CPU "
+                f"back to back and {cold['after_delay']:.0f} us after "
+                f"{polite['per_host_delay_s']:g} s asleep: the machine's own price of work done "
+                "after a wait"
+            )
     fair = report.sites.get("fair")
     if fair:
         done = ", ".join(

@@ -28,7 +28,7 @@ from bench.docs import DOCS_HOST, PG_DOCS_PACKAGE, PG_DOCS_ROOT, docs_ground_tru
 from bench.fair import ordinary_done_s, pages_on
 from bench.fleet import FleetRun, run_fleet
 from bench.frontier import FrontierResult, run_frontier
-from bench.measure import file_create_us, machine_speed
+from bench.measure import cold_work_us, file_create_us, machine_speed
 from bench.nginx import NginxServer, ensure_nginx
 from bench.peers import PeerRun, run_scrapy, run_scrapy_redis
 from bench.polite import politeness_bound, urls_per_host
@@ -38,6 +38,7 @@ from bench.site import SiteConfig, SyntheticSite
 from bench.trap import EndlessHost
 from bench.wget import WgetRun, ensure_wget, run_wget
 from shared.settings import Extractor
+from workers.links import extract_hrefs
 
 SCENARIOS = ("a", "b", "c", "d", "docs", "pgdocs", "polite", "fair")
 
@@ -560,6 +561,13 @@ class Bench:
                 f"  ground truth: {len(expected)} pages, {min(per_host.values())}-{busiest} a "
                 f"host: politeness bound ({busiest} - 1) x {delay:g} s = {bound:.1f} s"
             )
+            page, url = site.render(0, 1), site.url(0, 1)
+            warm, cold = cold_work_us(lambda: extract_hrefs(page, url, None, "bs4"), delay)
+            self.report.sites["polite"]["cold_work_us"] = {
+                "back_to_back": round(warm, 1), "after_delay": round(cold, 1),
+            }  # fmt: skip
+            self.log(f"  one page's links: {warm:.0f} us of CPU back to back, {cold:.0f} us "
+                     f"after {delay:g} s asleep ({cold / warm:.2f}x)")  # fmt: skip
             for round_ in range(plan.repeat):
                 for wait in _turned([0.0, delay], round_):
                     result = self._fleet(
