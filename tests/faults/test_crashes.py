@@ -71,6 +71,30 @@ async def test_sigkilled_worker_jobs_run_again(web: TestWeb, fault_settings: Set
     assert status.counters.fetched + status.counters.failed == len(expected)
 
 
+async def test_a_worker_stopped_past_its_job_timeout_still_ends_the_crawl(
+    web: TestWeb, fault_settings: Settings
+) -> None:
+    """The only worker SIGSTOPped mid-crawl for longer than arq's job timeout and in-progress
+    mark, then SIGCONTed: the jobs it held time out all at once, and each is run again, none
+    dropped unclosed, so the crawl ends with the exact page set."""
+    seeds, expected = slow_site(web)
+    spec = CrawlSpec(crawl_id="stop", seeds=seeds, depth=4)
+    with LocalWorkers(fault_settings, 1, fault_settings.data_dir / "logs") as fleet:
+        async with connected(fault_settings.redis_url) as redis:
+            await seed_crawl(redis, fault_settings, spec)
+        await wait_fetched(fault_settings, "stop", 10)
+        fleet.procs[0].send_signal(signal.SIGSTOP)
+        try:
+            # past the job timeout and the in-progress mark (job timeout + 10 s)
+            await asyncio.sleep(fault_settings.job_timeout_s + 15)
+        finally:
+            fleet.procs[0].send_signal(signal.SIGCONT)
+        status = await wait_done(fault_settings, "stop", timeout=120)
+    assert status.state is CrawlState.DONE
+    assert_stored_exactly_once(fault_settings.data_dir, "stop", expected)
+    assert status.counters.fetched + status.counters.failed == len(expected)
+
+
 async def test_redis_restart_mid_crawl(
     web: TestWeb, fault_settings: Settings, aof_redis: EmbeddedRedis
 ) -> None:
