@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from arq.connections import RedisSettings
 from redis.asyncio import Redis
@@ -36,15 +36,21 @@ def _retry() -> Retry:
 
 
 def redacted(url: str) -> str:
-    """The Redis URL without its password, for messages and logs."""
+    """The Redis URL without its password (in the address or a ``password`` query parameter,
+    which redis-py reads too), for messages and logs."""
     parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    user = f"{parts.username}:***@" if parts.username else ":***@"
-    return urlunsplit((parts.scheme, user + host, parts.path, parts.query, parts.fragment))
+    if parts.password is not None:
+        host = parts.hostname or ""
+        if parts.port:
+            host = f"{host}:{parts.port}"
+        netloc = (f"{parts.username}:***@" if parts.username else ":***@") + host
+        url = urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    if any(name == "password" for name, _ in pairs):
+        query = urlencode([(n, "***" if n == "password" else v) for n, v in pairs], safe="*/")
+        # not urlunsplit: it drops the empty address of a unix:/// URL
+        url = url.replace(f"?{parts.query}", f"?{query}", 1)
+    return url
 
 
 def arq_redis_settings(url: str) -> RedisSettings:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from scheduler.embedded import EmbeddedRedis
+from shared.connections import redacted
 from shared.crawl import CrawlSpec, CrawlState
 from shared.settings import Settings
 from tests.support.crawling import crawl_in_process
@@ -49,3 +50,31 @@ def test_wrong_password_is_one_line_without_the_password(locked_redis: EmbeddedR
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "refused the login" in lines[0], result.stderr
     assert "wrong-pw" not in result.stderr and SECRET not in result.stderr
+
+
+def test_a_password_in_the_query_string_is_not_printed(locked_redis: EmbeddedRedis) -> None:
+    """redis-py also takes the password as ``?password=``: a refused login there prints
+    neither it nor anything but the one line."""
+    wrong = f"unix://{locked_redis.socket}?db=0&password=wrong-pw"
+    result = subprocess.run(
+        [sys.executable, "-m", "scheduler", "--redis-url", wrong, "status"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "refused the login" in lines[0], result.stderr
+    assert "wrong-pw" not in result.stderr and "password=***" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("redis://user:pw@h:6379/0", "redis://user:***@h:6379/0"),
+        ("redis://:pw@h/0", "redis://:***@h/0"),
+        ("unix:///run/r.sock?db=0&password=pw", "unix:///run/r.sock?db=0&password=***"),
+        ("redis://h/0?password=p%26w&db=1", "redis://h/0?password=***&db=1"),
+        ("redis://h:6379/0", "redis://h:6379/0"),
+    ],
+)
+def test_redacted_hides_every_form_of_password(url: str, shown: str) -> None:
+    assert redacted(url) == shown
