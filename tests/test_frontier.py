@@ -4,7 +4,10 @@ parsed once, a host's jobs shared by the fleet's workers."""
 from __future__ import annotations
 
 import asyncio
+import http.server
 import json
+import socket
+import threading
 import time
 from collections import Counter
 from datetime import datetime
@@ -194,3 +197,51 @@ def test_links_sent_once_are_not_sent_again_deeper() -> None:
     assert sent.unsent("c2", [a], 2) == [a]  # another crawl
     sent.sent("c1", [c], 2)
     assert sent.unsent("c1", [a, b, c], 2) == [a]  # a was the oldest
+
+
+class _V6Site(http.server.BaseHTTPRequestHandler):
+    """robots.txt, a page linking to an allowed and a disallowed one, and those two."""
+
+    pages = {
+        "/robots.txt": b"User-agent: *\nDisallow: /nope\n",
+        "/": b'<a href="/yes">y</a> <a href="/nope">n</a>',
+        "/yes": b"y",
+        "/nope": b"n",
+    }
+    seen: list[str] = []
+
+    def do_GET(self) -> None:
+        type(self).seen.append(self.path)
+        body = self.pages.get(self.path)
+        self.send_response(200 if body is not None else 404)
+        self.send_header(
+            "Content-Type", "text/plain" if self.path == "/robots.txt" else "text/html"
+        )
+        self.send_header("Content-Length", str(len(body or b"")))
+        self.end_headers()
+        self.wfile.write(body or b"")
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+class _V6Server(http.server.ThreadingHTTPServer):
+    address_family = socket.AF_INET6
+
+
+async def test_an_ipv6_literal_site_is_crawled_with_its_robots_txt(settings: Settings) -> None:
+    """http://[::1]:port/ on the loopback: its robots.txt is fetched once (the origin keeps its
+    brackets), the allowed page is fetched, the disallowed one never requested."""
+    _V6Site.seen = []
+    with _V6Server(("::1", 0), _V6Site) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        try:
+            root = f"http://[::1]:{server.server_address[1]}/"
+            status = await crawl_in_process(
+                settings, CrawlSpec(crawl_id="v6", seeds=[root], depth=1)
+            )
+        finally:
+            server.shutdown()
+    assert status.state is CrawlState.DONE
+    assert sorted(_V6Site.seen) == ["/", "/robots.txt", "/yes"]
+    assert status.counters.fetched == 2 and status.counters.failed == 1  # /nope, by robots.txt
