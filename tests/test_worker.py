@@ -6,7 +6,9 @@ import asyncio
 import hashlib
 import itertools
 from pathlib import Path
+from typing import Any
 
+import pytest
 from redis.asyncio import Redis
 
 from scheduler.control import seed_crawl
@@ -17,6 +19,9 @@ from shared.keys import ABORT_JOBS, IN_PROGRESS_KEY_PREFIX, JOB_KEY_PREFIX, RETR
 from shared.settings import Settings
 from tests.support.crawling import crawl_in_process, read_manifest
 from tests.support.testweb import Page, Site, TestWeb, make_site, shortest_depths
+from workers import robots
+from workers.fetch import FetchResult
+from workers.fetch import fetch as real_fetch
 from workers.worker import build_worker
 
 
@@ -257,3 +262,50 @@ async def test_jobs_a_worker_cannot_run_are_dropped_without_harm(
     for job_id in bad:
         for prefix in (JOB_KEY_PREFIX, IN_PROGRESS_KEY_PREFIX, RETRY_KEY_PREFIX):
             assert not await redis.exists(prefix + job_id), prefix + job_id
+
+
+async def test_a_job_that_fails_every_time_gives_up_and_the_crawl_ends(
+    web: TestWeb, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A page whose job raises every time (a bug, a hung step) runs again with each try
+    counted, and once its tries are spent it is recorded as failed: the crawl ends, the other
+    pages whole."""
+    u = lambda path: web.url(0, path)  # noqa: E731
+    web.site = Site({u("/"): Page(hrefs=["/bad", "/good"]), u("/bad"): Page(), u("/good"): Page()})
+
+    async def fetch(client: Any, url: str, *args: Any) -> FetchResult:
+        if url.endswith("/bad"):
+            raise RuntimeError("a bug")
+        return await real_fetch(client, url, *args)
+
+    monkeypatch.setattr("workers.tasks.fetch", fetch)
+    once = settings.model_copy(update={"job_tries": 1})
+    spec = CrawlSpec(crawl_id="bug", seeds=[u("/")], depth=1, obey_robots=False)
+    status = await crawl_in_process(once, spec)
+    assert status.state is CrawlState.DONE
+    assert status.counters.fetched == 2 and status.counters.failed == 1
+    records = {r["url"]: r for r in read_manifest(settings.data_dir, "bug")}
+    assert records[u("/bad")]["error"].startswith("gave up: 1 tries lost")
+    assert u("/bad") not in web.requested()
+
+
+async def test_a_robots_job_that_fails_every_time_gives_up(
+    web: TestWeb, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A robots.txt job that raises every time gives up after its tries; its origin's pages
+    then fail with that reason, and the crawl ends."""
+    u = lambda path: web.url(0, path)  # noqa: E731
+    web.site = Site({u("/"): Page(hrefs=["/a"]), u("/a"): Page()})
+
+    async def broken(*args: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(robots.RobotsCache, "fetch", broken)
+    once = settings.model_copy(update={"job_tries": 1})
+    status = await crawl_in_process(once, CrawlSpec(crawl_id="rb", seeds=[u("/")], depth=1))
+    assert status.state is CrawlState.DONE and status.counters.failed == 1
+    assert status.counters.reasons == {"robots.txt unreachable": 1}
+    (record,) = read_manifest(settings.data_dir, "rb")
+    assert record["error"] == ("robots.txt unreachable: gave up: 1 tries lost (its worker "
+                               "stopped, hung or failed)")  # fmt: skip
+    assert web.requested() == []

@@ -40,6 +40,21 @@ _COUNT_ALONE_EVERY_S = 0.2
 _ABORTS_EVERY_S = 0.25
 
 
+class LostTry(Exception):
+    """A job that could not end (its deadline passed, Redis failed it): it runs again
+    ``defer_s`` later, and the try counts against the job (unlike arq's ``Retry``)."""
+
+    def __init__(self, reason: str, defer_s: float) -> None:
+        super().__init__(reason)
+        self.defer_s = defer_s
+
+
+def retry_wait_s(job_try: int) -> float:
+    """The wait before a job that failed its ``job_try``-th try runs again: 2, 4, 8... s, at
+    most 60."""
+    return float(min(60, 2 ** min(job_try, 6)))
+
+
 class FleetWorker(Worker):
     """An arq ``Worker`` that fills its free slots with one ``shared/lua/claim.lua`` call and
     looks at the queue when one of its jobs ends.
@@ -297,11 +312,18 @@ class FleetWorker(Worker):
                 self.jobs_retried += 1
                 incr_score = timestamp_ms() - score  # due now, not when its claim ends
             else:
-                logger.exception(
-                    "%6.2fs %s:%s failed, %s: %s", took_s, job_id, name, type(exc).__name__, exc
-                )
-                finish = True
-                self.jobs_failed += 1
+                # a timeout or an error in the job: run again after a while, the try counted
+                # (kept in the score's sixteenths), so that a job that fails every time gives
+                # up after its tries (crawl_page and fetch_robots then close it as failed);
+                # finished unclosed, it would leave its crawl pending for ever
+                wait_s = exc.defer_s if isinstance(exc, LostTry) else retry_wait_s(job_try)
+                say = logger.exception
+                if isinstance(exc, LostTry | TimeoutError):  # the job said why, or arq's timeout
+                    say = logger.info if isinstance(exc, LostTry) else logger.warning
+                say("%6.2fs %s:%s try %d lost, %s: %s, will be run again in %.1fs", took_s,
+                    job_id, name, job_try, type(exc).__name__, exc, wait_s)  # fmt: skip
+                self.jobs_retried += 1
+                incr_score = timestamp_ms() + int(wait_s * 1000) - int(score)
         else:
             finish = True
             self.jobs_complete += 1

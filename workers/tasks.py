@@ -20,7 +20,7 @@ from redis.exceptions import RedisError
 from shared.jobs import crawl_of_job, parent_url
 from shared.storage import CrawlLayout
 from shared.urls import is_page_link
-from workers.arq_worker import CLOSED_JOBS, VERDICT
+from workers.arq_worker import CLOSED_JOBS, VERDICT, LostTry, retry_wait_s
 from workers.context import CTX_KEY, CrawlRules, WorkerContext
 from workers.fetch import FetchResult, failed, fetch
 from workers.finalize import write_manifest
@@ -47,7 +47,8 @@ class HandBack(Exception):
 async def _run_job(ctx: dict[str, Any], step: Coroutine[Any, Any, bool]) -> None:
     """Run one job's step within the page deadline; True from it means the job closed itself
     (arq's clean-up is done). What is not the page's fault hands the job back through arq's
-    ``Retry``, so no page is closed without its files."""
+    ``Retry``, so no page is closed without its files; a deadline passed or Redis failing is a
+    lost try (``LostTry``), so a job that hangs every time gives up after ``job_tries``."""
     worker: WorkerContext = ctx[CTX_KEY]
     try:
         async with asyncio.timeout(worker.settings.page_deadline_s):
@@ -60,12 +61,9 @@ async def _run_job(ctx: dict[str, Any], step: Coroutine[Any, Any, bool]) -> None
     except (RedisError, TimeoutError) as exc:
         # counted as a try: a page that hangs every time is given up on after job_tries
         reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-        log.warning("page handed back", reason=reason, retry_in_s=_backoff(ctx))
-        raise Retry(defer=_backoff(ctx)) from exc
-
-
-def _backoff(ctx: dict[str, Any]) -> float:
-    return float(min(60, 2 ** min(int(ctx.get("job_try", 1)), 6)))
+        wait = retry_wait_s(int(ctx["job_try"]))
+        log.warning("page handed back", reason=reason, retry_in_s=wait)
+        raise LostTry(reason, wait) from exc
 
 
 def _fetch_backoff(retried: int, result: FetchResult, base_s: float = 1.0) -> float:
@@ -179,8 +177,7 @@ async def _refusal(
     robots.txt), or None."""
     settings, spec = worker.settings, rules.spec
     if tries > settings.job_tries:
-        reason = f"gave up: its worker stopped or hung {tries - 1} times fetching it"
-        return failed(job.url, reason)
+        return failed(job.url, _gave_up(tries))
     if spec.obey_robots:
         client = await worker.client_for(rules.policy)
         try:
@@ -204,6 +201,10 @@ async def _fetch(worker: WorkerContext, rules: CrawlRules, job: PageJob) -> Fetc
         raise _no_turn(exc) from exc
 
 
+def _gave_up(tries: int) -> str:
+    return f"gave up: {tries - 1} tries lost (its worker stopped, hung or failed)"
+
+
 def _no_turn(exc: NoTurn) -> HandBack:
     """All the worker's fetch turns stayed busy: the job goes back to the queue for a moment
     (not the page's fault, so not counted against it)."""
@@ -216,26 +217,29 @@ async def fetch_robots(ctx: dict[str, Any], origin: str, retried: int = 0) -> No
     worker: WorkerContext = ctx[CTX_KEY]
     crawl_id = crawl_of_job(ctx["job_id"])
     with structlog.contextvars.bound_contextvars(crawl_id=crawl_id, url=f"{origin}/robots.txt"):
-        job_id, verdict = ctx["job_id"], Verdict(ctx[VERDICT])
-        await _run_job(ctx, _robots(worker, job_id, crawl_id, origin, retried, verdict))
+        job_id, verdict, tries = ctx["job_id"], Verdict(ctx[VERDICT]), int(ctx["job_try"])
+        await _run_job(ctx, _robots(worker, job_id, crawl_id, origin, retried, verdict, tries))
 
 
 async def _robots(
     worker: WorkerContext, job_id: str, crawl_id: str, origin: str, retried: int,
-    verdict: Verdict,
+    verdict: Verdict, tries: int,
 ) -> bool:  # fmt: skip
     frontier = worker.frontier
     if verdict is Verdict.STOPPED:
         return await frontier.robots_done(job_id, origin, b"", 0.0, ROBOTS_TTL_S)
     # a paused crawl's robots.txt is fetched all the same: one request, like a page in flight
     rules = await worker.rules_for(crawl_id)
-    client = await worker.client_for(rules.policy)
-    try:
-        result = await worker.robots.fetch(origin, client)
-    except NoTurn as exc:
-        raise _no_turn(exc) from exc
+    if tries > worker.settings.job_tries:  # the origin's pages fail with this reason
+        result = failed(f"{origin}/robots.txt", _gave_up(tries))
+    else:
+        client = await worker.client_for(rules.policy)
+        try:
+            result = await worker.robots.fetch(origin, client)
+        except NoTurn as exc:
+            raise _no_turn(exc) from exc
     entry, transient = entry_of(result)
-    if transient and retried < rules.spec.retries:
+    if transient and retried < rules.spec.retries and tries <= worker.settings.job_tries:
         backoff = _fetch_backoff(retried, result, ROBOTS_RETRY_BASE_S)
         log.info("robots.txt retried", reason=result.reason or result.error, retry_in_s=backoff)
         return await frontier.robots_retry(job_id, origin, retried, backoff)
@@ -254,6 +258,6 @@ async def finalize_crawl(ctx: dict[str, Any], crawl_id: str) -> None:
             pages = await write_manifest(layout, worker.frontier, crawl_id)
         except OSError as exc:
             log.warning("manifest not written", reason=str(exc))
-            raise Retry(defer=_backoff(ctx)) from exc
+            raise Retry(defer=retry_wait_s(int(ctx["job_try"]))) from exc
         if await worker.frontier.finish(crawl_id):
             log.info("crawl done", pages=pages, manifest=str(layout.manifest))
