@@ -27,10 +27,14 @@ _CLAIM_SCAN_MAX = 10_000
 # again: jobs due sooner may have been promoted meanwhile by other workers (or a new crawl)
 _IDLE_WAIT_S = 0.25
 # the beat of a drained queue's looks after one that found jobs: it doubles with every look that
-# finds none due, up to the first cap while the fleet runs jobs (a close may promote one at any
-# moment) and the second while the queue is empty (a new crawl waits that long at most)
+# finds the queue unchanged, up to a cap: while the fleet runs jobs (a close may promote one at
+# any moment) the first, or the second once its oldest running job was claimed _SLOW_JOB_S ago
+# (the fleet waits on slow responses); while the queue is empty the third (a new crawl waits
+# that long at most)
 _SHARED_BEAT_S = 0.003
-_RUNNING_BEAT_MAX_S = 0.05
+_RUNNING_BEAT_MAX_S = 0.01
+_WAITING_BEAT_MAX_S = 0.05
+_SLOW_JOB_S = 1.0
 _EMPTY_BEAT_MAX_S = 0.2
 # how often a worker counts the others serving its queue: more often while it has seen none,
 # so that the workers of a fleet started together soon know of each other
@@ -213,9 +217,17 @@ class FleetWorker(Worker):
         if head is not None and head != last:
             self._look_every = _SHARED_BEAT_S
         else:
-            cap = _EMPTY_BEAT_MAX_S if head is None else _RUNNING_BEAT_MAX_S
-            self._look_every = min(self._look_every * 2, max(cap, self._beat_s))
+            self._look_every = min(self._look_every * 2, max(self._beat_cap(head), self._beat_s))
         return False
+
+    def _beat_cap(self, head: float | None) -> float:
+        """The longest drained beat for a queue whose first score is ``head`` (None: empty,
+        else a claimed job's, whose claim time it tells)."""
+        if head is None:
+            return _EMPTY_BEAT_MAX_S
+        claimed_ms = int(head) - self.in_progress_timeout_s * 1000
+        slow = timestamp_ms() - claimed_ms >= _SLOW_JOB_S * 1000
+        return _WAITING_BEAT_MAX_S if slow else _RUNNING_BEAT_MAX_S
 
     async def _count_peers(self) -> None:
         """Say this worker serves the queue, count the others that said so lately, and see
