@@ -185,11 +185,8 @@ def tune_garbage_collector() -> None:
     often (``worker started`` logs both).
 
     A worker's objects are mostly the libraries it imported, which live as long as it does,
-    yet every full pass walked them: four full passes took 0.18-0.24 s of one worker's CPU in
-    a 2,320-page crawl, about 8%, and 0.03 s once frozen (CPU per page fell 9-11% at 0 and 50
-    ms, 2 workers, 4 interleaved rounds). With the default threshold of 700 a page's
-    allocations set off ~510 young and ~46 middle passes in a worker's life, 0.26-0.39 s; at
-    10,000, 26 and 2, 0.17-0.27 s, each young pass under 10 ms (2026-12-02, 1 worker).
+    yet every full pass walked them; and at Python's default threshold a page's allocations
+    set off hundreds of young passes in a worker's life (bench/README.md has the figures).
     """
     gc.collect()
     gc.freeze()
