@@ -39,31 +39,30 @@ async def test_crawl_through_password_protected_redis(
     assert status.counters.fetched == len(shortest_depths(web.site, seeds, 2, only_seed_hosts=True))
 
 
-def test_wrong_password_is_one_line_without_the_password(locked_redis: EmbeddedRedis) -> None:
-    """A wrong password: one line saying the login was refused; no password printed."""
-    wrong = locked_redis.url.replace(SECRET, "wrong-pw")
+def refused_login(url: str) -> str:
+    """``crawlfleet status`` against ``url``: its stderr, asserted to be the one line of a
+    refused login with exit status 2."""
     result = subprocess.run(
-        [sys.executable, "-m", "scheduler", "--redis-url", wrong, "status"],
+        [sys.executable, "-m", "scheduler", "--redis-url", url, "status"],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "refused the login" in lines[0], result.stderr
-    assert "wrong-pw" not in result.stderr and SECRET not in result.stderr
+    return result.stderr
+
+
+def test_wrong_password_is_one_line_without_the_password(locked_redis: EmbeddedRedis) -> None:
+    """A wrong password: one line saying the login was refused; no password printed."""
+    stderr = refused_login(locked_redis.url.replace(SECRET, "wrong-pw"))
+    assert "wrong-pw" not in stderr and SECRET not in stderr
 
 
 def test_a_password_in_the_query_string_is_not_printed(locked_redis: EmbeddedRedis) -> None:
     """redis-py also takes the password as ``?password=``: a refused login there prints
     neither it nor anything but the one line."""
-    wrong = f"unix://{locked_redis.socket}?db=0&password=wrong-pw"
-    result = subprocess.run(
-        [sys.executable, "-m", "scheduler", "--redis-url", wrong, "status"],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
-    assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "refused the login" in lines[0], result.stderr
-    assert "wrong-pw" not in result.stderr and "password=***" in result.stderr
+    stderr = refused_login(f"unix://{locked_redis.socket}?db=0&password=wrong-pw")
+    assert "wrong-pw" not in stderr and "password=***" in stderr
 
 
 @pytest.mark.parametrize(
