@@ -23,7 +23,7 @@ from scheduler.progress import human_bytes, watch
 from shared.catalog import list_crawls, load_status
 from shared.connections import connected
 from shared.crawl import CrawlSpec, CrawlState, CrawlStatus, check_crawl_id, new_crawl_id
-from shared.errors import CrawlfleetError, ServiceError
+from shared.errors import CrawlfleetError, ServiceError, UnreadableCrawl
 from shared.keys import worker_health_key
 from shared.logs import configure_logging
 from shared.settings import Settings
@@ -317,16 +317,30 @@ def status(
     """State and counters of one crawl, or a table of all crawls."""
     settings = _settings(ctx)
 
-    async def go() -> list[CrawlStatus]:
+    async def go() -> tuple[list[CrawlStatus], list[str]]:
         async with connected(settings.redis_url) as redis:
-            ids = [check_crawl_id(crawl_id)] if crawl_id else await list_crawls(redis)
-            return [await load_status(redis, c) for c in ids]
+            if crawl_id:
+                return [await load_status(redis, check_crawl_id(crawl_id))], []
+            statuses, unreadable = [], []
+            for c in await list_crawls(redis):
+                try:
+                    statuses.append(await load_status(redis, c))
+                except UnreadableCrawl as exc:  # one bad crawl must not hide the others
+                    unreadable.append(str(exc))
+            return statuses, unreadable
 
-    statuses = _run(go())
+    statuses, unreadable = _run(go())
+    failures = [_fail(message) for message in unreadable]  # each printed as one line
     if as_json:
         data = [s.model_dump(mode="json") for s in statuses]
         print(json.dumps(data[0] if crawl_id else data, indent=2))
-        return
+    else:
+        _status_table(statuses)
+    if failures:
+        raise failures[0]
+
+
+def _status_table(statuses: list[CrawlStatus]) -> None:
     table = Table("crawl", "state", "pages", "failed", "queue", "bytes", "depth", "seed")
     for s in statuses:
         c = s.counters

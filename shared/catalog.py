@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from pydantic import ValidationError
 from redis.asyncio import Redis
 
 from shared.crawl import CrawlCounters, CrawlSpec, CrawlState, CrawlStatus
-from shared.errors import UnknownCrawl
+from shared.errors import UnknownCrawl, UnreadableCrawl
 from shared.keys import CRAWLS_INDEX, CrawlKeys
 
 
@@ -33,6 +34,18 @@ async def load_status(redis: Redis, crawl_id: str) -> CrawlStatus:
         meta, stats, reasons = await pipe.execute()
     if not meta:
         raise UnknownCrawl(f"no crawl with id {crawl_id!r}")
+    try:
+        return _status(crawl_id, meta, stats, reasons)
+    except (ValidationError, ValueError, KeyError, UnicodeDecodeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if isinstance(exc, ValidationError):
+            first = f"{exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}"
+        raise UnreadableCrawl(f"crawl {crawl_id!r} cannot be read from Redis: {first}") from exc
+
+
+def _status(
+    crawl_id: str, meta: dict[bytes, bytes], stats: dict[bytes, bytes], reasons: dict[bytes, bytes]
+) -> CrawlStatus:
     counts = {k.decode(): int(v) for k, v in stats.items()}
     finished = _text(meta.get(b"finished_at"))
     return CrawlStatus(

@@ -6,8 +6,9 @@
      │    ├── InvalidCrawlId
      │    ├── UnknownCrawl
      │    └── CrawlNotRunning
-     └── ServiceError         a service we depend on is unavailable: exit code 2 on the CLI,
-          └── RedisUnavailable   retried with backoff inside workers
+     ├── ServiceError         a service we depend on is unavailable: exit code 2 on the CLI,
+     │    └── RedisUnavailable   retried with backoff inside workers
+     └── UnreadableCrawl      a crawl's data in Redis is not what crawlfleet wrote
 
 A page that fails to fetch or parse is not an exception here: it is recorded with a reason
 (see ``workers.fetch.FetchResult.error``) and the worker goes on.
@@ -46,3 +47,8 @@ class ServiceError(CrawlfleetError):
 
 class RedisUnavailable(ServiceError):
     """Redis cannot be reached or refused the connection."""
+
+
+class UnreadableCrawl(CrawlfleetError):
+    """A crawl's spec or state in Redis cannot be read (written by another version, or
+    changed by hand)."""

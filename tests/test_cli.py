@@ -111,6 +111,25 @@ def test_seed_status_cancel(redis_url: str) -> None:
     assert data["state"] == "cancelled" and data["counters"]["pending"] == 0
 
 
+def test_an_unreadable_crawl_is_one_line_and_the_others_are_listed(redis_url: str) -> None:
+    """A crawl whose spec in Redis cannot be read (another version's, or edited by hand):
+    ``status`` lists every other crawl and says which one it could not read, in one line."""
+    import redis as sync_redis
+
+    for crawl_id in ("good", "bad"):
+        seeded = cli("--redis-url", redis_url, "seed", "http://127.0.0.2:9/", "--crawl-id",
+                     crawl_id)  # fmt: skip
+        assert seeded.returncode == 0
+    with sync_redis.Redis.from_url(redis_url) as r:
+        r.hset("cf:bad:meta", "spec", '{"crawl_id": "bad", "seeds": 7}')
+    listed = cli("--redis-url", redis_url, "status")
+    assert listed.returncode == 2 and "good" in listed.stdout and "bad" not in listed.stdout
+    (line,) = listed.stderr.strip().splitlines()
+    assert line.startswith("error: crawl 'bad' cannot be read from Redis:") and "seeds" in line
+    one = cli("--redis-url", redis_url, "status", "bad", "--json")
+    assert one.returncode == 2 and one.stdout == "" and len(one.stderr.strip().splitlines()) == 1
+
+
 def test_worker_and_seed_wait_then_sigterm(web: TestWeb, settings: Settings) -> None:
     """A worker process crawls what `seed --wait` queued, logs JSON lines, exits 0 on SIGTERM."""
     web.site = make_site(web.port, pages_per_host=10)
