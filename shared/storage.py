@@ -14,6 +14,7 @@ the record at the shortest depth.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from collections.abc import Iterator
 from datetime import datetime
@@ -103,12 +104,39 @@ class CrawlLayout:
                 removed += 1
         return removed
 
-    def records(self) -> Iterator[tuple[Path, PageRecord]]:
-        """Every metadata record on disk, in no particular order."""
+    def records(self) -> Iterator[tuple[Path, PageRecord | str]]:
+        """Every metadata record on disk, in no particular order, or why it cannot be read.
+
+        A record is read only from a file named as ``record_path`` names it, and only if its
+        fingerprint and depth are that name's: a file planted or damaged in the folder is
+        reported, never trusted.
+        """
         if not self.pages.is_dir():
             return
         for path in self.pages.glob("*/*.json"):
-            yield path, PageRecord.model_validate_json(path.read_bytes())
+            yield path, self._read_record(path)
+
+    def _read_record(self, path: Path) -> PageRecord | str:
+        named = _RECORD_NAME.fullmatch(path.name)
+        if named is None or path.parent.name != path.name[:2]:
+            return "not a record's name"
+        try:
+            record = PageRecord.model_validate_json(path.read_bytes())
+        except (OSError, ValueError) as exc:  # pydantic's ValidationError is a ValueError
+            return f"unreadable: {type(exc).__name__}"
+        if (record.fingerprint, record.depth) != (named["fp"], int(named["depth"])):
+            return "its fingerprint or depth is not its file's"
+        return record
+
+    def stored_body(self, record: PageRecord) -> Path | None:
+        """The body file of a record read by ``records`` (None if it has none), derived from
+        its fingerprint, depth and content type, never from the path it names."""
+        if record.path is None:
+            return None
+        return self.body_path(record.fingerprint, record.depth, record.content_type)
+
+
+_RECORD_NAME = re.compile(r"(?P<fp>[0-9a-f]{16})\.d(?P<depth>\d{1,4})\.json")
 
 
 def atomic_write(path: Path, data: bytes) -> None:

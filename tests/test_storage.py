@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 import pytest
+from redis.asyncio import Redis
 
 from shared.errors import InvalidCrawlId
-from shared.storage import CrawlLayout, atomic_write, body_extension
+from shared.settings import Settings
+from shared.storage import CrawlLayout, PageRecord, atomic_write, body_extension
+from shared.urls import fingerprint
+from workers.fetch import FetchResult
+from workers.finalize import write_manifest
+from workers.frontier import Frontier, PageJob
+from workers.store import store_page
 
 
 def test_atomic_write_replaces_whole_file(tmp_path: Path) -> None:
@@ -65,3 +73,38 @@ def test_written_files_are_readable_by_others(tmp_path: Path) -> None:
     umask = os.umask(0)
     os.umask(umask)
     assert target.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def _page(layout: CrawlLayout, url: str, depth: int) -> PageRecord:
+    result = FetchResult(url=url, final_url=url, status=200, content_type="text/html",
+                         body=b"<p>x</p>", truncated=False, error=None, duration_ms=1)  # fmt: skip
+    return store_page(layout, PageJob("c1", url, depth, None), result, "w1")
+
+
+async def test_finalize_skips_what_it_cannot_trust(
+    redis: Redis, settings: Settings, tmp_path: Path
+) -> None:
+    """The manifest is written whatever lies in the pages folder: a damaged record and a
+    stray file are reported and left out, and a planted record whose body path points outside
+    the crawl folder deletes nothing there (bodies are derived from fingerprint and depth)."""
+    layout = CrawlLayout(settings.data_dir, "c1")
+    good = _page(layout, "http://example.org/", 0)
+    twice = [_page(layout, "http://example.org/a", d) for d in (1, 2)]
+    damaged = layout.record_path(fingerprint("http://example.org/b"), 1)
+    damaged.parent.mkdir(parents=True, exist_ok=True)
+    damaged.write_bytes(b'{"url": "http://example.org/b", "depth":')
+    (layout.pages / "zz").mkdir()
+    (layout.pages / "zz" / "notes.json").write_bytes(b"{}")
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    planted = twice[1].model_copy(update={"path": f"../../{victim.name}"})
+    layout.record_path(planted.fingerprint, 2).write_text(planted.model_dump_json())
+    frontier = Frontier(redis, settings)
+    assert await write_manifest(layout, frontier, "c1") == 2
+    urls = [json.loads(line)["url"] for line in layout.manifest.read_text().splitlines()]
+    assert urls == [good.url, twice[0].url]
+    assert victim.read_text() == "keep me"
+    # the worse copy of /a went, its body derived from its name, not from what it said
+    assert not layout.record_path(twice[1].fingerprint, 2).exists()
+    assert not layout.body_path(twice[1].fingerprint, 2, "text/html").exists()
+    assert layout.body_path(twice[0].fingerprint, 1, "text/html").exists()

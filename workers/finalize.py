@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import structlog
+
 from shared.storage import CrawlLayout, PageRecord, atomic_write
 from workers.frontier import Frontier
 
@@ -13,12 +15,16 @@ async def write_manifest(layout: CrawlLayout, frontier: Frontier, crawl_id: str)
 
     A page fetched at several depths (found again by a shorter path while the crawl ran) keeps
     only the record at its shortest depth; the others and their bodies are removed, and so are
-    the temp files of writers killed mid-write. Idempotent, so the finalize job can safely run
-    again.
+    the temp files of writers killed mid-write. A file in the pages folder that is no record
+    crawlfleet wrote (damaged, planted) is reported and left out, and nothing it names is
+    touched. Idempotent, so the finalize job can safely run again.
     """
     layout.remove_temp_files()
     by_fp: dict[str, list[tuple[Path, PageRecord]]] = {}
     for path, record in layout.records():
+        if isinstance(record, str):
+            structlog.get_logger().warning("record skipped", path=str(path), reason=record)
+            continue
         by_fp.setdefault(record.fingerprint, []).append((path, record))
     fps = sorted(by_fp)
     best_depths = await frontier.best_depths(crawl_id, fps)
@@ -37,6 +43,7 @@ async def write_manifest(layout: CrawlLayout, frontier: Frontier, crawl_id: str)
 
 
 def _remove_copy(layout: CrawlLayout, path: Path, record: PageRecord, kept: PageRecord) -> None:
-    if record.path and record.path != kept.path:
-        (layout.root / record.path).unlink(missing_ok=True)
+    body = layout.stored_body(record)
+    if body is not None and body != layout.stored_body(kept):
+        body.unlink(missing_ok=True)
     path.unlink(missing_ok=True)
