@@ -67,8 +67,9 @@ class Settings(BaseSettings):
     # web than our benchmark sites (bench/README.md has the figures of both)
     extractor: Extractor = "bs4"
 
-    # a page whose worker died (or hung past the deadline) this many times while fetching it
-    # is recorded as failed; deliberate hand-backs (a paused crawl, a full disk) do not count
+    # a page (or robots.txt) whose job was lost this many times (its worker died, it hung past
+    # the deadline, it raised) is recorded as failed; deliberate hand-backs (a paused crawl, a
+    # full disk) do not count
     job_tries: int = Field(default=3, ge=1, le=14)  # claim.lua counts up to 15
     # on SIGTERM a worker takes no new job and gives in-flight ones this long to finish;
     # jobs still running then are handed back to the queue
