@@ -95,7 +95,7 @@ while taken < want and looked < scan_max do
       end
       if host then
         done_waiting[host] = {id = id, next = next_start}
-        touch(host, string.match(id, '^[^:]+'))
+        touch(host, crawl_of(id))
       end
       local score = tonumber(batch[i + 1])
       local try = math.min(math.floor((score - math.floor(score)) * 16 + 0.5) + 1, MAX_TRIES)

@@ -52,6 +52,11 @@ local function host_of(origin)
   return string.match(netloc, '^[^:]+')
 end
 
+-- the crawl of a job id (ids start with '<crawl>:', and crawl ids never contain ':')
+local function crawl_of(id)
+  return string.match(id, '^[^:]+')
+end
+
 local function fingerprint(url)
   return string.sub(redis.sha1hex(url), 1, 16)
 end
@@ -254,13 +259,16 @@ end
 -- starts ahead would space them by the delay only if each were claimed on time, and one
 -- claimed late would bring the next too near. A job ahead that never starts (its crawl
 -- cancelled, or its job lost) stops counting once its crawl has ended or its lease is over.
+local function ahead_parts(ahead)
+  return string.match(ahead, '^(%d+) (.+)$')
+end
+
 local function ahead_open(h)
   if not h.ahead then
     return true
   end
-  local start, id = string.match(h.ahead, '^(%d+) (.+)$')
-  if not start or F.now > tonumber(start) + F.lease
-     or not live(crawl_cfg(string.match(id, '^[^:]+'))) then
+  local start, id = ahead_parts(h.ahead)
+  if not start or F.now > tonumber(start) + F.lease or not live(crawl_cfg(crawl_of(id))) then
     h.ahead, h.paced = nil, true
     return true
   end
@@ -373,7 +381,7 @@ local function fill(host, c)
     h.ahead = v[2]
   end
   local done = done_waiting[host]
-  if done and h.ahead and string.match(h.ahead, ' (.+)$') == done.id then
+  if done and h.ahead and select(2, ahead_parts(h.ahead)) == done.id then
     h.ahead, h.next, h.paced = nil, math.max(h.next, done.next), true
   end
   if c and tonumber(v[3] or '0') <= 1 and live(crawl_cfg(c)) then

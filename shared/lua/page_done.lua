@@ -29,7 +29,7 @@ for i = a + 15, a + 14 + n_origins do
   new_origins[ARGV[i]] = true
 end
 local links_from = a + 15 + n_origins
-local c = string.match(id, '^[^:]+')
+local c = crawl_of(id)
 local origin = origin_of(url)
 local host = host_of(origin)
 if not close_job(id, host, c) then

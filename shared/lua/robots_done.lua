@@ -11,7 +11,7 @@ local a = F.arg
 local id, origin, outcome, rules = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
 local crawl_delay, not_before, ttl = tonumber(ARGV[a + 4]), ARGV[a + 5], ARGV[a + 6]
 local retried = tonumber(ARGV[a + 7])
-local c = string.match(id, '^[^:]+')
+local c = crawl_of(id)
 local host = host_of(origin)
 if not close_job(id, host, c) then
   fill_touched()
