@@ -36,11 +36,12 @@ async def load_status(redis: Redis, crawl_id: str) -> CrawlStatus:
         raise UnknownCrawl(f"no crawl with id {crawl_id!r}")
     try:
         return _status(crawl_id, meta, stats, reasons)
-    except (ValidationError, ValueError, KeyError, UnicodeDecodeError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    except (ValueError, KeyError) as exc:  # pydantic's and decoding errors are ValueErrors
         if isinstance(exc, ValidationError):
-            first = f"{exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}"
-        raise UnreadableCrawl(f"crawl {crawl_id!r} cannot be read from Redis: {first}") from exc
+            why = f"{exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}"
+        else:
+            why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UnreadableCrawl(f"crawl {crawl_id!r} cannot be read from Redis: {why}") from exc
 
 
 def _status(

@@ -209,15 +209,16 @@ class FleetWorker(Worker):
         last, self._last_head = self._last_head, head
         self._next_due_ms = None
         self._known_at = asyncio.get_running_loop().time()
-        if head is not None and head <= timestamp_ms():
-            return True
-        if head is not None and head == int(head):
-            self._next_due_ms = head
-            return False
-        if head is not None and head != last:
-            self._look_every = _SHARED_BEAT_S
-        else:
-            self._look_every = min(self._look_every * 2, max(self._beat_cap(head), self._beat_s))
+        if head is not None:
+            if head <= timestamp_ms():
+                return True
+            if head == int(head):
+                self._next_due_ms = head
+                return False
+            if head != last:
+                self._look_every = _SHARED_BEAT_S
+                return False
+        self._look_every = min(self._look_every * 2, max(self._beat_cap(head), self._beat_s))
         return False
 
     def _beat_cap(self, head: float | None) -> float:
@@ -329,9 +330,12 @@ class FleetWorker(Worker):
                 # up after its tries (crawl_page and fetch_robots then close it as failed);
                 # finished unclosed, it would leave its crawl pending for ever
                 wait_s = exc.defer_s if isinstance(exc, LostTry) else retry_wait_s(job_try)
-                say = logger.exception
-                if isinstance(exc, LostTry | TimeoutError):  # the job said why, or arq's timeout
-                    say = logger.info if isinstance(exc, LostTry) else logger.warning
+                if isinstance(exc, LostTry):
+                    say = logger.info  # the job has logged why
+                elif isinstance(exc, TimeoutError):
+                    say = logger.warning  # arq's job timeout
+                else:
+                    say = logger.exception
                 say("%6.2fs %s:%s try %d lost, %s: %s, will be run again in %.1fs", took_s,
                     job_id, name, job_try, type(exc).__name__, exc, wait_s)  # fmt: skip
                 self.jobs_retried += 1

@@ -230,7 +230,8 @@ async def _robots(
         return await frontier.robots_done(job_id, origin, b"", 0.0, ROBOTS_TTL_S)
     # a paused crawl's robots.txt is fetched all the same: one request, like a page in flight
     rules = await worker.rules_for(crawl_id)
-    if tries > worker.settings.job_tries:  # the origin's pages fail with this reason
+    giving_up = tries > worker.settings.job_tries
+    if giving_up:  # the origin's pages fail with this reason
         result = failed(f"{origin}/robots.txt", _gave_up(tries))
     else:
         client = await worker.client_for(rules.policy)
@@ -239,7 +240,7 @@ async def _robots(
         except NoTurn as exc:
             raise _no_turn(exc) from exc
     entry, transient = entry_of(result)
-    if transient and retried < rules.spec.retries and tries <= worker.settings.job_tries:
+    if transient and retried < rules.spec.retries and not giving_up:
         backoff = _fetch_backoff(retried, result, ROBOTS_RETRY_BASE_S)
         log.info("robots.txt retried", reason=result.reason or result.error, retry_in_s=backoff)
         return await frontier.robots_retry(job_id, origin, retried, backoff)
