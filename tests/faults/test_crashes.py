@@ -17,7 +17,7 @@ from scheduler.embedded import EmbeddedRedis
 from scheduler.local import LocalWorkers
 from shared.catalog import load_status
 from shared.connections import connected
-from shared.crawl import CrawlSpec, CrawlState
+from shared.crawl import CrawlSpec, CrawlState, CrawlStatus
 from shared.errors import UnknownCrawl
 from shared.settings import Settings
 from tests.support.checks import assert_stored_exactly_once
@@ -53,22 +53,32 @@ async def wait_fetched(settings: Settings, crawl_id: str, n: int, timeout: float
         await asyncio.sleep(0.05)
 
 
+async def seed_and_wait(settings: Settings, spec: CrawlSpec, pages: int) -> None:
+    """Seed the crawl and wait until it has done ``pages`` pages."""
+    async with connected(settings.redis_url) as redis:
+        await seed_crawl(redis, settings, spec)
+    await wait_fetched(settings, spec.crawl_id, pages)
+
+
+def assert_whole(settings: Settings, status: CrawlStatus, expected: set[str]) -> None:
+    """The crawl is done with every expected page stored once and counted once."""
+    assert status.state is CrawlState.DONE
+    assert_stored_exactly_once(settings.data_dir, status.crawl_id, expected)
+    assert status.counters.fetched + status.counters.failed == len(expected)
+
+
 async def test_sigkilled_worker_jobs_run_again(web: TestWeb, fault_settings: Settings) -> None:
     """SIGKILL one of two workers mid-crawl: its jobs run again elsewhere; the set is exact."""
     seeds, expected = slow_site(web)
     spec = CrawlSpec(crawl_id="kill", seeds=seeds, depth=4)
     with LocalWorkers(fault_settings, 2, fault_settings.data_dir / "logs") as fleet:
-        async with connected(fault_settings.redis_url) as redis:
-            await seed_crawl(redis, fault_settings, spec)
-        await wait_fetched(fault_settings, "kill", 15)
+        await seed_and_wait(fault_settings, spec, 15)
         fleet.procs[0].send_signal(signal.SIGKILL)
         killed_at = time.monotonic()
         status = await wait_done(fault_settings, "kill", timeout=120)
-    assert status.state is CrawlState.DONE
     # the killed worker's jobs waited for arq's in-progress mark to expire, no longer
     assert time.monotonic() - killed_at < fault_settings.job_timeout_s + 10 + 30
-    assert_stored_exactly_once(fault_settings.data_dir, "kill", expected)
-    assert status.counters.fetched + status.counters.failed == len(expected)
+    assert_whole(fault_settings, status, expected)
 
 
 async def test_a_worker_stopped_past_its_job_timeout_still_ends_the_crawl(
@@ -80,9 +90,7 @@ async def test_a_worker_stopped_past_its_job_timeout_still_ends_the_crawl(
     seeds, expected = slow_site(web)
     spec = CrawlSpec(crawl_id="stop", seeds=seeds, depth=4)
     with LocalWorkers(fault_settings, 1, fault_settings.data_dir / "logs") as fleet:
-        async with connected(fault_settings.redis_url) as redis:
-            await seed_crawl(redis, fault_settings, spec)
-        await wait_fetched(fault_settings, "stop", 10)
+        await seed_and_wait(fault_settings, spec, 10)
         fleet.procs[0].send_signal(signal.SIGSTOP)
         try:
             # past the job timeout and the in-progress mark (job timeout + 10 s)
@@ -90,9 +98,7 @@ async def test_a_worker_stopped_past_its_job_timeout_still_ends_the_crawl(
         finally:
             fleet.procs[0].send_signal(signal.SIGCONT)
         status = await wait_done(fault_settings, "stop", timeout=120)
-    assert status.state is CrawlState.DONE
-    assert_stored_exactly_once(fault_settings.data_dir, "stop", expected)
-    assert status.counters.fetched + status.counters.failed == len(expected)
+    assert_whole(fault_settings, status, expected)
 
 
 async def test_redis_restart_mid_crawl(
@@ -137,9 +143,7 @@ async def test_whole_fleet_restarted(
     seeds, expected = slow_site(web)
     spec = CrawlSpec(crawl_id="fleet", seeds=seeds, depth=4)
     with LocalWorkers(fault_settings, 2, fault_settings.data_dir / "logs") as fleet:
-        async with connected(fault_settings.redis_url) as redis:
-            await seed_crawl(redis, fault_settings, spec)
-        await wait_fetched(fault_settings, "fleet", 20)
+        await seed_and_wait(fault_settings, spec, 20)
         for proc in fleet.procs:
             proc.send_signal(signal.SIGKILL)
     before = await fetched(fault_settings, "fleet")
