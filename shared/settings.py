@@ -62,6 +62,10 @@ class Settings(BaseSettings):
     max_redirects: int = Field(default=10, ge=0)
     # links followed from one page, in document order: bounds the work a hostile page can ask
     max_links_per_page: int = Field(default=5000, ge=1)
+    # link tags read from one page (the parse budget): past them the page is read for nothing
+    # more, so a page of a million links costs a tokenizer pass, not a million soup tags. Real
+    # index pages hold a few ten thousand (the Python docs' genindex-all: 17,000)
+    max_link_tags_per_page: int = Field(default=50_000, ge=1)
     # "fast" parses with lxml alone: the same links as bs4 (tests/test_extract.py compares them
     # on whole sites) for less CPU; bs4 stays the default until "fast" has run on more of the
     # web than our benchmark sites (bench/README.md has the figures of both)

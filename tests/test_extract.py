@@ -140,7 +140,7 @@ def test_fast_extractor_matches_bs4_on_every_page(site: str) -> None:
 def test_memoized_join_matches_urljoin_on_every_page(site: str) -> None:
     """The per-page urljoin memo (by href without fragment) gives urljoin's results."""
     for url, html in site_pages(site):
-        tags = list(links._fast_link_tags(html, "utf-8"))
+        tags = list(links._fast_link_tags(html, "utf-8", links._UNBOUNDED))
         assert links._resolve(tags, url) == reference_resolve(tags, url), url
 
 
@@ -299,9 +299,9 @@ def test_kept_parsers_hold_no_page_after_parsing() -> None:
     page of 100,000 links would otherwise stay in memory until the next page in its encoding."""
     html, charset = HOSTILE["tricky"]
     assert extract_hrefs(html, PAGE, charset, "bs4") == extract_hrefs(html, PAGE, charset, "fast")
-    assert links._BS4_PARSERS and links._FAST_PARSERS
-    assert all(target.builder is None for _, target in links._BS4_PARSERS.values())
-    assert all(not target.tags for _, target in links._FAST_PARSERS.values())
+    assert links._KEPT.bs4 and links._KEPT.fast
+    assert all(target.builder is None for _, target in links._KEPT.bs4.values())
+    assert all(not target.tags for _, target in links._KEPT.fast.values())
 
 
 def test_hostile_cases_are_not_vacuous() -> None:
@@ -343,13 +343,13 @@ def parsers(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     calls: list[str] = []
     fast, bs4 = links._fast_link_tags, links._bs4_link_tags
 
-    def spy_fast(html: bytes, encoding: str | None) -> links.LinkTags:
+    def spy_fast(html: bytes, encoding: str | None, budget: int) -> links.LinkTags:
         calls.append("fast")
-        return fast(html, encoding)
+        return fast(html, encoding, budget)
 
-    def spy_bs4(html: bytes, encoding: str | None) -> links.LinkTags:
+    def spy_bs4(html: bytes, encoding: str | None, budget: int) -> links.LinkTags:
         calls.append("bs4")
-        return bs4(html, encoding)
+        return bs4(html, encoding, budget)
 
     monkeypatch.setattr(links, "_fast_link_tags", spy_fast)
     monkeypatch.setattr(links, "_bs4_link_tags", spy_bs4)

@@ -118,8 +118,8 @@ def test_many_links_are_capped() -> None:
 async def test_hostile_site_crawl_completes(hostile: HostileWeb, tight: Settings) -> None:
     """A crawl meeting every hostile page completes; each page is recorded with its reason;
     a calendar trap stops at the depth limit; nothing is written outside the crawl folder."""
-    # parsing the 100,000-link page holds the event loop for a second or two: leave the
-    # fetches running beside it time to finish
+    # the 100,000-link page's parse shares the two cores with the fetches beside it: leave
+    # them time to finish on a loaded machine
     settings = tight.model_copy(update={"max_links_per_page": 5000, "total_timeout": 6.0})
     root = hostile.url("/tricky")
     paths = ["/slowloris", "/endless", "/huge-length", "/gzip-bomb", "/bad-gzip", "/to-ftp",

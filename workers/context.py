@@ -21,6 +21,7 @@ from workers.arq_worker import ON_QUEUED
 from workers.fetch import make_client
 from workers.frontier import Frontier
 from workers.guard import Policy, policy_for
+from workers.parsing import PageLinks
 from workers.robots import RobotsCache
 from workers.turns import FetchTurns
 
@@ -46,6 +47,7 @@ class WorkerContext:
     robots: RobotsCache
     stack: AsyncExitStack
     turns: FetchTurns
+    links: PageLinks
     rules: dict[str, CrawlRules] = field(default_factory=dict)
     clients: dict[Policy, httpx.AsyncClient] = field(default_factory=dict)
 
@@ -77,12 +79,14 @@ async def on_startup(ctx: dict[str, Any]) -> None:
     settings: Settings = ctx["settings"]
     redis: Redis = ctx["redis"]
     turns = FetchTurns(settings.concurrency)
+    stack = AsyncExitStack()
     ctx[CTX_KEY] = WorkerContext(
         settings=settings,
         frontier=Frontier(redis, settings, ctx.get(ON_QUEUED)),
         robots=RobotsCache(redis, settings, turns),
-        stack=AsyncExitStack(),
+        stack=stack,
         turns=turns,
+        links=stack.enter_context(PageLinks(settings)),
     )
     structlog.get_logger().info(
         "worker started",

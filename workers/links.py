@@ -17,11 +17,17 @@ apart:
 - a parser *target* instead of a tree, as bs4 uses: no tree means no depth limit (libxml2 stops
   building a tree 256 levels deep) and memory in proportion to the links, not to the elements;
 - the rules of :func:`_resolve`: the first non-empty ``<base href>``, whitespace stripped,
-  non-page schemes and bare fragments skipped.
+  non-page schemes and bare fragments skipped;
+- the parse budget: past ``max_tags`` link tags, the rest of a page is read for nothing, so a
+  page of a million links costs the time of libxml2's tokenizer, not of a million soup tags.
+
+Kept lxml parsers are per thread: a worker parses big pages in a thread of its own
+(``workers/parsing.py``) while small ones are parsed on its event loop.
 """
 
 from __future__ import annotations
 
+import threading
 import warnings
 from collections.abc import Callable, Iterable
 from functools import lru_cache
@@ -48,18 +54,29 @@ LinkTags = Iterable[tuple[str, str | None]]
 
 
 def extract_hrefs(
-    html: bytes, page_url: str, encoding: str | None = None, extractor: Extractor = "bs4"
+    html: bytes,
+    page_url: str,
+    encoding: str | None = None,
+    extractor: Extractor = "bs4",
+    max_tags: int | None = None,
 ) -> list[str]:
     """The absolute targets of the ``<a>`` and ``<area>`` links of a page, in document order.
 
     Relative links are resolved against ``<base href>`` when the page has one, else against
     ``page_url`` (the URL after redirects). ``encoding`` is the charset the server declared;
-    ``extractor`` picks the parser, which does not change the result.
+    ``extractor`` picks the parser, which does not change the result. Only the first
+    ``max_tags`` link and base tags are read.
     """
+    budget = _UNBOUNDED if max_tags is None else max_tags
     tags = (
-        _fast_link_tags(html, encoding) if extractor == "fast" else _bs4_link_tags(html, encoding)
+        _fast_link_tags(html, encoding, budget)
+        if extractor == "fast"
+        else _bs4_link_tags(html, encoding, budget)
     )
     return _resolve(tags, page_url)
+
+
+_UNBOUNDED = 1 << 62
 
 
 def extractor_for(extractor: Extractor) -> Callable[[bytes, str, str | None], list[str]]:
@@ -84,41 +101,53 @@ class _LinkTagsBuilder(LXMLTreeBuilder):
     making one costs about as much as parsing a small page.
     """
 
+    def __init__(self, budget: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.budget = budget
+
     def parser_for(self, encoding: Any) -> Any:
-        parser, target = _kept_parser(_BS4_PARSERS, encoding, _ToCurrentBuilder, self.huge_tree)
+        kept = _KEPT.bs4
+        parser, target = _kept_parser(kept, encoding, _ToCurrentBuilder, self.huge_tree)
         target.builder = self
+        target.left = self.budget
         return parser
 
     def feed(self, markup: Any) -> None:
         assert self.soup is not None
         encoding = self.soup.original_encoding
+        kept = _KEPT.bs4
         try:
             super().feed(markup)
         except BaseException:
-            _BS4_PARSERS.pop(encoding, None)  # a parser that failed is not reused
+            kept.pop(encoding, None)  # a parser that failed is not reused
             raise
         finally:
-            found = _BS4_PARSERS.get(encoding)
+            found = kept.get(encoding)
             if found is not None and found[1].builder is self:
                 found[1].builder = None  # the kept parser must not keep this page's soup alive
 
 
 class _ToCurrentBuilder:
     """The target of a kept lxml parser: the link tags' start and end events, handed to the
-    builder of the page being parsed. lxml does not report the events a target has no method
-    for: no call at all for strings, comments, doctypes and processing instructions."""
+    builder of the page being parsed, until ``left`` start tags have been handed. lxml does not
+    report the events a target has no method for: no call at all for strings, comments,
+    doctypes and processing instructions."""
 
-    __slots__ = ("builder",)
+    __slots__ = ("builder", "left")
 
     def __init__(self) -> None:
         self.builder: _LinkTagsBuilder | None = None
+        self.left = 0
 
     def start(self, tag: str, attrib: Any, nsmap: Any = None) -> None:
-        if tag in _LINK_TAG_NAMES and self.builder is not None:
+        if tag in _LINK_TAG_NAMES and self.builder is not None and self.left > 0:
+            self.left -= 1
             self.builder.start(tag, attrib, nsmap or {})
 
     def end(self, tag: str) -> None:
-        if tag in _LINK_TAG_NAMES and self.builder is not None:
+        # once the budget is spent nothing more is handed: an <a> still open is closed by
+        # the builder's close, as at the end of any page
+        if tag in _LINK_TAG_NAMES and self.builder is not None and self.left > 0:
             self.builder.end(tag)
 
     def close(self) -> None:
@@ -126,8 +155,19 @@ class _ToCurrentBuilder:
             self.builder.close()
 
 
-_BS4_PARSERS: dict[Any, tuple[etree.HTMLParser, _ToCurrentBuilder]] = {}
 _Target = TypeVar("_Target", "_LinkTarget", _ToCurrentBuilder)
+
+
+class _KeptParsers(threading.local):
+    """The lxml parsers this thread keeps, by encoding: a parser is not safe to share between
+    threads, and a worker parses in two (its event loop's and its parse thread)."""
+
+    def __init__(self) -> None:
+        self.bs4: dict[Any, tuple[etree.HTMLParser, _ToCurrentBuilder]] = {}
+        self.fast: dict[Any, tuple[etree.HTMLParser, _LinkTarget]] = {}
+
+
+_KEPT = _KeptParsers()
 
 
 def _kept_parser(
@@ -149,14 +189,14 @@ def _kept_parser(
     return found
 
 
-def _bs4_link_tags(html: bytes, encoding: str | None) -> LinkTags:
+def _bs4_link_tags(html: bytes, encoding: str | None, budget: int) -> LinkTags:
     with warnings.catch_warnings():
         # bs4 warns about XML-looking or odd documents; a crawler takes pages as they come
         warnings.simplefilter("ignore")
         soup = BeautifulSoup(
             html,
             # multi-valued attributes (class) kept as written, not split into lists
-            builder=_LinkTagsBuilder(multi_valued_attributes=None),
+            builder=_LinkTagsBuilder(budget, multi_valued_attributes=None),
             parse_only=_LINK_TAGS,
             from_encoding=encoding,
         )
@@ -169,42 +209,42 @@ def _bs4_link_tags(html: bytes, encoding: str | None) -> LinkTags:
 
 
 class _LinkTarget:
-    """An lxml parser target that keeps the name and href of the link tags, nothing else
-    (lxml calls only the methods a target has: no text, end tag or comment events)."""
+    """An lxml parser target that keeps the name and href of the first ``budget`` link tags,
+    nothing else (lxml calls only the methods a target has: no text, end tag or comment
+    events)."""
 
-    __slots__ = ("tags",)
+    __slots__ = ("budget", "tags")
 
     def __init__(self) -> None:
         self.tags: list[tuple[str, str | None]] = []
+        self.budget = 0
 
     def start(self, tag: str, attrib: dict[str, str]) -> None:
-        if tag in _LINK_TAG_NAMES:
+        if tag in _LINK_TAG_NAMES and len(self.tags) < self.budget:
             self.tags.append((tag, attrib.get("href")))
 
     def close(self) -> list[tuple[str, str | None]]:
         return self.tags
 
 
-_FAST_PARSERS: dict[Any, tuple[etree.HTMLParser, _LinkTarget]] = {}
-
-
-def _fast_link_tags(html: bytes, encoding: str | None) -> LinkTags:
+def _fast_link_tags(html: bytes, encoding: str | None, budget: int) -> LinkTags:
     # the steps of bs4's BeautifulSoup(html, "lxml", from_encoding=encoding), without the soup
     detector = EncodingDetector(
         html, known_definite_encodings=[encoding] if encoding else [], is_html=True
     )
     rejected: list[str] = []
+    kept = _KEPT.fast
     for candidate in detector.encodings:
         try:
             # LookupError: lxml knows no such encoding name
-            parser, target = _kept_parser(_FAST_PARSERS, candidate, _LinkTarget)
-            target.tags = []
+            parser, target = _kept_parser(kept, candidate, _LinkTarget)
+            target.tags, target.budget = [], budget
             parser.feed(detector.markup)  # the bytes without their byte order mark
             tags: list[tuple[str, str | None]] = parser.close()
             target.tags = []  # the kept target must not keep this page's links alive
             return tags
         except (UnicodeDecodeError, LookupError, etree.ParserError) as exc:
-            _FAST_PARSERS.pop(candidate, None)
+            kept.pop(candidate, None)
             rejected.append(f"{candidate}: {exc}")  # bs4 tries its next encoding too
     raise ValueError(f"no encoding could parse the page: {'; '.join(rejected)}")
 

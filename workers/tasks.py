@@ -25,7 +25,6 @@ from workers.context import CTX_KEY, CrawlRules, WorkerContext
 from workers.fetch import FetchResult, failed, fetch
 from workers.finalize import write_manifest
 from workers.frontier import PageJob, Verdict
-from workers.links import charset_of, extract_hrefs, followable_links
 from workers.robots import ROBOTS_RETRY_BASE_S, ROBOTS_TTL_S, entry_of
 from workers.store import store_page
 from workers.turns import NoTurn
@@ -121,7 +120,7 @@ async def _crawl(worker: WorkerContext, job: PageJob, tries: int, verdict: Verdi
         )  # fmt: skip
     except OSError as exc:
         raise HandBack(f"not stored: {exc}", worker.settings.pause_poll_s) from exc
-    links = _links(worker, rules, result)
+    links = await worker.links.of(result, rules.scope)
     queued = await worker.frontier.close(
         job, rules.spec.depth, "fetched" if result.ok else "failed", len(result.body), links,
         result.reason, redirect, _hold(result),
@@ -136,20 +135,6 @@ def _hold(result: FetchResult) -> float:
     if result.retry_after and result.status in (429, 503):
         return result.retry_after
     return 0.0
-
-
-def _links(worker: WorkerContext, rules: CrawlRules, result: FetchResult) -> list[str]:
-    if not (result.is_html and result.final_url):
-        return []
-    try:
-        hrefs = extract_hrefs(
-            result.body, result.final_url, charset_of(result.content_type),
-            worker.settings.extractor,
-        )  # fmt: skip
-        return followable_links(hrefs, rules.scope, worker.settings.max_links_per_page)
-    except Exception as exc:  # a page that breaks the parser must not break the worker
-        log.warning("links not extracted", error=f"{type(exc).__name__}: {exc}")
-        return []
 
 
 def _log_page(result: FetchResult, links: list[str], queued: int | None) -> None:
