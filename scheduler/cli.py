@@ -19,7 +19,7 @@ from rich.table import Table
 from scheduler.control import CancelResult, cancel_crawl, pause_crawl, resume_crawl, seed_crawl
 from scheduler.embedded import EmbeddedRedis
 from scheduler.local import LocalWorkers
-from scheduler.progress import human_bytes, watch
+from scheduler.progress import human_bytes, state_text, watch
 from shared.catalog import list_crawls, load_status
 from shared.connections import connected
 from shared.crawl import CrawlSpec, CrawlState, CrawlStatus, check_crawl_id, new_crawl_id
@@ -256,7 +256,10 @@ def seed(
                 err.print(f"added {result.queued} seed(s) to running crawl {spec.crawl_id}")
             if not wait:
                 return None
-            return await watch(redis, spec.crawl_id, console=err, wait_s=settings.redis_wait_s)
+            return await watch(
+                redis, spec.crawl_id, console=err, wait_s=settings.redis_wait_s,
+                stall_after_s=settings.stall_after_s,
+            )  # fmt: skip
 
     final = _run(go())
     if final is not None:
@@ -332,21 +335,29 @@ def status(
     statuses, unreadable = _run(go())
     failures = [_fail(message) for message in unreadable]  # each printed as one line
     if as_json:
-        data = [s.model_dump(mode="json") for s in statuses]
+        data = [_status_json(s, settings.stall_after_s) for s in statuses]
         print(json.dumps(data[0] if crawl_id else data, indent=2))
     else:
-        _status_table(statuses)
+        _status_table(statuses, settings.stall_after_s)
     if failures:
         raise failures[0]
 
 
-def _status_table(statuses: list[CrawlStatus]) -> None:
+def _status_json(status: CrawlStatus, stall_after_s: float) -> dict[str, object]:
+    stalled = status.stalled_s(stall_after_s)
+    return {
+        **status.model_dump(mode="json"),
+        "stalled_s": None if stalled is None else int(stalled),
+    }
+
+
+def _status_table(statuses: list[CrawlStatus], stall_after_s: float) -> None:
     table = Table("crawl", "state", "pages", "failed", "queue", "bytes", "depth", "seed")
     for s in statuses:
         c = s.counters
         seeds = s.spec.seeds[0] + (f" (+{len(s.spec.seeds) - 1})" if len(s.spec.seeds) > 1 else "")
         table.add_row(
-            s.crawl_id, s.state.value, str(c.fetched), str(c.failed), str(c.pending),
+            s.crawl_id, state_text(s, stall_after_s), str(c.fetched), str(c.failed), str(c.pending),
             human_bytes(c.bytes), str(s.spec.depth), seeds,
         )  # fmt: skip
     out.print(table)
@@ -451,6 +462,7 @@ def run(
                         spec.crawl_id,
                         console=err,
                         wait_s=settings.redis_wait_s,
+                        stall_after_s=settings.stall_after_s,
                         check=check_workers,
                     )
 

@@ -28,12 +28,30 @@ def human_bytes(n: int) -> str:
     raise AssertionError("unreachable")
 
 
-def progress_line(status: CrawlStatus, rate: float) -> str:
-    """One line: pages, queue, rate, errors, bytes."""
+def human_seconds(seconds: float) -> str:
+    """``372`` -> ``6m12s``."""
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
+def state_text(status: CrawlStatus, stall_after_s: float) -> str:
+    """The crawl's state, and for a running crawl that has not moved in ``stall_after_s``,
+    how long it has been stalled."""
+    stalled = status.stalled_s(stall_after_s)
+    if stalled is None:
+        return status.state.value
+    return f"{status.state.value}, stalled {human_seconds(stalled)}"
+
+
+def progress_line(status: CrawlStatus, rate: float, stall_after_s: float) -> str:
+    """One line: state, pages, queue, rate, errors, bytes."""
     c = status.counters
     return (
-        f"{status.crawl_id}  {status.state.value}  pages {c.fetched}  queue {c.pending}  "
-        f"rate {rate:.1f}/s  failed {c.failed}  {human_bytes(c.bytes)}"
+        f"{status.crawl_id}  {state_text(status, stall_after_s)}  pages {c.fetched}  "
+        f"queue {c.pending}  rate {rate:.1f}/s  failed {c.failed}  {human_bytes(c.bytes)}"
     )
 
 
@@ -74,13 +92,14 @@ async def watch(
     console: Console | None = None,
     interval: float = 0.5,
     wait_s: float = 60.0,
+    stall_after_s: float = 300.0,
     check: Callable[[], None] | None = None,
 ) -> CrawlStatus:
     """Show progress until the crawl has ended; return its final status.
 
-    A Redis outage is reported once and waited out for up to ``wait_s`` seconds. ``check`` is
-    called every interval and may raise to stop watching (``run`` uses it to notice that its
-    workers died).
+    A Redis outage is reported once and waited out for up to ``wait_s`` seconds; a crawl that
+    closed no page for ``stall_after_s`` is shown as stalled. ``check`` is called every
+    interval and may raise to stop watching (``run`` uses it to notice that its workers died).
     """
     console = console or Console(stderr=True)
     poller = _Poller(redis, crawl_id, console, wait_s)
@@ -95,18 +114,20 @@ async def watch(
         return done / max(time.monotonic() - started, 1e-3)
 
     if console.is_terminal:
-        with Live(Text(progress_line(status, 0.0)), console=console, transient=True) as live:
+        line = progress_line(status, 0.0, stall_after_s)
+        with Live(Text(line), console=console, transient=True) as live:
             while status.state.live:
                 await asyncio.sleep(interval)
                 if check is not None:
                     check()
                 status = await poller.status()
-                live.update(Text(progress_line(status, rate_of(status))))
+                live.update(Text(progress_line(status, rate_of(status), stall_after_s)))
     else:
         while status.state.live:
             now = time.monotonic()
             if now - last_plain >= plain_every:
-                print(progress_line(status, rate_of(status)), file=sys.stderr, flush=True)
+                line = progress_line(status, rate_of(status), stall_after_s)
+                print(line, file=sys.stderr, flush=True)
                 last_plain = now
             await asyncio.sleep(interval)
             if check is not None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from pydantic import ValidationError
 from redis.asyncio import Redis
@@ -48,6 +48,7 @@ def _status(
     crawl_id: str, meta: dict[bytes, bytes], stats: dict[bytes, bytes], reasons: dict[bytes, bytes]
 ) -> CrawlStatus:
     counts = {k.decode(): int(v) for k, v in stats.items()}
+    progress_ms = counts.pop("progress_at", None)
     finished = _text(meta.get(b"finished_at"))
     return CrawlStatus(
         crawl_id=crawl_id,
@@ -55,6 +56,9 @@ def _status(
         spec=CrawlSpec.model_validate_json(meta[b"spec"]),
         created_at=datetime.fromisoformat(meta[b"created_at"].decode()),
         finished_at=datetime.fromisoformat(finished) if finished else None,
+        progress_at=None
+        if progress_ms is None
+        else datetime.fromtimestamp(progress_ms / 1000, UTC),
         counters=CrawlCounters(
             **counts,
             reasons={k.decode(): int(v) for k, v in sorted(reasons.items())},

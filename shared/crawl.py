@@ -105,4 +105,15 @@ class CrawlStatus(BaseModel):
     spec: CrawlSpec
     created_at: datetime
     finished_at: datetime | None = None
+    # when a page or robots.txt job of the crawl last closed (None: none has yet)
+    progress_at: datetime | None = None
     counters: CrawlCounters
+
+    def stalled_s(self, after_s: float, now: datetime | None = None) -> float | None:
+        """How long a running crawl with work left has closed no job, if that is over
+        ``after_s`` seconds; else None. A worker that hangs, a fleet with no worker, a host
+        that never answers: each leaves a crawl running that does not move."""
+        if self.state is not CrawlState.RUNNING or self.counters.pending == 0:
+            return None
+        idle = ((now or datetime.now(UTC)) - (self.progress_at or self.created_at)).total_seconds()
+        return idle if idle > after_s else None

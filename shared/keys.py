@@ -8,7 +8,8 @@ Per crawl ``C``:
                          ``host_delay_ms``, ``robots`` (1 or 0), ``max_pages``, ``depth``
 - ``cf:C:stats``         hash of counters: ``fetched``, ``failed``, ``bytes``, ``queued`` (URLs
                          admitted), ``seen``, ``pending`` (backlog entries and jobs: 0 means the
-                         crawl is complete)
+                         crawl is complete), ``progress_at`` (ms: when a job of the crawl last
+                         closed)
 - ``cf:C:seen:XYZ``      4,096 hashes, one per first 3 hex digits XYZ of a URL fingerprint:
                          the fingerprint's other digits -> 2 * shortest depth seen, + 1 once
                          the page has been fetched (so a re-fetch at a better depth counts

@@ -81,6 +81,9 @@ class Settings(BaseSettings):
     # how long the CLI waits for a lost Redis before it gives up with an error
     # (workers never give up: they retry with backoff for as long as they run)
     redis_wait_s: float = Field(default=60.0, gt=0)
+    # a running crawl that has closed no page for this long is shown as stalled by `status`
+    # and `run`: longer than a page's lost tries take (job_tries x the job deadline)
+    stall_after_s: float = Field(default=300.0, gt=0)
     # how often a job of a paused crawl that was already taken is looked at again
     pause_poll_s: float = Field(default=5.0, gt=0)
 

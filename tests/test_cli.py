@@ -111,6 +111,27 @@ def test_seed_status_cancel(redis_url: str) -> None:
     assert data["state"] == "cancelled" and data["counters"]["pending"] == 0
 
 
+def test_a_crawl_no_worker_serves_is_shown_stalled(redis_url: str) -> None:
+    """A running crawl that closes no page for ``stall_after_s`` is shown as stalled, in the
+    table and in the JSON; one that has not waited that long is not."""
+    seeded = cli("--redis-url", redis_url, "seed", "http://127.0.0.2:9/", "--crawl-id", "idle")
+    assert seeded.returncode == 0
+    patient = cli("--redis-url", redis_url, "status", "idle", "--json",
+                  env={"CRAWLFLEET_STALL_AFTER_S": "3600"})  # fmt: skip
+    assert json.loads(patient.stdout)["stalled_s"] is None
+    deadline = time.monotonic() + 60
+    while True:
+        quick = {"CRAWLFLEET_STALL_AFTER_S": "0.5"}
+        data = json.loads(
+            cli("--redis-url", redis_url, "status", "idle", "--json", env=quick).stdout
+        )
+        if data["stalled_s"] is not None:
+            break
+        assert time.monotonic() < deadline, data
+    table = cli("--redis-url", redis_url, "status", env={**quick, "COLUMNS": "200"})
+    assert "running, stalled" in table.stdout
+
+
 def test_an_unreadable_crawl_is_one_line_and_the_others_are_listed(redis_url: str) -> None:
     """A crawl whose spec in Redis cannot be read (another version's, or edited by hand):
     ``status`` lists every other crawl and says which one it could not read, in one line."""

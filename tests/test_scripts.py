@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import msgpack
 import pytest
 from redis.asyncio import Redis
@@ -165,6 +167,27 @@ async def test_close_admits_new_links_once_and_counts_once(
     assert set(await queued(redis, settings)) == {f"c1:{fingerprint(u)}:1" for u in links[:2]}
     payload = deserialize(await redis.get(job_key(f"c1:{fingerprint(SEED + 'a')}:1")) or b"")
     assert payload["a"] == [SEED + "a", 1, "/", 0, 0, 0]  # the parent: its path, same origin
+
+
+async def test_a_close_records_the_crawls_progress(redis: Redis, settings: Settings) -> None:
+    """Closing a job stamps the crawl's progress time; seeding does not. A
+    running crawl with work left and no close for longer than the limit is stalled."""
+    await seed_crawl(redis, settings, spec())
+    seeded = await load_status(redis, "c1")
+    assert seeded.progress_at is None
+    later = seeded.created_at + timedelta(seconds=301)
+    assert seeded.stalled_s(300, now=later) == pytest.approx(301, abs=1)
+    assert seeded.stalled_s(302, now=later) is None
+    frontier = Judged(redis, settings)
+    before = datetime.now(UTC) - timedelta(seconds=1)
+    await run(frontier, page(SEED, 0), [SEED + "a"])
+    closed = await load_status(redis, "c1")
+    assert closed.progress_at is not None and closed.progress_at >= before
+    assert closed.stalled_s(300, now=closed.progress_at + timedelta(seconds=299)) is None
+    assert closed.stalled_s(300, now=closed.progress_at + timedelta(seconds=301)) is not None
+    await pause_crawl(redis, settings, "c1")
+    paused = await load_status(redis, "c1")
+    assert paused.stalled_s(300, now=closed.progress_at + timedelta(seconds=900)) is None
 
 
 async def test_a_url_found_nearer_while_waiting_is_fetched_once(

@@ -79,7 +79,9 @@ local function live(cfg)
   return cfg.state == 'running' or cfg.state == 'paused'
 end
 
--- counters: read once per crawl, changed in Lua, written back in one HSET (flush_stats)
+-- counters: read once per crawl, changed in Lua, written back in one HSET (flush_stats), with
+-- the time a job of the crawl last closed ('progress_at', ms), by which `status` tells a crawl
+-- that stalled
 local STAT_FIELDS = {'fetched', 'failed', 'bytes', 'queued', 'pending', 'seen'}
 local stats = {}
 local function stat_table(c)
@@ -98,6 +100,9 @@ end
 local function bump(c, field, n)
   local s = stat_table(c)
   s[field] = s[field] + n
+  if field == 'pending' and n < 0 then
+    s.progressed = true
+  end
 end
 
 -- writes the counters back; queues the finalize job of a live crawl left with nothing pending
@@ -107,6 +112,10 @@ local function flush_stats()
     for _, name in ipairs(STAT_FIELDS) do
       fields[#fields + 1] = name
       fields[#fields + 1] = s[name]
+    end
+    if s.progressed then
+      fields[#fields + 1] = 'progress_at'
+      fields[#fields + 1] = F.now
     end
     redis.call('HSET', crawl_key(c, 'stats'), unpack(fields))
     if s.pending == 0 and live(crawl_cfg(c)) then
