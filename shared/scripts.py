@@ -35,8 +35,10 @@ _FRAGMENTS = {
     "robots_done": _FRONTIER,
     "fill_hosts": _FRONTIER,
     "sweep": _FRONTIER,
+    "finish": ("seen",),
+    "cancel": ("seen",),
 }
-SCRIPTS = ("finish", "cancel", "pause", "resume", *_FRAGMENTS)
+SCRIPTS = ("pause", "resume", *_FRAGMENTS)
 
 
 @cache
@@ -221,12 +223,15 @@ class Frontier:
         """finish.lua: mark the crawl done if nothing of it is pending."""
         keys = CrawlKeys(crawl_id)
         script_keys = [keys.meta, keys.stats, keys.hosts, keys.origins]
-        return bool(await self._call("finish", script_keys, [finished_at]))
+        args = [finished_at, keys.seen, keys.robots("")]
+        return bool(await self._call("finish", script_keys, args))
 
     async def cancel(self, crawl_id: str, finished_at: str) -> int:
         """cancel.lua: 0, -1 no such crawl, -2 ended."""
         keys = CrawlKeys(crawl_id)
-        return int(await self._call("cancel", [keys.meta, keys.stats], [finished_at]))
+        script_keys = [keys.meta, keys.stats, keys.origins]
+        args = [finished_at, keys.seen, keys.robots("")]
+        return int(await self._call("cancel", script_keys, args))
 
     async def pause(self, crawl_id: str) -> int:
         """pause.lua: 0, -1 no such crawl, -2 not running."""

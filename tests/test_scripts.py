@@ -453,6 +453,59 @@ async def test_cancel_drops_jobs_and_backlogs_and_frees_the_host(
         await cancel_crawl(redis, settings, "nope")
 
 
+async def crawl_keys_left(redis: Redis, crawl_id: str) -> set[str]:
+    """Every key named for the crawl (its own and its per-host ones), and the fields it holds
+    in the hosts' state."""
+    left = {k.decode() async for k in redis.scan_iter(match=f"*:{crawl_id}:*")}
+    async for key in redis.scan_iter(match="cf:{*}:state"):
+        fields = await redis.hkeys(key)  # type: ignore[misc]
+        left |= {f"{key.decode()} {f.decode()}" for f in fields if f.startswith(b"c1:")}
+    return left
+
+
+async def started_crawl_with_state(
+    redis: Redis, settings: Settings, crawl_delay: float = 0.01
+) -> Judged:
+    """Crawl c1 with robots.txt rules kept, a Crawl-delay, seen URLs and a backlog."""
+    await seed_crawl(redis, settings, spec(obey_robots=True, per_host_concurrency=1))
+    frontier = Judged(redis, settings)
+    robots = robots_job_id("c1", fingerprint(origin_of(SEED)))
+    assert await frontier.start(robots) is Verdict.RUN
+    assert await frontier.robots_done(robots, origin_of(SEED), b"{}", crawl_delay, 60)
+    many = [f"{SEED}{i}" for i in range(300)] + [f"http://other.test/{i}" for i in range(3)]
+    await run(frontier, page(SEED, 0), many)
+    assert await redis.exists(CrawlKeys("c1").seen_bucket(fingerprint(many[0])))
+    return frontier
+
+
+async def test_cancel_leaves_only_the_crawls_record(redis: Redis, settings: Settings) -> None:
+    """After a cancel, the crawl's meta, counters and reasons are all that is left of it: no
+    seen URLs, robots.txt rules, backlogs, hosts or origins."""
+    await started_crawl_with_state(redis, settings)
+    await cancel_crawl(redis, settings, "c1")
+    record = {CrawlKeys("c1").meta, CrawlKeys("c1").stats}
+    assert await crawl_keys_left(redis, "c1") == record
+    assert (await load_status(redis, "c1")).state is CrawlState.CANCELLED
+
+
+async def test_a_done_crawl_leaves_only_its_record(redis: Redis, settings: Settings) -> None:
+    """A crawl marked done keeps its meta, counters and reasons, nothing of its frontier."""
+    frontier = await started_crawl_with_state(redis, settings, crawl_delay=0.0)
+    while jobs := [j for j in await queued(redis, settings) if not j.endswith(":finalize")]:
+        for job_id in jobs:
+            args = deserialize(await redis.get(job_key(job_id)) or b"")["a"]
+            if await frontier.start(job_id) is not Verdict.RUN:
+                continue  # not due yet
+            if ":robots:" in job_id:
+                await frontier.robots_done(job_id, args[0], b"{}", 0.0, 60)
+            else:
+                await frontier.close(page(args[0], args[1]), 3, "failed", 0, [], reason="x")
+    assert await frontier.finish("c1")
+    await redis.delete(job_key(finalize_job_id("c1")))  # arq's clean-up of the finalize job
+    record = {CrawlKeys("c1").meta, CrawlKeys("c1").stats, CrawlKeys("c1").reasons}
+    assert await crawl_keys_left(redis, "c1") == record
+
+
 async def test_cancel_sweeps_a_long_shared_queue_in_batches(
     redis: Redis, settings: Settings
 ) -> None:

@@ -1,5 +1,5 @@
--- Included at the top of the scripts that read or change a crawl's seen URLs (seed, start,
--- page_done). The seen URLs of a crawl are spread over 4,096 small hashes, cf:<crawl>:seen:<xyz>
+-- Included at the top of the scripts that read, change or drop a crawl's seen URLs (seed,
+-- claim, page_done, finish, cancel...). The seen URLs of a crawl are spread over 4,096 small hashes, cf:<crawl>:seen:<xyz>
 -- where xyz is the first 3 hex digits of the URL's fingerprint, the field the other 13 and
 -- the value 2 * shortest depth, + 1 once the page has been fetched (so a re-fetch at a better
 -- depth counts once). Small hashes stay in Redis's compact encoding (ziplist/listpack, see
@@ -19,6 +19,22 @@ local function seen_get(prefix, fp)
   end
   value = tonumber(value)
   return math.floor(value / 2), value % 2 == 1
+end
+
+-- Drop every bucket of a crawl's seen URLs, and the robots.txt rules kept for its `origins`
+-- (a set; the rules' keys are `robots_prefix` .. origin): what only a live crawl needs.
+local function drop_crawl_state(prefix, origins, robots_prefix)
+  local batch = {}
+  for i = 0, 16 ^ SEEN_BUCKET_DIGITS - 1 do
+    batch[#batch + 1] = prefix .. string.format('%0' .. SEEN_BUCKET_DIGITS .. 'x', i)
+    if #batch == 512 then
+      redis.call('UNLINK', unpack(batch))
+      batch = {}
+    end
+  end
+  for _, origin in ipairs(redis.call('SMEMBERS', origins)) do
+    redis.call('UNLINK', robots_prefix .. origin)
+  end
 end
 
 local function seen_set(prefix, fp, depth, fetched)
