@@ -22,7 +22,14 @@ from scheduler.local import LocalWorkers
 from scheduler.progress import human_bytes, state_text, watch
 from shared.catalog import list_crawls, load_status
 from shared.connections import connected
-from shared.crawl import CrawlSpec, CrawlState, CrawlStatus, check_crawl_id, new_crawl_id
+from shared.crawl import (
+    DEFAULT_MAX_PAGES_PER_HOST,
+    CrawlSpec,
+    CrawlState,
+    CrawlStatus,
+    check_crawl_id,
+    new_crawl_id,
+)
 from shared.errors import CrawlfleetError, ServiceError, UnreadableCrawl
 from shared.keys import worker_health_key
 from shared.logs import configure_logging
@@ -60,6 +67,15 @@ ScopeOpt = Annotated[
 ]
 MaxPages = Annotated[
     int | None, typer.Option("--max-pages", min=1, help="Fetch at most this many URLs.")
+]
+MaxPagesPerHost = Annotated[
+    int,
+    typer.Option(
+        "--max-pages-per-host",
+        min=0,
+        help="Fetch at most this many pages of one host (0: no limit); the rest of its URLs "
+        "are counted as capped.",
+    ),
 ]
 Allow = Annotated[
     list[str] | None,
@@ -182,8 +198,8 @@ def _spec(urls: list[str], crawl_id: str | None, **options: Any) -> CrawlSpec:
 
 # the parameters of `seed` and `run` that go into the crawl's spec as they are
 _SPEC_OPTIONS = (
-    "depth", "scope", "max_pages", "allow", "deny", "per_host_concurrency", "per_host_delay",
-    "retries", "max_bytes_per_page", "allow_private",
+    "depth", "scope", "max_pages", "max_pages_per_host", "allow", "deny", "per_host_concurrency",
+    "per_host_delay", "retries", "max_bytes_per_page", "allow_private",
 )  # fmt: skip
 
 
@@ -233,6 +249,7 @@ def seed(
     crawl_id: CrawlId = None,
     scope: ScopeOpt = "host",
     max_pages: MaxPages = None,
+    max_pages_per_host: MaxPagesPerHost = DEFAULT_MAX_PAGES_PER_HOST,
     allow: Allow = None,
     deny: Deny = None,
     ignore_robots: IgnoreRobots = False,
@@ -420,6 +437,7 @@ def run(
     crawl_id: CrawlId = None,
     scope: ScopeOpt = "host",
     max_pages: MaxPages = None,
+    max_pages_per_host: MaxPagesPerHost = DEFAULT_MAX_PAGES_PER_HOST,
     allow: Allow = None,
     deny: Deny = None,
     ignore_robots: IgnoreRobots = False,
@@ -481,9 +499,10 @@ def _summary(status: CrawlStatus, data_dir: Path, elapsed: float | None = None) 
     if elapsed is not None:
         took = f" in {elapsed:.1f}s ({(c.fetched + c.failed) / max(elapsed, 1e-3):.1f} pages/s)"
     root = data_dir / status.crawl_id
+    capped = f", {c.capped} not fetched (page caps)" if c.capped else ""
     out.print(
         f"crawl {status.crawl_id} {status.state.value}{took}\n"
-        f"  pages     {c.fetched} fetched, {c.failed} failed, {human_bytes(c.bytes)}\n"
+        f"  pages     {c.fetched} fetched, {c.failed} failed{capped}, {human_bytes(c.bytes)}\n"
         f"  files     {root / 'pages'}\n"
         f"  manifest  {root / 'manifest.jsonl'}",
         highlight=False,

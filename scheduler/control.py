@@ -15,8 +15,7 @@ from shared.scripts import Frontier
 from shared.settings import Settings
 from shared.urls import fingerprint
 
-# queue entries scanned, job ids swept and hosts filled per script call: a long queue or a crawl
-# of many hosts never blocks Redis for long
+# queue entries scanned and job ids swept per script call: a long queue never blocks Redis long
 _BATCH = 500
 
 
@@ -44,6 +43,7 @@ async def seed_crawl(redis: Redis, settings: Settings, spec: CrawlSpec) -> SeedR
         robots=spec.obey_robots,
         max_pages=spec.max_pages or 0,
         depth=spec.depth,
+        max_pages_per_host=spec.max_pages_per_host,
         seeds=[(fingerprint(url), url) for url in spec.seeds],
         crawls_index=CRAWLS_INDEX,
     )
@@ -79,18 +79,10 @@ async def _batches(items: AsyncIterator[bytes]) -> AsyncIterator[list[bytes]]:
         yield batch
 
 
-async def _fill_hosts(redis: Redis, frontier: Frontier, crawl_id: str) -> None:
-    """Fill the slots of every host where the crawl has a backlog."""
-    hosts = redis.sscan_iter(CrawlKeys(crawl_id).hosts, count=_BATCH)
-    async for batch in _batches(hosts):
-        await frontier.fill_hosts([h.decode() for h in batch])
-
-
 async def cancel_crawl(redis: Redis, settings: Settings, crawl_id: str) -> CancelResult:
     """Cancel a running or paused crawl: drop its queued jobs and backlogs, abort its running
     jobs; the hosts it held go to the other crawls waiting on them."""
     frontier = frontier_of(redis, settings)
-    keys = CrawlKeys(crawl_id)
     _check(await frontier.cancel(crawl_id, datetime.now(UTC).isoformat()), crawl_id,
            "running or paused")  # fmt: skip
     dropped = aborted = 0
@@ -98,8 +90,7 @@ async def cancel_crawl(redis: Redis, settings: Settings, crawl_id: str) -> Cance
     async for batch in _batches(member async for member, _score in queued):
         removed, stopped = await frontier.sweep(batch)
         dropped, aborted = dropped + removed, aborted + stopped
-    await _fill_hosts(redis, frontier, crawl_id)
-    await redis.delete(keys.hosts, keys.origins)
+    await frontier.forget_hosts(crawl_id)
     return CancelResult(dropped=dropped, aborted=aborted)
 
 
@@ -118,5 +109,5 @@ async def resume_crawl(redis: Redis, settings: Settings, crawl_id: str) -> int:
     URLs it holds."""
     frontier = frontier_of(redis, settings)
     _check(await frontier.resume(crawl_id), crawl_id, "paused")
-    await _fill_hosts(redis, frontier, crawl_id)
+    await frontier.fill_crawl_hosts(crawl_id)
     return await _pending(redis, crawl_id)

@@ -45,6 +45,10 @@ def check_crawl_id(crawl_id: str) -> str:
     return crawl_id
 
 
+# a large real site (the Python docs: 500 pages, a big wiki: tens of thousands) fits; a trap ends
+DEFAULT_MAX_PAGES_PER_HOST = 100_000
+
+
 class CrawlSpec(BaseModel):
     """What a crawl fetches and how politely: fixed when the crawl is created."""
 
@@ -53,6 +57,9 @@ class CrawlSpec(BaseModel):
     depth: int = Field(default=2, ge=0)
     scope: Scope = "host"
     max_pages: int | None = Field(default=None, ge=1)
+    # pages fetched from one host (0: no limit): a calendar trap or a site of endless URLs ends
+    # at this many, the rest of its backlog dropped and counted as capped
+    max_pages_per_host: int = Field(default=DEFAULT_MAX_PAGES_PER_HOST, ge=0)
     allow: list[str] = Field(default_factory=list)
     deny: list[str] = Field(default_factory=list)
     obey_robots: bool = True
@@ -94,6 +101,9 @@ class CrawlCounters(BaseModel):
     queued: int = 0
     pending: int = 0
     seen: int = 0
+    # links not fetched because a page cap was reached: --max-pages (a link found again is
+    # counted again) or --max-pages-per-host (the host's backlog entries dropped)
+    capped: int = 0
     reasons: dict[str, int] = Field(default_factory=dict)
 
 

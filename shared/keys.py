@@ -5,11 +5,12 @@ Per crawl ``C``:
 - ``cf:crawls``          sorted set: crawl id -> creation time (ms), the index of all crawls
 - ``cf:C:meta``          hash: ``spec`` (JSON), ``state``, ``created_at``, ``finished_at``, and
                          what the Lua scripts read of the spec: ``host_limit``,
-                         ``host_delay_ms``, ``robots`` (1 or 0), ``max_pages``, ``depth``
+                         ``host_delay_ms``, ``robots`` (1 or 0), ``max_pages``, ``depth``,
+                         ``host_pages`` (the per-host page budget)
 - ``cf:C:stats``         hash of counters: ``fetched``, ``failed``, ``bytes``, ``queued`` (URLs
                          admitted), ``seen``, ``pending`` (backlog entries and jobs: 0 means the
                          crawl is complete), ``progress_at`` (ms: when a job of the crawl last
-                         closed)
+                         closed), ``capped`` (links not fetched for a page cap)
 - ``cf:C:seen:XYZ``      4,096 hashes, one per first 3 hex digits XYZ of a URL fingerprint:
                          the fingerprint's other digits -> 2 * shortest depth seen, + 1 once
                          the page has been fetched (so a re-fetch at a better depth counts
@@ -29,7 +30,7 @@ tag ``{H}``, so a Redis Cluster keeps a host's keys together:
                          host with a delay between request starts), ``crawls`` (how many
                          crawls the host's queues list), and per crawl ``C``: ``C:robots``
                          (the robots.txt job its backlog waits for), ``C:delay`` (robots.txt
-                         Crawl-delay, ms)
+                         Crawl-delay, ms), ``C:pages`` (pages promoted, for the budget)
 - ``cf:{H}:queues``      sorted set: crawl id -> its turn: the crawls with a backlog on the
                          host, the least recently served first
 - ``cf:{H}:C:backlog``   list: the crawl's URLs waiting for a slot of the host

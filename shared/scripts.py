@@ -97,6 +97,10 @@ class Claim:
     head: float | None
 
 
+# hosts filled per script call: a crawl of many hosts never blocks Redis for long
+HOSTS_BATCH = 500
+
+
 class Frontier:
     """The frontier's scripts on one Redis, for one arq queue.
 
@@ -138,13 +142,14 @@ class Frontier:
         robots: bool,
         max_pages: int,
         depth: int,
+        max_pages_per_host: int,
         seeds: Sequence[tuple[str, str]],
         crawls_index: str,
     ) -> tuple[int, int]:
         """seed.lua: (1 created / 0 added / -1 ended, seeds admitted); ``seeds`` are
         (fingerprint, url) pairs."""
         args: list[Any] = [crawl_id, spec_json, created_at, host_limit, host_delay_ms,
-                           int(robots), max_pages, depth]  # fmt: skip
+                           int(robots), max_pages, depth, max_pages_per_host]  # fmt: skip
         for fp, url in seeds:
             args += [fp, url]
         status, admitted = await self._frontier("seed", [crawls_index], args)
@@ -202,6 +207,24 @@ class Frontier:
         """fill_hosts.lua: promote URLs on these hosts' free slots."""
         return int(await self._frontier("fill_hosts", [], list(hosts)))
 
+    async def fill_crawl_hosts(self, crawl_id: str) -> None:
+        """fill_hosts.lua on every host where the crawl has a backlog, a batch at a time: a
+        resumed crawl's URLs are promoted; an ended crawl's state on each host is dropped, and
+        its hosts go to the crawls waiting on them."""
+        batch: list[str] = []
+        async for host in self.redis.sscan_iter(CrawlKeys(crawl_id).hosts, count=HOSTS_BATCH):
+            batch.append(host.decode())
+            if len(batch) >= HOSTS_BATCH:
+                await self.fill_hosts(batch)
+                batch = []
+        if batch:
+            await self.fill_hosts(batch)
+
+    async def forget_hosts(self, crawl_id: str) -> None:
+        """Drop an ended crawl's state on each of its hosts, then the set of its hosts."""
+        await self.fill_crawl_hosts(crawl_id)
+        await self.redis.delete(CrawlKeys(crawl_id).hosts)
+
     async def sweep(self, job_ids: Sequence[str | bytes]) -> tuple[int, int]:
         """sweep.lua: drop a cancelled crawl's queued jobs; (removed, aborted)."""
         removed, aborted = await self._frontier("sweep", [], list(job_ids))
@@ -219,12 +242,13 @@ class Frontier:
         ]  # fmt: skip
         return Claim(jobs, float(head) if head else None)
 
-    async def finish(self, crawl_id: str, finished_at: str) -> bool:
-        """finish.lua: mark the crawl done if nothing of it is pending."""
+    async def finish(self, crawl_id: str, finished_at: str) -> int:
+        """finish.lua: mark the crawl done if nothing of it is pending: 1 done now, 0 still
+        pending, -1 it had ended."""
         keys = CrawlKeys(crawl_id)
-        script_keys = [keys.meta, keys.stats, keys.hosts, keys.origins]
+        script_keys = [keys.meta, keys.stats, keys.origins]
         args = [finished_at, keys.seen, keys.robots("")]
-        return bool(await self._call("finish", script_keys, args))
+        return int(await self._call("finish", script_keys, args))
 
     async def cancel(self, crawl_id: str, finished_at: str) -> int:
         """cancel.lua: 0, -1 no such crawl, -2 ended."""

@@ -145,3 +145,17 @@ async def test_hostile_site_crawl_completes(hostile: HostileWeb, tight: Settings
     assert not any("\x00" in u for u in records)
     outside = [p for p in Path(settings.data_dir).iterdir() if p.name != "hostile"]
     assert outside == []
+
+
+async def test_a_calendar_trap_ends_at_the_host_page_budget(
+    hostile: HostileWeb, tight: Settings
+) -> None:
+    """A trap of endless next months, crawled 1,000 deep: the host's page budget ends it, the
+    month past the budget counted as capped, never fetched."""
+    spec = CrawlSpec(crawl_id="trap", seeds=[hostile.url("/calendar/0")], depth=1000,
+                     max_pages_per_host=25, obey_robots=False)  # fmt: skip
+    status = await crawl_in_process(tight, spec)
+    assert status.state is CrawlState.DONE
+    assert status.counters.fetched == 25 and status.counters.capped == 1
+    records = {r["url"] for r in read_manifest(tight.data_dir, "trap")}
+    assert records == {hostile.url(f"/calendar/{m}") for m in range(25)}

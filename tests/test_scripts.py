@@ -257,7 +257,32 @@ async def test_depth_limit_and_max_pages(redis: Redis, settings: Settings) -> No
     await seed_crawl(redis, settings, spec(crawl_id="c2", max_pages=3))
     links = [f"{SEED}{i}" for i in range(10)]
     assert await run(frontier, page(SEED, 0, crawl="c2"), links) == 2
-    assert (await load_status(redis, "c2")).counters.seen == 3
+    counters = (await load_status(redis, "c2")).counters
+    assert counters.seen == 3 and counters.capped == 8  # the 8 links turned away
+
+
+async def test_a_host_fetches_no_more_than_its_page_budget(
+    redis: Redis, settings: Settings
+) -> None:
+    """With max_pages_per_host 3, three pages of the host are promoted in all; the rest of its
+    backlog, and links to it found later, are dropped and counted as capped; other hosts go
+    on; the crawl still ends."""
+    await seed_crawl(redis, settings, spec(max_pages_per_host=3, per_host_concurrency=8))
+    frontier = Judged(redis, settings)
+    here = [f"{SEED}{i}" for i in range(10)]
+    there = [f"http://other.test/{i}" for i in range(2)]
+    await run(frontier, page(SEED, 0), here + there)
+    jobs = set(await queued(redis, settings))
+    assert len([j for j in jobs if j in {page(u).job_id for u in here}]) == 2
+    assert {page(u).job_id for u in there} <= jobs
+    for i, job_id in enumerate(sorted(jobs)):
+        url = next(u for u in here + there if page(u).job_id == job_id)
+        await run(frontier, page(url), [f"{SEED}late-{i}"])
+    status = await load_status(redis, "c1")
+    assert status.counters.capped == 8 + 4  # 8 left in the backlog, then 4 found later
+    assert status.counters.fetched == 5 and status.counters.pending == 0
+    assert set(await queued(redis, settings)) == {finalize_job_id("c1")}
+    assert await backlog(redis) == []
 
 
 async def test_last_job_queues_finalize_and_finish_marks_done(

@@ -214,8 +214,12 @@ class Frontier:
         return self._closed(done)
 
     async def finish(self, crawl_id: str) -> bool:
-        """Mark the crawl done if nothing of it is pending; True if it is now done."""
-        return await self.scripts.finish(crawl_id, datetime.now(UTC).isoformat())
+        """Mark the crawl done if nothing of it is pending, and drop its state on its hosts;
+        True if it is now done."""
+        ended = await self.scripts.finish(crawl_id, datetime.now(UTC).isoformat())
+        if ended != 0:  # done now, or before by a run of this job that died here
+            await self.scripts.forget_hosts(crawl_id)
+        return ended == 1
 
     async def best_depths(self, crawl_id: str, fingerprints: list[str]) -> list[int | None]:
         """The shortest known depth of each fingerprint (None if never seen)."""

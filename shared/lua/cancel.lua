@@ -1,8 +1,8 @@
 -- Cancel a crawl: mark it cancelled and zero its pending count. Its queued jobs (in arq's queue,
 -- which all crawls share) are dropped afterwards, a batch at a time (sweep.lua), and its
 -- backlogs with them (fill_hosts.lua); any job that a worker starts meanwhile sees the crawl
--- stopped and ends at once. Its seen URLs and robots.txt rules are dropped here (nothing
--- writes them once it has ended); its hosts and origins sets once the sweep is done.
+-- stopped and ends at once. Its seen URLs, robots.txt rules and origins are dropped here
+-- (nothing writes them once it has ended); its state on its hosts once the sweep is done.
 -- KEYS: meta, stats, origins
 -- ARGV: finished_at, seen prefix, robots prefix
 -- Returns 0, -1 if there is no such crawl, -2 if it has ended.
@@ -16,4 +16,5 @@ end
 redis.call('HSET', KEYS[2], 'pending', 0)
 redis.call('HSET', KEYS[1], 'state', 'cancelled', 'finished_at', ARGV[1])
 drop_crawl_state(ARGV[2], KEYS[3], ARGV[3])
+redis.call('DEL', KEYS[3])
 return 0

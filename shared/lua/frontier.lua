@@ -67,9 +67,10 @@ local function crawl_cfg(c)
   local cfg = crawls[c]
   if not cfg then
     local v = redis.call('HMGET', crawl_key(c, 'meta'), 'state', 'host_limit', 'host_delay_ms',
-                         'robots', 'max_pages', 'depth')
+                         'robots', 'max_pages', 'depth', 'host_pages')
     cfg = {state = v[1], limit = tonumber(v[2] or '8'), delay = tonumber(v[3] or '0'),
-           robots = v[4] == '1', max_pages = tonumber(v[5] or '0'), depth = tonumber(v[6] or '0')}
+           robots = v[4] == '1', max_pages = tonumber(v[5] or '0'), depth = tonumber(v[6] or '0'),
+           host_pages = tonumber(v[7] or '0')}
     crawls[c] = cfg
   end
   return cfg
@@ -82,7 +83,7 @@ end
 -- counters: read once per crawl, changed in Lua, written back in one HSET (flush_stats), with
 -- the time a job of the crawl last closed ('progress_at', ms), by which `status` tells a crawl
 -- that stalled
-local STAT_FIELDS = {'fetched', 'failed', 'bytes', 'queued', 'pending', 'seen'}
+local STAT_FIELDS = {'fetched', 'failed', 'bytes', 'queued', 'pending', 'seen', 'capped'}
 local stats = {}
 local function stat_table(c)
   local s = stats[c]
@@ -210,6 +211,7 @@ local function admit(c, fp, url, depth, hops, parent, new_origins)
     end
   else
     if cfg.max_pages > 0 and stat_table(c).seen >= cfg.max_pages then
+      bump(c, 'capped', 1)
       return 0
     end
     bump(c, 'seen', 1)
@@ -259,7 +261,7 @@ local function forget_crawl(host, c)
   if redis.call('ZREM', host_key(host, 'queues'), c) == 1 then
     redis.call('HINCRBY', state, 'crawls', -1)
   end
-  redis.call('HDEL', state, c .. ':robots', c .. ':delay')
+  redis.call('HDEL', state, c .. ':robots', c .. ':delay', c .. ':pages')
 end
 
 -- A host with a delay between request starts has one job at most queued and not started yet
@@ -284,19 +286,37 @@ local function ahead_open(h)
   return false
 end
 
--- Promote the crawl's next URLs on `host` while the crawl's slot limit allows. `h` is the
--- host's state as read by fill: busy (slots taken by every crawl), purged (whether the slots
--- were purged already in this call), next (the next job's earliest start), ahead (the job
--- queued and not started of a host with a delay), and the crawl's gate: robots (the
--- robots.txt job its backlog waits for), delay (its Crawl-delay, ms).
+-- A crawl that has had its budget of pages on a host (host_pages) fetches no more there: the
+-- rest of its backlog is dropped, counted as capped, and so is whatever is admitted later.
+local function over_budget(host, c, cfg, pages)
+  if cfg.host_pages == 0 or pages < cfg.host_pages then
+    return false
+  end
+  local backlog = crawl_host_key(host, c, 'backlog')
+  local dropped = redis.call('LLEN', backlog)
+  if dropped > 0 then
+    redis.call('DEL', backlog)
+    bump(c, 'pending', -dropped)
+    bump(c, 'capped', dropped)
+  end
+  return true
+end
+
+-- Promote the crawl's next URLs on `host` while the crawl's slot limit and page budget allow.
+-- `h` is the host's state as read by fill: busy (slots taken by every crawl), purged (whether
+-- the slots were purged already in this call), next (the next job's earliest start), ahead
+-- (the job queued and not started of a host with a delay), pages (crawl -> pages promoted,
+-- as changed in this call), and the crawl's gate: robots (the robots.txt job its backlog
+-- waits for), delay (its Crawl-delay, ms), and the pages it had promoted on the host.
 -- Returns true if it promoted anything.
-local function fill_crawl(host, c, h, robots_gate, crawl_delay)
+local function fill_crawl(host, c, h, robots_gate, crawl_delay, pages_promoted)
+  local pages = tonumber(pages_promoted or '0')
   local cfg = crawl_cfg(c)
   if not live(cfg) then
     forget_crawl(host, c)
     return false
   end
-  if cfg.state ~= 'running' or robots_gate then
+  if cfg.state ~= 'running' or robots_gate or over_budget(host, c, cfg, pages) then
     return false
   end
   local delay = math.max(cfg.delay, tonumber(crawl_delay or '0'))
@@ -309,7 +329,7 @@ local function fill_crawl(host, c, h, robots_gate, crawl_delay)
   end
   local backlog = crawl_host_key(host, c, 'backlog')
   local promoted, gated = false, false
-  while h.busy < cfg.limit and not gated do
+  while h.busy < cfg.limit and not gated and (cfg.host_pages == 0 or pages < cfg.host_pages) do
     local entry = redis.call('LPOP', backlog)
     if not entry then
       break
@@ -337,6 +357,8 @@ local function fill_crawl(host, c, h, robots_gate, crawl_delay)
         .. cmsgpack.pack(delay)
       local id = c .. ':' .. fingerprint(url) .. ':' .. depth
       queue_job(slots, id, job_payload('crawl_page', args, 6), start)
+      pages = pages + 1
+      h.pages[c] = pages
       if delay > 0 then
         h.ahead = start .. ' ' .. id
         gated = true
@@ -360,8 +382,9 @@ local function fill_queues(host, state, h)
   local last = tonumber(waiting[#waiting] or '0')
   for i = 1, #waiting, 2 do
     local crawl = waiting[i]
-    local gate = redis.call('HMGET', state, crawl .. ':robots', crawl .. ':delay')
-    if fill_crawl(host, crawl, h, gate[1], gate[2]) and #waiting > 2 then
+    local gate = redis.call('HMGET', state, crawl .. ':robots', crawl .. ':delay',
+                            crawl .. ':pages')
+    if fill_crawl(host, crawl, h, gate[1], gate[2], gate[3]) and #waiting > 2 then
       last = last + 1
       redis.call('ZADD', queues, 'XX', last, crawl)
     end
@@ -378,10 +401,11 @@ local done_waiting = {}
 local function fill(host, c)
   local slots = host_key(host, 'slots')
   local state = host_key(host, 'state')
-  local h = {busy = redis.call('ZCARD', slots), purged = false, paced = false}
+  local h = {busy = redis.call('ZCARD', slots), purged = false, paced = false, pages = {}}
   local v
   if c then
-    v = redis.call('HMGET', state, 'next', 'ahead', 'crawls', c .. ':robots', c .. ':delay')
+    v = redis.call('HMGET', state, 'next', 'ahead', 'crawls', c .. ':robots', c .. ':delay',
+                   c .. ':pages')
   else
     v = redis.call('HMGET', state, 'next', 'ahead')
   end
@@ -394,12 +418,21 @@ local function fill(host, c)
     h.ahead, h.next, h.paced = nil, math.max(h.next, done.next), true
   end
   if c and tonumber(v[3] or '0') <= 1 and live(crawl_cfg(c)) then
-    fill_crawl(host, c, h, v[4], v[5])
+    fill_crawl(host, c, h, v[4], v[5], v[6])
   else
     fill_queues(host, state, h)
   end
+  -- the host's pace and the crawls' page counts, in one write
+  local fields = {}
   if h.paced then
-    redis.call('HSET', state, 'next', h.next, 'ahead', h.ahead or '')
+    fields = {'next', h.next, 'ahead', h.ahead or ''}
+  end
+  for crawl, pages in pairs(h.pages) do
+    fields[#fields + 1] = crawl .. ':pages'
+    fields[#fields + 1] = pages
+  end
+  if #fields > 0 then
+    redis.call('HSET', state, unpack(fields))
   end
 end
 
