@@ -30,7 +30,7 @@ from shared.crawl import (
     check_crawl_id,
     new_crawl_id,
 )
-from shared.errors import CrawlfleetError, ServiceError, UnreadableCrawl
+from shared.errors import CrawlfleetError, LogFileError, ServiceError, UnreadableCrawl
 from shared.keys import worker_health_key
 from shared.logs import configure_logging
 from shared.settings import Settings
@@ -238,7 +238,10 @@ def main_options(
         if v is not None
     }
     settings = _settings(ctx)
-    configure_logging(settings.log_format, settings.log_level)
+    try:
+        configure_logging(settings.log_format, settings.log_level, settings.log_file)
+    except LogFileError as exc:
+        raise _fail(str(exc)) from None
 
 
 @app.command(epilog="Example: crawlfleet seed https://example.org --depth 2 --wait")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -10,11 +11,16 @@ import time
 from pathlib import Path
 from types import TracebackType
 
+from shared.errors import LogFileError
 from shared.settings import Settings
 
 
 class LocalWorkers:
-    """``count`` worker processes (``python -m workers``), each logging JSON lines to a file."""
+    """``count`` worker processes (``python -m workers``), each logging JSON lines to a file.
+
+    A worker's stderr is ours: what it says there (that its log file cannot be written, a
+    crash) reaches the user of ``run`` rather than the file that may be the problem.
+    """
 
     def __init__(self, settings: Settings, count: int, log_dir: Path) -> None:
         self.settings = settings
@@ -26,10 +32,22 @@ class LocalWorkers:
         return self.log_dir / f"worker-{index}.log"
 
     def start(self) -> LocalWorkers:
-        """Start the processes; they connect to ``settings.redis_url`` on their own."""
-        self.log_dir.mkdir(parents=True, exist_ok=True)
+        """Start the processes; they connect to ``settings.redis_url`` on their own.
+
+        Raises LogFileError, before any process starts, if a log file cannot be written.
+        """
+        for index in range(1, self.count + 1):
+            self._check_log_file(self.log_file(index))
         self.procs = [self._spawn(index) for index in range(1, self.count + 1)]
         return self
+
+    def _check_log_file(self, path: Path) -> None:
+        try:
+            with contextlib.suppress(FileExistsError):  # not a folder: opening a file says so
+                path.parent.mkdir(parents=True, exist_ok=True)
+            path.open("ab").close()
+        except OSError as exc:
+            raise LogFileError(f"cannot write worker log {path}: {exc.strerror}") from None
 
     def replace(self, index: int) -> None:
         """Start a new process in slot ``index`` (0-based) after the old one has exited."""
@@ -37,17 +55,18 @@ class LocalWorkers:
 
     def _spawn(self, number: int) -> subprocess.Popen[bytes]:
         worker = self.settings.model_copy(
-            update={"worker_id": f"local-{number}", "log_format": "json"}
+            update={
+                "worker_id": f"local-{number}",
+                "log_format": "json",
+                "log_file": self.log_file(number),
+            }
         )
-        env = {**os.environ, **worker.to_env()}
-        with self.log_file(number).open("ab") as log:
-            return subprocess.Popen(
-                [sys.executable, "-m", "workers"],
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+        return subprocess.Popen(
+            [sys.executable, "-m", "workers"],
+            env={**os.environ, **worker.to_env()},
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+        )
 
     def alive(self) -> int:
         """How many of the processes are still running."""

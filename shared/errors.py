@@ -7,7 +7,8 @@
      │    ├── UnknownCrawl
      │    └── CrawlNotRunning
      ├── ServiceError         a service we depend on is unavailable: exit code 2 on the CLI,
-     │    └── RedisUnavailable   retried with backoff inside workers
+     │    ├── RedisUnavailable   retried with backoff inside workers
+     │    └── LogFileError       the log file cannot be opened (a worker then does not start)
      └── UnreadableCrawl      a crawl's data in Redis is not what crawlfleet wrote
 
 A page that fails to fetch or parse is not an exception here: it is recorded with a reason
@@ -47,6 +48,10 @@ class ServiceError(CrawlfleetError):
 
 class RedisUnavailable(ServiceError):
     """Redis cannot be reached or refused the connection."""
+
+
+class LogFileError(ServiceError):
+    """The log file named in the settings cannot be opened for appending."""
 
 
 class UnreadableCrawl(CrawlfleetError):

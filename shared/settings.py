@@ -51,6 +51,8 @@ class Settings(BaseSettings):
     queue_name: str = "crawlfleet:queue"
     log_format: LogFormat = "auto"
     log_level: str = "info"
+    # log lines go here, appended, instead of stderr; stderr then only says when they cannot
+    log_file: Path | None = None
     worker_id: str = Field(default_factory=_default_worker_id)
 
     user_agent: str = DEFAULT_USER_AGENT
@@ -143,5 +145,6 @@ class Settings(BaseSettings):
         """These settings as environment variables, to hand them to a child process."""
         env: dict[str, str] = {}
         for name, value in self.model_dump().items():
-            env[f"CRAWLFLEET_{name.upper()}"] = str(value)
+            if value is not None:
+                env[f"CRAWLFLEET_{name.upper()}"] = str(value)
         return env

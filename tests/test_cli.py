@@ -201,6 +201,51 @@ def test_worker_and_seed_wait_then_sigterm(web: TestWeb, settings: Settings) -> 
     assert events[-1]["event"] == "worker stopped"
 
 
+def test_a_worker_whose_log_cannot_be_written_says_so_and_crawls_on(
+    web: TestWeb, settings: Settings
+) -> None:
+    """A worker logging to a full device crawls the whole site and says once on stderr why
+    its log is empty; it still stops cleanly."""
+    web.site = make_site(web.port, pages_per_host=10)
+    seed_url = web.url(0, "/p/0.html")
+    env = {
+        "REDIS_URL": settings.redis_url,
+        "CRAWLFLEET_DATA_DIR": str(settings.data_dir),
+        "CRAWLFLEET_LOG_FILE": "/dev/full",
+    }
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "workers"],
+        env={**os.environ, "CRAWLFLEET_LOG_FORMAT": "json", **env},
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        seeded = cli("seed", seed_url, "--crawl-id", "unlogged", "--wait", env=env)
+        assert seeded.returncode == 0, seeded.stderr
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        _, stderr = worker.communicate(timeout=30)
+    assert worker.returncode == 0, stderr
+    assert stderr.splitlines() == [
+        "crawlfleet: cannot write log to /dev/full (No space left on device); its lines are dropped"
+    ]
+    manifest = settings.data_dir / "unlogged" / "manifest.jsonl"
+    assert len(manifest.read_text().splitlines()) == len(
+        shortest_depths(web.site, [seed_url], 2, only_seed_hosts=True)
+    )
+
+
+def test_a_log_file_that_cannot_be_opened_is_one_line(tmp_path: Path, redis_url: str) -> None:
+    """`worker` with an unopenable log file, and `run` whose logs folder is a file, stop
+    before they start with the reason in one line."""
+    (tmp_path / "logs").write_text("a file where the logs folder should be")
+    log_file = str(tmp_path / "logs" / "w.log")
+    env = {"REDIS_URL": redis_url, "CRAWLFLEET_LOG_FILE": log_file}
+    assert_one_line_error(cli("worker", env=env), log_file, "Not a directory")
+    run = cli("run", "http://127.0.0.1:9/", "--data-dir", str(tmp_path))
+    assert_one_line_error(run, "cannot write worker log", "Not a directory")
+
+
 def test_run_with_embedded_redis(web: TestWeb, tmp_path: Path) -> None:
     """`run` with no REDIS_URL starts its own Redis and workers, crawls, and stops them;
     `--extractor fast` reaches the workers."""

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+
+from shared.errors import LogFileError
 from shared.logs import configure_logging
 from shared.settings import Settings
 from workers.worker import run_worker
@@ -10,7 +13,10 @@ from workers.worker import run_worker
 def main() -> None:
     """Run a worker with settings from ``CRAWLFLEET_*`` and ``REDIS_URL``."""
     settings = Settings()
-    configure_logging(settings.log_format, settings.log_level)
+    try:
+        configure_logging(settings.log_format, settings.log_level, settings.log_file)
+    except LogFileError as exc:
+        sys.exit(f"error: {exc}")
     run_worker(settings)
 
 
