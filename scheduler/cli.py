@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
 import time
@@ -18,6 +19,7 @@ from rich.table import Table
 
 from scheduler.control import CancelResult, cancel_crawl, pause_crawl, resume_crawl, seed_crawl
 from scheduler.embedded import EmbeddedRedis
+from scheduler.interrupt import Caught, resume_command, stop_signals_interrupt
 from scheduler.local import LocalWorkers
 from scheduler.progress import human_bytes, state_text, watch
 from shared.catalog import list_crawls, load_status
@@ -463,44 +465,82 @@ def run(
     started = time.monotonic()
     embedded: EmbeddedRedis | None = None
     try:
-        if "redis_url" not in settings.model_fields_set:
-            embedded = EmbeddedRedis(settings.data_dir / ".redis").start()
-            settings = settings.model_copy(update={"redis_url": embedded.url})
-        with LocalWorkers(settings, workers, settings.data_dir / "logs") as fleet:
-
-            def check_workers() -> None:
-                if fleet.alive() == 0:
-                    raise ServiceError(
-                        f"all workers exited; see {settings.data_dir / 'logs'}/worker-*.log"
-                    )
-
-            async def go() -> CrawlStatus:
-                async with connected(settings.redis_url) as redis:
-                    await seed_crawl(redis, settings, spec)
-                    err.print(f"crawl {spec.crawl_id}: {workers} worker(s), depth {spec.depth}")
-                    return await watch(
-                        redis,
-                        spec.crawl_id,
-                        console=err,
-                        wait_s=settings.redis_wait_s,
-                        stall_after_s=settings.stall_after_s,
-                        check=check_workers,
-                    )
-
-            final = _run(go())
+        with stop_signals_interrupt() as caught:
+            try:
+                if "redis_url" not in settings.model_fields_set:
+                    embedded = EmbeddedRedis(settings.data_dir / ".redis").start()
+                    settings = settings.model_copy(update={"redis_url": embedded.url})
+                done_before, final = _run_locally(settings, spec, workers)
+            except KeyboardInterrupt:
+                # the workers have stopped (their pages are back in Redis); Redis still runs
+                raise _interrupted(settings, spec.crawl_id, caught) from None
     except ServiceError as exc:
         raise _fail(str(exc)) from None
     finally:
         if embedded is not None:
             embedded.stop()
-    _summary(final, settings.data_dir, elapsed=time.monotonic() - started)
+    _summary(final, settings.data_dir, elapsed=time.monotonic() - started, done_before=done_before)
 
 
-def _summary(status: CrawlStatus, data_dir: Path, elapsed: float | None = None) -> None:
+def _run_locally(settings: Settings, spec: CrawlSpec, workers: int) -> tuple[int, CrawlStatus]:
+    """Start ``workers`` local workers, seed the crawl and watch it until it ends; returns the
+    pages it had done already (a resumed crawl) and its final status."""
+    with LocalWorkers(settings, workers, settings.data_dir / "logs") as fleet:
+
+        def check_workers() -> None:
+            if fleet.alive() == 0:
+                raise ServiceError(
+                    f"all workers exited; see {settings.data_dir / 'logs'}/worker-*.log"
+                )
+
+        async def go() -> tuple[int, CrawlStatus]:
+            async with connected(settings.redis_url) as redis:
+                await seed_crawl(redis, settings, spec)
+                before = (await load_status(redis, spec.crawl_id)).counters
+                err.print(f"crawl {spec.crawl_id}: {workers} worker(s), depth {spec.depth}")
+                return before.fetched + before.failed, await watch(
+                    redis,
+                    spec.crawl_id,
+                    console=err,
+                    wait_s=settings.redis_wait_s,
+                    stall_after_s=settings.stall_after_s,
+                    check=check_workers,
+                )
+
+        return _run(go())
+
+
+def _interrupted(settings: Settings, crawl_id: str, caught: Caught) -> typer.Exit:
+    """Say where an interrupted ``run`` left its crawl and how to resume it."""
+
+    async def counts() -> str:
+        async with connected(settings.redis_url) as redis:
+            c = (await load_status(redis, crawl_id)).counters
+        return f": {c.fetched} fetched, {c.failed} failed, {c.pending} to go"
+
+    try:
+        so_far = asyncio.run(counts())
+    except (CrawlfleetError, OSError):
+        so_far = ""  # interrupted before the crawl was seeded, or Redis is gone
+    with contextlib.suppress(OSError):  # a hang-up may have taken the terminal
+        err.print(
+            f"interrupted by {caught.name}: crawl {crawl_id} stopped{so_far}\n"
+            f"resume it with: {resume_command(sys.argv[1:], crawl_id)}",
+            highlight=False,
+            soft_wrap=True,
+        )
+    return typer.Exit(caught.exit_code)
+
+
+def _summary(
+    status: CrawlStatus, data_dir: Path, elapsed: float | None = None, done_before: int = 0
+) -> None:
     c = status.counters
     took = ""
     if elapsed is not None:
-        took = f" in {elapsed:.1f}s ({(c.fetched + c.failed) / max(elapsed, 1e-3):.1f} pages/s)"
+        rate = (c.fetched + c.failed - done_before) / max(elapsed, 1e-3)
+        before = f"; {done_before} pages were done before this run" if done_before else ""
+        took = f" in {elapsed:.1f}s ({rate:.1f} pages/s{before})"
     root = data_dir / status.crawl_id
     capped = f", {c.capped} not fetched (page caps)" if c.capped else ""
     out.print(

@@ -79,7 +79,9 @@ class EmbeddedRedis:
             "--daemonize", "no",
             *(["--requirepass", self.password] if self.password else []),
         ]  # fmt: skip
-        self._proc = subprocess.Popen(args, stdin=subprocess.DEVNULL)
+        # in a session of its own: a terminal's Ctrl-C must not stop Redis before the workers
+        # have handed their pages back to it
+        self._proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:

@@ -66,6 +66,7 @@ class LocalWorkers:
             env={**os.environ, **worker.to_env()},
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
+            start_new_session=True,  # a terminal's signals reach run, which stops us in order
         )
 
     def alive(self) -> int:
@@ -73,17 +74,21 @@ class LocalWorkers:
         return sum(p.poll() is None for p in self.procs)
 
     def stop(self) -> None:
-        """SIGTERM every process, wait for the grace period, then kill what is left."""
+        """SIGTERM every process, wait for the grace period, then kill what is left (at once
+        if a second Ctrl-C or SIGTERM cuts the wait short)."""
         for proc in self.procs:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + self.settings.shutdown_grace_s + 5
-        for proc in self.procs:
-            try:
-                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        try:
+            for proc in self.procs:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        finally:
+            for proc in self.procs:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
 
     def __enter__(self) -> LocalWorkers:
         return self.start()
