@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import fcntl
 import importlib.util
+import os
 import shutil
 import subprocess
 import tempfile
@@ -32,6 +34,10 @@ def redis_server_binary() -> Path:
     return Path(found)
 
 
+# in the Redis folder: held by the process whose server uses the folder, and names its pid
+LOCK_FILE = "lock"
+
+
 class EmbeddedRedis:
     """A redis-server child process with append-only persistence in ``data_dir``.
 
@@ -49,6 +55,7 @@ class EmbeddedRedis:
         self._sockdir = Path(tempfile.mkdtemp(prefix="crawlfleet-"))
         self.socket = self._sockdir / "redis.sock"
         self._proc: subprocess.Popen[bytes] | None = None
+        self._lock: int | None = None
 
     @property
     def url(self) -> str:
@@ -61,8 +68,13 @@ class EmbeddedRedis:
         return None if self._proc is None else self._proc.pid
 
     def start(self, timeout: float = 15.0) -> EmbeddedRedis:
-        """Start the server (again, after ``stop``) and wait until it answers PING."""
+        """Start the server (again, after ``stop``) and wait until it answers PING.
+
+        Raises ServiceError if another process runs a server on the same folder: two servers
+        appending to one file would each lose the other's writes.
+        """
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        lock = self._take_lock()
         self._sockdir.mkdir(parents=True, exist_ok=True)
         args = [
             str(redis_server_binary()),
@@ -81,7 +93,11 @@ class EmbeddedRedis:
         ]  # fmt: skip
         # in a session of its own: a terminal's Ctrl-C must not stop Redis before the workers
         # have handed their pages back to it
-        self._proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, start_new_session=True)
+        # the server holds the folder's lock too: if we die, no other run may start a second
+        # server on the same append-only file while it lives
+        self._proc = subprocess.Popen(
+            args, stdin=subprocess.DEVNULL, start_new_session=True, pass_fds=(lock,)
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
@@ -94,6 +110,25 @@ class EmbeddedRedis:
             time.sleep(0.05)
         self.stop()
         raise ServiceError(f"embedded redis-server did not start within {timeout:.0f}s")
+
+    def _take_lock(self) -> int:
+        if self._lock is not None:
+            return self._lock
+        fd = os.open(self.data_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            raise ServiceError(
+                f"{self.data_dir} is in use by process {holder} (another crawlfleet run) or "
+                "the Redis it started: "
+                "wait for it to end, or use another --data-dir"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        self._lock = fd  # held, and so the folder, until stop()
+        return fd
 
     def _ping(self) -> bool:
         try:
@@ -114,6 +149,9 @@ class EmbeddedRedis:
                 self._proc.kill()
                 self._proc.wait()
         self._proc = None
+        if self._lock is not None:
+            os.close(self._lock)  # closing the file releases the lock
+            self._lock = None
         if remove_socket_dir:
             shutil.rmtree(self._sockdir, ignore_errors=True)
 
