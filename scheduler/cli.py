@@ -35,7 +35,7 @@ from shared.crawl import (
 from shared.errors import CrawlfleetError, LogFileError, ServiceError, UnreadableCrawl
 from shared.keys import worker_health_key
 from shared.logs import configure_logging
-from shared.settings import Settings
+from shared.settings import Settings, setting_error
 from shared.urls import canonical_seed
 
 T = TypeVar("T")
@@ -169,9 +169,7 @@ def _settings(ctx: typer.Context, **overrides: Any) -> Settings:
     try:
         return Settings(**values)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise _fail(f"invalid setting {where}: {first['msg']}") from None
+        raise _fail(setting_error(exc)) from None
 
 
 def _run(coro: Coroutine[Any, Any, T]) -> T:

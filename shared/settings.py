@@ -11,8 +11,9 @@ import socket
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from redis.connection import parse_url
 
 LogFormat = Literal["auto", "json", "console"]
 # how workers extract links: beautifulsoup4 on lxml, or lxml alone (same links, less CPU)
@@ -89,6 +90,16 @@ class Settings(BaseSettings):
     # how often a job of a paused crawl that was already taken is looked at again
     pause_poll_s: float = Field(default=5.0, gt=0)
 
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str) -> str:
+        # a URL that cannot name a server fails at start: retried, it would be waited on forever
+        try:
+            parse_url(value)  # type: ignore[no-untyped-call]
+        except ValueError as exc:
+            raise ValueError(f"not a Redis URL: {exc}") from None
+        return value
+
     @field_validator("log_level")
     @classmethod
     def _known_level(cls, value: str) -> str:
@@ -148,3 +159,11 @@ class Settings(BaseSettings):
             if value is not None:
                 env[f"CRAWLFLEET_{name.upper()}"] = str(value)
         return env
+
+
+def setting_error(exc: ValidationError) -> str:
+    """The first invalid setting of ``exc``, in one line (the value is left out: it may hold
+    a password)."""
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"])
+    return f"invalid setting {where}: {first['msg'].removeprefix('Value error, ')}"

@@ -63,6 +63,41 @@ def test_unreachable_redis_is_one_line_exit_2(command: list[str]) -> None:
     assert_one_line_error(cli("--redis-url", url, *command), "cannot reach Redis", url)
 
 
+INVALID_REDIS_URLS = pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("redis://:s3cret@localhost:notaport/0", "Port could not be cast to integer"),
+        ("http://localhost:6379/0", "must specify one of the following schemes"),
+    ],
+)
+
+
+@pytest.mark.parametrize("command", [["worker"], ["status"], ["run", "http://127.0.0.1:9/"]])
+@INVALID_REDIS_URLS
+def test_an_invalid_redis_url_is_one_line_exit_2(command: list[str], url: str, why: str) -> None:
+    """A Redis URL that cannot name a server stops a command at once (a worker would wait
+    for it forever), in one line without the password."""
+    result = cli("--redis-url", url, *command)
+    assert_one_line_error(result, "invalid setting redis_url: not a Redis URL", why)
+    assert "s3cret" not in result.stderr
+
+
+@INVALID_REDIS_URLS
+def test_a_worker_process_with_an_invalid_redis_url_exits_1(url: str, why: str) -> None:
+    """A worker process (as run and compose start them) says why in one line and exits."""
+    worker = subprocess.run(
+        [sys.executable, "-m", "workers"],
+        env={**os.environ, "REDIS_URL": url},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    lines = worker.stderr.splitlines()
+    assert worker.returncode == 1 and len(lines) == 1, worker.stderr
+    assert lines[0].startswith("error: invalid setting redis_url: not a Redis URL: ")
+    assert why in lines[0] and "s3cret" not in lines[0]
+
+
 def test_redis_password_is_not_printed() -> None:
     """A password in the Redis URL never appears in an error."""
     url = f"redis://:s3cret@127.0.0.1:{free_port()}/0"

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import sys
 
+from pydantic import ValidationError
+
 from shared.errors import LogFileError
 from shared.logs import configure_logging
-from shared.settings import Settings
+from shared.settings import Settings, setting_error
 from workers.worker import run_worker
 
 
 def main() -> None:
     """Run a worker with settings from ``CRAWLFLEET_*`` and ``REDIS_URL``."""
-    settings = Settings()
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        sys.exit(f"error: {setting_error(exc)}")
     try:
         configure_logging(settings.log_format, settings.log_level, settings.log_file)
     except LogFileError as exc:
