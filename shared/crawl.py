@@ -49,6 +49,13 @@ def check_crawl_id(crawl_id: str) -> str:
 DEFAULT_MAX_PAGES_PER_HOST = 100_000
 
 
+# a media type or a family (``image/``) of one of the registered top-level types (RFC 6838)
+_CONTENT_TYPE = re.compile(
+    r"(application|audio|font|haptics|image|message|model|multipart|text|video)/"
+    r"([a-z0-9][a-z0-9!#$&^_.+-]*)?"
+)
+
+
 class CrawlSpec(BaseModel):
     """What a crawl fetches and how politely: fixed when the crawl is created."""
 
@@ -78,6 +85,17 @@ class CrawlSpec(BaseModel):
             return True
         mime = (content_type or "").split(";", 1)[0].strip().lower()
         return any(mime.startswith(t) if t.endswith("/") else mime == t for t in self.content_types)
+
+    @field_validator("content_types")
+    @classmethod
+    def _known_content_types(cls, types: list[str]) -> list[str]:
+        for name in types:
+            if not _CONTENT_TYPE.fullmatch(name):
+                raise ValueError(
+                    f"unknown content type {name!r}: give a type such as text/html or a "
+                    "family such as image/"
+                )
+        return types
 
     @field_validator("allow", "deny")
     @classmethod

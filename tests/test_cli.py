@@ -118,6 +118,8 @@ def test_unknown_crawl_is_one_line_exit_2(command: list[str], redis_url: str) ->
         (["seed", "http://e.org/", "--crawl-id", "../x"], ["invalid crawl id"]),
         (["status", "a/b"], ["invalid crawl id"]),
         (["seed", "http://e.org/", "--deny", "(unclosed"], ["invalid regular expression"]),
+        (["seed", "http://e.org/", "--content-type", "foo/bar"], ["unknown content type"]),
+        (["run", "http://e.org/", "--content-type", "html"], ["unknown content type 'html'"]),
     ],
 )
 def test_bad_options_are_one_line_exit_2(args: list[str], words: list[str], redis_url: str) -> None:
