@@ -36,6 +36,7 @@ from shared.errors import CrawlfleetError, LogFileError, ServiceError, Unreadabl
 from shared.keys import worker_health_key
 from shared.logs import configure_logging
 from shared.settings import Settings, setting_error
+from shared.storage import CrawlLayout
 from shared.urls import canonical_seed
 
 T = TypeVar("T")
@@ -533,6 +534,8 @@ def _interrupted(settings: Settings, crawl_id: str, caught: Caught) -> typer.Exi
 def _summary(
     status: CrawlStatus, data_dir: Path, elapsed: float | None = None, done_before: int = 0
 ) -> None:
+    """Print what a crawl did and where its files are; exit 1, saying why the seeds failed,
+    if it ended with no page fetched."""
     c = status.counters
     took = ""
     if elapsed is not None:
@@ -541,14 +544,45 @@ def _summary(
         took = f" in {elapsed:.1f}s ({rate:.1f} pages/s{before})"
     root = data_dir / status.crawl_id
     capped = f", {c.capped} not fetched (page caps)" if c.capped else ""
+    reasons = sorted(c.reasons.items(), key=lambda kv: (-kv[1], kv[0]))
+    why = "".join(f"\n  errors    {n} {reason}" for reason, n in reasons[:_REASONS_SHOWN])
     out.print(
         f"crawl {status.crawl_id} {status.state.value}{took}\n"
-        f"  pages     {c.fetched} fetched, {c.failed} failed{capped}, {human_bytes(c.bytes)}\n"
+        f"  pages     {c.fetched} fetched, {c.failed} failed{capped}, {human_bytes(c.bytes)}"
+        f"{why}\n"
         f"  files     {root / 'pages'}\n"
         f"  manifest  {root / 'manifest.jsonl'}",
         highlight=False,
         soft_wrap=True,
     )
+    if status.state is CrawlState.DONE and c.fetched == 0 and c.failed:
+        seeds = _seed_errors(CrawlLayout(data_dir, status.crawl_id))
+        err.print(
+            f"[bold red]error:[/bold red] no page could be fetched{seeds}",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(1)
+
+
+# the failure reasons the summary shows, the commonest first
+_REASONS_SHOWN = 5
+
+
+def _seed_errors(layout: CrawlLayout) -> str:
+    """Why each seed failed, from the manifest (empty if it cannot be read here: the workers'
+    data directory may not be this machine's)."""
+    try:
+        lines = layout.manifest.read_text().splitlines()
+    except OSError:
+        return ""
+    said = []
+    for line in lines:
+        with contextlib.suppress(ValueError):
+            record = json.loads(line)
+            if record.get("depth") == 0 and record.get("error"):
+                said.append(f"{record['url']}: {record['error']}")
+    return "".join(f"\n  {line}" for line in said[:_REASONS_SHOWN])
 
 
 def main() -> None:

@@ -272,6 +272,21 @@ def test_a_worker_whose_log_cannot_be_written_says_so_and_crawls_on(
     )
 
 
+def test_a_crawl_that_fetched_nothing_says_why_and_exits_1(tmp_path: Path) -> None:
+    """A seed nothing answers on: the summary counts the failures by reason, and the run
+    exits 1 with the seed's own error."""
+    seed = f"http://127.0.0.1:{free_port()}/"
+    result = cli(
+        "run", seed, "--depth", "0", "--retries", "0", "--ignore-robots",
+        "--data-dir", str(tmp_path), "--crawl-id", "nothing",
+    )  # fmt: skip
+    assert result.returncode == 1, result
+    assert "  pages     0 fetched, 1 failed, 0 B\n  errors    1 connect\n" in result.stdout
+    said = result.stderr.splitlines()[-2:]
+    assert said[0] == "error: no page could be fetched", result.stderr
+    assert said[1].startswith(f"  {seed}: connect: ") and "Traceback" not in result.stderr
+
+
 def test_a_log_file_that_cannot_be_opened_is_one_line(tmp_path: Path, redis_url: str) -> None:
     """`worker` with an unopenable log file, and `run` whose logs folder is a file, stop
     before they start with the reason in one line."""
