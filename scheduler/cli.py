@@ -279,7 +279,7 @@ def seed(
                 return None
             return await watch(
                 redis, spec.crawl_id, console=err, wait_s=settings.redis_wait_s,
-                stall_after_s=settings.stall_after_s,
+                stall_after_s=settings.stall_after_s, queue_name=settings.queue_name,
             )  # fmt: skip
 
     final = _run(go())

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
-from shared.catalog import load_status
+from shared.catalog import load_status, workers_serving
 from shared.connections import REDIS_ERRORS
 from shared.crawl import CrawlStatus
 from shared.errors import RedisUnavailable
@@ -94,43 +94,80 @@ async def watch(
     wait_s: float = 60.0,
     stall_after_s: float = 300.0,
     check: Callable[[], None] | None = None,
+    queue_name: str | None = None,
 ) -> CrawlStatus:
     """Show progress until the crawl has ended; return its final status.
 
     A Redis outage is reported once and waited out for up to ``wait_s`` seconds; a crawl that
     closed no page for ``stall_after_s`` is shown as stalled. ``check`` is called every
     interval and may raise to stop watching (``run`` uses it to notice that its workers died).
+    With ``queue_name``, a crawl that no worker of that queue has served for
+    ``NO_WORKER_HINT_S`` is told once how to start one.
     """
     console = console or Console(stderr=True)
     poller = _Poller(redis, crawl_id, console, wait_s)
     started = time.monotonic()
     status = await poller.status()
     first_done = status.counters.fetched + status.counters.failed
-    plain_every = 5.0
-    last_plain = 0.0
+    hint = _NoWorkerHint(redis, queue_name, console, started) if queue_name else None
 
-    def rate_of(s: CrawlStatus) -> float:
+    def line_of(s: CrawlStatus) -> str:
         done = s.counters.fetched + s.counters.failed - first_done
-        return done / max(time.monotonic() - started, 1e-3)
+        return progress_line(s, done / max(time.monotonic() - started, 1e-3), stall_after_s)
+
+    async def next_status() -> CrawlStatus:
+        await asyncio.sleep(interval)
+        if check is not None:
+            check()
+        if hint is not None:
+            await hint.look()
+        return await poller.status()
 
     if console.is_terminal:
-        line = progress_line(status, 0.0, stall_after_s)
-        with Live(Text(line), console=console, transient=True) as live:
+        with Live(Text(line_of(status)), console=console, transient=True) as live:
             while status.state.live:
-                await asyncio.sleep(interval)
-                if check is not None:
-                    check()
-                status = await poller.status()
-                live.update(Text(progress_line(status, rate_of(status), stall_after_s)))
+                status = await next_status()
+                live.update(Text(line_of(status)))
     else:
+        last_plain = 0.0
         while status.state.live:
-            now = time.monotonic()
-            if now - last_plain >= plain_every:
-                line = progress_line(status, rate_of(status), stall_after_s)
-                print(line, file=sys.stderr, flush=True)
-                last_plain = now
-            await asyncio.sleep(interval)
-            if check is not None:
-                check()
-            status = await poller.status()
+            if time.monotonic() - last_plain >= _PLAIN_EVERY_S:
+                print(line_of(status), file=sys.stderr, flush=True)
+                last_plain = time.monotonic()
+            status = await next_status()
     return status
+
+
+# how often a non-terminal gets a progress line
+_PLAIN_EVERY_S = 5.0
+# how long a crawl may go without a worker on its queue before the user is told how to start one
+NO_WORKER_HINT_S = 5.0
+
+
+class _NoWorkerHint:
+    """Says once, if no worker serves the queue ``NO_WORKER_HINT_S`` after watching began,
+    that the crawl waits for one and how to start one."""
+
+    def __init__(self, redis: Redis, queue_name: str, console: Console, since: float) -> None:
+        self.redis = redis
+        self.queue_name = queue_name
+        self.console = console
+        self.since = since
+        self.done = False
+
+    async def look(self) -> None:
+        if self.done or time.monotonic() - self.since < NO_WORKER_HINT_S:
+            return
+        try:
+            serving = await workers_serving(self.redis, self.queue_name)
+        except REDIS_ERRORS:
+            return  # the poller reports an outage
+        self.done = True
+        if not serving:
+            self.console.print(
+                f"no worker serves queue {self.queue_name} yet: the crawl waits for one. "
+                "Start one with `crawlfleet worker` (same REDIS_URL), or "
+                "`docker compose up -d --scale worker=N`",
+                highlight=False,
+                soft_wrap=True,
+            )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 
 from pydantic import ValidationError
@@ -9,11 +10,21 @@ from redis.asyncio import Redis
 
 from shared.crawl import CrawlCounters, CrawlSpec, CrawlState, CrawlStatus
 from shared.errors import UnknownCrawl, UnreadableCrawl
-from shared.keys import CRAWLS_INDEX, CrawlKeys
+from shared.keys import CRAWLS_INDEX, CrawlKeys, fleet_key
+
+# a worker says every second that it serves its queue (workers/arq_worker.py); one that has
+# been silent this long is taken to be gone
+WORKER_SILENT_MS = 5000
 
 
 def _text(value: bytes | None) -> str | None:
     return None if value is None else value.decode()
+
+
+async def workers_serving(redis: Redis, queue_name: str) -> int:
+    """How many workers said lately that they serve ``queue_name``."""
+    since = int(time.time() * 1000) - WORKER_SILENT_MS
+    return int(await redis.zcount(fleet_key(queue_name), since, "+inf"))
 
 
 async def load_spec(redis: Redis, crawl_id: str) -> CrawlSpec:

@@ -188,6 +188,31 @@ def test_an_unreadable_crawl_is_one_line_and_the_others_are_listed(redis_url: st
     assert one.returncode == 2 and one.stdout == "" and len(one.stderr.strip().splitlines()) == 1
 
 
+def test_seed_wait_without_a_worker_says_how_to_start_one(redis_url: str) -> None:
+    """`seed --wait` on a queue no worker serves says so within seconds, and waits on."""
+    seeder = subprocess.Popen(
+        [sys.executable, "-m", "scheduler", "--redis-url", redis_url, "seed",
+         "http://127.0.0.1:9/", "--crawl-id", "unserved", "--wait"],
+        env={**os.environ, "CRAWLFLEET_QUEUE_NAME": "crawlfleet:unserved"},
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert seeder.stderr is not None
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            line = seeder.stderr.readline()
+            if "no worker serves" in line:
+                break
+            assert line, "seed --wait ended without the hint"
+        else:
+            raise AssertionError("no hint within 60 s")
+        assert line.startswith("no worker serves queue crawlfleet:unserved yet")
+        assert "crawlfleet worker" in line and seeder.poll() is None
+    finally:
+        seeder.kill()
+        seeder.communicate()
+
+
 def test_worker_and_seed_wait_then_sigterm(web: TestWeb, settings: Settings) -> None:
     """A worker process crawls what `seed --wait` queued, logs JSON lines, exits 0 on SIGTERM."""
     web.site = make_site(web.port, pages_per_host=10)
@@ -212,6 +237,7 @@ def test_worker_and_seed_wait_then_sigterm(web: TestWeb, settings: Settings) -> 
         assert seeded.returncode == 0, seeded.stderr
         assert seeded.stdout.startswith("waited\n")
         assert "crawl waited done" in seeded.stdout and "manifest.jsonl" in seeded.stdout
+        assert "no worker serves" not in seeded.stderr
     finally:
         time.sleep(0.2)
         worker.send_signal(signal.SIGTERM)

@@ -11,6 +11,7 @@ from arq.jobs import deserialize_job_raw
 from arq.utils import ms_to_datetime, timestamp_ms
 from arq.worker import Retry, RetryJob, Worker, logger
 
+from shared.catalog import WORKER_SILENT_MS
 from shared.keys import ABORT_JOBS, fleet_key
 from shared.scripts import Claimed, Frontier
 
@@ -236,7 +237,7 @@ class FleetWorker(Worker):
         key, now = fleet_key(self.queue_name), timestamp_ms()
         async with self.pool.pipeline(transaction=False) as pipe:
             pipe.zadd(key, {self.health_check_key: now})
-            pipe.zremrangebyscore(key, "-inf", now - int(_COUNT_EVERY_S * 5000))
+            pipe.zremrangebyscore(key, "-inf", now - WORKER_SILENT_MS)
             pipe.zcard(key)
             pipe.exists(ABORT_JOBS)
             *_, count, aborts = await pipe.execute()
