@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Coroutine
 from enum import StrEnum
+from importlib import metadata
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -46,35 +47,44 @@ app = typer.Typer(
     help="A distributed web crawler: arq workers over Redis, pages on a shared volume.",
     no_args_is_help=True,
     add_completion=False,
-    rich_markup_mode="rich",
+    rich_markup_mode=None,
     pretty_exceptions_enable=False,
 )
 out = Console()
 err = Console(stderr=True)
 
 # options shared by `seed` and `run`
-Urls = Annotated[list[str], typer.Argument(help="Seed URLs (absolute http or https).")]
+Urls = Annotated[
+    list[str], typer.Argument(metavar="URL", help="Seed URLs (absolute http or https).")
+]
 Depth = Annotated[
-    int, typer.Option("--depth", "-d", min=0, help="Follow links this many hops from a seed.")
+    int,
+    typer.Option(
+        "--depth", "-d", metavar="N", min=0, help="Follow links this many hops from a seed."
+    ),
 ]
 CrawlId = Annotated[
-    str | None, typer.Option("--crawl-id", help="Name the crawl (default: time + random).")
+    str | None,
+    typer.Option("--crawl-id", metavar="ID", help="Name the crawl (default: time + random)."),
 ]
 ScopeOpt = Annotated[
     str,
     typer.Option(
         "--scope",
-        help="Which links to follow: [b]host[/b] (the seeds' hosts), [b]domain[/b] "
-        "(their registered domains), [b]any[/b].",
+        metavar="host|domain|any",
+        help="Which links to follow: host (the seeds' hosts), domain "
+        "(their registered domains), any.",
     ),
 ]
 MaxPages = Annotated[
-    int | None, typer.Option("--max-pages", min=1, help="Fetch at most this many URLs.")
+    int | None,
+    typer.Option("--max-pages", metavar="N", min=1, help="Fetch at most this many URLs."),
 ]
 MaxPagesPerHost = Annotated[
     int,
     typer.Option(
         "--max-pages-per-host",
+        metavar="N",
         min=0,
         help="Fetch at most this many pages of one host (0: no limit); the rest of its URLs "
         "are counted as capped.",
@@ -82,34 +92,46 @@ MaxPagesPerHost = Annotated[
 ]
 Allow = Annotated[
     list[str] | None,
-    typer.Option("--allow", help="Follow only links matching this regex (repeatable)."),
+    typer.Option(
+        "--allow", metavar="REGEX", help="Follow only links matching this regex (repeatable)."
+    ),
 ]
 Deny = Annotated[
-    list[str] | None, typer.Option("--deny", help="Never follow links matching this regex.")
+    list[str] | None,
+    typer.Option("--deny", metavar="REGEX", help="Never follow links matching this regex."),
 ]
 IgnoreRobots = Annotated[
     bool, typer.Option("--ignore-robots", help="Do not obey robots.txt (obeyed by default).")
 ]
 PerHostConcurrency = Annotated[
     int,
-    typer.Option("--per-host-concurrency", min=1, help="Requests in flight per host, fleet-wide."),
+    typer.Option(
+        "--per-host-concurrency",
+        metavar="N",
+        min=1,
+        help="Requests in flight per host, fleet-wide.",
+    ),
 ]
 PerHostDelay = Annotated[
     float,
     typer.Option(
         "--per-host-delay",
+        metavar="SECONDS",
         min=0,
         help="Seconds between request starts per host, fleet-wide (or robots Crawl-delay).",
     ),
 ]
 Retries = Annotated[
     int,
-    typer.Option("--retries", min=0, help="Retries of timeouts, connect errors, 429 and 5xx."),
+    typer.Option(
+        "--retries", metavar="N", min=0, help="Retries of timeouts, connect errors, 429 and 5xx."
+    ),
 ]
 MaxBytes = Annotated[
     int | None,
     typer.Option(
         "--max-bytes-per-page",
+        metavar="BYTES",
         min=1,
         help="Cut bodies there, marked truncated (default: 10 MiB, env CRAWLFLEET_MAX_PAGE_BYTES).",
     ),
@@ -118,6 +140,7 @@ ContentTypes = Annotated[
     list[str] | None,
     typer.Option(
         "--content-type",
+        metavar="TYPE",
         help="Store bodies of this type (text/html) or family (image/) only; repeatable "
         "(default: all). Every URL still gets its record.",
     ),
@@ -131,7 +154,8 @@ AllowPrivate = Annotated[
     ),
 ]
 Concurrency = Annotated[
-    int | None, typer.Option("--concurrency", "-c", min=1, help="Requests in flight per worker.")
+    int | None,
+    typer.Option("--concurrency", "-c", metavar="N", min=1, help="Requests in flight per worker."),
 ]
 
 
@@ -146,13 +170,16 @@ ExtractorOpt = Annotated[
     ExtractorChoice | None,
     typer.Option(
         "--extractor",
-        help="How workers extract links: [b]bs4[/b] (beautifulsoup4, the default) or [b]fast[/b] "
+        metavar="bs4|fast",
+        help="How workers extract links: bs4 (beautifulsoup4, the default) or fast "
         "(lxml alone: the same links for much less CPU) (env CRAWLFLEET_EXTRACTOR).",
     ),
 ]
 DataDir = Annotated[
     Path | None,
-    typer.Option("--data-dir", help="Where pages are written (env CRAWLFLEET_DATA_DIR)."),
+    typer.Option(
+        "--data-dir", metavar="DIR", help="Where pages are written (env CRAWLFLEET_DATA_DIR)."
+    ),
 ]
 
 
@@ -212,21 +239,42 @@ def _spec_from_options(params: dict[str, Any]) -> CrawlSpec:
                  content_types=types, **options)  # fmt: skip
 
 
+def _print_version(asked: bool) -> None:
+    if asked:
+        out.print(f"crawlfleet {metadata.version('crawlfleet')}", highlight=False)
+        raise typer.Exit()
+
+
 @app.callback()
 def main_options(
     ctx: typer.Context,
     redis_url: Annotated[
         str | None,
-        typer.Option("--redis-url", envvar="REDIS_URL", help="Redis to use.", show_default=False),
+        typer.Option(
+            "--redis-url",
+            metavar="URL",
+            envvar="REDIS_URL",
+            help="Redis to use.",
+            show_default=False,
+        ),
     ] = None,
     log_format: Annotated[
-        str | None, typer.Option("--log-format", help="auto, json or console.")
+        str | None,
+        typer.Option("--log-format", metavar="auto|json|console", help="auto, json or console."),
     ] = None,
-    log_level: Annotated[str | None, typer.Option("--log-level", help="debug, info, ...")] = None,
+    log_level: Annotated[
+        str | None, typer.Option("--log-level", metavar="LEVEL", help="debug, info, ...")
+    ] = None,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", is_eager=True, callback=_print_version, help="Print the version."
+        ),
+    ] = False,
 ) -> None:
     """A distributed web crawler: arq workers over Redis, pages on a shared volume.
 
-    Redis defaults to [b]redis://localhost:6379/0[/b] (env REDIS_URL); `run` starts its own
+    Redis defaults to redis://localhost:6379/0 (env REDIS_URL); `run` starts its own
     when no Redis is given.
     """
     ctx.obj = {
@@ -335,7 +383,9 @@ def _worker_alive(settings: Settings) -> bool:
 @app.command(epilog="Examples: crawlfleet status | crawlfleet status 20261125-101500-a1b2c3 --json")
 def status(
     ctx: typer.Context,
-    crawl_id: Annotated[str | None, typer.Argument(help="One crawl; all when omitted.")] = None,
+    crawl_id: Annotated[
+        str | None, typer.Argument(metavar="CRAWL_ID", help="One crawl; all when omitted.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """State and counters of one crawl, or a table of all crawls."""
@@ -386,7 +436,8 @@ def _status_table(statuses: list[CrawlStatus], stall_after_s: float) -> None:
 
 @app.command(epilog="Example: crawlfleet cancel 20261125-101500-a1b2c3")
 def cancel(
-    ctx: typer.Context, crawl_id: Annotated[str, typer.Argument(help="The crawl to stop.")]
+    ctx: typer.Context,
+    crawl_id: Annotated[str, typer.Argument(metavar="CRAWL_ID", help="The crawl to stop.")],
 ) -> None:
     """Stop a crawl: queued jobs are dropped, pages being fetched are aborted."""
     settings = _settings(ctx)
@@ -405,7 +456,8 @@ def cancel(
 
 @app.command(epilog="Example: crawlfleet pause 20261125-101500-a1b2c3")
 def pause(
-    ctx: typer.Context, crawl_id: Annotated[str, typer.Argument(help="The crawl to hold.")]
+    ctx: typer.Context,
+    crawl_id: Annotated[str, typer.Argument(metavar="CRAWL_ID", help="The crawl to hold.")],
 ) -> None:
     """Hold a crawl: its queue is kept aside, pages being fetched finish. See `resume`."""
     settings = _settings(ctx)
@@ -420,7 +472,8 @@ def pause(
 
 @app.command(epilog="Example: crawlfleet resume 20261125-101500-a1b2c3")
 def resume(
-    ctx: typer.Context, crawl_id: Annotated[str, typer.Argument(help="The crawl to release.")]
+    ctx: typer.Context,
+    crawl_id: Annotated[str, typer.Argument(metavar="CRAWL_ID", help="The crawl to release.")],
 ) -> None:
     """Release a paused crawl: its held jobs are queued again."""
     settings = _settings(ctx)
@@ -451,7 +504,9 @@ def run(
     max_bytes_per_page: MaxBytes = None,
     allow_private: AllowPrivate = False,
     content_type: ContentTypes = None,
-    workers: Annotated[int, typer.Option("--workers", "-w", min=1, help="Worker processes.")] = 2,
+    workers: Annotated[
+        int, typer.Option("--workers", "-w", metavar="W", min=1, help="Worker processes.")
+    ] = 2,
     concurrency: Concurrency = None,
     extractor: ExtractorOpt = None,
     data_dir: DataDir = None,

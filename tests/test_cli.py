@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -41,13 +42,26 @@ def assert_one_line_error(result: subprocess.CompletedProcess[str], *words: str)
 
 
 def test_help_lists_every_command() -> None:
-    """`crawlfleet --help` lists the commands; each has its own help with an example."""
-    top = cli("--help")
+    """`crawlfleet --help` lists the commands; each has its own help with an example, plain
+    text that fits 80 columns: no boxes, no cut words, no markup, no option types."""
+    top = cli("--help", env={"COLUMNS": "80"})
     assert top.returncode == 0
     for command in COMMANDS:
         assert command in top.stdout
-        sub = cli(command, "--help")
+        sub = cli(command, "--help", env={"COLUMNS": "80"})
         assert sub.returncode == 0 and "Example" in sub.stdout, command
+        for text in (top.stdout, sub.stdout):
+            assert max(len(line) for line in text.splitlines()) <= 80
+            for junk in ("╭", "…", "[b]", "<int range>", "<float range>", "<path>", "<bool>"):
+                assert junk not in text, (command, junk)
+
+
+def test_version() -> None:
+    """`crawlfleet --version` prints the installed version."""
+    result = cli("--version")
+    assert (
+        result.returncode == 0 and result.stdout == f"crawlfleet {metadata.version('crawlfleet')}\n"
+    )
 
 
 @pytest.mark.parametrize("url", ["not a url", "ftp://example.org/", "mailto:x@example.org"])
