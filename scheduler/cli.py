@@ -7,7 +7,7 @@ import contextlib
 import json
 import sys
 import time
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
 from enum import StrEnum
 from importlib import metadata
 from pathlib import Path
@@ -18,8 +18,15 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from scheduler.control import CancelResult, cancel_crawl, pause_crawl, resume_crawl, seed_crawl
-from scheduler.embedded import EmbeddedRedis
+from scheduler.control import (
+    CancelResult,
+    cancel_crawl,
+    forget_crawl,
+    pause_crawl,
+    resume_crawl,
+    seed_crawl,
+)
+from scheduler.embedded import REDIS_DIR, EmbeddedRedis, open_store
 from scheduler.interrupt import Caught, resume_command, stop_signals_interrupt
 from scheduler.local import LocalWorkers
 from scheduler.progress import human_bytes, state_text, watch
@@ -183,6 +190,16 @@ DataDir = Annotated[
 ]
 
 
+StoreDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir",
+        metavar="DIR",
+        help="The crawls that `crawlfleet run` keeps in DIR (without REDIS_URL).",
+    ),
+]
+
+
 def _fail(message: str) -> typer.Exit:
     err.print(f"[bold red]error:[/bold red] {message}", highlight=False, soft_wrap=True)
     return typer.Exit(2)
@@ -198,6 +215,21 @@ def _settings(ctx: typer.Context, **overrides: Any) -> Settings:
         return Settings(**values)
     except ValidationError as exc:
         raise _fail(setting_error(exc)) from None
+
+
+@contextlib.contextmanager
+def _crawl_store(settings: Settings, data_dir: Path | None) -> Iterator[Settings]:
+    """The settings to reach the crawls with: with ``--data-dir`` and no Redis URL given, the
+    embedded Redis that ``run`` keeps there (its server while it runs, else one started for
+    the command)."""
+    if data_dir is None or "redis_url" in settings.model_fields_set:
+        yield settings
+        return
+    try:
+        with open_store(data_dir / REDIS_DIR) as url:
+            yield settings.model_copy(update={"redis_url": url})
+    except ServiceError as exc:
+        raise _fail(str(exc)) from None
 
 
 def _run(coro: Coroutine[Any, Any, T]) -> T:
@@ -387,6 +419,7 @@ def status(
         str | None, typer.Argument(metavar="CRAWL_ID", help="One crawl; all when omitted.")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    data_dir: StoreDir = None,
 ) -> None:
     """State and counters of one crawl, or a table of all crawls."""
     settings = _settings(ctx)
@@ -403,7 +436,8 @@ def status(
                     unreadable.append(str(exc))
             return statuses, unreadable
 
-    statuses, unreadable = _run(go())
+    with _crawl_store(settings, data_dir) as settings:
+        statuses, unreadable = _run(go())
     failures = [_fail(message) for message in unreadable]  # each printed as one line
     if as_json:
         data = [_status_json(s, settings.stall_after_s) for s in statuses]
@@ -438,6 +472,7 @@ def _status_table(statuses: list[CrawlStatus], stall_after_s: float) -> None:
 def cancel(
     ctx: typer.Context,
     crawl_id: Annotated[str, typer.Argument(metavar="CRAWL_ID", help="The crawl to stop.")],
+    data_dir: StoreDir = None,
 ) -> None:
     """Stop a crawl: queued jobs are dropped, pages being fetched are aborted."""
     settings = _settings(ctx)
@@ -446,7 +481,8 @@ def cancel(
         async with connected(settings.redis_url) as redis:
             return await cancel_crawl(redis, settings, check_crawl_id(crawl_id))
 
-    result = _run(go())
+    with _crawl_store(settings, data_dir) as settings:
+        result = _run(go())
     out.print(
         f"cancelled {crawl_id}: dropped {result.dropped} queued job(s), "
         f"aborting {result.aborted} running",
@@ -458,6 +494,7 @@ def cancel(
 def pause(
     ctx: typer.Context,
     crawl_id: Annotated[str, typer.Argument(metavar="CRAWL_ID", help="The crawl to hold.")],
+    data_dir: StoreDir = None,
 ) -> None:
     """Hold a crawl: its queue is kept aside, pages being fetched finish. See `resume`."""
     settings = _settings(ctx)
@@ -466,7 +503,8 @@ def pause(
         async with connected(settings.redis_url) as redis:
             return await pause_crawl(redis, settings, check_crawl_id(crawl_id))
 
-    parked = _run(go())
+    with _crawl_store(settings, data_dir) as settings:
+        parked = _run(go())
     out.print(f"paused {crawl_id}: {parked} URL(s) held", highlight=False)
 
 
@@ -474,6 +512,7 @@ def pause(
 def resume(
     ctx: typer.Context,
     crawl_id: Annotated[str, typer.Argument(metavar="CRAWL_ID", help="The crawl to release.")],
+    data_dir: StoreDir = None,
 ) -> None:
     """Release a paused crawl: its held jobs are queued again."""
     settings = _settings(ctx)
@@ -482,8 +521,27 @@ def resume(
         async with connected(settings.redis_url) as redis:
             return await resume_crawl(redis, settings, check_crawl_id(crawl_id))
 
-    queued = _run(go())
+    with _crawl_store(settings, data_dir) as settings:
+        queued = _run(go())
     out.print(f"resumed {crawl_id}: {queued} URL(s) to go", highlight=False)
+
+
+@app.command(epilog="Example: crawlfleet forget 20261125-101500-a1b2c3")
+def forget(
+    ctx: typer.Context,
+    crawl_id: Annotated[str, typer.Argument(metavar="CRAWL_ID", help="The crawl to forget.")],
+    data_dir: StoreDir = None,
+) -> None:
+    """Remove an ended crawl from Redis (its files stay); `status` no longer lists it."""
+    settings = _settings(ctx)
+
+    async def go() -> None:
+        async with connected(settings.redis_url) as redis:
+            await forget_crawl(redis, settings, check_crawl_id(crawl_id))
+
+    with _crawl_store(settings, data_dir) as settings:
+        _run(go())
+    out.print(f"forgot {crawl_id}", highlight=False)
 
 
 @app.command(epilog="Example: crawlfleet run https://example.org --depth 2 --workers 2")
@@ -522,7 +580,7 @@ def run(
         with stop_signals_interrupt() as caught:
             try:
                 if "redis_url" not in settings.model_fields_set:
-                    embedded = EmbeddedRedis(settings.data_dir / ".redis").start()
+                    embedded = EmbeddedRedis(settings.data_dir / REDIS_DIR).start()
                     settings = settings.model_copy(update={"redis_url": embedded.url})
                 done_before, final = _run_locally(settings, spec, workers)
             except KeyboardInterrupt:

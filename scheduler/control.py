@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from redis.asyncio import Redis
 
 from shared.crawl import CrawlSpec
-from shared.errors import CrawlNotRunning, UnknownCrawl
+from shared.errors import CrawlNotEnded, CrawlNotRunning, UnknownCrawl
 from shared.keys import CRAWLS_INDEX, CrawlKeys
 from shared.scripts import Frontier
 from shared.settings import Settings
@@ -66,6 +66,14 @@ def _check(code: int, crawl_id: str, wanted: str) -> int:
     if code == -2:
         raise CrawlNotRunning(f"crawl {crawl_id!r} is not {wanted}")
     return code
+
+
+async def forget_crawl(redis: Redis, settings: Settings, crawl_id: str) -> None:
+    """Remove an ended crawl's record from Redis (its files stay on disk)."""
+    code = await frontier_of(redis, settings).forget(crawl_id)
+    if code == -2:
+        raise CrawlNotEnded(f"crawl {crawl_id!r} has not ended: cancel it first")
+    _check(code, crawl_id, "ended")
 
 
 async def _batches(items: AsyncIterator[bytes]) -> AsyncIterator[list[bytes]]:

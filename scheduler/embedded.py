@@ -9,6 +9,9 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
@@ -34,8 +37,31 @@ def redis_server_binary() -> Path:
     return Path(found)
 
 
-# in the Redis folder: held by the process whose server uses the folder, and names its pid
+# run's Redis folder in its data directory
+REDIS_DIR = ".redis"
+# in the Redis folder: held by the process whose server uses the folder; names its pid and the
+# server's URL, so that other commands can reach the server while it runs
 LOCK_FILE = "lock"
+
+
+class StoreInUse(ServiceError):
+    """Another process runs the embedded Redis of this folder; ``url`` reaches it."""
+
+    def __init__(self, message: str, url: str | None) -> None:
+        super().__init__(message)
+        self.url = url
+
+
+@dataclass
+class _Holder:
+    pid: str
+    url: str | None
+
+
+def _holder(fd: int) -> _Holder:
+    lines = os.pread(fd, 4096, 0).decode(errors="replace").splitlines()
+    pid = lines[0].strip() if lines and lines[0].strip() else "?"
+    return _Holder(pid, lines[1].strip() if len(lines) > 1 and lines[1].strip() else None)
 
 
 class EmbeddedRedis:
@@ -118,15 +144,15 @@ class EmbeddedRedis:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "another process"
+            holder = _holder(fd)
             os.close(fd)
-            raise ServiceError(
-                f"{self.data_dir} is in use by process {holder} (another crawlfleet run) or "
-                "the Redis it started: "
-                "wait for it to end, or use another --data-dir"
+            raise StoreInUse(
+                f"{self.data_dir} is in use by process {holder.pid} (another crawlfleet run) "
+                "or the Redis it started: wait for it to end, or use another --data-dir",
+                holder.url,
             ) from None
         os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        os.pwrite(fd, f"{os.getpid()}\n{self.url}\n".encode(), 0)
         self._lock = fd  # held, and so the folder, until stop()
         return fd
 
@@ -165,3 +191,24 @@ class EmbeddedRedis:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+@contextmanager
+def open_store(redis_dir: Path) -> Iterator[str]:
+    """The URL of the embedded Redis kept in ``redis_dir`` for the ``with`` block: the server
+    of the run using it, or one started for the block (and stopped after it)."""
+    if not redis_dir.is_dir():
+        raise ServiceError(f"no crawlfleet run has kept its crawls in {redis_dir.parent}")
+    server = EmbeddedRedis(redis_dir)
+    try:
+        server.start()
+    except StoreInUse as exc:
+        server.stop()
+        if exc.url is None:
+            raise
+        yield exc.url
+        return
+    try:
+        yield server.url
+    finally:
+        server.stop()

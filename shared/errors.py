@@ -5,7 +5,8 @@
      │    ├── InvalidURL
      │    ├── InvalidCrawlId
      │    ├── UnknownCrawl
-     │    └── CrawlNotRunning
+     │    ├── CrawlNotRunning
+     │    └── CrawlNotEnded
      ├── ServiceError         a service we depend on is unavailable: exit code 2 on the CLI,
      │    ├── RedisUnavailable   retried with backoff inside workers
      │    └── LogFileError       the log file cannot be opened (a worker then does not start)
@@ -40,6 +41,10 @@ class UnknownCrawl(UserError):
 
 class CrawlNotRunning(UserError):
     """The crawl exists but is done or cancelled, so it cannot take more seeds."""
+
+
+class CrawlNotEnded(UserError):
+    """The crawl is running or paused, so it cannot be forgotten."""
 
 
 class ServiceError(CrawlfleetError):

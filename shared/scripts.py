@@ -22,6 +22,7 @@ from shared.batch import ScriptBatcher
 from shared.jobs import now_ms
 from shared.keys import (
     ABORT_JOBS,
+    CRAWLS_INDEX,
     IN_PROGRESS_KEY_PREFIX,
     JOB_KEY_PREFIX,
     CrawlKeys,
@@ -38,7 +39,7 @@ _FRAGMENTS = {
     "finish": ("seen",),
     "cancel": ("seen",),
 }
-SCRIPTS = ("pause", "resume", *_FRAGMENTS)
+SCRIPTS = ("pause", "resume", "forget", *_FRAGMENTS)
 
 
 @cache
@@ -256,6 +257,12 @@ class Frontier:
         script_keys = [keys.meta, keys.stats, keys.origins]
         args = [finished_at, keys.seen, keys.robots("")]
         return int(await self._call("cancel", script_keys, args))
+
+    async def forget(self, crawl_id: str) -> int:
+        """forget.lua: 0, -1 no such crawl, -2 not ended."""
+        keys = CrawlKeys(crawl_id)
+        script_keys = [keys.meta, keys.stats, keys.reasons, keys.hosts, CRAWLS_INDEX]
+        return int(await self._call("forget", script_keys, [crawl_id]))
 
     async def pause(self, crawl_id: str) -> int:
         """pause.lua: 0, -1 no such crawl, -2 not running."""

@@ -8,10 +8,16 @@ import msgpack
 import pytest
 from redis.asyncio import Redis
 
-from scheduler.control import cancel_crawl, pause_crawl, resume_crawl, seed_crawl
-from shared.catalog import load_status
+from scheduler.control import (
+    cancel_crawl,
+    forget_crawl,
+    pause_crawl,
+    resume_crawl,
+    seed_crawl,
+)
+from shared.catalog import list_crawls, load_status
 from shared.crawl import CrawlSpec, CrawlState
-from shared.errors import CrawlNotRunning, UnknownCrawl
+from shared.errors import CrawlNotEnded, CrawlNotRunning, UnknownCrawl
 from shared.jobs import (
     CRAWL_PAGE,
     deserialize,
@@ -529,6 +535,24 @@ async def test_a_done_crawl_leaves_only_its_record(redis: Redis, settings: Setti
     await redis.delete(job_key(finalize_job_id("c1")))  # arq's clean-up of the finalize job
     record = {CrawlKeys("c1").meta, CrawlKeys("c1").stats, CrawlKeys("c1").reasons}
     assert await crawl_keys_left(redis, "c1") == record
+
+
+async def test_forget_removes_an_ended_crawl_and_refuses_a_live_one(
+    redis: Redis, settings: Settings
+) -> None:
+    """forget.lua: a running crawl is refused, an unknown one named; a cancelled crawl is
+    gone after it, record and index entry alike."""
+    await started_crawl_with_state(redis, settings)
+    with pytest.raises(CrawlNotEnded, match="'c1' has not ended: cancel it first"):
+        await forget_crawl(redis, settings, "c1")
+    with pytest.raises(UnknownCrawl):
+        await forget_crawl(redis, settings, "nope")
+    await cancel_crawl(redis, settings, "c1")
+    await forget_crawl(redis, settings, "c1")
+    assert await crawl_keys_left(redis, "c1") == set()
+    assert "c1" not in await list_crawls(redis)
+    with pytest.raises(UnknownCrawl):
+        await load_status(redis, "c1")
 
 
 async def test_cancel_sweeps_a_long_shared_queue_in_batches(
