@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from urllib.parse import urlsplit
 
 import redis
 
@@ -37,11 +38,15 @@ def redis_server_binary() -> Path:
     return Path(found)
 
 
+# the size past which the append-only file is compacted
+AOF_COMPACT_BYTES = 4 * 1024 * 1024
 # run's Redis folder in its data directory
 REDIS_DIR = ".redis"
 # in the Redis folder: held by the process whose server uses the folder; names its pid and the
 # server's URL, so that other commands can reach the server while it runs
 LOCK_FILE = "lock"
+# the temporary folder that holds a server's socket
+SOCKET_DIR_PREFIX = "crawlfleet-"
 
 
 class StoreInUse(ServiceError):
@@ -64,6 +69,20 @@ def _holder(fd: int) -> _Holder:
     return _Holder(pid, lines[1].strip() if len(lines) > 1 and lines[1].strip() else None)
 
 
+def _remove_left_socket_dir(url: str | None, ours: Path) -> None:
+    """Remove the socket folder of the folder's last server, left by a run that was killed
+    (SIGKILL cannot be cleaned up after): once we hold the lock, no server of it lives."""
+    if url is None or not url.startswith("unix://"):
+        return
+    left = Path(urlsplit(url).path).parent
+    if (
+        left != ours
+        and left.parent == Path(tempfile.gettempdir())
+        and left.name.startswith(SOCKET_DIR_PREFIX)
+    ):
+        shutil.rmtree(left, ignore_errors=True)
+
+
 class EmbeddedRedis:
     """A redis-server child process with append-only persistence in ``data_dir``.
 
@@ -77,11 +96,18 @@ class EmbeddedRedis:
         self.data_dir = data_dir
         self.appendonly = appendonly
         self.password = password
-        # kept across stop() and start(), so a restarted server has the same URL
-        self._sockdir = Path(tempfile.mkdtemp(prefix="crawlfleet-"))
-        self.socket = self._sockdir / "redis.sock"
+        # made once the folder's lock is held; kept across stop(remove_socket_dir=False) and
+        # start(), so a restarted server has the same URL
+        self._sockdir: Path | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._lock: int | None = None
+
+    @property
+    def socket(self) -> Path:
+        """The server's unix socket (its folder exists from the first start on)."""
+        if self._sockdir is None:
+            raise ServiceError("the embedded Redis has not been started")
+        return self._sockdir / "redis.sock"
 
     @property
     def url(self) -> str:
@@ -101,7 +127,13 @@ class EmbeddedRedis:
         """
         self.data_dir.mkdir(parents=True, exist_ok=True)
         lock = self._take_lock()
-        self._sockdir.mkdir(parents=True, exist_ok=True)
+        try:
+            return self._start_server(lock, timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start_server(self, lock: int, timeout: float) -> EmbeddedRedis:
         args = [
             str(redis_server_binary()),
             "--port", "0",
@@ -111,6 +143,9 @@ class EmbeddedRedis:
             "--save", "",
             "--appendonly", "yes" if self.appendonly else "no",
             "--appendfsync", "everysec",
+            # the log of every crawl's writes, most of them deleted when the crawl ended, is
+            # compacted once it has doubled past this (Redis's default: 64 MB)
+            "--auto-aof-rewrite-min-size", f"{AOF_COMPACT_BYTES}",
             # keeps the seen buckets (shared/keys.py) compact up to ~4M URLs per crawl
             "--hash-max-ziplist-entries", "1024",
             "--logfile", "redis.log",
@@ -132,9 +167,9 @@ class EmbeddedRedis:
                     f"see {self.data_dir / 'redis.log'}"
                 )
             if self.socket.exists() and self._ping():
+                self._compact_aof()
                 return self
             time.sleep(0.05)
-        self.stop()
         raise ServiceError(f"embedded redis-server did not start within {timeout:.0f}s")
 
     def _take_lock(self) -> int:
@@ -151,16 +186,34 @@ class EmbeddedRedis:
                 "or the Redis it started: wait for it to end, or use another --data-dir",
                 holder.url,
             ) from None
+        left = _holder(fd).url
+        if self._sockdir is None:
+            self._sockdir = Path(tempfile.mkdtemp(prefix=SOCKET_DIR_PREFIX))
+        else:
+            self._sockdir.mkdir(exist_ok=True)
+        _remove_left_socket_dir(left, self._sockdir)
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n{self.url}\n".encode(), 0)
         self._lock = fd  # held, and so the folder, until stop()
         return fd
 
+    def _compact_aof(self) -> None:
+        """Rewrite an append-only file that outgrew ``AOF_COMPACT_BYTES``, in the background:
+        Redis counts its growth from the size it loaded, so a file left big by earlier runs
+        would otherwise be loaded, slowly, by every run until it doubled."""
+        aof = self.data_dir / "appendonly.aof"
+        if self.appendonly and aof.exists() and aof.stat().st_size > AOF_COMPACT_BYTES:
+            with self._client() as client:
+                client.bgrewriteaof()
+
+    def _client(self) -> redis.Redis:
+        return redis.Redis(
+            unix_socket_path=str(self.socket), password=self.password, socket_timeout=1
+        )
+
     def _ping(self) -> bool:
         try:
-            with redis.Redis(
-                unix_socket_path=str(self.socket), password=self.password, socket_timeout=1
-            ) as client:
+            with self._client() as client:
                 return bool(client.ping())
         except redis.RedisError:
             return False
@@ -178,8 +231,9 @@ class EmbeddedRedis:
         if self._lock is not None:
             os.close(self._lock)  # closing the file releases the lock
             self._lock = None
-        if remove_socket_dir:
+        if remove_socket_dir and self._sockdir is not None:
             shutil.rmtree(self._sockdir, ignore_errors=True)
+            self._sockdir = None
 
     def __enter__(self) -> EmbeddedRedis:
         return self.start()
@@ -203,7 +257,6 @@ def open_store(redis_dir: Path) -> Iterator[str]:
     try:
         server.start()
     except StoreInUse as exc:
-        server.stop()
         if exc.url is None:
             raise
         yield exc.url

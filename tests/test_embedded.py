@@ -6,13 +6,16 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import psutil
 import pytest
+import redis
 
-from scheduler.embedded import EmbeddedRedis
+from scheduler.embedded import AOF_COMPACT_BYTES, EmbeddedRedis
 from shared.errors import ServiceError
+from tests.support.processes import socket_dir
 
 _OWNER = """
 import sys, time
@@ -45,6 +48,7 @@ def test_a_server_outliving_its_owner_keeps_its_folder(tmp_path: Path) -> None:
     )
     assert owner.stdout is not None
     orphan = psutil.Process(int(owner.stdout.readline()))
+    left = socket_dir(orphan)
     try:
         owner.send_signal(signal.SIGKILL)
         owner.wait(timeout=30)
@@ -55,4 +59,33 @@ def test_a_server_outliving_its_owner_keeps_its_folder(tmp_path: Path) -> None:
         orphan.terminate()
         orphan.wait(timeout=30)
         owner.stdout.close()
+    assert left.is_dir()
     EmbeddedRedis(tmp_path).start().stop()
+    assert not left.exists(), "the killed run's socket folder is removed by the next"
+
+
+def test_an_append_only_file_left_big_is_compacted_at_start(tmp_path: Path) -> None:
+    """Writes that were deleted since (ended crawls) leave a big append-only file; the next
+    start rewrites it to the little that is left, in the background."""
+    aof = tmp_path / "appendonly.aof"
+    server = EmbeddedRedis(tmp_path).start()
+    try:
+        with redis.Redis(unix_socket_path=str(server.socket)) as client:
+            client.config_set("auto-aof-rewrite-percentage", 0)  # as an older run's would grow
+            for n in range(40):
+                client.set(f"k{n}", b"x" * 256 * 1024)
+                client.delete(f"k{n}")
+            client.set("kept", b"1")
+    finally:
+        server.stop()
+    assert aof.stat().st_size > AOF_COMPACT_BYTES
+    server = EmbeddedRedis(tmp_path).start()
+    try:
+        deadline = time.monotonic() + 60
+        while aof.stat().st_size > 64 * 1024:
+            assert time.monotonic() < deadline, "the append-only file was not compacted"
+            time.sleep(0.05)
+        with redis.Redis(unix_socket_path=str(server.socket)) as client:
+            assert client.get("kept") == b"1" and client.dbsize() == 1
+    finally:
+        server.stop()

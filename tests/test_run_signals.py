@@ -9,7 +9,6 @@ import shlex
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -17,11 +16,10 @@ import psutil
 import pytest
 
 from tests.support.checks import assert_stored_exactly_once
+from tests.support.processes import socket_dir
 from tests.support.testweb import TestWeb, star_site
 
 pytestmark = pytest.mark.slow
-
-_SOCKET = "redis.sock"
 
 
 def _run(*args: str) -> subprocess.Popen[str]:
@@ -68,6 +66,8 @@ def test_a_signal_stops_the_whole_run_and_the_crawl_resumes(
     try:
         _wait_for_pages(data, 10, proc)
         tree = psutil.Process(proc.pid).children(recursive=True)
+        sockets = {socket_dir(p) for p in tree if "redis-server" in p.name()}
+        assert len(sockets) == 1, tree
         proc.send_signal(sig)
         _, stderr = proc.communicate(timeout=60)
     finally:
@@ -75,7 +75,7 @@ def test_a_signal_stops_the_whole_run_and_the_crawl_resumes(
     assert proc.returncode == 128 + sig, stderr
     _, alive = psutil.wait_procs(tree, timeout=10)
     assert not alive, alive
-    assert not list(Path(tempfile.gettempdir()).glob(f"crawlfleet-*/{_SOCKET}")), "socket left"
+    assert not any(folder.exists() for folder in sockets), "socket folder left"
     assert "Traceback" not in stderr
     said = re.search(
         rf"interrupted by {sig.name}: crawl (\S+) stopped: (\d+) fetched, 0 failed, (\d+) to go"
