@@ -33,7 +33,9 @@ async def test_cancel_stops_one_crawl_and_spares_the_other(
     slow_host, fast_host = web.hosts[0], web.hosts[1]
     for url, page in web.site.pages.items():
         page.latency = 1.5 if f"//{slow_host}:" in url else 0.02
-    slow = CrawlSpec(crawl_id="slow", seeds=[web.url(0, "/p/0.html")], depth=4)
+    # every page of the slow host a seed: whenever one closes, others of its 40 are running
+    slow_seeds = [url for url in web.site.pages if f"//{slow_host}:" in url]
+    slow = CrawlSpec(crawl_id="slow", seeds=slow_seeds, depth=4)
     fast = CrawlSpec(crawl_id="fast", seeds=[web.url(1, "/p/0.html")], depth=3)
     with LocalWorkers(fault_settings, 2, fault_settings.data_dir / "logs"):
         async with connected(fault_settings.redis_url) as redis:
