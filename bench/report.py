@@ -488,6 +488,8 @@ def summary(report: Report, figures: dict[str, float]) -> str:
         )
     for ceiling in report.ceilings:
         parts.append(f"ceiling: {ceiling.line()}")
+    if report.startup:
+        parts.append(report.startup.line())
     parts += scenario_lines(report)
     for key, value in figures.items():
         parts.append(f"ratio: {key} = {value}")
@@ -516,6 +518,7 @@ def to_json(
         "summary": [s.to_dict() for s in summarize(report.runs)],
         "runs": [r.to_dict() for r in report.runs],
         "frontier": report.frontier.to_dict() if report.frontier else None,
+        "startup": report.startup.to_dict() if report.startup else None,
         "ratios": figures,
         "skipped": report.skipped,
     }

@@ -35,12 +35,13 @@ from bench.polite import politeness_bound, urls_per_host
 from bench.result import PageSetCheck, RunResult
 from bench.server import ServerProcess
 from bench.site import SiteConfig, SyntheticSite
+from bench.startup import StartupResult, run_startup
 from bench.trap import EndlessHost
 from bench.wget import WgetRun, ensure_wget, run_wget
 from shared.settings import Extractor
 from workers.links import extract_hrefs
 
-SCENARIOS = ("a", "b", "c", "d", "docs", "pgdocs", "polite", "fair")
+SCENARIOS = ("a", "b", "c", "d", "docs", "pgdocs", "polite", "fair", "start")
 
 T = TypeVar("T")
 
@@ -81,6 +82,7 @@ class Plan:
     fair_trap_links: int
     ceiling_requests: int
     ceiling_seconds: float
+    startup_rounds: int  # one-page crawls of scenario start
     run_timeout_s: float
     repeat: int  # every crawl of (a), (b), (c) and the docs, in rounds; the table shows medians
     # extra rounds of crawlfleet's (a, b) pairs alone: single latency ratios spread from 0.68
@@ -124,6 +126,7 @@ FULL = Plan(
     fair_trap_links=6,
     ceiling_requests=40_000,
     ceiling_seconds=10.0,
+    startup_rounds=7,
     run_timeout_s=300.0,
     repeat=3,
     pair_rounds=5,
@@ -144,7 +147,7 @@ QUICK = Plan(
     scrapy_no_store=False,
     scrapy_extra_total=None,
     frontier_urls=20_000,
-    default_scenarios=("a", "b", "c", "d"),
+    default_scenarios=("a", "b", "c", "d", "start"),
     docs_depth=1,  # 23 URLs
     pgdocs_depth=1,  # 112 URLs
     # 121 URLs, 14-16 a host: a bound of 3.0 s at 0.2 s
@@ -159,6 +162,7 @@ QUICK = Plan(
     fair_trap_links=6,
     ceiling_requests=6_000,
     ceiling_seconds=3.0,
+    startup_rounds=3,
     run_timeout_s=60.0,
     repeat=1,
     pair_rounds=0,
@@ -173,6 +177,7 @@ class Report:
     runs: list[RunResult] = field(default_factory=list)
     ceilings: list[Ceiling] = field(default_factory=list)
     frontier: FrontierResult | None = None
+    startup: StartupResult | None = None
     sites: dict[str, dict[str, Any]] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
     file_create_us: dict[str, float] = field(default_factory=dict)
@@ -370,6 +375,18 @@ class Bench:
                 self._fleet(
                     "c", seeds, plan.depth, workers, expected, server.pid, concurrency=slots
                 )
+
+    def startup(self) -> None:
+        rounds = self.plan.startup_rounds
+        self.log(f"scenario start: {rounds} one-page crawls with `crawlfleet run`")
+        work_dir = self._work_dir("start")
+        try:
+            result = run_startup(work_dir, rounds, self.plan.run_timeout_s)
+        finally:
+            if not self.keep:
+                shutil.rmtree(work_dir, ignore_errors=True)
+        self.report.startup = result
+        self.log(f"  {result.line()}")
 
     def frontier(self) -> None:
         urls = self.plan.frontier_urls
@@ -644,7 +661,7 @@ class Bench:
             self.frontier()
         for name, scenario in (
             ("docs", self.docs), ("pgdocs", self.pgdocs), ("polite", self.polite),
-            ("fair", self.fair),
+            ("fair", self.fair), ("start", self.startup),
         ):  # fmt: skip
             if name in wanted:
                 scenario()

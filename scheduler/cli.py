@@ -580,9 +580,9 @@ def run(
         with stop_signals_interrupt() as caught:
             try:
                 if "redis_url" not in settings.model_fields_set:
-                    embedded = EmbeddedRedis(settings.data_dir / REDIS_DIR).start()
+                    embedded = EmbeddedRedis(settings.data_dir / REDIS_DIR).launch()
                     settings = settings.model_copy(update={"redis_url": embedded.url})
-                done_before, final = _run_locally(settings, spec, workers)
+                done_before, final = _run_locally(settings, spec, workers, embedded)
             except KeyboardInterrupt:
                 # the workers have stopped (their pages are back in Redis); Redis still runs
                 raise _interrupted(settings, spec.crawl_id, caught) from None
@@ -594,10 +594,15 @@ def run(
     _summary(final, settings.data_dir, elapsed=time.monotonic() - started, done_before=done_before)
 
 
-def _run_locally(settings: Settings, spec: CrawlSpec, workers: int) -> tuple[int, CrawlStatus]:
+def _run_locally(
+    settings: Settings, spec: CrawlSpec, workers: int, embedded: EmbeddedRedis | None
+) -> tuple[int, CrawlStatus]:
     """Start ``workers`` local workers, seed the crawl and watch it until it ends; returns the
-    pages it had done already (a resumed crawl) and its final status."""
+    pages it had done already (a resumed crawl) and its final status. A launched ``embedded``
+    Redis is waited for once the workers are starting: they take longer to start than it."""
     with LocalWorkers(settings, workers, settings.data_dir / "logs") as fleet:
+        if embedded is not None:
+            embedded.wait_ready()
 
         def check_workers() -> None:
             if fleet.alive() == 0:

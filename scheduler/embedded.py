@@ -125,15 +125,33 @@ class EmbeddedRedis:
         Raises ServiceError if another process runs a server on the same folder: two servers
         appending to one file would each lose the other's writes.
         """
+        return self.launch().wait_ready(timeout)
+
+    def launch(self) -> EmbeddedRedis:
+        """Start the server process without waiting for it: its ``url`` is known at once, so
+        clients that retry (workers) can start meanwhile. ``wait_ready`` waits for it.
+
+        Raises ServiceError as ``start`` does.
+        """
         self.data_dir.mkdir(parents=True, exist_ok=True)
         lock = self._take_lock()
         try:
-            return self._start_server(lock, timeout)
+            self._proc = self._spawn(lock)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def wait_ready(self, timeout: float = 15.0) -> EmbeddedRedis:
+        """Wait until the launched server answers PING; stops it and raises ServiceError if
+        it exits or does not answer within ``timeout`` seconds."""
+        try:
+            return self._wait_ready(timeout)
         except BaseException:
             self.stop()
             raise
 
-    def _start_server(self, lock: int, timeout: float) -> EmbeddedRedis:
+    def _spawn(self, lock: int) -> subprocess.Popen[bytes]:
         args = [
             str(redis_server_binary()),
             "--port", "0",
@@ -156,9 +174,13 @@ class EmbeddedRedis:
         # have handed their pages back to it
         # the server holds the folder's lock too: if we die, no other run may start a second
         # server on the same append-only file while it lives
-        self._proc = subprocess.Popen(
+        return subprocess.Popen(
             args, stdin=subprocess.DEVNULL, start_new_session=True, pass_fds=(lock,)
         )
+
+    def _wait_ready(self, timeout: float) -> EmbeddedRedis:
+        if self._proc is None:
+            raise ServiceError("the embedded Redis has not been launched")
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
@@ -169,7 +191,7 @@ class EmbeddedRedis:
             if self.socket.exists() and self._ping():
                 self._compact_aof()
                 return self
-            time.sleep(0.05)
+            time.sleep(0.01)
         raise ServiceError(f"embedded redis-server did not start within {timeout:.0f}s")
 
     def _take_lock(self) -> int:
@@ -211,6 +233,16 @@ class EmbeddedRedis:
             unix_socket_path=str(self.socket), password=self.password, socket_timeout=1
         )
 
+    def _shut_down(self) -> None:
+        """Ask the server to shut down: SHUTDOWN acts at once, where a SIGTERM waits for the
+        server's next timer tick (up to 100 ms); SIGTERM if it does not answer."""
+        try:
+            with self._client() as client:
+                client.shutdown()
+        except redis.RedisError:
+            if self._proc is not None:
+                self._proc.terminate()
+
     def _ping(self) -> bool:
         try:
             with self._client() as client:
@@ -219,9 +251,9 @@ class EmbeddedRedis:
             return False
 
     def stop(self, *, remove_socket_dir: bool = True) -> None:
-        """Stop the server (SIGTERM: it flushes the append-only file first)."""
+        """Stop the server; it flushes the append-only file first."""
         if self._proc is not None and self._proc.poll() is None:
-            self._proc.terminate()
+            self._shut_down()
             try:
                 self._proc.wait(timeout=10)
             except subprocess.TimeoutExpired:

@@ -34,14 +34,19 @@ class Caught:
 
 @contextmanager
 def stop_signals_interrupt() -> Iterator[Caught]:
-    """For the ``with`` block, SIGTERM and SIGHUP raise KeyboardInterrupt, as SIGINT does."""
+    """For the ``with`` block, SIGINT, SIGTERM and SIGHUP raise KeyboardInterrupt.
+
+    SIGINT too: inside ``asyncio.run`` Ctrl-C would only cancel the main task, and a
+    cancellation that a library swallows (one run in a few dozen) let the crawl run on to its
+    end as if nothing had been typed."""
     caught = Caught()
 
     def interrupt(signum: int, _: FrameType | None) -> None:
         caught.signum = signum
         raise KeyboardInterrupt
 
-    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    stops = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {sig: signal.signal(sig, interrupt) for sig in stops}
     try:
         yield caught
     finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 import time
 from collections.abc import Callable
@@ -12,7 +13,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
-from shared.catalog import load_status, workers_serving
+from shared.catalog import has_ended, load_status, workers_serving
 from shared.connections import REDIS_ERRORS
 from shared.crawl import CrawlStatus
 from shared.errors import RedisUnavailable
@@ -84,6 +85,16 @@ class _Poller:
                 self.console.print("Redis reachable again", highlight=False)
             return status
 
+    async def pause(self, seconds: float) -> None:
+        """Wait ``seconds``, or only until the crawl has ended: a small crawl's ``run`` is
+        done as soon as its last page is, not at the next refresh."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            await asyncio.sleep(min(END_CHECK_S, left))
+            with contextlib.suppress(*REDIS_ERRORS):  # the next status() reports an outage
+                if await has_ended(self.redis, self.crawl_id):
+                    return
+
 
 async def watch(
     redis: Redis,
@@ -116,7 +127,7 @@ async def watch(
         return progress_line(s, done / max(time.monotonic() - started, 1e-3), stall_after_s)
 
     async def next_status() -> CrawlStatus:
-        await asyncio.sleep(interval)
+        await poller.pause(interval)
         if check is not None:
             check()
         if hint is not None:
@@ -138,6 +149,8 @@ async def watch(
     return status
 
 
+# how often the watcher asks whether the crawl has ended, between refreshes
+END_CHECK_S = 0.05
 # how often a non-terminal gets a progress line
 _PLAIN_EVERY_S = 5.0
 # how long a crawl may go without a worker on its queue before the user is told how to start one

@@ -35,6 +35,15 @@ async def load_spec(redis: Redis, crawl_id: str) -> CrawlSpec:
     return CrawlSpec.model_validate_json(raw)
 
 
+async def has_ended(redis: Redis, crawl_id: str) -> bool:
+    """Whether the crawl is done or cancelled (one HGET: cheap enough to ask often)."""
+    state: bytes | None = await redis.hget(CrawlKeys(crawl_id).meta, "state")  # type: ignore[misc]
+    return state is not None and state.decode() in _ENDED
+
+
+_ENDED = frozenset(s.value for s in CrawlState if not s.live)
+
+
 async def load_status(redis: Redis, crawl_id: str) -> CrawlStatus:
     """State and counters of a crawl, in one round trip; UnknownCrawl if there is none."""
     keys = CrawlKeys(crawl_id)

@@ -6,13 +6,15 @@ import hashlib
 import ipaddress
 import re
 from functools import lru_cache
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-import tldextract
 from w3lib.url import canonicalize_url
 
 from shared.errors import InvalidURL
+
+if TYPE_CHECKING:
+    import tldextract
 
 Scope = Literal["host", "domain", "any"]
 
@@ -29,9 +31,15 @@ NON_PAGE_EXTENSIONS = frozenset(
     """.split()
 )
 
-# one extractor for the process, built from the public suffix list shipped in the wheel
-# (an empty URL list means it never downloads a fresher copy)
-_tld = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
+
+@lru_cache(maxsize=1)
+def _public_suffixes() -> tldextract.TLDExtract:
+    """One extractor for the process, built from the public suffix list shipped in the wheel
+    (an empty URL list means it never downloads a fresher copy); imported when a crawl first
+    asks, since only the domain scope does and the import costs a tenth of a second."""
+    import tldextract
+
+    return tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
 
 
 # Pages of a site link to the same URLs over and over (navigation, neighbours), and w3lib's
@@ -91,7 +99,7 @@ def registered_domain(host: str) -> str:
         pass
     else:
         return host
-    parts = _tld(host)
+    parts = _public_suffixes()(host)
     return parts.top_domain_under_public_suffix or host
 
 
