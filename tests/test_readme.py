@@ -3,7 +3,12 @@ names exists."""
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +17,7 @@ import typer
 
 from scheduler.cli import app
 from shared.settings import Settings
+from tests.support.testweb import Page, Site, TestWeb
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
@@ -83,3 +89,57 @@ def test_every_make_target_in_the_readme_exists():
     named = set(re.findall(r"\bmake ([a-z][a-z0-9-]*)", README))
     assert {"crawl", "test"} <= named
     assert named <= targets, sorted(named - targets)
+
+
+def _readme_jq_commands() -> list[str]:
+    """The `$ jq ...` lines of the README's Logs section."""
+    section = README.split("\n## Logs\n", 1)[1].split("\n## ", 1)[0]
+    return [line[2:] for line in section.splitlines() if line.startswith("$ jq ")]
+
+
+# a loopback port nothing listens on (the discard port)
+REFUSED = "http://127.0.0.1:9/"
+
+
+@pytest.mark.slow
+def test_the_readme_log_queries_answer_their_questions(web: TestWeb, tmp_path: Path):
+    """The README's jq queries, run on the logs of a real `crawlfleet run`: the failures of a
+    crawl, the slowest pages first, the lines of one host."""
+    if shutil.which("jq") is None:
+        if os.environ.get("CI"):
+            pytest.fail("jq is not installed: .ci/run installs it")
+        pytest.skip("jq is not installed")
+    root = web.url(0, "/")
+    latencies = [0.01, 0.05, 0.1, 0.2, 0.3]
+    pages = {root: Page(hrefs=[*(f"/p{i}" for i in range(len(latencies))), "/broken"])}
+    pages |= {web.url(0, f"/p{i}"): Page(latency=s) for i, s in enumerate(latencies)}
+    pages[web.url(0, "/broken")] = Page(status=500)
+    web.site = Site(pages)
+    data = tmp_path / "crawl-data"
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+    done = subprocess.run(
+        [sys.executable, "-m", "scheduler", "run", root, REFUSED, "--depth", "1", "--retries", "0",
+         "--crawl-id", "demo", "--data-dir", str(data)],
+        env=env, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    failures, slowest, one_host = _readme_jq_commands()
+    origin = root.rstrip("/")
+
+    def answer(command: str) -> list[str]:
+        command = re.sub(r"http://127\.0\.0\.2:\d+", origin, command)
+        ran = subprocess.run(
+            ["bash", "-c", command], cwd=tmp_path, capture_output=True, text=True, timeout=60
+        )
+        assert ran.returncode == 0, (command, ran.stderr)
+        return ran.stdout.splitlines()
+
+    failed = sorted(answer(failures))
+    assert [json.loads(line)["url"] for line in failed] == [REFUSED, web.url(0, "/broken")]
+    assert json.loads(failed[0])["reason"].startswith("robots.txt unreachable: connect")
+    assert json.loads(failed[1])["status"] == 500
+    durations = [int(line.split(" ms ")[0]) for line in answer(slowest)]
+    assert len(durations) == 5 and durations == sorted(durations, reverse=True)
+    assert durations[0] >= 300  # /p4 alone waits that long
+    host_lines = [json.loads(line) for line in answer(one_host)]
+    assert {line["url"] for line in host_lines} == set(pages)
