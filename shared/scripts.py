@@ -261,7 +261,7 @@ class Frontier:
     async def forget(self, crawl_id: str) -> int:
         """forget.lua: 0, -1 no such crawl, -2 not ended."""
         keys = CrawlKeys(crawl_id)
-        script_keys = [keys.meta, keys.stats, keys.reasons, keys.hosts, CRAWLS_INDEX]
+        script_keys = [keys.meta, keys.stats, keys.reasons, keys.busiest, keys.hosts, CRAWLS_INDEX]
         return int(await self._call("forget", script_keys, [crawl_id]))
 
     async def pause(self, crawl_id: str) -> int:
