@@ -37,7 +37,7 @@ from shared.keys import (
     seen_field,
 )
 from shared.scripts import Frontier as Scripts
-from shared.scripts import script_source
+from shared.scripts import in_flight, script_source
 from shared.settings import Settings
 from shared.urls import fingerprint, origin_of
 from workers.frontier import Frontier, PageJob, Verdict
@@ -362,6 +362,31 @@ async def test_busiest_hosts_stay_bounded_and_keep_the_busiest(
     # 31 single hosts fill the set beside busy.test; each of the other 9 took a place
     assert counters.hosts_dropped == 9
     assert sorted(counters.busiest.values()) == [1] * 22 + [2] * 9 + [10]
+
+
+async def test_in_flight_counts_the_crawls_claimed_jobs(redis: Redis, settings: Settings) -> None:
+    """in_flight.lua counts a crawl's jobs that workers hold: claimed ones, until they are
+    closed, handed back or their worker's in-progress mark has ended; not another crawl's, not
+    the finalize job, not those queued."""
+    urls = [SEED, SEED + "a", SEED + "b", SEED + "c"]
+    await seed_crawl(redis, settings, spec(seeds=urls))
+    await seed_crawl(redis, settings, spec(crawl_id="c2", seeds=[SEED + "x"]))
+    queue = settings.queue_name
+    assert await in_flight(redis, queue, "c1") == 0
+    frontier = Judged(redis, settings)
+    assert await frontier.start(page(SEED, 0).job_id) is Verdict.RUN  # claims all five
+    assert await in_flight(redis, queue, "c1") == 4
+    assert await in_flight(redis, queue, "c2") == 1
+    await frontier.close(page(SEED, 0), 3, "fetched", 1, [])
+    assert await in_flight(redis, queue, "c1") == 3
+    # handed back as arq's finish_job does it: queued anew, a whole score, due later
+    await redis.zadd(queue, {page(SEED + "a", 0).job_id: now_ms() + 5000})
+    # its worker died: the in-progress mark (the claimed score) has ended
+    await redis.zadd(queue, {page(SEED + "b", 0).job_id: now_ms() - 1000 + 1 / 16})
+    assert await in_flight(redis, queue, "c1") == 1
+    await frontier.close(page(SEED + "c", 0), 3, "failed", 0, [], reason="timeout")
+    await redis.zadd(queue, {finalize_job_id("c1"): now_ms() + 60_000 + 1 / 16})
+    assert await in_flight(redis, queue, "c1") == 0
 
 
 async def test_robots_txt_is_fetched_before_the_hosts_pages(
