@@ -3,16 +3,32 @@ the counters they show, against the manifest of a real crawl."""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import re
+import subprocess
+import sys
+from collections import Counter
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
+from urllib.parse import urljoin, urlsplit
 
 import pytest
 from rich.console import Console
 
+from scheduler.control import seed_crawl
 from scheduler.panel import View, panel, plain_line
+from scheduler.progress import watch
 from scheduler.rates import RateMeter, Rates
+from shared.connections import connected
 from shared.crawl import CrawlCounters, CrawlSpec, CrawlState, CrawlStatus
 from shared.keys import BUSIEST_HOSTS
+from shared.settings import Settings
+from tests.support.crawling import read_manifest
+from tests.support.terminal import ERASE_LINE, plain, run_on_terminal
+from tests.support.testweb import Page, Site, TestWeb, make_site
+from workers.worker import build_worker
 
 RATES = Rates(pages_now=43.5, bytes_now=320_000, pages_avg=40.1, bytes_avg=300_000)
 
@@ -110,3 +126,139 @@ def test_rates_now_are_over_the_last_window_and_on_average_over_all() -> None:
     assert rates.pages_avg == pytest.approx(60 / 11) and rates.bytes_avg == pytest.approx(
         60_000 / 11
     )
+
+
+def _reason(record: dict[str, Any]) -> str:
+    """The reason a crawl counts for a manifest record (workers/fetch.py FetchResult.reason)."""
+    if record["error"]:
+        return str(record["error"]).split(":", 1)[0]
+    return f"http {record['status']}" if record["status"] >= 400 else ""
+
+
+def _site_with_failures(web: TestWeb) -> list[str]:
+    """The generated site with a slow page, a 404 and a plain file that robots.txt refuses
+    linked from the seeds; returns the seeds."""
+    site = make_site(web.port, pages_per_host=10)
+    site.pages[web.url(0, "/robots.txt")] = Page(
+        content_type="text/plain", body=b"User-agent: *\nDisallow: /files/\n"
+    )
+    slow = web.url(1, "/slow.html")
+    site.pages[slow] = Page(latency=0.5)
+    for seed, extra in [(web.url(0, "/p/0.html"), ["/missing/0.html", "/files/0.txt"]),
+                        (web.url(1, "/p/0.html"), [slow])]:  # fmt: skip
+        site.pages[seed].hrefs += extra
+        site.pages[seed].edges += [urljoin(seed, link) for link in extra]
+    web.site = site
+    return [web.url(h, "/p/0.html") for h in range(len(web.hosts))]
+
+
+async def test_a_watched_crawl_ends_with_the_counters_of_its_manifest(
+    web: TestWeb, settings: Settings
+) -> None:
+    """A real crawl watched on a terminal: the watcher saw jobs in flight while it ran, and
+    what the final panel shows (pages, bytes, errors by reason, pages per host) is what the
+    manifest holds."""
+    seeds = _site_with_failures(web)
+    spec = CrawlSpec(crawl_id="seen", seeds=seeds, depth=2)
+    console = Console(record=True, width=100, force_terminal=True, color_system=None)
+    async with connected(settings.redis_url) as redis:
+        await seed_crawl(redis, settings, spec)
+        watching = asyncio.create_task(
+            watch(redis, "seen", queue_name=settings.queue_name, console=console, interval=0.05)
+        )
+        worker = build_worker(settings, burst=True, handle_signals=False)
+        try:
+            await worker.async_run()
+        finally:
+            await worker.close()
+        final = await asyncio.wait_for(watching, 60)
+    records = read_manifest(settings.data_dir, "seen")
+    c = final.counters
+    assert final.state is CrawlState.DONE and c.pending == 0
+    assert c.fetched == sum(r["status"] is not None for r in records)
+    assert c.failed == sum(r["status"] is None for r in records) > 0
+    assert c.bytes == sum(r["length"] for r in records)
+    reasons = Counter(_reason(r) for r in records)
+    del reasons[""]
+    assert c.reasons == dict(reasons) and "robots.txt" in c.reasons and "http 404" in c.reasons
+    hosts = Counter(urlsplit(r["url"]).hostname for r in records)
+    assert c.busiest == dict(hosts) and len(hosts) == 3 and c.hosts_dropped == 0
+    renders = console.export_text().split("╭─ crawl seen")
+    assert any(re.search(r"in flight  [1-9]\d* pages held", r) for r in renders)
+    last = renders[-1]
+    assert "· done ·" in last and f"{len(records)} done of {len(records)} found" in last
+    assert f"{c.fetched} pages" in last and f"{c.failed} failed" in last
+    for host, pages in hosts.items():
+        assert re.search(rf"{re.escape(str(host))}\s+{pages}\s", last), last
+
+
+def _run_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "COLUMNS", "LINES")}
+    return {**env, "TERM": "xterm-256color", **extra}
+
+
+def _refused_then_slow(web: TestWeb) -> str:
+    """One host: a root linking first to 3 pages robots.txt refuses, then to 40 pages of
+    0.2 s each; returns the root."""
+    root = web.url(0, "/")
+    pages = {
+        root: Page(hrefs=[f"/private/{i}" for i in range(3)] + [f"/p{i}" for i in range(40)]),
+        web.url(0, "/robots.txt"): Page(
+            content_type="text/plain", body=b"User-agent: *\nDisallow: /private/\n"
+        ),
+    }
+    for i in range(40):
+        pages[web.url(0, f"/p{i}")] = Page(latency=0.2)
+    web.site = Site(pages)
+    return root
+
+
+@pytest.mark.slow
+def test_run_on_a_terminal_shows_the_live_panel_and_leaves_the_last(
+    web: TestWeb, tmp_path: Path
+) -> None:
+    """`run` on a terminal (a real pseudo-terminal, embedded Redis) draws the live panel while
+    it crawls and leaves the final one on screen, the summary under it; no plain lines."""
+    seed = _refused_then_slow(web)
+    command = [sys.executable, "-m", "scheduler", "run", seed, "--depth", "1",
+               "--data-dir", str(tmp_path), "--crawl-id", "tty"]  # fmt: skip
+    code, out = run_on_terminal(command, _run_env(), timeout=180)
+    assert code == 0, plain(out)
+    assert "· running ·" in plain(out) and ERASE_LINE in out  # drawn live, then redrawn
+    # what stays on screen: the last drawing, never erased, and the summary under it
+    screen = plain(out[out.rindex(ERASE_LINE) :])
+    panel_at, summary_at = (
+        screen.index("╭─ crawl tty · done · elapsed"),
+        screen.index("crawl tty done in"),
+    )
+    assert panel_at < screen.index("╰─") < summary_at
+    assert "44 done of 44 found so far within depth 1" in screen
+    assert "errors     3 robots.txt" in screen and "in flight  0 pages held by workers" in screen
+    assert re.search(r"127\.0\.0\.2\s+44\s+100%", screen)
+    assert "  pages     41 fetched, 3 failed" in screen[summary_at:]
+    assert not re.search(r"pages \d+/\d+  in flight", plain(out))
+
+
+@pytest.mark.slow
+def test_run_without_a_terminal_prints_a_plain_line_now_and_then(
+    web: TestWeb, tmp_path: Path
+) -> None:
+    """`run` with stderr not a terminal prints a plain progress line every
+    CRAWLFLEET_PROGRESS_EVERY_S, with the failures by reason, and no panel."""
+    seed = _refused_then_slow(web)
+    result = subprocess.run(
+        [sys.executable, "-m", "scheduler", "run", seed, "--depth", "1",
+         "--data-dir", str(tmp_path), "--crawl-id", "log"],
+        env=_run_env(CRAWLFLEET_PROGRESS_EVERY_S="0.2"), capture_output=True, text=True,
+        timeout=180, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    line = re.compile(
+        r"log  running  \d+s  pages (\d+)/(\d+)  in flight \d+  [\d.]+ pages/s now, [\d.]+ avg  "
+        r"[\d.]+ (B|KiB)  failed (\d)(  errors 3 robots\.txt)?"
+    )
+    lines = result.stderr.splitlines()[1:]  # after `crawl log: 2 worker(s), depth 1`
+    assert lines and all(line.fullmatch(text) for text in lines), result.stderr
+    assert len(lines) >= 2 and line.fullmatch(lines[-1]).group(5)  # type: ignore[union-attr]
+    assert "╭" not in result.stderr and ERASE_LINE not in result.stderr
+    assert "crawl log done in" in result.stdout
