@@ -67,9 +67,11 @@ class View:
 
     @property
     def found(self) -> int:
-        """Pages done and to do: the total the crawl knows of so far (every crawl has a depth
-        limit, so it stops growing once the last level's pages are found)."""
-        return self.done + self.status.counters.pending
+        """The distinct URLs the crawl has found so far within its depth and scope (and
+        ``--max-pages``): every crawl has a depth limit, so this stops growing once the pages
+        one level short of it are done. Not done + to do: the pages to do count a URL found
+        again nearer twice, and the robots.txt to fetch."""
+        return self.status.counters.seen
 
 
 def reasons_text(reasons: dict[str, int], at_most: int) -> str:

@@ -35,7 +35,7 @@ RATES = Rates(pages_now=43.5, bytes_now=320_000, pages_avg=40.1, bytes_avg=300_0
 
 def status(state: CrawlState = CrawlState.RUNNING, **counters: Any) -> CrawlStatus:
     values: dict[str, Any] = {
-        "fetched": 47, "failed": 2, "bytes": 37_400, "pending": 71,
+        "fetched": 47, "failed": 2, "bytes": 37_400, "pending": 75, "seen": 120,
         "reasons": {"http 404": 2, "timeout": 1},
         "busiest": {"127.0.0.2": 20, "127.0.0.3": 18, "127.0.0.4": 11},
     }  # fmt: skip
@@ -67,7 +67,7 @@ def test_the_panel_shows_every_figure_of_the_crawl() -> None:
     assert "fetched    47 pages (36.5 KiB), 2 failed" in text
     assert "errors     2 http 404, 1 timeout" in text
     assert "rate       43.5 pages/s, 312.5 KiB/s now; 40.1 pages/s, 293.0 KiB/s on average" in text
-    assert "in flight  8 pages held by workers, 71 to do" in text
+    assert "in flight  8 pages held by workers, 75 to do" in text
     hosts = [line.strip("│ ").split() for line in text.splitlines() if "127.0.0." in line]
     assert hosts == [["127.0.0.2", "20", "40%"], ["127.0.0.3", "18", "36%"],
                      ["127.0.0.4", "11", "22%"]]  # fmt: skip
@@ -75,11 +75,11 @@ def test_the_panel_shows_every_figure_of_the_crawl() -> None:
 
 
 def test_the_bar_fills_with_the_pages_done_of_those_found() -> None:
-    """The bar is the pages done of those found (done + to do): empty before any page is
-    done, half for half, full once nothing is left to do."""
+    """The bar is the pages done of the URLs found: empty before any page is done, half for
+    half, full once all are done."""
     widths = []
-    for done, pending in [(0, 10), (5, 5), (10, 0)]:
-        view = View(status(fetched=done, failed=0, pending=pending), 1, 0, RATES)
+    for done in (0, 5, 10):
+        view = View(status(fetched=done, failed=0, seen=10), 1, 0, RATES)
         line = next(ln for ln in rendered(view).splitlines() if "found so far" in ln)
         assert f"{done} done of 10 found so far" in line
         widths.append(line.count("━") + line.count("╸"))
