@@ -130,8 +130,9 @@ def _pages(view: View) -> Table:
     line.add_column(no_wrap=True)
     line.add_column(ratio=1)
     line.add_column(no_wrap=True, justify="right")
+    so_far = " so far" if view.status.state.live else ""
     line.add_row(
-        f"{view.done} done of {view.found} found so far within depth {view.status.spec.depth}",
+        f"{view.done} done of {view.found} found{so_far} within depth {view.status.spec.depth}",
         ProgressBar(total=found, completed=view.done),
         f"{100 * view.done // found}%",
     )

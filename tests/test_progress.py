@@ -232,7 +232,7 @@ def test_run_on_a_terminal_shows_the_live_panel_and_leaves_the_last(
         screen.index("crawl tty done in"),
     )
     assert panel_at < screen.index("╰─") < summary_at
-    assert "44 done of 44 found so far within depth 1" in screen
+    assert "44 done of 44 found within depth 1" in screen
     assert "errors     3 robots.txt" in screen and "in flight  0 pages held by workers" in screen
     assert re.search(r"127\.0\.0\.2\s+44\s+100%", screen)
     assert "  pages     41 fetched, 3 failed" in screen[summary_at:]
