@@ -29,7 +29,8 @@ from scheduler.control import (
 from scheduler.embedded import REDIS_DIR, EmbeddedRedis, open_store
 from scheduler.interrupt import Caught, resume_command, stop_signals_interrupt
 from scheduler.local import LocalWorkers
-from scheduler.progress import human_bytes, state_text, watch
+from scheduler.panel import human_bytes, state_text
+from scheduler.progress import watch
 from shared.catalog import list_crawls, load_status
 from shared.connections import connected
 from shared.crawl import (
@@ -358,8 +359,9 @@ def seed(
             if not wait:
                 return None
             return await watch(
-                redis, spec.crawl_id, console=err, wait_s=settings.redis_wait_s,
-                stall_after_s=settings.stall_after_s, queue_name=settings.queue_name,
+                redis, spec.crawl_id, queue_name=settings.queue_name, console=err,
+                wait_s=settings.redis_wait_s, stall_after_s=settings.stall_after_s,
+                plain_every_s=settings.progress_every_s, hint_no_worker=True,
             )  # fmt: skip
 
     final = _run(go())
@@ -618,9 +620,11 @@ def _run_locally(
                 return before.fetched + before.failed, await watch(
                     redis,
                     spec.crawl_id,
+                    queue_name=settings.queue_name,
                     console=err,
                     wait_s=settings.redis_wait_s,
                     stall_after_s=settings.stall_after_s,
+                    plain_every_s=settings.progress_every_s,
                     check=check_workers,
                 )
 

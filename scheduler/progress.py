@@ -1,75 +1,44 @@
-"""Live progress of a crawl: a rich status line on a terminal, plain lines elsewhere."""
+"""Live progress of a crawl: a rich panel on a terminal, a plain line now and then elsewhere."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import sys
 import time
 from collections.abc import Callable
 
 from redis.asyncio import Redis
 from rich.console import Console
 from rich.live import Live
-from rich.text import Text
 
+from scheduler.panel import View, panel, plain_line
+from scheduler.rates import RateMeter
 from shared.catalog import has_ended, load_status, workers_serving
 from shared.connections import REDIS_ERRORS
 from shared.crawl import CrawlStatus
 from shared.errors import RedisUnavailable
-
-
-def human_bytes(n: int) -> str:
-    """``1536`` -> ``1.5 KiB``."""
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    raise AssertionError("unreachable")
-
-
-def human_seconds(seconds: float) -> str:
-    """``372`` -> ``6m12s``."""
-    minutes, secs = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    if hours:
-        return f"{hours}h{minutes:02d}m"
-    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
-
-
-def state_text(status: CrawlStatus, stall_after_s: float) -> str:
-    """The crawl's state, and for a running crawl that has not moved in ``stall_after_s``,
-    how long it has been stalled."""
-    stalled = status.stalled_s(stall_after_s)
-    if stalled is None:
-        return status.state.value
-    return f"{status.state.value}, stalled {human_seconds(stalled)}"
-
-
-def progress_line(status: CrawlStatus, rate: float, stall_after_s: float) -> str:
-    """One line: state, pages, queue, rate, errors, bytes."""
-    c = status.counters
-    return (
-        f"{status.crawl_id}  {state_text(status, stall_after_s)}  pages {c.fetched}  "
-        f"queue {c.pending}  rate {rate:.1f}/s  failed {c.failed}  {human_bytes(c.bytes)}"
-    )
+from shared.scripts import in_flight
 
 
 class _Poller:
-    """Reads a crawl's status, riding out Redis outages of up to ``wait_s`` seconds."""
+    """Reads a crawl's status and the jobs its workers hold, riding out Redis outages of up to
+    ``wait_s`` seconds."""
 
-    def __init__(self, redis: Redis, crawl_id: str, console: Console, wait_s: float) -> None:
+    def __init__(
+        self, redis: Redis, crawl_id: str, queue_name: str, console: Console, wait_s: float
+    ) -> None:
         self.redis = redis
         self.crawl_id = crawl_id
+        self.queue_name = queue_name
         self.console = console
         self.wait_s = wait_s
 
-    async def status(self) -> CrawlStatus:
+    async def read(self) -> tuple[CrawlStatus, int]:
         lost_at: float | None = None
         while True:
             try:
                 status = await load_status(self.redis, self.crawl_id)
+                held = await in_flight(self.redis, self.queue_name, self.crawl_id)
             except REDIS_ERRORS as exc:
                 now = time.monotonic()
                 if lost_at is None:
@@ -83,7 +52,7 @@ class _Poller:
                 continue
             if lost_at is not None:
                 self.console.print("Redis reachable again", highlight=False)
-            return status
+            return status, held
 
     async def pause(self, seconds: float) -> None:
         """Wait ``seconds``, or only until the crawl has ended: a small crawl's ``run`` is
@@ -100,59 +69,65 @@ async def watch(
     redis: Redis,
     crawl_id: str,
     *,
+    queue_name: str,
     console: Console | None = None,
     interval: float = 0.5,
     wait_s: float = 60.0,
     stall_after_s: float = 300.0,
+    plain_every_s: float = 5.0,
     check: Callable[[], None] | None = None,
-    queue_name: str | None = None,
+    hint_no_worker: bool = False,
 ) -> CrawlStatus:
     """Show progress until the crawl has ended; return its final status.
 
-    A Redis outage is reported once and waited out for up to ``wait_s`` seconds; a crawl that
-    closed no page for ``stall_after_s`` is shown as stalled. ``check`` is called every
-    interval and may raise to stop watching (``run`` uses it to notice that its workers died).
-    With ``queue_name``, a crawl that no worker of that queue has served for
+    A terminal gets a live panel (``scheduler.panel``), left on screen as the crawl ended;
+    anything else a plain line every ``plain_every_s``. A Redis outage is reported once and
+    waited out for up to ``wait_s`` seconds; a crawl that closed no page for
+    ``stall_after_s`` is shown as stalled. ``check`` is called every interval and may raise
+    to stop watching (``run`` uses it to notice that its workers died). With
+    ``hint_no_worker``, a crawl that no worker of ``queue_name`` has served for
     ``NO_WORKER_HINT_S`` is told once how to start one.
     """
     console = console or Console(stderr=True)
-    poller = _Poller(redis, crawl_id, console, wait_s)
+    poller = _Poller(redis, crawl_id, queue_name, console, wait_s)
+    meter = RateMeter()
     started = time.monotonic()
-    status = await poller.status()
-    first_done = status.counters.fetched + status.counters.failed
-    hint = _NoWorkerHint(redis, queue_name, console, started) if queue_name else None
+    hint = _NoWorkerHint(redis, queue_name, console, started) if hint_no_worker else None
 
-    def line_of(s: CrawlStatus) -> str:
-        done = s.counters.fetched + s.counters.failed - first_done
-        return progress_line(s, done / max(time.monotonic() - started, 1e-3), stall_after_s)
+    async def look() -> View:
+        status, held = await poller.read()
+        now = time.monotonic()
+        c = status.counters
+        rates = meter.add(now, c.fetched + c.failed, c.bytes)
+        return View(status, now - started, held, rates)
 
-    async def next_status() -> CrawlStatus:
+    async def next_look() -> View:
         await poller.pause(interval)
         if check is not None:
             check()
         if hint is not None:
             await hint.look()
-        return await poller.status()
+        return await look()
 
+    view = await look()
     if console.is_terminal:
-        with Live(Text(line_of(status)), console=console, transient=True) as live:
-            while status.state.live:
-                status = await next_status()
-                live.update(Text(line_of(status)))
+        with Live(panel(view, stall_after_s), console=console, auto_refresh=False) as live:
+            while view.status.state.live:
+                view = await next_look()
+                live.update(panel(view, stall_after_s), refresh=True)
     else:
         last_plain = 0.0
-        while status.state.live:
-            if time.monotonic() - last_plain >= _PLAIN_EVERY_S:
-                print(line_of(status), file=sys.stderr, flush=True)
+        while view.status.state.live:
+            if time.monotonic() - last_plain >= plain_every_s:
+                line = plain_line(view, stall_after_s)
+                console.print(line, markup=False, highlight=False, soft_wrap=True)
                 last_plain = time.monotonic()
-            status = await next_status()
-    return status
+            view = await next_look()
+    return view.status
 
 
 # how often the watcher asks whether the crawl has ended, between refreshes
 END_CHECK_S = 0.05
-# how often a non-terminal gets a progress line
-_PLAIN_EVERY_S = 5.0
 # how long a crawl may go without a worker on its queue before the user is told how to start one
 NO_WORKER_HINT_S = 5.0
 

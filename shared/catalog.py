@@ -45,17 +45,19 @@ _ENDED = frozenset(s.value for s in CrawlState if not s.live)
 
 
 async def load_status(redis: Redis, crawl_id: str) -> CrawlStatus:
-    """State and counters of a crawl, in one round trip; UnknownCrawl if there is none."""
+    """State, counters and busiest hosts of a crawl, in one round trip; UnknownCrawl if there
+    is none."""
     keys = CrawlKeys(crawl_id)
     async with redis.pipeline(transaction=False) as pipe:
         pipe.hgetall(keys.meta)
         pipe.hgetall(keys.stats)
         pipe.hgetall(keys.reasons)
-        meta, stats, reasons = await pipe.execute()
+        pipe.zrange(keys.busiest, 0, -1, withscores=True)
+        meta, stats, reasons, busiest = await pipe.execute()
     if not meta:
         raise UnknownCrawl(f"no crawl with id {crawl_id!r}")
     try:
-        return _status(crawl_id, meta, stats, reasons)
+        return _status(crawl_id, meta, stats, reasons, busiest)
     except (ValueError, KeyError) as exc:  # pydantic's and decoding errors are ValueErrors
         if isinstance(exc, ValidationError):
             why = f"{exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}"
@@ -65,7 +67,11 @@ async def load_status(redis: Redis, crawl_id: str) -> CrawlStatus:
 
 
 def _status(
-    crawl_id: str, meta: dict[bytes, bytes], stats: dict[bytes, bytes], reasons: dict[bytes, bytes]
+    crawl_id: str,
+    meta: dict[bytes, bytes],
+    stats: dict[bytes, bytes],
+    reasons: dict[bytes, bytes],
+    busiest: list[tuple[bytes, float]],
 ) -> CrawlStatus:
     counts = {k.decode(): int(v) for k, v in stats.items()}
     progress_ms = counts.pop("progress_at", None)
@@ -82,6 +88,9 @@ def _status(
         counters=CrawlCounters(
             **counts,
             reasons={k.decode(): int(v) for k, v in sorted(reasons.items())},
+            busiest={
+                h.decode(): int(n) for h, n in sorted(busiest, key=lambda hn: (-hn[1], hn[0]))
+            },
         ),
     )
 

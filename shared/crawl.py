@@ -123,6 +123,11 @@ class CrawlCounters(BaseModel):
     # counted again) or --max-pages-per-host (the host's backlog entries dropped)
     capped: int = 0
     reasons: dict[str, int] = Field(default_factory=dict)
+    # pages done (fetched or failed) per host, the busiest first, for the ``BUSIEST_HOSTS``
+    # busiest at most (``page_done.lua``); exact while ``hosts_dropped`` is 0, else each count
+    # may be too high by what the host took over when it took another's place
+    busiest: dict[str, int] = Field(default_factory=dict)
+    hosts_dropped: int = 0
 
 
 class CrawlStatus(BaseModel):

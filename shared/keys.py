@@ -10,7 +10,8 @@ Per crawl ``C``:
 - ``cf:C:stats``         hash of counters: ``fetched``, ``failed``, ``bytes``, ``queued`` (URLs
                          admitted), ``seen``, ``pending`` (backlog entries and jobs: 0 means the
                          crawl is complete), ``progress_at`` (ms: when a job of the crawl last
-                         closed), ``capped`` (links not fetched for a page cap)
+                         closed), ``capped`` (links not fetched for a page cap),
+                         ``hosts_dropped`` (hosts ``busiest`` let go to make room for another)
 - ``cf:C:seen:XYZ``      4,096 hashes, one per first 3 hex digits XYZ of a URL fingerprint:
                          the fingerprint's other digits -> 2 * shortest depth seen, + 1 once
                          the page has been fetched (so a re-fetch at a better depth counts
@@ -18,6 +19,8 @@ Per crawl ``C``:
 - ``cf:C:hosts``         set of the hosts where the crawl has a backlog
 - ``cf:C:origins``       set of the origins whose robots.txt the crawl has asked for
 - ``cf:C:reasons``       hash: failure reason or error status -> pages
+- ``cf:C:busiest``       sorted set: host -> pages done (fetched or failed), for the
+                         ``BUSIEST_HOSTS`` busiest hosts at most (``page_done.lua``)
 - ``cf:C:robots:O``      robots.txt of origin ``O`` (``scheme://netloc``) as this crawl saw it
 
 Per host ``H`` (the frontier, ``shared/lua/frontier.lua``); every key of a host carries the hash
@@ -56,6 +59,8 @@ PREFIX = "cf"
 # (hash-max-ziplist-entries, raised to 1024 where crawlfleet starts Redis) up to ~4M URLs
 SEEN_BUCKET_DIGITS = 3
 CRAWLS_INDEX = f"{PREFIX}:crawls"
+# must match page_done.lua: the hosts a crawl's busiest-hosts count holds at most
+BUSIEST_HOSTS = 32
 JOB_KEY_PREFIX = job_key_prefix
 IN_PROGRESS_KEY_PREFIX = in_progress_key_prefix
 RETRY_KEY_PREFIX = retry_key_prefix
@@ -89,6 +94,10 @@ class CrawlKeys:
     @property
     def reasons(self) -> str:
         return f"{PREFIX}:{self.crawl_id}:reasons"
+
+    @property
+    def busiest(self) -> str:
+        return f"{PREFIX}:{self.crawl_id}:busiest"
 
     def robots(self, origin: str) -> str:
         return f"{PREFIX}:{self.crawl_id}:robots:{origin}"

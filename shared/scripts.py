@@ -19,7 +19,7 @@ from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
 from shared.batch import ScriptBatcher
-from shared.jobs import now_ms
+from shared.jobs import finalize_job_id, now_ms
 from shared.keys import (
     ABORT_JOBS,
     CRAWLS_INDEX,
@@ -39,7 +39,7 @@ _FRAGMENTS = {
     "finish": ("seen",),
     "cancel": ("seen",),
 }
-SCRIPTS = ("pause", "resume", "forget", *_FRAGMENTS)
+SCRIPTS = ("pause", "resume", "forget", "in_flight", *_FRAGMENTS)
 
 
 @cache
@@ -261,7 +261,7 @@ class Frontier:
     async def forget(self, crawl_id: str) -> int:
         """forget.lua: 0, -1 no such crawl, -2 not ended."""
         keys = CrawlKeys(crawl_id)
-        script_keys = [keys.meta, keys.stats, keys.reasons, keys.hosts, CRAWLS_INDEX]
+        script_keys = [keys.meta, keys.stats, keys.reasons, keys.busiest, keys.hosts, CRAWLS_INDEX]
         return int(await self._call("forget", script_keys, [crawl_id]))
 
     async def pause(self, crawl_id: str) -> int:
@@ -271,3 +271,10 @@ class Frontier:
     async def resume(self, crawl_id: str) -> int:
         """resume.lua: 0, -1 no such crawl, -2 not paused."""
         return int(await self._call("resume", [CrawlKeys(crawl_id).meta], []))
+
+
+async def in_flight(redis: Redis, queue: str, crawl_id: str) -> int:
+    """in_flight.lua: the crawl's page and robots.txt jobs its workers hold now (claimed,
+    neither closed nor handed back)."""
+    script = _scripts(redis)["in_flight"]
+    return int(await script(keys=[queue], args=[now_ms(), crawl_id, finalize_job_id(crawl_id)]))

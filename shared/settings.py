@@ -87,6 +87,9 @@ class Settings(BaseSettings):
     # a running crawl that has closed no page for this long is shown as stalled by `status`
     # and `run`: longer than a page's lost tries take (job_tries x the job deadline)
     stall_after_s: float = Field(default=300.0, gt=0)
+    # how often `seed --wait` and `run` print a progress line when stderr is no terminal (a log
+    # file, CI); a terminal gets the live panel instead
+    progress_every_s: float = Field(default=5.0, gt=0)
     # how often a job of a paused crawl that was already taken is looked at again
     pause_poll_s: float = Field(default=5.0, gt=0)
 

@@ -27,9 +27,17 @@ from shared.jobs import (
     page_job_args,
     parent_url,
 )
-from shared.keys import CrawlKeys, HostKeys, frontier_host, job_key, robots_job_id, seen_field
+from shared.keys import (
+    BUSIEST_HOSTS,
+    CrawlKeys,
+    HostKeys,
+    frontier_host,
+    job_key,
+    robots_job_id,
+    seen_field,
+)
 from shared.scripts import Frontier as Scripts
-from shared.scripts import script_source
+from shared.scripts import in_flight, script_source
 from shared.settings import Settings
 from shared.urls import fingerprint, origin_of
 from workers.frontier import Frontier, PageJob, Verdict
@@ -312,6 +320,75 @@ async def test_last_job_queues_finalize_and_finish_marks_done(
     assert await slots(redis) == set()
 
 
+async def test_page_done_counts_each_hosts_pages_once(redis: Redis, settings: Settings) -> None:
+    """page_done.lua counts the pages done (fetched or failed) per host, once per page however
+    often it closes; a retried or skipped page is not counted."""
+    other = "http://other.test/"
+    await seed_crawl(redis, settings, spec(seeds=[SEED, other], scope="any"))
+    frontier = Judged(redis, settings)
+    await run(frontier, page(SEED, 0), [SEED + "a", SEED + "b", other + "a"])
+    assert not await frontier.close(page(SEED, 0), 3, "fetched", 1, [])  # a re-run
+    assert await frontier.start(page(other, 0).job_id) is Verdict.RUN
+    await frontier.close(page(other, 0), 3, "failed", 0, [], reason="timeout")
+    assert await frontier.start(page(SEED + "a").job_id) is Verdict.RUN
+    assert await frontier.retry(page(SEED + "a"), 0.0)
+    assert await frontier.start(page(SEED + "b").job_id) is Verdict.RUN
+    await frontier.close(page(SEED + "b"), 3, "skipped", 0, [])
+    await run(frontier, page(other + "a"))
+    counters = (await load_status(redis, "c1")).counters
+    assert counters.busiest == {"other.test": 2, HOST: 1}
+    assert counters.hosts_dropped == 0
+    assert counters.fetched + counters.failed == sum(counters.busiest.values())
+
+
+async def test_busiest_hosts_stay_bounded_and_keep_the_busiest(
+    redis: Redis, settings: Settings
+) -> None:
+    """Past BUSIEST_HOSTS hosts, a new host takes the least busy one's place (Space-Saving):
+    the set never grows past the bound, a host busier than the others keeps its exact count,
+    and every take-over is counted in hosts_dropped."""
+    busy = [f"http://busy.test/{i}" for i in range(10)]
+    singles = [f"http://h{i}.test/" for i in range(BUSIEST_HOSTS + 8)]
+    await seed_crawl(
+        redis, settings, spec(seeds=busy + singles, scope="any", per_host_concurrency=10)
+    )
+    frontier = Judged(redis, settings)
+    for url in busy[:5] + singles + busy[5:]:
+        await run(frontier, page(url, 0))
+    counters = (await load_status(redis, "c1")).counters
+    assert await redis.zcard(CrawlKeys("c1").busiest) == BUSIEST_HOSTS
+    assert len(counters.busiest) == BUSIEST_HOSTS
+    assert next(iter(counters.busiest.items())) == ("busy.test", 10)
+    # 31 single hosts fill the set beside busy.test; each of the other 9 took a place
+    assert counters.hosts_dropped == 9
+    assert sorted(counters.busiest.values()) == [1] * 22 + [2] * 9 + [10]
+
+
+async def test_in_flight_counts_the_crawls_claimed_jobs(redis: Redis, settings: Settings) -> None:
+    """in_flight.lua counts a crawl's jobs that workers hold: claimed ones, until they are
+    closed, handed back or their worker's in-progress mark has ended; not another crawl's, not
+    the finalize job, not those queued."""
+    urls = [SEED, SEED + "a", SEED + "b", SEED + "c"]
+    await seed_crawl(redis, settings, spec(seeds=urls))
+    await seed_crawl(redis, settings, spec(crawl_id="c2", seeds=[SEED + "x"]))
+    queue = settings.queue_name
+    assert await in_flight(redis, queue, "c1") == 0
+    frontier = Judged(redis, settings)
+    assert await frontier.start(page(SEED, 0).job_id) is Verdict.RUN  # claims all five
+    assert await in_flight(redis, queue, "c1") == 4
+    assert await in_flight(redis, queue, "c2") == 1
+    await frontier.close(page(SEED, 0), 3, "fetched", 1, [])
+    assert await in_flight(redis, queue, "c1") == 3
+    # handed back as arq's finish_job does it: queued anew, a whole score, due later
+    await redis.zadd(queue, {page(SEED + "a", 0).job_id: now_ms() + 5000})
+    # its worker died: the in-progress mark (the claimed score) has ended
+    await redis.zadd(queue, {page(SEED + "b", 0).job_id: now_ms() - 1000 + 1 / 16})
+    assert await in_flight(redis, queue, "c1") == 1
+    await frontier.close(page(SEED + "c", 0), 3, "failed", 0, [], reason="timeout")
+    await redis.zadd(queue, {finalize_job_id("c1"): now_ms() + 60_000 + 1 / 16})
+    assert await in_flight(redis, queue, "c1") == 0
+
+
 async def test_robots_txt_is_fetched_before_the_hosts_pages(
     redis: Redis, settings: Settings
 ) -> None:
@@ -510,17 +587,18 @@ async def started_crawl_with_state(
 
 
 async def test_cancel_leaves_only_the_crawls_record(redis: Redis, settings: Settings) -> None:
-    """After a cancel, the crawl's meta, counters and reasons are all that is left of it: no
-    seen URLs, robots.txt rules, backlogs, hosts or origins."""
+    """After a cancel, the crawl's meta, counters, reasons and busiest hosts are all that is
+    left of it: no seen URLs, robots.txt rules, backlogs, hosts or origins."""
     await started_crawl_with_state(redis, settings)
     await cancel_crawl(redis, settings, "c1")
-    record = {CrawlKeys("c1").meta, CrawlKeys("c1").stats}
+    record = {CrawlKeys("c1").meta, CrawlKeys("c1").stats, CrawlKeys("c1").busiest}
     assert await crawl_keys_left(redis, "c1") == record
     assert (await load_status(redis, "c1")).state is CrawlState.CANCELLED
 
 
 async def test_a_done_crawl_leaves_only_its_record(redis: Redis, settings: Settings) -> None:
-    """A crawl marked done keeps its meta, counters and reasons, nothing of its frontier."""
+    """A crawl marked done keeps its meta, counters, reasons and busiest hosts, nothing of its
+    frontier."""
     frontier = await started_crawl_with_state(redis, settings, crawl_delay=0.0)
     while jobs := [j for j in await queued(redis, settings) if not j.endswith(":finalize")]:
         for job_id in jobs:
@@ -533,7 +611,8 @@ async def test_a_done_crawl_leaves_only_its_record(redis: Redis, settings: Setti
                 await frontier.close(page(args[0], args[1]), 3, "failed", 0, [], reason="x")
     assert await frontier.finish("c1")
     await redis.delete(job_key(finalize_job_id("c1")))  # arq's clean-up of the finalize job
-    record = {CrawlKeys("c1").meta, CrawlKeys("c1").stats, CrawlKeys("c1").reasons}
+    keys = CrawlKeys("c1")
+    record = {keys.meta, keys.stats, keys.reasons, keys.busiest}
     assert await crawl_keys_left(redis, "c1") == record
 
 

@@ -1,7 +1,7 @@
 -- Mark a crawl done if it is running (or paused) and has no pending job, and drop what only a
 -- running crawl needs: its seen URLs, robots.txt rules and origins. Its hosts are left to the
 -- caller, which fills each (dropping the crawl's state there) before it deletes their set.
--- Its meta, counters and reasons stay, for `status`.
+-- Its meta, counters, reasons and busiest hosts stay, for `status`.
 -- KEYS: meta, stats, origins
 -- ARGV: finished_at, seen prefix, robots prefix
 -- Returns 1 if the crawl is now done, 0 if it still has pending jobs, -1 if it had ended.

@@ -29,6 +29,28 @@ for i = a + 15, a + 14 + n_origins do
   new_origins[ARGV[i]] = true
 end
 local links_from = a + 15 + n_origins
+
+-- The crawl's busiest hosts: pages done per host in a sorted set of BUSIEST_HOSTS hosts at
+-- most (shared/keys.py names the same bound), one ZADD per page of a host it holds. A host it
+-- does not hold, once full, takes the place of the least busy one with that one's count plus
+-- one (Space-Saving, Metwally et al. 2005): every host with more than 1/BUSIEST_HOSTS of the
+-- pages is held, its count too high by at most the count it took over; 'hosts_dropped' counts
+-- the take-overs (none: every count is exact).
+local BUSIEST_HOSTS = 32
+local function count_host(c, h)
+  local busiest = crawl_key(c, 'busiest')
+  if redis.call('ZADD', busiest, 'XX', 'INCR', 1, h) then
+    return
+  end
+  if redis.call('ZCARD', busiest) < BUSIEST_HOSTS then
+    redis.call('ZADD', busiest, 1, h)
+    return
+  end
+  local least = redis.call('ZPOPMIN', busiest)
+  redis.call('ZADD', busiest, tonumber(least[2]) + 1, h)
+  bump(c, 'hosts_dropped', 1)
+end
+
 local c = crawl_of(id)
 local origin = origin_of(url)
 local host = host_of(origin)
@@ -63,6 +85,7 @@ else
         seen_set(seen, fp, best, true)
         bump(c, outcome, 1)
         bump(c, 'bytes', nbytes)
+        count_host(c, host)
         if reason ~= '' then
           redis.call('HINCRBY', crawl_key(c, 'reasons'), reason, 1)
         end

@@ -16,10 +16,14 @@ def main() -> None:
     parser.add_argument("--hosts", type=int, default=3)
     parser.add_argument("--pages", type=int, default=25, help="pages per host")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--max-latency", type=float, default=0.02, help="seconds per page, at most")
     parser.add_argument("--seconds", type=float, default=3600, help="stop after this long")
     args = parser.parse_args()
     with TestWeb(hosts=args.hosts) as web:
-        web.site = make_site(web.port, seed=args.seed, hosts=args.hosts, pages_per_host=args.pages)
+        web.site = make_site(
+            web.port, seed=args.seed, hosts=args.hosts, pages_per_host=args.pages,
+            max_latency=args.max_latency,
+        )  # fmt: skip
         for h in range(args.hosts):
             print(web.url(h, "/p/0.html"), flush=True)
         time.sleep(args.seconds)
