@@ -189,6 +189,16 @@ DataDir = Annotated[
     ),
 ]
 
+MetricsHost = Annotated[
+    str | None,
+    typer.Option(
+        "--metrics-host",
+        metavar="ADDR",
+        help="The address metrics are served on (default 0.0.0.0: every interface) "
+        "(env CRAWLFLEET_METRICS_HOST).",
+    ),
+]
+
 
 StoreDir = Annotated[
     Path | None,
@@ -378,6 +388,18 @@ def worker(
     concurrency: Concurrency = None,
     extractor: ExtractorOpt = None,
     data_dir: DataDir = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            "--metrics-port",
+            metavar="N",
+            min=0,
+            max=65535,
+            help="Serve Prometheus metrics at http://ADDR:N/metrics; 0, the default, serves "
+            "none (env CRAWLFLEET_METRICS_PORT).",
+        ),
+    ] = None,
+    metrics_host: MetricsHost = None,
     check: Annotated[
         bool,
         typer.Option(
@@ -389,8 +411,9 @@ def worker(
 ) -> None:
     """Run one worker until SIGTERM or SIGINT (in-flight pages finish or go back to the queue)."""
     settings = _settings(
-        ctx, concurrency=concurrency, extractor=_value(extractor), data_dir=data_dir
-    )
+        ctx, concurrency=concurrency, extractor=_value(extractor), data_dir=data_dir,
+        metrics_port=metrics_port, metrics_host=metrics_host,
+    )  # fmt: skip
     if check:
         raise typer.Exit(0 if _worker_alive(settings) else 1)
     from workers.worker import run_worker
