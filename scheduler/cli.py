@@ -48,6 +48,7 @@ from shared.storage import CrawlLayout
 from shared.urls import canonical_seed
 
 T = TypeVar("T")
+_LAST_PORT = 65535
 
 app = typer.Typer(
     name="crawlfleet",
@@ -591,12 +592,27 @@ def run(
     concurrency: Concurrency = None,
     extractor: ExtractorOpt = None,
     data_dir: DataDir = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            "--metrics-port",
+            metavar="N",
+            min=1,
+            max=65535,
+            help="Serve each worker's Prometheus metrics at /metrics, worker k on port N+k-1 "
+            "(default: none).",
+        ),
+    ] = None,
+    metrics_host: MetricsHost = None,
 ) -> None:
     """Crawl on this machine: Redis (embedded unless REDIS_URL is set), workers, progress."""
     spec = _spec_from_options(locals())
     settings = _settings(
-        ctx, concurrency=concurrency, extractor=_value(extractor), data_dir=data_dir
-    )
+        ctx, concurrency=concurrency, extractor=_value(extractor), data_dir=data_dir,
+        metrics_port=metrics_port, metrics_host=metrics_host,
+    )  # fmt: skip
+    if settings.metrics_port and settings.metrics_port + workers - 1 > _LAST_PORT:
+        raise _fail(f"--metrics-port {settings.metrics_port} leaves no port for worker {workers}")
     started = time.monotonic()
     embedded: EmbeddedRedis | None = None
     try:
@@ -632,7 +648,12 @@ def _run_locally(settings: Settings, spec: CrawlSpec, workers: int) -> tuple[int
             async with connected(settings.redis_url) as redis:
                 await seed_crawl(redis, settings, spec)
                 before = (await load_status(redis, spec.crawl_id)).counters
-                err.print(f"crawl {spec.crawl_id}: {workers} worker(s), depth {spec.depth}")
+                metrics = _metrics_ports(settings.metrics_host, fleet.metrics_ports())
+                err.print(
+                    f"crawl {spec.crawl_id}: {workers} worker(s), depth {spec.depth}{metrics}",
+                    highlight=False,
+                    soft_wrap=True,
+                )
                 return before.fetched + before.failed, await watch(
                     redis,
                     spec.crawl_id,
@@ -643,6 +664,14 @@ def _run_locally(settings: Settings, spec: CrawlSpec, workers: int) -> tuple[int
                 )
 
         return _run(go())
+
+
+def _metrics_ports(host: str, ports: list[int]) -> str:
+    """Where the workers of ``run`` serve their metrics, for its first line."""
+    if not ports:
+        return ""
+    last = f"-{ports[-1]}" if len(ports) > 1 else ""
+    return f", metrics on {host}:{ports[0]}{last}"
 
 
 def _interrupted(settings: Settings, crawl_id: str, caught: Caught) -> typer.Exit:

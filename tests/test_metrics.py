@@ -1,5 +1,5 @@
-"""Prometheus metrics: a worker process serving them on its port counts what it crawled, and
-a worker serves none unless asked."""
+"""Prometheus metrics: a worker process serving them on its port counts what it crawled, a
+worker serves none unless asked, and `run` gives each of its workers a port of its own."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import psutil
 import pytest
@@ -291,3 +292,83 @@ def test_each_worker_process_has_a_registry_of_its_own() -> None:
     first.in_flight.inc()
     assert first.registry.get_sample_value("crawlfleet_requests_in_flight") == 1.0
     assert second.registry.get_sample_value("crawlfleet_requests_in_flight") == 0.0
+
+
+def run_process(*args: str) -> subprocess.Popen[bytes]:
+    """`crawlfleet run ARGS` with its own Redis, its held pages given time."""
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+    env |= {"CRAWLFLEET_TOTAL_TIMEOUT": "150", "CRAWLFLEET_READ_TIMEOUT": "150"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "scheduler", "run", *args],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
+def test_run_gives_each_worker_a_metrics_port(
+    web: TestWeb, tmp_path: Path, stop_at_end: list[subprocess.Popen[bytes]]
+) -> None:
+    """`run --metrics-port N` serves worker k's metrics on port N+k-1 and says so; their
+    latencies count every request, robots.txt included."""
+    hold = threading.Event()
+    u = lambda path: web.url(0, path)  # noqa: E731
+    web.site = Site({u("/"): Page(hrefs=["/a", "/slow"]), u("/a"): Page(),
+                     u("/slow"): Page(hold=hold)})  # fmt: skip
+    port = free_ports(2)
+    run = run_process(
+        u("/"), "--depth", "1", "--workers", "2", "--data-dir", str(tmp_path / "data"),
+        "--metrics-port", str(port), "--metrics-host", "127.0.0.1",
+    )  # fmt: skip
+    stop_at_end.append(run)
+    alive = lambda: run.poll() is None  # noqa: E731
+    try:
+        for index in (1, 2):
+            worker = f"local-{index}"
+            found = scrape_when(port + index - 1, lambda s: s.total("crawlfleet_worker_info") == 1,
+                                alive)  # fmt: skip
+            assert found.value("crawlfleet_worker_info", worker=worker) == 1, found.text
+        deadline = time.monotonic() + DEADLINE_S
+        while True:
+            # the slow page in flight, every other request answered and timed
+            scrapes = [scrape(port), scrape(port + 1)]
+            asked = web.requested()
+            in_flight = sum(s.total("crawlfleet_requests_in_flight") for s in scrapes)
+            timed = sum(s.total("crawlfleet_fetch_duration_seconds_count") for s in scrapes)
+            if u("/slow") in asked and in_flight == 1 and timed == len(asked) - 1:
+                break
+            assert alive() and time.monotonic() < deadline, (asked, in_flight, timed)
+            time.sleep(0.1)
+    finally:
+        hold.set()
+    assert u("/robots.txt") in asked
+    _, err = run.communicate(timeout=DEADLINE_S)
+    assert run.returncode == 0, err.decode()
+    assert f"metrics on 127.0.0.1:{port}-{port + 1}" in err.decode()
+
+
+def test_run_checks_its_metrics_ports_first(tmp_path: Path) -> None:
+    """`run` whose workers' metrics ports are not all free says which in one line and
+    starts no worker."""
+    port = free_ports(2)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", port + 1))
+        taken.listen()
+        run = run_process(
+            "http://127.0.0.2:9/", "--workers", "2", "--data-dir", str(tmp_path),
+            "--metrics-port", str(port), "--metrics-host", "127.0.0.1",
+        )  # fmt: skip
+        _, err = run.communicate(timeout=DEADLINE_S)
+    lines = err.decode().strip().splitlines()
+    assert run.returncode == 2 and len(lines) == 1, err.decode()
+    assert (
+        lines[0] == f"error: cannot serve metrics on 127.0.0.1:{port + 1}: Address already in use"
+    )
+    # the log files were checked for writing; no worker wrote to one
+    assert all(log.stat().st_size == 0 for log in (tmp_path / "logs").iterdir())
+    last = run_process("http://127.0.0.2:9/", "--workers", "2", "--data-dir", str(tmp_path),
+                       "--metrics-port", "65535")  # fmt: skip
+    _, err = last.communicate(timeout=DEADLINE_S)
+    assert last.returncode == 2
+    assert err.decode().splitlines() == ["error: --metrics-port 65535 leaves no port for worker 2"]
