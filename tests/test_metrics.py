@@ -1,5 +1,6 @@
 """Prometheus metrics: a worker process serving them on its port counts what it crawled, a
-worker serves none unless asked, and `run` gives each of its workers a port of its own."""
+worker serves none unless asked, `run` gives each of its workers a port of its own, and the
+Grafana dashboard asks only for what workers export."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from shared.connections import connected
 from shared.crawl import CrawlSpec, CrawlState
 from shared.settings import Settings
 from tests.support.crawling import read_manifest, wait_done
+from tests.support.promql import dashboard_queries, grouping_labels, metric_names
 from tests.support.testweb import Page, Site, TestWeb, free_port
 from workers.metrics import WorkerMetrics
 
@@ -243,6 +245,35 @@ async def test_a_worker_counts_what_it_crawled(
     assert after.value("crawlfleet_requests_in_flight") == 0.0
     assert after.value("crawlfleet_worker_info", worker="metered") == 1.0
     assert (after.value("process_cpu_seconds_total") or 0) > 0
+
+
+async def test_the_dashboard_asks_only_for_what_workers_export(
+    web: TestWeb, slow_settings: Settings, stop_at_end: list[subprocess.Popen[bytes]]
+) -> None:
+    """Every panel of the Grafana dashboard has a query, and each query names only metrics a
+    live worker exports and groups only by labels they carry."""
+    crawl = await metered_crawl(web, slow_settings, stop_at_end)
+    exported = crawl.during.families()
+    queries = dashboard_queries()
+    assert len(queries) >= 6
+    for panel, expr in queries:
+        names = metric_names(expr)
+        assert names, (panel, expr)
+        assert names <= exported, (panel, names - exported)
+        labels = set().union(*(crawl.during.labels_of(n) for n in names))
+        # Prometheus adds instance and job to every series it scrapes
+        assert grouping_labels(expr) <= labels | {"le", "instance", "job"}, (panel, expr)
+
+
+def test_queries_are_read_for_every_name_and_label() -> None:
+    """The dashboard test's PromQL reading finds each metric and label of a query, and no
+    function, keyword or label value."""
+    expr = (
+        'sum by (worker) (rate(process_cpu_seconds_total{crawl=~"$crawl"}[$__rate_interval]) '
+        "* on (instance, job) group_left (worker) crawlfleet_worker_info) > bool 0"
+    )
+    assert metric_names(expr) == {"process_cpu_seconds_total", "crawlfleet_worker_info"}
+    assert grouping_labels(expr) == {"worker", "instance", "job", "crawl"}
 
 
 def test_no_metrics_unless_asked(
