@@ -49,6 +49,7 @@ from shared.storage import CrawlLayout
 from shared.urls import canonical_seed
 
 T = TypeVar("T")
+_LAST_PORT = 65535
 
 app = typer.Typer(
     name="crawlfleet",
@@ -187,6 +188,16 @@ DataDir = Annotated[
     Path | None,
     typer.Option(
         "--data-dir", metavar="DIR", help="Where pages are written (env CRAWLFLEET_DATA_DIR)."
+    ),
+]
+
+MetricsHost = Annotated[
+    str | None,
+    typer.Option(
+        "--metrics-host",
+        metavar="ADDR",
+        help="The address metrics are served on (default 0.0.0.0: every interface) "
+        "(env CRAWLFLEET_METRICS_HOST).",
     ),
 ]
 
@@ -380,6 +391,18 @@ def worker(
     concurrency: Concurrency = None,
     extractor: ExtractorOpt = None,
     data_dir: DataDir = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            "--metrics-port",
+            metavar="N",
+            min=0,
+            max=65535,
+            help="Serve Prometheus metrics at http://ADDR:N/metrics; 0, the default, serves "
+            "none (env CRAWLFLEET_METRICS_PORT).",
+        ),
+    ] = None,
+    metrics_host: MetricsHost = None,
     check: Annotated[
         bool,
         typer.Option(
@@ -391,8 +414,9 @@ def worker(
 ) -> None:
     """Run one worker until SIGTERM or SIGINT (in-flight pages finish or go back to the queue)."""
     settings = _settings(
-        ctx, concurrency=concurrency, extractor=_value(extractor), data_dir=data_dir
-    )
+        ctx, concurrency=concurrency, extractor=_value(extractor), data_dir=data_dir,
+        metrics_port=metrics_port, metrics_host=metrics_host,
+    )  # fmt: skip
     if check:
         raise typer.Exit(0 if _worker_alive(settings) else 1)
     from workers.worker import run_worker
@@ -570,12 +594,27 @@ def run(
     concurrency: Concurrency = None,
     extractor: ExtractorOpt = None,
     data_dir: DataDir = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            "--metrics-port",
+            metavar="N",
+            min=1,
+            max=65535,
+            help="Serve each worker's Prometheus metrics at /metrics, worker k on port N+k-1 "
+            "(default: none).",
+        ),
+    ] = None,
+    metrics_host: MetricsHost = None,
 ) -> None:
     """Crawl on this machine: Redis (embedded unless REDIS_URL is set), workers, progress."""
     spec = _spec_from_options(locals())
     settings = _settings(
-        ctx, concurrency=concurrency, extractor=_value(extractor), data_dir=data_dir
-    )
+        ctx, concurrency=concurrency, extractor=_value(extractor), data_dir=data_dir,
+        metrics_port=metrics_port, metrics_host=metrics_host,
+    )  # fmt: skip
+    if settings.metrics_port and settings.metrics_port + workers - 1 > _LAST_PORT:
+        raise _fail(f"--metrics-port {settings.metrics_port} leaves no port for worker {workers}")
     started = time.monotonic()
     embedded: EmbeddedRedis | None = None
     try:
@@ -616,7 +655,12 @@ def _run_locally(
             async with connected(settings.redis_url) as redis:
                 await seed_crawl(redis, settings, spec)
                 before = (await load_status(redis, spec.crawl_id)).counters
-                err.print(f"crawl {spec.crawl_id}: {workers} worker(s), depth {spec.depth}")
+                metrics = _metrics_ports(settings.metrics_host, fleet.metrics_ports())
+                err.print(
+                    f"crawl {spec.crawl_id}: {workers} worker(s), depth {spec.depth}{metrics}",
+                    highlight=False,
+                    soft_wrap=True,
+                )
                 return before.fetched + before.failed, await watch(
                     redis,
                     spec.crawl_id,
@@ -629,6 +673,14 @@ def _run_locally(
                 )
 
         return _run(go())
+
+
+def _metrics_ports(host: str, ports: list[int]) -> str:
+    """Where the workers of ``run`` serve their metrics, for its first line."""
+    if not ports:
+        return ""
+    last = f"-{ports[-1]}" if len(ports) > 1 else ""
+    return f", metrics on {host}:{ports[0]}{last}"
 
 
 def _interrupted(settings: Settings, crawl_id: str, caught: Caught) -> typer.Exit:

@@ -5,18 +5,21 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 from types import TracebackType
 
-from shared.errors import LogFileError
+from shared.errors import LogFileError, MetricsPortError
 from shared.settings import Settings
 
 
 class LocalWorkers:
-    """``count`` worker processes (``python -m workers``), each logging JSON lines to a file.
+    """``count`` worker processes (``python -m workers``), each logging JSON lines to a file,
+    and with ``settings.metrics_port`` given, each serving its metrics on a port of its own:
+    worker k (from 1) on ``metrics_port + k - 1``.
 
     A worker's stderr is ours: what it says there (that its log file cannot be written, a
     crash) reaches the user of ``run`` rather than the file that may be the problem.
@@ -31,13 +34,26 @@ class LocalWorkers:
     def log_file(self, index: int) -> Path:
         return self.log_dir / f"worker-{index}.log"
 
+    def metrics_port(self, index: int) -> int:
+        """The port worker ``index`` (from 1) serves its metrics on; 0 for none."""
+        base = self.settings.metrics_port
+        return base + index - 1 if base else 0
+
+    def metrics_ports(self) -> list[int]:
+        """The ports the workers serve their metrics on, in order (none if not served)."""
+        ports = [self.metrics_port(index) for index in range(1, self.count + 1)]
+        return [port for port in ports if port]
+
     def start(self) -> LocalWorkers:
         """Start the processes; they connect to ``settings.redis_url`` on their own.
 
-        Raises LogFileError, before any process starts, if a log file cannot be written.
+        Raises LogFileError or MetricsPortError, before any process starts, if a log file
+        cannot be written or a metrics port cannot be listened on.
         """
         for index in range(1, self.count + 1):
             self._check_log_file(self.log_file(index))
+        for port in self.metrics_ports():
+            self._check_metrics_port(self.settings.metrics_host, port)
         self.procs = [self._spawn(index) for index in range(1, self.count + 1)]
         return self
 
@@ -49,6 +65,19 @@ class LocalWorkers:
         except OSError as exc:
             raise LogFileError(f"cannot write worker log {path}: {exc.strerror}") from None
 
+    def _check_metrics_port(self, host: str, port: int) -> None:
+        # as the worker's server binds (prometheus_client): the first address, reuse allowed
+        try:
+            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+            family, _, _, _, address = infos[0]
+            with socket.socket(family, socket.SOCK_STREAM) as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                probe.bind(address)
+        except OSError as exc:
+            raise MetricsPortError(
+                f"cannot serve metrics on {host}:{port}: {exc.strerror or exc}"
+            ) from None
+
     def replace(self, index: int) -> None:
         """Start a new process in slot ``index`` (0-based) after the old one has exited."""
         self.procs[index] = self._spawn(index + 1)
@@ -59,6 +88,7 @@ class LocalWorkers:
                 "worker_id": f"local-{number}",
                 "log_format": "json",
                 "log_file": self.log_file(number),
+                "metrics_port": self.metrics_port(number),
             }
         )
         return subprocess.Popen(

@@ -15,6 +15,7 @@ from shared.keys import CRAWLS_INDEX, CrawlKeys, fleet_key
 # a worker says every second that it serves its queue (workers/arq_worker.py); one that has
 # been silent this long is taken to be gone
 WORKER_SILENT_MS = 5000
+_LIVE_STATES = frozenset(state.value.encode() for state in CrawlState if state.live)
 
 
 def _text(value: bytes | None) -> str | None:
@@ -98,3 +99,19 @@ def _status(
 async def list_crawls(redis: Redis) -> list[str]:
     """Every crawl id, oldest first."""
     return [c.decode() for c in await redis.zrange(CRAWLS_INDEX, 0, -1)]
+
+
+async def pending_of(redis: Redis, crawl_ids: list[str]) -> dict[str, int | None]:
+    """The URLs each crawl has still to close (in backlogs, queued or running), in one round
+    trip; None for a crawl that has ended or is gone."""
+    async with redis.pipeline(transaction=False) as pipe:
+        for crawl_id in crawl_ids:
+            keys = CrawlKeys(crawl_id)
+            pipe.hget(keys.meta, "state")
+            pipe.hget(keys.stats, "pending")
+        replies = await pipe.execute()
+    pending: dict[str, int | None] = {}
+    for at, crawl_id in enumerate(crawl_ids):
+        state, count = replies[2 * at], replies[2 * at + 1]
+        pending[crawl_id] = int(count or 0) if state in _LIVE_STATES else None
+    return pending

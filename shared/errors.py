@@ -9,7 +9,8 @@
      │    └── CrawlNotEnded
      ├── ServiceError         a service we depend on is unavailable: exit code 2 on the CLI,
      │    ├── RedisUnavailable   retried with backoff inside workers
-     │    └── LogFileError       the log file cannot be opened (a worker then does not start)
+     │    ├── LogFileError       the log file cannot be opened (a worker then does not start)
+     │    └── MetricsPortError   the metrics port cannot be listened on (nor does it start)
      └── UnreadableCrawl      a crawl's data in Redis is not what crawlfleet wrote
 
 A page that fails to fetch or parse is not an exception here: it is recorded with a reason
@@ -57,6 +58,10 @@ class RedisUnavailable(ServiceError):
 
 class LogFileError(ServiceError):
     """The log file named in the settings cannot be opened for appending."""
+
+
+class MetricsPortError(ServiceError):
+    """The address and port a worker should serve its metrics on cannot be listened on."""
 
 
 class UnreadableCrawl(CrawlfleetError):

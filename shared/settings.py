@@ -55,6 +55,11 @@ class Settings(BaseSettings):
     # log lines go here, appended, instead of stderr; stderr then only says when they cannot
     log_file: Path | None = None
     worker_id: str = Field(default_factory=_default_worker_id)
+    # a worker serves Prometheus metrics on this port (GET /metrics); 0 serves none
+    metrics_port: int = Field(default=0, ge=0, le=65535)
+    # every interface, as exporters bind: a container's port is published through its
+    # interface, not its loopback; 127.0.0.1 keeps the metrics to this machine
+    metrics_host: str = "0.0.0.0"
 
     user_agent: str = DEFAULT_USER_AGENT
     connect_timeout: float = Field(default=10.0, gt=0)

@@ -6,7 +6,7 @@ import sys
 
 from pydantic import ValidationError
 
-from shared.errors import LogFileError
+from shared.errors import LogFileError, MetricsPortError
 from shared.logs import configure_logging
 from shared.settings import Settings, setting_error
 from workers.worker import run_worker
@@ -22,7 +22,10 @@ def main() -> None:
         configure_logging(settings.log_format, settings.log_level, settings.log_file)
     except LogFileError as exc:
         sys.exit(f"error: {exc}")
-    run_worker(settings)
+    try:
+        run_worker(settings)
+    except MetricsPortError as exc:
+        sys.exit(f"error: {exc}")
 
 
 if __name__ == "__main__":

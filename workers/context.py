@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
 import resource
 from contextlib import AsyncExitStack
@@ -21,11 +23,14 @@ from workers.arq_worker import ON_QUEUED
 from workers.fetch import make_client
 from workers.frontier import Frontier
 from workers.guard import Policy, policy_for
+from workers.metrics import WorkerMetrics
 from workers.parsing import PageLinks
 from workers.robots import RobotsCache
 from workers.turns import FetchTurns
 
 CTX_KEY = "crawlfleet"
+# the ctx key of the process's served metrics (``workers.metrics.served_metrics``), if any
+METRICS_KEY = "metrics"
 
 
 @dataclass
@@ -48,6 +53,7 @@ class WorkerContext:
     stack: AsyncExitStack
     turns: FetchTurns
     links: PageLinks
+    metrics: WorkerMetrics
     rules: dict[str, CrawlRules] = field(default_factory=dict)
     clients: dict[Policy, httpx.AsyncClient] = field(default_factory=dict)
 
@@ -78,18 +84,27 @@ async def on_startup(ctx: dict[str, Any]) -> None:
     """arq hook: set up what the process owns (its httpx clients open on first use)."""
     settings: Settings = ctx["settings"]
     redis: Redis = ctx["redis"]
+    served: WorkerMetrics | None = ctx.get(METRICS_KEY)
+    # counted all the same when not served: cheaper than asking at every page
+    metrics = served or WorkerMetrics(settings.worker_id)
     turns = FetchTurns(settings.concurrency)
     stack = AsyncExitStack()
     ctx[CTX_KEY] = WorkerContext(
         settings=settings,
         frontier=Frontier(redis, settings, ctx.get(ON_QUEUED)),
-        robots=RobotsCache(redis, settings, turns),
+        robots=RobotsCache(redis, settings, turns, metrics),
         stack=stack,
         turns=turns,
         links=stack.enter_context(PageLinks(settings)),
+        metrics=metrics,
     )
+    if served is not None:
+        watch = asyncio.create_task(served.watch_queue(redis, settings.queue_name))
+        stack.push_async_callback(_cancel, watch)
+    served_on = {"metrics": f"{settings.metrics_host}:{settings.metrics_port}"} if served else {}
     structlog.get_logger().info(
         "worker started",
+        **served_on,
         concurrency=settings.concurrency,
         gc_frozen=gc.get_freeze_count(),
         gc_threshold=gc.get_threshold()[0],
@@ -97,6 +112,12 @@ async def on_startup(ctx: dict[str, Any]) -> None:
         extractor=settings.extractor,
         data_dir=str(settings.data_dir),
     )
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 async def on_shutdown(ctx: dict[str, Any]) -> None:

@@ -24,6 +24,7 @@ from shared.keys import CrawlKeys
 from shared.settings import Settings
 from shared.urls import origin_of
 from workers.fetch import FetchResult, fetch
+from workers.metrics import WorkerMetrics
 from workers.turns import FetchTurns
 
 ROBOTS_MAX_BYTES = 500 * 1024
@@ -74,10 +75,13 @@ def _parse(raw: bytes) -> Rules:
 class RobotsCache:
     """robots.txt rules per (crawl, origin): parsed in this process, else read from Redis."""
 
-    def __init__(self, redis: Redis, settings: Settings, turns: FetchTurns) -> None:
+    def __init__(
+        self, redis: Redis, settings: Settings, turns: FetchTurns, metrics: WorkerMetrics
+    ) -> None:
         self.redis = redis
         self.settings = settings
         self.turns = turns  # a robots.txt request is one of the worker's requests in flight
+        self.metrics = metrics
         self._parsed: OrderedDict[tuple[str, str], Rules] = OrderedDict()
         self._parsing: dict[tuple[str, str], asyncio.Future[Rules]] = {}
         self.parses = 0  # robots.txt parsed by this process
@@ -85,7 +89,8 @@ class RobotsCache:
     async def fetch(self, origin: str, client: httpx.AsyncClient) -> FetchResult:
         """GET the origin's robots.txt, at most ``ROBOTS_MAX_BYTES`` of it."""
         async with self.turns.turn():
-            return await fetch(client, f"{origin}/robots.txt", self.settings, ROBOTS_MAX_BYTES)
+            with self.metrics.request():
+                return await fetch(client, f"{origin}/robots.txt", self.settings, ROBOTS_MAX_BYTES)
 
     async def rules(self, crawl_id: str, url: str, client: httpx.AsyncClient) -> Rules:
         """The rules for ``url`` in ``crawl_id``; fetched here (with ``client``, the crawl's)

@@ -126,6 +126,7 @@ async def _crawl(worker: WorkerContext, job: PageJob, tries: int, verdict: Verdi
         result.reason, redirect, _hold(result),
     )  # fmt: skip
     _log_page(result, links, queued)
+    worker.metrics.closed(job.crawl_id, result)
     return queued is not None
 
 
@@ -181,7 +182,8 @@ async def _fetch(worker: WorkerContext, rules: CrawlRules, job: PageJob) -> Fetc
     client = await worker.client_for(rules.policy)
     try:
         async with worker.turns.turn():
-            return await fetch(client, job.url, worker.settings, rules.spec.max_bytes_per_page)
+            with worker.metrics.request():
+                return await fetch(client, job.url, worker.settings, rules.spec.max_bytes_per_page)
     except NoTurn as exc:
         raise _no_turn(exc) from exc
 

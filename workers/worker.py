@@ -19,7 +19,8 @@ from shared.jobs import CRAWL_PAGE, FETCH_ROBOTS, FINALIZE_CRAWL, deserialize, s
 from shared.keys import HEALTH_CHECK_INTERVAL_S, worker_health_key
 from shared.settings import Settings
 from workers.arq_worker import FleetWorker
-from workers.context import on_shutdown, on_startup
+from workers.context import METRICS_KEY, on_shutdown, on_startup
+from workers.metrics import WorkerMetrics, served_metrics
 from workers.tasks import crawl_page, fetch_robots, finalize_crawl
 
 log = structlog.get_logger()
@@ -32,8 +33,9 @@ _CLOSE_TIMEOUT_S = 5.0
 _CLOSE_FAILURES: tuple[type[Exception], ...] = (TimeoutError, *REDIS_ERRORS)
 
 
-def worker_settings(settings: Settings) -> dict[str, Any]:
-    """arq ``WorkerSettings`` for crawlfleet, derived from ``settings``.
+def worker_settings(settings: Settings, metrics: WorkerMetrics | None = None) -> dict[str, Any]:
+    """arq ``WorkerSettings`` for crawlfleet, derived from ``settings`` (and the process's
+    served ``metrics``, if any).
 
     ``max_jobs`` is twice the concurrency (``Settings.jobs_held``; arq's default of 10 would
     cap every worker at 10 pages in flight); results are not kept, so no ``arq:result:*`` key
@@ -50,7 +52,7 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
         "redis_settings": arq_redis_settings(settings.redis_url),
         "on_startup": on_startup,
         "on_shutdown": on_shutdown,
-        "ctx": {"settings": settings},
+        "ctx": {"settings": settings, METRICS_KEY: metrics},
         "max_jobs": settings.jobs_held,
         "poll_delay": settings.poll_delay_s,
         "job_timeout": settings.job_timeout_s,
@@ -65,10 +67,14 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
     }
 
 
-def build_worker(settings: Settings, **overrides: Any) -> Worker:
-    """An arq worker for ``settings`` (``overrides`` go to arq, e.g. ``burst=True``)."""
+def build_worker(
+    settings: Settings, metrics: WorkerMetrics | None = None, **overrides: Any
+) -> Worker:
+    """An arq worker for ``settings``, counting into ``metrics`` if given (``overrides`` go to
+    arq, e.g. ``burst=True``)."""
     return FleetWorker(
-        slot_lease_ms=settings.slot_lease_ms, **{**worker_settings(settings), **overrides}
+        slot_lease_ms=settings.slot_lease_ms,
+        **{**worker_settings(settings, metrics), **overrides},
     )
 
 
@@ -146,8 +152,9 @@ async def _stop(worker: Worker, main: asyncio.Task[None], grace_s: float) -> Non
         await _abandon(worker)
 
 
-async def serve(settings: Settings) -> None:
-    """Run one worker until SIGTERM or SIGINT, starting it again whenever Redis comes back.
+async def serve(settings: Settings, metrics: WorkerMetrics | None = None) -> None:
+    """Run one worker until SIGTERM or SIGINT, starting it again whenever Redis comes back
+    (each one counting into the process's served ``metrics``, if any).
 
     The signals are ours, not arq's, so a stop is honoured whatever state the worker is in:
     waiting for Redis, running jobs, or dropping a worker whose Redis went away.
@@ -157,7 +164,7 @@ async def serve(settings: Settings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     while await wait_for_redis(settings, stop):
-        worker = build_worker(settings, handle_signals=False)
+        worker = build_worker(settings, metrics, handle_signals=False)
         main = asyncio.create_task(worker.async_run())
         stopping = asyncio.create_task(stop.wait())
         await asyncio.wait({main, stopping}, return_when=asyncio.FIRST_COMPLETED)
@@ -217,9 +224,13 @@ def raise_open_files_limit() -> None:
 
 
 def run_worker(settings: Settings) -> None:
-    """Run one worker process until SIGTERM or SIGINT; in-flight pages get the grace period."""
+    """Run one worker process until SIGTERM or SIGINT; in-flight pages get the grace period.
+
+    Raises MetricsPortError, before anything runs, if its metrics cannot be served.
+    """
     # bound before any task exists, so every task's log lines carry the worker id
     structlog.contextvars.bind_contextvars(worker=settings.worker_id)
-    tune_garbage_collector()
-    raise_open_files_limit()
-    asyncio.run(serve(settings))
+    with served_metrics(settings) as metrics:
+        tune_garbage_collector()
+        raise_open_files_limit()
+        asyncio.run(serve(settings, metrics))

@@ -9,10 +9,12 @@ from __future__ import annotations
 import json
 import secrets
 import time
+import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.compose import testsite
 from tests.compose.stack import Stack, find_compose_tool
@@ -102,6 +104,22 @@ def _check_stored_exactly_once(
     return records
 
 
+def _pages_counted(stack: Stack, container: str, crawl_id: str) -> float:
+    """The pages of a crawl that a worker replica's /metrics counts, read on the host port
+    its container port 9108 is published on."""
+    published = stack.engine("port", container, "9108").stdout.split()
+    assert published, f"{container}: metrics port 9108 not published"
+    port = published[0].rsplit(":", 1)[1]
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30) as response:
+        text = response.read().decode()
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "crawlfleet_pages_total" and sample.labels["crawl"] == crawl_id
+    )
+
+
 def _wait_done(stack: Stack, crawl_id: str, timeout: float = 600) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while True:
@@ -152,6 +170,9 @@ def test_seed_wait_crawls_the_exact_page_set_over_three_workers(stack: Stack) ->
     pages = _page_events(stack, crawl_id)
     assert {e["url"] for e in pages} == set(expected)
     assert {e["worker"] for e in pages} == workers, "not every worker fetched pages"
+    # each replica counts the pages it closed, and serves them on a host port of its own
+    counted = {w: _pages_counted(stack, w, crawl_id) for w in stack.containers("worker")}
+    assert all(counted.values()) and sum(counted.values()) == len(pages), counted
 
 
 def test_scaling_from_three_to_five_workers_mid_crawl_stores_every_page_once(

@@ -21,6 +21,8 @@ from urllib.parse import urlsplit
 
 # a loopback address nothing listens on: a crawler that follows a link there has left its scope
 OUT_OF_SCOPE_HOST = "127.0.0.250"
+# the longest a held page (``Page.hold``) waits for its test
+HOLD_MAX_S = 120.0
 
 
 @dataclass
@@ -37,6 +39,9 @@ class Page:
     # statuses of the first requests, in order (then ``status``): a server that recovers
     first_statuses: list[int] = field(default_factory=list)
     headers: dict[str, str] = field(default_factory=dict)
+    # the answer waits until the test sets this (or two minutes have passed): a request in flight
+    # for as long as the test needs one
+    hold: threading.Event | None = None
 
     def render(self) -> bytes:
         if self.body is not None:
@@ -207,6 +212,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if page.latency:
             time.sleep(page.latency)
+        if page.hold is not None:
+            page.hold.wait(HOLD_MAX_S)
         if page.redirect_to is not None:
             self.send_response(page.status)
             self.send_header("Location", page.redirect_to)
