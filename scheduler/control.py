@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -9,7 +10,7 @@ from datetime import UTC, datetime
 from redis.asyncio import Redis
 
 from shared.crawl import CrawlSpec
-from shared.errors import CrawlNotEnded, CrawlNotRunning, UnknownCrawl
+from shared.errors import CrawlNotEnded, CrawlNotRunning, SpecConflict, UnknownCrawl
 from shared.keys import CRAWLS_INDEX, CrawlKeys
 from shared.scripts import Frontier
 from shared.settings import Settings
@@ -34,7 +35,7 @@ class SeedResult:
 
 async def seed_crawl(redis: Redis, settings: Settings, spec: CrawlSpec) -> SeedResult:
     """Create the crawl (or add seeds to it while it runs) and admit the seeds at depth 0."""
-    status, admitted = await frontier_of(redis, settings).seed(
+    seeded = await frontier_of(redis, settings).seed(
         crawl_id=spec.crawl_id,
         spec_json=spec.model_dump_json(),
         created_at=datetime.now(UTC).isoformat(),
@@ -47,9 +48,31 @@ async def seed_crawl(redis: Redis, settings: Settings, spec: CrawlSpec) -> SeedR
         seeds=[(fingerprint(url), url) for url in spec.seeds],
         crawls_index=CRAWLS_INDEX,
     )
-    if status < 0:
+    if seeded.status == -1:
         raise CrawlNotRunning(f"crawl {spec.crawl_id!r} has ended; seed a new crawl id")
-    return SeedResult(created=status == 1, queued=admitted)
+    if seeded.status == -2:
+        raise SpecConflict(
+            f"crawl {spec.crawl_id!r} was seeded with other options "
+            f"({_differences(seeded.spec_json, spec)}): give the same ones to add seeds to it, "
+            "or another crawl id"
+        )
+    return SeedResult(created=seeded.status == 1, queued=seeded.admitted)
+
+
+def _differences(stored_json: str | None, given: CrawlSpec) -> str:
+    """What differs between a crawl's stored spec and ``given``, seeds aside: ``depth 2, not
+    3``, one option after another."""
+    try:
+        stored = CrawlSpec.model_validate_json(stored_json or "").model_dump(exclude={"seeds"})
+    except ValueError:  # written by another version, or by hand
+        return "its spec cannot be read"
+    wanted = given.model_dump(exclude={"seeds"})
+    said = [
+        f"{name} {json.dumps(value)}, not {json.dumps(wanted[name])}"
+        for name, value in stored.items()
+        if value != wanted[name]
+    ]
+    return "; ".join(said) or "its spec is stored otherwise"
 
 
 @dataclass(frozen=True)

@@ -78,6 +78,15 @@ class Closed:
 
 
 @dataclass(frozen=True, slots=True)
+class Seeded:
+    """seed.lua's answer."""
+
+    status: int  # 1 created, 0 seeds added, -1 the crawl has ended, -2 its spec is another
+    admitted: int  # seeds admitted
+    spec_json: str | None = None  # with -2: the crawl's own spec
+
+
+@dataclass(frozen=True, slots=True)
 class Claimed:
     """One job claim.lua claimed and started."""
 
@@ -146,15 +155,14 @@ class Frontier:
         max_pages_per_host: int,
         seeds: Sequence[tuple[str, str]],
         crawls_index: str,
-    ) -> tuple[int, int]:
-        """seed.lua: (1 created / 0 added / -1 ended, seeds admitted); ``seeds`` are
-        (fingerprint, url) pairs."""
+    ) -> Seeded:
+        """seed.lua; ``seeds`` are (fingerprint, url) pairs."""
         args: list[Any] = [crawl_id, spec_json, created_at, host_limit, host_delay_ms,
                            int(robots), max_pages, depth, max_pages_per_host]  # fmt: skip
         for fp, url in seeds:
             args += [fp, url]
-        status, admitted = await self._frontier("seed", [crawls_index], args)
-        return int(status), int(admitted)
+        status, admitted, *stored = await self._frontier("seed", [crawls_index], args)
+        return Seeded(int(status), int(admitted), stored[0].decode() if stored else None)
 
     async def page_done(
         self,

@@ -162,6 +162,19 @@ def test_seed_status_cancel(redis_url: str) -> None:
     assert data["state"] == "cancelled" and data["counters"]["pending"] == 0
 
 
+def test_seeding_a_crawl_id_again_with_other_options_is_one_line(redis_url: str) -> None:
+    """A second seed of a running crawl id with other options is one error line naming them,
+    exit 2; with the same options it adds its seeds."""
+    first = ["--redis-url", redis_url, "seed", "http://127.0.0.2:9/a", "--crawl-id", "twice"]
+    assert cli(*first, "--depth", "3").returncode == 0
+    other = cli(*first[:-3], "http://127.0.0.2:9/b", "--crawl-id", "twice", "--depth", "4")
+    assert_one_line_error(other, "crawl 'twice' was seeded with other options", "depth 3, not 4")
+    same = cli(*first[:-3], "http://127.0.0.2:9/b", "--crawl-id", "twice", "--depth", "3")
+    assert same.returncode == 0 and "added 1 seed(s) to running crawl twice" in same.stderr
+    data = json.loads(cli("--redis-url", redis_url, "status", "twice", "--json").stdout)
+    assert data["spec"]["depth"] == 3 and data["counters"]["seen"] == 2
+
+
 def test_a_crawl_no_worker_serves_is_shown_stalled(redis_url: str) -> None:
     """A running crawl that closes no page for ``stall_after_s`` is shown as stalled, in the
     table and in the JSON; one that has not waited that long is not."""
