@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -15,9 +14,6 @@ from shared.keys import CRAWLS_INDEX, CrawlKeys
 from shared.scripts import Frontier
 from shared.settings import Settings
 from shared.urls import fingerprint
-
-# queue entries scanned and job ids swept per script call: a long queue never blocks Redis long
-_BATCH = 500
 
 
 def frontier_of(redis: Redis, settings: Settings) -> Frontier:
@@ -99,28 +95,13 @@ async def forget_crawl(redis: Redis, settings: Settings, crawl_id: str) -> None:
     _check(code, crawl_id, "ended")
 
 
-async def _batches(items: AsyncIterator[bytes]) -> AsyncIterator[list[bytes]]:
-    batch: list[bytes] = []
-    async for item in items:
-        batch.append(item)
-        if len(batch) >= _BATCH:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
 async def cancel_crawl(redis: Redis, settings: Settings, crawl_id: str) -> CancelResult:
     """Cancel a running or paused crawl: drop its queued jobs and backlogs, abort its running
     jobs; the hosts it held go to the other crawls waiting on them."""
     frontier = frontier_of(redis, settings)
     _check(await frontier.cancel(crawl_id, datetime.now(UTC).isoformat()), crawl_id,
            "running or paused")  # fmt: skip
-    dropped = aborted = 0
-    queued = redis.zscan_iter(settings.queue_name, match=f"{crawl_id}:*", count=_BATCH)
-    async for batch in _batches(member async for member, _score in queued):
-        removed, stopped = await frontier.sweep(batch)
-        dropped, aborted = dropped + removed, aborted + stopped
+    dropped, aborted = await frontier.sweep_crawl(crawl_id)
     await frontier.forget_hosts(crawl_id)
     return CancelResult(dropped=dropped, aborted=aborted)
 

@@ -109,6 +109,8 @@ class Claim:
 
 # hosts filled per script call: a crawl of many hosts never blocks Redis for long
 HOSTS_BATCH = 500
+# queue entries scanned and job ids swept per script call: a long queue never blocks Redis long
+SWEEP_BATCH = 500
 
 
 class Frontier:
@@ -239,6 +241,23 @@ class Frontier:
         removed, aborted = await self._frontier("sweep", [], list(job_ids))
         return int(removed), int(aborted)
 
+    async def sweep_crawl(self, crawl_id: str) -> tuple[int, int]:
+        """sweep.lua on every job of an ended crawl in arq's queue (which all crawls share),
+        a batch at a time; (removed, aborted)."""
+        removed = aborted = 0
+        batch: list[bytes] = []
+        async for member, _score in self.redis.zscan_iter(
+            self.queue, match=f"{crawl_id}:*", count=SWEEP_BATCH
+        ):
+            batch.append(member)
+            if len(batch) >= SWEEP_BATCH:
+                dropped, stopped = await self.sweep(batch)
+                removed, aborted, batch = removed + dropped, aborted + stopped, []
+        if batch:
+            dropped, stopped = await self.sweep(batch)
+            removed, aborted = removed + dropped, aborted + stopped
+        return removed, aborted
+
     async def claim(self, *, want: int, in_progress_ms: int, scan_max: int) -> Claim:
         """claim.lua: claim, start and judge up to ``want`` due jobs."""
         head, *flat = await self._frontier("claim", [], [in_progress_ms, want, scan_max])
@@ -259,11 +278,13 @@ class Frontier:
         args = [finished_at, keys.seen, keys.robots("")]
         return int(await self._call("finish", script_keys, args))
 
-    async def cancel(self, crawl_id: str, finished_at: str) -> int:
-        """cancel.lua: 0, -1 no such crawl, -2 ended."""
+    async def cancel(self, crawl_id: str, finished_at: str, failed: str | None = None) -> int:
+        """cancel.lua: the crawl is cancelled, or failed for the reason ``failed``; 0, -1 no
+        such crawl, -2 ended."""
         keys = CrawlKeys(crawl_id)
         script_keys = [keys.meta, keys.stats, keys.origins]
-        args = [finished_at, keys.seen, keys.robots("")]
+        state = "cancelled" if failed is None else "failed"
+        args = [finished_at, keys.seen, keys.robots(""), state, failed or ""]
         return int(await self._call("cancel", script_keys, args))
 
     async def forget(self, crawl_id: str) -> int:

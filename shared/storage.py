@@ -91,6 +91,20 @@ class CrawlLayout:
     def body_path(self, fp: str, depth: int, content_type: str | None) -> Path:
         return self.pages / fp[:2] / f"{fp}.d{depth}.{body_extension(content_type)}"
 
+    def check_writable(self) -> None:
+        """Make the crawl's folders, and write and remove a small file there: raises the
+        OSError a page's files would meet (a read-only or full disk, a file in the way)."""
+        self.pages.mkdir(parents=True, exist_ok=True)
+        probe = self.pages / f".probe.{os.getpid()}.{secrets.token_hex(4)}{TMP_SUFFIX}"
+        fd = os.open(probe, _TMP_FLAGS, 0o666)
+        try:
+            try:
+                os.write(fd, b"crawlfleet\n")
+            finally:
+                os.close(fd)
+        finally:
+            probe.unlink(missing_ok=True)
+
     def remove_temp_files(self) -> int:
         """Remove the temporary files of page writes that never finished; returns how many.
 
@@ -99,9 +113,10 @@ class CrawlLayout:
         """
         removed = 0
         if self.pages.is_dir():
-            for path in self.pages.glob(f"*/.*{TMP_SUFFIX}"):
-                path.unlink(missing_ok=True)
-                removed += 1
+            for pattern in (f"*/.*{TMP_SUFFIX}", f".*{TMP_SUFFIX}"):  # a page's, a probe's
+                for path in self.pages.glob(pattern):
+                    path.unlink(missing_ok=True)
+                    removed += 1
         return removed
 
     def records(self) -> Iterator[tuple[Path, PageRecord | str]]:

@@ -340,6 +340,26 @@ def test_a_crawl_that_fetched_nothing_says_why_and_exits_1(tmp_path: Path) -> No
     assert said[1].startswith(f"  {seed}: connect: ") and "Traceback" not in result.stderr
 
 
+def test_a_crawl_whose_folder_takes_no_file_fails_with_the_reason(
+    web: TestWeb, tmp_path: Path, redis_url: str
+) -> None:
+    """A crawl folder that cannot be made (a file in its place) fails the crawl before any
+    request: `run` ends with the reason and exit 1, and `status` shows it."""
+    web.site = make_site(web.port, pages_per_host=10)
+    (tmp_path / "blocked").write_text("a file where the crawl folder should be")
+    run = cli("run", web.url(0, "/p/0.html"), "--data-dir", str(tmp_path), "--crawl-id",
+              "blocked", env={"REDIS_URL": redis_url})  # fmt: skip
+    assert run.returncode == 1, run
+    assert run.stdout.startswith("crawl blocked failed in ")
+    reason = f"storage: {tmp_path / 'blocked'} cannot take files: Not a directory"
+    assert run.stderr.splitlines()[-1] == f"error: {reason}", run.stderr
+    assert web.requested() == []
+    status = json.loads(cli("--redis-url", redis_url, "status", "blocked", "--json").stdout)
+    assert status["state"] == "failed" and status["reason"] == reason
+    table = cli("--redis-url", redis_url, "status").stdout
+    assert table.endswith(f"\nblocked failed: {reason}\n"), table
+
+
 def test_a_log_file_that_cannot_be_opened_is_one_line(tmp_path: Path, redis_url: str) -> None:
     """`worker` with an unopenable log file, and `run` whose logs folder is a file, stop
     before they start with the reason in one line."""

@@ -521,6 +521,28 @@ async def test_cancel_leaves_only_the_crawls_record(redis: Redis, settings: Sett
     assert (await load_status(redis, "c1")).state is CrawlState.CANCELLED
 
 
+async def test_a_failed_crawl_ends_as_a_cancelled_one_with_its_reason(
+    redis: Redis, settings: Settings
+) -> None:
+    """A worker failing a crawl ends it as a cancel does (jobs, backlogs and frontier state
+    dropped), in state failed with the reason; the first reason stays, and the crawl takes no
+    more seeds, is not cancelled again, and can be forgotten."""
+    frontier = await started_crawl_with_state(redis, settings)
+    assert await queued(redis, settings) != {}
+    assert await frontier.fail("c1", "storage: full")
+    assert not await frontier.fail("c1", "storage: another worker's")
+    status = await load_status(redis, "c1")
+    assert (status.state, status.reason) == (CrawlState.FAILED, "storage: full")
+    assert status.counters.pending == 0 and await queued(redis, settings) == {}
+    assert await crawl_keys_left(redis, "c1") == {CrawlKeys("c1").meta, CrawlKeys("c1").stats}
+    with pytest.raises(CrawlNotRunning):
+        await seed_crawl(redis, settings, spec())
+    with pytest.raises(CrawlNotRunning):
+        await cancel_crawl(redis, settings, "c1")
+    await forget_crawl(redis, settings, "c1")
+    assert await list_crawls(redis) == []
+
+
 async def test_a_done_crawl_leaves_only_its_record(redis: Redis, settings: Settings) -> None:
     """A crawl marked done keeps its meta, counters and reasons, nothing of its frontier."""
     frontier = await started_crawl_with_state(redis, settings, crawl_delay=0.0)

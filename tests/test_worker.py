@@ -264,6 +264,20 @@ async def test_jobs_a_worker_cannot_run_are_dropped_without_harm(
             assert not await redis.exists(prefix + job_id), prefix + job_id
 
 
+async def test_a_manifest_that_cannot_be_written_fails_the_crawl(
+    web: TestWeb, settings: Settings
+) -> None:
+    """A manifest that cannot be written (a folder in its place) fails the crawl with the
+    reason once its pages are stored, where its finalize job was retried for ever."""
+    web.site = Site({web.url(0, "/"): Page()})
+    (settings.data_dir / "nomani" / "manifest.jsonl").mkdir(parents=True)
+    spec = CrawlSpec(crawl_id="nomani", seeds=[web.url(0, "/")], depth=0, obey_robots=False)
+    status = await crawl_in_process(settings, spec)
+    assert status.state is CrawlState.FAILED and status.counters.fetched == 1
+    folder = settings.data_dir / "nomani"
+    assert status.reason == f"storage: {folder} cannot take files: Is a directory"
+
+
 async def test_a_job_that_fails_every_time_gives_up_and_the_crawl_ends(
     web: TestWeb, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
