@@ -692,7 +692,7 @@ def _seed_errors(layout: CrawlLayout) -> str:
     """Why each seed failed, from the manifest (empty if it cannot be read here: the workers'
     data directory may not be this machine's)."""
     try:
-        lines = layout.manifest.read_text().splitlines()
+        lines = layout.read(layout.manifest).decode(errors="replace").splitlines()
     except OSError:
         return ""
     said = []
