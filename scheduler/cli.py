@@ -492,6 +492,9 @@ def _status_table(statuses: list[CrawlStatus], stall_after_s: float) -> None:
             human_bytes(c.bytes), str(s.spec.depth), seeds,
         )  # fmt: skip
     out.print(table)
+    for s in statuses:  # a reason is a line of its own: a column would wrap it to pieces
+        if s.reason is not None:
+            out.print(f"{s.crawl_id} {s.state.value}: {s.reason}", highlight=False, soft_wrap=True)
 
 
 @app.command(epilog="Example: crawlfleet cancel 20261125-101500-a1b2c3")
@@ -708,8 +711,8 @@ def _interrupted(settings: Settings, crawl_id: str, caught: Caught) -> typer.Exi
 def _summary(
     status: CrawlStatus, data_dir: Path, elapsed: float | None = None, done_before: int = 0
 ) -> None:
-    """Print what a crawl did and where its files are; exit 1, saying why the seeds failed,
-    if it ended with no page fetched."""
+    """Print what a crawl did and where its files are; exit 1, saying why, if it failed or
+    ended with no page fetched."""
     c = status.counters
     took = ""
     if elapsed is not None:
@@ -729,6 +732,9 @@ def _summary(
         highlight=False,
         soft_wrap=True,
     )
+    if status.state is CrawlState.FAILED:
+        err.print(f"[bold red]error:[/bold red] {status.reason}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
     if status.state is CrawlState.DONE and c.fetched == 0 and c.failed:
         seeds = _seed_errors(CrawlLayout(data_dir, status.crawl_id))
         err.print(
@@ -747,7 +753,7 @@ def _seed_errors(layout: CrawlLayout) -> str:
     """Why each seed failed, from the manifest (empty if it cannot be read here: the workers'
     data directory may not be this machine's)."""
     try:
-        lines = layout.manifest.read_text().splitlines()
+        lines = layout.read(layout.manifest).decode(errors="replace").splitlines()
     except OSError:
         return ""
     said = []

@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from redis.asyncio import Redis
 
 from shared.crawl import CrawlSpec
-from shared.errors import CrawlNotEnded, CrawlNotRunning, UnknownCrawl
+from shared.errors import CrawlNotEnded, CrawlNotRunning, SpecConflict, UnknownCrawl
 from shared.keys import CRAWLS_INDEX, CrawlKeys
 from shared.scripts import Frontier
 from shared.settings import Settings
 from shared.urls import fingerprint
-
-# queue entries scanned and job ids swept per script call: a long queue never blocks Redis long
-_BATCH = 500
 
 
 def frontier_of(redis: Redis, settings: Settings) -> Frontier:
@@ -34,7 +31,7 @@ class SeedResult:
 
 async def seed_crawl(redis: Redis, settings: Settings, spec: CrawlSpec) -> SeedResult:
     """Create the crawl (or add seeds to it while it runs) and admit the seeds at depth 0."""
-    status, admitted = await frontier_of(redis, settings).seed(
+    seeded = await frontier_of(redis, settings).seed(
         crawl_id=spec.crawl_id,
         spec_json=spec.model_dump_json(),
         created_at=datetime.now(UTC).isoformat(),
@@ -47,9 +44,31 @@ async def seed_crawl(redis: Redis, settings: Settings, spec: CrawlSpec) -> SeedR
         seeds=[(fingerprint(url), url) for url in spec.seeds],
         crawls_index=CRAWLS_INDEX,
     )
-    if status < 0:
+    if seeded.status == -1:
         raise CrawlNotRunning(f"crawl {spec.crawl_id!r} has ended; seed a new crawl id")
-    return SeedResult(created=status == 1, queued=admitted)
+    if seeded.status == -2:
+        raise SpecConflict(
+            f"crawl {spec.crawl_id!r} was seeded with other options "
+            f"({_differences(seeded.spec_json, spec)}): give the same ones to add seeds to it, "
+            "or another crawl id"
+        )
+    return SeedResult(created=seeded.status == 1, queued=seeded.admitted)
+
+
+def _differences(stored_json: str | None, given: CrawlSpec) -> str:
+    """What differs between a crawl's stored spec and ``given``, seeds aside: ``depth 2, not
+    3``, one option after another."""
+    try:
+        stored = CrawlSpec.model_validate_json(stored_json or "").model_dump(exclude={"seeds"})
+    except ValueError:  # written by another version, or by hand
+        return "its spec cannot be read"
+    wanted = given.model_dump(exclude={"seeds"})
+    said = [
+        f"{name} {json.dumps(value)}, not {json.dumps(wanted[name])}"
+        for name, value in stored.items()
+        if value != wanted[name]
+    ]
+    return "; ".join(said) or "its spec is stored otherwise"
 
 
 @dataclass(frozen=True)
@@ -76,28 +95,13 @@ async def forget_crawl(redis: Redis, settings: Settings, crawl_id: str) -> None:
     _check(code, crawl_id, "ended")
 
 
-async def _batches(items: AsyncIterator[bytes]) -> AsyncIterator[list[bytes]]:
-    batch: list[bytes] = []
-    async for item in items:
-        batch.append(item)
-        if len(batch) >= _BATCH:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
 async def cancel_crawl(redis: Redis, settings: Settings, crawl_id: str) -> CancelResult:
     """Cancel a running or paused crawl: drop its queued jobs and backlogs, abort its running
     jobs; the hosts it held go to the other crawls waiting on them."""
     frontier = frontier_of(redis, settings)
     _check(await frontier.cancel(crawl_id, datetime.now(UTC).isoformat()), crawl_id,
            "running or paused")  # fmt: skip
-    dropped = aborted = 0
-    queued = redis.zscan_iter(settings.queue_name, match=f"{crawl_id}:*", count=_BATCH)
-    async for batch in _batches(member async for member, _score in queued):
-        removed, stopped = await frontier.sweep(batch)
-        dropped, aborted = dropped + removed, aborted + stopped
+    dropped, aborted = await frontier.sweep_crawl(crawl_id)
     await frontier.forget_hosts(crawl_id)
     return CancelResult(dropped=dropped, aborted=aborted)
 

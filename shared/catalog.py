@@ -83,6 +83,7 @@ def _status(
         spec=CrawlSpec.model_validate_json(meta[b"spec"]),
         created_at=datetime.fromisoformat(meta[b"created_at"].decode()),
         finished_at=datetime.fromisoformat(finished) if finished else None,
+        reason=_text(meta.get(b"reason")),
         progress_at=None
         if progress_ms is None
         else datetime.fromtimestamp(progress_ms / 1000, UTC),

@@ -16,12 +16,14 @@ _CRAWL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
 class CrawlState(StrEnum):
-    """Where a crawl is in its life: running and paused are live, done and cancelled ended."""
+    """Where a crawl is in its life: running and paused are live; done, cancelled and failed
+    (its pages could not be stored: ``CrawlStatus.reason`` says why) ended."""
 
     RUNNING = "running"
     PAUSED = "paused"
     DONE = "done"
     CANCELLED = "cancelled"
+    FAILED = "failed"
 
     @property
     def live(self) -> bool:
@@ -138,6 +140,7 @@ class CrawlStatus(BaseModel):
     spec: CrawlSpec
     created_at: datetime
     finished_at: datetime | None = None
+    reason: str | None = None  # why a failed crawl failed
     # when a page or robots.txt job of the crawl last closed (None: none has yet)
     progress_at: datetime | None = None
     counters: CrawlCounters

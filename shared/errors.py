@@ -6,7 +6,8 @@
      │    ├── InvalidCrawlId
      │    ├── UnknownCrawl
      │    ├── CrawlNotRunning
-     │    └── CrawlNotEnded
+     │    ├── CrawlNotEnded
+     │    └── SpecConflict
      ├── ServiceError         a service we depend on is unavailable: exit code 2 on the CLI,
      │    ├── RedisUnavailable   retried with backoff inside workers
      │    ├── LogFileError       the log file cannot be opened (a worker then does not start)
@@ -46,6 +47,10 @@ class CrawlNotRunning(UserError):
 
 class CrawlNotEnded(UserError):
     """The crawl is running or paused, so it cannot be forgotten."""
+
+
+class SpecConflict(UserError):
+    """The crawl id names a live crawl whose options are not the ones given."""
 
 
 class ServiceError(CrawlfleetError):

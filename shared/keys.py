@@ -3,7 +3,8 @@
 Per crawl ``C``:
 
 - ``cf:crawls``          sorted set: crawl id -> creation time (ms), the index of all crawls
-- ``cf:C:meta``          hash: ``spec`` (JSON), ``state``, ``created_at``, ``finished_at``, and
+- ``cf:C:meta``          hash: ``spec`` (JSON), ``state``, ``created_at``, ``finished_at``,
+                         ``reason`` (of a failed crawl), and
                          what the Lua scripts read of the spec: ``host_limit``,
                          ``host_delay_ms``, ``robots`` (1 or 0), ``max_pages``, ``depth``,
                          ``host_pages`` (the per-host page budget)

@@ -78,6 +78,15 @@ class Closed:
 
 
 @dataclass(frozen=True, slots=True)
+class Seeded:
+    """seed.lua's answer."""
+
+    status: int  # 1 created, 0 seeds added, -1 the crawl has ended, -2 its spec is another
+    admitted: int  # seeds admitted
+    spec_json: str | None = None  # with -2: the crawl's own spec
+
+
+@dataclass(frozen=True, slots=True)
 class Claimed:
     """One job claim.lua claimed and started."""
 
@@ -100,6 +109,8 @@ class Claim:
 
 # hosts filled per script call: a crawl of many hosts never blocks Redis for long
 HOSTS_BATCH = 500
+# queue entries scanned and job ids swept per script call: a long queue never blocks Redis long
+SWEEP_BATCH = 500
 
 
 class Frontier:
@@ -146,15 +157,14 @@ class Frontier:
         max_pages_per_host: int,
         seeds: Sequence[tuple[str, str]],
         crawls_index: str,
-    ) -> tuple[int, int]:
-        """seed.lua: (1 created / 0 added / -1 ended, seeds admitted); ``seeds`` are
-        (fingerprint, url) pairs."""
+    ) -> Seeded:
+        """seed.lua; ``seeds`` are (fingerprint, url) pairs."""
         args: list[Any] = [crawl_id, spec_json, created_at, host_limit, host_delay_ms,
                            int(robots), max_pages, depth, max_pages_per_host]  # fmt: skip
         for fp, url in seeds:
             args += [fp, url]
-        status, admitted = await self._frontier("seed", [crawls_index], args)
-        return int(status), int(admitted)
+        status, admitted, *stored = await self._frontier("seed", [crawls_index], args)
+        return Seeded(int(status), int(admitted), stored[0].decode() if stored else None)
 
     async def page_done(
         self,
@@ -231,6 +241,23 @@ class Frontier:
         removed, aborted = await self._frontier("sweep", [], list(job_ids))
         return int(removed), int(aborted)
 
+    async def sweep_crawl(self, crawl_id: str) -> tuple[int, int]:
+        """sweep.lua on every job of an ended crawl in arq's queue (which all crawls share),
+        a batch at a time; (removed, aborted)."""
+        removed = aborted = 0
+        batch: list[bytes] = []
+        async for member, _score in self.redis.zscan_iter(
+            self.queue, match=f"{crawl_id}:*", count=SWEEP_BATCH
+        ):
+            batch.append(member)
+            if len(batch) >= SWEEP_BATCH:
+                dropped, stopped = await self.sweep(batch)
+                removed, aborted, batch = removed + dropped, aborted + stopped, []
+        if batch:
+            dropped, stopped = await self.sweep(batch)
+            removed, aborted = removed + dropped, aborted + stopped
+        return removed, aborted
+
     async def claim(self, *, want: int, in_progress_ms: int, scan_max: int) -> Claim:
         """claim.lua: claim, start and judge up to ``want`` due jobs."""
         head, *flat = await self._frontier("claim", [], [in_progress_ms, want, scan_max])
@@ -251,11 +278,13 @@ class Frontier:
         args = [finished_at, keys.seen, keys.robots("")]
         return int(await self._call("finish", script_keys, args))
 
-    async def cancel(self, crawl_id: str, finished_at: str) -> int:
-        """cancel.lua: 0, -1 no such crawl, -2 ended."""
+    async def cancel(self, crawl_id: str, finished_at: str, failed: str | None = None) -> int:
+        """cancel.lua: the crawl is cancelled, or failed for the reason ``failed``; 0, -1 no
+        such crawl, -2 ended."""
         keys = CrawlKeys(crawl_id)
         script_keys = [keys.meta, keys.stats, keys.origins]
-        args = [finished_at, keys.seen, keys.robots("")]
+        state = "cancelled" if failed is None else "failed"
+        args = [finished_at, keys.seen, keys.robots(""), state, failed or ""]
         return int(await self._call("cancel", script_keys, args))
 
     async def forget(self, crawl_id: str) -> int:

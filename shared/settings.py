@@ -95,8 +95,12 @@ class Settings(BaseSettings):
     # how often `seed --wait` and `run` print a progress line when stderr is no terminal (a log
     # file, CI); a terminal gets the live panel instead
     progress_every_s: float = Field(default=5.0, gt=0)
-    # how often a job of a paused crawl that was already taken is looked at again
+    # how often a job of a paused crawl that was already taken is looked at again, and a page
+    # that could not be stored for a full disk
     pause_poll_s: float = Field(default=5.0, gt=0)
+    # how long a crawl whose pages cannot be stored for a full disk (or quota) waits for room
+    # before it fails (any other storage failure fails it at once: workers/disk.py)
+    storage_wait_s: float = Field(default=300.0, ge=0)
 
     @field_validator("redis_url")
     @classmethod

@@ -8,7 +8,8 @@
 ``fp`` is the URL's fingerprint and ``depth`` the depth the page was fetched at: names come only
 from fingerprints, numbers and fixed words, never from URL text. A job that runs again writes
 the same names; when a page was fetched again at a shorter depth, finalizing the crawl keeps only
-the record at the shortest depth.
+the record at the shortest depth. Below the data directory, no symbolic link is followed
+(``shared.nofollow``): a crawl folder, pages folder or file that is a link is refused.
 """
 
 from __future__ import annotations
@@ -17,18 +18,16 @@ import os
 import re
 import secrets
 from collections.abc import Iterator
+from contextlib import suppress
 from datetime import datetime
 from pathlib import Path
 
 from pydantic import BaseModel
 
 from shared.crawl import check_crawl_id
-
-# a new file of its own, never a file another writer has opened
-_TMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+from shared.nofollow import TMP_SUFFIX, entries, folder, read_at, remove_at, write_at
 
 MANIFEST = "manifest.jsonl"
-TMP_SUFFIX = ".tmp"  # of a file being written (see atomic_write)
 PAGES = "pages"
 
 _EXTENSIONS = {
@@ -72,9 +71,11 @@ def body_extension(content_type: str | None) -> str:
 
 
 class CrawlLayout:
-    """The file names of one crawl under the data directory."""
+    """The file names of one crawl under the data directory, and the reads and writes of its
+    files, none of which follows a link below the data directory."""
 
     def __init__(self, data_dir: Path, crawl_id: str) -> None:
+        self.data_dir = data_dir
         self.root = data_dir / check_crawl_id(crawl_id)
 
     @property
@@ -91,6 +92,49 @@ class CrawlLayout:
     def body_path(self, fp: str, depth: int, content_type: str | None) -> Path:
         return self.pages / fp[:2] / f"{fp}.d{depth}.{body_extension(content_type)}"
 
+    def _folders(self, path: Path) -> tuple[list[str], str]:
+        """The folders from the data directory down to a file of the crawl, and its name."""
+        *folders, name = path.relative_to(self.root).parts
+        return [self.root.name, *folders], name
+
+    def write(self, path: Path, data: bytes) -> None:
+        """Write a file of the crawl (``path`` named by this layout) atomically, making its
+        folders if missing; OSError (``LinkRefused`` for a link) if it cannot."""
+        folders, name = self._folders(path)
+        with folder(self.data_dir, folders, create=True) as fd:
+            write_at(fd, name, data)
+
+    def read(self, path: Path) -> bytes:
+        """The bytes of a file of the crawl; OSError if it cannot be read or is a link."""
+        folders, name = self._folders(path)
+        with folder(self.data_dir, folders) as fd:
+            return read_at(fd, name)
+
+    def remove(self, path: Path) -> None:
+        """Remove a file of the crawl, if it is there."""
+        folders, name = self._folders(path)
+        with suppress(FileNotFoundError), folder(self.data_dir, folders) as fd:
+            remove_at(fd, name)
+
+    def check_writable(self) -> None:
+        """Make the crawl's folders, and write and remove a small file there: raises the
+        OSError a page's files would meet (a read-only or full disk, a file or a link in the
+        way)."""
+        with folder(self.data_dir, [self.root.name, PAGES], create=True) as fd:
+            probe = f".probe.{os.getpid()}.{secrets.token_hex(4)}{TMP_SUFFIX}"
+            try:
+                write_at(fd, probe, b"crawlfleet\n")
+            finally:
+                remove_at(fd, probe)
+
+    def _buckets(self) -> list[os.DirEntry[str]]:
+        """What the pages folder holds (nothing if it is missing); LinkRefused if a link."""
+        try:
+            with folder(self.data_dir, [self.root.name, PAGES]) as fd:
+                return entries(fd)
+        except FileNotFoundError:
+            return []
+
     def remove_temp_files(self) -> int:
         """Remove the temporary files of page writes that never finished; returns how many.
 
@@ -98,35 +142,39 @@ class CrawlLayout:
         rename (SIGKILL, power loss) leaves its temp file behind, and no one else will.
         """
         removed = 0
-        if self.pages.is_dir():
-            for path in self.pages.glob(f"*/.*{TMP_SUFFIX}"):
-                path.unlink(missing_ok=True)
+        for bucket in self._buckets():
+            if _is_temp(bucket):  # a probe's
+                self.remove(self.pages / bucket.name)
                 removed += 1
+            elif bucket.is_dir(follow_symlinks=False):
+                names = [self.root.name, PAGES, bucket.name]
+                with suppress(FileNotFoundError), folder(self.data_dir, names) as fd:
+                    for entry in entries(fd):
+                        if _is_temp(entry):
+                            remove_at(fd, entry.name)
+                            removed += 1
         return removed
 
     def records(self) -> Iterator[tuple[Path, PageRecord | str]]:
         """Every metadata record on disk, in no particular order, or why it cannot be read.
 
         A record is read only from a file named as ``record_path`` names it, and only if its
-        fingerprint and depth are that name's: a file planted or damaged in the folder is
-        reported, never trusted.
+        fingerprint and depth are that name's: a file planted or damaged in the folder, or a
+        link, is reported, never trusted or followed.
         """
-        if not self.pages.is_dir():
-            return
-        for path in self.pages.glob("*/*.json"):
-            yield path, self._read_record(path)
-
-    def _read_record(self, path: Path) -> PageRecord | str:
-        named = _RECORD_NAME.fullmatch(path.name)
-        if named is None or path.parent.name != path.name[:2]:
-            return "not a record's name"
-        try:
-            record = PageRecord.model_validate_json(path.read_bytes())
-        except (OSError, ValueError) as exc:  # pydantic's ValidationError is a ValueError
-            return f"unreadable: {type(exc).__name__}"
-        if (record.fingerprint, record.depth) != (named["fp"], int(named["depth"])):
-            return "its fingerprint or depth is not its file's"
-        return record
+        for bucket in self._buckets():
+            where = self.pages / bucket.name
+            if bucket.is_symlink():
+                yield where, "a symbolic link, not followed"
+            if not bucket.is_dir(follow_symlinks=False):
+                continue
+            try:
+                with folder(self.data_dir, [self.root.name, PAGES, bucket.name]) as fd:
+                    for entry in entries(fd):
+                        if entry.name.endswith(".json"):
+                            yield where / entry.name, _read_record(fd, entry, bucket.name)
+            except FileNotFoundError:
+                continue
 
     def stored_body(self, record: PageRecord) -> Path | None:
         """The body file of a record read by ``records`` (None if it has none), derived from
@@ -139,28 +187,20 @@ class CrawlLayout:
 _RECORD_NAME = re.compile(r"(?P<fp>[0-9a-f]{16})\.d(?P<depth>\d{1,4})\.json")
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the whole new one.
+def _is_temp(entry: os.DirEntry[str]) -> bool:
+    return entry.name.startswith(".") and entry.name.endswith(TMP_SUFFIX)
 
-    The bytes go to a temporary file in the same folder, which is then renamed over ``path``;
-    a crash or cancellation in between leaves only a ``.tmp`` file, never a partial ``path``.
-    """
-    # pid + random: unique across the processes and containers sharing the volume; O_EXCL
-    # makes sure of it. The folder is made only when missing: most writes go to one that exists
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}{TMP_SUFFIX}")
+
+def _read_record(folder_fd: int, entry: os.DirEntry[str], bucket: str) -> PageRecord | str:
+    named = _RECORD_NAME.fullmatch(entry.name)
+    if named is None or bucket != entry.name[:2]:
+        return "not a record's name"
+    if not entry.is_file(follow_symlinks=False):
+        return "not a regular file"
     try:
-        fd = os.open(tmp, _TMP_FLAGS, 0o666)  # the umask applies, as for any new file
-    except FileNotFoundError:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(tmp, _TMP_FLAGS, 0o666)
-    try:
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-        finally:
-            os.close(fd)
-        tmp.replace(path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+        record = PageRecord.model_validate_json(read_at(folder_fd, entry.name))
+    except (OSError, ValueError) as exc:  # pydantic's ValidationError is a ValueError
+        return f"unreadable: {type(exc).__name__}"
+    if (record.fingerprint, record.depth) != (named["fp"], int(named["depth"])):
+        return "its fingerprint or depth is not its file's"
+    return record

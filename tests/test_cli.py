@@ -162,6 +162,19 @@ def test_seed_status_cancel(redis_url: str) -> None:
     assert data["state"] == "cancelled" and data["counters"]["pending"] == 0
 
 
+def test_seeding_a_crawl_id_again_with_other_options_is_one_line(redis_url: str) -> None:
+    """A second seed of a running crawl id with other options is one error line naming them,
+    exit 2; with the same options it adds its seeds."""
+    first = ["--redis-url", redis_url, "seed", "http://127.0.0.2:9/a", "--crawl-id", "twice"]
+    assert cli(*first, "--depth", "3").returncode == 0
+    other = cli(*first[:-3], "http://127.0.0.2:9/b", "--crawl-id", "twice", "--depth", "4")
+    assert_one_line_error(other, "crawl 'twice' was seeded with other options", "depth 3, not 4")
+    same = cli(*first[:-3], "http://127.0.0.2:9/b", "--crawl-id", "twice", "--depth", "3")
+    assert same.returncode == 0 and "added 1 seed(s) to running crawl twice" in same.stderr
+    data = json.loads(cli("--redis-url", redis_url, "status", "twice", "--json").stdout)
+    assert data["spec"]["depth"] == 3 and data["counters"]["seen"] == 2
+
+
 def test_a_crawl_no_worker_serves_is_shown_stalled(redis_url: str) -> None:
     """A running crawl that closes no page for ``stall_after_s`` is shown as stalled, in the
     table and in the JSON; one that has not waited that long is not."""
@@ -325,6 +338,26 @@ def test_a_crawl_that_fetched_nothing_says_why_and_exits_1(tmp_path: Path) -> No
     said = result.stderr.splitlines()[-2:]
     assert said[0] == "error: no page could be fetched", result.stderr
     assert said[1].startswith(f"  {seed}: connect: ") and "Traceback" not in result.stderr
+
+
+def test_a_crawl_whose_folder_takes_no_file_fails_with_the_reason(
+    web: TestWeb, tmp_path: Path, redis_url: str
+) -> None:
+    """A crawl folder that cannot be made (a file in its place) fails the crawl before any
+    request: `run` ends with the reason and exit 1, and `status` shows it."""
+    web.site = make_site(web.port, pages_per_host=10)
+    (tmp_path / "blocked").write_text("a file where the crawl folder should be")
+    run = cli("run", web.url(0, "/p/0.html"), "--data-dir", str(tmp_path), "--crawl-id",
+              "blocked", env={"REDIS_URL": redis_url})  # fmt: skip
+    assert run.returncode == 1, run
+    assert run.stdout.startswith("crawl blocked failed in ")
+    reason = f"storage: {tmp_path / 'blocked'} cannot take files: Not a directory"
+    assert run.stderr.splitlines()[-1] == f"error: {reason}", run.stderr
+    assert web.requested() == []
+    status = json.loads(cli("--redis-url", redis_url, "status", "blocked", "--json").stdout)
+    assert status["state"] == "failed" and status["reason"] == reason
+    table = cli("--redis-url", redis_url, "status").stdout
+    assert table.endswith(f"\nblocked failed: {reason}\n"), table
 
 
 def test_a_log_file_that_cannot_be_opened_is_one_line(tmp_path: Path, redis_url: str) -> None:

@@ -47,14 +47,16 @@ def test_blocked_reason(address: str, public: str | None, internal: str | None) 
 
 
 async def test_policy_from_seeds() -> None:
-    """Seeds on (or resolving to) loopback or private addresses make an internal crawl."""
+    """Seeds all on (or resolving to) loopback or private addresses make an internal crawl;
+    one public seed among them makes it public; --allow-private makes it open."""
     assert await policy_for(["https://93.184.216.34/"], False) is Policy.PUBLIC
     assert await policy_for(["http://127.0.0.2:8000/"], False) is Policy.INTERNAL
     assert await policy_for(["http://localhost/"], False) is Policy.INTERNAL  # /etc/hosts
+    assert await policy_for(["http://[fd00::5]/", "http://10.1.2.3/"], False) is Policy.INTERNAL
     assert await policy_for(["http://[fd00::5]/", "https://93.184.216.34/"], False) is (
-        Policy.INTERNAL
+        Policy.PUBLIC
     )
-    assert await policy_for(["https://93.184.216.34/"], True) is Policy.OPEN
+    assert await policy_for(["http://[fd00::5]/", "https://93.184.216.34/"], True) is Policy.OPEN
 
 
 async def test_public_crawl_cannot_reach_loopback(web: TestWeb, settings: Settings) -> None:
@@ -122,3 +124,60 @@ def test_blocked_addresses_in_a_loopback_only_namespace() -> None:
     # allowed by the policy: the namespace (network unreachable), not the guard, stops these
     for name in ("internal_private", "public_public", "open_metadata"):
         assert errors[name] is not None and errors[name].startswith("connect: "), errors
+
+
+# names with addresses of their own, in the namespace's /etc/hosts only (no DNS is asked)
+MIXED_HOSTS = """\
+127.0.0.1 localhost
+127.0.0.2 mixed.test inside.test
+93.184.216.34 mixed.test
+fd00::5 inside.test
+"""
+
+MIXED = textwrap.dedent(
+    """
+    import asyncio, json
+    from pathlib import Path
+    from shared.crawl import CrawlSpec
+    from shared.settings import Settings
+    from tests.support.crawling import crawl_in_process, read_manifest
+    from tests.support.testweb import Page, Site, TestWeb
+    from workers.guard import policy_for
+
+    async def main(redis_url, data_dir):
+        settings = Settings(redis_url=redis_url, data_dir=Path(data_dir), connect_timeout=2,
+                            total_timeout=5, log_format="json")
+        out = {}
+        with TestWeb(hosts=1) as web:
+            web.site = Site({web.url(0, "/"): Page()})
+            for name in ("mixed", "inside"):
+                seed = f"http://{name}.test:{web.port}/"
+                out[name] = {"policy": (await policy_for([seed], False)).value}
+                for private in (False, True):
+                    spec = CrawlSpec(crawl_id=f"{name}-{private}", seeds=[seed], depth=0,
+                                     obey_robots=False, retries=0, allow_private=private)
+                    await crawl_in_process(settings, spec)
+                    (record,) = read_manifest(settings.data_dir, spec.crawl_id)
+                    out[name][f"allow_private={private}"] = [record["status"], record["error"]]
+            out["requested"] = len(web.requested())
+        print(json.dumps(out))
+
+    asyncio.run(main(REDIS_URL, DATA_DIR))
+    """
+)
+
+
+def test_seed_name_with_a_public_address_makes_a_public_crawl(settings: Settings) -> None:
+    """A seed name that resolves to a loopback and a public address makes a public crawl:
+    its loopback address is never connected to (the public one is unreachable here) unless
+    --allow-private says so; a name with private addresses only makes an internal crawl."""
+    given = f"REDIS_URL = {settings.redis_url!r}\nDATA_DIR = {str(settings.data_dir)!r}\n"
+    out = run_isolated(given + MIXED, hosts=MIXED_HOSTS)
+    mixed, inside = out["mixed"], out["inside"]
+    assert mixed["policy"] == "public" and inside["policy"] == "internal"
+    status, error = mixed["allow_private=False"]
+    assert status is None and error.startswith("connect: "), error  # 93.184.216.34 only
+    assert mixed["allow_private=True"] == [200, None]
+    assert inside["allow_private=False"] == [200, None]
+    assert inside["allow_private=True"] == [200, None]
+    assert out["requested"] == 3  # the page, by each crawl allowed to reach it

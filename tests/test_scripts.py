@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import msgpack
@@ -16,8 +17,9 @@ from scheduler.control import (
     seed_crawl,
 )
 from shared.catalog import list_crawls, load_status
+from shared.connections import connected
 from shared.crawl import CrawlSpec, CrawlState
-from shared.errors import CrawlNotEnded, CrawlNotRunning, UnknownCrawl
+from shared.errors import CrawlNotEnded, CrawlNotRunning, SpecConflict, UnknownCrawl
 from shared.jobs import (
     CRAWL_PAGE,
     deserialize,
@@ -596,6 +598,29 @@ async def test_cancel_leaves_only_the_crawls_record(redis: Redis, settings: Sett
     assert (await load_status(redis, "c1")).state is CrawlState.CANCELLED
 
 
+async def test_a_failed_crawl_ends_as_a_cancelled_one_with_its_reason(
+    redis: Redis, settings: Settings
+) -> None:
+    """A worker failing a crawl ends it as a cancel does (jobs, backlogs and frontier state
+    dropped), in state failed with the reason; the first reason stays, and the crawl takes no
+    more seeds, is not cancelled again, and can be forgotten."""
+    frontier = await started_crawl_with_state(redis, settings)
+    assert await queued(redis, settings) != {}
+    assert await frontier.fail("c1", "storage: full")
+    assert not await frontier.fail("c1", "storage: another worker's")
+    status = await load_status(redis, "c1")
+    assert (status.state, status.reason) == (CrawlState.FAILED, "storage: full")
+    assert status.counters.pending == 0 and await queued(redis, settings) == {}
+    record = {CrawlKeys("c1").meta, CrawlKeys("c1").stats, CrawlKeys("c1").busiest}
+    assert await crawl_keys_left(redis, "c1") == record
+    with pytest.raises(CrawlNotRunning):
+        await seed_crawl(redis, settings, spec())
+    with pytest.raises(CrawlNotRunning):
+        await cancel_crawl(redis, settings, "c1")
+    await forget_crawl(redis, settings, "c1")
+    assert await list_crawls(redis) == []
+
+
 async def test_a_done_crawl_leaves_only_its_record(redis: Redis, settings: Settings) -> None:
     """A crawl marked done keeps its meta, counters, reasons and busiest hosts, nothing of its
     frontier."""
@@ -775,6 +800,44 @@ async def test_seed_refuses_ended_crawl(redis: Redis, settings: Settings) -> Non
     await cancel_crawl(redis, settings, "c1")
     with pytest.raises(CrawlNotRunning):
         await seed_crawl(redis, settings, spec())
+
+
+async def test_seed_with_other_options_is_refused(redis: Redis, settings: Settings) -> None:
+    """Seeding a live crawl id with other options is refused, naming them, and changes
+    nothing; the same options again (a resumed run) add seeds; a paused crawl is the same."""
+    await seed_crawl(redis, settings, spec())
+    with pytest.raises(SpecConflict) as refused:
+        await seed_crawl(redis, settings, spec(seeds=[SEED + "x"], depth=5, scope="any"))
+    assert '(depth 3, not 5; scope "host", not "any")' in str(refused.value)
+    status = await load_status(redis, "c1")
+    assert status.spec == spec() and status.counters.seen == 1  # the refused seed not admitted
+    resumed = await seed_crawl(redis, settings, spec())
+    assert not resumed.created and resumed.queued == 0
+    added = await seed_crawl(redis, settings, spec(seeds=[SEED + "y"]))
+    assert not added.created and added.queued == 1
+    await pause_crawl(redis, settings, "c1")
+    with pytest.raises(SpecConflict, match="obey_robots false, not true"):
+        await seed_crawl(redis, settings, spec(obey_robots=True))
+
+
+async def test_two_seeders_racing_with_other_options_one_wins(
+    redis: Redis, redis_url: str, settings: Settings
+) -> None:
+    """Two seeders of one new crawl id with other options, at once: one creates the crawl,
+    the other is refused; the crawl has the winner's spec."""
+    async with connected(redis_url) as one, connected(redis_url) as two:
+        for attempt in range(20):
+            cid = f"race-{attempt}"
+            specs = [spec(crawl_id=cid, depth=1), spec(crawl_id=cid, depth=2)]
+            results = await asyncio.gather(
+                seed_crawl(one, settings, specs[0]), seed_crawl(two, settings, specs[1]),
+                return_exceptions=True,
+            )  # fmt: skip
+            won = [s for s, r in zip(specs, results, strict=True) if not isinstance(r, Exception)]
+            lost = [r for r in results if isinstance(r, Exception)]
+            assert len(won) == 1 and len(lost) == 1, results
+            assert isinstance(lost[0], SpecConflict)
+            assert (await load_status(redis, cid)).spec == won[0]
 
 
 @pytest.mark.parametrize(

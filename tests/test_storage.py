@@ -1,41 +1,45 @@
-"""The on-disk layout and atomic writes."""
+"""The on-disk layout: atomic writes, and no link followed below the data directory."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
 
 from shared.errors import InvalidCrawlId
+from shared.nofollow import LinkRefused
 from shared.settings import Settings
-from shared.storage import CrawlLayout, PageRecord, atomic_write, body_extension
+from shared.storage import CrawlLayout, PageRecord, body_extension
 from shared.urls import fingerprint
 from workers.fetch import FetchResult
 from workers.finalize import write_manifest
 from workers.frontier import Frontier, PageJob
 from workers.store import store_page
 
+FP = "abcdef0123456789"
+
 
 def test_atomic_write_replaces_whole_file(tmp_path: Path) -> None:
-    """A write replaces the file and leaves no temporary behind."""
-    target = tmp_path / "a" / "b.json"
-    atomic_write(target, b"one")
-    atomic_write(target, b"two")
+    """A write makes its folders, replaces the file and leaves no temporary behind."""
+    target = CrawlLayout(tmp_path, "c1").record_path(FP, 0)
+    CrawlLayout(tmp_path, "c1").write(target, b"one")
+    CrawlLayout(tmp_path, "c1").write(target, b"two")
     assert target.read_bytes() == b"two"
-    assert [p.name for p in target.parent.iterdir()] == ["b.json"]
+    assert [p.name for p in target.parent.iterdir()] == [target.name]
 
 
 def test_atomic_write_interrupted_leaves_old_file(tmp_path: Path) -> None:
     """A write that fails midway leaves the old content and no temporary file."""
-    target = tmp_path / "page.html"
-    atomic_write(target, b"old")
+    layout = CrawlLayout(tmp_path, "c1")
+    layout.write(layout.manifest, b"old")
     with pytest.raises(TypeError):
-        atomic_write(target, 12345)  # type: ignore[arg-type]
-    assert target.read_bytes() == b"old"
-    assert list(tmp_path.iterdir()) == [target]
+        layout.write(layout.manifest, 12345)  # type: ignore[arg-type]
+    assert layout.manifest.read_bytes() == b"old"
+    assert list(layout.root.iterdir()) == [layout.manifest]
 
 
 def test_layout_names_come_from_fingerprints(tmp_path: Path) -> None:
@@ -68,11 +72,50 @@ def test_body_extension_is_from_a_fixed_table(ctype: str | None, ext: str) -> No
 
 def test_written_files_are_readable_by_others(tmp_path: Path) -> None:
     """Pages get the umask's mode (0644 usually), not mkstemp's owner-only 0600."""
-    target = tmp_path / "page.html"
-    atomic_write(target, b"x")
+    layout = CrawlLayout(tmp_path, "c1")
+    target = layout.body_path(FP, 0, "text/html")
+    layout.write(target, b"x")
     umask = os.umask(0)
     os.umask(umask)
     assert target.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+@pytest.mark.parametrize("linked", ["crawl folder", "pages folder", "bucket"])
+def test_nothing_is_written_or_removed_through_a_link(tmp_path: Path, linked: str) -> None:
+    """A crawl folder, pages folder or bucket that is a symbolic link is refused, naming it:
+    the folder check, writes and removals touch nothing where it points."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / f"{FP}.d0.json").write_text("keep me")
+    layout = CrawlLayout(tmp_path / "data", "c1")
+    record = layout.record_path(FP, 0)
+    link = {"crawl folder": layout.root, "pages folder": layout.pages, "bucket": record.parent}
+    link[linked].parent.mkdir(parents=True, exist_ok=True)
+    link[linked].symlink_to(outside)
+    said = f"{re.escape(str(link[linked]))} is a symbolic link, which crawlfleet does not follow$"
+    with pytest.raises(LinkRefused, match=said):
+        layout.write(record, b"{}")
+    with pytest.raises(LinkRefused, match=said):
+        layout.remove(record)
+    if linked != "bucket":  # the check makes and writes in the pages folder
+        with pytest.raises(LinkRefused, match=said):
+            layout.check_writable()
+    assert [p.name for p in outside.iterdir()] == [f"{FP}.d0.json"]
+    assert (outside / f"{FP}.d0.json").read_text() == "keep me"
+
+
+def test_a_link_in_a_files_place_is_replaced_not_followed(tmp_path: Path) -> None:
+    """A record's name that is a link to a file elsewhere: the write replaces the link, the
+    file it pointed to is untouched."""
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    layout = CrawlLayout(tmp_path / "data", "c1")
+    record = layout.record_path(FP, 0)
+    record.parent.mkdir(parents=True)
+    record.symlink_to(victim)
+    layout.write(record, b"{}")
+    assert not record.is_symlink() and record.read_bytes() == b"{}"
+    assert victim.read_text() == "keep me"
 
 
 def _page(layout: CrawlLayout, url: str, depth: int) -> PageRecord:
@@ -108,3 +151,35 @@ async def test_finalize_skips_what_it_cannot_trust(
     assert not layout.record_path(twice[1].fingerprint, 2).exists()
     assert not layout.body_path(twice[1].fingerprint, 2, "text/html").exists()
     assert layout.body_path(twice[0].fingerprint, 1, "text/html").exists()
+
+
+async def test_finalize_reads_and_removes_nothing_through_a_link(
+    redis: Redis, settings: Settings, tmp_path: Path
+) -> None:
+    """A bucket that is a link is reported and skipped by finalize (the records and temp
+    files where it points are neither read nor removed); a pages folder that is a link stops
+    finalize with LinkRefused (the crawl then fails), touching nothing."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    planted = _page(CrawlLayout(tmp_path, "elsewhere"), "http://example.org/x", 0)
+    fp = planted.fingerprint
+    elsewhere = CrawlLayout(tmp_path, "elsewhere").record_path(fp, 0)
+    (outside / elsewhere.name).write_bytes(elsewhere.read_bytes())
+    (outside / f".{fp}.d0.json.1.abcd.tmp").write_text("a temp file")
+    layout = CrawlLayout(settings.data_dir, "c1")
+    good = _page(layout, "http://example.org/", 0)
+    (layout.pages / fp[:2]).symlink_to(outside)
+    frontier = Frontier(redis, settings)
+    assert await write_manifest(layout, frontier, "c1") == 1
+    assert [json.loads(line)["url"] for line in layout.manifest.read_text().splitlines()] == [
+        good.url
+    ]
+    linked = CrawlLayout(settings.data_dir, "c2")
+    linked.root.mkdir()
+    linked.pages.symlink_to(outside)
+    with pytest.raises(LinkRefused):
+        await write_manifest(linked, frontier, "c2")
+    assert sorted(p.name for p in outside.iterdir()) == sorted(
+        [elsewhere.name, f".{fp}.d0.json.1.abcd.tmp"]
+    )
+    assert not linked.manifest.exists()

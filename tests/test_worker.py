@@ -264,6 +264,41 @@ async def test_jobs_a_worker_cannot_run_are_dropped_without_harm(
             assert not await redis.exists(prefix + job_id), prefix + job_id
 
 
+@pytest.mark.parametrize("linked", ["nolink", "nolink/pages"])
+async def test_a_crawl_folder_that_is_a_link_fails_the_crawl(
+    web: TestWeb, settings: Settings, tmp_path: Path, linked: str
+) -> None:
+    """A crawl folder (or its pages folder) that is a symbolic link fails the crawl with the
+    reason before any request: nothing is written where it points."""
+    web.site = Site({web.url(0, "/"): Page(hrefs=["/a"]), web.url(0, "/a"): Page()})
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    link = settings.data_dir / linked
+    link.parent.mkdir(parents=True)
+    link.symlink_to(outside)
+    status = await crawl_in_process(settings, CrawlSpec(crawl_id="nolink", seeds=[web.url(0, "/")]))
+    assert status.state is CrawlState.FAILED
+    assert status.reason == (
+        f"storage: {settings.data_dir / 'nolink'} cannot take files: {link} is a symbolic link, "
+        "which crawlfleet does not follow"
+    )
+    assert list(outside.iterdir()) == [] and web.requested() == []
+
+
+async def test_a_manifest_that_cannot_be_written_fails_the_crawl(
+    web: TestWeb, settings: Settings
+) -> None:
+    """A manifest that cannot be written (a folder in its place) fails the crawl with the
+    reason once its pages are stored, where its finalize job was retried for ever."""
+    web.site = Site({web.url(0, "/"): Page()})
+    (settings.data_dir / "nomani" / "manifest.jsonl").mkdir(parents=True)
+    spec = CrawlSpec(crawl_id="nomani", seeds=[web.url(0, "/")], depth=0, obey_robots=False)
+    status = await crawl_in_process(settings, spec)
+    assert status.state is CrawlState.FAILED and status.counters.fetched == 1
+    folder = settings.data_dir / "nomani"
+    assert status.reason == f"storage: {folder} cannot take files: Is a directory"
+
+
 async def test_a_job_that_fails_every_time_gives_up_and_the_crawl_ends(
     web: TestWeb, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -20,6 +20,7 @@ from shared.settings import Settings
 from shared.storage import CrawlLayout
 from shared.urls import ScopeRule
 from workers.arq_worker import ON_QUEUED
+from workers.disk import DiskCheck
 from workers.fetch import make_client
 from workers.frontier import Frontier
 from workers.guard import Policy, policy_for
@@ -41,6 +42,7 @@ class CrawlRules:
     scope: ScopeRule
     layout: CrawlLayout
     policy: Policy
+    disk: DiskCheck = field(default_factory=DiskCheck)
 
 
 @dataclass

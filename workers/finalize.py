@@ -6,7 +6,7 @@ from pathlib import Path
 
 import structlog
 
-from shared.storage import CrawlLayout, PageRecord, atomic_write
+from shared.storage import CrawlLayout, PageRecord
 from workers.frontier import Frontier
 
 
@@ -17,7 +17,8 @@ async def write_manifest(layout: CrawlLayout, frontier: Frontier, crawl_id: str)
     only the record at its shortest depth; the others and their bodies are removed, and so are
     the temp files of writers killed mid-write. A file in the pages folder that is no record
     crawlfleet wrote (damaged, planted) is reported and left out, and nothing it names is
-    touched. Idempotent, so the finalize job can safely run again.
+    touched. Nothing is read or removed through a link (a pages folder that is one raises
+    ``LinkRefused``). Idempotent, so the finalize job can safely run again.
     """
     layout.remove_temp_files()
     by_fp: dict[str, list[tuple[Path, PageRecord]]] = {}
@@ -38,12 +39,12 @@ async def write_manifest(layout: CrawlLayout, frontier: Frontier, crawl_id: str)
                 _remove_copy(layout, path, record, keep[1])
     kept.sort(key=lambda r: r.url)
     lines = b"".join(r.model_dump_json().encode() + b"\n" for r in kept)
-    atomic_write(layout.manifest, lines)
+    layout.write(layout.manifest, lines)
     return len(kept)
 
 
 def _remove_copy(layout: CrawlLayout, path: Path, record: PageRecord, kept: PageRecord) -> None:
     body = layout.stored_body(record)
     if body is not None and body != layout.stored_body(kept):
-        body.unlink(missing_ok=True)
-    path.unlink(missing_ok=True)
+        layout.remove(body)
+    layout.remove(path)

@@ -221,6 +221,15 @@ class Frontier:
             await self.scripts.forget_hosts(crawl_id)
         return ended == 1
 
+    async def fail(self, crawl_id: str, reason: str) -> bool:
+        """End the crawl as failed for ``reason``: as a cancel does, its queued jobs and
+        backlogs are dropped and its running jobs aborted. False if it had ended already."""
+        if await self.scripts.cancel(crawl_id, datetime.now(UTC).isoformat(), reason) != 0:
+            return False
+        await self.scripts.sweep_crawl(crawl_id)
+        await self.scripts.forget_hosts(crawl_id)
+        return True
+
     async def best_depths(self, crawl_id: str, fingerprints: list[str]) -> list[int | None]:
         """The shortest known depth of each fingerprint (None if never seen)."""
         if not fingerprints:

@@ -2,10 +2,12 @@
 
 A crawl of public sites must not be turned against the network it runs in: it may not fetch
 loopback, private (RFC 1918, unique-local, shared 100.64/10), unspecified, multicast or reserved
-addresses. A crawl whose seeds are on loopback or private addresses (by address, or by what
-their name resolves to) is internal and may fetch those. No crawl fetches link-local addresses
-(169.254/16, where cloud metadata lives, and fe80::/10) unless it was seeded with
-``--allow-private``, which allows everything.
+addresses. A crawl whose seeds are all on loopback or private addresses (by address, or by
+every address their names resolve to) is internal and may fetch those: one public address among
+them makes the crawl public, so a seed name with both public and private DNS records cannot
+open the private network. No crawl fetches link-local addresses (169.254/16, where cloud
+metadata lives, and fe80::/10) unless it was seeded with ``--allow-private``, which allows
+everything.
 
 The check is made on the address the connection is actually opened to, in aiohttp's connector
 (``workers.transport``): ``GuardedResolver`` resolves the host and hands the connector only the
@@ -69,18 +71,20 @@ def _kind(ip: IPAddress) -> str:
 
 
 async def policy_for(seeds: Iterable[str], allow_private: bool) -> Policy:
-    """The policy of a crawl from its seed URLs: internal if a seed's host is, or resolves
-    to, a loopback or private address; open with ``allow_private``."""
+    """The policy of a crawl from its seed URLs: internal if every address of every seed
+    (its host, or what the host resolves to) is loopback or private; open with
+    ``allow_private``; else public."""
     if allow_private:
         return Policy.OPEN
+    kinds: set[str] = set()
     for seed in seeds:
         host = urlsplit(seed).hostname or ""
         try:
-            addresses = await _resolve(host, 80)
+            kinds.update(_kind(ip) for ip in await _resolve(host, 80))
         except GuardError:
-            continue  # a seed that does not resolve makes nothing internal
-        if any(_kind(ip) in ("loopback", "private") for ip in addresses):
-            return Policy.INTERNAL
+            continue  # decides nothing: if it resolves later, each connection is checked
+    if kinds and kinds <= {"loopback", "private"}:
+        return Policy.INTERNAL
     return Policy.PUBLIC
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from datetime import UTC, datetime
 
-from shared.storage import CrawlLayout, PageRecord, atomic_write
+from shared.storage import CrawlLayout, PageRecord
 from workers.fetch import FetchResult
 from workers.frontier import PageJob
 
@@ -23,7 +23,7 @@ def store_page(
     rel_body: str | None = None
     if result.ok and keep_body and result.redirect is None:
         body_path = layout.body_path(fp, job.depth, result.content_type)
-        atomic_write(body_path, result.body)
+        layout.write(body_path, result.body)
         rel_body = body_path.relative_to(layout.root).as_posix()
     record = PageRecord(
         url=job.url,
@@ -43,5 +43,5 @@ def store_page(
         worker=worker,
         redirect=result.redirect,
     )
-    atomic_write(layout.record_path(fp, job.depth), record.model_dump_json().encode())
+    layout.write(layout.record_path(fp, job.depth), record.model_dump_json().encode())
     return record

@@ -22,6 +22,7 @@ from shared.storage import CrawlLayout
 from shared.urls import is_page_link
 from workers.arq_worker import CLOSED_JOBS, VERDICT, LostTry, retry_wait_s
 from workers.context import CTX_KEY, CrawlRules, WorkerContext
+from workers.disk import storage_reason
 from workers.fetch import FetchResult, failed, fetch
 from workers.finalize import write_manifest
 from workers.frontier import PageJob, Verdict
@@ -33,9 +34,9 @@ log = structlog.get_logger()
 
 
 class HandBack(Exception):
-    """The job cannot be done now for a reason that is not its host's (an unwritable data
-    directory, no fetch turn free): it goes back to the queue, keeping its host slot, to run
-    ``defer`` seconds later."""
+    """The job cannot be done now for a reason that is not its host's (a full disk, no fetch
+    turn free): it goes back to the queue, keeping its host slot, to run ``defer`` seconds
+    later."""
 
     def __init__(self, reason: str, defer: float, *, routine: bool = False) -> None:
         super().__init__(reason)
@@ -97,9 +98,10 @@ async def _crawl(worker: WorkerContext, job: PageJob, tries: int, verdict: Verdi
         return await worker.frontier.requeue(job)
     rules = await worker.rules_for(job.crawl_id)
     if verdict is not Verdict.RUN:
-        closed = await worker.frontier.close(job, rules.spec.depth, "skipped", 0, [])
         log.debug("page skipped", reason=verdict.value)
-        return closed is not None
+        return await _skip(worker, rules, job)
+    if not await _disk_ready(worker, rules, job.crawl_id):
+        return await _skip(worker, rules, job)
     result = await _refusal(worker, rules, job, tries)
     if result is None:
         result = await _fetch(worker, rules, job)
@@ -119,7 +121,9 @@ async def _crawl(worker: WorkerContext, job: PageJob, tries: int, verdict: Verdi
             rules.spec.stores(result.content_type),
         )  # fmt: skip
     except OSError as exc:
-        raise HandBack(f"not stored: {exc}", worker.settings.pause_poll_s) from exc
+        await _storage_failed(worker, rules, job.crawl_id, exc)
+        return await _skip(worker, rules, job)
+    rules.disk.stored()
     links = await worker.links.of(result, rules.scope)
     queued = await worker.frontier.close(
         job, rules.spec.depth, "fetched" if result.ok else "failed", len(result.body), links,
@@ -128,6 +132,34 @@ async def _crawl(worker: WorkerContext, job: PageJob, tries: int, verdict: Verdi
     _log_page(result, links, queued)
     worker.metrics.closed(job.crawl_id, result)
     return queued is not None
+
+
+async def _skip(worker: WorkerContext, rules: CrawlRules, job: PageJob) -> bool:
+    """Close the job unfetched (its crawl has ended, or it is stale); True if it was open."""
+    return await worker.frontier.close(job, rules.spec.depth, "skipped", 0, []) is not None
+
+
+async def _disk_ready(worker: WorkerContext, rules: CrawlRules, crawl_id: str) -> bool:
+    """Whether the crawl's folder takes files (checked before its first fetch in this process,
+    and again after a failure: ``workers.disk``); False if the crawl has failed for it."""
+    try:
+        rules.disk.check(rules.layout)
+    except OSError as exc:
+        await _storage_failed(worker, rules, crawl_id, exc)
+        return False
+    return True
+
+
+async def _storage_failed(
+    worker: WorkerContext, rules: CrawlRules, crawl_id: str, exc: OSError
+) -> None:
+    """The crawl's folder took no file: the job is handed back while a full disk may yet take
+    it (``HandBack``), else the crawl fails with the reason."""
+    reason = storage_reason(rules.layout, exc)
+    if not rules.disk.gives_up(exc, worker.settings.storage_wait_s):
+        raise HandBack(reason, worker.settings.pause_poll_s) from exc
+    if await worker.frontier.fail(crawl_id, reason):
+        log.error("crawl failed", reason=reason)
 
 
 def _hold(result: FetchResult) -> float:
@@ -217,6 +249,8 @@ async def _robots(
         return await frontier.robots_done(job_id, origin, b"", 0.0, ROBOTS_TTL_S)
     # a paused crawl's robots.txt is fetched all the same: one request, like a page in flight
     rules = await worker.rules_for(crawl_id)
+    if not await _disk_ready(worker, rules, crawl_id):  # nothing fetched for it then
+        return await frontier.robots_done(job_id, origin, b"", 0.0, ROBOTS_TTL_S)
     giving_up = tries > worker.settings.job_tries
     if giving_up:  # the origin's pages fail with this reason
         result = failed(f"{origin}/robots.txt", _gave_up(tries))
@@ -245,7 +279,13 @@ async def finalize_crawl(ctx: dict[str, Any], crawl_id: str) -> None:
         try:
             pages = await write_manifest(layout, worker.frontier, crawl_id)
         except OSError as exc:
-            log.warning("manifest not written", reason=str(exc))
-            raise Retry(defer=retry_wait_s(int(ctx["job_try"]))) from exc
+            rules = await worker.rules_for(crawl_id)
+            if not rules.disk.gives_up(exc, worker.settings.storage_wait_s):
+                log.warning("manifest not written", reason=str(exc))
+                raise Retry(defer=retry_wait_s(int(ctx["job_try"]))) from exc
+            reason = storage_reason(layout, exc)
+            if await worker.frontier.fail(crawl_id, reason):
+                log.error("crawl failed", reason=reason)
+            return
         if await worker.frontier.finish(crawl_id):
             log.info("crawl done", pages=pages, manifest=str(layout.manifest))

@@ -4,7 +4,27 @@
 --       robots (1 or 0), max_pages (0: none), depth, max_pages_per_host (0: none), then
 --       (fingerprint, url) per seed
 -- Returns {status, admitted}: status 1 = created, 0 = added to an existing crawl,
--- -1 = the crawl exists and has ended (nothing changed).
+-- -1 = the crawl exists and has ended; or {-2, 0, its spec} when it lives with a spec other
+-- than spec_json (seeds aside: a live crawl takes more seeds, never other options). Nothing
+-- changes unless the status is 0 or 1. The spec is compared in this call, so of two seeders
+-- racing with different specs one creates the crawl and the other is told of the conflict.
+local function same(x, y)
+  if type(x) ~= 'table' or type(y) ~= 'table' then
+    return x == y
+  end
+  for k, v in pairs(x) do
+    if not same(v, y[k]) then
+      return false
+    end
+  end
+  for k in pairs(y) do
+    if x[k] == nil then
+      return false
+    end
+  end
+  return true
+end
+
 local a = F.arg
 local c = ARGV[a]
 local meta = crawl_key(c, 'meta')
@@ -13,7 +33,17 @@ if state and state ~= 'running' and state ~= 'paused' then
   return {-1, 0}
 end
 local created = 0
-if not state then
+if state then
+  local stored = redis.call('HGET', meta, 'spec') or ''
+  local ok, old = pcall(cjson.decode, stored)
+  local new = cjson.decode(ARGV[a + 1])
+  if ok and type(old) == 'table' then
+    old.seeds, new.seeds = nil, nil
+  end
+  if not (ok and same(old, new)) then
+    return {-2, 0, stored}
+  end
+else
   redis.call('HSET', meta, 'spec', ARGV[a + 1], 'state', 'running', 'created_at', ARGV[a + 2],
              'host_limit', ARGV[a + 3], 'host_delay_ms', ARGV[a + 4], 'robots', ARGV[a + 5],
              'max_pages', ARGV[a + 6], 'depth', ARGV[a + 7], 'host_pages', ARGV[a + 8])

@@ -1,8 +1,11 @@
-"""An unwritable or full data directory: pages are handed back and retried, never lost."""
+"""A data directory that takes no file: a crawl whose folder cannot take files fails with the
+reason before it fetches anything; on a full disk pages wait for room (handed back, never lost)
+for a while, then the crawl fails."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import subprocess
 from collections.abc import Iterator
@@ -19,33 +22,41 @@ from shared.settings import Settings
 from tests.support.checks import assert_stored_exactly_once
 from tests.support.crawling import wait_done
 from tests.support.testweb import TestWeb, make_site, shortest_depths
+from tests.support.tmpfs import small_tmpfs
 
 pytestmark = pytest.mark.slow
 
 
-async def test_unwritable_crawl_folder_retries_until_writable(
-    web: TestWeb, fault_settings: Settings
+@pytest.mark.parametrize("blocked_by", ["a file", "a read-only mount"])
+async def test_a_crawl_folder_that_takes_no_file_fails_the_crawl_unfetched(
+    web: TestWeb, fault_settings: Settings, tmp_path: Path, blocked_by: str
 ) -> None:
-    """While the crawl folder cannot be created, no page is closed; then all are stored."""
+    """A crawl folder that cannot take files (a file in its place, a read-only file system)
+    fails the crawl with the reason before any request, robots.txt's included: no page is
+    fetched again and again."""
     web.site = make_site(web.port, seed=10, pages_per_host=10)
-    seeds = [web.url(0, "/p/0.html")]
-    blocker = fault_settings.data_dir / "blocked"
-    blocker.parent.mkdir(parents=True)
-    blocker.write_text("a file where the crawl folder should be")
-    with LocalWorkers(fault_settings, 1, fault_settings.data_dir / "logs"):
-        async with connected(fault_settings.redis_url) as redis:
-            await seed_crawl(redis, fault_settings, CrawlSpec(crawl_id="blocked", seeds=seeds))
-            await asyncio.sleep(3)
-            status = await load_status(redis, "blocked")
-            assert status.state is CrawlState.RUNNING
-            assert status.counters.fetched == 0 and status.counters.pending == 1
-        blocker.unlink()
-        status = await wait_done(fault_settings, "blocked", timeout=60)
-    assert status.state is CrawlState.DONE
-    expected = set(shortest_depths(web.site, seeds, 2, only_seed_hosts=True))
-    assert_stored_exactly_once(fault_settings.data_dir, "blocked", expected)
-    log = (fault_settings.data_dir / "logs" / "worker-1.log").read_text()
-    assert '"page handed back"' in log and "not stored" in log
+    seeds = [web.url(h, "/p/0.html") for h in range(3)]
+    folder = fault_settings.data_dir / "blocked"
+    folder.parent.mkdir(parents=True)
+    with contextlib.ExitStack() as stack:
+        if blocked_by == "a file":
+            folder.write_text("a file where the crawl folder should be")
+            why = "Not a directory"
+        else:
+            stack.enter_context(small_tmpfs(folder))
+            subprocess.run(["mount", "-o", "remount,ro", str(folder)], check=True)
+            why = "Read-only file system"
+        with LocalWorkers(fault_settings, 2, fault_settings.data_dir / "logs"):
+            async with connected(fault_settings.redis_url) as redis:
+                spec = CrawlSpec(crawl_id="blocked", seeds=seeds)
+                await seed_crawl(redis, fault_settings, spec)
+            status = await wait_done(fault_settings, "blocked", timeout=60)
+    assert status.state is CrawlState.FAILED
+    assert status.reason == f"storage: {folder} cannot take files: {why}"
+    assert web.requested() == []
+    assert status.counters.pending == 0
+    logs = "".join(p.read_text() for p in (fault_settings.data_dir / "logs").iterdir())
+    assert '"crawl failed"' in logs
 
 
 @pytest.fixture
@@ -84,3 +95,25 @@ async def test_full_disk_retries_until_space(
     assert status.state is CrawlState.DONE
     expected = set(shortest_depths(web.site, seeds, 4, only_seed_hosts=True))
     assert_stored_exactly_once(small_disk, "full", expected)
+
+
+async def test_a_disk_that_stays_full_fails_the_crawl(
+    web: TestWeb, fault_settings: Settings, small_disk: Path
+) -> None:
+    """ENOSPC that does not mend: pages wait for room for storage_wait_s, then the crawl
+    fails with the reason, its jobs dropped, where it waited for ever."""
+    web.site = make_site(web.port, seed=11, pages_per_host=30, links_per_page=3)
+    seeds = [web.url(h, "/p/0.html") for h in range(3)]
+    settings = fault_settings.model_copy(update={"data_dir": small_disk, "storage_wait_s": 2})
+    logs = fault_settings.data_dir / "logs"
+    with LocalWorkers(settings, 1, logs):
+        async with connected(settings.redis_url) as redis:
+            await seed_crawl(redis, settings, CrawlSpec(crawl_id="full", seeds=seeds, depth=4))
+        status = await wait_done(settings, "full", timeout=90)
+    assert status.state is CrawlState.FAILED and status.counters.pending == 0
+    assert (
+        status.reason
+        == f"storage: {small_disk / 'full'} cannot take files: No space left on device"
+    )
+    log = (logs / "worker-1.log").read_text()
+    assert '"page handed back"' in log and '"crawl failed"' in log

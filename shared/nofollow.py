@@ -1,0 +1,128 @@
+"""Files beneath a folder, reached without following a symbolic link.
+
+Each folder below the base is opened relative to the one above it with ``O_NOFOLLOW``, and a
+file is made, renamed, read or removed relative to its folder's descriptor. So a link planted
+anywhere under the base (for its name, or swapped in while a write is under way) makes the call
+fail with :class:`LinkRefused`; nothing is ever read, written or removed through it. The base
+itself (the data directory) is the user's to choose, and may be a link.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import secrets
+import stat
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+from pathlib import Path
+
+TMP_SUFFIX = ".tmp"  # of a file being written (see write_at)
+
+_BASE_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+_DIR_FLAGS = _BASE_FLAGS | os.O_NOFOLLOW
+# a new file of its own, never a file another writer has opened, never a link's target
+_NEW_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+# O_NONBLOCK: a FIFO planted under a record's name must not hang the reader
+_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+
+
+class LinkRefused(OSError):
+    """A symbolic link where crawlfleet expects a folder of its own."""
+
+
+def _is_link(parent: int, name: str) -> bool:
+    try:
+        return stat.S_ISLNK(os.stat(name, dir_fd=parent, follow_symlinks=False).st_mode)
+    except OSError:
+        return False
+
+
+def _open_dir(parent: int, name: str, path: Path) -> int:
+    try:
+        return os.open(name, _DIR_FLAGS, dir_fd=parent)
+    except OSError as exc:
+        # a link opened with O_NOFOLLOW | O_DIRECTORY fails with ELOOP or ENOTDIR by kernel
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR) and _is_link(parent, name):
+            raise LinkRefused(
+                errno.ELOOP, f"{path} is a symbolic link, which crawlfleet does not follow"
+            ) from None
+        raise
+
+
+def _subfolder(parent: int, name: str, path: Path, create: bool) -> int:
+    try:
+        return _open_dir(parent, name, path)
+    except FileNotFoundError:
+        if not create:
+            raise
+    with suppress(FileExistsError):  # another writer made it meanwhile
+        os.mkdir(name, 0o777, dir_fd=parent)
+    return _open_dir(parent, name, path)
+
+
+@contextmanager
+def folder(base: Path, parts: Sequence[str], *, create: bool = False) -> Iterator[int]:
+    """A descriptor of the folder ``base/parts...``, each part opened without following a link
+    (and made when missing, with ``create``)."""
+    try:
+        fd = os.open(base, _BASE_FLAGS)
+    except FileNotFoundError:
+        if not create:
+            raise
+        base.mkdir(parents=True, exist_ok=True)
+        fd = os.open(base, _BASE_FLAGS)
+    try:
+        path = base
+        for name in parts:
+            path = path / name
+            step = _subfolder(fd, name, path, create)
+            os.close(fd)
+            fd = step
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def write_at(folder_fd: int, name: str, data: bytes) -> None:
+    """Write ``data`` to ``name`` in the folder so that readers see the old file or the whole
+    new one: a temporary file is written, then renamed over ``name`` (a link there is replaced,
+    its target untouched). A crash in between leaves only a ``.tmp`` file, never a partial one.
+    """
+    # pid + random: unique across the processes and containers sharing the volume; O_EXCL
+    # makes sure of it
+    tmp = f".{name}.{os.getpid()}.{secrets.token_hex(4)}{TMP_SUFFIX}"
+    fd = os.open(tmp, _NEW_FLAGS, 0o666, dir_fd=folder_fd)  # the umask applies, as for any file
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)
+        os.rename(tmp, name, src_dir_fd=folder_fd, dst_dir_fd=folder_fd)
+    except BaseException:
+        remove_at(folder_fd, tmp)
+        raise
+
+
+def read_at(folder_fd: int, name: str) -> bytes:
+    """The bytes of the regular file ``name`` in the folder (OSError for a link or a FIFO)."""
+    fd = os.open(name, _READ_FLAGS, dir_fd=folder_fd)
+    with os.fdopen(fd, "rb") as file:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, f"{name} is not a regular file")
+        return file.read()
+
+
+def remove_at(folder_fd: int, name: str) -> None:
+    """Remove ``name`` from the folder (a link itself, never its target), if it is there."""
+    with suppress(FileNotFoundError):
+        os.unlink(name, dir_fd=folder_fd)
+
+
+def entries(folder_fd: int) -> list[os.DirEntry[str]]:
+    """What the folder holds (links are not followed by the entries' ``is_dir``/``is_file``
+    with ``follow_symlinks=False``)."""
+    with os.scandir(folder_fd) as found:
+        return list(found)
