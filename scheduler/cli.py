@@ -29,7 +29,7 @@ from scheduler.control import (
 from scheduler.embedded import REDIS_DIR, EmbeddedRedis, open_store
 from scheduler.interrupt import Caught, resume_command, stop_signals_interrupt
 from scheduler.local import LocalWorkers
-from scheduler.panel import human_bytes, state_text
+from scheduler.panel import excluded_text, human_bytes, state_text
 from scheduler.progress import watch
 from shared.catalog import list_crawls, load_status
 from shared.connections import connected
@@ -664,7 +664,7 @@ def _run_locally(
                     highlight=False,
                     soft_wrap=True,
                 )
-                return before.fetched + before.failed, await watch(
+                return before.done, await watch(
                     redis,
                     spec.crawl_id,
                     queue_name=settings.queue_name,
@@ -716,7 +716,7 @@ def _summary(
     c = status.counters
     took = ""
     if elapsed is not None:
-        rate = (c.fetched + c.failed - done_before) / max(elapsed, 1e-3)
+        rate = (c.done - done_before) / max(elapsed, 1e-3)
         before = f"; {done_before} pages were done before this run" if done_before else ""
         took = f" in {elapsed:.1f}s ({rate:.1f} pages/s{before})"
     root = data_dir / status.crawl_id
@@ -725,7 +725,8 @@ def _summary(
     why = "".join(f"\n  errors    {n} {reason}" for reason, n in reasons[:_REASONS_SHOWN])
     out.print(
         f"crawl {status.crawl_id} {status.state.value}{took}\n"
-        f"  pages     {c.fetched} fetched, {c.failed} failed{capped}, {human_bytes(c.bytes)}"
+        f"  pages     {c.fetched} fetched, {c.failed} failed{excluded_text(c)}{capped}, "
+        f"{human_bytes(c.bytes)}"
         f"{why}\n"
         f"  files     {root / 'pages'}\n"
         f"  manifest  {root / 'manifest.jsonl'}",

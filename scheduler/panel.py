@@ -11,7 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from scheduler.rates import Rates
-from shared.crawl import CrawlStatus
+from shared.crawl import CrawlCounters, CrawlStatus
 from shared.keys import BUSIEST_HOSTS
 
 # busiest hosts the panel lists, failure reasons the panel and the plain line name
@@ -62,8 +62,8 @@ class View:
 
     @property
     def done(self) -> int:
-        """Pages done: fetched or failed."""
-        return self.status.counters.fetched + self.status.counters.failed
+        """Pages done: fetched, failed or excluded by robots.txt."""
+        return self.status.counters.done
 
     @property
     def found(self) -> int:
@@ -72,6 +72,11 @@ class View:
         one level short of it are done. Not done + to do: the pages to do count a URL found
         again nearer twice, and the robots.txt to fetch."""
         return self.status.counters.seen
+
+
+def excluded_text(c: CrawlCounters) -> str:
+    """``, 3 excluded by robots.txt`` when there are any."""
+    return f", {c.excluded} excluded by robots.txt" if c.excluded else ""
 
 
 def reasons_text(reasons: dict[str, int], at_most: int) -> str:
@@ -92,6 +97,8 @@ def plain_line(view: View, stall_after_s: float) -> str:
         f"{r.pages_now:.1f} pages/s now, {r.pages_avg:.1f} avg  {human_bytes(c.bytes)}  "
         f"failed {c.failed}"
     )
+    if c.excluded:
+        line += f"  excluded {c.excluded}"
     if c.reasons:
         line += f"  errors {reasons_text(c.reasons, _REASONS_IN_LINE)}"
     return line
@@ -106,7 +113,9 @@ def panel(view: View, stall_after_s: float) -> Panel:
     rows.add_column()
     rows.add_row("pages", _pages(view))
     capped = f", {c.capped} not fetched (page caps)" if c.capped else ""
-    fetched = f"{c.fetched} pages ({human_bytes(c.bytes)}), {c.failed} failed{capped}"
+    fetched = (
+        f"{c.fetched} pages ({human_bytes(c.bytes)}), {c.failed} failed{excluded_text(c)}{capped}"
+    )
     rows.add_row("fetched", fetched)
     if c.reasons:
         rows.add_row("errors", reasons_text(c.reasons, REASONS_SHOWN))

@@ -98,7 +98,7 @@ async def watch(
         status, held = await poller.read()
         now = time.monotonic()
         c = status.counters
-        rates = meter.add(now, c.fetched + c.failed, c.bytes)
+        rates = meter.add(now, c.done, c.bytes)
         return View(status, now - started, held, rates)
 
     async def next_look() -> View:

@@ -117,6 +117,8 @@ class CrawlCounters(BaseModel):
 
     fetched: int = 0
     failed: int = 0
+    # not fetched because robots.txt disallows them: no failure
+    excluded: int = 0
     bytes: int = 0
     queued: int = 0
     pending: int = 0
@@ -130,6 +132,11 @@ class CrawlCounters(BaseModel):
     # may be too high by what the host took over when it took another's place
     busiest: dict[str, int] = Field(default_factory=dict)
     hosts_dropped: int = 0
+
+    @property
+    def done(self) -> int:
+        """Pages closed: fetched, failed or excluded by robots.txt."""
+        return self.fetched + self.failed + self.excluded
 
 
 class CrawlStatus(BaseModel):

@@ -62,6 +62,8 @@ class PageRecord(BaseModel):
     worker: str
     # where a redirect pointed (the target is a page of its own, at the same depth)
     redirect: str | None = None
+    # why the URL was not fetched by a rule of the site's (``robots.txt: disallowed``)
+    skipped: str | None = None
 
 
 def body_extension(content_type: str | None) -> str:

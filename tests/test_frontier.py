@@ -55,7 +55,8 @@ async def test_a_redirect_into_a_disallowed_path_is_never_requested(
     assert u("/releases/") not in web.requested()
     assert records[u("/releases")]["redirect"] == u("/releases/")
     assert records[u("/releases")]["status"] == 301
-    assert records[u("/releases/")]["error"] == "robots.txt: disallowed"
+    assert records[u("/releases/")]["skipped"] == "robots.txt: disallowed"
+    assert records[u("/releases/")]["error"] is None
     assert records[u("/releases/")]["depth"] == 1  # a redirect keeps the depth
 
 
@@ -244,4 +245,5 @@ async def test_an_ipv6_literal_site_is_crawled_with_its_robots_txt(settings: Set
             server.shutdown()
     assert status.state is CrawlState.DONE
     assert sorted(_V6Site.seen) == ["/", "/robots.txt", "/yes"]
-    assert status.counters.fetched == 2 and status.counters.failed == 1  # /nope, by robots.txt
+    c = status.counters
+    assert (c.fetched, c.failed, c.excluded) == (2, 0, 1)  # /nope, by robots.txt

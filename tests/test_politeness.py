@@ -10,7 +10,7 @@ import pytest
 from scheduler.control import seed_crawl
 from scheduler.local import LocalWorkers
 from shared.connections import connected
-from shared.crawl import CrawlSpec, CrawlState
+from shared.crawl import CrawlSpec, CrawlState, CrawlStatus
 from shared.settings import Settings
 from tests.support.crawling import crawl_in_process, read_manifest, wait_done
 from tests.support.testweb import Page, Site, TestWeb, make_site, shortest_depths, star_site
@@ -19,12 +19,13 @@ from workers.worker import build_worker
 pytestmark = pytest.mark.slow
 
 
-async def crawl_with_fleet(settings: Settings, spec: CrawlSpec, workers: int) -> None:
+async def crawl_with_fleet(settings: Settings, spec: CrawlSpec, workers: int) -> CrawlStatus:
     with LocalWorkers(settings, workers, settings.data_dir / "logs"):
         async with connected(settings.redis_url) as redis:
             await seed_crawl(redis, settings, spec)
         status = await wait_done(settings, spec.crawl_id, timeout=120)
     assert status.state is CrawlState.DONE
+    return status
 
 
 async def test_per_host_concurrency_holds_across_workers(web: TestWeb, settings: Settings) -> None:
@@ -51,16 +52,20 @@ async def test_per_host_delay_holds_across_workers(web: TestWeb, settings: Setti
 
 
 async def test_robots_txt_is_obeyed_and_fetched_once(web: TestWeb, settings: Settings) -> None:
-    """Disallowed pages are recorded, not fetched; robots.txt is fetched once per origin."""
+    """Disallowed pages are recorded as excluded by robots.txt, not fetched and not failed;
+    robots.txt is fetched once per origin."""
     root = star_site(web, pages=6, latency=0)
     web.site.pages[web.url(0, "/robots.txt")] = Page(
         content_type="text/plain", body=b"User-agent: *\nDisallow: /p1\nDisallow: /p2\n"
     )
     spec = CrawlSpec(crawl_id="r", seeds=[root], depth=1)
-    await crawl_with_fleet(settings, spec, workers=2)
+    status = await crawl_with_fleet(settings, spec, workers=2)
     records = {r["url"]: r for r in read_manifest(settings.data_dir, "r")}
-    blocked = {u for u, r in records.items() if r["error"] == "robots.txt: disallowed"}
+    blocked = {u for u, r in records.items() if r["skipped"] == "robots.txt: disallowed"}
     assert blocked == {web.url(0, "/p1"), web.url(0, "/p2")}
+    assert all(records[u]["error"] is None for u in blocked)
+    c = status.counters
+    assert (c.fetched, c.failed, c.excluded, c.reasons) == (5, 0, 2, {})
     fetched = web.requested()
     assert not blocked & set(fetched)
     assert fetched.count(web.url(0, "/robots.txt")) == 1

@@ -134,6 +134,8 @@ def _reason(record: dict[str, Any]) -> str:
     """The reason a crawl counts for a manifest record (workers/fetch.py FetchResult.reason)."""
     if record["error"]:
         return str(record["error"]).split(":", 1)[0]
+    if record["status"] is None:  # excluded by robots.txt: no failure
+        return ""
     return f"http {record['status']}" if record["status"] >= 400 else ""
 
 
@@ -178,11 +180,12 @@ async def test_a_watched_crawl_ends_with_the_counters_of_its_manifest(
     c = final.counters
     assert final.state is CrawlState.DONE and c.pending == 0
     assert c.fetched == sum(r["status"] is not None for r in records)
-    assert c.failed == sum(r["status"] is None for r in records) > 0
+    assert c.excluded == sum(r["skipped"] is not None for r in records) > 0
+    assert c.failed == sum(r["status"] is None and r["skipped"] is None for r in records)
     assert c.bytes == sum(r["length"] for r in records)
     reasons = Counter(_reason(r) for r in records)
     del reasons[""]
-    assert c.reasons == dict(reasons) and "robots.txt" in c.reasons and "http 404" in c.reasons
+    assert c.reasons == dict(reasons) and "http 404" in c.reasons
     hosts = Counter(urlsplit(r["url"]).hostname for r in records)
     assert c.busiest == dict(hosts) and len(hosts) == 3 and c.hosts_dropped == 0
     renders = console.export_text().split("╭─ crawl seen")
@@ -190,6 +193,7 @@ async def test_a_watched_crawl_ends_with_the_counters_of_its_manifest(
     last = renders[-1]
     assert "· done ·" in last and f"{len(records)} done of {len(records)} found" in last
     assert f"{c.fetched} pages" in last and f"{c.failed} failed" in last
+    assert f"{c.excluded} excluded by robots.txt" in last
     for host, pages in hosts.items():
         assert re.search(rf"{re.escape(str(host))}\s+{pages}\s", last), last
 
@@ -235,9 +239,10 @@ def test_run_on_a_terminal_shows_the_live_panel_and_leaves_the_last(
     )
     assert panel_at < screen.index("╰─") < summary_at
     assert "44 done of 44 found within depth 1" in screen
-    assert "errors     3 robots.txt" in screen and "in flight  0 pages held by workers" in screen
+    assert "0 failed, 3 excluded by robots.txt" in screen and "errors" not in screen
+    assert "in flight  0 pages held by workers" in screen
     assert re.search(r"127\.0\.0\.2\s+44\s+100%", screen)
-    assert "  pages     41 fetched, 3 failed" in screen[summary_at:]
+    assert "  pages     41 fetched, 0 failed, 3 excluded by robots.txt" in screen[summary_at:]
     assert not re.search(r"pages \d+/\d+  in flight", plain(out))
 
 
@@ -246,7 +251,7 @@ def test_run_without_a_terminal_prints_a_plain_line_now_and_then(
     web: TestWeb, tmp_path: Path
 ) -> None:
     """`run` with stderr not a terminal prints a plain progress line every
-    CRAWLFLEET_PROGRESS_EVERY_S, with the failures by reason, and no panel."""
+    CRAWLFLEET_PROGRESS_EVERY_S, with the pages excluded by robots.txt, and no panel."""
     seed = _refused_then_slow(web)
     result = subprocess.run(
         [sys.executable, "-m", "scheduler", "run", seed, "--depth", "1",
@@ -257,7 +262,7 @@ def test_run_without_a_terminal_prints_a_plain_line_now_and_then(
     assert result.returncode == 0, result.stderr
     line = re.compile(
         r"log  running  \d+s  pages (\d+)/(\d+)  in flight \d+  [\d.]+ pages/s now, [\d.]+ avg  "
-        r"[\d.]+ (B|KiB)  failed (\d)(  errors 3 robots\.txt)?"
+        r"[\d.]+ (B|KiB)  failed (0)(  excluded 3)?"
     )
     lines = result.stderr.splitlines()[1:]  # after `crawl log: 2 worker(s), depth 1`
     assert lines and all(line.fullmatch(text) for text in lines), result.stderr

@@ -29,6 +29,14 @@ _TRANSIENT_ERRORS = ("connect", "timeout", "protocol")
 MAX_RETRY_AFTER_S = 300.0
 
 
+def excluded(url: str, why: str) -> FetchResult:
+    """A result for a URL not fetched by a rule of the site's (robots.txt), with the rule."""
+    return FetchResult(
+        url=url, final_url=None, status=None, content_type=None, body=b"", truncated=False,
+        error=None, duration_ms=0, skipped=why,
+    )  # fmt: skip
+
+
 def failed(url: str, error: str, duration_ms: int = 0) -> FetchResult:
     """A result for a URL that was not fetched, with the reason."""
     return FetchResult(
@@ -74,6 +82,8 @@ class FetchResult:
     retry_after: float | None = None
     # a redirect's target, canonical: the frontier fetches it as a URL of its own
     redirect: str | None = None
+    # why the URL was deliberately not fetched (robots.txt): not a failure
+    skipped: str | None = None
 
     @property
     def transient(self) -> bool:

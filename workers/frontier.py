@@ -19,7 +19,8 @@ from shared.scripts import Frontier as Scripts
 from shared.settings import Settings
 from shared.urls import fingerprint, origin_of
 
-Outcome = Literal["fetched", "failed", "skipped"]
+# excluded: not fetched by a rule of the site's (robots.txt), counted apart from failures
+Outcome = Literal["fetched", "failed", "excluded", "skipped"]
 # links remembered as sent, per process (``SentLinks``): about 150 bytes each
 SENT_LINKS_KEPT = 200_000
 # fingerprints read per pipeline when a crawl is finalized: bounds the memory of one reply

@@ -42,6 +42,7 @@ def store_page(
         fingerprint=fp,
         worker=worker,
         redirect=result.redirect,
+        skipped=result.skipped,
     )
     layout.write(layout.record_path(fp, job.depth), record.model_dump_json().encode())
     return record

@@ -23,9 +23,9 @@ from shared.urls import is_page_link
 from workers.arq_worker import CLOSED_JOBS, VERDICT, LostTry, retry_wait_s
 from workers.context import CTX_KEY, CrawlRules, WorkerContext
 from workers.disk import storage_reason
-from workers.fetch import FetchResult, failed, fetch
+from workers.fetch import FetchResult, excluded, failed, fetch
 from workers.finalize import write_manifest
-from workers.frontier import PageJob, Verdict
+from workers.frontier import Outcome, PageJob, Verdict
 from workers.robots import ROBOTS_RETRY_BASE_S, ROBOTS_TTL_S, entry_of
 from workers.store import store_page
 from workers.turns import NoTurn
@@ -126,8 +126,8 @@ async def _crawl(worker: WorkerContext, job: PageJob, tries: int, verdict: Verdi
     rules.disk.stored()
     links = await worker.links.of(result, rules.scope)
     queued = await worker.frontier.close(
-        job, rules.spec.depth, "fetched" if result.ok else "failed", len(result.body), links,
-        result.reason, redirect, _hold(result),
+        job, rules.spec.depth, _outcome(result), len(result.body), links, result.reason,
+        redirect, _hold(result),
     )  # fmt: skip
     _log_page(result, links, queued)
     worker.metrics.closed(job.crawl_id, result)
@@ -170,6 +170,13 @@ def _hold(result: FetchResult) -> float:
     return 0.0
 
 
+def _outcome(result: FetchResult) -> Outcome:
+    """How the frontier counts the page: excluded by robots.txt is no failure."""
+    if result.skipped is not None:
+        return "excluded"
+    return "fetched" if result.ok else "failed"
+
+
 def _log_page(result: FetchResult, links: list[str], queued: int | None) -> None:
     fields: dict[str, Any] = {
         "status": result.status,
@@ -182,7 +189,9 @@ def _log_page(result: FetchResult, links: list[str], queued: int | None) -> None
         fields["redirect"] = result.redirect
     if result.truncated:
         fields["truncated"] = True
-    if result.ok and result.error is None:
+    if result.skipped is not None:
+        log.info("page excluded", reason=result.skipped)
+    elif result.ok and result.error is None:
         log.info("page fetched", **fields)
     else:
         log.warning("page failed", **fields, reason=result.error)
@@ -205,7 +214,7 @@ async def _refusal(
         if robots.unreachable is not None:
             return failed(job.url, f"robots.txt unreachable: {robots.unreachable}")
         if not robots.allows(job.url, settings.robots_agent):
-            return failed(job.url, "robots.txt: disallowed")
+            return excluded(job.url, "robots.txt: disallowed")
     return None
 
 

@@ -83,8 +83,8 @@ end
 -- counters: read once per crawl, changed in Lua, written back in one HSET (flush_stats), with
 -- the time a job of the crawl last closed ('progress_at', ms), by which `status` tells a crawl
 -- that stalled
-local STAT_FIELDS = {'fetched', 'failed', 'bytes', 'queued', 'pending', 'seen', 'capped',
-                     'hosts_dropped'}
+local STAT_FIELDS = {'fetched', 'failed', 'excluded', 'bytes', 'queued', 'pending', 'seen',
+                     'capped', 'hosts_dropped'}
 local stats = {}
 local function stat_table(c)
   local s = stats[c]

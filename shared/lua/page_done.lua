@@ -10,7 +10,8 @@
 --       ('' for none), redirect fingerprint, n, then n origins the worker has not sent before
 --       (of the links and the redirect; their robots.txt may be new to the crawl), then
 --       (fingerprint, url) per link, at depth + 1
--- outcome is 'fetched', 'failed' or 'skipped' (closed), 'retry' (a transient failure: the URL
+-- outcome is 'fetched', 'failed', 'excluded' (by robots.txt: counted apart, no failure) or
+-- 'skipped' (stale or stopped: closed, not counted), 'retry' (a transient failure: the URL
 -- goes to the back of its host's backlog, not before not_before) or 'requeue' (not run, the
 -- crawl is paused: back to the front). hold_ms > 0 holds every request to the host that long
 -- (a Retry-After).
