@@ -41,7 +41,7 @@ from shared.crawl import (
     check_crawl_id,
     new_crawl_id,
 )
-from shared.errors import CrawlfleetError, LogFileError, ServiceError, UnreadableCrawl
+from shared.errors import CrawlfleetError, LogFileError, ServiceError, UnreadableCrawl, UserError
 from shared.keys import worker_health_key
 from shared.logs import configure_logging
 from shared.settings import Settings, setting_error
@@ -212,9 +212,18 @@ StoreDir = Annotated[
 ]
 
 
-def _fail(message: str) -> typer.Exit:
+# exit statuses: what was typed is wrong, or something failed (a service, a crawl's data)
+USAGE, FAILURE = 2, 1
+
+
+def _fail(message: str, code: int = USAGE) -> typer.Exit:
     err.print(f"[bold red]error:[/bold red] {message}", highlight=False, soft_wrap=True)
-    return typer.Exit(2)
+    return typer.Exit(code)
+
+
+def _failed(exc: CrawlfleetError) -> typer.Exit:
+    """One error line for ``exc``: exit 2 for the user's mistake, 1 for a failure."""
+    return _fail(str(exc), USAGE if isinstance(exc, UserError) else FAILURE)
 
 
 def _value(choice: StrEnum | None) -> Any:
@@ -240,16 +249,17 @@ def _crawl_store(settings: Settings, data_dir: Path | None) -> Iterator[Settings
     try:
         with open_store(data_dir / REDIS_DIR) as url:
             yield settings.model_copy(update={"redis_url": url})
-    except ServiceError as exc:
-        raise _fail(str(exc)) from None
+    except CrawlfleetError as exc:
+        raise _failed(exc) from None
 
 
 def _run(coro: Coroutine[Any, Any, T]) -> T:
-    """Run a coroutine; a crawlfleet error becomes one line on stderr and exit code 2."""
+    """Run a coroutine; a crawlfleet error becomes one line on stderr and exit code 2 (the
+    user's mistake) or 1 (a failure)."""
     try:
         return asyncio.run(coro)
     except CrawlfleetError as exc:
-        raise _fail(str(exc)) from None
+        raise _failed(exc) from None
 
 
 def _spec(urls: list[str], crawl_id: str | None, **options: Any) -> CrawlSpec:
@@ -334,7 +344,7 @@ def main_options(
     try:
         configure_logging(settings.log_format, settings.log_level, settings.log_file)
     except LogFileError as exc:
-        raise _fail(str(exc)) from None
+        raise _failed(exc) from None
 
 
 @app.command(epilog="Example: crawlfleet seed https://example.org --depth 2 --wait")
@@ -424,7 +434,7 @@ def worker(
     try:
         run_worker(settings)
     except CrawlfleetError as exc:
-        raise _fail(str(exc)) from None
+        raise _failed(exc) from None
 
 
 def _worker_alive(settings: Settings) -> bool:
@@ -464,7 +474,7 @@ def status(
 
     with _crawl_store(settings, data_dir) as settings:
         statuses, unreadable = _run(go())
-    failures = [_fail(message) for message in unreadable]  # each printed as one line
+    failures = [_fail(message, FAILURE) for message in unreadable]  # each printed as one line
     if as_json:
         data = [_status_json(s, settings.stall_after_s) for s in statuses]
         print(json.dumps(data[0] if crawl_id else data, indent=2))
@@ -631,7 +641,7 @@ def run(
                 # the workers have stopped (their pages are back in Redis); Redis still runs
                 raise _interrupted(settings, spec.crawl_id, caught) from None
     except ServiceError as exc:
-        raise _fail(str(exc)) from None
+        raise _failed(exc) from None
     finally:
         if embedded is not None:
             embedded.stop()

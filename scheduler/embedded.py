@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 import redis
 
-from shared.errors import ServiceError
+from shared.errors import ServiceError, UserError
 
 
 def redis_server_binary() -> Path:
@@ -284,7 +284,7 @@ def open_store(redis_dir: Path) -> Iterator[str]:
     """The URL of the embedded Redis kept in ``redis_dir`` for the ``with`` block: the server
     of the run using it, or one started for the block (and stopped after it)."""
     if not redis_dir.is_dir():
-        raise ServiceError(f"no crawlfleet run has kept its crawls in {redis_dir.parent}")
+        raise UserError(f"no crawlfleet run has kept its crawls in {redis_dir.parent}")
     server = EmbeddedRedis(redis_dir)
     try:
         server.start()

@@ -32,8 +32,11 @@ def cli(
     )
 
 
-def assert_one_line_error(result: subprocess.CompletedProcess[str], *words: str) -> None:
-    assert result.returncode == 2, result
+def assert_one_line_error(
+    result: subprocess.CompletedProcess[str], *words: str, code: int = 2
+) -> None:
+    """One `error:` line naming ``words``; exit 2 for a usage error, 1 for a failure."""
+    assert result.returncode == code, result
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("error:") and "Traceback" not in result.stderr
@@ -71,10 +74,11 @@ def test_invalid_url_is_one_line_exit_2(url: str, redis_url: str) -> None:
 
 
 @pytest.mark.parametrize("command", [["seed", "http://example.org/"], ["status"], ["cancel", "x"]])
-def test_unreachable_redis_is_one_line_exit_2(command: list[str]) -> None:
-    """No Redis at the URL: one line naming it, exit code 2, no traceback."""
+def test_unreachable_redis_is_one_line_exit_1(command: list[str]) -> None:
+    """No Redis at the URL: one line naming it, exit code 1 (a failure, not a usage error),
+    no traceback."""
     url = f"redis://127.0.0.1:{free_port()}/0"
-    assert_one_line_error(cli("--redis-url", url, *command), "cannot reach Redis", url)
+    assert_one_line_error(cli("--redis-url", url, *command), "cannot reach Redis", url, code=1)
 
 
 INVALID_REDIS_URLS = pytest.mark.parametrize(
@@ -116,7 +120,7 @@ def test_redis_password_is_not_printed() -> None:
     """A password in the Redis URL never appears in an error."""
     url = f"redis://:s3cret@127.0.0.1:{free_port()}/0"
     result = cli("--redis-url", url, "status")
-    assert result.returncode == 2 and "s3cret" not in result.stderr
+    assert result.returncode == 1 and "s3cret" not in result.stderr
 
 
 @pytest.mark.parametrize("command", [["status", "nope"], ["cancel", "nope"]])
@@ -208,11 +212,11 @@ def test_an_unreadable_crawl_is_one_line_and_the_others_are_listed(redis_url: st
     with sync_redis.Redis.from_url(redis_url) as r:
         r.hset("cf:bad:meta", "spec", '{"crawl_id": "bad", "seeds": 7}')
     listed = cli("--redis-url", redis_url, "status")
-    assert listed.returncode == 2 and "good" in listed.stdout and "bad" not in listed.stdout
+    assert listed.returncode == 1 and "good" in listed.stdout and "bad" not in listed.stdout
     (line,) = listed.stderr.strip().splitlines()
     assert line.startswith("error: crawl 'bad' cannot be read from Redis:") and "seeds" in line
     one = cli("--redis-url", redis_url, "status", "bad", "--json")
-    assert one.returncode == 2 and one.stdout == "" and len(one.stderr.strip().splitlines()) == 1
+    assert one.returncode == 1 and one.stdout == "" and len(one.stderr.strip().splitlines()) == 1
 
 
 def test_seed_wait_without_a_worker_says_how_to_start_one(redis_url: str) -> None:
@@ -366,9 +370,9 @@ def test_a_log_file_that_cannot_be_opened_is_one_line(tmp_path: Path, redis_url:
     (tmp_path / "logs").write_text("a file where the logs folder should be")
     log_file = str(tmp_path / "logs" / "w.log")
     env = {"REDIS_URL": redis_url, "CRAWLFLEET_LOG_FILE": log_file}
-    assert_one_line_error(cli("worker", env=env), log_file, "Not a directory")
+    assert_one_line_error(cli("worker", env=env), log_file, "Not a directory", code=1)
     run = cli("run", "http://127.0.0.1:9/", "--data-dir", str(tmp_path))
-    assert_one_line_error(run, "cannot write worker log", "Not a directory")
+    assert_one_line_error(run, "cannot write worker log", "Not a directory", code=1)
 
 
 def test_run_with_embedded_redis(web: TestWeb, tmp_path: Path) -> None:

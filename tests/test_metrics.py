@@ -294,15 +294,15 @@ def test_no_metrics_unless_asked(
 
 
 def test_a_taken_metrics_port_is_one_error_line(settings: Settings) -> None:
-    """A worker whose metrics port is taken says so in one line and does not start: exit 2
-    from `crawlfleet worker`, 1 from the process `run` starts."""
+    """A worker whose metrics port is taken says so in one line and does not start: exit 1,
+    from `crawlfleet worker` and from the process `run` starts."""
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
         env = {**os.environ, **settings.to_env(), "CRAWLFLEET_METRICS_HOST": "127.0.0.1"}
         for command, code in (
-            (["-m", "scheduler", "worker", "--metrics-port", str(port)], 2),
+            (["-m", "scheduler", "worker", "--metrics-port", str(port)], 1),
             (["-m", "workers"], 1),
         ):
             env["CRAWLFLEET_METRICS_PORT"] = str(port)
@@ -392,7 +392,7 @@ def test_run_checks_its_metrics_ports_first(tmp_path: Path) -> None:
         )  # fmt: skip
         _, err = run.communicate(timeout=DEADLINE_S)
     lines = err.decode().strip().splitlines()
-    assert run.returncode == 2 and len(lines) == 1, err.decode()
+    assert run.returncode == 1 and len(lines) == 1, err.decode()
     assert (
         lines[0] == f"error: cannot serve metrics on 127.0.0.1:{port + 1}: Address already in use"
     )

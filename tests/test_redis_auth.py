@@ -41,12 +41,12 @@ async def test_crawl_through_password_protected_redis(
 
 def refused_login(url: str) -> str:
     """``crawlfleet status`` against ``url``: its stderr, asserted to be the one line of a
-    refused login with exit status 2."""
+    refused login with exit status 1."""
     result = subprocess.run(
         [sys.executable, "-m", "scheduler", "--redis-url", url, "status"],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
-    assert result.returncode == 2
+    assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "refused the login" in lines[0], result.stderr
     return result.stderr

@@ -215,7 +215,7 @@ async def test_cli_gives_up_on_a_lost_redis_after_the_limit(
         if waiter.poll() is None:
             waiter.kill()
             waiter.communicate()
-    assert waiter.returncode == 2, err
+    assert waiter.returncode == 1, err
     lines = err.strip().splitlines()
     assert lines[-1].startswith("error: lost Redis for over 3s"), err
     assert "Traceback" not in err
