@@ -160,6 +160,14 @@ AllowPrivate = Annotated[
         "crawls of public sites; internal crawls may fetch all but link-local).",
     ),
 ]
+Warc = Annotated[
+    bool,
+    typer.Option(
+        "--warc",
+        help="Write every fetch to WARC files (DIR/ID/warc/*.warc.gz) and index them "
+        "(DIR/ID/index.cdxj) instead of one body file per page.",
+    ),
+]
 Concurrency = Annotated[
     int | None,
     typer.Option("--concurrency", "-c", metavar="N", min=1, help="Requests in flight per worker."),
@@ -259,7 +267,7 @@ def _spec(urls: list[str], crawl_id: str | None, **options: Any) -> CrawlSpec:
 # the parameters of `seed` and `run` that go into the crawl's spec as they are
 _SPEC_OPTIONS = (
     "depth", "scope", "max_pages", "max_pages_per_host", "allow", "deny", "per_host_concurrency",
-    "per_host_delay", "retries", "max_bytes_per_page", "allow_private",
+    "per_host_delay", "retries", "max_bytes_per_page", "allow_private", "warc",
 )  # fmt: skip
 
 
@@ -343,6 +351,7 @@ def seed(
     max_bytes_per_page: MaxBytes = None,
     allow_private: AllowPrivate = False,
     content_type: ContentTypes = None,
+    warc: Warc = False,
     wait: Annotated[bool, typer.Option("--wait", help="Show progress until it is done.")] = False,
 ) -> None:
     """Create a crawl and queue its seed URLs; prints the crawl id."""
@@ -562,6 +571,7 @@ def run(
     max_bytes_per_page: MaxBytes = None,
     allow_private: AllowPrivate = False,
     content_type: ContentTypes = None,
+    warc: Warc = False,
     workers: Annotated[
         int, typer.Option("--workers", "-w", metavar="W", min=1, help="Worker processes.")
     ] = 2,
@@ -669,7 +679,12 @@ def _summary(
         f"  pages     {c.fetched} fetched, {c.failed} failed{capped}, {human_bytes(c.bytes)}"
         f"{why}\n"
         f"  files     {root / 'pages'}\n"
-        f"  manifest  {root / 'manifest.jsonl'}",
+        f"  manifest  {root / 'manifest.jsonl'}"
+        + (
+            f"\n  warc      {root / 'warc'}\n  index     {root / 'index.cdxj'}"
+            if status.spec.warc
+            else ""
+        ),
         highlight=False,
         soft_wrap=True,
     )

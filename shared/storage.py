@@ -4,6 +4,8 @@
         pages/<fp[:2]>/<fp>.d<depth>.json     metadata record of one fetch
         pages/<fp[:2]>/<fp>.d<depth>.<ext>    the body as received (ext from the content type)
         manifest.jsonl                        one record per URL, written when the crawl is done
+        warc/<worker>-<time>-<seq>.warc.gz    with --warc: every fetch, instead of body files
+        index.cdxj                            with --warc: the WARC records' index (pywb's CDXJ)
 
 ``fp`` is the URL's fingerprint and ``depth`` the depth the page was fetched at: names come only
 from fingerprints, numbers and fixed words, never from URL text. A job that runs again writes
@@ -20,7 +22,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from shared.crawl import check_crawl_id
 
@@ -30,6 +32,11 @@ _TMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
 MANIFEST = "manifest.jsonl"
 TMP_SUFFIX = ".tmp"  # of a file being written (see atomic_write)
 PAGES = "pages"
+WARC = "warc"
+INDEX = "index.cdxj"
+WARC_SUFFIX = ".warc.gz"
+# the names workers give their WARC files (workers/warc.py), the only ones read or named
+_WARC_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,200}\.warc\.gz")
 
 _EXTENSIONS = {
     "text/html": "html",
@@ -41,6 +48,15 @@ _EXTENSIONS = {
     "application/pdf": "pdf",
     "text/csv": "csv",
 }
+
+
+class WarcRef(BaseModel):
+    """Where the response record of a fetch is: one of the crawl's WARC files, and the offset
+    and length of the record's gzip member in it."""
+
+    filename: str
+    offset: int
+    length: int
 
 
 class PageRecord(BaseModel):
@@ -63,6 +79,10 @@ class PageRecord(BaseModel):
     worker: str
     # where a redirect pointed (the target is a page of its own, at the same depth)
     redirect: str | None = None
+    # the response headers as received, in order
+    headers: list[tuple[str, str]] = Field(default_factory=list)
+    # the response record of a crawl that writes WARC
+    warc: WarcRef | None = None
 
 
 def body_extension(content_type: str | None) -> str:
@@ -84,6 +104,27 @@ class CrawlLayout:
     @property
     def manifest(self) -> Path:
         return self.root / MANIFEST
+
+    @property
+    def warc_dir(self) -> Path:
+        return self.root / WARC
+
+    @property
+    def index(self) -> Path:
+        return self.root / INDEX
+
+    def warc_path(self, filename: str) -> Path:
+        """The path of a WARC file of the crawl; ValueError if ``filename`` is not a name a
+        worker gives (a record or index line names it: never a way out of the folder)."""
+        if not _WARC_NAME.fullmatch(filename):
+            raise ValueError(f"not a WARC file name of crawlfleet: {filename!r}")
+        return self.warc_dir / filename
+
+    def warc_files(self) -> list[Path]:
+        """The crawl's WARC files, by name."""
+        if not self.warc_dir.is_dir():
+            return []
+        return sorted(p for p in self.warc_dir.iterdir() if _WARC_NAME.fullmatch(p.name))
 
     def record_path(self, fp: str, depth: int) -> Path:
         return self.pages / fp[:2] / f"{fp}.d{depth}.json"

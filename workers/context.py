@@ -24,6 +24,7 @@ from workers.guard import Policy, policy_for
 from workers.parsing import PageLinks
 from workers.robots import RobotsCache
 from workers.turns import FetchTurns
+from workers.warc import WarcWriters
 
 CTX_KEY = "crawlfleet"
 
@@ -48,6 +49,7 @@ class WorkerContext:
     stack: AsyncExitStack
     turns: FetchTurns
     links: PageLinks
+    warcs: WarcWriters
     rules: dict[str, CrawlRules] = field(default_factory=dict)
     clients: dict[Policy, httpx.AsyncClient] = field(default_factory=dict)
 
@@ -87,6 +89,7 @@ async def on_startup(ctx: dict[str, Any]) -> None:
         stack=stack,
         turns=turns,
         links=stack.enter_context(PageLinks(settings)),
+        warcs=stack.enter_context(WarcWriters(settings)),
     )
     structlog.get_logger().info(
         "worker started",

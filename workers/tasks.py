@@ -23,7 +23,7 @@ from shared.urls import is_page_link
 from workers.arq_worker import CLOSED_JOBS, VERDICT, LostTry, retry_wait_s
 from workers.context import CTX_KEY, CrawlRules, WorkerContext
 from workers.fetch import FetchResult, failed, fetch
-from workers.finalize import write_manifest
+from workers.finalize import write_manifest, write_warc_index
 from workers.frontier import PageJob, Verdict
 from workers.robots import ROBOTS_RETRY_BASE_S, ROBOTS_TTL_S, entry_of
 from workers.store import store_page
@@ -113,11 +113,16 @@ async def _crawl(worker: WorkerContext, job: PageJob, tries: int, verdict: Verdi
             result = replace(result, error=f"too many redirects: {job.hops + 1} in a row")
         elif rules.scope.allows(target) and is_page_link(target):
             redirect = target  # admitted at the page's depth, one hop more
+    spec = rules.spec
+    keep = spec.stores(result.content_type)
     try:
+        warc = None
+        # a redirect has no body to keep or leave out: its record says where it pointed
+        if result.exchange is not None and (keep or result.redirect is not None):
+            warc = await worker.warcs.write(rules.layout, spec, result)
         store_page(
-            rules.layout, job, result, worker.settings.worker_id,
-            rules.spec.stores(result.content_type),
-        )  # fmt: skip
+            rules.layout, job, result, worker.settings.worker_id, keep and not spec.warc, warc
+        )
     except OSError as exc:
         raise HandBack(f"not stored: {exc}", worker.settings.pause_poll_s) from exc
     links = await worker.links.of(result, rules.scope)
@@ -181,7 +186,10 @@ async def _fetch(worker: WorkerContext, rules: CrawlRules, job: PageJob) -> Fetc
     client = await worker.client_for(rules.policy)
     try:
         async with worker.turns.turn():
-            return await fetch(client, job.url, worker.settings, rules.spec.max_bytes_per_page)
+            return await fetch(
+                client, job.url, worker.settings, rules.spec.max_bytes_per_page,
+                exchange=rules.spec.warc,
+            )  # fmt: skip
     except NoTurn as exc:
         raise _no_turn(exc) from exc
 
@@ -242,8 +250,9 @@ async def finalize_crawl(ctx: dict[str, Any], crawl_id: str) -> None:
         layout = CrawlLayout(worker.settings.data_dir, crawl_id)
         try:
             pages = await write_manifest(layout, worker.frontier, crawl_id)
+            await write_warc_index(layout)
         except OSError as exc:
-            log.warning("manifest not written", reason=str(exc))
+            log.warning("manifest or warc index not written", reason=str(exc))
             raise Retry(defer=retry_wait_s(int(ctx["job_try"]))) from exc
         if await worker.frontier.finish(crawl_id):
             log.info("crawl done", pages=pages, manifest=str(layout.manifest))
