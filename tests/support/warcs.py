@@ -2,12 +2,45 @@
 
 from __future__ import annotations
 
+import gzip
 import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from warcio.archiveiterator import ArchiveIterator
+
+from tests.support.testweb import Page, Site, TestWeb
+
+CAP = 2000
+HTML = b"<!doctype html><html><body>" + b"<p>compressible words</p>" * 40 + b"</body></html>"
+
+
+def warc_site(web: TestWeb) -> tuple[str, dict[str, bytes]]:
+    """One host, a tree (no page found twice): plain, gzip-coded, chunked, cut, redirected and
+    missing pages; the seed and each page's body as served."""
+    u = lambda path: web.url(0, path)  # noqa: E731
+    served = {
+        u("/a"): HTML,
+        u("/gz"): gzip.compress(HTML),
+        u("/chunked"): HTML,
+        u("/big"): b"x" * (CAP * 3),
+        u("/file.txt"): b"plain resource\n",
+    }
+    root = Page(hrefs=["/a", "/gz", "/chunked", "/big", "/moved", "/missing", "/file.txt"])
+    web.site = Site(
+        {
+            u("/"): root,
+            u("/a"): Page(body=HTML),
+            u("/gz"): Page(body=served[u("/gz")], headers={"Content-Encoding": "gzip"}),
+            u("/chunked"): Page(body=HTML, chunked=True),
+            u("/big"): Page(content_type="text/plain", body=served[u("/big")]),
+            u("/moved"): Page(status=301, redirect_to=u("/a")),
+            u("/file.txt"): Page(content_type="text/plain"),
+        }
+    )
+    served[u("/")] = root.render()
+    return u("/"), served
 
 
 @dataclass
