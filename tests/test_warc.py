@@ -113,6 +113,8 @@ async def test_payloads_are_the_bytes_served(web: TestWeb, settings: Settings) -
     big = responses[u("/big")]
     assert big.payload == served[u("/big")][:CAP]
     assert big.warc_headers["WARC-Truncated"] == "length"
+    assert header(big, "Content-Length") is None
+    assert header(big, "X-Crawler-Content-Length") == str(CAP * 3)
     moved = responses[u("/moved")]
     assert moved.http_status == "301" and header(moved, "Location") == u("/a")
     # with --warc the bodies are in the WARC files only; the records keep the headers

@@ -13,7 +13,8 @@ nothing); a file is synced to disk when it is finished.
 The body is recorded as it came over the wire: its content coding (gzip) kept, so its
 Content-Encoding and Content-Length stay true; only the chunks of a chunked transfer are
 undone (by aiohttp), so Transfer-Encoding is masked as ``X-Crawler-Transfer-Encoding``, as
-wget and StormCrawler do, lest a replay tool undo the chunks twice.
+wget and StormCrawler do, lest a replay tool undo the chunks twice, and so is the
+Content-Length of a body cut at the size cap (``WARC-Truncated: length``).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ WARC_VERSION = "1.1"
 GZIP_LEVEL = 6
 # hop-by-hop framing that aiohttp undid: the stored payload is no longer in it
 _MASKED = frozenset({"transfer-encoding"})
+_MASKED_CUT = _MASKED | {"content-length"}
 _UNSAFE_IN_NAMES = re.compile(r"[^A-Za-z0-9_.-]")
 _APPEND_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC
 
@@ -71,8 +73,11 @@ def record_pair(url: str, result: FetchResult, exchange: Exchange) -> tuple[byte
     if exchange.peer is not None:
         common["WARC-IP-Address"] = exchange.peer
     protocol, _, status = exchange.status_line.partition(" ")
+    # a cut body is shorter than its Content-Length said: masked too, lest a replay tool wait
+    # for the rest
+    masked = _MASKED_CUT if result.truncated else _MASKED
     headers = [
-        (f"X-Crawler-{name}" if name.lower() in _MASKED else name, value)
+        (f"X-Crawler-{name}" if name.lower() in masked else name, value)
         for name, value in result.headers
     ]
     response_headers = dict(common)
