@@ -148,3 +148,27 @@ def test_errors_are_one_line(crawled: tuple[str, dict[str, bytes], Path], tmp_pa
     out = tmp_path / "x.warc.gz"
     one_error_line(cli("export", "nope", "-o", str(out), *d), 2, "no finished crawl")
     assert not out.exists()
+
+
+def test_run_with_warc_writes_files_that_read_back(web: TestWeb, tmp_path: Path) -> None:
+    """`crawlfleet run --warc` (its embedded Redis, its worker processes) writes WARC files and
+    an index, no body files, and says where they are; `cat` reads a page back from them."""
+    seed, served = warc_site(web)
+    data = tmp_path / "data"
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+    run = subprocess.run(
+        [sys.executable, "-m", "scheduler", "run", seed, "--depth", "1", "--crawl-id", "cli",
+         "--warc", "--max-bytes-per-page", str(CAP), "--data-dir", str(data)],
+        capture_output=True, env=env, stdin=subprocess.DEVNULL, timeout=300,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    out = run.stdout.decode()
+    assert f"warc      {data / 'cli' / 'warc'}" in out and "index.cdxj" in out
+    files = list((data / "cli" / "warc").glob("*.warc.gz"))
+    assert files and all(warcio_check(f).returncode == 0 for f in files)
+    assert (data / "cli" / "index.cdxj").read_text().count("\n") == len(
+        [r for r in read_manifest(data, "cli") if r["status"] is not None]
+    )
+    assert not [p for p in (data / "cli" / "pages").rglob("*") if p.suffix not in ("", ".json")]
+    gz = next(u for u in served if u.endswith("/gz"))
+    assert cli("cat", "cli", gz, "--data-dir", str(data)).stdout == HTML

@@ -132,6 +132,7 @@ class _WarcFile:
         self.path = path
         self._fd = fd
         self.size = 0
+        self.broken = False
 
     @classmethod
     def create(cls, folder: Path, stem: str, seq: int) -> _WarcFile:
@@ -159,7 +160,10 @@ class _WarcFile:
             while view:
                 view = view[os.write(self._fd, view) :]
         except BaseException:
-            os.ftruncate(self._fd, start)
+            try:
+                os.ftruncate(self._fd, start)
+            except OSError:
+                self.broken = True  # what it holds past ``start`` is not ours to vouch for
             raise
         self.size = start + len(data)
         return start
@@ -204,9 +208,9 @@ class WarcWriters:
         try:
             offset = file.append(response + request)
         except OSError:
-            # the file may be in a state we cannot vouch for: the next record starts another
-            self._files.pop(spec.crawl_id, None)
-            file.close()
+            if file.broken:  # the next record starts another file
+                self._files.pop(spec.crawl_id, None)
+                file.close()
             raise
         return WarcRef(filename=file.path.name, offset=offset, length=len(response))
 
@@ -225,6 +229,7 @@ class WarcWriters:
             file.append(warcinfo(file.path.name, spec, self._settings))
         except BaseException:
             file.close()
+            file.path.unlink(missing_ok=True)  # it holds nothing (a full disk): no empty files
             raise
         self._files[spec.crawl_id] = file
         return file
