@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
 ARGS   ?=
 
-.PHONY: help install crawl test lint fmt unit soak compose-e2e bench bench-quick docs-site clean
+.PHONY: help install replay-env crawl test lint fmt unit soak compose-e2e bench bench-quick docs-site clean
 
 help:
 	@echo "make crawl URL=https://example.org [ARGS='--depth 2 --workers 2']  crawl on this machine"
@@ -25,6 +25,16 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 install: $(STAMP)
 
+# pywb, for the replay test, in a venv of its own: it pins a Redis client crawlfleet cannot use
+REPLAY_VENV  := .venv-pywb
+REPLAY_STAMP := $(REPLAY_VENV)/.installed
+$(REPLAY_STAMP): tests/replay-requirements.txt
+	$(PYTHON) -m venv $(REPLAY_VENV)
+	$(REPLAY_VENV)/bin/python -m pip install -q -r tests/replay-requirements.txt
+	touch $@
+
+replay-env: $(REPLAY_STAMP)
+
 crawl: $(STAMP)
 	@test -n "$(URL)" || { echo "usage: make crawl URL=https://example.org [ARGS='--depth 2']"; exit 2; }
 	$(BIN)/crawlfleet run $(URL) $(ARGS)
@@ -38,7 +48,7 @@ fmt: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-unit: $(STAMP)
+unit: $(STAMP) $(REPLAY_STAMP)
 	$(BIN)/pytest -q
 
 test: lint unit
@@ -66,4 +76,4 @@ compose-e2e: $(STAMP)
 	$(BIN)/pytest -q -p no:randomly tests/compose --run-compose
 
 clean:
-	rm -rf $(VENV) crawl-data
+	rm -rf $(VENV) $(REPLAY_VENV) crawl-data

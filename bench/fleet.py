@@ -69,6 +69,7 @@ class FleetRun:
     extractor: Extractor = "bs4"  # the workers' CRAWLFLEET_EXTRACTOR
     per_host_delay: float = 0.0  # ``--per-host-delay``
     variant: str = ""  # a word for the label, when the run differs in what it crawls
+    warc: bool = False  # ``--warc``: WARC files and their index instead of body files
 
     @property
     def tool(self) -> str:
@@ -79,6 +80,8 @@ class FleetRun:
             parts.append("defaults")
         if self.per_host_delay:
             parts.append(f"delay {self.per_host_delay:g}")
+        if self.warc:
+            parts.append("warc")
         if self.variant:
             parts.append(self.variant)
         return f"crawlfleet ({', '.join(parts)})" if parts else "crawlfleet"
@@ -224,6 +227,7 @@ def _measure(
         per_host_delay=run.per_host_delay,
         per_host_concurrency=per_host,
         allow_private=True,
+        warc=run.warc,
     )
     result.figures["per_host_concurrency"] = per_host
     result.figures["per_host_delay_s"] = run.per_host_delay

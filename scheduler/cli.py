@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import sys
 import time
 from collections.abc import Coroutine, Iterator
 from enum import StrEnum
 from importlib import metadata
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from pydantic import ValidationError
@@ -41,12 +42,21 @@ from shared.crawl import (
     check_crawl_id,
     new_crawl_id,
 )
-from shared.errors import CrawlfleetError, LogFileError, ServiceError, UnreadableCrawl, UserError
+from shared.errors import (
+    CrawlfleetError,
+    LogFileError,
+    ServiceError,
+    UnreadableCrawl,
+    UserError,
+)
 from shared.keys import worker_health_key
 from shared.logs import configure_logging
 from shared.settings import Settings, setting_error
 from shared.storage import CrawlLayout
 from shared.urls import canonical_seed
+
+if TYPE_CHECKING:
+    from scheduler.readback import FinishedCrawl
 
 T = TypeVar("T")
 _LAST_PORT = 65535
@@ -160,6 +170,14 @@ AllowPrivate = Annotated[
         "--allow-private",
         help="Let the crawl fetch loopback, private and link-local addresses (blocked for "
         "crawls of public sites; internal crawls may fetch all but link-local).",
+    ),
+]
+Warc = Annotated[
+    bool,
+    typer.Option(
+        "--warc",
+        help="Write every fetch to WARC files (DIR/ID/warc/*.warc.gz) and index them "
+        "(DIR/ID/index.cdxj) instead of one body file per page.",
     ),
 ]
 Concurrency = Annotated[
@@ -281,7 +299,7 @@ def _spec(urls: list[str], crawl_id: str | None, **options: Any) -> CrawlSpec:
 # the parameters of `seed` and `run` that go into the crawl's spec as they are
 _SPEC_OPTIONS = (
     "depth", "scope", "max_pages", "max_pages_per_host", "allow", "deny", "per_host_concurrency",
-    "per_host_delay", "retries", "max_bytes_per_page", "allow_private",
+    "per_host_delay", "retries", "max_bytes_per_page", "allow_private", "warc",
 )  # fmt: skip
 
 
@@ -365,6 +383,7 @@ def seed(
     max_bytes_per_page: MaxBytes = None,
     allow_private: AllowPrivate = False,
     content_type: ContentTypes = None,
+    warc: Warc = False,
     wait: Annotated[bool, typer.Option("--wait", help="Show progress until it is done.")] = False,
 ) -> None:
     """Create a crawl and queue its seed URLs; prints the crawl id."""
@@ -601,6 +620,7 @@ def run(
     max_bytes_per_page: MaxBytes = None,
     allow_private: AllowPrivate = False,
     content_type: ContentTypes = None,
+    warc: Warc = False,
     workers: Annotated[
         int, typer.Option("--workers", "-w", metavar="W", min=1, help="Worker processes.")
     ] = 2,
@@ -739,7 +759,12 @@ def _summary(
         f"{human_bytes(c.bytes)}"
         f"{why}\n"
         f"  files     {root / 'pages'}\n"
-        f"  manifest  {root / 'manifest.jsonl'}",
+        f"  manifest  {root / 'manifest.jsonl'}"
+        + (
+            f"\n  warc      {root / 'warc'}\n  index     {root / 'index.cdxj'}"
+            if status.spec.warc
+            else ""
+        ),
         highlight=False,
         soft_wrap=True,
     )
@@ -774,6 +799,127 @@ def _seed_errors(layout: CrawlLayout) -> str:
             if record.get("depth") == 0 and record.get("error"):
                 said.append(f"{record['url']}: {record['error']}")
     return "".join(f"\n  {line}" for line in said[:_REASONS_SHOWN])
+
+
+# the commands that read a finished crawl back from its data directory (no Redis needed)
+CrawlArg = Annotated[str, typer.Argument(metavar="CRAWL_ID", help="A finished crawl.")]
+ReadDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir", metavar="DIR", help="Where the crawl was written (env CRAWLFLEET_DATA_DIR)."
+    ),
+]
+
+
+class ExportFormat(StrEnum):
+    """What `export` writes."""
+
+    jsonl = "jsonl"
+    warc = "warc"
+
+
+def _finished(ctx: typer.Context, crawl_id: str, data_dir: Path | None) -> FinishedCrawl:
+    # imported here: warcio is not worth its import time to the other commands
+    from scheduler.readback import FinishedCrawl
+
+    settings = _settings(ctx, data_dir=data_dir)
+    try:
+        return FinishedCrawl(settings.data_dir, check_crawl_id(crawl_id))
+    except CrawlfleetError as exc:
+        raise _failed(exc) from None
+
+
+@contextlib.contextmanager
+def _reading() -> Iterator[None]:
+    """What crawlfleet raises is one line: exit 2 for the user's mistake, else 1 (a page not
+    stored, as grep finding nothing; files that cannot be read)."""
+    try:
+        yield
+    except BrokenPipeError:
+        # the reader went away (`| head`): stop quietly, and let no flush at exit complain
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise typer.Exit(1) from None
+    except CrawlfleetError as exc:
+        raise _failed(exc) from None
+    except OSError as exc:
+        raise _fail(f"{exc.filename or 'crawl files'}: {exc.strerror or exc}", FAILURE) from None
+
+
+@app.command(epilog="Examples: crawlfleet pages 20261125-101500-a1b2c3 --status 200 | "
+             "crawlfleet pages ID --json")  # fmt: skip
+def pages(
+    ctx: typer.Context,
+    crawl_id: CrawlArg,
+    data_dir: ReadDir = None,
+    status: Annotated[
+        int | None, typer.Option("--status", metavar="N", help="Only pages with this status.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON record per line.")] = False,
+) -> None:
+    """List the pages a finished crawl stored: status, bytes, type, URL."""
+    crawl = _finished(ctx, crawl_id, data_dir)
+    with _reading():
+        for record in crawl.pages(status):
+            if as_json:
+                print(record.model_dump_json())
+                continue
+            mime = (record.content_type or "-").split(";", 1)[0]
+            note = f"  -> {record.redirect}" if record.redirect else ""
+            note += f"  ({record.error})" if record.error else ""
+            print(
+                f"{record.status or '-'!s:>3}  {record.length:>9}  {mime:<24}  {record.url}{note}"
+            )
+
+
+@app.command(
+    epilog="Example: crawlfleet cat 20261125-101500-a1b2c3 https://example.org/ > page.html"
+)
+def cat(
+    ctx: typer.Context,
+    crawl_id: CrawlArg,
+    url: Annotated[str, typer.Argument(metavar="URL", help="A page of the crawl.")],
+    data_dir: ReadDir = None,
+) -> None:
+    """Print the stored body of one page (from its file, or its WARC record), decoded."""
+    crawl = _finished(ctx, crawl_id, data_dir)
+    with _reading():
+        body = crawl.body(crawl.page(url))
+    sys.stdout.buffer.write(body)
+    sys.stdout.buffer.flush()
+
+
+@app.command(
+    epilog="Example: crawlfleet export 20261125-101500-a1b2c3 --format warc -o crawl.warc.gz"
+)
+def export(
+    ctx: typer.Context,
+    crawl_id: CrawlArg,
+    output: Annotated[
+        Path, typer.Option("--output", "-o", metavar="FILE", help="The file to write.")
+    ],
+    fmt: Annotated[
+        ExportFormat,
+        typer.Option(
+            "--format",
+            metavar="jsonl|warc",
+            help="jsonl: each page record with its body (base64); warc: every record.",
+        ),
+    ] = ExportFormat.jsonl,
+    data_dir: ReadDir = None,
+) -> None:
+    """Write a finished crawl to one file: JSON lines, or WARC (gzip per record)."""
+    crawl = _finished(ctx, crawl_id, data_dir)
+    with _reading():
+        tmp = output.with_name(f".{output.name}.tmp")
+        try:
+            with tmp.open("wb") as out:
+                written = (
+                    crawl.export_jsonl(out) if fmt is ExportFormat.jsonl else crawl.export_warc(out)
+                )
+            tmp.replace(output)
+        finally:
+            tmp.unlink(missing_ok=True)
+    err.print(f"exported {written} page(s) of {crawl_id} to {output}", highlight=False)
 
 
 def main() -> None:

@@ -80,6 +80,9 @@ class CrawlSpec(BaseModel):
     # store the bodies of these content types only (a type, ``text/html``, or a family,
     # ``image/``); empty stores every body. Every URL gets its record either way.
     content_types: list[str] = Field(default_factory=list)
+    # write each fetch as WARC request/response records under <crawl>/warc/ (workers/warc.py),
+    # and then no body files beside the page records
+    warc: bool = False
 
     def stores(self, content_type: str | None) -> bool:
         """True if a body of ``content_type`` is to be written to disk."""

@@ -8,11 +8,13 @@
      │    ├── CrawlNotRunning
      │    ├── CrawlNotEnded
      │    └── SpecConflict
-     ├── ServiceError         a service we depend on is unavailable: exit code 2 on the CLI,
+     ├── ServiceError         a service we depend on is unavailable: exit code 1 on the CLI,
      │    ├── RedisUnavailable   retried with backoff inside workers
      │    ├── LogFileError       the log file cannot be opened (a worker then does not start)
      │    └── MetricsPortError   the metrics port cannot be listened on (nor does it start)
-     └── UnreadableCrawl      a crawl's data in Redis is not what crawlfleet wrote
+     ├── UnreadableCrawl      a crawl's data in Redis or on disk is not what crawlfleet wrote:
+     │                        exit code 1
+     └── NotStored            a finished crawl holds no such page, or no body for it: exit 1
 
 A page that fails to fetch or parse is not an exception here: it is recorded with a reason
 (see ``workers.fetch.FetchResult.error``) and the worker goes on.
@@ -70,5 +72,10 @@ class MetricsPortError(ServiceError):
 
 
 class UnreadableCrawl(CrawlfleetError):
-    """A crawl's spec or state in Redis cannot be read (written by another version, or
-    changed by hand)."""
+    """A crawl's spec or state in Redis, or its manifest, cannot be read (written by another
+    version, or changed by hand)."""
+
+
+class NotStored(CrawlfleetError):
+    """A finished crawl did not store the page asked for, or kept no body of it: an answer
+    (exit 1, like grep finding nothing), not a mistake of the user's."""

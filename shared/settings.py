@@ -78,6 +78,9 @@ class Settings(BaseSettings):
     # on whole sites) for less CPU; bs4 stays the default until "fast" has run on more of the
     # web than our benchmark sites (bench/README.md has the figures of both)
     extractor: Extractor = "bs4"
+    # a worker starts a new WARC file once its current one has reached this size (Heritrix's
+    # default); a record is never split across files
+    warc_max_bytes: int = Field(default=1_000_000_000, ge=1)
 
     # a page (or robots.txt) whose job was lost this many times (its worker died, it hung past
     # the deadline, it raised) is recorded as failed; deliberate hand-backs (a paused crawl, a

@@ -4,6 +4,8 @@
         pages/<fp[:2]>/<fp>.d<depth>.json     metadata record of one fetch
         pages/<fp[:2]>/<fp>.d<depth>.<ext>    the body as received (ext from the content type)
         manifest.jsonl                        one record per URL, written when the crawl is done
+        warc/<worker>-<time>-<seq>.warc.gz    with --warc: every fetch, instead of body files
+        index.cdxj                            with --warc: the WARC records' index (pywb's CDXJ)
 
 ``fp`` is the URL's fingerprint and ``depth`` the depth the page was fetched at: names come only
 from fingerprints, numbers and fixed words, never from URL text. A job that runs again writes
@@ -22,13 +24,18 @@ from contextlib import suppress
 from datetime import datetime
 from pathlib import Path
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from shared.crawl import check_crawl_id
 from shared.nofollow import TMP_SUFFIX, entries, folder, read_at, remove_at, write_at
 
 MANIFEST = "manifest.jsonl"
 PAGES = "pages"
+WARC = "warc"
+INDEX = "index.cdxj"
+WARC_SUFFIX = ".warc.gz"
+# the names workers give their WARC files (workers/warc.py), the only ones read or named
+_WARC_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,200}\.warc\.gz")
 
 _EXTENSIONS = {
     "text/html": "html",
@@ -40,6 +47,15 @@ _EXTENSIONS = {
     "application/pdf": "pdf",
     "text/csv": "csv",
 }
+
+
+class WarcRef(BaseModel):
+    """Where the response record of a fetch is: one of the crawl's WARC files, and the offset
+    and length of the record's gzip member in it."""
+
+    filename: str
+    offset: int
+    length: int
 
 
 class PageRecord(BaseModel):
@@ -64,6 +80,10 @@ class PageRecord(BaseModel):
     redirect: str | None = None
     # why the URL was not fetched by a rule of the site's (``robots.txt: disallowed``)
     skipped: str | None = None
+    # the response headers as received, in order
+    headers: list[tuple[str, str]] = Field(default_factory=list)
+    # the response record of a crawl that writes WARC
+    warc: WarcRef | None = None
 
 
 def body_extension(content_type: str | None) -> str:
@@ -88,6 +108,30 @@ class CrawlLayout:
     def manifest(self) -> Path:
         return self.root / MANIFEST
 
+    @property
+    def warc_dir(self) -> Path:
+        return self.root / WARC
+
+    @property
+    def index(self) -> Path:
+        return self.root / INDEX
+
+    def warc_path(self, filename: str) -> Path:
+        """The path of a WARC file of the crawl; ValueError if ``filename`` is not a name a
+        worker gives (a record or index line names it: never a way out of the folder)."""
+        if not _WARC_NAME.fullmatch(filename):
+            raise ValueError(f"not a WARC file name of crawlfleet: {filename!r}")
+        return self.warc_dir / filename
+
+    def warc_files(self) -> list[Path]:
+        """The crawl's WARC files, by name (none through a link)."""
+        try:
+            with folder(self.data_dir, [self.root.name, WARC]) as fd:
+                names = [e.name for e in entries(fd) if e.is_file(follow_symlinks=False)]
+        except FileNotFoundError:
+            return []
+        return sorted(self.warc_dir / name for name in names if _WARC_NAME.fullmatch(name))
+
     def record_path(self, fp: str, depth: int) -> Path:
         return self.pages / fp[:2] / f"{fp}.d{depth}.json"
 
@@ -105,6 +149,14 @@ class CrawlLayout:
         folders, name = self._folders(path)
         with folder(self.data_dir, folders, create=True) as fd:
             write_at(fd, name, data)
+
+    def open_fd(self, path: Path, flags: int = os.O_RDONLY) -> int:
+        """A descriptor of a file of the crawl, opened with ``flags`` without following a
+        link on the way (its folders made if ``flags`` create it); OSError (``LinkRefused``
+        for a link) if it cannot be."""
+        folders, name = self._folders(path)
+        with folder(self.data_dir, folders, create=bool(flags & os.O_CREAT)) as fd:
+            return os.open(name, flags | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666, dir_fd=fd)
 
     def read(self, path: Path) -> bytes:
         """The bytes of a file of the crawl; OSError if it cannot be read or is a link."""

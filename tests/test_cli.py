@@ -16,7 +16,10 @@ import pytest
 from shared.settings import Settings
 from tests.support.testweb import TestWeb, free_port, make_site, shortest_depths
 
-COMMANDS = ["seed", "worker", "status", "cancel", "pause", "resume", "forget", "run"]
+COMMANDS = [
+    "seed", "worker", "status", "cancel", "pause", "resume", "forget", "run",
+    "pages", "cat", "export",
+]  # fmt: skip
 
 
 def cli(

@@ -308,10 +308,10 @@ async def test_a_job_that_fails_every_time_gives_up_and_the_crawl_ends(
     u = lambda path: web.url(0, path)  # noqa: E731
     web.site = Site({u("/"): Page(hrefs=["/bad", "/good"]), u("/bad"): Page(), u("/good"): Page()})
 
-    async def fetch(client: Any, url: str, *args: Any) -> FetchResult:
+    async def fetch(client: Any, url: str, *args: Any, **kwargs: Any) -> FetchResult:
         if url.endswith("/bad"):
             raise RuntimeError("a bug")
-        return await real_fetch(client, url, *args)
+        return await real_fetch(client, url, *args, **kwargs)
 
     monkeypatch.setattr("workers.tasks.fetch", fetch)
     once = settings.model_copy(update={"job_tries": 1})

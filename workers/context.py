@@ -28,6 +28,7 @@ from workers.metrics import WorkerMetrics
 from workers.parsing import PageLinks
 from workers.robots import RobotsCache
 from workers.turns import FetchTurns
+from workers.warc import WarcWriters
 
 CTX_KEY = "crawlfleet"
 # the ctx key of the process's served metrics (``workers.metrics.served_metrics``), if any
@@ -56,6 +57,7 @@ class WorkerContext:
     turns: FetchTurns
     links: PageLinks
     metrics: WorkerMetrics
+    warcs: WarcWriters
     rules: dict[str, CrawlRules] = field(default_factory=dict)
     clients: dict[Policy, httpx.AsyncClient] = field(default_factory=dict)
 
@@ -99,6 +101,7 @@ async def on_startup(ctx: dict[str, Any]) -> None:
         turns=turns,
         links=stack.enter_context(PageLinks(settings)),
         metrics=metrics,
+        warcs=stack.enter_context(WarcWriters(settings)),
     )
     if served is not None:
         watch = asyncio.create_task(served.watch_queue(redis, settings.queue_name))

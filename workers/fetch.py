@@ -6,7 +6,7 @@ import asyncio
 import ssl
 import time
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from urllib.parse import urljoin
@@ -16,7 +16,7 @@ import httpx
 from shared.settings import Settings
 from shared.urls import canonicalize
 from workers.guard import BLOCKED_PREFIX, Policy
-from workers.transport import AiohttpTransport
+from workers.transport import REDIRECT_BODY_MAX, AiohttpTransport, peer_address, request_head
 
 # kept-alive connections a client keeps idle, per fetch turn: a worker's requests come in
 # bursts per host, so the idle sets of hosts it is still crawling are worth keeping (on the
@@ -68,6 +68,21 @@ def retry_after_s(value: str | None) -> float | None:
 
 
 @dataclass(frozen=True, slots=True)
+class Exchange:
+    """One request and its response as they went over the wire, for a WARC record pair: kept
+    only when the caller asks (a crawl that writes WARC)."""
+
+    started_at: datetime
+    peer: str | None  # the server's IP address, if the transport could tell
+    request_line: str  # "GET /a?b=1 HTTP/1.1"
+    request_headers: list[tuple[str, str]]
+    status_line: str  # "HTTP/1.1 200 OK"
+    # the body as received: its content coding kept, its transfer coding (chunks) removed, cut
+    # where the fetcher cut the body (FetchResult.truncated)
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class FetchResult:
     """What came back for one URL: a response (any status) or an error reason."""
 
@@ -84,6 +99,9 @@ class FetchResult:
     redirect: str | None = None
     # why the URL was deliberately not fetched (robots.txt): not a failure
     skipped: str | None = None
+    # the response headers as received, in order (names and values as latin-1 text)
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    exchange: Exchange | None = None
 
     @property
     def transient(self) -> bool:
@@ -181,18 +199,28 @@ def _reason(exc: Exception) -> str:
 
 
 async def fetch(
-    client: httpx.AsyncClient, url: str, settings: Settings, max_bytes: int | None = None
+    client: httpx.AsyncClient,
+    url: str,
+    settings: Settings,
+    max_bytes: int | None = None,
+    *,
+    exchange: bool = False,
 ) -> FetchResult:
-    """GET ``url``, reading at most ``max_bytes`` of body (default: the settings');
-    never raises for a bad page or server, only for cancellation."""
+    """GET ``url``, reading at most ``max_bytes`` of body (default: the settings'); with
+    ``exchange``, keep what went over the wire (``FetchResult.exchange``). Never raises for a
+    bad page or server, only for cancellation."""
     started = time.perf_counter()
+    started_at = datetime.now(UTC) if exchange else None
     try:
         async with asyncio.timeout(settings.total_timeout):
             async with client.stream("GET", url) as response:
+                headers = _header_pairs(response)
                 if response.is_redirect:
-                    return _redirected(url, response, _ms_since(started))
+                    payload, cut = await _redirect_body(response) if exchange else (b"", False)
+                    kept = _exchange(response, started_at, payload)
+                    return _redirected(url, response, _ms_since(started), headers, kept, cut)
                 limit = max_bytes or settings.max_page_bytes
-                body, truncated = await _read_capped(response, limit)
+                body, truncated, raw = await _read_capped(response, limit, keep_raw=exchange)
                 return FetchResult(
                     url=url,
                     final_url=str(response.url),
@@ -203,13 +231,58 @@ async def fetch(
                     error=None,
                     duration_ms=_ms_since(started),
                     retry_after=retry_after_s(response.headers.get("retry-after")),
+                    headers=headers,
+                    exchange=_exchange(response, started_at, raw),
                 )
     except (httpx.HTTPError, httpx.InvalidURL, TimeoutError, OSError, ValueError) as exc:
         return failed(url, _reason(exc), _ms_since(started))
 
 
-def _redirected(url: str, response: httpx.Response, duration_ms: int) -> FetchResult:
-    """A redirect's result: its target, not its body (never read)."""
+def _header_pairs(response: httpx.Response) -> list[tuple[str, str]]:
+    return [(k.decode("latin-1"), v.decode("latin-1")) for k, v in response.headers.raw]
+
+
+def _exchange(
+    response: httpx.Response, started_at: datetime | None, payload: bytes | None
+) -> Exchange | None:
+    """The exchange of ``response`` (None unless it was asked for: ``started_at`` is set)."""
+    if started_at is None or payload is None:
+        return None
+    line, sent = request_head(response)
+    reason = response.reason_phrase
+    return Exchange(
+        started_at=started_at,
+        peer=peer_address(response),
+        request_line=line,
+        request_headers=sent,
+        status_line=f"{response.http_version} {response.status_code} {reason}".rstrip(),
+        payload=payload,
+    )
+
+
+async def _redirect_body(response: httpx.Response) -> tuple[bytes, bool]:
+    """A redirect's body as received (the transport stops at ``REDIRECT_BODY_MAX``) and whether
+    it was cut: only a WARC record reads it."""
+    chunks: list[bytes] = []
+    try:
+        async for raw in response.aiter_raw():
+            chunks.append(raw)
+    except httpx.HTTPError:  # the redirect stands; its record says the body is incomplete
+        return b"".join(chunks), True
+    body = b"".join(chunks)
+    # a body of exactly the transport's limit is taken as cut: a redirect's is a line or two
+    return body, len(body) >= REDIRECT_BODY_MAX
+
+
+def _redirected(
+    url: str,
+    response: httpx.Response,
+    duration_ms: int,
+    headers: list[tuple[str, str]],
+    exchange: Exchange | None,
+    truncated: bool,
+) -> FetchResult:
+    """A redirect's result: its target, not its body (read for its WARC record only)."""
     location = response.headers["location"]
     target = canonicalize(urljoin(str(response.url), location.strip()))
     if target is None:
@@ -220,11 +293,13 @@ def _redirected(url: str, response: httpx.Response, duration_ms: int) -> FetchRe
         status=response.status_code,
         content_type=response.headers.get("content-type"),
         body=b"",
-        truncated=False,
+        truncated=truncated,
         error=None,
         duration_ms=duration_ms,
         retry_after=retry_after_s(response.headers.get("retry-after")),
         redirect=target,
+        headers=headers,
+        exchange=exchange,
     )
 
 
@@ -255,27 +330,44 @@ class _Decoder:
             raise httpx.DecodingError(f"bad compressed body: {exc}") from exc
 
     @property
+    def coded(self) -> bool:
+        """True if the body has a content coding to undo."""
+        return self._zlib is not None
+
+    @property
     def pending(self) -> bool:
         """True if decoded bytes are still waiting past the room given."""
         return self._zlib is not None and bool(self._zlib.unconsumed_tail)
 
 
-async def _read_capped(response: httpx.Response, limit: int) -> tuple[bytes, bool]:
-    """Read at most ``limit`` bytes of the decoded body; True if more was left unread."""
+async def _read_capped(
+    response: httpx.Response, limit: int, *, keep_raw: bool = False
+) -> tuple[bytes, bool, bytes | None]:
+    """Read at most ``limit`` bytes of the decoded body; True if more was left unread; with
+    ``keep_raw``, the body as received too, up to where the reading stopped (the same bytes
+    when it has no content coding)."""
     decoder = _Decoder(response.headers.get("content-encoding", ""))
+    raws: list[bytes] | None = [] if keep_raw and decoder.coded else None
     chunks: list[bytes] = []
     size = 0
+    truncated = False
     async for raw in response.aiter_raw():
+        if raws is not None:
+            raws.append(raw)
         chunk = decoder.decode(raw, limit - size + 1)
         # one byte past the limit tells a body of exactly ``limit`` bytes from a longer one
         if size + len(chunk) > limit:
             chunks.append(chunk[: limit - size])
-            return b"".join(chunks), True
+            truncated = True
+            break
         chunks.append(chunk)
         size += len(chunk)
-    if decoder.pending and size >= limit:
-        return b"".join(chunks), True
-    return b"".join(chunks), False
+    else:
+        truncated = decoder.pending and size >= limit
+    body = b"".join(chunks)
+    if not keep_raw:
+        return body, truncated, None
+    return body, truncated, body if raws is None else b"".join(raws)
 
 
 def _ms_since(started: float) -> int:

@@ -1,12 +1,15 @@
-"""Closing a crawl: keep each page's shortest-depth record, write the manifest, mark it done."""
+"""Closing a crawl: keep each page's shortest-depth record, write the manifest and the WARC
+index, mark it done."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import structlog
 
 from shared.storage import CrawlLayout, PageRecord
+from shared.warc_index import write_index
 from workers.frontier import Frontier
 
 
@@ -48,3 +51,13 @@ def _remove_copy(layout: CrawlLayout, path: Path, record: PageRecord, kept: Page
     if body is not None and body != layout.stored_body(kept):
         layout.remove(body)
     layout.remove(path)
+
+
+async def write_warc_index(layout: CrawlLayout) -> None:
+    """Write ``index.cdxj`` of a crawl that wrote WARC files, from the files (off the event
+    loop: it reads every one), cutting off the last record a killed writer left half-written."""
+    lines, cut = await asyncio.to_thread(write_index, layout)
+    if cut:
+        structlog.get_logger().warning("warc records cut off", bytes=cut)
+    if lines:
+        structlog.get_logger().info("warc index written", records=lines, index=str(layout.index))

@@ -5,16 +5,22 @@ from __future__ import annotations
 import hashlib
 from datetime import UTC, datetime
 
-from shared.storage import CrawlLayout, PageRecord
+from shared.storage import CrawlLayout, PageRecord, WarcRef
 from workers.fetch import FetchResult
 from workers.frontier import PageJob
 
 
 def store_page(
-    layout: CrawlLayout, job: PageJob, result: FetchResult, worker: str, keep_body: bool = True
+    layout: CrawlLayout,
+    job: PageJob,
+    result: FetchResult,
+    worker: str,
+    keep_body: bool = True,
+    warc: WarcRef | None = None,
 ) -> PageRecord:
     """Write the body (if ``keep_body``; a redirect's is never read) and the record of one
-    fetch; both atomically, body first.
+    fetch, with its response headers and where its ``warc`` response record is; both
+    atomically, body first.
 
     Names depend only on the URL's fingerprint and the depth, so a job that runs again
     overwrites its own files.
@@ -43,6 +49,8 @@ def store_page(
         worker=worker,
         redirect=result.redirect,
         skipped=result.skipped,
+        headers=result.headers,
+        warc=warc,
     )
     layout.write(layout.record_path(fp, job.depth), record.model_dump_json().encode())
     return record

@@ -24,7 +24,7 @@ from workers.arq_worker import CLOSED_JOBS, VERDICT, LostTry, retry_wait_s
 from workers.context import CTX_KEY, CrawlRules, WorkerContext
 from workers.disk import storage_reason
 from workers.fetch import FetchResult, excluded, failed, fetch
-from workers.finalize import write_manifest
+from workers.finalize import write_manifest, write_warc_index
 from workers.frontier import Outcome, PageJob, Verdict
 from workers.robots import ROBOTS_RETRY_BASE_S, ROBOTS_TTL_S, entry_of
 from workers.store import store_page
@@ -115,11 +115,16 @@ async def _crawl(worker: WorkerContext, job: PageJob, tries: int, verdict: Verdi
             result = replace(result, error=f"too many redirects: {job.hops + 1} in a row")
         elif rules.scope.allows(target) and is_page_link(target):
             redirect = target  # admitted at the page's depth, one hop more
+    spec = rules.spec
+    keep = spec.stores(result.content_type)
     try:
+        warc = None
+        # a redirect has no body to keep or leave out: its record says where it pointed
+        if result.exchange is not None and (keep or result.redirect is not None):
+            warc = await worker.warcs.write(rules.layout, spec, result)
         store_page(
-            rules.layout, job, result, worker.settings.worker_id,
-            rules.spec.stores(result.content_type),
-        )  # fmt: skip
+            rules.layout, job, result, worker.settings.worker_id, keep and not spec.warc, warc
+        )
     except OSError as exc:
         await _storage_failed(worker, rules, job.crawl_id, exc)
         return await _skip(worker, rules, job)
@@ -224,7 +229,10 @@ async def _fetch(worker: WorkerContext, rules: CrawlRules, job: PageJob) -> Fetc
     try:
         async with worker.turns.turn():
             with worker.metrics.request():
-                return await fetch(client, job.url, worker.settings, rules.spec.max_bytes_per_page)
+                return await fetch(
+                    client, job.url, worker.settings, rules.spec.max_bytes_per_page,
+                    exchange=rules.spec.warc,
+                )  # fmt: skip
     except NoTurn as exc:
         raise _no_turn(exc) from exc
 
@@ -287,10 +295,11 @@ async def finalize_crawl(ctx: dict[str, Any], crawl_id: str) -> None:
         layout = CrawlLayout(worker.settings.data_dir, crawl_id)
         try:
             pages = await write_manifest(layout, worker.frontier, crawl_id)
+            await write_warc_index(layout)
         except OSError as exc:
             rules = await worker.rules_for(crawl_id)
             if not rules.disk.gives_up(exc, worker.settings.storage_wait_s):
-                log.warning("manifest not written", reason=str(exc))
+                log.warning("manifest or warc index not written", reason=str(exc))
                 raise Retry(defer=retry_wait_s(int(ctx["job_try"]))) from exc
             reason = storage_reason(layout, exc)
             if await worker.frontier.fail(crawl_id, reason):

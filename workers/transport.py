@@ -12,6 +12,7 @@ response) through unmapped, and requotes the URL: hence this small transport of 
 
 from __future__ import annotations
 
+import ipaddress
 import ssl
 from collections.abc import AsyncIterator
 
@@ -29,6 +30,11 @@ CHUNK = 64 * 1024
 # cut here, and its connection closed rather than reused.
 _REDIRECTS = frozenset((301, 302, 303, 307, 308))
 REDIRECT_BODY_MAX = 64 * 1024
+
+# what a response's extensions carry besides httpx's own, for WARC records (see request_head
+# and peer_address): the request as aiohttp sent it, and the address it was sent to
+_SENT = "crawlfleet.sent"
+_PEER = "crawlfleet.peer"
 
 
 class _Connector(aiohttp.TCPConnector):
@@ -132,6 +138,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         version = response.version
         extensions: dict[str, object] = {
             "http_version": f"HTTP/{version.major}.{version.minor}".encode() if version else b"",
+            _SENT: response.request_info,
+            _PEER: _peer(response),
         }
         if response.reason:
             extensions["reason_phrase"] = response.reason.encode("latin-1", "replace")
@@ -147,6 +155,42 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+def _peer(response: aiohttp.ClientResponse) -> str | None:
+    """The IP address the response came from, while its connection is held (a response with
+    an empty body may have given it back already: then the URL's host, if it is an address)."""
+    connection = response.connection
+    transport = connection.transport if connection is not None else None
+    if transport is not None:
+        peer = transport.get_extra_info("peername")
+        if isinstance(peer, tuple) and peer:
+            return str(peer[0])
+    host = response.url.host or ""
+    try:
+        return str(ipaddress.ip_address(host.strip("[]")))
+    except ValueError:
+        return None
+
+
+def request_head(response: httpx.Response) -> tuple[str, list[tuple[str, str]]]:
+    """The request line and headers of the request that got ``response``, as aiohttp sent
+    them (with the headers it adds, Host among them); httpx's own for another transport's."""
+    info = response.extensions.get(_SENT)
+    if isinstance(info, aiohttp.RequestInfo):
+        method, target, headers = info.method, info.url.raw_path_qs, list(info.headers.items())
+    else:
+        request = response.request
+        method, target = request.method, request.url.raw_path.decode("ascii")
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw]
+    # aiohttp's client sessions speak HTTP/1.1 (its default, which we keep)
+    return f"{method} {target} HTTP/1.1", headers
+
+
+def peer_address(response: httpx.Response) -> str | None:
+    """The IP address ``response`` came from, if the transport could tell."""
+    peer = response.extensions.get(_PEER)
+    return peer if isinstance(peer, str) else None
 
 
 class _Body(httpx.AsyncByteStream):

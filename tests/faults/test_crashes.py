@@ -20,9 +20,12 @@ from shared.connections import connected
 from shared.crawl import CrawlSpec, CrawlState, CrawlStatus
 from shared.errors import UnknownCrawl
 from shared.settings import Settings
+from shared.storage import CrawlLayout
+from shared.warc_index import whole_records
 from tests.support.checks import assert_stored_exactly_once
-from tests.support.crawling import wait_done
+from tests.support.crawling import read_manifest, wait_done
 from tests.support.testweb import TestWeb, make_site, shortest_depths
+from tests.support.warcs import read_warc, warcio_check
 
 pytestmark = pytest.mark.slow
 
@@ -79,6 +82,48 @@ async def test_sigkilled_worker_jobs_run_again(web: TestWeb, fault_settings: Set
     # the killed worker's jobs waited for arq's in-progress mark to expire, no longer
     assert time.monotonic() - killed_at < fault_settings.job_timeout_s + 10 + 30
     assert_whole(fault_settings, status, expected)
+
+
+async def test_a_worker_killed_mid_record_leaves_whole_warc_files(
+    web: TestWeb, fault_settings: Settings
+) -> None:
+    """SIGKILL one of two workers of a --warc crawl and cut its file in mid-record, as a kill
+    inside its write would leave it: the crawl ends with every page, each page's record points
+    at a response record of its URL that the index lists, and every file passes `warcio
+    check` and is whole to its last byte."""
+    seeds, expected = slow_site(web)
+    spec = CrawlSpec(crawl_id="warckill", seeds=seeds, depth=4, warc=True)
+    layout = CrawlLayout(fault_settings.data_dir, "warckill")
+    with LocalWorkers(fault_settings, 2, fault_settings.data_dir / "logs") as fleet:
+        await seed_and_wait(fault_settings, spec, 15)
+        fleet.procs[0].send_signal(signal.SIGKILL)
+        await asyncio.to_thread(fleet.procs[0].wait, 30)
+        (killed,) = [p for p in layout.warc_files() if p.name.startswith("local-1-")]
+        last = read_warc(killed)[-1]
+        with killed.open("rb") as f:
+            f.seek(last.offset)
+            member = f.read(last.length)
+        with killed.open("ab") as f:
+            f.write(member[: len(member) // 2])
+        status = await wait_done(fault_settings, "warckill", timeout=120)
+    assert_whole(fault_settings, status, expected)
+    for path in layout.warc_files():
+        checked = warcio_check(path)
+        assert checked.returncode == 0, checked.stdout
+        assert whole_records(layout, path)[1] == path.stat().st_size, path.name
+    records = {(p.name, r.offset): r for p in layout.warc_files() for r in read_warc(p)}
+    indexed = {
+        (entry["filename"], int(entry["offset"]))
+        for entry in (
+            json.loads(line.split(" ", 2)[2]) for line in layout.index.read_text().splitlines()
+        )
+    }
+    for page in read_manifest(fault_settings.data_dir, "warckill"):
+        if page["status"] is None:
+            continue
+        place = (page["warc"]["filename"], page["warc"]["offset"])
+        assert records[place].kind == "response" and records[place].url == page["url"]
+        assert place in indexed
 
 
 async def test_a_worker_stopped_past_its_job_timeout_still_ends_the_crawl(

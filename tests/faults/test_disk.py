@@ -19,10 +19,13 @@ from shared.catalog import load_status
 from shared.connections import connected
 from shared.crawl import CrawlSpec, CrawlState
 from shared.settings import Settings
+from shared.storage import CrawlLayout
+from shared.warc_index import whole_records
 from tests.support.checks import assert_stored_exactly_once
-from tests.support.crawling import wait_done
+from tests.support.crawling import read_manifest, wait_done
 from tests.support.testweb import TestWeb, make_site, shortest_depths
 from tests.support.tmpfs import small_tmpfs
+from tests.support.warcs import read_warc, warcio_check
 
 pytestmark = pytest.mark.slow
 
@@ -72,17 +75,20 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
     subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
+@pytest.mark.parametrize("warc", [False, True], ids=["files", "warc"])
 async def test_full_disk_retries_until_space(
-    web: TestWeb, fault_settings: Settings, small_disk: Path
+    web: TestWeb, fault_settings: Settings, small_disk: Path, warc: bool
 ) -> None:
-    """ENOSPC: pages wait (no record without its file) until there is room, then complete."""
+    """ENOSPC: pages wait (no record without its file, or its WARC record) until there is
+    room, then complete; WARC files stay whole, with no empty file left by a failed start."""
     web.site = make_site(web.port, seed=11, pages_per_host=30, links_per_page=3)
     seeds = [web.url(h, "/p/0.html") for h in range(3)]
     settings = fault_settings.model_copy(update={"data_dir": small_disk})
     logs = fault_settings.data_dir / "logs"
     with LocalWorkers(settings, 1, logs):
         async with connected(settings.redis_url) as redis:
-            await seed_crawl(redis, settings, CrawlSpec(crawl_id="full", seeds=seeds, depth=4))
+            spec = CrawlSpec(crawl_id="full", seeds=seeds, depth=4, warc=warc)
+            await seed_crawl(redis, settings, spec)
             for _ in range(100):
                 if "No space left" in (logs / "worker-1.log").read_text():
                     break
@@ -95,6 +101,16 @@ async def test_full_disk_retries_until_space(
     assert status.state is CrawlState.DONE
     expected = set(shortest_depths(web.site, seeds, 4, only_seed_hosts=True))
     assert_stored_exactly_once(small_disk, "full", expected)
+    layout = CrawlLayout(small_disk, "full")
+    assert bool(layout.warc_files()) is warc
+    for path in layout.warc_files():
+        assert warcio_check(path).returncode == 0
+        assert whole_records(layout, path)[1] == path.stat().st_size > 0, path.name
+    if warc:
+        responses = {(p.name, r.offset): r.url for p in layout.warc_files() for r in read_warc(p)}
+        for page in read_manifest(small_disk, "full"):
+            if page["status"] is not None:
+                assert responses[(page["warc"]["filename"], page["warc"]["offset"])] == page["url"]
 
 
 async def test_a_disk_that_stays_full_fails_the_crawl(

@@ -42,6 +42,8 @@ class Page:
     # the answer waits until the test sets this (or two minutes have passed): a request in flight
     # for as long as the test needs one
     hold: threading.Event | None = None
+    # sent with Transfer-Encoding: chunked, in chunks of 100 bytes, instead of a Content-Length
+    chunked: bool = False
 
     def render(self) -> bytes:
         if self.body is not None:
@@ -222,7 +224,24 @@ class _Handler(BaseHTTPRequestHandler):
             self.end_headers()
             return
         status = page.first_statuses[nth] if nth < len(page.first_statuses) else page.status
+        if page.chunked:
+            self._send_chunked(status, page)
+            return
         self._send(status, page.content_type, page.render(), page.headers)
+
+    def _send_chunked(self, status: int, page: Page) -> None:
+        body = page.render()
+        self.send_response(status)
+        for name, value in page.headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Type", page.content_type)
+        self.send_header("Transfer-Encoding", "chunked")
+        self._answered()
+        self.end_headers()
+        for start in range(0, len(body), 100):
+            piece = body[start : start + 100]
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+        self.wfile.write(b"0\r\n\r\n")
 
     def _send(
         self, status: int, content_type: str, body: bytes, headers: dict[str, str] | None = None
