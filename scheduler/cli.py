@@ -741,15 +741,17 @@ def _interrupted(settings: Settings, crawl_id: str, caught: Caught) -> typer.Exi
 def _summary(
     status: CrawlStatus, data_dir: Path, elapsed: float | None = None, done_before: int = 0
 ) -> None:
-    """Print what a crawl did and where its files are; exit 1, saying why, if it failed or
-    ended with no page fetched."""
+    """Print what a crawl did and where its files are (where its workers wrote them); exit 1,
+    saying why, if it failed or ended with no page fetched."""
     c = status.counters
     took = ""
     if elapsed is not None:
         rate = (c.done - done_before) / max(elapsed, 1e-3)
         before = f"; {done_before} pages were done before this run" if done_before else ""
         took = f" in {elapsed:.1f}s ({rate:.1f} pages/s{before})"
-    root = data_dir / status.crawl_id
+    # the crawl's folder as its workers named it (their data directory may not be ours), else
+    # as ours would be
+    root = Path(status.manifest).parent if status.manifest else data_dir / status.crawl_id
     capped = f", {c.capped} not fetched (page caps)" if c.capped else ""
     reasons = sorted(c.reasons.items(), key=lambda kv: (-kv[1], kv[0]))
     why = "".join(f"\n  errors    {n} {reason}" for reason, n in reasons[:_REASONS_SHOWN])
@@ -772,7 +774,7 @@ def _summary(
         err.print(f"[bold red]error:[/bold red] {status.reason}", highlight=False, soft_wrap=True)
         raise typer.Exit(1)
     if status.state is CrawlState.DONE and c.fetched == 0 and c.failed:
-        seeds = _seed_errors(CrawlLayout(data_dir, status.crawl_id))
+        seeds = _seed_errors(CrawlLayout(root.parent, status.crawl_id))
         err.print(
             f"[bold red]error:[/bold red] no page could be fetched{seeds}",
             highlight=False,

@@ -84,6 +84,7 @@ def _status(
         created_at=datetime.fromisoformat(meta[b"created_at"].decode()),
         finished_at=datetime.fromisoformat(finished) if finished else None,
         reason=_text(meta.get(b"reason")),
+        manifest=_text(meta.get(b"manifest")),
         progress_at=None
         if progress_ms is None
         else datetime.fromtimestamp(progress_ms / 1000, UTC),

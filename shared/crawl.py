@@ -151,6 +151,8 @@ class CrawlStatus(BaseModel):
     created_at: datetime
     finished_at: datetime | None = None
     reason: str | None = None  # why a failed crawl failed
+    # where a done crawl's manifest is, as the workers that wrote it see their data directory
+    manifest: str | None = None
     # when a page or robots.txt job of the crawl last closed (None: none has yet)
     progress_at: datetime | None = None
     counters: CrawlCounters

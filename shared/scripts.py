@@ -270,12 +270,12 @@ class Frontier:
         ]  # fmt: skip
         return Claim(jobs, float(head) if head else None)
 
-    async def finish(self, crawl_id: str, finished_at: str) -> int:
-        """finish.lua: mark the crawl done if nothing of it is pending: 1 done now, 0 still
-        pending, -1 it had ended."""
+    async def finish(self, crawl_id: str, finished_at: str, manifest: str) -> int:
+        """finish.lua: mark the crawl done if nothing of it is pending, with where its
+        ``manifest`` is: 1 done now, 0 still pending, -1 it had ended."""
         keys = CrawlKeys(crawl_id)
         script_keys = [keys.meta, keys.stats, keys.origins]
-        args = [finished_at, keys.seen, keys.robots("")]
+        args = [finished_at, keys.seen, keys.robots(""), manifest]
         return int(await self._call("finish", script_keys, args))
 
     async def cancel(self, crawl_id: str, finished_at: str, failed: str | None = None) -> int:

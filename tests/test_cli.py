@@ -266,11 +266,17 @@ def test_worker_and_seed_wait_then_sigterm(web: TestWeb, settings: Settings) -> 
     try:
         check_env = {**env, "CRAWLFLEET_WORKER_ID": "someone-else"}
         assert cli("worker", "--check", env=check_env).returncode == 1
-        seeded = cli("seed", seed_url, "--depth", "2", "--crawl-id", "waited", "--wait", env=env)
+        # the seeder's data directory is not the worker's: it prints where the worker wrote
+        seeder_env = {**env, "CRAWLFLEET_DATA_DIR": "elsewhere"}
+        seeded = cli(
+            "seed", seed_url, "--depth", "2", "--crawl-id", "waited", "--wait", env=seeder_env
+        )
         assert cli("worker", "--check", env=env).returncode == 0  # the running worker's own key
         assert seeded.returncode == 0, seeded.stderr
         assert seeded.stdout.startswith("waited\n")
-        assert "crawl waited done" in seeded.stdout and "manifest.jsonl" in seeded.stdout
+        assert "crawl waited done" in seeded.stdout
+        assert f"manifest  {settings.data_dir / 'waited' / 'manifest.jsonl'}\n" in seeded.stdout
+        assert "elsewhere" not in seeded.stdout
         assert "no worker serves" not in seeded.stderr
     finally:
         time.sleep(0.2)

@@ -307,18 +307,19 @@ async def test_last_job_queues_finalize_and_finish_marks_done(
     """When nothing is pending the finalize job is queued; finish() then marks it done."""
     await seed_crawl(redis, settings, spec())
     frontier = Judged(redis, settings)
-    assert not await frontier.finish("c1")  # still pending
+    assert not await frontier.finish("c1", "/data/c1/manifest.jsonl")  # still pending
     assert await frontier.start(page(SEED, 0).job_id) is Verdict.RUN
     await frontier.close(page(SEED, 0), 3, "failed", 0, [], reason="http 500")
     assert set(await queued(redis, settings)) == {finalize_job_id("c1")}
     raw = await redis.get(job_key(finalize_job_id("c1")))
     assert deserialize(raw or b"")["f"] == "finalize_crawl"
     assert deserialize(raw or b"")["a"] == ["c1"]
-    assert await frontier.finish("c1")
+    assert await frontier.finish("c1", "/data/c1/manifest.jsonl")
     status = await load_status(redis, "c1")
     assert status.state is CrawlState.DONE and status.finished_at is not None
+    assert status.manifest == "/data/c1/manifest.jsonl"  # as the workers see it
     assert status.counters.failed == 1 and status.counters.reasons == {"http 500": 1}
-    assert not await frontier.finish("c1")
+    assert not await frontier.finish("c1", "/data/c1/manifest.jsonl")
     assert await slots(redis) == set()
 
 
@@ -634,7 +635,7 @@ async def test_a_done_crawl_leaves_only_its_record(redis: Redis, settings: Setti
                 await frontier.robots_done(job_id, args[0], b"{}", 0.0, 60)
             else:
                 await frontier.close(page(args[0], args[1]), 3, "failed", 0, [], reason="x")
-    assert await frontier.finish("c1")
+    assert await frontier.finish("c1", "/data/c1/manifest.jsonl")
     await redis.delete(job_key(finalize_job_id("c1")))  # arq's clean-up of the finalize job
     keys = CrawlKeys("c1")
     record = {keys.meta, keys.stats, keys.reasons, keys.busiest}

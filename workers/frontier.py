@@ -214,10 +214,10 @@ class Frontier:
         )  # fmt: skip
         return self._closed(done)
 
-    async def finish(self, crawl_id: str) -> bool:
-        """Mark the crawl done if nothing of it is pending, and drop its state on its hosts;
-        True if it is now done."""
-        ended = await self.scripts.finish(crawl_id, datetime.now(UTC).isoformat())
+    async def finish(self, crawl_id: str, manifest: str) -> bool:
+        """Mark the crawl done if nothing of it is pending, saying where its ``manifest`` is,
+        and drop its state on its hosts; True if it is now done."""
+        ended = await self.scripts.finish(crawl_id, datetime.now(UTC).isoformat(), manifest)
         if ended != 0:  # done now, or before by a run of this job that died here
             await self.scripts.forget_hosts(crawl_id)
         return ended == 1

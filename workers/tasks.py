@@ -305,5 +305,5 @@ async def finalize_crawl(ctx: dict[str, Any], crawl_id: str) -> None:
             if await worker.frontier.fail(crawl_id, reason):
                 log.error("crawl failed", reason=reason)
             return
-        if await worker.frontier.finish(crawl_id):
+        if await worker.frontier.finish(crawl_id, str(layout.manifest)):
             log.info("crawl done", pages=pages, manifest=str(layout.manifest))
