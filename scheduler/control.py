@@ -10,7 +10,8 @@ from redis.asyncio import Redis
 
 from shared.crawl import CrawlSpec
 from shared.errors import CrawlNotEnded, CrawlNotRunning, SpecConflict, UnknownCrawl
-from shared.keys import CRAWLS_INDEX, CrawlKeys
+from shared.jobs import FINALIZE_CRAWL, finalize_job_id, job_payload, now_ms
+from shared.keys import CRAWLS_INDEX, CrawlKeys, job_key
 from shared.scripts import Frontier
 from shared.settings import Settings
 from shared.urls import fingerprint
@@ -97,13 +98,25 @@ async def forget_crawl(redis: Redis, settings: Settings, crawl_id: str) -> None:
 
 async def cancel_crawl(redis: Redis, settings: Settings, crawl_id: str) -> CancelResult:
     """Cancel a running or paused crawl: drop its queued jobs and backlogs, abort its running
-    jobs; the hosts it held go to the other crawls waiting on them."""
+    jobs; the hosts it held go to the other crawls waiting on them. A worker then writes the
+    manifest of what the crawl had fetched (its finalize job, queued last)."""
     frontier = frontier_of(redis, settings)
     _check(await frontier.cancel(crawl_id, datetime.now(UTC).isoformat()), crawl_id,
            "running or paused")  # fmt: skip
     dropped, aborted = await frontier.sweep_crawl(crawl_id)
     await frontier.forget_hosts(crawl_id)
+    await _queue_finalize(redis, settings, crawl_id)
     return CancelResult(dropped=dropped, aborted=aborted)
+
+
+async def _queue_finalize(redis: Redis, settings: Settings, crawl_id: str) -> None:
+    """Queue the crawl's finalize job as arq's enqueue would (after the sweep, which drops
+    every job of the crawl)."""
+    job_id, now = finalize_job_id(crawl_id), now_ms()
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.set(job_key(job_id), job_payload(FINALIZE_CRAWL, (crawl_id,), now))
+        pipe.zadd(settings.queue_name, {job_id: now})
+        await pipe.execute()
 
 
 async def _pending(redis: Redis, crawl_id: str) -> int:

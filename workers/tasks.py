@@ -289,7 +289,8 @@ async def _robots(
 
 
 async def finalize_crawl(ctx: dict[str, Any], crawl_id: str) -> None:
-    """Write the manifest of a crawl whose last page is done, then mark the crawl done."""
+    """Write the manifest of a crawl whose last page is done, then mark the crawl done; or
+    the manifest of what a cancelled crawl had fetched."""
     worker: WorkerContext = ctx[CTX_KEY]
     with structlog.contextvars.bound_contextvars(crawl_id=crawl_id):
         layout = CrawlLayout(worker.settings.data_dir, crawl_id)
@@ -307,3 +308,5 @@ async def finalize_crawl(ctx: dict[str, Any], crawl_id: str) -> None:
             return
         if await worker.frontier.finish(crawl_id, str(layout.manifest)):
             log.info("crawl done", pages=pages, manifest=str(layout.manifest))
+        else:  # a cancelled crawl's manifest (or this job run again)
+            log.info("manifest written", pages=pages, manifest=str(layout.manifest))

@@ -28,7 +28,8 @@ def requests_to(web: TestWeb, host: str) -> int:
 async def test_cancel_stops_one_crawl_and_spares_the_other(
     web: TestWeb, fault_settings: Settings
 ) -> None:
-    """Cancel: running pages abort within a second, queued ones drop, the other crawl is whole."""
+    """Cancel: running pages abort within a second, queued ones drop, a worker writes the
+    manifest of what was fetched, the other crawl is whole."""
     web.site = make_site(web.port, seed=5, pages_per_host=40, links_per_page=3, max_latency=0)
     slow_host, fast_host = web.hosts[0], web.hosts[1]
     for url, page in web.site.pages.items():
@@ -50,13 +51,21 @@ async def test_cancel_stops_one_crawl_and_spares_the_other(
             while await redis.keys("arq:in-progress:slow:*"):
                 assert time.monotonic() - cancelled_at < 1.0, "running pages were not aborted"
                 await asyncio.sleep(0.05)
-            assert await redis.keys("arq:job:slow:*") == []
+            # but the finalize job, which writes the manifest of what was fetched
+            assert await redis.keys("arq:job:slow:*") in ([], [b"arq:job:slow:finalize"])
             seen = requests_to(web, slow_host)
             await asyncio.sleep(1.0)
             assert requests_to(web, slow_host) == seen, "the cancelled crawl fetched more"
             status = await load_status(redis, "slow")
             assert status.state is CrawlState.CANCELLED and status.counters.pending == 0
+        manifest = fault_settings.data_dir / "slow" / "manifest.jsonl"
+        deadline = time.monotonic() + 60
+        while not manifest.exists():
+            assert time.monotonic() < deadline, "no manifest of the cancelled crawl"
+            await asyncio.sleep(0.05)
         done = await wait_done(fault_settings, "fast", timeout=60)
+    stored = {r["url"] for r in read_manifest(fault_settings.data_dir, "slow")}
+    assert len(stored) >= status.counters.fetched and stored <= set(slow_seeds)
     assert done.state is CrawlState.DONE
     expected = set(shortest_depths(web.site, fast.seeds, 3, only_seed_hosts=True))
     assert_stored_exactly_once(fault_settings.data_dir, "fast", expected)
