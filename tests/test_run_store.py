@@ -32,10 +32,10 @@ def _state(data: Path, crawl_id: str) -> str:
     return str(json.loads(result.stdout)["state"])
 
 
-def test_status_cancel_and_forget_reach_the_crawls_of_a_run(web: TestWeb, tmp_path: Path) -> None:
-    """status and cancel reach a live run's crawl through its Redis; once the run has ended,
-    status starts that Redis for itself, forget removes the crawl, and a folder no run has
-    used is one error line."""
+def test_the_commands_reach_the_crawls_of_a_run(web: TestWeb, tmp_path: Path) -> None:
+    """status, pause, resume and cancel reach a live run's crawl through its Redis; once the
+    run has ended, status starts that Redis for itself, forget removes the crawl, and a folder
+    no run has used is one error line."""
     seed = star_site(web, pages=400, latency=0.2)
     data = tmp_path / "out"
     run = subprocess.Popen(
@@ -49,6 +49,12 @@ def test_status_cancel_and_forget_reach_the_crawls_of_a_run(web: TestWeb, tmp_pa
         while not list(data.glob("kept/pages/*/*.json")):
             assert time.monotonic() < deadline and run.poll() is None, run.communicate()
             time.sleep(0.05)
+        assert _state(data, "kept") == "running"
+        paused = crawlfleet("pause", "kept", "--data-dir", str(data))
+        assert paused.returncode == 0, paused.stderr
+        assert _state(data, "kept") == "paused"
+        resumed = crawlfleet("resume", "kept", "--data-dir", str(data))
+        assert resumed.returncode == 0, resumed.stderr
         assert _state(data, "kept") == "running"
         cancelled = crawlfleet("cancel", "kept", "--data-dir", str(data))
         assert cancelled.returncode == 0 and "cancelled kept" in cancelled.stdout
