@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     read_timeout: float = Field(default=20.0, gt=0)
     total_timeout: float = Field(default=60.0, gt=0)
     max_page_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
+    # response bodies a worker holds at once, all its jobs together (workers/body_bytes.py):
+    # its memory for pages is this plus one page, whatever the concurrency
+    max_body_bytes_in_flight: int = Field(default=256 * 1024 * 1024, ge=1024 * 1024)
     # redirects followed from one URL: each target is a URL of its own in the frontier
     max_redirects: int = Field(default=10, ge=0)
     # links followed from one page, in document order: bounds the work a hostile page can ask

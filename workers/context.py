@@ -20,6 +20,7 @@ from shared.settings import Settings
 from shared.storage import CrawlLayout
 from shared.urls import ScopeRule
 from workers.arq_worker import ON_QUEUED
+from workers.body_bytes import BodyBytes
 from workers.disk import DiskCheck
 from workers.fetch import make_client
 from workers.frontier import Frontier
@@ -55,6 +56,7 @@ class WorkerContext:
     robots: RobotsCache
     stack: AsyncExitStack
     turns: FetchTurns
+    body_bytes: BodyBytes
     links: PageLinks
     metrics: WorkerMetrics
     warcs: WarcWriters
@@ -99,6 +101,7 @@ async def on_startup(ctx: dict[str, Any]) -> None:
         robots=RobotsCache(redis, settings, turns, metrics),
         stack=stack,
         turns=turns,
+        body_bytes=BodyBytes(settings.max_body_bytes_in_flight),
         links=stack.enter_context(PageLinks(settings)),
         metrics=metrics,
         warcs=stack.enter_context(WarcWriters(settings)),

@@ -15,6 +15,7 @@ import httpx
 
 from shared.settings import Settings
 from shared.urls import canonicalize
+from workers.body_bytes import take_body_bytes
 from workers.guard import BLOCKED_PREFIX, Policy
 from workers.transport import REDIRECT_BODY_MAX, AiohttpTransport, peer_address, request_head
 
@@ -352,9 +353,11 @@ async def _read_capped(
     size = 0
     truncated = False
     async for raw in response.aiter_raw():
+        chunk = decoder.decode(raw, limit - size + 1)
+        # held until the job ends: a worker with too many bodies in memory waits here
+        await take_body_bytes(len(chunk) + (len(raw) if raws is not None else 0))
         if raws is not None:
             raws.append(raw)
-        chunk = decoder.decode(raw, limit - size + 1)
         # one byte past the limit tells a body of exactly ``limit`` bytes from a longer one
         if size + len(chunk) > limit:
             chunks.append(chunk[: limit - size])

@@ -51,7 +51,7 @@ async def _run_job(ctx: dict[str, Any], step: Coroutine[Any, Any, bool]) -> None
     lost try (``LostTry``), so a job that hangs every time gives up after ``job_tries``."""
     worker: WorkerContext = ctx[CTX_KEY]
     try:
-        async with asyncio.timeout(worker.settings.page_deadline_s):
+        async with asyncio.timeout(worker.settings.page_deadline_s), worker.body_bytes.held():
             if await step:
                 ctx[CLOSED_JOBS].add(ctx["job_id"])
     except HandBack as exc:
