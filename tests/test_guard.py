@@ -10,6 +10,7 @@ import pytest
 from shared.settings import Settings
 from tests.support.netns import run_isolated
 from tests.support.testweb import Page, Site, TestWeb
+from workers.dns import Lookups
 from workers.fetch import fetch, make_client
 from workers.guard import Policy, blocked_reason, policy_for
 
@@ -48,13 +49,19 @@ def test_blocked_reason(address: str, public: str | None, internal: str | None) 
 
 async def test_policy_from_seeds() -> None:
     """Seeds on (or resolving to) loopback or private addresses make an internal crawl."""
-    assert await policy_for(["https://93.184.216.34/"], False) is Policy.PUBLIC
-    assert await policy_for(["http://127.0.0.2:8000/"], False) is Policy.INTERNAL
-    assert await policy_for(["http://localhost/"], False) is Policy.INTERNAL  # /etc/hosts
-    assert await policy_for(["http://[fd00::5]/", "https://93.184.216.34/"], False) is (
-        Policy.INTERNAL
-    )
-    assert await policy_for(["https://93.184.216.34/"], True) is Policy.OPEN
+    lookups = Lookups(10.0)
+    try:
+        assert await policy_for(["https://93.184.216.34/"], False, lookups) is Policy.PUBLIC
+        assert await policy_for(["http://127.0.0.2:8000/"], False, lookups) is Policy.INTERNAL
+        # /etc/hosts
+        assert await policy_for(["http://localhost/"], False, lookups) is Policy.INTERNAL
+        assert (
+            await policy_for(["http://[fd00::5]/", "https://93.184.216.34/"], False, lookups)
+            is Policy.INTERNAL
+        )
+        assert await policy_for(["https://93.184.216.34/"], True, lookups) is Policy.OPEN
+    finally:
+        lookups.close()
 
 
 async def test_public_crawl_cannot_reach_loopback(web: TestWeb, settings: Settings) -> None:

@@ -18,6 +18,7 @@ from shared.settings import Settings
 from shared.storage import CrawlLayout
 from shared.urls import ScopeRule
 from workers.arq_worker import ON_QUEUED
+from workers.dns import Lookups
 from workers.fetch import make_client
 from workers.frontier import Frontier
 from workers.guard import Policy, policy_for
@@ -48,6 +49,7 @@ class WorkerContext:
     stack: AsyncExitStack
     turns: FetchTurns
     links: PageLinks
+    lookups: Lookups  # for the seeds' addresses (each client has lookups of its own)
     rules: dict[str, CrawlRules] = field(default_factory=dict)
     clients: dict[Policy, httpx.AsyncClient] = field(default_factory=dict)
 
@@ -68,7 +70,7 @@ class WorkerContext:
                 spec=spec,
                 scope=ScopeRule(spec.scope, spec.seeds, spec.allow, spec.deny),
                 layout=CrawlLayout(self.settings.data_dir, crawl_id),
-                policy=await policy_for(spec.seeds, spec.allow_private),
+                policy=await policy_for(spec.seeds, spec.allow_private, self.lookups),
             )
             self.rules[crawl_id] = rules
         return rules
@@ -80,6 +82,8 @@ async def on_startup(ctx: dict[str, Any]) -> None:
     redis: Redis = ctx["redis"]
     turns = FetchTurns(settings.concurrency)
     stack = AsyncExitStack()
+    lookups = Lookups(settings.connect_timeout)
+    stack.callback(lookups.close)
     ctx[CTX_KEY] = WorkerContext(
         settings=settings,
         frontier=Frontier(redis, settings, ctx.get(ON_QUEUED)),
@@ -87,6 +91,7 @@ async def on_startup(ctx: dict[str, Any]) -> None:
         stack=stack,
         turns=turns,
         links=stack.enter_context(PageLinks(settings)),
+        lookups=lookups,
     )
     structlog.get_logger().info(
         "worker started",

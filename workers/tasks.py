@@ -103,9 +103,13 @@ async def _crawl(worker: WorkerContext, job: PageJob, tries: int, verdict: Verdi
     result = await _refusal(worker, rules, job, tries)
     if result is None:
         result = await _fetch(worker, rules, job)
-        if result.transient and job.retried < rules.spec.retries:
-            backoff = _fetch_backoff(job.retried, result)
+        # lost tries (a worker that died or hung mid-fetch) may each have sent a request:
+        # they count against the same budget, so a URL draws at most retries + 1 of them
+        spent = job.retried + tries - 1
+        if result.transient and spent < rules.spec.retries:
+            backoff = _fetch_backoff(spent, result)
             log.info("page retried", reason=result.reason or result.error, retry_in_s=backoff)
+            job = replace(job, retried=spent)
             return await worker.frontier.retry(job, backoff, _hold(result))
     redirect, target = None, result.redirect
     if target is not None:
@@ -225,10 +229,11 @@ async def _robots(
         except NoTurn as exc:
             raise _no_turn(exc) from exc
     entry, transient = entry_of(result)
-    if transient and retried < rules.spec.retries and not giving_up:
-        backoff = _fetch_backoff(retried, result, ROBOTS_RETRY_BASE_S)
+    spent = retried + tries - 1  # lost tries count, as a page's do
+    if transient and spent < rules.spec.retries and not giving_up:
+        backoff = _fetch_backoff(spent, result, ROBOTS_RETRY_BASE_S)
         log.info("robots.txt retried", reason=result.reason or result.error, retry_in_s=backoff)
-        return await frontier.robots_retry(job_id, origin, retried, backoff)
+        return await frontier.robots_retry(job_id, origin, spent, backoff)
     parsed = await worker.robots.parse(crawl_id, origin, entry)
     delay = parsed.crawl_delay(worker.settings.robots_agent)
     log.info("robots.txt fetched", status=result.status, crawl_delay=delay or None)
