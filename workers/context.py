@@ -17,7 +17,7 @@ from shared.crawl import CrawlSpec
 from shared.settings import Settings
 from shared.storage import CrawlLayout
 from shared.urls import ScopeRule
-from workers.arq_worker import ON_QUEUED
+from workers.arq_worker import ON_QUEUED, TURNS
 from workers.dns import Lookups
 from workers.fetch import make_client
 from workers.frontier import Frontier
@@ -80,7 +80,7 @@ async def on_startup(ctx: dict[str, Any]) -> None:
     """arq hook: set up what the process owns (its httpx clients open on first use)."""
     settings: Settings = ctx["settings"]
     redis: Redis = ctx["redis"]
-    turns = FetchTurns(settings.concurrency)
+    turns: FetchTurns = ctx[TURNS]
     stack = AsyncExitStack()
     lookups = Lookups(settings.connect_timeout)
     stack.callback(lookups.close)

@@ -130,8 +130,9 @@ def make_client(settings: Settings, policy: Policy = Policy.OPEN) -> httpx.Async
     A worker keeps one client per policy, so a kept-alive connection opened for an internal
     crawl is never reused by a public one.
     """
+    # a parked request (workers/turns.py) keeps its connection: room for every one of them
     limits = httpx.Limits(
-        max_connections=settings.concurrency,
+        max_connections=settings.concurrency + settings.max_parked,
         max_keepalive_connections=IDLE_PER_TURN * settings.concurrency,
     )
     transport = AiohttpTransport(
