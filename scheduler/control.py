@@ -44,6 +44,7 @@ async def seed_crawl(redis: Redis, settings: Settings, spec: CrawlSpec) -> SeedR
         max_pages=spec.max_pages or 0,
         depth=spec.depth,
         max_pages_per_host=spec.max_pages_per_host,
+        adaptive=spec.adaptive,
         seeds=[(fingerprint(url), url) for url in spec.seeds],
         crawls_index=CRAWLS_INDEX,
     )
