@@ -12,23 +12,33 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from typing import Any
 
 import pytest
 
 
-def run_isolated(code: str, timeout: float = 120) -> Any:
+def run_isolated(code: str, timeout: float = 120, resolv_conf: str | None = None) -> Any:
     """Run Python ``code`` in a fresh loopback-only network namespace; return the JSON it
-    prints on its last line. Skips the test where namespaces cannot be made."""
+    prints on its last line. With ``resolv_conf``, the namespace (a mount namespace too) sees
+    that text as its /etc/resolv.conf. Skips the test where namespaces cannot be made."""
     if os.geteuid() != 0 or shutil.which("unshare") is None or shutil.which("ip") is None:
         pytest.skip("a loopback-only network namespace needs root, unshare and ip")
-    probe = subprocess.run(["unshare", "-n", "true"], capture_output=True)
+    flags = ["-n", "-m"] if resolv_conf is not None else ["-n"]
+    probe = subprocess.run(["unshare", *flags, "true"], capture_output=True)
     if probe.returncode != 0:
         pytest.skip(f"cannot create a network namespace: {probe.stderr.decode().strip()}")
-    result = subprocess.run(
-        ["unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$0" -c "$1"',
-         sys.executable, code],
-        capture_output=True, text=True, timeout=timeout, cwd=os.getcwd(),
-    )  # fmt: skip
+    setup = "ip link set lo up"
+    with tempfile.NamedTemporaryFile("w", suffix=".conf") as conf:
+        if resolv_conf is not None:
+            conf.write(resolv_conf)
+            conf.flush()
+            # unshare makes the new mount namespace private: the host's file is untouched
+            setup += f" && mount --bind {conf.name} /etc/resolv.conf"
+        result = subprocess.run(
+            ["unshare", *flags, "sh", "-c", f'{setup} && exec "$0" -c "$1"',
+             sys.executable, code],
+            capture_output=True, text=True, timeout=timeout, cwd=os.getcwd(),
+        )  # fmt: skip
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout.strip().splitlines()[-1])
