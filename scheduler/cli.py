@@ -140,6 +140,14 @@ PerHostDelay = Annotated[
         help="Seconds between request starts per host, fleet-wide (or robots Crawl-delay).",
     ),
 ]
+NoAdaptive = Annotated[
+    bool,
+    typer.Option(
+        "--no-adaptive",
+        help="Do not adapt to slow hosts (by default a host that answers slowly is paced, "
+        "one that times out loses slots and, after 3 timeouts in a row, is given up).",
+    ),
+]
 Retries = Annotated[
     int,
     typer.Option(
@@ -308,7 +316,8 @@ def _spec_from_options(params: dict[str, Any]) -> CrawlSpec:
     options = {name: params[name] for name in _SPEC_OPTIONS}
     types = [t.strip().lower() for t in params["content_type"] or []]
     return _spec(params["urls"], params["crawl_id"], obey_robots=not params["ignore_robots"],
-                 content_types=types, **options)  # fmt: skip
+                 adaptive=not params["no_adaptive"], content_types=types,
+                 **options)  # fmt: skip
 
 
 def _print_version(asked: bool) -> None:
@@ -379,6 +388,7 @@ def seed(
     ignore_robots: IgnoreRobots = False,
     per_host_concurrency: PerHostConcurrency = 8,
     per_host_delay: PerHostDelay = 0.0,
+    no_adaptive: NoAdaptive = False,
     retries: Retries = 2,
     max_bytes_per_page: MaxBytes = None,
     allow_private: AllowPrivate = False,
@@ -616,6 +626,7 @@ def run(
     ignore_robots: IgnoreRobots = False,
     per_host_concurrency: PerHostConcurrency = 8,
     per_host_delay: PerHostDelay = 0.0,
+    no_adaptive: NoAdaptive = False,
     retries: Retries = 2,
     max_bytes_per_page: MaxBytes = None,
     allow_private: AllowPrivate = False,

@@ -42,6 +42,7 @@ async def seed_crawl(redis: Redis, settings: Settings, spec: CrawlSpec) -> SeedR
         max_pages=spec.max_pages or 0,
         depth=spec.depth,
         max_pages_per_host=spec.max_pages_per_host,
+        adaptive=spec.adaptive,
         seeds=[(fingerprint(url), url) for url in spec.seeds],
         crawls_index=CRAWLS_INDEX,
     )
@@ -89,11 +90,17 @@ def _check(code: int, crawl_id: str, wanted: str) -> int:
 
 
 async def forget_crawl(redis: Redis, settings: Settings, crawl_id: str) -> None:
-    """Remove an ended crawl's record from Redis (its files stay on disk)."""
+    """Remove an ended crawl's record from Redis (its files stay on disk), and its finalize
+    job if no worker has run it yet (a cancelled crawl's manifest is then not written)."""
     code = await frontier_of(redis, settings).forget(crawl_id)
     if code == -2:
         raise CrawlNotEnded(f"crawl {crawl_id!r} has not ended: cancel it first")
     _check(code, crawl_id, "ended")
+    job_id = finalize_job_id(crawl_id)
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.zrem(settings.queue_name, job_id)
+        pipe.delete(job_key(job_id))
+        await pipe.execute()
 
 
 async def cancel_crawl(redis: Redis, settings: Settings, crawl_id: str) -> CancelResult:

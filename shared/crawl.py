@@ -74,6 +74,9 @@ class CrawlSpec(BaseModel):
     obey_robots: bool = True
     per_host_concurrency: int = Field(default=8, ge=1)
     per_host_delay: float = Field(default=0.0, ge=0)
+    # adaptive politeness (shared/lua/frontier.lua): a host that answers slowly is paced, one
+    # that times out loses slots, backs off and, after 3 strikes, is given up
+    adaptive: bool = True
     retries: int = Field(default=2, ge=0)
     max_bytes_per_page: int | None = Field(default=None, ge=1)
     allow_private: bool = False

@@ -7,7 +7,7 @@ Per crawl ``C``:
                          ``reason`` (of a failed crawl), and
                          what the Lua scripts read of the spec: ``host_limit``,
                          ``host_delay_ms``, ``robots`` (1 or 0), ``max_pages``, ``depth``,
-                         ``host_pages`` (the per-host page budget)
+                         ``host_pages`` (the per-host page budget), ``adaptive`` (1 or 0)
 - ``cf:C:stats``         hash of counters: ``fetched``, ``failed``, ``bytes``, ``queued`` (URLs
                          admitted), ``seen``, ``pending`` (backlog entries and jobs: 0 means the
                          crawl is complete), ``progress_at`` (ms: when a job of the crawl last
@@ -32,9 +32,14 @@ tag ``{H}``, so a Redis Cluster keeps a host's keys together:
 - ``cf:{H}:state``       hash: ``next`` (earliest start of the next job promoted, ms),
                          ``ahead`` (``start id`` of the job queued and not started of a
                          host with a delay between request starts), ``crawls`` (how many
-                         crawls the host's queues list), and per crawl ``C``: ``C:robots``
-                         (the robots.txt job its backlog waits for), ``C:delay`` (robots.txt
-                         Crawl-delay, ms), ``C:pages`` (pages promoted, for the budget)
+                         crawls the host's queues list), what adaptive politeness learnt of
+                         the host (written only once it is slow or timed out): ``pace`` (ms
+                         between request starts), ``cap`` (its slots while cut, 0: none),
+                         ``strikes`` (timeouts in a row), ``struck`` (ms, the last one); and
+                         per crawl ``C``: ``C:robots`` (the robots.txt job its backlog waits
+                         for), ``C:delay`` (robots.txt Crawl-delay, ms), ``C:pages`` (pages
+                         promoted, for the budget), ``C:gave_up`` (1: the crawl gave the host
+                         up as unresponsive)
 - ``cf:{H}:queues``      sorted set: crawl id -> its turn: the crawls with a backlog on the
                          host, the least recently served first
 - ``cf:{H}:C:backlog``   list: the crawl's URLs waiting for a slot of the host

@@ -155,12 +155,14 @@ class Frontier:
         max_pages: int,
         depth: int,
         max_pages_per_host: int,
+        adaptive: bool,
         seeds: Sequence[tuple[str, str]],
         crawls_index: str,
     ) -> Seeded:
         """seed.lua; ``seeds`` are (fingerprint, url) pairs."""
         args: list[Any] = [crawl_id, spec_json, created_at, host_limit, host_delay_ms,
-                           int(robots), max_pages, depth, max_pages_per_host]  # fmt: skip
+                           int(robots), max_pages, depth, max_pages_per_host,
+                           int(adaptive)]  # fmt: skip
         for fp, url in seeds:
             args += [fp, url]
         status, admitted, *stored = await self._frontier("seed", [crawls_index], args)
@@ -181,17 +183,22 @@ class Frontier:
         reason: str = "",
         not_before_ms: int = 0,
         hold_ms: int = 0,
+        took_ms: int = 0,
+        signal: str = "",
         redirect: tuple[str, str] | None = None,
         links: Sequence[tuple[str, str]] = (),
         new_origins: Sequence[str] = (),
     ) -> Closed:
         """page_done.lua: ``redirect`` and ``links`` are (fingerprint, url) pairs; ``parent``
         is as the job carries it; ``new_origins`` are the origins among them that the caller
-        has not sent before (the only ones whose robots.txt may be new to the crawl)."""
+        has not sent before (the only ones whose robots.txt may be new to the crawl);
+        ``took_ms`` and ``signal`` (``answer``, ``timeout`` or none) are what the fetch told of
+        its host (adaptive politeness)."""
         redirect_fp, redirect_url = redirect or ("", "")
         args: list[Any] = [job_id, url, fingerprint, depth, hops, retried, parent or "",
-                           outcome, nbytes, reason, not_before_ms, hold_ms, redirect_url,
-                           redirect_fp, len(new_origins), *new_origins]  # fmt: skip
+                           outcome, nbytes, reason, not_before_ms, hold_ms, took_ms, signal,
+                           redirect_url, redirect_fp, len(new_origins),
+                           *new_origins]  # fmt: skip
         for fp, link in links:
             args += [fp, link]
         status, admitted, considered, earliest = await self._frontier("page_done", [], args)

@@ -49,6 +49,13 @@ class Settings(BaseSettings):
     # through each page's network wait (50 ms on the benchmark, more on the web) takes that
     # rate times the wait, and about twice that, as responses come back in bursts
     concurrency: int = Field(default=128, ge=1, le=1024)
+    # a request unanswered this long after it took its fetch turn gives the turn back and waits
+    # on (parked) without holding any of the worker's capacity (workers/turns.py): pages of a
+    # few hundred kilobytes come within it, hosts that take seconds or never answer do not
+    park_after_s: float = Field(default=1.0, gt=0)
+    # requests parked at once per worker: each costs a socket and a coroutine, so thousands
+    # fit; it is what lets 50 hosts that never answer (8 slots each) wait beside the others
+    max_parked: int = Field(default=1024, ge=0)
     queue_name: str = "crawlfleet:queue"
     log_format: LogFormat = "auto"
     log_level: str = "info"
@@ -133,8 +140,14 @@ class Settings(BaseSettings):
 
     @property
     def jobs_held(self) -> int:
-        """Page jobs a worker holds at once: twice its fetch turns (``workers/turns.py``)."""
+        """Page jobs a worker holds at once, parked ones aside: twice its fetch turns
+        (``workers/turns.py``)."""
         return 2 * self.concurrency
+
+    @property
+    def max_jobs(self) -> int:
+        """Page jobs a worker holds at once, parked ones included (arq's ``max_jobs``)."""
+        return self.jobs_held + self.max_parked
 
     @property
     def page_deadline_s(self) -> float:

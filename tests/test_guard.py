@@ -10,6 +10,7 @@ import pytest
 from shared.settings import Settings
 from tests.support.netns import run_isolated
 from tests.support.testweb import Page, Site, TestWeb
+from workers.dns import Lookups
 from workers.fetch import fetch, make_client
 from workers.guard import Policy, blocked_reason, policy_for
 
@@ -49,14 +50,20 @@ def test_blocked_reason(address: str, public: str | None, internal: str | None) 
 async def test_policy_from_seeds() -> None:
     """Seeds all on (or resolving to) loopback or private addresses make an internal crawl;
     one public seed among them makes it public; --allow-private makes it open."""
-    assert await policy_for(["https://93.184.216.34/"], False) is Policy.PUBLIC
-    assert await policy_for(["http://127.0.0.2:8000/"], False) is Policy.INTERNAL
-    assert await policy_for(["http://localhost/"], False) is Policy.INTERNAL  # /etc/hosts
-    assert await policy_for(["http://[fd00::5]/", "http://10.1.2.3/"], False) is Policy.INTERNAL
-    assert await policy_for(["http://[fd00::5]/", "https://93.184.216.34/"], False) is (
-        Policy.PUBLIC
-    )
-    assert await policy_for(["http://[fd00::5]/", "https://93.184.216.34/"], True) is Policy.OPEN
+    lookups = Lookups(10.0)
+
+    async def policy(seeds: list[str], allow_private: bool = False) -> Policy:
+        return await policy_for(seeds, allow_private, lookups)
+
+    try:
+        assert await policy(["https://93.184.216.34/"]) is Policy.PUBLIC
+        assert await policy(["http://127.0.0.2:8000/"]) is Policy.INTERNAL
+        assert await policy(["http://localhost/"]) is Policy.INTERNAL  # /etc/hosts
+        assert await policy(["http://[fd00::5]/", "http://10.1.2.3/"]) is Policy.INTERNAL
+        assert await policy(["http://[fd00::5]/", "https://93.184.216.34/"]) is Policy.PUBLIC
+        assert await policy(["http://[fd00::5]/", "https://93.184.216.34/"], True) is Policy.OPEN
+    finally:
+        lookups.close()
 
 
 async def test_public_crawl_cannot_reach_loopback(web: TestWeb, settings: Settings) -> None:
@@ -142,6 +149,7 @@ MIXED = textwrap.dedent(
     from shared.settings import Settings
     from tests.support.crawling import crawl_in_process, read_manifest
     from tests.support.testweb import Page, Site, TestWeb
+    from workers.dns import Lookups
     from workers.guard import policy_for
 
     async def main(redis_url, data_dir):
@@ -152,7 +160,12 @@ MIXED = textwrap.dedent(
             web.site = Site({web.url(0, "/"): Page()})
             for name in ("mixed", "inside"):
                 seed = f"http://{name}.test:{web.port}/"
-                out[name] = {"policy": (await policy_for([seed], False)).value}
+                lookups = Lookups(10.0)
+                try:
+                    policy = await policy_for([seed], False, lookups)
+                finally:
+                    lookups.close()
+                out[name] = {"policy": policy.value}
                 for private in (False, True):
                     spec = CrawlSpec(crawl_id=f"{name}-{private}", seeds=[seed], depth=0,
                                      obey_robots=False, retries=0, allow_private=private)

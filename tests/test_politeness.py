@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from typing import Any
 
 import pytest
 
@@ -14,6 +15,8 @@ from shared.crawl import CrawlSpec, CrawlState, CrawlStatus
 from shared.settings import Settings
 from tests.support.crawling import crawl_in_process, read_manifest, wait_done
 from tests.support.testweb import Page, Site, TestWeb, make_site, shortest_depths, star_site
+from workers.fetch import FetchResult
+from workers.fetch import fetch as real_fetch
 from workers.worker import build_worker
 
 pytestmark = pytest.mark.slow
@@ -123,6 +126,29 @@ async def test_transient_failures_are_retried(web: TestWeb, settings: Settings) 
     assert records[flaky]["status"] == 200
     assert records[broken]["status"] == 500
     assert web.requested().count(flaky) == 3 and web.requested().count(broken) == 3
+    assert status.counters.reasons == {"http 500": 1}
+
+
+async def test_lost_tries_count_against_the_retries(
+    web: TestWeb, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A try lost after its request went out (its worker hung or died) is one of the URL's
+    retries: with 2 retries, a page that fails every time draws 3 requests in all, not 4."""
+    root, broken = web.url(0, "/"), web.url(0, "/broken")
+    web.site = Site({root: Page(hrefs=["/broken"]), broken: Page(status=500)})
+    lost: list[str] = []
+
+    async def fetch(client: Any, url: str, *args: Any) -> FetchResult:
+        result = await real_fetch(client, url, *args)
+        if url == broken and not lost:
+            lost.append(url)
+            raise RuntimeError("the worker hung once the request had gone out")
+        return result
+
+    monkeypatch.setattr("workers.tasks.fetch", fetch)
+    spec = CrawlSpec(crawl_id="lost", seeds=[root], depth=1, retries=2, obey_robots=False)
+    status = await crawl_in_process(settings, spec)
+    assert lost and web.requested().count(broken) == 3
     assert status.counters.reasons == {"http 500": 1}
 
 

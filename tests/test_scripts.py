@@ -42,7 +42,7 @@ from shared.scripts import Frontier as Scripts
 from shared.scripts import in_flight, script_source
 from shared.settings import Settings
 from shared.urls import fingerprint, origin_of
-from workers.frontier import Frontier, PageJob, Verdict
+from workers.frontier import Fetched, Frontier, PageJob, Verdict
 
 HOST = "example.org"
 SEED = f"http://{HOST}/"
@@ -591,11 +591,13 @@ async def started_crawl_with_state(
 
 async def test_cancel_leaves_only_the_crawls_record(redis: Redis, settings: Settings) -> None:
     """After a cancel, the crawl's meta, counters, reasons and busiest hosts are all that is
-    left of it: no seen URLs, robots.txt rules, backlogs, hosts or origins."""
+    left of it, with the one job that writes its manifest: no seen URLs, robots.txt rules,
+    backlogs, hosts or origins."""
     await started_crawl_with_state(redis, settings)
     await cancel_crawl(redis, settings, "c1")
     record = {CrawlKeys("c1").meta, CrawlKeys("c1").stats, CrawlKeys("c1").busiest}
-    assert await crawl_keys_left(redis, "c1") == record
+    assert await crawl_keys_left(redis, "c1") == record | {job_key(finalize_job_id("c1"))}
+    assert set(await queued(redis, settings)) == {finalize_job_id("c1")}
     assert (await load_status(redis, "c1")).state is CrawlState.CANCELLED
 
 
@@ -672,7 +674,8 @@ async def test_cancel_sweeps_a_long_shared_queue_in_batches(
         await run(frontier, page(SEED, 0, crawl=crawl_id), links)
     result = await cancel_crawl(redis, settings, "c1")
     assert (result.dropped, result.aborted) == (1200, 0)
-    assert {i.split(":")[0] for i in await queued(redis, settings)} == {"c10"}
+    left = set(await queued(redis, settings)) - {finalize_job_id("c1")}
+    assert {i.split(":")[0] for i in left} == {"c10"}
     assert len(await redis.keys("arq:job:c10:*")) == 1200
     assert (await load_status(redis, "c10")).counters.pending == 1200
 
@@ -858,3 +861,171 @@ def test_page_job_args_keep_parent_exactly(
     args = page_job_args(url, 2, parent)
     assert args == (url, 2, packed)
     assert parent_url(url, args[2]) == parent
+
+
+# --- adaptive politeness (frontier.lua's adapt) ------------------------------------------------
+
+
+def answered(took_ms: int) -> Fetched:
+    return Fetched(took_ms, answered=True, timed_out=False)
+
+
+def timed_out(took_ms: int) -> Fetched:
+    return Fetched(took_ms, answered=False, timed_out=True)
+
+
+async def host_state(redis: Redis, host: str = HOST) -> dict[str, str]:
+    raw = await redis.hgetall(HostKeys(host).state)  # type: ignore[misc]
+    return {k.decode(): v.decode() for k, v in raw.items()}
+
+
+async def run_all(frontier: Judged, redis: Redis, settings: Settings, fetched: Fetched) -> int:
+    """Start every queued page job, due or not, and close it as fetched; how many there were."""
+    jobs = [j for j in await queued(redis, settings) if not j.endswith(":finalize")]
+    for job_id in jobs:
+        await make_due(redis, settings, job_id)
+        args = deserialize(await redis.get(job_key(job_id)) or b"")["a"]
+        await run(frontier, page(args[0], args[1]), fetched=fetched)
+    return len(jobs)
+
+
+async def test_a_host_that_answers_quickly_is_never_paced(redis: Redis, settings: Settings) -> None:
+    """Closes of answers under a second write nothing of the host's pace: its slots refill at
+    once, its jobs queued to start now."""
+    await seed_crawl(redis, settings, spec(per_host_concurrency=4))
+    frontier = Judged(redis, settings)
+    await run(frontier, page(SEED, 0), [f"{SEED}{i}" for i in range(20)], fetched=answered(900))
+    before = now_ms()
+    assert await run_all(frontier, redis, settings, fetched=answered(50)) == 4
+    jobs = await queued(redis, settings)
+    assert len(jobs) == 4 and all(score <= before + 1000 for score in jobs.values())
+    assert not {"pace", "cap", "strikes", "struck"} & set(await host_state(redis))
+
+
+async def test_a_slow_host_is_paced_by_how_long_it_takes(redis: Redis, settings: Settings) -> None:
+    """An answer of 3 s moves the host's pace halfway to twice that; the next job carries the
+    pace as its delay and is the only one queued ahead; quick answers halve the pace and drop
+    it under 2 s, and the slots refill."""
+    await seed_crawl(redis, settings, spec(per_host_concurrency=4))
+    frontier = Judged(redis, settings)
+    await run(frontier, page(SEED, 0), [f"{SEED}{i}" for i in range(20)], fetched=answered(3000))
+    assert (await host_state(redis))["pace"] == "3000"
+    (job_id,) = await queued(redis, settings)
+    assert deserialize(await redis.get(job_key(job_id)) or b"")["a"][5] == 3000
+    await run_all(frontier, redis, settings, fetched=answered(3000))
+    assert (await host_state(redis))["pace"] == "4500"
+    await run_all(frontier, redis, settings, fetched=answered(20))
+    assert (await host_state(redis))["pace"] == "2250"
+    await run_all(frontier, redis, settings, fetched=answered(20))
+    assert (await host_state(redis))["pace"] == "0"
+    await run_all(frontier, redis, settings, fetched=answered(20))
+    assert len(await queued(redis, settings)) == 4
+
+
+async def test_per_host_delay_stays_a_floor_of_the_pace(redis: Redis, settings: Settings) -> None:
+    """A --per-host-delay longer than the pace holds; a pace longer than it wins."""
+    await seed_crawl(redis, settings, spec(per_host_delay=5.0))
+    frontier = Judged(redis, settings)
+    await run(frontier, page(SEED, 0), [SEED + c for c in "abc"], fetched=answered(1500))
+    (job_id,) = await queued(redis, settings)
+    assert deserialize(await redis.get(job_key(job_id)) or b"")["a"][5] == 5000
+    assert (await host_state(redis))["pace"] == "2000"
+    # a's start promoted b (5 s); a's answer makes the pace 21 s; b's start promotes c
+    await run_all(frontier, redis, settings, fetched=answered(20_000))
+    await run_all(frontier, redis, settings, fetched=answered(20_000))
+    (job_id,) = await queued(redis, settings)
+    assert deserialize(await redis.get(job_key(job_id)) or b"")["a"][5] == 21_000
+
+
+async def test_timeouts_cut_slots_hold_the_host_and_give_it_up(
+    redis: Redis, settings: Settings
+) -> None:
+    """Requests in flight together that time out are one strike: the host's slots halve and
+    it is held a second; each later strike halves again and holds twice as long; the third in
+    a row gives the host up: its URLs are promoted at once, marked, whatever its pace, and
+    the timed-out ones go to the back of its backlog to be drained too."""
+    urls = [f"{SEED}{i}" for i in range(20)]
+    await seed_crawl(redis, settings, spec(seeds=urls, per_host_concurrency=8))
+    frontier = Judged(redis, settings)
+    before = now_ms()
+    for job_id in await queued(redis, settings):
+        assert await frontier.start(job_id) is Verdict.RUN
+        url = deserialize(await redis.get(job_key(job_id)) or b"")["a"][0]
+        assert await frontier.retry(page(url, 0), 0.0, fetched=timed_out(10_000))
+    state = await host_state(redis)
+    assert (state["strikes"], state["cap"]) == ("1", "4")
+    jobs = await queued(redis, settings)
+    assert len(jobs) == 4 and min(jobs.values()) >= before + 1000
+    for cap, strikes in (("2", "2"), ("1", "3")):
+        sent, urls = now_ms(), []
+        for job_id in await queued(redis, settings):
+            await make_due(redis, settings, job_id)
+            assert await frontier.start(job_id) is Verdict.RUN
+            urls.append(deserialize(await redis.get(job_key(job_id)) or b"")["a"][0])
+        await asyncio.sleep(0.002)  # the round's requests were sent before any timed out
+        for url in urls:
+            took = now_ms() - sent
+            assert await frontier.retry(page(url, 0), 0.0, fetched=timed_out(took))
+        state = await host_state(redis)
+        assert (state["strikes"], state["cap"]) == (strikes, cap)
+    assert state["c1:gave_up"] == "1"
+    later = now_ms()
+    jobs = await queued(redis, settings)
+    assert len(jobs) == 8 and max(jobs.values()) <= later + 1000  # not held, not capped
+    for job_id in jobs:
+        assert deserialize(await redis.get(job_key(job_id)) or b"")["a"][6] is True
+
+
+async def test_an_answer_ends_the_strikes_and_gives_slots_back(
+    redis: Redis, settings: Settings
+) -> None:
+    """A strike, then an answer: the strikes start again from none and the host gets one
+    slot back per answer, until it has its crawl's limit again."""
+    urls = [f"{SEED}{i}" for i in range(30)]
+    await seed_crawl(redis, settings, spec(seeds=urls, per_host_concurrency=4))
+    frontier = Judged(redis, settings)
+    first = next(iter(await queued(redis, settings)))
+    assert await frontier.start(first) is Verdict.RUN
+    url = deserialize(await redis.get(job_key(first)) or b"")["a"][0]
+    await frontier.retry(page(url, 0), 0.0, fetched=timed_out(100))
+    assert (await host_state(redis))["cap"] == "2"
+    await run_all(frontier, redis, settings, fetched=answered(30))
+    state = await host_state(redis)
+    assert state["strikes"] == "0" and state["cap"] == "0"  # 2 + 3 answers: back to 4
+    assert len(await queued(redis, settings)) == 4
+
+
+async def test_a_crawl_gives_up_its_robots_txt_too(redis: Redis, settings: Settings) -> None:
+    """A crawl that gave a host up promotes an origin's robots.txt entry at once, marked."""
+    await seed_crawl(redis, settings, spec(obey_robots=True))
+    await redis.hset(HostKeys(HOST).state, "c1:gave_up", "1")  # type: ignore[misc]
+    robots = robots_job_id("c1", fingerprint(origin_of(SEED)))
+    assert await redis.delete(job_key(robots))  # as if its job vanished: promoted anew
+    await redis.zrem(settings.queue_name, robots)
+    await redis.delete(HostKeys(HOST).slots)
+    await redis.hdel(HostKeys(HOST).state, "c1:robots")  # type: ignore[misc]
+    await redis.lpush(HostKeys(HOST).backlog("c1"), f"R 0 0 {origin_of(SEED)}")  # type: ignore[misc]
+    await Scripts(redis, settings.queue_name, settings.slot_lease_ms).fill_hosts([HOST])
+    raw = await redis.get(job_key(robots))
+    assert deserialize(raw or b"")["a"] == [origin_of(SEED), 0, True]
+
+
+async def test_without_adaptive_nothing_adapts(redis: Redis, settings: Settings) -> None:
+    """--no-adaptive: slow answers and timeouts change nothing of the host: no pace, all its
+    slots, no hold, never given up."""
+    urls = [f"{SEED}{i}" for i in range(40)]
+    await seed_crawl(redis, settings, spec(seeds=urls, per_host_concurrency=4, adaptive=False))
+    frontier = Judged(redis, settings)
+    for _ in range(4):
+        before = now_ms()
+        for job_id in await queued(redis, settings):
+            await make_due(redis, settings, job_id)
+            assert await frontier.start(job_id) is Verdict.RUN
+            url = deserialize(await redis.get(job_key(job_id)) or b"")["a"][0]
+            await frontier.retry(page(url, 0), 0.0, fetched=timed_out(10))
+        jobs = await queued(redis, settings)
+        assert len(jobs) == 4 and max(jobs.values()) <= before + 1000
+    await run_all(frontier, redis, settings, fetched=answered(5000))
+    assert len(await queued(redis, settings)) == 4
+    assert set(await host_state(redis)) <= {"next", "ahead", "crawls", "c1:pages"}
+    assert (await redis.hget(CrawlKeys("c1").meta, "adaptive")) == b"0"  # type: ignore[misc]

@@ -14,6 +14,7 @@ from arq.worker import Retry, RetryJob, Worker, logger
 from shared.catalog import WORKER_SILENT_MS
 from shared.keys import ABORT_JOBS, fleet_key
 from shared.scripts import Claimed, Frontier
+from workers.turns import FetchTurns
 
 # the ctx key of the set of job ids whose clean-up page_done.lua has done already
 CLOSED_JOBS = "closed_jobs"
@@ -21,6 +22,8 @@ CLOSED_JOBS = "closed_jobs"
 VERDICT = "verdict"
 # the ctx key of the worker's hook for the earliest start of the jobs a close queued
 ON_QUEUED = "on_queued"
+# the ctx key of the worker's fetch turns (workers/turns.py), whose parked requests it counts
+TURNS = "turns"
 # due queue entries one claim looks at, at most (running jobs are out of the due range; the
 # scan skips only jobs whose worker is still handing them back)
 _CLAIM_SCAN_MAX = 10_000
@@ -81,13 +84,20 @@ class FleetWorker(Worker):
     A page job that closes itself (``page_done.lua``) does arq's clean-up of the job in that
     same round trip and says so in ``ctx[CLOSED_JOBS]``: arq's own clean-up is then skipped.
     ``slot_lease_ms`` is ``Settings.slot_lease_ms``: a claim may promote jobs, which take slots.
+
+    A worker holds ``active_jobs`` jobs, not counting those whose requests are parked (they
+    wait on a slow host, ``workers/turns.py``), and arq's ``max_jobs`` in all: a job that
+    parks frees its place, and the worker looks at the queue at once to fill it.
     """
 
     def __init__(
-        self, *args: Any, slot_lease_ms: int, min_poll_gap: float = 0.002, **kwargs: Any
-    ) -> None:
+        self, *args: Any, slot_lease_ms: int, active_jobs: int, turns: FetchTurns,
+        min_poll_gap: float = 0.002, **kwargs: Any,
+    ) -> None:  # fmt: skip
         super().__init__(*args, **kwargs)
         self._slot_lease_ms = slot_lease_ms
+        self._active_jobs = active_jobs
+        self._turns = turns
         self._beat_s = self.poll_delay_s
         self._min_gap_s = min(min_poll_gap, self._beat_s)
         # arq's own loop then runs back to back; _poll_iteration does the waiting
@@ -109,6 +119,7 @@ class FleetWorker(Worker):
         self._closed: set[str] = set()
         self.ctx[CLOSED_JOBS] = self._closed
         self.ctx[ON_QUEUED] = self._queued
+        turns.on_park = self._job_ended.set
 
     def _claim_script(self) -> Frontier:
         # arq opens its pool in main(); a worker that reconnects gets a new one
@@ -153,7 +164,7 @@ class FleetWorker(Worker):
     async def _poll_iteration(self) -> None:
         """Claim jobs for the free slots, then arq's chores (abort check, health) on the beat."""
         await self._wait_for_work()
-        free = self.max_jobs - self.job_counter
+        free = self._free_places()
         if self.allow_pick_jobs and free > 0 and await self._anything_due():
             await self._claim_jobs(free)
         now = asyncio.get_running_loop().time()
@@ -172,6 +183,12 @@ class FleetWorker(Worker):
             if task.done():
                 del self.tasks[job_id]
                 task.result()  # as arq does: an error in run_job itself must surface
+
+    def _free_places(self) -> int:
+        """Jobs this worker may claim now: up to ``active_jobs`` running and not parked, and
+        arq's ``max_jobs`` in all."""
+        active = self.job_counter - self._turns.parked
+        return min(self.max_jobs - self.job_counter, self._active_jobs - active)
 
     async def _anything_due(self) -> bool:
         """Whether the queue's first job may be due: asked (one command) only while the queue

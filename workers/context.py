@@ -19,9 +19,10 @@ from shared.crawl import CrawlSpec
 from shared.settings import Settings
 from shared.storage import CrawlLayout
 from shared.urls import ScopeRule
-from workers.arq_worker import ON_QUEUED
+from workers.arq_worker import ON_QUEUED, TURNS
 from workers.body_bytes import BodyBytes
 from workers.disk import DiskCheck
+from workers.dns import Lookups
 from workers.fetch import make_client
 from workers.frontier import Frontier
 from workers.guard import Policy, policy_for
@@ -60,6 +61,7 @@ class WorkerContext:
     links: PageLinks
     metrics: WorkerMetrics
     warcs: WarcWriters
+    lookups: Lookups  # for the seeds' addresses (each client has lookups of its own)
     rules: dict[str, CrawlRules] = field(default_factory=dict)
     clients: dict[Policy, httpx.AsyncClient] = field(default_factory=dict)
 
@@ -80,7 +82,7 @@ class WorkerContext:
                 spec=spec,
                 scope=ScopeRule(spec.scope, spec.seeds, spec.allow, spec.deny),
                 layout=CrawlLayout(self.settings.data_dir, crawl_id),
-                policy=await policy_for(spec.seeds, spec.allow_private),
+                policy=await policy_for(spec.seeds, spec.allow_private, self.lookups),
             )
             self.rules[crawl_id] = rules
         return rules
@@ -93,8 +95,10 @@ async def on_startup(ctx: dict[str, Any]) -> None:
     served: WorkerMetrics | None = ctx.get(METRICS_KEY)
     # counted all the same when not served: cheaper than asking at every page
     metrics = served or WorkerMetrics(settings.worker_id)
-    turns = FetchTurns(settings.concurrency)
+    turns: FetchTurns = ctx[TURNS]
     stack = AsyncExitStack()
+    lookups = Lookups(settings.connect_timeout)
+    stack.callback(lookups.close)
     ctx[CTX_KEY] = WorkerContext(
         settings=settings,
         frontier=Frontier(redis, settings, ctx.get(ON_QUEUED)),
@@ -105,6 +109,7 @@ async def on_startup(ctx: dict[str, Any]) -> None:
         links=stack.enter_context(PageLinks(settings)),
         metrics=metrics,
         warcs=stack.enter_context(WarcWriters(settings)),
+        lookups=lookups,
     )
     if served is not None:
         watch = asyncio.create_task(served.watch_queue(redis, settings.queue_name))

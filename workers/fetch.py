@@ -26,7 +26,10 @@ from workers.transport import REDIRECT_BODY_MAX, AiohttpTransport, peer_address,
 # expiry alone lets a crawl across many hosts pile up thousands
 IDLE_PER_TURN = 4
 _TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
-_TRANSIENT_ERRORS = ("connect", "timeout", "protocol")
+_TRANSIENT_ERRORS = ("connect", "timeout", "protocol", "dns: timeout")
+# what a request that got no answer in time records: its deadline or a read timeout passed, or
+# the lookup of its host's name (workers.dns)
+_TIMEOUT_ERRORS = ("timeout", "dns: timeout")
 MAX_RETRY_AFTER_S = 300.0
 
 
@@ -112,6 +115,12 @@ class FetchResult:
         return (self.error or "").startswith(_TRANSIENT_ERRORS)
 
     @property
+    def timed_out(self) -> bool:
+        """True when no answer came in time (no connection, no response head, or not the
+        whole body, within the deadlines; or no address for the host)."""
+        return self.status is None and (self.error or "").startswith(_TIMEOUT_ERRORS)
+
+    @property
     def reason(self) -> str:
         """The category counted per crawl: the error's kind, or ``http <status>`` for errors."""
         if self.error is not None:
@@ -150,11 +159,14 @@ def make_client(settings: Settings, policy: Policy = Policy.OPEN) -> httpx.Async
     A worker keeps one client per policy, so a kept-alive connection opened for an internal
     crawl is never reused by a public one.
     """
+    # a parked request (workers/turns.py) keeps its connection: room for every one of them
     limits = httpx.Limits(
-        max_connections=settings.concurrency,
+        max_connections=settings.concurrency + settings.max_parked,
         max_keepalive_connections=IDLE_PER_TURN * settings.concurrency,
     )
-    transport = AiohttpTransport(policy, limits, httpx.create_ssl_context())
+    transport = AiohttpTransport(
+        policy, limits, httpx.create_ssl_context(), dns_timeout_s=settings.connect_timeout
+    )
     return httpx.AsyncClient(
         transport=transport,
         follow_redirects=False,
@@ -235,7 +247,11 @@ async def fetch(
                     headers=headers,
                     exchange=_exchange(response, started_at, raw),
                 )
-    except (httpx.HTTPError, httpx.InvalidURL, TimeoutError, OSError, ValueError) as exc:
+    except TimeoutError:
+        # the deadline holds however the server is slow: no answer, a head and then nothing,
+        # a body trickled a byte at a time (each read in time, so no read timeout fires)
+        return failed(url, f"timeout: {settings.total_timeout:g}s deadline", _ms_since(started))
+    except (httpx.HTTPError, httpx.InvalidURL, OSError, ValueError) as exc:
         return failed(url, _reason(exc), _ms_since(started))
 
 

@@ -104,6 +104,29 @@ class SentLinks:
             self._origins.popitem(last=False)
 
 
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    """How a fetch went, as the host's adaptive politeness learns it (frontier.lua's adapt):
+    how long it took, and whether a response came (``answered``) or none in time
+    (``timed_out``; neither: it failed otherwise)."""
+
+    took_ms: int
+    answered: bool
+    timed_out: bool
+
+
+class _FetchFields(TypedDict):
+    took_ms: int
+    signal: str
+
+
+def _fetch_fields(fetched: Fetched | None) -> _FetchFields:
+    if fetched is None:
+        return _FetchFields(took_ms=0, signal="")
+    signal = "answer" if fetched.answered else "timeout" if fetched.timed_out else ""
+    return _FetchFields(took_ms=fetched.took_ms, signal=signal)
+
+
 class _JobFields(TypedDict):
     job_id: str
     url: str
@@ -152,10 +175,12 @@ class Frontier:
         reason: str = "",
         redirect: str | None = None,
         hold_s: float = 0.0,
+        fetched: Fetched | None = None,
     ) -> int | None:
         """Count the page, admit its new or improved links (and a redirect's target, at the
         page's depth), give back its host slot and promote the host's next URLs; finish the
-        crawl if it was the last. ``hold_s`` holds every request to the host (Retry-After).
+        crawl if it was the last. ``hold_s`` holds every request to the host (Retry-After);
+        ``fetched`` says how the fetch went, for the host's adaptive politeness.
 
         Returns the number of URLs admitted, or None if the job had already been closed.
         """
@@ -171,6 +196,7 @@ class Frontier:
             nbytes=nbytes,
             reason=reason,
             hold_ms=int(hold_s * 1000),
+            **_fetch_fields(fetched),
             redirect=target[0] if target else None,
             links=pairs,
             new_origins=new_origins,
@@ -180,13 +206,16 @@ class Frontier:
             self.sent.sent(job.crawl_id, target, job.depth)
         return done.admitted if self._closed(done) else None
 
-    async def retry(self, job: PageJob, backoff_s: float, hold_s: float = 0.0) -> bool:
+    async def retry(
+        self, job: PageJob, backoff_s: float, hold_s: float = 0.0, fetched: Fetched | None = None
+    ) -> bool:
         """A transient failure: the URL goes to the back of its host's backlog, not to be
         fetched again for ``backoff_s``; the slot goes to the host's next URL. False if the
         job had been closed already."""
         done = await self.scripts.page_done(
             **_job_fields(job), outcome="retry",
             not_before_ms=now_ms() + int(backoff_s * 1000), hold_ms=int(hold_s * 1000),
+            **_fetch_fields(fetched),
         )  # fmt: skip
         return self._closed(done)
 

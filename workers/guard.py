@@ -29,6 +29,8 @@ from urllib.parse import urlsplit
 from aiohappyeyeballs import AddrInfoType, SocketFactoryType
 from aiohttp.abc import AbstractResolver, ResolveResult
 
+from workers.dns import DnsTimeout, Lookups
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 _SHARED = ipaddress.ip_network("100.64.0.0/10")  # carrier-grade NAT: private in practice
@@ -70,17 +72,17 @@ def _kind(ip: IPAddress) -> str:
     return "public"
 
 
-async def policy_for(seeds: Iterable[str], allow_private: bool) -> Policy:
+async def policy_for(seeds: Iterable[str], allow_private: bool, lookups: Lookups) -> Policy:
     """The policy of a crawl from its seed URLs: internal if every address of every seed
-    (its host, or what the host resolves to) is loopback or private; open with
-    ``allow_private``; else public."""
+    (its host, or what the host resolves to with ``lookups``) is loopback or private; open
+    with ``allow_private``; else public."""
     if allow_private:
         return Policy.OPEN
     kinds: set[str] = set()
     for seed in seeds:
         host = urlsplit(seed).hostname or ""
         try:
-            kinds.update(_kind(ip) for ip in await _resolve(host, 80))
+            kinds.update(_kind(ip) for ip in await _resolve(host, 80, lookups))
         except GuardError:
             continue  # decides nothing: if it resolves later, each connection is checked
     if kinds and kinds <= {"loopback", "private"}:
@@ -110,17 +112,19 @@ class BlockedAddress(GuardError):
 
 
 class GuardedResolver(AbstractResolver):
-    """aiohttp's resolver for one policy: the host's addresses that the policy allows."""
+    """aiohttp's resolver for one policy: the host's addresses that the policy allows, looked
+    up with ``lookups`` (their own threads, a deadline each: ``workers.dns``)."""
 
-    def __init__(self, policy: Policy) -> None:
+    def __init__(self, policy: Policy, lookups: Lookups) -> None:
         self.policy = policy
+        self.lookups = lookups
 
     async def resolve(
         self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
     ) -> list[ResolveResult]:
         reason = f"{BLOCKED_PREFIX}: {host} has no address"
         allowed: list[ResolveResult] = []
-        for ip, info in await _resolve_infos(host, port, family):
+        for ip, info in await _resolve_infos(host, port, family, self.lookups):
             why = blocked_reason(ip, self.policy)
             if why is not None:
                 reason = why
@@ -131,7 +135,7 @@ class GuardedResolver(AbstractResolver):
         return allowed
 
     async def close(self) -> None:
-        pass
+        self.lookups.close()
 
 
 def guarded_socket(policy: Policy) -> SocketFactoryType:
@@ -151,12 +155,12 @@ def guarded_socket(policy: Policy) -> SocketFactoryType:
     return open_socket
 
 
-async def _resolve(host: str, port: int) -> list[IPAddress]:
-    return [ip for ip, _ in await _resolve_infos(host, port, socket.AF_UNSPEC)]
+async def _resolve(host: str, port: int, lookups: Lookups) -> list[IPAddress]:
+    return [ip for ip, _ in await _resolve_infos(host, port, socket.AF_UNSPEC, lookups)]
 
 
 async def _resolve_infos(
-    host: str, port: int, family: int
+    host: str, port: int, family: int, lookups: Lookups
 ) -> list[tuple[IPAddress, ResolveResult]]:
     """The host's addresses, each with what aiohttp's connector needs to connect to it."""
     literal = _literal(host)
@@ -165,8 +169,8 @@ async def _resolve_infos(
         return [(literal, _result(host, str(literal), port, kind, 0))]
     loop = asyncio.get_running_loop()
     try:
-        infos = await loop.getaddrinfo(host, port, family=family, type=socket.SOCK_STREAM)
-    except OSError as exc:
+        infos = await lookups.getaddrinfo(host, port, family)
+    except (OSError, DnsTimeout) as exc:
         raise GuardError(f"dns: {exc}") from exc
     found: list[tuple[IPAddress, ResolveResult]] = []
     for af, _, proto, _, sockaddr in infos:

@@ -25,12 +25,15 @@ from workers.context import CTX_KEY, CrawlRules, WorkerContext
 from workers.disk import storage_reason
 from workers.fetch import FetchResult, excluded, failed, fetch
 from workers.finalize import write_manifest, write_warc_index
-from workers.frontier import Outcome, PageJob, Verdict
+from workers.frontier import Fetched, Outcome, PageJob, Verdict
 from workers.robots import ROBOTS_RETRY_BASE_S, ROBOTS_TTL_S, entry_of
 from workers.store import store_page
 from workers.turns import NoTurn
 
 log = structlog.get_logger()
+
+# the reason of the pages of a host that a crawl gave up on (frontier.lua's adapt)
+UNRESPONSIVE = "host unresponsive"
 
 
 class HandBack(Exception):
@@ -79,18 +82,23 @@ async def crawl_page(
     hops: int = 0,
     retried: int = 0,
     delay_ms: int = 0,
+    unresponsive: bool = False,
 ) -> None:
     """Fetch one page, store it, admit its new links (arguments as ``frontier.lua`` builds
     them: see ``PageJob``; ``delay_ms``, its host's delay between request starts, is claim.lua's
-    to keep). A bad page is recorded, never raised."""
+    to keep; ``unresponsive``: the crawl gave the host up, so the page is recorded as failed
+    without a request). A bad page is recorded, never raised."""
     worker: WorkerContext = ctx[CTX_KEY]
     crawl_id = crawl_of_job(ctx["job_id"])
     job = PageJob(crawl_id, url, depth, parent_url(url, parent), hops, retried)
+    verdict = Verdict(ctx[VERDICT])
     with structlog.contextvars.bound_contextvars(crawl_id=crawl_id, url=url, depth=depth):
-        await _run_job(ctx, _crawl(worker, job, int(ctx["job_try"]), Verdict(ctx[VERDICT])))
+        await _run_job(ctx, _crawl(worker, job, int(ctx["job_try"]), verdict, unresponsive))
 
 
-async def _crawl(worker: WorkerContext, job: PageJob, tries: int, verdict: Verdict) -> bool:
+async def _crawl(
+    worker: WorkerContext, job: PageJob, tries: int, verdict: Verdict, unresponsive: bool
+) -> bool:
     """Run one page job (claimed ``tries`` times without a close: more than one means a
     worker died or hung running it); True if it closed it (or gave it back to the
     frontier)."""
@@ -102,13 +110,22 @@ async def _crawl(worker: WorkerContext, job: PageJob, tries: int, verdict: Verdi
         return await _skip(worker, rules, job)
     if not await _disk_ready(worker, rules, job.crawl_id):
         return await _skip(worker, rules, job)
-    result = await _refusal(worker, rules, job, tries)
+    fetched = None
+    if unresponsive:  # the crawl gave the host up: no request
+        result: FetchResult | None = failed(job.url, UNRESPONSIVE)
+    else:
+        result = await _refusal(worker, rules, job, tries)
     if result is None:
         result = await _fetch(worker, rules, job)
-        if result.transient and job.retried < rules.spec.retries:
-            backoff = _fetch_backoff(job.retried, result)
+        fetched = Fetched(result.duration_ms, result.ok, result.timed_out)
+        # lost tries (a worker that died or hung mid-fetch) may each have sent a request:
+        # they count against the same budget, so a URL draws at most retries + 1 of them
+        spent = job.retried + tries - 1
+        if result.transient and spent < rules.spec.retries:
+            backoff = _fetch_backoff(spent, result)
             log.info("page retried", reason=result.reason or result.error, retry_in_s=backoff)
-            return await worker.frontier.retry(job, backoff, _hold(result))
+            job = replace(job, retried=spent)
+            return await worker.frontier.retry(job, backoff, _hold(result), fetched)
     redirect, target = None, result.redirect
     if target is not None:
         if job.hops >= worker.settings.max_redirects:
@@ -132,7 +149,7 @@ async def _crawl(worker: WorkerContext, job: PageJob, tries: int, verdict: Verdi
     links = await worker.links.of(result, rules.scope)
     queued = await worker.frontier.close(
         job, rules.spec.depth, _outcome(result), len(result.body), links, result.reason,
-        redirect, _hold(result),
+        redirect, _hold(result), fetched,
     )  # fmt: skip
     _log_page(result, links, queued)
     worker.metrics.closed(job.crawl_id, result)
@@ -247,13 +264,21 @@ def _no_turn(exc: NoTurn) -> HandBack:
     return HandBack(str(exc), random.uniform(0.5, 1.5), routine=True)
 
 
-async def fetch_robots(ctx: dict[str, Any], origin: str, retried: int = 0) -> None:
+async def fetch_robots(
+    ctx: dict[str, Any], origin: str, retried: int = 0, unresponsive: bool = False
+) -> None:
     """Fetch an origin's robots.txt for a crawl before any of its pages (see ``workers.robots``);
-    ``retried`` counts its transient failures so far."""
+    ``retried`` counts its transient failures so far; ``unresponsive``: the crawl gave the host
+    up, so it is not asked for (and the origin's pages fail for that reason)."""
     worker: WorkerContext = ctx[CTX_KEY]
     crawl_id = crawl_of_job(ctx["job_id"])
     with structlog.contextvars.bound_contextvars(crawl_id=crawl_id, url=f"{origin}/robots.txt"):
         job_id, verdict, tries = ctx["job_id"], Verdict(ctx[VERDICT]), int(ctx["job_try"])
+        if unresponsive and verdict is Verdict.RUN:
+            entry, _ = entry_of(failed(f"{origin}/robots.txt", UNRESPONSIVE))
+            await _run_job(ctx, worker.frontier.robots_done(job_id, origin, entry, 0.0,
+                                                            ROBOTS_TTL_S))  # fmt: skip
+            return
         await _run_job(ctx, _robots(worker, job_id, crawl_id, origin, retried, verdict, tries))
 
 
@@ -278,10 +303,11 @@ async def _robots(
         except NoTurn as exc:
             raise _no_turn(exc) from exc
     entry, transient = entry_of(result)
-    if transient and retried < rules.spec.retries and not giving_up:
-        backoff = _fetch_backoff(retried, result, ROBOTS_RETRY_BASE_S)
+    spent = retried + tries - 1  # lost tries count, as a page's do
+    if transient and spent < rules.spec.retries and not giving_up:
+        backoff = _fetch_backoff(spent, result, ROBOTS_RETRY_BASE_S)
         log.info("robots.txt retried", reason=result.reason or result.error, retry_in_s=backoff)
-        return await frontier.robots_retry(job_id, origin, retried, backoff)
+        return await frontier.robots_retry(job_id, origin, spent, backoff)
     parsed = await worker.robots.parse(crawl_id, origin, entry)
     delay = parsed.crawl_delay(worker.settings.robots_agent)
     log.info("robots.txt fetched", status=result.status, crawl_delay=delay or None)

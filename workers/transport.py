@@ -2,7 +2,8 @@
 aiohttp's connection pool and C HTTP parser, at a fraction of httpcore's CPU per request.
 
 Every connection is opened through the network guard (``GuardedResolver`` and
-``guarded_socket``); bodies are handed over raw (never decompressed here) and streamed in chunks
+``guarded_socket``), its name looked up in threads of the transport's own with a deadline
+(``workers.dns``); bodies are handed over raw (never decompressed here) and streamed in chunks
 of at most ``CHUNK`` bytes; aiohttp's errors reach the caller as httpx's.
 
 The package httpx-aiohttp (0.2.0) does the same in outline, but maps a refused connection and a
@@ -22,6 +23,7 @@ from aiohttp.client_proto import ResponseHandler
 from aiohttp.client_reqrep import ConnectionKey
 from yarl import URL
 
+from workers.dns import Lookups
 from workers.guard import GuardedResolver, GuardError, Policy, guarded_socket
 
 CHUNK = 64 * 1024
@@ -79,24 +81,31 @@ class _Connector(aiohttp.TCPConnector):
 
 
 class AiohttpTransport(httpx.AsyncBaseTransport):
-    """One aiohttp session (and connection pool) for one network policy.
+    """One aiohttp session (and connection pool) for one network policy, names looked up
+    within ``dns_timeout_s``.
 
     The session is opened on the first request, inside the running event loop."""
 
-    def __init__(self, policy: Policy, limits: httpx.Limits, ssl_context: ssl.SSLContext) -> None:
+    def __init__(
+        self, policy: Policy, limits: httpx.Limits, ssl_context: ssl.SSLContext,
+        dns_timeout_s: float,
+    ) -> None:  # fmt: skip
         self._policy = policy
         self._limits = limits
         self._ssl_context = ssl_context
+        self._dns_timeout_s = dns_timeout_s
         self._session: aiohttp.ClientSession | None = None
+        self._resolver: GuardedResolver | None = None
 
     def _open(self) -> aiohttp.ClientSession:
+        self._resolver = GuardedResolver(self._policy, Lookups(self._dns_timeout_s))
         connector = _Connector(
             max_idle=self._limits.max_keepalive_connections,  # None: no cap
             limit=self._limits.max_connections or 0,
             limit_per_host=0,
             keepalive_timeout=self._limits.keepalive_expiry,
             ssl=self._ssl_context,
-            resolver=GuardedResolver(self._policy),
+            resolver=self._resolver,
             socket_factory=guarded_socket(self._policy),
         )
         return aiohttp.ClientSession(
@@ -155,6 +164,9 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         if self._session is not None:
             await self._session.close()
             self._session = None
+        if self._resolver is not None:
+            await self._resolver.close()
+            self._resolver = None
 
 
 def _peer(response: aiohttp.ClientResponse) -> str | None:

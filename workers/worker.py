@@ -18,10 +18,11 @@ from shared.errors import RedisUnavailable
 from shared.jobs import CRAWL_PAGE, FETCH_ROBOTS, FINALIZE_CRAWL, deserialize, serialize
 from shared.keys import HEALTH_CHECK_INTERVAL_S, worker_health_key
 from shared.settings import Settings
-from workers.arq_worker import FleetWorker
+from workers.arq_worker import TURNS, FleetWorker
 from workers.context import METRICS_KEY, on_shutdown, on_startup
 from workers.metrics import WorkerMetrics, served_metrics
 from workers.tasks import crawl_page, fetch_robots, finalize_crawl
+from workers.turns import FetchTurns
 
 log = structlog.get_logger()
 
@@ -38,7 +39,8 @@ def worker_settings(settings: Settings, metrics: WorkerMetrics | None = None) ->
     served ``metrics``, if any).
 
     ``max_jobs`` is twice the concurrency (``Settings.jobs_held``; arq's default of 10 would
-    cap every worker at 10 pages in flight); results are not kept, so no ``arq:result:*`` key
+    cap every worker at 10 pages in flight) and room for ``max_parked`` jobs whose requests
+    wait on slow hosts (``workers/turns.py``); results are not kept, so no ``arq:result:*`` key
     outlives its job; payloads are msgpack, never pickle; running jobs of a cancelled crawl are
     aborted.
     """
@@ -53,7 +55,7 @@ def worker_settings(settings: Settings, metrics: WorkerMetrics | None = None) ->
         "on_startup": on_startup,
         "on_shutdown": on_shutdown,
         "ctx": {"settings": settings, METRICS_KEY: metrics},
-        "max_jobs": settings.jobs_held,
+        "max_jobs": settings.max_jobs,
         "poll_delay": settings.poll_delay_s,
         "job_timeout": settings.job_timeout_s,
         "keep_result": 0,
@@ -72,10 +74,13 @@ def build_worker(
 ) -> Worker:
     """An arq worker for ``settings``, counting into ``metrics`` if given (``overrides`` go to
     arq, e.g. ``burst=True``)."""
+    turns = FetchTurns(settings.concurrency, settings.park_after_s, settings.max_parked)
+    arq_settings = worker_settings(settings, metrics)
+    arq_settings["ctx"] = {**arq_settings["ctx"], TURNS: turns}
     return FleetWorker(
-        slot_lease_ms=settings.slot_lease_ms,
-        **{**worker_settings(settings, metrics), **overrides},
-    )
+        slot_lease_ms=settings.slot_lease_ms, active_jobs=settings.jobs_held, turns=turns,
+        **{**arq_settings, **overrides},
+    )  # fmt: skip
 
 
 async def wait_for_redis(settings: Settings, stop: asyncio.Event) -> bool:

@@ -67,10 +67,10 @@ local function crawl_cfg(c)
   local cfg = crawls[c]
   if not cfg then
     local v = redis.call('HMGET', crawl_key(c, 'meta'), 'state', 'host_limit', 'host_delay_ms',
-                         'robots', 'max_pages', 'depth', 'host_pages')
+                         'robots', 'max_pages', 'depth', 'host_pages', 'adaptive')
     cfg = {state = v[1], limit = tonumber(v[2] or '8'), delay = tonumber(v[3] or '0'),
            robots = v[4] == '1', max_pages = tonumber(v[5] or '0'), depth = tonumber(v[6] or '0'),
-           host_pages = tonumber(v[7] or '0')}
+           host_pages = tonumber(v[7] or '0'), adaptive = v[8] ~= '0'}
     crawls[c] = cfg
   end
   return cfg
@@ -78,6 +78,78 @@ end
 
 local function live(cfg)
   return cfg.state == 'running' or cfg.state == 'paused'
+end
+
+-- Adaptive politeness (a crawl's `adaptive`, on unless --no-adaptive), from what the closes
+-- of its pages saw of the host, kept in the host's state, so every crawl and worker sees it:
+-- - pace: a fetch that took SLOW_MS or more moves the host's pace halfway toward PACE_FACTOR
+--   times its duration, kept between PACE_MIN_MS and PACE_MAX_MS; a quicker one halves it,
+--   and under PACE_MIN_MS it is dropped. The pace is a delay between request starts, like
+--   --per-host-delay (the larger of the two and of Crawl-delay holds). A host that answers
+--   in less than SLOW_MS is never paced: its closes write nothing for it.
+-- - strikes: a timeout of a request sent after the host's last strike is a strike (requests
+--   that were in flight together time out together, and count once): it halves the host's
+--   slots (`cap`, 1 at least) and holds the host STRIKE_HOLD_MS, doubled per strike; any
+--   answer ends the run of strikes, and each answer gives back one slot. After GIVE_UP_STRIKES
+--   strikes in a row the crawl gives the host up (`C:gave_up`): its URLs are promoted at once,
+--   marked, and the workers record each as failed, "host unresponsive", without a request.
+local SLOW_MS = 1000
+local PACE_FACTOR = 2
+local PACE_MIN_MS = 2000
+local PACE_MAX_MS = 30000
+local STRIKE_HOLD_MS = 1000
+local GIVE_UP_STRIKES = 3
+
+-- what the closes of this call saw, by host: {crawl, its slot limit, took (ms), signal}
+-- with signal 'answer' (a response, any status) or 'timeout' (none in time)
+local observed = {}
+local function observe(host, c, cfg, took, signal)
+  if cfg.adaptive and (signal == 'answer' or signal == 'timeout') then
+    local seen = observed[host] or {}
+    seen[#seen + 1] = {c = c, limit = cfg.limit, took = took, signal = signal}
+    observed[host] = seen
+  end
+end
+
+-- Take in what was observed of a host (h as fill reads it); h.adapted says its state changed.
+local function adapt(h, seen)
+  for _, o in ipairs(seen) do
+    if o.signal == 'timeout' then
+      if F.now - o.took >= h.struck then
+        h.strikes, h.struck = h.strikes + 1, F.now
+        local slots = math.min(h.cap > 0 and h.cap or o.limit, o.limit)
+        h.cap = math.max(1, math.floor(slots / 2))
+        local hold = math.min(PACE_MAX_MS, STRIKE_HOLD_MS * 2 ^ (h.strikes - 1))
+        h.next, h.paced = math.max(h.next, F.now + hold), true
+        if h.strikes >= GIVE_UP_STRIKES then
+          h.gave_up[o.c] = true
+        end
+        h.adapted = true
+      end
+    else
+      if h.strikes > 0 then
+        h.strikes, h.adapted = 0, true
+      end
+      if h.cap > 0 then
+        h.cap, h.adapted = h.cap + 1, true
+        if h.cap >= o.limit then
+          h.cap = 0
+        end
+      end
+      local pace = h.pace
+      if o.took >= SLOW_MS then
+        pace = math.max(PACE_MIN_MS, math.min(PACE_MAX_MS, (pace + PACE_FACTOR * o.took) / 2))
+      elseif pace > 0 then
+        pace = pace / 2
+        if pace < PACE_MIN_MS then
+          pace = 0
+        end
+      end
+      if pace ~= h.pace then
+        h.pace, h.adapted = math.floor(pace), true
+      end
+    end
+  end
 end
 
 -- counters: read once per crawl, changed in Lua, written back in one HSET (flush_stats), with
@@ -262,7 +334,7 @@ local function forget_crawl(host, c)
   if redis.call('ZREM', host_key(host, 'queues'), c) == 1 then
     redis.call('HINCRBY', state, 'crawls', -1)
   end
-  redis.call('HDEL', state, c .. ':robots', c .. ':delay', c .. ':pages')
+  redis.call('HDEL', state, c .. ':robots', c .. ':delay', c .. ':pages', c .. ':gave_up')
 end
 
 -- A host with a delay between request starts has one job at most queued and not started yet
@@ -307,10 +379,13 @@ end
 -- `h` is the host's state as read by fill: busy (slots taken by every crawl), purged (whether
 -- the slots were purged already in this call), next (the next job's earliest start), ahead
 -- (the job queued and not started of a host with a delay), pages (crawl -> pages promoted,
--- as changed in this call), and the crawl's gate: robots (the robots.txt job its backlog
--- waits for), delay (its Crawl-delay, ms), and the pages it had promoted on the host.
+-- as changed in this call), what adapts (pace, cap, gave_up: see adapt), and the crawl's
+-- gate: robots (the robots.txt job its backlog waits for), delay (its Crawl-delay, ms), the
+-- pages it had promoted on the host, and whether it gave the host up.
+-- A crawl that gave the host up promotes its URLs at once, whatever the host's pace, each
+-- job marked so that the worker records it as failed without fetching it.
 -- Returns true if it promoted anything.
-local function fill_crawl(host, c, h, robots_gate, crawl_delay, pages_promoted)
+local function fill_crawl(host, c, h, robots_gate, crawl_delay, pages_promoted, gave_up)
   local pages = tonumber(pages_promoted or '0')
   local cfg = crawl_cfg(c)
   if not live(cfg) then
@@ -320,17 +395,27 @@ local function fill_crawl(host, c, h, robots_gate, crawl_delay, pages_promoted)
   if cfg.state ~= 'running' or robots_gate or over_budget(host, c, cfg, pages) then
     return false
   end
-  local delay = math.max(cfg.delay, tonumber(crawl_delay or '0'))
+  local drain = cfg.adaptive and (gave_up == '1' or h.gave_up[c] ~= nil)
+  local delay, limit = 0, cfg.limit
+  if not drain then
+    delay = math.max(cfg.delay, tonumber(crawl_delay or '0'))
+    if cfg.adaptive then
+      delay = math.max(delay, h.pace)
+      if h.cap > 0 and h.cap < limit then
+        limit = h.cap
+      end
+    end
+  end
   if delay > 0 and not ahead_open(h) then
     return false
   end
   local slots = host_key(host, 'slots')
-  if h.busy >= cfg.limit and not h.purged then
+  if h.busy >= limit and not h.purged then
     h.busy, h.purged = purge_slots(slots), true
   end
   local backlog = crawl_host_key(host, c, 'backlog')
   local promoted, gated = false, false
-  while h.busy < cfg.limit and not gated and (cfg.host_pages == 0 or pages < cfg.host_pages) do
+  while h.busy < limit and not gated and (cfg.host_pages == 0 or pages < cfg.host_pages) do
     local entry = redis.call('LPOP', backlog)
     if not entry then
       break
@@ -341,7 +426,11 @@ local function fill_crawl(host, c, h, robots_gate, crawl_delay, pages_promoted)
       start = math.max(F.now, tonumber(not_before), h.next)
       local id = c .. ':robots:' .. fingerprint(origin)
       local args = cmsgpack.pack(origin) .. cmsgpack.pack(tonumber(retried))
-      queue_job(slots, id, job_payload('fetch_robots', args, 2), start)
+      local nargs = 2
+      if drain then
+        start, args, nargs = F.now, args .. cmsgpack.pack(true), 3
+      end
+      queue_job(slots, id, job_payload('fetch_robots', args, nargs), start)
       redis.call('HSET', host_key(host, 'state'), c .. ':robots', id)
       gated = true
     else
@@ -356,8 +445,12 @@ local function fill_crawl(host, c, h, robots_gate, crawl_delay, pages_promoted)
       local args = cmsgpack.pack(url) .. cmsgpack.pack(tonumber(depth)) .. packed_parent
         .. cmsgpack.pack(tonumber(hops)) .. cmsgpack.pack(tonumber(retried))
         .. cmsgpack.pack(delay)
+      local nargs = 6
+      if drain then
+        start, args, nargs = F.now, args .. cmsgpack.pack(true), 7
+      end
       local id = c .. ':' .. fingerprint(url) .. ':' .. depth
-      queue_job(slots, id, job_payload('crawl_page', args, 6), start)
+      queue_job(slots, id, job_payload('crawl_page', args, nargs), start)
       pages = pages + 1
       h.pages[c] = pages
       if delay > 0 then
@@ -384,8 +477,8 @@ local function fill_queues(host, state, h)
   for i = 1, #waiting, 2 do
     local crawl = waiting[i]
     local gate = redis.call('HMGET', state, crawl .. ':robots', crawl .. ':delay',
-                            crawl .. ':pages')
-    if fill_crawl(host, crawl, h, gate[1], gate[2], gate[3]) and #waiting > 2 then
+                            crawl .. ':pages', crawl .. ':gave_up')
+    if fill_crawl(host, crawl, h, gate[1], gate[2], gate[3], gate[4]) and #waiting > 2 then
       last = last + 1
       redis.call('ZADD', queues, 'XX', last, crawl)
     end
@@ -402,24 +495,30 @@ local done_waiting = {}
 local function fill(host, c)
   local slots = host_key(host, 'slots')
   local state = host_key(host, 'state')
-  local h = {busy = redis.call('ZCARD', slots), purged = false, paced = false, pages = {}}
+  local h = {busy = redis.call('ZCARD', slots), purged = false, paced = false, pages = {},
+             gave_up = {}, adapted = false}
   local v
   if c then
-    v = redis.call('HMGET', state, 'next', 'ahead', 'crawls', c .. ':robots', c .. ':delay',
-                   c .. ':pages')
+    v = redis.call('HMGET', state, 'next', 'ahead', 'pace', 'cap', 'strikes', 'struck',
+                   'crawls', c .. ':robots', c .. ':delay', c .. ':pages', c .. ':gave_up')
   else
-    v = redis.call('HMGET', state, 'next', 'ahead')
+    v = redis.call('HMGET', state, 'next', 'ahead', 'pace', 'cap', 'strikes', 'struck')
   end
   h.next = tonumber(v[1] or '0')
   if v[2] and v[2] ~= '' then
     h.ahead = v[2]
   end
+  h.pace, h.cap = tonumber(v[3] or '0'), tonumber(v[4] or '0')
+  h.strikes, h.struck = tonumber(v[5] or '0'), tonumber(v[6] or '0')
   local done = done_waiting[host]
   if done and h.ahead and select(2, ahead_parts(h.ahead)) == done.id then
     h.ahead, h.next, h.paced = nil, math.max(h.next, done.next), true
   end
-  if c and tonumber(v[3] or '0') <= 1 and live(crawl_cfg(c)) then
-    fill_crawl(host, c, h, v[4], v[5], v[6])
+  if observed[host] then
+    adapt(h, observed[host])
+  end
+  if c and tonumber(v[7] or '0') <= 1 and live(crawl_cfg(c)) then
+    fill_crawl(host, c, h, v[8], v[9], v[10], v[11])
   else
     fill_queues(host, state, h)
   end
@@ -427,6 +526,17 @@ local function fill(host, c)
   local fields = {}
   if h.paced then
     fields = {'next', h.next, 'ahead', h.ahead or ''}
+  end
+  if h.adapted then
+    for _, pair in ipairs({{'pace', h.pace}, {'cap', h.cap}, {'strikes', h.strikes},
+                           {'struck', h.struck}}) do
+      fields[#fields + 1] = pair[1]
+      fields[#fields + 1] = pair[2]
+    end
+  end
+  for crawl in pairs(h.gave_up) do
+    fields[#fields + 1] = crawl .. ':gave_up'
+    fields[#fields + 1] = 1
   end
   for crawl, pages in pairs(h.pages) do
     fields[#fields + 1] = crawl .. ':pages'

@@ -6,15 +6,18 @@
 -- its close (its worker died before arq's own clean-up) finds it gone and changes nothing.
 -- KEYS: (frontier.lua's head)
 -- ARGV: (frontier.lua's head), job_id, url, fingerprint, depth, hops, retried, parent (as in
---       the job), outcome, bytes, reason ('' for none), not_before (ms), hold_ms, redirect url
---       ('' for none), redirect fingerprint, n, then n origins the worker has not sent before
+--       the job), outcome, bytes, reason ('' for none), not_before (ms), hold_ms, took_ms (how
+--       long the fetch took), signal ('answer': a response came; 'timeout': none in time; ''
+--       for no fetch or another failure), redirect url ('' for none), redirect fingerprint,
+--       n, then n origins the worker has not sent before
 --       (of the links and the redirect; their robots.txt may be new to the crawl), then
 --       (fingerprint, url) per link, at depth + 1
 -- outcome is 'fetched', 'failed', 'excluded' (by robots.txt: counted apart, no failure) or
 -- 'skipped' (stale or stopped: closed, not counted), 'retry' (a transient failure: the URL
 -- goes to the back of its host's backlog, not before not_before) or 'requeue' (not run, the
 -- crawl is paused: back to the front). hold_ms > 0 holds every request to the host that long
--- (a Retry-After).
+-- (a Retry-After). took_ms and signal are what the host's adaptive politeness learns from
+-- (frontier.lua's adapt), for a crawl that has it.
 -- Returns {status, admitted, considered, earliest}: status 1 = closed, -1 = this job was
 -- already closed (a re-run); considered = 1 if its links were weighed (0: a re-run, a stale
 -- page, an ended crawl), so the worker may remember them as seen; earliest = F.earliest.
@@ -23,13 +26,14 @@ local id, url, fp, depth, hops, retried, parent = ARGV[a], ARGV[a + 1], ARGV[a +
   tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4]), tonumber(ARGV[a + 5]), ARGV[a + 6]
 local outcome, nbytes, reason = ARGV[a + 7], tonumber(ARGV[a + 8]), ARGV[a + 9]
 local not_before, hold = tonumber(ARGV[a + 10]), tonumber(ARGV[a + 11])
-local redirect_url, redirect_fp = ARGV[a + 12], ARGV[a + 13]
-local n_origins = tonumber(ARGV[a + 14])
+local took, signal = tonumber(ARGV[a + 12]), ARGV[a + 13]
+local redirect_url, redirect_fp = ARGV[a + 14], ARGV[a + 15]
+local n_origins = tonumber(ARGV[a + 16])
 local new_origins = {}
-for i = a + 15, a + 14 + n_origins do
+for i = a + 17, a + 16 + n_origins do
   new_origins[ARGV[i]] = true
 end
-local links_from = a + 15 + n_origins
+local links_from = a + 17 + n_origins
 
 -- The crawl's busiest hosts: pages done per host in a sorted set of BUSIEST_HOSTS hosts at
 -- most (shared/keys.py names the same bound), one ZADD per page of a host it holds. A host it
@@ -60,6 +64,7 @@ if not close_job(id, host, c) then
   return {-1, 0, 0, F.earliest}
 end
 local cfg = crawl_cfg(c)
+observe(host, c, cfg, took, signal)
 if hold > 0 then
   local state = host_key(host, 'state')
   local until_ms = F.now + hold

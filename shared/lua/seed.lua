@@ -1,8 +1,8 @@
 -- Create a crawl (or add seeds to a running or paused one) and admit its seeds at depth 0.
 -- KEYS: (frontier.lua's head), crawls index
 -- ARGV: (frontier.lua's head), crawl_id, spec_json, created_at, host_limit, host_delay_ms,
---       robots (1 or 0), max_pages (0: none), depth, max_pages_per_host (0: none), then
---       (fingerprint, url) per seed
+--       robots (1 or 0), max_pages (0: none), depth, max_pages_per_host (0: none), adaptive
+--       (1 or 0: adaptive politeness, frontier.lua), then (fingerprint, url) per seed
 -- Returns {status, admitted}: status 1 = created, 0 = added to an existing crawl,
 -- -1 = the crawl exists and has ended; or {-2, 0, its spec} when it lives with a spec other
 -- than spec_json (seeds aside: a live crawl takes more seeds, never other options). Nothing
@@ -46,12 +46,13 @@ if state then
 else
   redis.call('HSET', meta, 'spec', ARGV[a + 1], 'state', 'running', 'created_at', ARGV[a + 2],
              'host_limit', ARGV[a + 3], 'host_delay_ms', ARGV[a + 4], 'robots', ARGV[a + 5],
-             'max_pages', ARGV[a + 6], 'depth', ARGV[a + 7], 'host_pages', ARGV[a + 8])
+             'max_pages', ARGV[a + 6], 'depth', ARGV[a + 7], 'host_pages', ARGV[a + 8],
+             'adaptive', ARGV[a + 9])
   redis.call('ZADD', KEYS[3], F.now, c)
   created = 1
 end
 local admitted = 0
-for i = a + 9, #ARGV, 2 do
+for i = a + 10, #ARGV, 2 do
   admitted = admitted + admit(c, ARGV[i], ARGV[i + 1], 0, 0, nil, nil)
 end
 fill_touched()

@@ -1,4 +1,9 @@
-"""A hostile web server on loopback: slow, endless, lying, compressed-bomb and trap pages."""
+"""A hostile web server on loopback: slow, endless, lying, compressed-bomb and trap pages.
+
+The slow ones, each until the server stops: ``/silent/...`` reads the request and answers
+nothing, ``/head-only/...`` sends a response head and then nothing, ``/slowloris/...`` trickles
+its body a byte every 0.2 s. The server notes when each request came (``arrivals``).
+"""
 
 from __future__ import annotations
 
@@ -29,8 +34,18 @@ class _Handler(BaseHTTPRequestHandler):
     server: _Server
 
     def do_GET(self) -> None:
-        path = self.path
-        if path == "/slowloris":
+        with self.server.lock:
+            self.server.arrivals.append((self.path, time.monotonic()))
+        self._answer(self.path)
+
+    def _answer(self, path: str) -> None:
+        if path.startswith("/silent"):
+            self.server.stopping.wait()
+        elif path.startswith("/head-only"):
+            self._head(200, "text/html", length=1000)
+            self.wfile.flush()
+            self.server.stopping.wait()
+        elif path.startswith("/slowloris"):
             self._head(200, "text/html", chunked=True)
             while not self.server.stopping.is_set():
                 self._chunk(b"<")
@@ -118,6 +133,8 @@ class _Server(ThreadingHTTPServer):
 
     def __init__(self) -> None:
         self.stopping = threading.Event()
+        self.lock = threading.Lock()
+        self.arrivals: list[tuple[str, float]] = []
         self.deep = _deep_page()
         self.many = _many_links_page()
         super().__init__((HOST, 0), _Handler)
@@ -135,6 +152,11 @@ class HostileWeb:
 
     def url(self, path: str) -> str:
         return f"http://{HOST}:{self.port}{path}"
+
+    def arrivals(self) -> list[tuple[str, float]]:
+        """(path, when it came: ``time.monotonic``) of every request so far."""
+        with self._server.lock:
+            return list(self._server.arrivals)
 
     def __enter__(self) -> HostileWeb:
         threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True).start()

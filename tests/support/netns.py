@@ -14,29 +14,37 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 
-def run_isolated(code: str, timeout: float = 120, hosts: str | None = None) -> Any:
+def run_isolated(
+    code: str, timeout: float = 120, hosts: str | None = None, resolv_conf: str | None = None
+) -> Any:
     """Run Python ``code`` in a fresh loopback-only network namespace; return the JSON it
-    prints on its last line. ``hosts`` replaces ``/etc/hosts`` there (and only there). Skips
+    prints on its last line. ``hosts`` and ``resolv_conf`` replace ``/etc/hosts`` and
+    ``/etc/resolv.conf`` there (a mount namespace too: the host's files are untouched). Skips
     the test where namespaces cannot be made."""
     if os.geteuid() != 0 or shutil.which("unshare") is None or shutil.which("ip") is None:
         pytest.skip("a loopback-only network namespace needs root, unshare and ip")
-    unshare = ["unshare", "-n"] if hosts is None else ["unshare", "-n", "-m"]
-    probe = subprocess.run([*unshare, "true"], capture_output=True)
+    replaced = {"/etc/hosts": hosts, "/etc/resolv.conf": resolv_conf}
+    flags = ["-n", "-m"] if any(v is not None for v in replaced.values()) else ["-n"]
+    probe = subprocess.run(["unshare", *flags, "true"], capture_output=True)
     if probe.returncode != 0:
         pytest.skip(f"cannot create a network namespace: {probe.stderr.decode().strip()}")
-    with tempfile.NamedTemporaryFile("w", suffix=".hosts") as hosts_file:
-        setup = "ip link set lo up"
-        if hosts is not None:
-            hosts_file.write(hosts)
-            hosts_file.flush()
-            setup += f" && mount --bind {hosts_file.name} /etc/hosts"
+    setup = "ip link set lo up"
+    with tempfile.TemporaryDirectory() as folder:
+        for target, text in replaced.items():
+            if text is not None:
+                source = Path(folder) / Path(target).name
+                source.write_text(text)
+                # unshare makes the new mount namespace private: the host's file is untouched
+                setup += f" && mount --bind {source} {target}"
         result = subprocess.run(
-            [*unshare, "sh", "-c", f'{setup} && exec "$0" -c "$1"', sys.executable, code],
+            ["unshare", *flags, "sh", "-c", f'{setup} && exec "$0" -c "$1"',
+             sys.executable, code],
             capture_output=True, text=True, timeout=timeout, cwd=os.getcwd(),
         )  # fmt: skip
     assert result.returncode == 0, result.stderr

@@ -286,6 +286,8 @@ class TestWeb:
         self.in_flight: dict[str, int] = {}
         self.max_in_flight: dict[str, int] = {}
         self.max_in_flight_total = 0  # over all hosts
+        # (time, host, requests in flight there) at every change
+        self._in_flight_log: list[tuple[float, str, int]] = []
         self._lock = threading.Lock()
         self._servers: list[_HostServer] = []
 
@@ -306,10 +308,20 @@ class TestWeb:
             self.max_in_flight[host] = max(self.max_in_flight.get(host, 0), self.in_flight[host])
             total = sum(self.in_flight.values())
             self.max_in_flight_total = max(self.max_in_flight_total, total)
+            self._in_flight_log.append((time.monotonic(), host, self.in_flight[host]))
 
     def leave(self, host: str) -> None:
         with self._lock:
             self.in_flight[host] -= 1
+            self._in_flight_log.append((time.monotonic(), host, self.in_flight[host]))
+
+    def peak_in_flight(self, host: str, since: float) -> int:
+        """The most requests in flight at once on ``host`` from ``since`` (``time.monotonic``)
+        on, those in flight then included."""
+        with self._lock:
+            before = [n for t, h, n in self._in_flight_log if h == host and t < since]
+            after = [n for t, h, n in self._in_flight_log if h == host and t >= since]
+        return max([*before[-1:], *after], default=0)
 
     def starts(self, host: str) -> list[float]:
         """Start times of the requests to ``host``, in order."""
