@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
+from bench.bigpages import big_pages_site
 from bench.ceiling import Ceiling, measure_ceiling
 from bench.docs import DOCS_HOST, PG_DOCS_PACKAGE, PG_DOCS_ROOT, docs_ground_truth, ensure_docs
 from bench.fair import ordinary_done_s, pages_on
@@ -41,7 +42,7 @@ from bench.wget import WgetRun, ensure_wget, run_wget
 from shared.settings import Extractor
 from workers.links import extract_hrefs
 
-SCENARIOS = ("a", "b", "c", "d", "docs", "pgdocs", "polite", "fair", "start")
+SCENARIOS = ("a", "b", "c", "d", "docs", "pgdocs", "polite", "fair", "start", "bigpages")
 
 T = TypeVar("T")
 
@@ -215,7 +216,7 @@ class Bench:
 
     def _fleet(
         self, scenario: str, seeds: list[str], depth: int, workers: int,
-        expected: set[str] | None, server_pid: int, extractor: Extractor = "bs4",
+        expected: set[str] | None, server_pid: int | None, extractor: Extractor = "bs4",
         concurrency: int | None = None, *, defaults: bool = False, per_host_delay: float = 0.0,
         variant: str = "",
     ) -> RunResult:  # fmt: skip
@@ -375,6 +376,14 @@ class Bench:
                 self._fleet(
                     "c", seeds, plan.depth, workers, expected, server.pid, concurrency=slots
                 )
+
+    def bigpages(self) -> None:
+        """One worker at its defaults on pages of 10 MiB: its peak memory, which the body
+        budget (CRAWLFLEET_MAX_BODY_BYTES_IN_FLIGHT, 256 MiB) bounds."""
+        self.log("scenario bigpages: 8 hosts x 8 pages of 10 MiB, 1 worker at its defaults")
+        with big_pages_site() as (seeds, expected):
+            # served by this process's threads: no server process to measure apart
+            self._fleet("bigpages", seeds, 1, 1, expected, None, defaults=True)
 
     def startup(self) -> None:
         rounds = self.plan.startup_rounds
@@ -661,7 +670,7 @@ class Bench:
             self.frontier()
         for name, scenario in (
             ("docs", self.docs), ("pgdocs", self.pgdocs), ("polite", self.polite),
-            ("fair", self.fair), ("start", self.startup),
+            ("fair", self.fair), ("start", self.startup), ("bigpages", self.bigpages),
         ):  # fmt: skip
             if name in wanted:
                 scenario()
