@@ -138,8 +138,8 @@ async def test_lost_tries_count_against_the_retries(
     web.site = Site({root: Page(hrefs=["/broken"]), broken: Page(status=500)})
     lost: list[str] = []
 
-    async def fetch(client: Any, url: str, *args: Any) -> FetchResult:
-        result = await real_fetch(client, url, *args)
+    async def fetch(client: Any, url: str, *args: Any, **kwargs: Any) -> FetchResult:
+        result = await real_fetch(client, url, *args, **kwargs)
         if url == broken and not lost:
             lost.append(url)
             raise RuntimeError("the worker hung once the request had gone out")
