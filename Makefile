@@ -49,7 +49,7 @@ fmt: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 unit: $(STAMP) $(REPLAY_STAMP)
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n auto
 
 test: lint unit
 
