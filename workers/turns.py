@@ -64,11 +64,14 @@ class FetchTurns:
         be given back while it waits. On leaving, the jobs waiting for a turn send their
         requests before this job goes on to parse what it fetched.
         """
-        try:
-            async with asyncio.timeout(FETCH_TURN_WAIT_S):
-                await self._turns.acquire()
-        except TimeoutError:
-            raise NoTurn(f"no fetch turn free in {FETCH_TURN_WAIT_S:g}s") from None
+        if not self._turns.locked():
+            await self._turns.acquire()  # free, and nobody waits before us: at once
+        else:
+            try:
+                async with asyncio.timeout(FETCH_TURN_WAIT_S):
+                    await self._turns.acquire()
+            except TimeoutError:
+                raise NoTurn(f"no fetch turn free in {FETCH_TURN_WAIT_S:g}s") from None
         ticket = _Ticket()
         timer = asyncio.get_running_loop().call_later(self._park_after_s, self._park, ticket)
         try:
