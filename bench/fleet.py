@@ -68,6 +68,7 @@ class FleetRun:
     timeout_s: float = 300.0
     extractor: Extractor = "bs4"  # the workers' CRAWLFLEET_EXTRACTOR
     per_host_delay: float = 0.0  # ``--per-host-delay``
+    adaptive: bool = True  # adaptive politeness (``--no-adaptive``: False)
     variant: str = ""  # a word for the label, when the run differs in what it crawls
 
     @property
@@ -79,6 +80,8 @@ class FleetRun:
             parts.append("defaults")
         if self.per_host_delay:
             parts.append(f"delay {self.per_host_delay:g}")
+        if not self.adaptive:
+            parts.append("no adaptive")
         if self.variant:
             parts.append(self.variant)
         return f"crawlfleet ({', '.join(parts)})" if parts else "crawlfleet"
@@ -223,6 +226,7 @@ def _measure(
         obey_robots=False,
         per_host_delay=run.per_host_delay,
         per_host_concurrency=per_host,
+        adaptive=run.adaptive,
         allow_private=True,
     )
     result.figures["per_host_concurrency"] = per_host

@@ -351,6 +351,13 @@ def _defaults_ratios(rows: list[Summary], scenario: str, workers: int) -> dict[s
         if wget:
             got[f"{scenario}: wall s {tool} / wget"] = _ratio(cf.wall_s, wget.wall_s)
     cf = found["crawlfleet (defaults)"]
+    plain = _find(rows, scenario, "crawlfleet (defaults, no adaptive)", workers)
+    if cf and plain:
+        key = f"{scenario}: pages/CPU-s crawlfleet (defaults) / (defaults, no adaptive)"
+        got[key] = _ratio(cf.pages_per_cpu_s, plain.pages_per_cpu_s)
+        got[f"{scenario}: wall s crawlfleet (defaults) / (defaults, no adaptive)"] = _ratio(
+            cf.wall_s, plain.wall_s
+        )
     if cf and phc:
         key = f"{scenario}: CPU s crawlfleet (defaults) / crawlfleet (per-host {per_host})"
         got[key] = _ratio(cf.cpu_s, phc.cpu_s)

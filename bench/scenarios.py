@@ -246,7 +246,7 @@ class Bench:
         self, scenario: str, seeds: list[str], depth: int, workers: int,
         expected: set[str] | None, server_pid: int, extractor: Extractor = "bs4",
         concurrency: int | None = None, *, defaults: bool = False, per_host_delay: float = 0.0,
-        variant: str = "",
+        variant: str = "", adaptive: bool = True,
     ) -> RunResult:  # fmt: skip
         """One crawl; per-host concurrency = the total (never binding), or with ``defaults``
         the crawl's default (``crawlfleet seed`` without ``--per-host-concurrency``)."""
@@ -263,6 +263,7 @@ class Bench:
             timeout_s=self.plan.run_timeout_s,
             extractor=extractor,
             per_host_delay=per_host_delay,
+            adaptive=adaptive,
             variant=variant,
         )
         speed = machine_speed()
@@ -494,6 +495,17 @@ class Bench:
                 depth, workers = plan.pgdocs_depth, plan.workers
                 return [
                     self._fleet("pgdocs", [seed], depth, workers, expected, pid, defaults=True),
+                    # adaptivity off beside it: a fast one-host crawl must cost the same
+                    self._fleet(
+                        "pgdocs",
+                        [seed],
+                        depth,
+                        workers,
+                        expected,
+                        pid,
+                        defaults=True,
+                        adaptive=False,
+                    ),
                     self._fleet("pgdocs", [seed], depth, workers, expected, pid),
                     *self._defaults_rows("pgdocs", seed, depth, expected, pid, with_bs4=False),
                 ]

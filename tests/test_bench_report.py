@@ -180,3 +180,14 @@ def test_the_slow_scenario_reports_the_ordinary_hosts_ratio_and_the_slow_urls_re
     assert got["slow: crawl done s with slow hosts"] == 100.0
     (line,) = [x for x in scenario_lines(report) if x.startswith("slow:")]
     assert "0.70 requests per slow URL, 1000 of 1000 recorded, crawl done at 100.0 s" in line
+
+
+def test_the_real_site_compares_adaptive_politeness_on_and_off() -> None:
+    """pgdocs: crawlfleet at its defaults over the same crawl with --no-adaptive, in pages
+    per CPU-second and wall time."""
+    on = _run("pgdocs", "crawlfleet (defaults)", 2, 800)  # 1.25 s, 1 CPU-s
+    off = _run("pgdocs", "crawlfleet (defaults, no adaptive)", 2, 1000)  # 1 s
+    off.cpu_crawler_s = 1.25
+    got = ratios(Report(plan=FULL, runs=[on, off]))
+    assert got["pgdocs: pages/CPU-s crawlfleet (defaults) / (defaults, no adaptive)"] == 1.25
+    assert got["pgdocs: wall s crawlfleet (defaults) / (defaults, no adaptive)"] == 1.25
