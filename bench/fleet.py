@@ -68,6 +68,7 @@ class FleetRun:
     timeout_s: float = 300.0
     extractor: Extractor = "bs4"  # the workers' CRAWLFLEET_EXTRACTOR
     per_host_delay: float = 0.0  # ``--per-host-delay``
+    adaptive: bool = True  # adaptive politeness (``--no-adaptive``: False)
     variant: str = ""  # a word for the label, when the run differs in what it crawls
     warc: bool = False  # ``--warc``: WARC files and their index instead of body files
 
@@ -82,6 +83,8 @@ class FleetRun:
             parts.append(f"delay {self.per_host_delay:g}")
         if self.warc:
             parts.append("warc")
+        if not self.adaptive:
+            parts.append("no adaptive")
         if self.variant:
             parts.append(self.variant)
         return f"crawlfleet ({', '.join(parts)})" if parts else "crawlfleet"
@@ -226,6 +229,7 @@ def _measure(
         obey_robots=False,
         per_host_delay=run.per_host_delay,
         per_host_concurrency=per_host,
+        adaptive=run.adaptive,
         allow_private=True,
         warc=run.warc,
     )

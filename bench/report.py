@@ -319,6 +319,7 @@ def ratios(report: Report) -> dict[str, float]:
         out.update(_defaults_ratios(rows, scenario, plan.workers))
     out.update(_polite_ratios(rows, plan.workers, plan.polite_delay_s))
     out.update(_fair_ratios(rows, plan.workers))
+    out.update(_slow_ratios(rows, plan.workers))
     return out
 
 
@@ -350,6 +351,13 @@ def _defaults_ratios(rows: list[Summary], scenario: str, workers: int) -> dict[s
         if wget:
             got[f"{scenario}: wall s {tool} / wget"] = _ratio(cf.wall_s, wget.wall_s)
     cf = found["crawlfleet (defaults)"]
+    plain = _find(rows, scenario, "crawlfleet (defaults, no adaptive)", workers)
+    if cf and plain:
+        key = f"{scenario}: pages/CPU-s crawlfleet (defaults) / (defaults, no adaptive)"
+        got[key] = _ratio(cf.pages_per_cpu_s, plain.pages_per_cpu_s)
+        got[f"{scenario}: wall s crawlfleet (defaults) / (defaults, no adaptive)"] = _ratio(
+            cf.wall_s, plain.wall_s
+        )
     if cf and phc:
         key = f"{scenario}: CPU s crawlfleet (defaults) / crawlfleet (per-host {per_host})"
         got[key] = _ratio(cf.cpu_s, phc.cpu_s)
@@ -387,6 +395,24 @@ def _fair_ratios(rows: list[Summary], workers: int) -> dict[str, float]:
         trapped.figures.get("ordinary_hosts_done_s"), alone.figures.get("ordinary_hosts_done_s")
     )
     return {} if value is None else {"fair: ordinary hosts done s with / without trap": value}
+
+
+def _slow_ratios(rows: list[Summary], workers: int) -> dict[str, float]:
+    """When the ordinary hosts' last page was stored, beside the slow hosts over alone; the
+    requests each slow URL drew; when the crawl with them ended."""
+    alone = _find(rows, "slow", "crawlfleet (defaults)", workers)
+    beside = _find(rows, "slow", "crawlfleet (defaults, + slow hosts)", workers)
+    if beside is None:
+        return {}
+    got = {
+        "slow: requests per slow URL": beside.figures.get("slow_requests_per_url"),
+        "slow: crawl done s with slow hosts": round(beside.wall_s, 1),
+    }
+    if alone is not None:
+        got["slow: ordinary hosts done s with / without slow hosts"] = _ratio(
+            beside.figures.get("ordinary_hosts_done_s"), alone.figures.get("ordinary_hosts_done_s")
+        )
+    return {k: v for k, v in got.items() if v is not None}
 
 
 def scenario_lines(report: Report) -> list[str]:
@@ -440,6 +466,27 @@ def scenario_lines(report: Report) -> list[str]:
             f"fair: {len(fair['ordinary_hosts'])} ordinary hosts ({fair['pages_expected']} "
             f"pages), the endless host {fair['trap_host']} ({fair['trap_pages_expected']} pages "
             f"within depth {fair['depth']}); the ordinary hosts' last page stored at: {done}"
+        )
+    slow = report.sites.get("slow")
+    if slow:
+        done = ", ".join(
+            f"{s.tool} {s.figures['ordinary_hosts_done_s']:.2f} s"
+            for s in rows
+            if s.scenario == "slow" and "ordinary_hosts_done_s" in s.figures
+        )
+        beside = next((s for s in rows if s.scenario == "slow" and s.figures.get(
+            "slow_requests_per_url") is not None), None)  # fmt: skip
+        after = ""
+        if beside is not None:
+            after = (
+                f"; with them {beside.figures['slow_requests_per_url']:.2f} requests per slow "
+                f"URL, {beside.figures.get('slow_urls_recorded', 0):.0f} of {slow['slow_urls']} "
+                f"recorded, crawl done at {beside.wall_s:.1f} s"
+            )
+        lines.append(
+            f"slow: {len(slow['ordinary_hosts'])} ordinary hosts ({slow['pages_expected']} "
+            f"pages), {slow['slow_hosts']} slow hosts ({slow['slow_urls']} URLs answered after "
+            f"{slow['slow_after_s']:g} s); the ordinary hosts' last page stored at: {done}{after}"
         )
     return lines
 

@@ -9,6 +9,9 @@ Issue 15's scenarios compare the tools at their defaults: ``pgdocs`` (the Postgr
 behind nginx) and the docs site with crawlfleet at its default per-host concurrency, Scrapy at
 its default concurrency and GNU wget; ``polite`` (a per-host delay against the bound it sets);
 ``fair`` (ordinary hosts crawled alone, then beside an endless host).
+
+Issue 22's scenario: ``slow`` (ordinary hosts crawled alone, then beside hosts that take a
+minute to answer each request).
 """
 
 from __future__ import annotations
@@ -36,13 +39,14 @@ from bench.polite import politeness_bound, urls_per_host
 from bench.result import PageSetCheck, RunResult
 from bench.server import ServerProcess
 from bench.site import SiteConfig, SyntheticSite
+from bench.slow import SlowHosts, slow_requests
 from bench.startup import StartupResult, run_startup
 from bench.trap import EndlessHost
 from bench.wget import WgetRun, ensure_wget, run_wget
-from shared.settings import Extractor
+from shared.settings import Extractor, Settings
 from workers.links import extract_hrefs
 
-SCENARIOS = ("a", "b", "c", "d", "docs", "pgdocs", "polite", "fair", "start", "bigpages")
+SCENARIOS = ("a", "b", "c", "d", "docs", "pgdocs", "polite", "fair", "slow", "start", "bigpages")
 
 T = TypeVar("T")
 
@@ -81,6 +85,14 @@ class Plan:
     fair_site: SiteConfig
     fair_depth: int
     fair_trap_links: int
+    # slow: these ordinary hosts alone, then beside slow_hosts x slow_pages URLs answered
+    # slow_after_s after each request, in slow_rounds rounds (a slow run lasts minutes)
+    slow_site: SiteConfig
+    slow_depth: int
+    slow_hosts: int
+    slow_pages: int
+    slow_after_s: float
+    slow_rounds: int
     ceiling_requests: int
     ceiling_seconds: float
     startup_rounds: int  # one-page crawls of scenario start
@@ -125,6 +137,15 @@ FULL = Plan(
                          page_bytes=8192, latency_s=0.05, window=24),
     fair_depth=4,
     fair_trap_links=6,
+    # 2,036 URLs on 7 hosts at 10 ms; beside 50 hosts x 20 URLs that answer after 60 s, the
+    # total timeout: none answers in time
+    slow_site=SiteConfig(seed=5, hosts=7, pages_per_host=2000, links_per_page=12,
+                         page_bytes=8192, latency_s=0.01, window=72),
+    slow_depth=4,
+    slow_hosts=50,
+    slow_pages=20,
+    slow_after_s=60.0,
+    slow_rounds=1,
     ceiling_requests=40_000,
     ceiling_seconds=10.0,
     startup_rounds=7,
@@ -161,6 +182,14 @@ QUICK = Plan(
                          page_bytes=8192, latency_s=0.05, window=6),
     fair_depth=3,
     fair_trap_links=6,
+    # 541 URLs on 7 hosts at 10 ms; beside 10 hosts x 10 URLs answered after 5 s (paced)
+    slow_site=SiteConfig(seed=5, hosts=7, pages_per_host=500, links_per_page=12,
+                         page_bytes=8192, latency_s=0.01, window=24),
+    slow_depth=3,
+    slow_hosts=10,
+    slow_pages=10,
+    slow_after_s=5.0,
+    slow_rounds=1,
     ceiling_requests=6_000,
     ceiling_seconds=3.0,
     startup_rounds=3,
@@ -218,7 +247,7 @@ class Bench:
         self, scenario: str, seeds: list[str], depth: int, workers: int,
         expected: set[str] | None, server_pid: int | None, extractor: Extractor = "bs4",
         concurrency: int | None = None, *, defaults: bool = False, per_host_delay: float = 0.0,
-        variant: str = "",
+        variant: str = "", adaptive: bool = True,
     ) -> RunResult:  # fmt: skip
         """One crawl; per-host concurrency = the total (never binding), or with ``defaults``
         the crawl's default (``crawlfleet seed`` without ``--per-host-concurrency``)."""
@@ -235,6 +264,7 @@ class Bench:
             timeout_s=self.plan.run_timeout_s,
             extractor=extractor,
             per_host_delay=per_host_delay,
+            adaptive=adaptive,
             variant=variant,
         )
         speed = machine_speed()
@@ -474,6 +504,17 @@ class Bench:
                 depth, workers = plan.pgdocs_depth, plan.workers
                 return [
                     self._fleet("pgdocs", [seed], depth, workers, expected, pid, defaults=True),
+                    # adaptivity off beside it: a fast one-host crawl must cost the same
+                    self._fleet(
+                        "pgdocs",
+                        [seed],
+                        depth,
+                        workers,
+                        expected,
+                        pid,
+                        defaults=True,
+                        adaptive=False,
+                    ),
                     self._fleet("pgdocs", [seed], depth, workers, expected, pid),
                     *self._defaults_rows("pgdocs", seed, depth, expected, pid, with_bs4=False),
                 ]
@@ -653,6 +694,67 @@ class Bench:
                         + (f", {pages_on(result, trap.host)} endless pages" if with_trap else "")
                     )
 
+    def slow(self) -> None:
+        """The ordinary hosts alone, then with the slow hosts' URLs as seeds too (defaults
+        both times), in turned order: when the ordinary hosts were done, how many requests
+        each slow URL drew, and when the crawl ended."""
+        plan = self.plan
+        config, depth = plan.slow_site, plan.slow_depth
+        self.log(
+            f"scenario slow: {_describe(config, depth)}; then beside {plan.slow_hosts} hosts "
+            f"x {plan.slow_pages} URLs answering after {plan.slow_after_s:g} s"
+        )
+        slow = SlowHosts(config.hosts, plan.slow_hosts, plan.slow_pages, plan.slow_after_s)
+        with ServerProcess.synthetic(config, slow=slow) as server:
+            site = SyntheticSite(config, server.port)
+            slow = replace(slow, port=server.port)
+            truth = site.ground_truth(depth)
+            ordinary, slow_urls = set(truth), slow.urls()
+            # answered in time (the default total timeout): they are pages of the crawl
+            answered = plan.slow_after_s < Settings().total_timeout
+            hosts = [site.host(h) for h in range(config.hosts)]
+            self.report.sites["slow"] = {
+                "config": config.to_dict(),
+                "depth": depth,
+                "ordinary_hosts": hosts,
+                "pages_expected": len(ordinary),
+                "pages_by_depth": _by_depth(truth.values()),
+                "slow_hosts": plan.slow_hosts,
+                "slow_urls": len(slow_urls),
+                "slow_after_s": plan.slow_after_s,
+            }
+            self.log(
+                f"  ground truth: {len(ordinary)} pages on {len(hosts)} hosts; "
+                f"{len(slow_urls)} URLs on {plan.slow_hosts} slow hosts"
+                + (" (answered in time)" if answered else " (none answered in time)")
+            )
+            for round_ in range(plan.slow_rounds):
+                for with_slow in _turned([False, True], round_):
+                    seeds = site.seeds() + (slow_urls if with_slow else [])
+                    expected = ordinary | set(slow_urls) if with_slow and answered else ordinary
+                    asked = slow_requests(server.port, hosts[0])
+                    result = self._fleet(
+                        "slow", seeds, depth, plan.workers, expected, server.pid,
+                        defaults=True, variant="+ slow hosts" if with_slow else "",
+                    )  # fmt: skip
+                    done = ordinary_done_s(result, hosts)
+                    if done is not None:
+                        result.figures["ordinary_hosts_done_s"] = round(done, 3)
+                    line = "    ordinary hosts' last page stored at " + (
+                        "?" if done is None else f"{done:.2f} s"
+                    )
+                    if with_slow:
+                        per_url = (slow_requests(server.port, hosts[0]) - asked) / len(slow_urls)
+                        ended = len(set(slow_urls) & result.urls) + result.failed
+                        result.figures["slow_requests_per_url"] = round(per_url, 2)
+                        result.figures["slow_urls_recorded"] = ended
+                        line += (
+                            f"; {per_url:.2f} requests per slow URL, {ended} of "
+                            f"{len(slow_urls)} slow URLs recorded, crawl done at "
+                            f"{result.wall_s:.1f} s"
+                        )
+                    self.log(line)
+
     def run(self, only: set[str] | None = None) -> Report:
         plan = self.plan
         wanted = only or set(plan.default_scenarios)
@@ -670,7 +772,8 @@ class Bench:
             self.frontier()
         for name, scenario in (
             ("docs", self.docs), ("pgdocs", self.pgdocs), ("polite", self.polite),
-            ("fair", self.fair), ("start", self.startup), ("bigpages", self.bigpages),
+            ("fair", self.fair), ("slow", self.slow), ("start", self.startup),
+            ("bigpages", self.bigpages),
         ):  # fmt: skip
             if name in wanted:
                 scenario()

@@ -8,7 +8,9 @@ Two modes, on loopback only:
 - ``static``: the files of a folder on 127.0.0.2 (``/`` and folders serve ``index.html``).
 
 ``synthetic ... --endless-links K`` also serves an endless host (:mod:`bench.trap`) on the
-host after the site's, every page linking to K new ones.
+host after the site's, every page linking to K new ones; ``--slow-hosts N --slow-pages K
+--slow-after S`` serves N hosts after those (:mod:`bench.slow`), each answering its K pages S
+seconds after each request, and ``/_stats`` (how many requests the slow hosts had).
 
 Run as ``python -m bench.server synthetic '<config json>'`` or ``... static <folder>``: it
 prints ``PORT <n>`` once listening and serves until killed, or until ``--max-seconds``.
@@ -32,6 +34,7 @@ from types import TracebackType
 from urllib.parse import unquote, urlsplit
 
 from bench.site import FIRST_HOST, SiteConfig, SyntheticSite
+from bench.slow import SLOW_BODY, STATS_PATH, SlowHosts
 from bench.trap import EndlessHost
 
 MAX_HEADER_BYTES = 16 * 1024
@@ -46,14 +49,37 @@ class Content:
     def get(self, host: str, path: str) -> tuple[int, bytes, bytes]:
         raise NotImplementedError
 
+    def latency_for(self, host: str) -> float:
+        """How long the answers of ``host`` take."""
+        return self.latency_s
+
 
 class SyntheticContent(Content):
-    def __init__(self, site: SyntheticSite, trap: EndlessHost | None = None) -> None:
+    def __init__(
+        self, site: SyntheticSite, trap: EndlessHost | None = None, slow: SlowHosts | None = None
+    ) -> None:
         self.site = site
         self.trap = trap
+        self.slow = slow
+        self.slow_hosts = frozenset(slow.names()) if slow is not None else frozenset()
+        self.slow_requests = 0
         self.latency_s = site.config.latency_s
 
+    def latency_for(self, host: str) -> float:
+        if host in self.slow_hosts:
+            assert self.slow is not None
+            return self.slow.after_s
+        return self.latency_s
+
     def get(self, host: str, path: str) -> tuple[int, bytes, bytes]:
+        if path == STATS_PATH:
+            return 200, b"application/json", b'{"slow_requests": %d}' % self.slow_requests
+        if host in self.slow_hosts:
+            assert self.slow is not None
+            self.slow_requests += 1
+            if not self.slow.is_page(path):
+                return 404, b"text/plain", _NOT_FOUND
+            return 200, b"text/html; charset=utf-8", SLOW_BODY
         if self.trap is not None and host == self.trap.host:
             n = self.trap.page_index(path)
             if n is None:
@@ -157,10 +183,9 @@ class HttpProtocol(asyncio.Protocol):
         path = urlsplit(target.decode("latin-1")).path or "/"
         status, ctype, body = self.content.get(host, path)
         self.busy = True
-        if self.content.latency_s > 0:
-            self.loop.call_later(
-                self.content.latency_s, self._respond, status, ctype, body, keep_alive
-            )
+        latency = self.content.latency_for(host) if path != STATS_PATH else 0.0
+        if latency > 0:
+            self.loop.call_later(latency, self._respond, status, ctype, body, keep_alive)
         else:
             self._respond(status, ctype, body, keep_alive)
 
@@ -233,12 +258,17 @@ class ServerProcess:
 
     @classmethod
     def synthetic(
-        cls, config: SiteConfig, max_seconds: float = 1800, endless_links: int = 0
-    ) -> ServerProcess:
-        """The site of ``config``, and an endless host after it if ``endless_links``."""
+        cls, config: SiteConfig, max_seconds: float = 1800, endless_links: int = 0,
+        slow: SlowHosts | None = None,
+    ) -> ServerProcess:  # fmt: skip
+        """The site of ``config``, and an endless host after it if ``endless_links``, and
+        ``slow`` hosts after those."""
         args = ["synthetic", json.dumps(config.to_dict())]
         if endless_links:
             args += ["--endless-links", str(endless_links)]
+        if slow is not None:
+            args += ["--slow-hosts", str(slow.hosts), "--slow-pages", str(slow.pages),
+                     "--slow-after", str(slow.after_s)]  # fmt: skip
         return cls(args, max_seconds)
 
     @classmethod
@@ -302,6 +332,9 @@ def main() -> None:
     parser.add_argument(
         "--endless-links", type=int, default=0, help="also serve an endless host (bench.trap)"
     )
+    parser.add_argument("--slow-hosts", type=int, default=0, help="slow hosts (bench.slow)")
+    parser.add_argument("--slow-pages", type=int, default=0, help="URLs of each slow host")
+    parser.add_argument("--slow-after", type=float, default=0.0, help="their answers' delay")
     args = parser.parse_args()
     content: Content
     if args.mode == "synthetic":
@@ -309,8 +342,12 @@ def main() -> None:
         trap = None
         if args.endless_links:
             trap = EndlessHost(config.hosts, args.endless_links, config.page_bytes)
-        content = SyntheticContent(SyntheticSite(config, 0), trap)
-        hosts = [f"127.0.0.{FIRST_HOST + h}" for h in range(config.hosts + (trap is not None))]
+        before_slow = config.hosts + (trap is not None)
+        slow = None
+        if args.slow_hosts:
+            slow = SlowHosts(before_slow, args.slow_hosts, args.slow_pages, args.slow_after)
+        content = SyntheticContent(SyntheticSite(config, 0), trap, slow)
+        hosts = [f"127.0.0.{FIRST_HOST + h}" for h in range(before_slow + args.slow_hosts)]
     else:
         content = StaticContent(Path(args.what))
         hosts = [f"127.0.0.{FIRST_HOST}"]

@@ -50,9 +50,9 @@ class Settings(BaseSettings):
     # rate times the wait, and about twice that, as responses come back in bursts
     concurrency: int = Field(default=128, ge=1, le=1024)
     # a request unanswered this long after it took its fetch turn gives the turn back and waits
-    # on (parked) without holding any of the worker's capacity (workers/turns.py): pages of a
-    # few hundred kilobytes come within it, hosts that take seconds or never answer do not
-    park_after_s: float = Field(default=1.0, gt=0)
+    # on (parked) without holding any of the worker's capacity (workers/turns.py): most pages
+    # come within it; hosts that take seconds or never answer hold a turn this long at most
+    park_after_s: float = Field(default=0.5, gt=0)
     # requests parked at once per worker: each costs a socket and a coroutine, so thousands
     # fit; it is what lets 50 hosts that never answer (8 slots each) wait beside the others
     max_parked: int = Field(default=1024, ge=0)

@@ -9,7 +9,7 @@ import pytest
 
 from bench.ideal import best_latency_ratio, model_crawl
 from bench.measure import machine_speed
-from bench.report import machine_spread, ratios, summarize
+from bench.report import machine_spread, ratios, scenario_lines, summarize
 from bench.result import RunResult
 from bench.scenarios import FULL, QUICK, Bench, Report
 from bench.site import SyntheticSite
@@ -158,3 +158,36 @@ def test_the_model_crawler_finds_the_ground_truth_and_pays_only_the_waits_it_can
     report.sites["b"] = {"config": latency.to_dict(), "depth": depth}
     got = ratios(report)["latency hidden, best possible (1 workers): model crawler"]
     assert got == round(at_zero / with_latency, 2)
+
+
+def test_the_slow_scenario_reports_the_ordinary_hosts_ratio_and_the_slow_urls_requests() -> None:
+    """slow: the ordinary hosts' done time beside the slow hosts over alone, the requests per
+    slow URL and when the crawl with them ended, from the runs' own figures; a line says it."""
+    alone = _run("slow", "crawlfleet (defaults)", 2, 700)
+    alone.figures["ordinary_hosts_done_s"] = 3.0
+    beside = _run("slow", "crawlfleet (defaults, + slow hosts)", 2, 10)
+    beside.figures.update(
+        ordinary_hosts_done_s=3.3, slow_requests_per_url=0.7, slow_urls_recorded=1000
+    )
+    report = Report(plan=FULL, runs=[alone, beside])
+    report.sites["slow"] = {
+        "ordinary_hosts": ["127.0.0.2"] * 7, "pages_expected": 2036, "slow_hosts": 50,
+        "slow_urls": 1000, "slow_after_s": 60.0,
+    }  # fmt: skip
+    got = ratios(report)
+    assert got["slow: ordinary hosts done s with / without slow hosts"] == 1.1
+    assert got["slow: requests per slow URL"] == 0.7
+    assert got["slow: crawl done s with slow hosts"] == 100.0
+    (line,) = [x for x in scenario_lines(report) if x.startswith("slow:")]
+    assert "0.70 requests per slow URL, 1000 of 1000 recorded, crawl done at 100.0 s" in line
+
+
+def test_the_real_site_compares_adaptive_politeness_on_and_off() -> None:
+    """pgdocs: crawlfleet at its defaults over the same crawl with --no-adaptive, in pages
+    per CPU-second and wall time."""
+    on = _run("pgdocs", "crawlfleet (defaults)", 2, 800)  # 1.25 s, 1 CPU-s
+    off = _run("pgdocs", "crawlfleet (defaults, no adaptive)", 2, 1000)  # 1 s
+    off.cpu_crawler_s = 1.25
+    got = ratios(Report(plan=FULL, runs=[on, off]))
+    assert got["pgdocs: pages/CPU-s crawlfleet (defaults) / (defaults, no adaptive)"] == 1.25
+    assert got["pgdocs: wall s crawlfleet (defaults) / (defaults, no adaptive)"] == 1.25

@@ -149,16 +149,19 @@ def test_bad_options_are_one_line_exit_2(args: list[str], words: list[str], redi
 
 
 def test_seed_status_cancel(redis_url: str) -> None:
-    """seed prints the id; status shows it running with its counters; cancel drops its queue."""
+    """seed prints the id and stores its options (--no-adaptive too); status shows it running
+    with its counters; cancel drops its queue."""
     seeded = cli("--redis-url", redis_url, "seed", "http://127.0.0.2:9/a", "http://127.0.0.2:9/b",
                  "--crawl-id", "cli-1", "--depth", "3", "--content-type", "text/html",
-                 "--per-host-delay", "0.5", "--ignore-robots", "--deny", "x$")  # fmt: skip
+                 "--per-host-delay", "0.5", "--ignore-robots", "--deny", "x$",
+                 "--no-adaptive")  # fmt: skip
     assert seeded.returncode == 0 and seeded.stdout.strip() == "cli-1"
     status = cli("--redis-url", redis_url, "status", "cli-1", "--json")
     data = json.loads(status.stdout)
     assert data["state"] == "running" and data["spec"]["depth"] == 3
     assert data["spec"]["content_types"] == ["text/html"] and data["spec"]["deny"] == ["x$"]
     assert data["spec"]["per_host_delay"] == 0.5 and data["spec"]["obey_robots"] is False
+    assert data["spec"]["adaptive"] is False
     assert data["counters"]["pending"] == 2
     table = cli("--redis-url", redis_url, "status")
     assert "cli-1" in table.stdout and "running" in table.stdout

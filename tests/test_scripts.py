@@ -866,6 +866,9 @@ def test_page_job_args_keep_parent_exactly(
 # --- adaptive politeness (frontier.lua's adapt) ------------------------------------------------
 
 
+ADAPTIVE_FIELDS = {"pace", "cap", "strikes", "struck"}
+
+
 def answered(took_ms: int) -> Fetched:
     return Fetched(took_ms, answered=True, timed_out=False)
 
@@ -899,7 +902,7 @@ async def test_a_host_that_answers_quickly_is_never_paced(redis: Redis, settings
     assert await run_all(frontier, redis, settings, fetched=answered(50)) == 4
     jobs = await queued(redis, settings)
     assert len(jobs) == 4 and all(score <= before + 1000 for score in jobs.values())
-    assert not {"pace", "cap", "strikes", "struck"} & set(await host_state(redis))
+    assert not ADAPTIVE_FIELDS & set(await host_state(redis))
 
 
 async def test_a_slow_host_is_paced_by_how_long_it_takes(redis: Redis, settings: Settings) -> None:
@@ -974,6 +977,10 @@ async def test_timeouts_cut_slots_hold_the_host_and_give_it_up(
     assert len(jobs) == 8 and max(jobs.values()) <= later + 1000  # not held, not capped
     for job_id in jobs:
         assert deserialize(await redis.get(job_key(job_id)) or b"")["a"][6] is True
+    # the crawl ends: what was learnt of the host goes with the last crawl listed on it
+    await cancel_crawl(redis, settings, "c1")
+    assert not ADAPTIVE_FIELDS & set(await host_state(redis))
+    assert "c1:gave_up" not in await host_state(redis)
 
 
 async def test_an_answer_ends_the_strikes_and_gives_slots_back(

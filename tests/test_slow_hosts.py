@@ -221,7 +221,8 @@ async def test_a_host_that_times_out_three_times_is_given_up(
     assert max(requests.values()) <= spec.retries + 1
     # rounds of 8 (its slots), then 4, then 2: the retries and the rest were never sent
     assert sum(requests.values()) <= 8 + 4 + 2
-    assert (await host_state(settings, SLOW_HOST))["strikes"] == "3"
+    # what was learnt of the host ended with the crawl: a later one starts afresh
+    assert not ADAPTIVE_FIELDS & set(await host_state(settings, SLOW_HOST))
 
 
 async def test_without_adaptive_a_slow_host_keeps_its_slots_and_is_never_given_up(

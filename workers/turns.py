@@ -17,8 +17,11 @@ not read to the end) ``park_after_s`` after it took its turn is *parked*: it giv
 turn and its job's place in the worker, and waits on, up to its deadline, at no cost to the
 others. The worker claims another job in its place (``parked`` counts them;
 ``FleetWorker``), up to ``max_parked`` parked at once (then a slow request keeps its turn).
-A fast response (everything under a second) never parks: its path is the same as before
-parking existed, but for one timer set and cancelled.
+A fast response (all of it within ``park_after_s``, half a second by default) never parks:
+parking costs its path one timer set and cancelled, and a free turn is taken without a
+timeout context, which more than pays for it. What bounds a worker's requests is then the
+frontier (each host's slots, fleet-wide); what bounds the bodies it holds is its jobs
+(``max_jobs`` x the page cap at worst, and a parked request is one whose bytes come slowly).
 """
 
 from __future__ import annotations
@@ -64,11 +67,14 @@ class FetchTurns:
         be given back while it waits. On leaving, the jobs waiting for a turn send their
         requests before this job goes on to parse what it fetched.
         """
-        try:
-            async with asyncio.timeout(FETCH_TURN_WAIT_S):
-                await self._turns.acquire()
-        except TimeoutError:
-            raise NoTurn(f"no fetch turn free in {FETCH_TURN_WAIT_S:g}s") from None
+        if not self._turns.locked():
+            await self._turns.acquire()  # free, and nobody waits before us: at once
+        else:
+            try:
+                async with asyncio.timeout(FETCH_TURN_WAIT_S):
+                    await self._turns.acquire()
+            except TimeoutError:
+                raise NoTurn(f"no fetch turn free in {FETCH_TURN_WAIT_S:g}s") from None
         ticket = _Ticket()
         timer = asyncio.get_running_loop().call_later(self._park_after_s, self._park, ticket)
         try:

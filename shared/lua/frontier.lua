@@ -104,7 +104,7 @@ local GIVE_UP_STRIKES = 3
 -- with signal 'answer' (a response, any status) or 'timeout' (none in time)
 local observed = {}
 local function observe(host, c, cfg, took, signal)
-  if cfg.adaptive and (signal == 'answer' or signal == 'timeout') then
+  if cfg.adaptive and live(cfg) and (signal == 'answer' or signal == 'timeout') then
     local seen = observed[host] or {}
     seen[#seen + 1] = {c = c, limit = cfg.limit, took = took, signal = signal}
     observed[host] = seen
@@ -327,12 +327,15 @@ local function purge_slots(slots)
   return redis.call('ZCARD', slots)
 end
 
--- Drop an ended crawl's backlog on a host and take it off the host's queues.
+-- Drop an ended crawl's backlog on a host and take it off the host's queues; what adaptive
+-- politeness learnt of the host lasts while a crawl is listed there, so that a later crawl
+-- neither inherits an old pace nor gives the host up at its first timeout.
 local function forget_crawl(host, c)
   redis.call('DEL', crawl_host_key(host, c, 'backlog'))
   local state = host_key(host, 'state')
-  if redis.call('ZREM', host_key(host, 'queues'), c) == 1 then
-    redis.call('HINCRBY', state, 'crawls', -1)
+  if redis.call('ZREM', host_key(host, 'queues'), c) == 1
+     and redis.call('HINCRBY', state, 'crawls', -1) <= 0 then
+    redis.call('HDEL', state, 'pace', 'cap', 'strikes', 'struck')
   end
   redis.call('HDEL', state, c .. ':robots', c .. ':delay', c .. ':pages', c .. ':gave_up')
 end
