@@ -194,3 +194,40 @@ def test_seed_name_with_a_public_address_makes_a_public_crawl(settings: Settings
     assert inside["allow_private=False"] == [200, None]
     assert inside["allow_private=True"] == [200, None]
     assert out["requested"] == 3  # the page, by each crawl allowed to reach it
+
+
+UNSETTLED = """
+import asyncio, json
+from workers.dns import Lookups
+from workers.guard import seed_policy
+
+async def main():
+    lookups = Lookups(5.0)
+    out = {}
+    try:
+        for name, seeds in {
+            "inside": ["http://inside.test/"],
+            "half": ["http://inside.test/", "http://missing.test/"],
+            "public": ["http://93.184.216.34/", "http://missing.test/"],
+        }.items():
+            policy, settled = await seed_policy(seeds, False, lookups)
+            out[name] = [policy.value, settled]
+    finally:
+        lookups.close()
+    print(json.dumps(out))
+
+asyncio.run(main())
+"""
+
+
+def test_a_seed_that_does_not_resolve_leaves_the_policy_unsettled() -> None:
+    """A seed whose name does not resolve (yet) beside private ones makes the crawl public for
+    now but unsettled, so a worker asks again rather than block the crawl's own hosts for
+    good; a public seed settles it whatever the others (a loopback-only namespace, names from
+    its own /etc/hosts)."""
+    out = run_isolated(UNSETTLED, hosts="127.0.0.1 localhost\n127.0.0.2 inside.test\n")
+    assert out == {
+        "inside": ["internal", True],
+        "half": ["public", False],
+        "public": ["public", True],
+    }

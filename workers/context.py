@@ -25,7 +25,7 @@ from workers.disk import DiskCheck
 from workers.dns import Lookups
 from workers.fetch import make_client
 from workers.frontier import Frontier
-from workers.guard import Policy, policy_for
+from workers.guard import Policy, seed_policy
 from workers.metrics import WorkerMetrics
 from workers.parsing import PageLinks
 from workers.robots import RobotsCache
@@ -78,13 +78,15 @@ class WorkerContext:
         rules = self.rules.get(crawl_id)
         if rules is None:
             spec = await load_spec(self.frontier.redis, crawl_id)
+            policy, settled = await seed_policy(spec.seeds, spec.allow_private, self.lookups)
             rules = CrawlRules(
                 spec=spec,
                 scope=ScopeRule(spec.scope, spec.seeds, spec.allow, spec.deny),
                 layout=CrawlLayout(self.settings.data_dir, crawl_id),
-                policy=await policy_for(spec.seeds, spec.allow_private, self.lookups),
+                policy=policy,
             )
-            self.rules[crawl_id] = rules
+            if settled:  # else its seeds are looked up again for the crawl's next job
+                self.rules[crawl_id] = rules
         return rules
 
 

@@ -76,18 +76,29 @@ async def policy_for(seeds: Iterable[str], allow_private: bool, lookups: Lookups
     """The policy of a crawl from its seed URLs: internal if every address of every seed
     (its host, or what the host resolves to with ``lookups``) is loopback or private; open
     with ``allow_private``; else public."""
+    return (await seed_policy(seeds, allow_private, lookups))[0]
+
+
+async def seed_policy(
+    seeds: Iterable[str], allow_private: bool, lookups: Lookups
+) -> tuple[Policy, bool]:
+    """``policy_for``'s policy, and whether it is settled: a seed that did not resolve (its
+    name server slow or not ready yet) leaves an internal crawl public for now, to be asked
+    again, where keeping that answer would block the crawl's own hosts for good."""
     if allow_private:
-        return Policy.OPEN
+        return Policy.OPEN, True
     kinds: set[str] = set()
+    unresolved = False
     for seed in seeds:
         host = urlsplit(seed).hostname or ""
         try:
             kinds.update(_kind(ip) for ip in await _resolve(host, 80, lookups))
         except GuardError:
-            continue  # decides nothing: if it resolves later, each connection is checked
-    if kinds and kinds <= {"loopback", "private"}:
-        return Policy.INTERNAL
-    return Policy.PUBLIC
+            unresolved = True  # decides nothing: if it resolves later, each connection is checked
+    if kinds and kinds <= {"loopback", "private"} and not unresolved:
+        return Policy.INTERNAL, True
+    # a public address settles it; only unresolved seeds beside private ones leave it open
+    return Policy.PUBLIC, not unresolved or not kinds <= {"loopback", "private"}
 
 
 def blocked_reason(ip: IPAddress, policy: Policy) -> str | None:
