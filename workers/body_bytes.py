@@ -56,6 +56,10 @@ class BodyBytes:
                 self._changed.notify_all()
 
     async def _take(self, hold: _Hold, n: int) -> None:
+        if self.used + n <= self.limit:  # room: nothing to wait for (no await until counted)
+            self.used += n
+            hold.size += n
+            return
         async with self._changed:
             await self._changed.wait_for(
                 lambda: self.used + n <= self.limit or next(iter(self._holds)) is hold

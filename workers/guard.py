@@ -95,10 +95,11 @@ async def seed_policy(
             kinds.update(_kind(ip) for ip in await _resolve(host, 80, lookups))
         except GuardError:
             unresolved = True  # decides nothing: if it resolves later, each connection is checked
-    if kinds and kinds <= {"loopback", "private"} and not unresolved:
+    private = kinds <= {"loopback", "private"}
+    if kinds and private and not unresolved:
         return Policy.INTERNAL, True
     # a public address settles it; only unresolved seeds beside private ones leave it open
-    return Policy.PUBLIC, not unresolved or not kinds <= {"loopback", "private"}
+    return Policy.PUBLIC, not (unresolved and private)
 
 
 def blocked_reason(ip: IPAddress, policy: Policy) -> str | None:
