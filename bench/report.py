@@ -415,6 +415,15 @@ def _slow_ratios(rows: list[Summary], workers: int) -> dict[str, float]:
     return {k: v for k, v in got.items() if v is not None}
 
 
+def _ordinary_done(rows: list[Summary], scenario: str) -> str:
+    """When each run of ``scenario`` stored its ordinary hosts' last page (fair, slow)."""
+    return ", ".join(
+        f"{s.tool} {s.figures['ordinary_hosts_done_s']:.2f} s"
+        for s in rows
+        if s.scenario == scenario and "ordinary_hosts_done_s" in s.figures
+    )
+
+
 def scenario_lines(report: Report) -> list[str]:
     """What the table has no column for: page sets against wget's, the politeness bound, when
     the fair scenario's ordinary hosts were done."""
@@ -457,11 +466,7 @@ def scenario_lines(report: Report) -> list[str]:
             )
     fair = report.sites.get("fair")
     if fair:
-        done = ", ".join(
-            f"{s.tool} {s.figures['ordinary_hosts_done_s']:.2f} s"
-            for s in rows
-            if s.scenario == "fair" and "ordinary_hosts_done_s" in s.figures
-        )
+        done = _ordinary_done(rows, "fair")
         lines.append(
             f"fair: {len(fair['ordinary_hosts'])} ordinary hosts ({fair['pages_expected']} "
             f"pages), the endless host {fair['trap_host']} ({fair['trap_pages_expected']} pages "
@@ -469,11 +474,7 @@ def scenario_lines(report: Report) -> list[str]:
         )
     slow = report.sites.get("slow")
     if slow:
-        done = ", ".join(
-            f"{s.tool} {s.figures['ordinary_hosts_done_s']:.2f} s"
-            for s in rows
-            if s.scenario == "slow" and "ordinary_hosts_done_s" in s.figures
-        )
+        done = _ordinary_done(rows, "slow")
         beside = next((s for s in rows if s.scenario == "slow" and s.figures.get(
             "slow_requests_per_url") is not None), None)  # fmt: skip
         after = ""

@@ -7,15 +7,13 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from redis.asyncio import Redis
 
 from scheduler.control import seed_crawl
 from scheduler.local import LocalWorkers
-from shared.catalog import workers_serving
 from shared.connections import connected
 from shared.crawl import CrawlSpec, CrawlState
 from shared.settings import Settings
-from tests.support.crawling import read_manifest, wait_done
+from tests.support.crawling import read_manifest, wait_done, wait_serving
 from tests.support.testweb import Page, Site, TestWeb
 from workers.body_bytes import BodyBytes, take_body_bytes
 
@@ -110,24 +108,15 @@ async def test_a_worker_crawling_big_pages_stays_within_its_bound(
     spec = CrawlSpec(crawl_id="big", seeds=[web.url(h, "/") for h in range(3)], depth=1)
     with LocalWorkers(tight, 1, tight.data_dir / "logs") as fleet:
         pid = fleet.procs[0].pid
+        await wait_serving(tight, 1)
+        at_start = _peak_rss_mib(pid)
         async with connected(tight.redis_url) as redis:
-            started = await _started(tight, redis)
-            at_start = _peak_rss_mib(pid)
             await seed_crawl(redis, tight, spec)
             status = await wait_done(tight, "big", timeout=120)
             peak = _peak_rss_mib(pid)
-    assert started and status.state is CrawlState.DONE
+    assert status.state is CrawlState.DONE
     assert sum(r["length"] == 4 * MIB for r in read_manifest(tight.data_dir, "big")) == 24
     # the budget, the page read past it by the oldest job, the copies a body is joined into
     # and the allocator's slack: 35 MiB measured, where the bodies unbounded grew it by 146
     bound = 8 + 10 * 4
     assert peak - at_start < bound, f"peak {peak:.0f} MiB, {at_start:.0f} MiB at the start"
-
-
-async def _started(settings: Settings, redis: Redis) -> bool:
-    """Wait until the worker serves the queue (its start-up allocations are then made)."""
-    for _ in range(600):
-        if await workers_serving(redis, settings.queue_name):
-            return True
-        await asyncio.sleep(0.1)
-    return False

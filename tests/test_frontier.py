@@ -16,11 +16,10 @@ import pytest
 
 from scheduler.control import seed_crawl
 from scheduler.local import LocalWorkers
-from shared.catalog import workers_serving
 from shared.connections import connected
 from shared.crawl import CrawlSpec, CrawlState
 from shared.settings import Settings
-from tests.support.crawling import crawl_in_process, read_manifest, wait_done
+from tests.support.crawling import crawl_in_process, read_manifest, wait_done, wait_serving
 from tests.support.testweb import Page, Site, TestWeb, star_site
 from workers import robots
 from workers.frontier import SentLinks
@@ -150,13 +149,10 @@ async def test_four_workers_share_one_host(web: TestWeb, settings: Settings) -> 
     root = star_site(web, pages, latency=0.02)
     spec = CrawlSpec(crawl_id="share", seeds=[root], depth=1)
     with LocalWorkers(settings, 4, settings.data_dir / "logs"):
+        # all four serving first: on a loaded machine one that starts late would find the
+        # crawl of less than a second nearly done (start-up is the next test's)
+        await wait_serving(settings, 4)
         async with connected(settings.redis_url) as redis:
-            # all four serving first: on a loaded machine one that starts late would find the
-            # crawl of less than a second nearly done (start-up is the next test's)
-            deadline = time.monotonic() + 120
-            while await workers_serving(redis, settings.queue_name) < 4:
-                assert time.monotonic() < deadline, "the four workers did not all start"
-                await asyncio.sleep(0.05)
             await seed_crawl(redis, settings, spec)
         status = await wait_done(settings, "share", timeout=120)
     assert status.counters.fetched == pages + 1

@@ -10,7 +10,7 @@ from typing import Any
 
 from scheduler.control import seed_crawl
 from scheduler.local import LocalWorkers
-from shared.catalog import load_status
+from shared.catalog import load_status, workers_serving
 from shared.connections import connected
 from shared.crawl import CrawlSpec, CrawlState, CrawlStatus
 from shared.settings import Settings
@@ -28,6 +28,16 @@ async def crawl_in_process(settings: Settings, spec: CrawlSpec) -> CrawlStatus:
         await worker.close()
     async with connected(settings.redis_url) as redis:
         return await load_status(redis, spec.crawl_id)
+
+
+async def wait_serving(settings: Settings, workers: int, timeout: float = 120) -> None:
+    """Wait until ``workers`` workers serve the settings' queue (started, their start-up
+    allocations made)."""
+    deadline = time.monotonic() + timeout
+    async with connected(settings.redis_url) as redis:
+        while await workers_serving(redis, settings.queue_name) < workers:
+            assert time.monotonic() < deadline, f"fewer than {workers} workers started"
+            await asyncio.sleep(0.05)
 
 
 async def wait_done(settings: Settings, crawl_id: str, timeout: float = 120) -> CrawlStatus:
