@@ -91,15 +91,36 @@ async def seed_policy(
     unresolved = False
     for seed in seeds:
         host = urlsplit(seed).hostname or ""
-        try:
-            kinds.update(_kind(ip) for ip in await _resolve(host, 80, lookups))
-        except GuardError:
+        addresses = await _resolve_soon(host, lookups)
+        if addresses is None:
             unresolved = True  # decides nothing: if it resolves later, each connection is checked
+        else:
+            kinds.update(_kind(ip) for ip in addresses)
     private = kinds <= {"loopback", "private"}
     if kinds and private and not unresolved:
         return Policy.INTERNAL, True
     # a public address settles it; only unresolved seeds beside private ones leave it open
     return Policy.PUBLIC, not (unresolved and private)
+
+
+# a seed's name that does not resolve is asked again this often, for this long from the first
+# ask: a name server just started (a compose network's) answers within a second or two
+_RESOLVE_AGAIN_S = 0.5
+_RESOLVE_FOR_S = 5.0
+
+
+async def _resolve_soon(host: str, lookups: Lookups) -> list[IPAddress] | None:
+    """A seed host's addresses, asked again while its lookup fails for ``_RESOLVE_FOR_S``;
+    None if it never resolved."""
+    loop = asyncio.get_running_loop()
+    until = loop.time() + _RESOLVE_FOR_S
+    while True:
+        try:
+            return await _resolve(host, 80, lookups)
+        except GuardError:
+            if loop.time() + _RESOLVE_AGAIN_S > until:
+                return None
+        await asyncio.sleep(_RESOLVE_AGAIN_S)
 
 
 def blocked_reason(ip: IPAddress, policy: Policy) -> str | None:
