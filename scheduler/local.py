@@ -10,7 +10,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from types import TracebackType
 
 from shared.errors import LogFileError, MetricsPortError
 from shared.settings import Settings
@@ -123,10 +122,5 @@ class LocalWorkers:
     def __enter__(self) -> LocalWorkers:
         return self.start()
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.stop()

@@ -10,6 +10,7 @@ from enum import StrEnum
 from pydantic import BaseModel, Field, field_validator
 
 from shared.errors import InvalidCrawlId
+from shared.mime import media_type
 from shared.urls import Scope
 
 _CRAWL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -91,7 +92,7 @@ class CrawlSpec(BaseModel):
         """True if a body of ``content_type`` is to be written to disk."""
         if not self.content_types:
             return True
-        mime = (content_type or "").split(";", 1)[0].strip().lower()
+        mime = media_type(content_type)
         return any(mime.startswith(t) if t.endswith("/") else mime == t for t in self.content_types)
 
     @field_validator("content_types")

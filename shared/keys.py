@@ -74,47 +74,44 @@ RESULT_KEY_PATTERN = "arq:result:*"
 ABORT_JOBS = abort_jobs_ss
 
 
+class _Named:
+    """A key of a scope named after the attribute that holds it: ``meta = _Named()`` in
+    ``CrawlKeys`` is ``cf:C:meta``."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, scope: CrawlKeys | HostKeys, owner: type | None = None) -> str:
+        return scope.key(self.name)
+
+
 @dataclass(frozen=True, slots=True)
 class CrawlKeys:
     """The key names of one crawl."""
 
     crawl_id: str
 
-    @property
-    def meta(self) -> str:
-        return f"{PREFIX}:{self.crawl_id}:meta"
+    meta = _Named()
+    stats = _Named()
+    reasons = _Named()
+    busiest = _Named()
+    hosts = _Named()
+    origins = _Named()
 
-    @property
-    def stats(self) -> str:
-        return f"{PREFIX}:{self.crawl_id}:stats"
+    def key(self, name: str) -> str:
+        return f"{PREFIX}:{self.crawl_id}:{name}"
 
     @property
     def seen(self) -> str:
         """The prefix of the seen buckets (``seen.lua`` appends the bucket)."""
-        return f"{PREFIX}:{self.crawl_id}:seen:"
+        return self.key("seen:")
 
     def seen_bucket(self, fingerprint: str) -> str:
         """The hash holding ``fingerprint``'s shortest depth."""
         return self.seen + fingerprint[:SEEN_BUCKET_DIGITS]
 
-    @property
-    def reasons(self) -> str:
-        return f"{PREFIX}:{self.crawl_id}:reasons"
-
-    @property
-    def busiest(self) -> str:
-        return f"{PREFIX}:{self.crawl_id}:busiest"
-
     def robots(self, origin: str) -> str:
-        return f"{PREFIX}:{self.crawl_id}:robots:{origin}"
-
-    @property
-    def hosts(self) -> str:
-        return f"{PREFIX}:{self.crawl_id}:hosts"
-
-    @property
-    def origins(self) -> str:
-        return f"{PREFIX}:{self.crawl_id}:origins"
+        return self.key(f"robots:{origin}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,20 +120,16 @@ class HostKeys:
 
     host: str
 
-    @property
-    def slots(self) -> str:
-        return f"{PREFIX}:{{{self.host}}}:slots"
+    def key(self, name: str) -> str:
+        """A key of the host: every one carries the ``{host}`` hash tag."""
+        return f"{PREFIX}:{{{self.host}}}:{name}"
 
-    @property
-    def state(self) -> str:
-        return f"{PREFIX}:{{{self.host}}}:state"
-
-    @property
-    def queues(self) -> str:
-        return f"{PREFIX}:{{{self.host}}}:queues"
+    slots = _Named()
+    state = _Named()
+    queues = _Named()
 
     def backlog(self, crawl_id: str) -> str:
-        return f"{PREFIX}:{{{self.host}}}:{crawl_id}:backlog"
+        return self.key(f"{crawl_id}:backlog")
 
 
 def frontier_host(canonical_url: str) -> str:

@@ -19,6 +19,7 @@ from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
 from shared.batch import ScriptBatcher
+from shared.crawl import CrawlState
 from shared.jobs import finalize_job_id, now_ms
 from shared.keys import (
     ABORT_JOBS,
@@ -39,7 +40,7 @@ _FRAGMENTS = {
     "finish": ("seen",),
     "cancel": ("seen",),
 }
-SCRIPTS = ("pause", "resume", "forget", "in_flight", *_FRAGMENTS)
+SCRIPTS = ("switch_state", "forget", "in_flight", *_FRAGMENTS)
 
 
 @cache
@@ -301,12 +302,15 @@ class Frontier:
         return int(await self._call("forget", script_keys, [crawl_id]))
 
     async def pause(self, crawl_id: str) -> int:
-        """pause.lua: 0, -1 no such crawl, -2 not running."""
-        return int(await self._call("pause", [CrawlKeys(crawl_id).meta], []))
+        """switch_state.lua from running to paused: 0, -1 no such crawl, -2 not running."""
+        return await self._switch(crawl_id, CrawlState.RUNNING, CrawlState.PAUSED)
 
     async def resume(self, crawl_id: str) -> int:
-        """resume.lua: 0, -1 no such crawl, -2 not paused."""
-        return int(await self._call("resume", [CrawlKeys(crawl_id).meta], []))
+        """switch_state.lua from paused to running: 0, -1 no such crawl, -2 not paused."""
+        return await self._switch(crawl_id, CrawlState.PAUSED, CrawlState.RUNNING)
+
+    async def _switch(self, crawl_id: str, old: CrawlState, new: CrawlState) -> int:
+        return int(await self._call("switch_state", [CrawlKeys(crawl_id).meta], [old, new]))
 
 
 async def in_flight(redis: Redis, queue: str, crawl_id: str) -> int:

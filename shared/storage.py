@@ -27,6 +27,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 from shared.crawl import check_crawl_id
+from shared.mime import media_type
 from shared.nofollow import TMP_SUFFIX, entries, folder, read_at, remove_at, write_at
 
 MANIFEST = "manifest.jsonl"
@@ -88,8 +89,7 @@ class PageRecord(BaseModel):
 
 def body_extension(content_type: str | None) -> str:
     """A fixed file extension for a content type (``bin`` when unknown)."""
-    mime = (content_type or "").split(";", 1)[0].strip().lower()
-    return _EXTENSIONS.get(mime, "bin")
+    return _EXTENSIONS.get(media_type(content_type), "bin")
 
 
 class CrawlLayout:
@@ -99,22 +99,10 @@ class CrawlLayout:
     def __init__(self, data_dir: Path, crawl_id: str) -> None:
         self.data_dir = data_dir
         self.root = data_dir / check_crawl_id(crawl_id)
-
-    @property
-    def pages(self) -> Path:
-        return self.root / PAGES
-
-    @property
-    def manifest(self) -> Path:
-        return self.root / MANIFEST
-
-    @property
-    def warc_dir(self) -> Path:
-        return self.root / WARC
-
-    @property
-    def index(self) -> Path:
-        return self.root / INDEX
+        self.pages = self.root / PAGES
+        self.manifest = self.root / MANIFEST
+        self.warc_dir = self.root / WARC
+        self.index = self.root / INDEX
 
     def warc_path(self, filename: str) -> Path:
         """The path of a WARC file of the crawl; ValueError if ``filename`` is not a name a

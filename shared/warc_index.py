@@ -24,6 +24,7 @@ from warcio.archiveiterator import ArchiveIterator
 from warcio.exceptions import ArchiveLoadFailed
 from warcio.recordloader import ArcWarcRecord
 
+from shared.mime import media_type
 from shared.storage import CrawlLayout, WarcRef
 
 _WWW = re.compile(r"www\d*\.")
@@ -91,7 +92,7 @@ def _described(record: ArcWarcRecord, offset: int, length: int) -> Record:
     status = mime = None
     if http is not None and kind in ("response", "revisit"):
         status = http.get_statuscode()
-        mime = (http.get_header("Content-Type") or "").split(";", 1)[0].strip().lower() or None
+        mime = media_type(http.get_header("Content-Type")) or None
     return Record(
         offset=offset,
         length=length,

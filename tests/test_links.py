@@ -5,8 +5,9 @@ from __future__ import annotations
 import random
 from urllib.parse import urljoin
 
+from shared.mime import charset_of
 from shared.urls import ScopeRule
-from workers.links import _SKIPPED_SCHEMES, _resolve, charset_of, extract_hrefs, followable_links
+from workers.links import _SKIPPED_SCHEMES, _resolve, extract_hrefs, followable_links
 
 PAGE = "http://example.org/dir/page.html"
 

@@ -104,7 +104,7 @@ def test_fragments_are_prepended_where_used() -> None:
     for name in ("seed", "claim", "page_done", "robots_done", "fill_hosts", "sweep"):
         source = script_source(name)
         assert "local function admit" in source and "local function seen_get" in source
-    for name in ("cancel", "pause", "resume", "finish"):
+    for name in ("cancel", "switch_state", "finish"):
         assert "local function admit" not in script_source(name)
 
 

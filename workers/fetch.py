@@ -13,6 +13,7 @@ from urllib.parse import urljoin
 
 import httpx
 
+from shared.mime import media_type
 from shared.settings import Settings
 from shared.urls import canonicalize
 from workers.body_bytes import take_body_bytes
@@ -137,7 +138,7 @@ class FetchResult:
     @property
     def is_html(self) -> bool:
         """True for a successful HTML response, the only kind whose links are followed."""
-        mime = (self.content_type or "").split(";", 1)[0].strip().lower()
+        mime = media_type(self.content_type)
         return (
             self.status is not None
             and 200 <= self.status < 300

@@ -382,14 +382,3 @@ def _canonical_key(href: str) -> str:
     if sep and pre and pre[-1] > " " and frag.isascii():
         return pre
     return href
-
-
-def charset_of(content_type: str | None) -> str | None:
-    """The charset parameter of a Content-Type header, if any."""
-    if not content_type:
-        return None
-    for param in content_type.split(";")[1:]:
-        name, _, value = param.partition("=")
-        if name.strip().lower() == "charset" and value.strip():
-            return value.strip().strip("'\"")
-    return None

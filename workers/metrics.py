@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Iterator
-from types import TracebackType
 
 from prometheus_client import (
     CollectorRegistry,
@@ -93,12 +92,7 @@ class _Request:
         self._metrics.in_flight.inc()
         self._started = time.perf_counter()
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
         self._metrics.in_flight.dec()
         if exc_type is None:
             self._metrics.fetch_seconds.observe(time.perf_counter() - self._started)

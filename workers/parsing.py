@@ -12,14 +12,14 @@ from __future__ import annotations
 import asyncio
 import contextvars
 from concurrent.futures import ThreadPoolExecutor
-from types import TracebackType
 
 import structlog
 
+from shared.mime import charset_of
 from shared.settings import Settings
 from shared.urls import ScopeRule
 from workers.fetch import FetchResult
-from workers.links import charset_of, extract_hrefs, followable_links
+from workers.links import extract_hrefs, followable_links
 
 log = structlog.get_logger()
 
@@ -65,10 +65,5 @@ class PageLinks:
     def __enter__(self) -> PageLinks:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
