@@ -51,6 +51,7 @@ from shared.errors import (
 )
 from shared.keys import worker_health_key
 from shared.logs import configure_logging
+from shared.mime import media_type
 from shared.settings import Settings, setting_error
 from shared.storage import CrawlLayout
 from shared.urls import canonical_seed
@@ -458,12 +459,11 @@ def worker(
     )  # fmt: skip
     if check:
         raise typer.Exit(0 if _worker_alive(settings) else 1)
-    from workers.worker import run_worker
-
-    try:
-        run_worker(settings)
-    except CrawlfleetError as exc:
-        raise _failed(exc) from None
+    # the worker is its own program (the package the CLI does not import): this process
+    # becomes it, so a container's signals and exit status are the worker's own
+    sys.stdout.flush()
+    env = {**os.environ, **settings.to_env()}
+    os.execve(sys.executable, [sys.executable, "-m", "workers"], env)  # noqa: S606
 
 
 def _worker_alive(settings: Settings) -> bool:
@@ -876,7 +876,7 @@ def pages(
             if as_json:
                 print(record.model_dump_json())
                 continue
-            mime = (record.content_type or "-").split(";", 1)[0]
+            mime = media_type(record.content_type) or "-"
             note = f"  -> {record.redirect}" if record.redirect else ""
             note += f"  ({record.error})" if record.error else ""
             print(

@@ -6,7 +6,7 @@ import sys
 
 from pydantic import ValidationError
 
-from shared.errors import LogFileError, MetricsPortError
+from shared.errors import CrawlfleetError
 from shared.logs import configure_logging
 from shared.settings import Settings, setting_error
 from workers.worker import run_worker
@@ -20,11 +20,11 @@ def main() -> None:
         sys.exit(f"error: {setting_error(exc)}")
     try:
         configure_logging(settings.log_format, settings.log_level, settings.log_file)
-    except LogFileError as exc:
+    except CrawlfleetError as exc:
         sys.exit(f"error: {exc}")
     try:
         run_worker(settings)
-    except MetricsPortError as exc:
+    except CrawlfleetError as exc:
         sys.exit(f"error: {exc}")
 
 

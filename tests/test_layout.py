@@ -1,0 +1,123 @@
+"""The package picture holds: scheduler -> shared <- workers, and arq's private parts are
+touched by one adapter module only, whose reliance on them is pinned here."""
+
+from __future__ import annotations
+
+import ast
+import inspect
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from arq.connections import ArqRedis
+from arq.jobs import Job
+from arq.worker import Worker
+
+ARQ_CLASSES = {"Worker", "ArqRedis", "Job"}
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("shared", "scheduler", "workers")
+ADAPTER = ROOT / "workers" / "arq_worker.py"
+# the arq internals the adapter overrides or calls, with the parameters arq 0.26-0.28 gives
+# them: a release of arq that changes one fails here, not in a crawl
+ARQ_PRIVATES = {
+    "_poll_iteration": (["self"], True),
+    "_cancel_aborted_jobs": (["self"], True),
+    "_release_sem_dec_counter_on_complete": (["self"], False),
+}
+# the public methods the adapter overrides or calls with positions of its own
+ARQ_PUBLIC = {
+    "run_job": ["self", "job_id", "score"],
+    "finish_failed_job": ["self", "job_id", "result_data"],
+    "finish_job": [
+        "self", "job_id", "finish", "result_data", "result_timeout_s", "keep_result_forever",
+        "incr_score", "keep_in_progress",
+    ],
+}  # fmt: skip
+
+
+def product_files(package: str) -> Iterator[Path]:
+    yield from sorted((ROOT / package).rglob("*.py"))
+
+
+def imported_packages(path: Path) -> set[str]:
+    """The top-level packages a module imports, anywhere in it (lazy imports included)."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+@pytest.mark.parametrize(
+    ("package", "forbidden"), [("scheduler", {"workers"}), ("shared", {"workers", "scheduler"})]
+)
+def test_no_import_against_the_arrows(package: str, forbidden: set[str]) -> None:
+    """The scheduler starts workers as processes and never imports them; shared imports
+    neither side."""
+    offenders = {
+        path.relative_to(ROOT).as_posix(): sorted(imported_packages(path) & forbidden)
+        for path in product_files(package)
+        if imported_packages(path) & forbidden
+    }
+    assert offenders == {}
+
+
+def private_attributes(path: Path, own: bool = True) -> set[str]:
+    """The ``_name`` attributes (not dunders) a module reads of any object, and the methods
+    it defines; with ``own=False`` neither its methods nor what it reads of ``self`` (a
+    module that subclasses nothing of arq's: they are its own)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    names = {
+        n.attr
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Attribute)
+        and (own or not (isinstance(n.value, ast.Name) and n.value.id == "self"))
+    }
+    if own:
+        names |= {
+            n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)
+        }
+    return {n for n in names if n.startswith("_") and not n.startswith("__")}
+
+
+def subclasses_arq(path: Path) -> bool:
+    """Whether a module defines a class on one of arq's (then it is the adapter)."""
+    return any(
+        isinstance(n, ast.ClassDef) and any(ast.unparse(b) in ARQ_CLASSES for b in n.bases)
+        for n in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+    )
+
+
+def arq_privates() -> set[str]:
+    return {
+        name
+        for cls in (Worker, ArqRedis, Job)
+        for name in dir(cls)
+        if name.startswith("_") and not name.startswith("__")
+    }
+
+
+def test_arq_privates_only_in_the_adapter() -> None:
+    """No module but workers/arq_worker.py subclasses arq's classes or names a private
+    attribute of arq's."""
+    others = [path for package in PACKAGES for path in product_files(package) if path != ADAPTER]
+    assert [p.name for p in others if subclasses_arq(p)] == []
+    offenders = {
+        path.relative_to(ROOT).as_posix(): sorted(found)
+        for path in others
+        if (found := private_attributes(path, own=False) & arq_privates())
+    }
+    assert offenders == {}
+
+
+def test_the_adapter_relies_on_the_arq_it_was_written_for() -> None:
+    """Every arq private the adapter uses is pinned above, and arq still has it as pinned."""
+    assert private_attributes(ADAPTER) & arq_privates() == set(ARQ_PRIVATES)
+    for name, (params, is_async) in ARQ_PRIVATES.items():
+        method = getattr(Worker, name)
+        assert list(inspect.signature(method).parameters) == params, name
+        assert inspect.iscoroutinefunction(method) is is_async, name
+    for name, params in ARQ_PUBLIC.items():
+        assert list(inspect.signature(getattr(Worker, name)).parameters) == params, name
