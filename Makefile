@@ -48,7 +48,7 @@ fmt: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-unit: $(STAMP) $(REPLAY_STAMP)
+unit: $(STAMP) $(REPLAY_STAMP) docs-site
 	$(BIN)/pytest -q -n auto
 
 test: lint unit

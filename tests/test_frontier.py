@@ -11,6 +11,7 @@ import threading
 import time
 from collections import Counter
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 
@@ -162,16 +163,18 @@ async def test_four_workers_share_one_host(web: TestWeb, settings: Settings) -> 
     assert web.max_in_flight[web.hosts[0]] <= 8
 
 
-async def test_a_worker_started_mid_crawl_fetches_within_two_seconds(
+async def test_a_worker_started_mid_crawl_takes_its_share_at_once(
     web: TestWeb, settings: Settings
 ) -> None:
-    """A worker that joins a running one-host crawl takes part at once: its first page is
-    fetched within 2 s of its start (both times from its own log)."""
+    """A worker that joins a running one-host crawl takes part at once: of the pages fetched
+    after it started (both workers' logs), it fetched at least a quarter (half is fair), so
+    it never waits on the first worker's leftovers. How soon it fetches its first page is a
+    figure of the benchmark, not a limit here: a loaded machine delays any process."""
     settings = settings.model_copy(update={"concurrency": 64})
     # about 5 s at 8 requests in flight: the newcomer joins well before the end
     root = star_site(web, 400, latency=0.1)
     spec = CrawlSpec(crawl_id="join", seeds=[root], depth=1)
-    with LocalWorkers(settings, 1, settings.data_dir / "logs"):
+    with LocalWorkers(settings, 1, settings.data_dir / "logs") as first:
         async with connected(settings.redis_url) as redis:
             await seed_crawl(redis, settings, spec)
             deadline = time.monotonic() + 60
@@ -180,12 +183,18 @@ async def test_a_worker_started_mid_crawl_fetches_within_two_seconds(
                 await asyncio.sleep(0.05)
         with LocalWorkers(settings, 1, settings.data_dir / "late-logs") as newcomer:
             status = await wait_done(settings, "join", timeout=120)
-            lines = [json.loads(x) for x in newcomer.log_file(1).read_text().splitlines()]
     assert status.state is CrawlState.DONE
-    when: dict[str, datetime] = {}
-    for line in lines:
-        when.setdefault(line["event"], datetime.fromisoformat(line["timestamp"]))
-    assert (when["page fetched"] - when["worker started"]).total_seconds() < 2.0, when
+    late, early = log_events(newcomer.log_file(1)), log_events(first.log_file(1))
+    started = next(when for event, when in late if event == "worker started")
+    mine = sum(event == "page fetched" for event, _ in late)
+    theirs = sum(event == "page fetched" and when > started for event, when in early)
+    assert mine >= 0.25 * (mine + theirs), (mine, theirs)
+
+
+def log_events(path: Path) -> list[tuple[str, datetime]]:
+    """(event, time) of each JSON line of a worker's log."""
+    lines = [json.loads(x) for x in path.read_text().splitlines()]
+    return [(line["event"], datetime.fromisoformat(line["timestamp"])) for line in lines]
 
 
 def test_links_sent_once_are_not_sent_again_deeper() -> None:

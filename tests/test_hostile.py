@@ -50,7 +50,9 @@ async def test_slowloris_times_out(hostile: HostileWeb, tight: Settings) -> None
     """Bytes trickled forever: the fetch ends at the total timeout with reason timeout."""
     result, peak, took = await fetch_measured(hostile.url("/slowloris"), tight)
     assert result.error is not None and result.error.startswith("timeout")  # type: ignore[attr-defined]
-    assert took < tight.total_timeout + 1
+    # without the deadline the body trickles until the server stops: a generous margin still
+    # tells the two apart on a loaded machine
+    assert took < tight.total_timeout + 15
     assert peak < 2 * CAP, f"peak {peak} bytes"
 
 

@@ -19,6 +19,8 @@ from tests.support.testweb import TestWeb, make_site, shortest_depths
 from workers.worker import build_worker
 
 pytestmark = pytest.mark.slow
+# the slow host's answer time: a page still running this long after the cancel was not aborted
+SLOW_S = 30.0
 
 
 def requests_to(web: TestWeb, host: str) -> int:
@@ -28,12 +30,12 @@ def requests_to(web: TestWeb, host: str) -> int:
 async def test_cancel_stops_one_crawl_and_spares_the_other(
     web: TestWeb, fault_settings: Settings
 ) -> None:
-    """Cancel: running pages abort within a second, queued ones drop, a worker writes the
-    manifest of what was fetched, the other crawl is whole."""
+    """Cancel: running pages abort (long before they could answer), queued ones drop, a
+    worker writes the manifest of what was fetched, the other crawl is whole."""
     web.site = make_site(web.port, seed=5, pages_per_host=40, links_per_page=3, max_latency=0)
     slow_host, fast_host = web.hosts[0], web.hosts[1]
     for url, page in web.site.pages.items():
-        page.latency = 1.5 if f"//{slow_host}:" in url else 0.02
+        page.latency = SLOW_S if f"//{slow_host}:" in url else 0.02
     # every page of the slow host a seed: whenever one closes, others of its 40 are running
     slow_seeds = [url for url in web.site.pages if f"//{slow_host}:" in url]
     slow = CrawlSpec(crawl_id="slow", seeds=slow_seeds, depth=4)
@@ -42,14 +44,14 @@ async def test_cancel_stops_one_crawl_and_spares_the_other(
         async with connected(fault_settings.redis_url) as redis:
             await seed_crawl(redis, fault_settings, slow)
             await seed_crawl(redis, fault_settings, fast)
-            while (await load_status(redis, "slow")).counters.fetched < 2:
+            while not [k for k in await redis.keys("arq:in-progress:slow:*") if b"robots" not in k]:
                 await asyncio.sleep(0.05)
             result = await cancel_crawl(redis, fault_settings, "slow")
             assert result.aborted > 0 or result.dropped > 0
             cancelled_at = time.monotonic()
             # aborted jobs end at once; none of the crawl's jobs is left running or queued
             while await redis.keys("arq:in-progress:slow:*"):
-                assert time.monotonic() - cancelled_at < 1.0, "running pages were not aborted"
+                assert time.monotonic() - cancelled_at < SLOW_S / 2, "running pages not aborted"
                 await asyncio.sleep(0.05)
             # but the finalize job, which writes the manifest of what was fetched
             assert await redis.keys("arq:job:slow:*") in ([], [b"arq:job:slow:finalize"])
