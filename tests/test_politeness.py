@@ -47,11 +47,15 @@ async def test_per_host_delay_holds_across_workers(web: TestWeb, settings: Setti
     await crawl_with_fleet(settings, spec, workers=4)
     starts = web.starts(web.hosts[0])
     pages = [t for t, (u, _) in zip(starts, web.requests, strict=True) if "robots" not in u]
-    gaps = [b - a for a, b in itertools.pairwise(pages)]
-    # queued 0.25 s apart, started as they are claimed (a few ms late, or a tenth of the delay
-    # early after a job claimed late), seen by the server later or earlier: on a loaded
-    # machine a request sent late arrives late, and the gap after it shrinks (0.18 s seen)
-    assert len(gaps) == 10 and min(gaps) >= 0.15 and sum(gaps) / len(gaps) >= 0.24, gaps
+    assert len(pages) == 11
+    # queued 0.25 s apart and started as they are claimed, but seen by the server as the
+    # machine lets them through: on a loaded one a request sent late arrives late and the gap
+    # after it shrinks by as much (0.41 s then 0.08 s seen). So no single gap is a measure;
+    # every run of two or more is: k gaps span k delays, less one such lateness at most
+    late_s = 0.2
+    for i, j in itertools.combinations(range(len(pages)), 2):
+        if j - i >= 2:
+            assert pages[j] - pages[i] >= (j - i) * 0.25 - late_s, (i, j, pages)
 
 
 async def test_robots_txt_is_obeyed_and_fetched_once(web: TestWeb, settings: Settings) -> None:
