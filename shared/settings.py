@@ -45,9 +45,9 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("redis_url", "REDIS_URL", "CRAWLFLEET_REDIS_URL"),
     )
     data_dir: Path = Path("crawl-data")
-    # requests in flight per worker. A worker's CPU handles 400-600 pages/s; to keep it busy
-    # through each page's network wait (50 ms on the benchmark, more on the web) takes that
-    # rate times the wait, and about twice that, as responses come back in bursts
+    # requests in flight per worker: keeping a worker's CPU busy through each page's network
+    # wait takes its page rate times the wait, and about twice that, as responses come back
+    # in bursts (bench/README.md has the rates and the runs at 32, 128 and 256)
     concurrency: int = Field(default=128, ge=1, le=1024)
     # a request unanswered this long after it took its fetch turn gives the turn back and waits
     # on (parked) without holding any of the worker's capacity (workers/turns.py): most pages

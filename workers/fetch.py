@@ -21,9 +21,8 @@ from workers.guard import BLOCKED_PREFIX, Policy
 from workers.transport import REDIRECT_BODY_MAX, AiohttpTransport, peer_address, request_head
 
 # kept-alive connections a client keeps idle, per fetch turn: a worker's requests come in
-# bursts per host, so the idle sets of hosts it is still crawling are worth keeping (on the
-# bench's 8 hosts at 128 in flight one worker opened 360-390 connections in a crawl with no
-# cap, 920-1,080 with 1 per turn, 420-580 with 2, the same 360-400 with 3 or 4), while the 5 s
+# bursts per host, so the idle sets of hosts it is still crawling are worth keeping (fewer
+# per turn opened many more connections; bench/README.md, "Connections"), while the 5 s
 # expiry alone lets a crawl across many hosts pile up thousands
 IDLE_PER_TURN = 4
 _TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})

@@ -23,8 +23,8 @@ from workers.links import extract_hrefs, followable_links
 
 log = structlog.get_logger()
 
-# bigger pages are parsed in the parse thread: at 5-10 ms per 100 KB with bs4, a page this
-# size holds the event loop for a few ten milliseconds at most
+# bigger pages are parsed in the parse thread: a parse's time grows with the page, and a
+# page this size holds the event loop for a few ten milliseconds at most
 INLINE_PARSE_BYTES = 256 * 1024
 
 
