@@ -30,12 +30,13 @@ from scheduler.control import (
 from scheduler.embedded import REDIS_DIR, EmbeddedRedis, open_store
 from scheduler.interrupt import Caught, resume_command, stop_signals_interrupt
 from scheduler.local import LocalWorkers
-from scheduler.panel import excluded_text, human_bytes, state_text
+from scheduler.panel import excluded_text, human_bytes, sitemaps_text, state_text
 from scheduler.progress import watch
 from shared.catalog import list_crawls, load_status
 from shared.connections import connected
 from shared.crawl import (
     DEFAULT_MAX_PAGES_PER_HOST,
+    DEFAULT_MAX_SITEMAP_URLS,
     CrawlSpec,
     CrawlState,
     CrawlStatus,
@@ -189,6 +190,24 @@ Warc = Annotated[
         "(DIR/ID/index.cdxj) instead of one body file per page.",
     ),
 ]
+Sitemaps = Annotated[
+    bool,
+    typer.Option(
+        "--sitemaps",
+        help="Also crawl the URLs of the seeds' sitemaps (robots.txt Sitemap: lines and "
+        "/sitemap.xml; indexes, gzip and text sitemaps), at depth 0, within the scope.",
+    ),
+]
+MaxSitemapUrls = Annotated[
+    int | None,
+    typer.Option(
+        "--max-sitemap-urls",
+        metavar="N",
+        min=1,
+        help=f"With --sitemaps: take at most this many URLs from sitemaps in all (default "
+        f"{DEFAULT_MAX_SITEMAP_URLS}); the rest are counted as capped.",
+    ),
+]
 Concurrency = Annotated[
     int | None,
     typer.Option("--concurrency", "-c", metavar="N", min=1, help="Requests in flight per worker."),
@@ -308,12 +327,15 @@ def _spec(urls: list[str], crawl_id: str | None, **options: Any) -> CrawlSpec:
 # the parameters of `seed` and `run` that go into the crawl's spec as they are
 _SPEC_OPTIONS = (
     "depth", "scope", "max_pages", "max_pages_per_host", "allow", "deny", "per_host_concurrency",
-    "per_host_delay", "retries", "max_bytes_per_page", "allow_private", "warc",
+    "per_host_delay", "retries", "max_bytes_per_page", "allow_private", "warc", "sitemaps",
+    "max_sitemap_urls",
 )  # fmt: skip
 
 
 def _spec_from_options(params: dict[str, Any]) -> CrawlSpec:
     """The spec from the parameters of a `seed` or `run` call (its ``locals()``)."""
+    if params["max_sitemap_urls"] is not None and not params["sitemaps"]:
+        raise _fail("--max-sitemap-urls caps the URLs taken from sitemaps: give --sitemaps too")
     options = {name: params[name] for name in _SPEC_OPTIONS}
     types = [t.strip().lower() for t in params["content_type"] or []]
     return _spec(params["urls"], params["crawl_id"], obey_robots=not params["ignore_robots"],
@@ -395,6 +417,8 @@ def seed(
     allow_private: AllowPrivate = False,
     content_type: ContentTypes = None,
     warc: Warc = False,
+    sitemaps: Sitemaps = False,
+    max_sitemap_urls: MaxSitemapUrls = None,
     wait: Annotated[bool, typer.Option("--wait", help="Show progress until it is done.")] = False,
 ) -> None:
     """Create a crawl and queue its seed URLs; prints the crawl id."""
@@ -632,6 +656,8 @@ def run(
     allow_private: AllowPrivate = False,
     content_type: ContentTypes = None,
     warc: Warc = False,
+    sitemaps: Sitemaps = False,
+    max_sitemap_urls: MaxSitemapUrls = None,
     workers: Annotated[
         int, typer.Option("--workers", "-w", metavar="W", min=1, help="Worker processes.")
     ] = 2,
@@ -770,7 +796,8 @@ def _summary(
         f"crawl {status.crawl_id} {status.state.value}{took}\n"
         f"  pages     {c.fetched} fetched, {c.failed} failed{excluded_text(c)}{capped}, "
         f"{human_bytes(c.bytes)}"
-        f"{why}\n"
+        + (f"\n  sitemaps  {sitemaps_text(c)}" if status.spec.sitemaps else "")
+        + f"{why}\n"
         f"  files     {root / 'pages'}\n"
         f"  manifest  {root / 'manifest.jsonl'}"
         + (

@@ -8,13 +8,13 @@ from datetime import UTC, datetime
 
 from redis.asyncio import Redis
 
-from shared.crawl import CrawlSpec
+from shared.crawl import SITEMAPS_PER_CRAWL, CrawlSpec
 from shared.errors import CrawlNotEnded, CrawlNotRunning, SpecConflict, UnknownCrawl
 from shared.jobs import FINALIZE_CRAWL, finalize_job_id, job_payload, now_ms
 from shared.keys import CRAWLS_INDEX, CrawlKeys, job_key
 from shared.scripts import Frontier
 from shared.settings import Settings
-from shared.urls import fingerprint
+from shared.urls import fingerprint, origin_of
 
 
 def frontier_of(redis: Redis, settings: Settings) -> Frontier:
@@ -45,6 +45,9 @@ async def seed_crawl(redis: Redis, settings: Settings, spec: CrawlSpec) -> SeedR
         adaptive=spec.adaptive,
         seeds=[(fingerprint(url), url) for url in spec.seeds],
         crawls_index=CRAWLS_INDEX,
+        sitemaps=seed_sitemaps(spec),
+        max_sitemap_urls=spec.max_sitemap_urls,
+        max_sitemaps=SITEMAPS_PER_CRAWL,
     )
     if seeded.status == -1:
         raise CrawlNotRunning(f"crawl {spec.crawl_id!r} has ended; seed a new crawl id")
@@ -55,6 +58,14 @@ async def seed_crawl(redis: Redis, settings: Settings, spec: CrawlSpec) -> SeedR
             "or another crawl id"
         )
     return SeedResult(created=seeded.status == 1, queued=seeded.admitted)
+
+
+def seed_sitemaps(spec: CrawlSpec) -> list[str]:
+    """The /sitemap.xml of each seed's origin, for a crawl that reads sitemaps (its job reads
+    the origin's robots.txt Sitemap: lines too)."""
+    if not spec.sitemaps:
+        return []
+    return list(dict.fromkeys(f"{origin_of(url)}/sitemap.xml" for url in spec.seeds))
 
 
 def _differences(stored_json: str | None, given: CrawlSpec) -> str:

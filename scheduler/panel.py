@@ -79,6 +79,11 @@ def excluded_text(c: CrawlCounters) -> str:
     return f", {c.excluded} excluded by robots.txt" if c.excluded else ""
 
 
+def sitemaps_text(c: CrawlCounters) -> str:
+    """``3 read, 1 skipped, 250 URLs taken``: the sitemaps of a crawl that reads them."""
+    return f"{c.sitemaps} read, {c.sitemaps_skipped} skipped, {c.sitemap_urls} URLs taken"
+
+
 def reasons_text(reasons: dict[str, int], at_most: int) -> str:
     """``2 http 404, 1 timeout``: the commonest reasons first, and how many more there are."""
     ranked = sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))
@@ -117,6 +122,8 @@ def panel(view: View, stall_after_s: float) -> Panel:
         f"{c.fetched} pages ({human_bytes(c.bytes)}), {c.failed} failed{excluded_text(c)}{capped}"
     )
     rows.add_row("fetched", fetched)
+    if s.spec.sitemaps:
+        rows.add_row("sitemaps", sitemaps_text(c))
     if c.reasons:
         rows.add_row("errors", reasons_text(c.reasons, REASONS_SHOWN))
     rows.add_row(

@@ -50,6 +50,11 @@ def check_crawl_id(crawl_id: str) -> str:
 
 # a large real site (the Python docs: 500 pages, a big wiki: tens of thousands) fits; a trap ends
 DEFAULT_MAX_PAGES_PER_HOST = 100_000
+# page URLs a crawl takes from sitemaps in all (two sitemaps at the protocol's 50,000 each):
+# as many as the default page budget of one host; the rest are counted as capped
+DEFAULT_MAX_SITEMAP_URLS = 100_000
+# sitemap files one crawl reads at most, indexes included: an index may list 50,000 of them
+SITEMAPS_PER_CRAWL = 1_000
 
 
 # a media type or a family (``image/``) of one of the registered top-level types (RFC 6838)
@@ -87,6 +92,10 @@ class CrawlSpec(BaseModel):
     # write each fetch as WARC request/response records under <crawl>/warc/ (workers/warc.py),
     # and then no body files beside the page records
     warc: bool = False
+    # read the sitemaps of the seeds' origins (their robots.txt ``Sitemap:`` lines and
+    # ``/sitemap.xml``, workers/sitemaps.py): their URLs are admitted at depth 0, as seeds
+    sitemaps: bool = False
+    max_sitemap_urls: int = Field(default=DEFAULT_MAX_SITEMAP_URLS, ge=1)
 
     def stores(self, content_type: str | None) -> bool:
         """True if a body of ``content_type`` is to be written to disk."""
@@ -139,6 +148,12 @@ class CrawlCounters(BaseModel):
     # may be too high by what the host took over when it took another's place
     busiest: dict[str, int] = Field(default_factory=dict)
     hosts_dropped: int = 0
+    # with --sitemaps: sitemap files read (in whole or up to a cap), not read (a fetch that
+    # failed, an error status, malformed, disallowed by robots.txt: ``reasons`` counts each
+    # reason as ``sitemap: ...``), and the page URLs taken from them
+    sitemaps: int = 0
+    sitemaps_skipped: int = 0
+    sitemap_urls: int = 0
 
     @property
     def done(self) -> int:

@@ -15,6 +15,7 @@ import msgpack
 # the job functions' names, as shared/lua/frontier.lua writes them into payloads
 CRAWL_PAGE = "crawl_page"
 FETCH_ROBOTS = "fetch_robots"
+FETCH_SITEMAP = "fetch_sitemap"
 FINALIZE_CRAWL = "finalize_crawl"
 
 

@@ -7,18 +7,23 @@ Per crawl ``C``:
                          ``reason`` (of a failed crawl), and
                          what the Lua scripts read of the spec: ``host_limit``,
                          ``host_delay_ms``, ``robots`` (1 or 0), ``max_pages``, ``depth``,
-                         ``host_pages`` (the per-host page budget), ``adaptive`` (1 or 0)
+                         ``host_pages`` (the per-host page budget), ``adaptive`` (1 or 0),
+                         ``sitemap_urls`` and ``sitemap_files`` (the caps of a crawl that
+                         reads sitemaps)
 - ``cf:C:stats``         hash of counters: ``fetched``, ``failed``, ``bytes``, ``queued`` (URLs
                          admitted), ``seen``, ``pending`` (backlog entries and jobs: 0 means the
                          crawl is complete), ``progress_at`` (ms: when a job of the crawl last
                          closed), ``capped`` (links not fetched for a page cap),
-                         ``hosts_dropped`` (hosts ``busiest`` let go to make room for another)
+                         ``hosts_dropped`` (hosts ``busiest`` let go to make room for another),
+                         ``sitemaps``, ``sitemaps_skipped`` (sitemap files read, not read),
+                         ``sitemap_urls`` (page URLs taken from sitemaps)
 - ``cf:C:seen:XYZ``      4,096 hashes, one per first 3 hex digits XYZ of a URL fingerprint:
                          the fingerprint's other digits -> 2 * shortest depth seen, + 1 once
                          the page has been fetched (so a re-fetch at a better depth counts
                          once); small hashes keep Redis's compact encoding (``seen.lua``)
 - ``cf:C:hosts``         set of the hosts where the crawl has a backlog
 - ``cf:C:origins``       set of the origins whose robots.txt the crawl has asked for
+- ``cf:C:sitemaps``      set of the sitemap URLs the crawl has admitted (each read once)
 - ``cf:C:reasons``       hash: failure reason or error status -> pages
 - ``cf:C:busiest``       sorted set: host -> pages done (fetched or failed), for the
                          ``BUSIEST_HOSTS`` busiest hosts at most (``page_done.lua``)
@@ -43,15 +48,17 @@ tag ``{H}``, so a Redis Cluster keeps a host's keys together:
 - ``cf:{H}:queues``      sorted set: crawl id -> its turn: the crawls with a backlog on the
                          host, the least recently served first
 - ``cf:{H}:C:backlog``   list: the crawl's URLs waiting for a slot of the host
-                         (``depth hops retried not_before url [parent]``, or ``R retried
-                         not_before origin`` for a robots.txt to fetch first)
+                         (``depth hops retried not_before url [parent]``, ``R retried
+                         not_before origin`` for a robots.txt to fetch first, or ``S retried
+                         not_before level discover url`` for a sitemap)
 - ``<queue>:workers``    sorted set: each worker's health key -> when it last said it serves
                          the queue (workers count each other: ``workers/arq_worker.py``)
 
 arq's own keys (``arq:job:<id>``, ``arq:in-progress:<id>``) and the queue
 (``Settings.queue_name``, whose score of a claimed job also counts its tries: ``claim.lua``)
 are shared by all crawls; job ids start with the crawl id: page jobs
-are ``C:<fingerprint>:<depth>``, robots.txt jobs ``C:robots:<fingerprint of the origin>``.
+are ``C:<fingerprint>:<depth>``, robots.txt jobs ``C:robots:<fingerprint of the origin>``,
+sitemap jobs ``C:sitemap:<fingerprint>``.
 """
 
 from __future__ import annotations
@@ -113,6 +120,10 @@ class CrawlKeys:
     def robots(self, origin: str) -> str:
         return self.key(f"robots:{origin}")
 
+    @property
+    def sitemaps(self) -> str:
+        return f"{PREFIX}:{self.crawl_id}:sitemaps"
+
 
 @dataclass(frozen=True, slots=True)
 class HostKeys:
@@ -163,6 +174,11 @@ def seen_field(fingerprint: str) -> str:
 def robots_job_id(crawl_id: str, origin_fingerprint: str) -> str:
     """The job that fetches an origin's robots.txt for a crawl."""
     return f"{crawl_id}:robots:{origin_fingerprint}"
+
+
+def sitemap_job_id(crawl_id: str, fingerprint: str) -> str:
+    """The job that fetches one sitemap for a crawl."""
+    return f"{crawl_id}:sitemap:{fingerprint}"
 
 
 def job_key(job_id: str) -> str:

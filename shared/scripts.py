@@ -35,6 +35,7 @@ _FRAGMENTS = {
     "claim": _FRONTIER,
     "page_done": _FRONTIER,
     "robots_done": _FRONTIER,
+    "sitemap_done": _FRONTIER,
     "fill_hosts": _FRONTIER,
     "sweep": _FRONTIER,
     "finish": ("seen",),
@@ -159,11 +160,16 @@ class Frontier:
         adaptive: bool,
         seeds: Sequence[tuple[str, str]],
         crawls_index: str,
+        sitemaps: Sequence[str] = (),
+        max_sitemap_urls: int = 0,
+        max_sitemaps: int = 0,
     ) -> Seeded:
-        """seed.lua; ``seeds`` are (fingerprint, url) pairs."""
+        """seed.lua; ``seeds`` are (fingerprint, url) pairs; ``sitemaps`` the /sitemap.xml of
+        each seed's origin, for a crawl that reads sitemaps (with its caps)."""
         args: list[Any] = [crawl_id, spec_json, created_at, host_limit, host_delay_ms,
                            int(robots), max_pages, depth, max_pages_per_host,
-                           int(adaptive)]  # fmt: skip
+                           int(adaptive), max_sitemap_urls, max_sitemaps, len(sitemaps),
+                           *sitemaps]  # fmt: skip
         for fp, url in seeds:
             args += [fp, url]
         status, admitted, *stored = await self._frontier("seed", [crawls_index], args)
@@ -221,6 +227,36 @@ class Frontier:
         args = [job_id, origin, outcome, rules, crawl_delay_ms, not_before_ms, ttl_s, retried]
         status, earliest = await self._frontier("robots_done", [], args)
         return Closed(int(status) > 0, int(earliest))
+
+    async def sitemap_done(
+        self,
+        *,
+        job_id: str,
+        url: str,
+        level: int,
+        retried: int,
+        discover: bool,
+        outcome: str,
+        reasons: Sequence[str] = (),
+        not_before_ms: int = 0,
+        hold_ms: int = 0,
+        took_ms: int = 0,
+        signal: str = "",
+        sitemaps: Sequence[tuple[int, str]] = (),
+        pages: Sequence[tuple[str, str]] = (),
+        new_origins: Sequence[str] = (),
+    ) -> Closed:
+        """sitemap_done.lua: ``sitemaps`` are (level, url) pairs, ``pages`` (fingerprint, url)
+        pairs; ``reasons`` hold no line break; the rest as ``page_done``'s."""
+        args: list[Any] = [job_id, url, level, retried, int(discover), outcome,
+                           "\n".join(reasons), not_before_ms, hold_ms, took_ms, signal,
+                           len(new_origins), *new_origins, len(sitemaps)]  # fmt: skip
+        for sitemap_level, sitemap in sitemaps:
+            args += [sitemap_level, sitemap]
+        for fp, page in pages:
+            args += [fp, page]
+        status, admitted, considered, earliest = await self._frontier("sitemap_done", [], args)
+        return Closed(int(status) > 0, int(earliest), int(admitted), bool(considered))
 
     async def fill_hosts(self, hosts: Sequence[str]) -> int:
         """fill_hosts.lua: promote URLs on these hosts' free slots."""
@@ -282,7 +318,7 @@ class Frontier:
         """finish.lua: mark the crawl done if nothing of it is pending, with where its
         ``manifest`` is: 1 done now, 0 still pending, -1 it had ended."""
         keys = CrawlKeys(crawl_id)
-        script_keys = [keys.meta, keys.stats, keys.origins]
+        script_keys = [keys.meta, keys.stats, keys.origins, keys.sitemaps]
         args = [finished_at, keys.seen, keys.robots(""), manifest]
         return int(await self._call("finish", script_keys, args))
 
@@ -290,7 +326,7 @@ class Frontier:
         """cancel.lua: the crawl is cancelled, or failed for the reason ``failed``; 0, -1 no
         such crawl, -2 ended."""
         keys = CrawlKeys(crawl_id)
-        script_keys = [keys.meta, keys.stats, keys.origins]
+        script_keys = [keys.meta, keys.stats, keys.origins, keys.sitemaps]
         state = "cancelled" if failed is None else "failed"
         args = [finished_at, keys.seen, keys.robots(""), state, failed or ""]
         return int(await self._call("cancel", script_keys, args))

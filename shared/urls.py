@@ -138,6 +138,11 @@ class ScopeRule:
             return False
         if any(p.search(canonical_url) for p in self._deny):
             return False
+        return self.covers(canonical_url)
+
+    def covers(self, canonical_url: str) -> bool:
+        """True if the URL's host is within the crawl's scope (its patterns aside: they choose
+        pages, and a sitemap is none)."""
         if self.scope == "any":
             return True
         host = host_of(canonical_url)

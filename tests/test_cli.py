@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from shared.settings import Settings
-from tests.support.testweb import TestWeb, free_port, make_site, shortest_depths
+from tests.support.testweb import Page, Site, TestWeb, free_port, make_site, shortest_depths
 
 COMMANDS = [
     "seed", "worker", "status", "cancel", "pause", "resume", "forget", "run",
@@ -141,6 +141,7 @@ def test_unknown_crawl_is_one_line_exit_2(command: list[str], redis_url: str) ->
         (["seed", "http://e.org/", "--deny", "(unclosed"], ["invalid regular expression"]),
         (["seed", "http://e.org/", "--content-type", "foo/bar"], ["unknown content type"]),
         (["run", "http://e.org/", "--content-type", "html"], ["unknown content type 'html'"]),
+        (["seed", "http://e.org/", "--max-sitemap-urls", "5"], ["give --sitemaps too"]),
     ],
 )
 def test_bad_options_are_one_line_exit_2(args: list[str], words: list[str], redis_url: str) -> None:
@@ -183,6 +184,19 @@ def test_seeding_a_crawl_id_again_with_other_options_is_one_line(redis_url: str)
     assert same.returncode == 0 and "added 1 seed(s) to running crawl twice" in same.stderr
     data = json.loads(cli("--redis-url", redis_url, "status", "twice", "--json").stdout)
     assert data["spec"]["depth"] == 3 and data["counters"]["seen"] == 2
+
+
+def test_seed_stores_sitemaps_and_compares_it_as_the_other_options(redis_url: str) -> None:
+    """seed --sitemaps stores it and its cap with the crawl (every worker reads them there),
+    and the crawl's /sitemap.xml is queued; seeding it again without them is refused."""
+    first = ["--redis-url", redis_url, "seed", "http://127.0.0.2:9/a", "--crawl-id", "maps",
+             "--ignore-robots"]  # fmt: skip
+    assert cli(*first, "--sitemaps", "--max-sitemap-urls", "7").returncode == 0
+    data = json.loads(cli("--redis-url", redis_url, "status", "maps", "--json").stdout)
+    assert data["spec"]["sitemaps"] is True and data["spec"]["max_sitemap_urls"] == 7
+    assert data["counters"]["pending"] == 2  # the seed and its origin's /sitemap.xml
+    again = cli(*first)
+    assert_one_line_error(again, "max_sitemap_urls 7, not 100000", "sitemaps true, not false")
 
 
 def test_a_crawl_no_worker_serves_is_shown_stalled(redis_url: str) -> None:
@@ -413,3 +427,23 @@ def test_run_with_embedded_redis(web: TestWeb, tmp_path: Path) -> None:
     # nothing it started is left running
     leftover = subprocess.run(["pgrep", "-f", f"unixsocket.*{data}"], capture_output=True)
     assert leftover.returncode == 1
+
+
+def test_run_with_sitemaps_says_what_they_gave(web: TestWeb, tmp_path: Path) -> None:
+    """`run --sitemaps` crawls what the seed's /sitemap.xml lists and its summary says so."""
+    root = web.url(0, "/")
+    listed = [web.url(0, f"/listed/{i}") for i in range(3)]
+    body = "".join(f"<url><loc>{u}</loc></url>" for u in listed)
+    sitemap = Page(content_type="application/xml", body=f"<urlset>{body}</urlset>".encode())
+    web.site = Site(
+        {root: Page(), **{u: Page() for u in listed}, web.url(0, "/sitemap.xml"): sitemap}
+    )
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+    result = subprocess.run(
+        [sys.executable, "-m", "scheduler", "run", root, "--sitemaps", "--workers", "1",
+         "--data-dir", str(tmp_path / "out"), "--crawl-id", "maps"],
+        env=env, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "pages     4 fetched, 0 failed" in result.stdout
+    assert "sitemaps  1 read, 0 skipped, 3 URLs taken" in result.stdout

@@ -76,6 +76,16 @@ def test_the_panel_shows_every_figure_of_the_crawl() -> None:
     assert "approximate" not in text
 
 
+def test_the_panel_shows_the_sitemaps_of_a_crawl_that_reads_them() -> None:
+    """A crawl with --sitemaps has a row of its sitemaps read and skipped and the URLs they
+    gave; one without has none."""
+    assert "sitemaps" not in rendered(View(status(), 1, 0, RATES))
+    reads = status(sitemaps=3, sitemaps_skipped=1, sitemap_urls=250)
+    reads.spec.sitemaps = True
+    text = rendered(View(reads, 1, 0, RATES))
+    assert "sitemaps   3 read, 1 skipped, 250 URLs taken" in text
+
+
 def test_the_bar_fills_with_the_pages_done_of_those_found() -> None:
     """The bar is the pages done of the URLs found: empty before any page is done, half for
     half, full once all are done."""

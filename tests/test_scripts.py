@@ -22,6 +22,7 @@ from shared.crawl import CrawlSpec, CrawlState
 from shared.errors import CrawlNotEnded, CrawlNotRunning, SpecConflict, UnknownCrawl
 from shared.jobs import (
     CRAWL_PAGE,
+    FETCH_SITEMAP,
     deserialize,
     finalize_job_id,
     job_payload,
@@ -37,12 +38,14 @@ from shared.keys import (
     job_key,
     robots_job_id,
     seen_field,
+    sitemap_job_id,
 )
 from shared.scripts import Frontier as Scripts
 from shared.scripts import in_flight, script_source
 from shared.settings import Settings
 from shared.urls import fingerprint, origin_of
-from workers.frontier import Fetched, Frontier, PageJob, Verdict
+from workers.frontier import Fetched, Frontier, PageJob, SitemapJob, Verdict
+from workers.sitemaps import SitemapEntry, SitemapRef
 
 HOST = "example.org"
 SEED = f"http://{HOST}/"
@@ -101,7 +104,15 @@ async def run(frontier: Judged, job: PageJob, links: list[str] | None = None, **
 
 def test_fragments_are_prepended_where_used() -> None:
     """Scripts of the frontier carry its fragment (and seen.lua's); the others do not."""
-    for name in ("seed", "claim", "page_done", "robots_done", "fill_hosts", "sweep"):
+    for name in (
+        "seed",
+        "claim",
+        "page_done",
+        "robots_done",
+        "sitemap_done",
+        "fill_hosts",
+        "sweep",
+    ):
         source = script_source(name)
         assert "local function admit" in source and "local function seen_get" in source
     for name in ("cancel", "switch_state", "finish"):
@@ -1036,3 +1047,110 @@ async def test_without_adaptive_nothing_adapts(redis: Redis, settings: Settings)
     assert len(await queued(redis, settings)) == 4
     assert set(await host_state(redis)) <= {"next", "ahead", "crawls", "c1:pages"}
     assert (await redis.hget(CrawlKeys("c1").meta, "adaptive")) == b"0"  # type: ignore[misc]
+
+
+async def test_a_seeds_sitemap_waits_behind_robots_txt_and_goes_before_pages(
+    redis: Redis, settings: Settings
+) -> None:
+    """--sitemaps: seeding queues the /sitemap.xml of each seed's origin once, behind the
+    origin's robots.txt and before its pages; it is promoted as fetch_sitemap(url, level 0,
+    retried 0, discover) and a cancelled crawl's is stopped."""
+    seeds = [SEED, SEED + "b"]
+    await seed_crawl(redis, settings, spec(seeds=seeds, obey_robots=True, sitemaps=True))
+    sitemap = f"{origin_of(SEED)}/sitemap.xml"
+    robots = robots_job_id("c1", fingerprint(origin_of(SEED)))
+    assert await backlog(redis) == [f"S 0 0 0 1 {sitemap}", f"0 0 0 0 {SEED}", f"0 0 0 0 {SEED}b"]
+    assert await redis.smembers(CrawlKeys("c1").sitemaps) == {sitemap.encode()}  # type: ignore[misc]
+    assert (await load_status(redis, "c1")).counters.pending == 4
+    frontier = Judged(redis, settings)
+    assert await frontier.start(robots) is Verdict.RUN
+    assert await frontier.robots_done(robots, origin_of(SEED), b"{}", 0.0, 60)
+    job_id = sitemap_job_id("c1", fingerprint(sitemap))
+    raw = deserialize(await redis.get(job_key(job_id)) or b"")
+    assert (raw["f"], raw["a"]) == (FETCH_SITEMAP, [sitemap, 0, 0, True])
+    await seed_crawl(redis, settings, spec(seeds=[SEED + "c"], obey_robots=True, sitemaps=True))
+    assert await redis.scard(CrawlKeys("c1").sitemaps) == 1  # type: ignore[misc]
+    await cancel_crawl(redis, settings, "c1")
+    await redis.zadd(settings.queue_name, {job_id: now_ms() - 1})
+    await redis.set(job_key(job_id), b"\x80")  # as if claimed before the sweep
+    assert await frontier.start(job_id) is Verdict.STOPPED
+
+
+async def test_a_sitemap_admits_its_pages_at_depth_0_and_its_sitemaps(
+    redis: Redis, settings: Settings
+) -> None:
+    """sitemap_done.lua: the sitemap is counted, its reasons too; its page URLs are admitted
+    at depth 0 (parent: the sitemap) up to the crawl's cap, the rest counted as capped; the
+    sitemaps it names go to their hosts' backlogs once; a re-run changes nothing."""
+    crawl = spec(sitemaps=True, max_sitemap_urls=3, seeds=[SEED], depth=2)
+    await seed_crawl(redis, settings, crawl)
+    frontier = Judged(redis, settings)
+    sitemap = f"{origin_of(SEED)}/sitemap.xml"
+    job = SitemapJob("c1", sitemap, 0, discover=True)
+    assert await frontier.start(job.job_id) is Verdict.RUN
+    pages = [SitemapEntry(f"{SEED}p{i}") for i in range(5)] + [SitemapEntry(SEED)]
+    others = [SitemapRef("http://other.test/s.xml.gz", 1), SitemapRef(sitemap, 0)]
+    admitted = await frontier.sitemap_done(job, "read", pages, others, ["sitemap: why"])
+    assert admitted == 3
+    status = await load_status(redis, "c1")
+    c = status.counters
+    assert (c.sitemaps, c.sitemaps_skipped, c.sitemap_urls, c.capped) == (1, 0, 3, 2)
+    assert c.reasons == {"sitemap: why": 1, "sitemap: crawl cap of 3 sitemap URLs reached": 1}
+    fps = [fingerprint(p.url) for p in pages]
+    assert await frontier.best_depths("c1", fps) == [0, 0, 0, None, None, 0]
+    raw = deserialize(await redis.get(job_key(page(f"{SEED}p0", 0).job_id)) or b"")
+    assert raw["a"][:3] == [f"{SEED}p0", 0, "/sitemap.xml"]
+    other = sitemap_job_id("c1", fingerprint("http://other.test/s.xml.gz"))
+    raw = deserialize(await redis.get(job_key(other)) or b"")
+    assert raw["a"] == ["http://other.test/s.xml.gz", 1, 0, False]
+    assert not await redis.exists(job_key(job.job_id))  # closed, and not admitted again
+    assert await frontier.sitemap_done(job, "read", pages, others) is None
+    assert (await load_status(redis, "c1")).counters == c
+
+
+async def test_a_sitemap_retried_goes_to_the_back_and_a_skipped_one_is_counted(
+    redis: Redis, settings: Settings
+) -> None:
+    """A transient failure puts the sitemap back (its try counted, not before the backoff); a
+    sitemap not read counts as skipped with its reason, and the crawl ends with its sitemaps
+    and their set dropped."""
+    await seed_crawl(redis, settings, spec(sitemaps=True, depth=0))
+    frontier = Judged(redis, settings)
+    sitemap = f"{origin_of(SEED)}/sitemap.xml"
+    job = SitemapJob("c1", sitemap, 0, discover=True)
+    assert await frontier.start(job.job_id) is Verdict.RUN
+    before = now_ms()
+    assert await frontier.sitemap_retry(job, 5.0)
+    jobs = await queued(redis, settings)
+    assert jobs[job.job_id] >= before + 5000
+    raw = deserialize(await redis.get(job_key(job.job_id)) or b"")
+    assert raw["a"] == [sitemap, 0, 1, True]
+    await make_due(redis, settings, job.job_id)
+    assert await frontier.start(job.job_id) is Verdict.RUN
+    retried = SitemapJob("c1", sitemap, 0, retried=1, discover=True)
+    assert await frontier.sitemap_done(retried, "skipped", reasons=["sitemap: http 404"]) == 0
+    assert await run(frontier, page(SEED, 0)) == 0
+    c = (await load_status(redis, "c1")).counters
+    assert (c.sitemaps, c.sitemaps_skipped, c.pending, c.reasons) == (
+        0, 1, 0, {"sitemap: http 404": 1}
+    )  # fmt: skip
+    assert await frontier.finish("c1", "/data/c1/manifest.jsonl")
+    assert not await redis.exists(CrawlKeys("c1").sitemaps)
+
+
+async def test_a_crawl_reads_no_more_sitemaps_than_its_cap(
+    redis: Redis, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past SITEMAPS_PER_CRAWL sitemaps admitted, the crawl takes no more; each refused one is
+    counted in its reasons."""
+    monkeypatch.setattr("scheduler.control.SITEMAPS_PER_CRAWL", 3)
+    await seed_crawl(redis, settings, spec(sitemaps=True, depth=0))
+    frontier = Judged(redis, settings)
+    sitemap = f"{origin_of(SEED)}/sitemap.xml"
+    job = SitemapJob("c1", sitemap, 0, discover=True)
+    assert await frontier.start(job.job_id) is Verdict.RUN
+    listed = [SitemapRef(f"{SEED}s{i}.xml", 1) for i in range(4)]
+    await frontier.sitemap_done(job, "read", [], listed)
+    assert await redis.scard(CrawlKeys("c1").sitemaps) == 3  # type: ignore[misc]
+    reasons = (await load_status(redis, "c1")).counters.reasons
+    assert reasons == {"sitemap: crawl cap of 3 sitemaps reached": 2}

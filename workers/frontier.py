@@ -1,5 +1,5 @@
 """A worker's side of the frontier: closing a job with its links in one round trip
-(``shared/lua/page_done.lua``, ``robots_done.lua``)."""
+(``shared/lua/page_done.lua``, ``robots_done.lua``, ``sitemap_done.lua``)."""
 
 from __future__ import annotations
 
@@ -13,11 +13,12 @@ from typing import Literal, TypedDict
 from redis.asyncio import Redis
 
 from shared.jobs import now_ms, page_job_args, page_job_id
-from shared.keys import CrawlKeys, seen_field
+from shared.keys import CrawlKeys, seen_field, sitemap_job_id
 from shared.scripts import Closed
 from shared.scripts import Frontier as Scripts
 from shared.settings import Settings
 from shared.urls import fingerprint, origin_of
+from workers.sitemaps import SitemapEntry, SitemapRef
 
 # excluded: not fetched by a rule of the site's (robots.txt), counted apart from failures
 Outcome = Literal["fetched", "failed", "excluded", "skipped"]
@@ -60,6 +61,28 @@ class PageJob:
     def packed_parent(self) -> str | None:
         """The parent as the job's arguments carry it (a path when on the same origin)."""
         return page_job_args(self.url, self.depth, self.parent)[2]
+
+
+@dataclass(frozen=True, slots=True)
+class SitemapJob:
+    """One (crawl, sitemap) job, as the frontier promoted it: ``level`` counts the indexes
+    above it, ``retried`` its transient failures so far; ``discover`` marks the /sitemap.xml of
+    a seed's origin, whose job also reads the origin's robots.txt ``Sitemap:`` lines."""
+
+    crawl_id: str
+    url: str
+    level: int
+    retried: int = 0
+    discover: bool = False
+
+    @property
+    def job_id(self) -> str:
+        return sitemap_job_id(self.crawl_id, fingerprint(self.url))
+
+
+# how a sitemap job ends: read (in whole or up to a cap), not read, or moved (its redirect's
+# target is a sitemap of its own)
+SitemapOutcome = Literal["read", "skipped", "redirected"]
 
 
 class SentLinks:
@@ -142,6 +165,22 @@ def _job_fields(job: PageJob) -> _JobFields:
     return _JobFields(
         job_id=job.job_id, url=job.url, fingerprint=job.fingerprint, depth=job.depth,
         hops=job.hops, retried=job.retried, parent=job.packed_parent,
+    )  # fmt: skip
+
+
+class _SitemapFields(TypedDict):
+    job_id: str
+    url: str
+    level: int
+    retried: int
+    discover: bool
+
+
+def _sitemap_fields(job: SitemapJob) -> _SitemapFields:
+    """What sitemap_done.lua is told of the job it closes, whatever the outcome."""
+    return _SitemapFields(
+        job_id=job.job_id, url=job.url, level=job.level, retried=job.retried,
+        discover=job.discover,
     )  # fmt: skip
 
 
@@ -240,6 +279,48 @@ class Frontier:
         done = await self.scripts.robots_done(
             job_id=job_id, origin=origin, outcome="retry", retried=retried,
             not_before_ms=now_ms() + int(backoff_s * 1000),
+        )  # fmt: skip
+        return self._closed(done)
+
+    async def sitemap_done(
+        self,
+        job: SitemapJob,
+        outcome: SitemapOutcome,
+        pages: list[SitemapEntry] | None = None,
+        sitemaps: list[SitemapRef] | None = None,
+        reasons: list[str] | None = None,
+        hold_s: float = 0.0,
+        fetched: Fetched | None = None,
+    ) -> int | None:
+        """Count the sitemap, admit the page URLs it listed at depth 0 (within the crawl's cap
+        of sitemap URLs) and the sitemaps it points to, give back its host slot and promote
+        the host's next entries; ``reasons`` (``sitemap: ...``) are counted in the crawl's.
+        Each page keeps its ``lastmod`` up to here, where a URL enters the frontier.
+
+        Returns the number of page URLs admitted, or None if the job had already been closed.
+        """
+        pairs = [(fingerprint(p.url), p.url) for p in pages or []]
+        # sent, not remembered as sent: past the crawl's cap a URL is not admitted, and a
+        # link to it from a page must still be sent
+        pairs = self.sent.unsent(job.crawl_id, pairs, 0)
+        refs = sitemaps or []
+        origins = self.sent.new_origins(job.crawl_id, pairs + [("", r.url) for r in refs])
+        done = await self.scripts.sitemap_done(
+            **_sitemap_fields(job), outcome=outcome, reasons=reasons or [],
+            hold_ms=int(hold_s * 1000), **_fetch_fields(fetched),
+            sitemaps=[(r.level, r.url) for r in refs], pages=pairs, new_origins=origins,
+        )  # fmt: skip
+        return done.admitted if self._closed(done) else None
+
+    async def sitemap_retry(
+        self, job: SitemapJob, backoff_s: float, hold_s: float = 0.0, fetched: Fetched | None = None
+    ) -> bool:
+        """A transient failure: the sitemap goes to the back of its host's backlog, not to be
+        fetched again for ``backoff_s``. False if the job had been closed already."""
+        done = await self.scripts.sitemap_done(
+            **_sitemap_fields(job), outcome="retry",
+            not_before_ms=now_ms() + int(backoff_s * 1000), hold_ms=int(hold_s * 1000),
+            **_fetch_fields(fetched),
         )  # fmt: skip
         return self._closed(done)
 

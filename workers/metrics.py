@@ -3,10 +3,10 @@ server that exposes them when ``Settings.metrics_port`` is given (off by default
 
 The worker counts where it logs the same events (``workers/tasks.py``): a page closed (its
 status class, its body bytes, its failure reason as the crawl's summary counts it), and each
-request, pages and robots.txt alike, while it is in flight and for how long it took. What is
-the fleet's rather than the worker's (URLs pending per crawl, jobs in arq's queue) is read from
-Redis every ``QUEUE_READ_EVERY_S`` by a task of the worker's loop, never at scrape time: the
-server answers from a thread of its own and must not wait on Redis.
+request, pages, robots.txt and sitemaps alike, while it is in flight and for how long it took.
+What is the fleet's rather than the worker's (URLs pending per crawl, jobs in arq's queue) is
+read from Redis every ``QUEUE_READ_EVERY_S`` by a task of the worker's loop, never at scrape
+time: the server answers from a thread of its own and must not wait on Redis.
 """
 
 from __future__ import annotations
@@ -128,7 +128,7 @@ class WorkerMetrics:
         )
         self.fetch_seconds = Histogram(
             "crawlfleet_fetch_duration_seconds",
-            "How long each request (a page or a robots.txt) took, its body read included.",
+            "How long each request (a page, a robots.txt, a sitemap) took, its body read included.",
             buckets=FETCH_BUCKETS_S,
             registry=registry,
         )

@@ -46,6 +46,10 @@ class Rules:
     def allows(self, url: str, user_agent: str) -> bool:
         return self.parser is None or bool(self.parser.can_fetch(url, user_agent))
 
+    def sitemaps(self) -> list[str]:
+        """The ``Sitemap:`` lines, as written (a URL, absolute or not)."""
+        return [] if self.parser is None else list(self.parser.sitemaps)
+
     def crawl_delay(self, user_agent: str) -> float:
         if self.parser is None:
             return 0.0

@@ -1,4 +1,5 @@
-"""The arq job functions: crawl one page, fetch one robots.txt, finalize one crawl.
+"""The arq job functions: crawl one page, fetch one robots.txt, read one sitemap, finalize one
+crawl.
 
 A job exists only when its host may be fetched: the frontier promoted it into one of the host's
 slots, deferred to the host's next allowed start (``shared/lua/frontier.lua``). So a job never
@@ -19,14 +20,22 @@ from redis.exceptions import RedisError
 
 from shared.jobs import crawl_of_job, parent_url
 from shared.storage import CrawlLayout
-from shared.urls import is_page_link
+from shared.urls import is_page_link, origin_of
 from workers.arq_worker import CLOSED_JOBS, VERDICT, LostTry, retry_wait_s
 from workers.context import CTX_KEY, CrawlRules, WorkerContext
 from workers.disk import storage_reason
 from workers.fetch import FetchResult, excluded, failed, fetch
 from workers.finalize import write_manifest, write_warc_index
-from workers.frontier import Fetched, Outcome, PageJob, Verdict
-from workers.robots import ROBOTS_RETRY_BASE_S, ROBOTS_TTL_S, entry_of
+from workers.frontier import Fetched, Outcome, PageJob, SitemapJob, SitemapOutcome, Verdict
+from workers.robots import ROBOTS_RETRY_BASE_S, ROBOTS_TTL_S, Rules, entry_of
+from workers.sitemaps import (
+    SITEMAP_MAX_BYTES,
+    BadSitemap,
+    SitemapEntry,
+    SitemapRef,
+    listed_sitemaps,
+    read_sitemap,
+)
 from workers.store import store_page
 from workers.turns import NoTurn
 
@@ -312,6 +321,136 @@ async def _robots(
     delay = parsed.crawl_delay(worker.settings.robots_agent)
     log.info("robots.txt fetched", status=result.status, crawl_delay=delay or None)
     return await frontier.robots_done(job_id, origin, entry, delay, ROBOTS_TTL_S)
+
+
+async def fetch_sitemap(
+    ctx: dict[str, Any],
+    url: str,
+    level: int,
+    retried: int = 0,
+    discover: bool = False,
+    unresponsive: bool = False,
+) -> None:
+    """Read one sitemap of a crawl that reads them (arguments as ``frontier.lua`` builds them:
+    see ``SitemapJob``; ``unresponsive``: the crawl gave the host up, so no request). Its
+    page URLs and sitemaps go to the frontier; a sitemap that cannot be read is counted with
+    its reason and skipped, never raised."""
+    worker: WorkerContext = ctx[CTX_KEY]
+    crawl_id = crawl_of_job(ctx["job_id"])
+    job = SitemapJob(crawl_id, url, level, retried, discover)
+    verdict, tries = Verdict(ctx[VERDICT]), int(ctx["job_try"])
+    with structlog.contextvars.bound_contextvars(crawl_id=crawl_id, url=url, sitemap_level=level):
+        await _run_job(ctx, _sitemap(worker, job, verdict, tries, unresponsive))
+
+
+async def _sitemap(
+    worker: WorkerContext, job: SitemapJob, verdict: Verdict, tries: int, unresponsive: bool
+) -> bool:
+    frontier = worker.frontier
+    if verdict is Verdict.STOPPED:  # nothing is counted for an ended crawl
+        return await frontier.sitemap_done(job, "skipped") is not None
+    rules = await worker.rules_for(job.crawl_id)
+    if not await _disk_ready(worker, rules, job.crawl_id):  # the crawl has failed
+        return await frontier.sitemap_done(job, "skipped") is not None
+    if unresponsive:
+        refused: tuple[str, str] | None = (UNRESPONSIVE, "")
+    elif tries > worker.settings.job_tries:
+        refused = ("gave up", _gave_up(tries))
+    else:
+        refused = await _sitemap_refusal(worker, rules, job.url)
+    if refused is not None:
+        return await _sitemap_skipped(worker, rules, job, *refused)
+    client = await worker.client_for(rules.policy)
+    try:
+        async with worker.turns.turn():
+            with worker.metrics.request():
+                result = await fetch(client, job.url, worker.settings, SITEMAP_MAX_BYTES)
+    except NoTurn as exc:
+        raise _no_turn(exc) from exc
+    fetched = Fetched(result.duration_ms, result.ok, result.timed_out)
+    spent = job.retried + tries - 1  # lost tries count, as a page's do
+    if result.transient and spent < rules.spec.retries:
+        backoff = _fetch_backoff(spent, result)
+        log.info("sitemap retried", reason=result.reason or result.error, retry_in_s=backoff)
+        return await frontier.sitemap_retry(replace(job, retried=spent), backoff, _hold(result),
+                                            fetched)  # fmt: skip
+    hold = _hold(result)
+    if result.redirect is not None:
+        if not rules.scope.covers(result.redirect):
+            return await _sitemap_skipped(worker, rules, job, "redirect out of scope",
+                                          result.redirect, hold, fetched)  # fmt: skip
+        log.info("sitemap redirected", redirect=result.redirect)
+        moved = [SitemapRef(result.redirect, job.level)]
+        return await _sitemap_close(worker, rules, job, "redirected", [], moved, [], hold, fetched)
+    if result.status is None or not 200 <= result.status < 300:
+        reason = result.reason or f"status {result.status}"
+        return await _sitemap_skipped(worker, rules, job, reason, result.error or "", hold,
+                                      fetched)  # fmt: skip
+    try:
+        read = await asyncio.to_thread(
+            read_sitemap, result.body, result.truncated, job.url, job.level, rules.scope
+        )
+    except BadSitemap as exc:
+        return await _sitemap_skipped(worker, rules, job, exc.reason, exc.detail, hold, fetched)
+    except Exception as exc:  # a sitemap that breaks the parser must not break the worker
+        reason = f"unreadable: {type(exc).__name__}"
+        return await _sitemap_skipped(worker, rules, job, reason, str(exc), hold, fetched)
+    return await _sitemap_close(
+        worker, rules, job, "read", read.pages, read.sitemaps, read.reasons, hold, fetched,
+        index=read.index, ignored=read.ignored,
+    )  # fmt: skip
+
+
+async def _sitemap_refusal(
+    worker: WorkerContext, rules: CrawlRules, url: str
+) -> tuple[str, str] | None:
+    """A reason not to fetch the sitemap (robots.txt) and its detail, or None."""
+    if not rules.spec.obey_robots:
+        return None
+    robots = await _robots_of(worker, rules, url)
+    if robots.unreachable is not None:
+        return "robots.txt unreachable", robots.unreachable
+    if not robots.allows(url, worker.settings.robots_agent):
+        return "robots.txt: disallowed", ""
+    return None
+
+
+async def _robots_of(worker: WorkerContext, rules: CrawlRules, url: str) -> Rules:
+    client = await worker.client_for(rules.policy)
+    try:
+        return await worker.robots.rules(rules.spec.crawl_id, url, client)
+    except NoTurn as exc:
+        raise _no_turn(exc) from exc
+
+
+async def _sitemap_skipped(
+    worker: WorkerContext, rules: CrawlRules, job: SitemapJob, reason: str, detail: str = "",
+    hold: float = 0.0, fetched: Fetched | None = None,
+) -> bool:  # fmt: skip
+    """Close a sitemap that was not read, counting ``reason``."""
+    log.warning("sitemap skipped", reason=reason, detail=detail or None)
+    return await _sitemap_close(worker, rules, job, "skipped", [], [], [f"sitemap: {reason}"],
+                                hold, fetched)  # fmt: skip
+
+
+async def _sitemap_close(
+    worker: WorkerContext, rules: CrawlRules, job: SitemapJob, outcome: SitemapOutcome,
+    pages: list[SitemapEntry], sitemaps: list[SitemapRef], reasons: list[str], hold: float,
+    fetched: Fetched | None, *, index: bool = False, ignored: int = 0,
+) -> bool:  # fmt: skip
+    """Close the job, with the robots.txt Sitemap: lines of the seed's origin when it is the
+    one to read them (its robots.txt is known: its host's backlog waited for it)."""
+    if job.discover and rules.spec.obey_robots:
+        robots = await _robots_of(worker, rules, job.url)
+        robots_url = f"{origin_of(job.url)}/robots.txt"
+        sitemaps = [*listed_sitemaps(robots.sitemaps(), robots_url, rules.scope), *sitemaps]
+    admitted = await worker.frontier.sitemap_done(
+        job, outcome, pages, sitemaps, reasons, hold, fetched
+    )
+    if outcome == "read":
+        log.info("sitemap read", index=index, urls=len(pages), queued=admitted or 0,
+                 sitemaps=len(sitemaps), ignored=ignored, reasons=reasons or None)  # fmt: skip
+    return admitted is not None
 
 
 async def finalize_crawl(ctx: dict[str, Any], crawl_id: str) -> None:

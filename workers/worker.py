@@ -15,13 +15,20 @@ from arq.worker import Worker, func
 
 from shared.connections import REDIS_ERRORS, arq_redis_settings, connected
 from shared.errors import RedisUnavailable
-from shared.jobs import CRAWL_PAGE, FETCH_ROBOTS, FINALIZE_CRAWL, deserialize, serialize
+from shared.jobs import (
+    CRAWL_PAGE,
+    FETCH_ROBOTS,
+    FETCH_SITEMAP,
+    FINALIZE_CRAWL,
+    deserialize,
+    serialize,
+)
 from shared.keys import HEALTH_CHECK_INTERVAL_S, worker_health_key
 from shared.settings import Settings
 from workers.arq_worker import TURNS, FleetWorker
 from workers.context import METRICS_KEY, on_shutdown, on_startup
 from workers.metrics import WorkerMetrics, served_metrics
-from workers.tasks import crawl_page, fetch_robots, finalize_crawl
+from workers.tasks import crawl_page, fetch_robots, fetch_sitemap, finalize_crawl
 from workers.turns import FetchTurns
 
 log = structlog.get_logger()
@@ -48,6 +55,7 @@ def worker_settings(settings: Settings, metrics: WorkerMetrics | None = None) ->
         "functions": [
             func(crawl_page, name=CRAWL_PAGE, max_tries=_ARQ_MAX_TRIES),
             func(fetch_robots, name=FETCH_ROBOTS, max_tries=_ARQ_MAX_TRIES),
+            func(fetch_sitemap, name=FETCH_SITEMAP, max_tries=_ARQ_MAX_TRIES),
             func(finalize_crawl, name=FINALIZE_CRAWL, max_tries=_ARQ_MAX_TRIES),
         ],
         "queue_name": settings.queue_name,

@@ -2,9 +2,9 @@
 -- failed, keeping the reason) and zero its pending count. Its queued jobs (in arq's queue,
 -- which all crawls share) are dropped afterwards, a batch at a time (sweep.lua), and its
 -- backlogs with them (fill_hosts.lua); any job that a worker starts meanwhile sees the crawl
--- stopped and ends at once. Its seen URLs, robots.txt rules and origins are dropped here
--- (nothing writes them once it has ended); its state on its hosts once the sweep is done.
--- KEYS: meta, stats, origins
+-- stopped and ends at once. Its seen URLs, robots.txt rules, origins and sitemaps are dropped
+-- here (nothing writes them once it has ended); its state on its hosts once the sweep is done.
+-- KEYS: meta, stats, origins, sitemaps
 -- ARGV: finished_at, seen prefix, robots prefix, state ('cancelled' or 'failed'), reason
 -- Returns 0, -1 if there is no such crawl, -2 if it has ended.
 local state = redis.call('HGET', KEYS[1], 'state')
@@ -20,5 +20,5 @@ if ARGV[5] ~= '' then
   redis.call('HSET', KEYS[1], 'reason', ARGV[5])
 end
 drop_crawl_state(ARGV[2], KEYS[3], ARGV[3])
-redis.call('DEL', KEYS[3])
+redis.call('DEL', KEYS[3], KEYS[4])
 return 0

@@ -24,7 +24,7 @@
 --   'paused'  the crawl is paused: give the URL back to its backlog (page_done 'requeue')
 --   'stale'   a shorter path to the page was found since it was admitted: close it unfetched
 --   'stopped' the crawl is cancelled or gone: close it unfetched
--- and of a robots.txt job 'stopped' or 'run' (a paused crawl's robots.txt is fetched all the
+-- and of a robots.txt or sitemap job 'stopped' or 'run' (a paused crawl's are fetched all the
 -- same: one request, like a page in flight); any other job runs.
 -- A page job of a host with a delay between request starts promotes the host's next job, to
 -- start that delay after this one (see `ahead` in frontier.lua).
@@ -63,7 +63,7 @@ local function verdict(id, payload)
     end
     return page_verdict(c, cfg, fp, tonumber(depth), payload)
   end
-  c = string.match(id, '^([^:]+):robots:')
+  c = string.match(id, '^([^:]+):robots:') or string.match(id, '^([^:]+):sitemap:')
   if c and not live(crawl_cfg(c)) then
     return 'stopped'
   end

@@ -67,10 +67,12 @@ local function crawl_cfg(c)
   local cfg = crawls[c]
   if not cfg then
     local v = redis.call('HMGET', crawl_key(c, 'meta'), 'state', 'host_limit', 'host_delay_ms',
-                         'robots', 'max_pages', 'depth', 'host_pages', 'adaptive')
+                         'robots', 'max_pages', 'depth', 'host_pages', 'adaptive',
+                         'sitemap_urls', 'sitemap_files')
     cfg = {state = v[1], limit = tonumber(v[2] or '8'), delay = tonumber(v[3] or '0'),
            robots = v[4] == '1', max_pages = tonumber(v[5] or '0'), depth = tonumber(v[6] or '0'),
-           host_pages = tonumber(v[7] or '0'), adaptive = v[8] ~= '0'}
+           host_pages = tonumber(v[7] or '0'), adaptive = v[8] ~= '0',
+           sitemap_urls = tonumber(v[9] or '0'), sitemap_files = tonumber(v[10] or '0')}
     crawls[c] = cfg
   end
   return cfg
@@ -156,7 +158,7 @@ end
 -- the time a job of the crawl last closed ('progress_at', ms), by which `status` tells a crawl
 -- that stalled
 local STAT_FIELDS = {'fetched', 'failed', 'excluded', 'bytes', 'queued', 'pending', 'seen',
-                     'capped', 'hosts_dropped'}
+                     'capped', 'hosts_dropped', 'sitemaps', 'sitemaps_skipped', 'sitemap_urls'}
 local stats = {}
 local function stat_table(c)
   local s = stats[c]
@@ -212,8 +214,10 @@ local function job_payload(name, packed_args, nargs)
 end
 
 -- A backlog entry: 'depth hops retried not_before url [parent]' for a page, 'R retried
--- not_before origin' for the robots.txt of an origin (fetched before any page of it); retried
--- counts the transient failures of the URL so far.
+-- not_before origin' for the robots.txt of an origin (fetched before any page of it), 'S
+-- retried not_before level discover url' for a sitemap (level: the indexes above it; discover
+-- 1: the /sitemap.xml of a seed's origin, whose job also reads its robots.txt Sitemap: lines);
+-- retried counts the transient failures of the URL so far.
 local function page_entry(depth, hops, retried, not_before, url, parent)
   local entry = depth .. ' ' .. hops .. ' ' .. retried .. ' ' .. not_before .. ' ' .. url
   if parent and parent ~= '' then
@@ -235,12 +239,33 @@ local function touch(host, c)
   end
 end
 
--- Put an entry in the crawl's backlog on `host` (at the front if `front`), making sure the
--- host lists the crawl among its queues and the crawl lists the host.
+-- Put an entry at the front of a backlog but behind the robots.txt entries there (at most a
+-- few, one per origin of the host the crawl has just met), which must be fetched first.
+local AFTER_ROBOTS = 'after robots'
+local function push_after_robots(backlog, entry)
+  local head = redis.call('LRANGE', backlog, 0, 15)
+  local last_robots
+  for _, queued in ipairs(head) do
+    if string.sub(queued, 1, 2) ~= 'R ' then
+      break
+    end
+    last_robots = queued
+  end
+  if last_robots then
+    return redis.call('LINSERT', backlog, 'AFTER', last_robots, entry)
+  end
+  return redis.call('LPUSH', backlog, entry)
+end
+
+-- Put an entry in the crawl's backlog on `host` (at the front if `front`, behind its robots.txt
+-- entries if AFTER_ROBOTS), making sure the host lists the crawl among its queues and the crawl
+-- lists the host.
 local function push(c, host, entry, front)
   local backlog = crawl_host_key(host, c, 'backlog')
   local length
-  if front then
+  if front == AFTER_ROBOTS then
+    length = push_after_robots(backlog, entry)
+  elseif front then
     length = redis.call('LPUSH', backlog, entry)
   else
     length = redis.call('RPUSH', backlog, entry)
@@ -263,6 +288,16 @@ local function push(c, host, entry, front)
   -- vanished (their leases end) cannot hold a backlog for ever.
   if length == 1 or (F.now + length) % 32 == 0 then
     touch(host, c)
+  end
+end
+
+-- The first time the crawl meets an origin (looked up only when it is in `new_origins`, or
+-- when that is nil), the origin's robots.txt goes to the front of its host's backlog.
+local function gate_origin(c, cfg, origin, host, new_origins)
+  if cfg.robots and (new_origins == nil or new_origins[origin])
+     and redis.call('SADD', crawl_key(c, 'origins'), origin) == 1 then
+    push(c, host, 'R 0 0 ' .. origin, true)
+    bump(c, 'pending', 1)
   end
 end
 
@@ -292,14 +327,36 @@ local function admit(c, fp, url, depth, hops, parent, new_origins)
   seen_set(seen, fp, depth, fetched)
   local origin = origin_of(url)
   local host = host_of(origin)
-  if cfg.robots and (new_origins == nil or new_origins[origin])
-     and redis.call('SADD', crawl_key(c, 'origins'), origin) == 1 then
-    push(c, host, 'R 0 0 ' .. origin, true)
-    bump(c, 'pending', 1)
-  end
+  gate_origin(c, cfg, origin, host, new_origins)
   push(c, host, page_entry(depth, hops, 0, 0, url, parent), false)
   bump(c, 'pending', 1)
   bump(c, 'queued', 1)
+  return 1
+end
+
+-- admit_sitemap(c, url, level, discover, new_origins): put a sitemap in its host's backlog
+-- (entry 'S ...', see page_entry), once per crawl, while the crawl has admitted fewer than its
+-- cap of sitemaps (`sitemap_files`; each one refused past it counts in the crawl's reasons).
+-- It goes to the front, behind the robots.txt entries: the URLs it lists are admitted at
+-- depth 0, and read behind the host's pages it would find many of them fetched deeper already,
+-- to fetch again. `new_origins` as admit's. Returns 1 if it did.
+local function admit_sitemap(c, url, level, discover, new_origins)
+  local cfg = crawl_cfg(c)
+  local listed = crawl_key(c, 'sitemaps')
+  if redis.call('SISMEMBER', listed, url) == 1 then
+    return 0
+  end
+  if redis.call('SCARD', listed) >= cfg.sitemap_files then
+    redis.call('HINCRBY', crawl_key(c, 'reasons'),
+               'sitemap: crawl cap of ' .. cfg.sitemap_files .. ' sitemaps reached', 1)
+    return 0
+  end
+  redis.call('SADD', listed, url)
+  local origin = origin_of(url)
+  local host = host_of(origin)
+  push(c, host, 'S 0 0 ' .. level .. ' ' .. discover .. ' ' .. url, AFTER_ROBOTS)
+  gate_origin(c, cfg, origin, host, new_origins)
+  bump(c, 'pending', 1)
   return 1
 end
 
@@ -436,6 +493,20 @@ local function fill_crawl(host, c, h, robots_gate, crawl_delay, pages_promoted, 
       queue_job(slots, id, job_payload('fetch_robots', args, nargs), start)
       redis.call('HSET', host_key(host, 'state'), c .. ':robots', id)
       gated = true
+    elseif string.sub(entry, 1, 1) == 'S' then
+      local retried, not_before, level, discover, url =
+        string.match(entry, '^S (%d+) (%d+) (%d+) (%d) (.+)$')
+      start = math.max(F.now, tonumber(not_before), h.next)
+      local id = c .. ':sitemap:' .. fingerprint(url)
+      local args = cmsgpack.pack(url) .. cmsgpack.pack(tonumber(level))
+        .. cmsgpack.pack(tonumber(retried)) .. cmsgpack.pack(discover == '1')
+      local nargs = 4
+      if drain then
+        start, args, nargs = F.now, args .. cmsgpack.pack(true), 5
+      end
+      queue_job(slots, id, job_payload('fetch_sitemap', args, nargs), start)
+      -- the host's next job waits for this one's close, the delay after its start
+      gated = delay > 0
     else
       local depth, hops, retried, not_before, url, parent =
         string.match(entry, '^(%d+) (%d+) (%d+) (%d+) (%S+) ?(%S*)$')

@@ -2,7 +2,10 @@
 -- KEYS: (frontier.lua's head), crawls index
 -- ARGV: (frontier.lua's head), crawl_id, spec_json, created_at, host_limit, host_delay_ms,
 --       robots (1 or 0), max_pages (0: none), depth, max_pages_per_host (0: none), adaptive
---       (1 or 0: adaptive politeness, frontier.lua), then (fingerprint, url) per seed
+--       (1 or 0: adaptive politeness, frontier.lua), sitemap_urls and sitemap_files (the caps
+--       of a crawl that reads sitemaps), n, then n sitemap URLs (the /sitemap.xml of each
+--       seed's origin, admitted after the seeds, their jobs to read the robots.txt Sitemap:
+--       lines too), then (fingerprint, url) per seed
 -- Returns {status, admitted}: status 1 = created, 0 = added to an existing crawl,
 -- -1 = the crawl exists and has ended; or {-2, 0, its spec} when it lives with a spec other
 -- than spec_json (seeds aside: a live crawl takes more seeds, never other options). Nothing
@@ -47,13 +50,19 @@ else
   redis.call('HSET', meta, 'spec', ARGV[a + 1], 'state', 'running', 'created_at', ARGV[a + 2],
              'host_limit', ARGV[a + 3], 'host_delay_ms', ARGV[a + 4], 'robots', ARGV[a + 5],
              'max_pages', ARGV[a + 6], 'depth', ARGV[a + 7], 'host_pages', ARGV[a + 8],
-             'adaptive', ARGV[a + 9])
+             'adaptive', ARGV[a + 9], 'sitemap_urls', ARGV[a + 10],
+             'sitemap_files', ARGV[a + 11])
   redis.call('ZADD', KEYS[3], F.now, c)
   created = 1
 end
+local n_sitemaps = tonumber(ARGV[a + 12])
+local seeds_from = a + 13 + n_sitemaps
 local admitted = 0
-for i = a + 10, #ARGV, 2 do
+for i = seeds_from, #ARGV, 2 do
   admitted = admitted + admit(c, ARGV[i], ARGV[i + 1], 0, 0, nil, nil)
+end
+for i = a + 13, seeds_from - 1 do
+  admit_sitemap(c, ARGV[i], 0, 1, nil)
 end
 fill_touched()
 flush_stats()

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from tests.support.testweb import TestWeb, make_site
+from tests.support.testweb import TestWeb, add_sitemaps, make_site
 
 
 def main() -> None:
@@ -18,12 +18,18 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--max-latency", type=float, default=0.02, help="seconds per page, at most")
     parser.add_argument("--seconds", type=float, default=3600, help="stop after this long")
+    parser.add_argument(
+        "--sitemaps", type=int, default=0, metavar="N",
+        help="give each host sitemaps (robots.txt, an index, gzip) listing N pages no link reaches",
+    )  # fmt: skip
     args = parser.parse_args()
     with TestWeb(hosts=args.hosts) as web:
         web.site = make_site(
             web.port, seed=args.seed, hosts=args.hosts, pages_per_host=args.pages,
             max_latency=args.max_latency,
         )  # fmt: skip
+        if args.sitemaps:
+            add_sitemaps(web.site, web.port, args.hosts, args.sitemaps)
         for h in range(args.hosts):
             print(web.url(h, "/p/0.html"), flush=True)
         time.sleep(args.seconds)

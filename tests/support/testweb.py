@@ -9,6 +9,7 @@ ground truth: the URLs within N hops of the seeds by shortest path.
 
 from __future__ import annotations
 
+import gzip
 import random
 import socket
 import threading
@@ -109,6 +110,47 @@ def star_site(web: TestWeb, pages: int, latency: float) -> str:
         site[web.url(0, f"/p{i}")] = Page(latency=latency)
     web.site = Site(site)
     return root
+
+
+def add_sitemaps(site: Site, port: int, hosts: int = 3, archive: int = 10) -> list[str]:
+    """Give each host of a ``make_site`` site sitemaps, as ``--sitemaps`` reads them: its
+    robots.txt names an index of two gzip sitemaps, one of its ``/p/`` pages and one of
+    ``archive`` pages no link reaches (each linking to a ``/p/`` page and to a page of its own
+    one hop on), and a malformed sitemap; it has no /sitemap.xml. Returns the page URLs the
+    sitemaps list."""
+    listed: list[str] = []
+    for h in range(hosts):
+        origin = f"http://127.0.0.{2 + h}:{port}"
+        ours = sorted(u for u in site.pages if u.startswith(f"{origin}/p/"))
+        archive_urls = [f"{origin}/archive/{i}.html" for i in range(archive)]
+        for i, url in enumerate(archive_urls):
+            edges = [ours[(i * 3) % len(ours)], f"{origin}/archive/{i}/more.html"]
+            site.pages[url] = Page(edges=edges, hrefs=edges)
+            site.pages[edges[1]] = Page()
+        index = "".join(
+            f"<sitemap><loc>{origin}/sitemaps/{name}</loc></sitemap>"
+            for name in ("pages.xml.gz", "archive.xml.gz", "broken.xml")
+        )
+        site.pages[f"{origin}/robots.txt"] = Page(
+            content_type="text/plain", body=b"User-agent: *\nSitemap: /sitemaps/index.xml\n"
+        )
+        site.pages[f"{origin}/sitemaps/index.xml"] = Page(
+            content_type="application/xml", body=f"<sitemapindex>{index}</sitemapindex>".encode()
+        )
+        for name, urls in (("pages", ours), ("archive", archive_urls)):
+            entries = "".join(
+                f"<url><loc>{u}</loc><lastmod>2026-01-0{1 + n % 9}</lastmod></url>"
+                for n, u in enumerate(urls)
+            )
+            body = gzip.compress(f"<urlset>{entries}</urlset>".encode())
+            site.pages[f"{origin}/sitemaps/{name}.xml.gz"] = Page(
+                content_type="application/x-gzip", body=body
+            )
+        site.pages[f"{origin}/sitemaps/broken.xml"] = Page(
+            content_type="application/xml", body=b"<urlset><url><loc>"
+        )
+        listed += ours + archive_urls
+    return listed
 
 
 def _variants(target: str, page_url: str, rng: random.Random) -> list[str]:
