@@ -347,7 +347,9 @@ def followable_links(hrefs: list[str], scope: ScopeRule, limit: int | None = Non
     seen: set[str] = set()
     links: list[str] = []
     for href in hrefs:
-        url = followable(href, scope)
+        if len(href) > MAX_URL_LENGTH:
+            continue
+        url = _followable(_canonical_key(href), scope)
         if url is None or url in seen:
             continue
         seen.add(url)
@@ -355,14 +357,6 @@ def followable_links(hrefs: list[str], scope: ScopeRule, limit: int | None = Non
         if limit is not None and len(links) >= limit:
             break
     return links
-
-
-def followable(href: str, scope: ScopeRule) -> str | None:
-    """The canonical URL of ``href`` if the crawl follows it (a page link in scope, not longer
-    than ``MAX_URL_LENGTH``), else None."""
-    if len(href) > MAX_URL_LENGTH:
-        return None
-    return _followable(_canonical_key(href), scope)
 
 
 # The verdict on an href (its canonical URL if followable, else None), by _canonical_key: hrefs

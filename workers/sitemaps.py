@@ -23,7 +23,7 @@ from urllib.parse import urljoin
 from lxml import etree
 
 from shared.urls import ScopeRule, canonicalize
-from workers.links import followable
+from workers.links import followable_links
 
 SITEMAP_MAX_URLS = 50_000
 SITEMAP_MAX_BYTES = 50 * 1024 * 1024  # the protocol's 50 MB: 52,428,800 bytes
@@ -308,7 +308,8 @@ def read_sitemap(
             target = canonicalize(href) if href else None
             ok = target is not None and scope.covers(target)
         else:
-            target = followable(href, scope) if href else None
+            followed = followable_links([href], scope) if href else []
+            target = followed[0] if followed else None
             ok = target is not None
         if not ok or target is None:
             ignored += 1
