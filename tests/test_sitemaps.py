@@ -383,3 +383,31 @@ async def test_depth_stays_exact_with_sitemaps_across_workers(
     assert (c.sitemaps, c.sitemaps_skipped) == (9, 6)
     sitemap_reasons = {k: n for k, n in c.reasons.items() if k.startswith("sitemap")}
     assert sitemap_reasons == {"sitemap: malformed XML": 3, "sitemap: http 404": 3}
+
+
+@pytest.mark.slow
+async def test_a_sitemap_is_retried_and_its_redirect_followed(
+    web: TestWeb, settings: Settings
+) -> None:
+    """A 503 sitemap is asked again (as a page is) and then read; a sitemap that redirects
+    is read at its target, one redirecting off the crawl's hosts is skipped, its target
+    never asked for."""
+    root = web.url(0, "/")
+    moved, away = web.url(0, "/moved.xml"), web.url(1, "/away.xml")
+    web.site = Site({
+        root: Page(), web.url(0, "/a"): Page(), web.url(0, "/b"): Page(),
+        web.url(0, "/robots.txt"): robots("Sitemap: /old.xml", "Sitemap: /gone.xml"),
+        web.url(0, "/sitemap.xml"): Page(first_statuses=[503], content_type="application/xml",
+                                         body=urlset([web.url(0, "/a")])),
+        web.url(0, "/old.xml"): Page(status=301, redirect_to=moved),
+        moved: xml(urlset([web.url(0, "/b")])),
+        web.url(0, "/gone.xml"): Page(status=301, redirect_to=away),
+        away: xml(urlset([web.url(1, "/c")])),
+    })  # fmt: skip
+    status = await crawl(settings, "moves", root, retries=1)
+    assert set(depths(settings, "moves")) == {root, web.url(0, "/a"), web.url(0, "/b")}
+    assert web.requested().count(web.url(0, "/sitemap.xml")) == 2
+    assert away not in web.requested()
+    c = status.counters
+    assert (c.sitemaps, c.sitemaps_skipped) == (2, 1)
+    assert c.reasons == {"sitemap: redirect out of scope": 1}
