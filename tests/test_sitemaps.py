@@ -53,7 +53,7 @@ def xml(body: bytes) -> Page:
 
 
 def gzipped(body: bytes) -> Page:
-    return Page(content_type="application/x-gzip", body=gzip.compress(body))
+    return Page(content_type="application/x-gzip", body=gzip.compress(body, mtime=0))
 
 
 def robots(*lines: str) -> Page:
@@ -103,7 +103,8 @@ def test_text_and_gzip_and_index_sitemaps() -> None:
     assert [e.url for e in text.entries] == [f"http://a.test/{i}" for i in (1, 2, 3)]
     junk = parse_sitemap(b"http://a.test/1\n" + b"x" * 200_000 + b"\nhttp://a.test/2")
     assert [e.url for e in junk.entries] == ["http://a.test/1", "http://a.test/2"]
-    assert parse_sitemap(gzip.compress(urlset(["http://a.test/z"]))).entries[0].url.endswith("z")
+    zipped = parse_sitemap(gzip.compress(urlset(["http://a.test/z"])))
+    assert [e.url for e in zipped.entries] == ["http://a.test/z"]
     index = parse_sitemap(gzip.compress(sitemap_index(["http://a.test/s1.xml"])))
     assert index.index and [e.url for e in index.entries] == ["http://a.test/s1.xml"]
 
@@ -130,7 +131,8 @@ def test_a_sitemap_is_read_up_to_the_protocols_limits() -> None:
      (b"<html><body>moved</body></html>", "not a sitemap"),
      (b'<!DOCTYPE urlset [<!ENTITY a "http://a.test/">]><urlset><url><loc>&a;</loc></url>'
       b"</urlset>", "a DTD"),
-     (gzip.compress(urlset(["http://a.test/"]))[:40], "bad gzip data")],
+     (gzip.compress(urlset(["http://a.test/"]), mtime=0)[:40], "bad gzip data")],
+    ids=["unclosed", "undefined entity", "html", "dtd", "cut gzip"],
 )  # fmt: skip
 def test_a_sitemap_that_cannot_be_read_says_why(body: bytes, reason: str) -> None:
     """Malformed XML, another document, a DTD (entities are never resolved) or broken gzip."""

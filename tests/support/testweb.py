@@ -142,7 +142,7 @@ def add_sitemaps(site: Site, port: int, hosts: int = 3, archive: int = 10) -> li
                 f"<url><loc>{u}</loc><lastmod>2026-01-0{1 + n % 9}</lastmod></url>"
                 for n, u in enumerate(urls)
             )
-            body = gzip.compress(f"<urlset>{entries}</urlset>".encode())
+            body = gzip.compress(f"<urlset>{entries}</urlset>".encode(), mtime=0)
             site.pages[f"{origin}/sitemaps/{name}.xml.gz"] = Page(
                 content_type="application/x-gzip", body=body
             )
