@@ -104,6 +104,7 @@ class CrawlKeys:
     busiest = _Named()
     hosts = _Named()
     origins = _Named()
+    sitemaps = _Named()
 
     def key(self, name: str) -> str:
         return f"{PREFIX}:{self.crawl_id}:{name}"
@@ -119,10 +120,6 @@ class CrawlKeys:
 
     def robots(self, origin: str) -> str:
         return self.key(f"robots:{origin}")
-
-    @property
-    def sitemaps(self) -> str:
-        return f"{PREFIX}:{self.crawl_id}:sitemaps"
 
 
 @dataclass(frozen=True, slots=True)
