@@ -144,13 +144,28 @@ def test_a_sitemap_that_cannot_be_read_says_why(body: bytes, reason: str) -> Non
 # -- crawls --------------------------------------------------------------------------------
 
 
+async def test_a_missing_sitemap_is_an_error_only_when_listed(
+    web: TestWeb, settings: Settings
+) -> None:
+    """A sitemap robots.txt names that answers 404 is counted as a failure with its reason;
+    the /sitemap.xml that was only guessed answering 404 is skipped without one."""
+    root = web.url(0, "/")
+    web.site = Site(
+        {root: Page(), web.url(0, "/robots.txt"): robots("User-agent: *", "Sitemap: /gone.xml")}
+    )
+    status = await crawl(settings, "missing", root)
+    assert status.counters.sitemaps_skipped == 2
+    assert status.counters.reasons == {"sitemap: http 404": 1}
+    assert {web.url(0, "/gone.xml"), web.url(0, "/sitemap.xml")} <= set(web.requested())
+
+
 @pytest.mark.slow
 async def test_robots_sitemap_index_of_gzip_sitemaps_gives_the_exact_page_set(
     web: TestWeb, settings: Settings
 ) -> None:
     """robots.txt's Sitemap: line names an index of two gzip sitemaps: every page they list is
     crawled at depth 0 (as a seed) and its links one hop further; nothing else is fetched, and
-    the counters say what was read (the absent /sitemap.xml is a 404, counted)."""
+    the counters say what was read (the guessed /sitemap.xml is absent: skipped, no error)."""
     root = web.url(0, "/")
     pages = {
         root: Page(hrefs=["/linked"]),
@@ -174,7 +189,7 @@ async def test_robots_sitemap_index_of_gzip_sitemaps_gives_the_exact_page_set(
     assert not any("grandchild" in u for u in web.requested())
     c = status.counters
     assert (c.sitemaps, c.sitemaps_skipped, c.sitemap_urls) == (3, 1, 5)
-    assert c.reasons == {"sitemap: http 404": 1}
+    assert c.reasons == {}
     maps = [u for u in web.requested() if "/maps/" in u or "sitemap" in u]
     paths = ["/sitemap.xml", "/maps/index.xml", "/maps/a.xml.gz", "/maps/b.xml.gz"]
     assert sorted(maps) == sorted(web.url(0, path) for path in paths)
@@ -384,7 +399,7 @@ async def test_depth_stays_exact_with_sitemaps_across_workers(
     c = status.counters
     assert (c.sitemaps, c.sitemaps_skipped) == (9, 6)
     sitemap_reasons = {k: n for k, n in c.reasons.items() if k.startswith("sitemap")}
-    assert sitemap_reasons == {"sitemap: malformed XML": 3, "sitemap: http 404": 3}
+    assert sitemap_reasons == {"sitemap: malformed XML": 3}
 
 
 @pytest.mark.slow

@@ -382,6 +382,10 @@ async def _sitemap(
         log.info("sitemap redirected", redirect=result.redirect)
         moved = [SitemapRef(result.redirect, job.level)]
         return await _sitemap_close(worker, rules, job, "redirected", [], moved, [], hold, fetched)
+    if job.discover and result.status in (404, 410):
+        # most sites have no /sitemap.xml: not reading one that was only guessed is no error
+        log.info("sitemap absent", status=result.status)
+        return await _sitemap_close(worker, rules, job, "skipped", [], [], [], hold, fetched)
     if result.status is None or not 200 <= result.status < 300:
         reason = result.reason or f"status {result.status}"
         return await _sitemap_skipped(worker, rules, job, reason, result.error or "", hold,
