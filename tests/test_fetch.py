@@ -50,6 +50,30 @@ async def test_redirect_is_not_followed_but_reported(
     assert web.requested() == [web.url(0, "/r")]
 
 
+async def test_a_3xx_without_location_is_a_response(
+    web: TestWeb, http: httpx.AsyncClient, settings: Settings
+) -> None:
+    """A 3xx with no Location (a 304, a 300) is a response like any other, not a redirect:
+    recorded with its status and body, never a failed job."""
+    web.site = Site({web.url(0, "/choices"): Page(status=300, body=b"pick one")})
+    r = await fetch(http, web.url(0, "/choices"), settings)
+    assert (r.status, r.redirect, r.body, r.error) == (300, None, b"pick one", None)
+
+
+async def test_validators_are_sent_and_a_304_comes_back_without_body(
+    web: TestWeb, http: httpx.AsyncClient, settings: Settings
+) -> None:
+    """The headers given to fetch go with the request: an ETag sent back as If-None-Match
+    gets a 304 with no body; a stale one gets the page."""
+    url = web.url(0, "/v")
+    web.site = Site({url: Page(etag='"v1"', body=b"versioned")})
+    r = await fetch(http, url, settings, headers={"If-None-Match": '"v1"'})
+    assert (r.status, r.body, r.header("etag")) == (304, b"", '"v1"')
+    stale = await fetch(http, url, settings, headers={"If-None-Match": '"v0"'})
+    assert (stale.status, stale.body) == (200, b"versioned")
+    assert web.conditionals == [(url, '"v1"', None), (url, '"v0"', None)]
+
+
 async def test_relative_redirect_is_resolved(
     web: TestWeb, http: httpx.AsyncClient, settings: Settings
 ) -> None:

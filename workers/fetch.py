@@ -107,6 +107,11 @@ class FetchResult:
     headers: list[tuple[str, str]] = field(default_factory=list)
     exchange: Exchange | None = None
 
+    def header(self, name: str) -> str | None:
+        """The first value of the response header ``name`` (any case), if it came."""
+        wanted = name.lower()
+        return next((v for k, v in self.headers if k.lower() == wanted), None)
+
     @property
     def transient(self) -> bool:
         """True for failures worth trying again later: no answer, a timeout, 429 or 5xx."""
@@ -218,20 +223,22 @@ async def fetch(
     max_bytes: int | None = None,
     *,
     exchange: bool = False,
+    headers: dict[str, str] | None = None,
 ) -> FetchResult:
-    """GET ``url``, reading at most ``max_bytes`` of body (default: the settings'); with
-    ``exchange``, keep what went over the wire (``FetchResult.exchange``). Never raises for a
-    bad page or server, only for cancellation."""
+    """GET ``url`` (with ``headers`` besides the client's: a recrawl's validators), reading at
+    most ``max_bytes`` of body (default: the settings'); with ``exchange``, keep what went over
+    the wire (``FetchResult.exchange``). Never raises for a bad page or server, only for
+    cancellation."""
     started = time.perf_counter()
     started_at = datetime.now(UTC) if exchange else None
     try:
         async with asyncio.timeout(settings.total_timeout):
-            async with client.stream("GET", url) as response:
-                headers = _header_pairs(response)
-                if response.is_redirect:
+            async with client.stream("GET", url, headers=headers) as response:
+                received = _header_pairs(response)
+                if response.has_redirect_location:
                     payload, cut = await _redirect_body(response) if exchange else (b"", False)
                     kept = _exchange(response, started_at, payload)
-                    return _redirected(url, response, _ms_since(started), headers, kept, cut)
+                    return _redirected(url, response, _ms_since(started), received, kept, cut)
                 limit = max_bytes or settings.max_page_bytes
                 body, truncated, raw = await _read_capped(response, limit, keep_raw=exchange)
                 return FetchResult(
@@ -244,7 +251,7 @@ async def fetch(
                     error=None,
                     duration_ms=_ms_since(started),
                     retry_after=retry_after_s(response.headers.get("retry-after")),
-                    headers=headers,
+                    headers=received,
                     exchange=_exchange(response, started_at, raw),
                 )
     except TimeoutError:

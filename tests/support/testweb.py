@@ -16,6 +16,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from urllib.parse import urlsplit
@@ -45,6 +46,30 @@ class Page:
     hold: threading.Event | None = None
     # sent with Transfer-Encoding: chunked, in chunks of 100 bytes, instead of a Content-Length
     chunked: bool = False
+    # validators: sent with a 200, and a request that sends them back gets a 304 (RFC 9110:
+    # If-None-Match first; If-Modified-Since only without it)
+    etag: str | None = None
+    last_modified: str | None = None
+
+    def not_modified(self, if_none_match: str | None, if_modified_since: str | None) -> bool:
+        """Whether a request with these conditional headers gets a 304."""
+        if self.status != 200 or self.redirect_to is not None:
+            return False
+        if if_none_match is not None:
+            tags = [t.strip() for t in if_none_match.split(",")]
+            return self.etag is not None and (self.etag in tags or "*" in tags)
+        if if_modified_since is None or self.last_modified is None:
+            return False
+        try:
+            since = parsedate_to_datetime(if_modified_since)
+        except (TypeError, ValueError):
+            return False
+        return parsedate_to_datetime(self.last_modified) <= since
+
+    def validators(self) -> dict[str, str]:
+        """The page's validators as response headers."""
+        found = {"ETag": self.etag, "Last-Modified": self.last_modified}
+        return {name: value for name, value in found.items() if value is not None}
 
     def render(self) -> bytes:
         if self.body is not None:
@@ -233,7 +258,9 @@ class _Handler(BaseHTTPRequestHandler):
         web = self.server.web
         host = str(self.server.server_address[0])
         url = f"http://{host}:{web.port}{self.path.split('#', 1)[0]}"
-        nth = web.record(url)
+        nth = web.record(
+            url, self.headers.get("If-None-Match"), self.headers.get("If-Modified-Since")
+        )
         web.enter(host)
         self._answering = True
         try:
@@ -266,10 +293,20 @@ class _Handler(BaseHTTPRequestHandler):
             self.end_headers()
             return
         status = page.first_statuses[nth] if nth < len(page.first_statuses) else page.status
+        inm, ims = self.headers.get("If-None-Match"), self.headers.get("If-Modified-Since")
+        if page.not_modified(inm, ims):
+            web.answered(url, 304)
+            self.send_response(304)
+            for name, value in page.validators().items():
+                self.send_header(name, value)
+            self._answered()
+            self.end_headers()
+            return
+        web.answered(url, status)
         if page.chunked:
             self._send_chunked(status, page)
             return
-        self._send(status, page.content_type, page.render(), page.headers)
+        self._send(status, page.content_type, page.render(), page.headers | page.validators())
 
     def _send_chunked(self, status: int, page: Page) -> None:
         body = page.render()
@@ -324,6 +361,10 @@ class TestWeb:
         self.site = Site({})
         self.port = 0
         self.requests: list[tuple[str, float]] = []
+        # (url, If-None-Match, If-Modified-Since) of every request, and (url, status) of every
+        # answer of a page of the site (not of a redirect or an unknown URL)
+        self.conditionals: list[tuple[str, str | None, str | None]] = []
+        self.statuses: list[tuple[str, int]] = []
         self._counts: dict[str, int] = {}
         self.in_flight: dict[str, int] = {}
         self.max_in_flight: dict[str, int] = {}
@@ -336,13 +377,22 @@ class TestWeb:
     def url(self, host_index: int, path: str) -> str:
         return f"http://{self.hosts[host_index]}:{self.port}{path}"
 
-    def record(self, url: str) -> int:
-        """Note a request's start; returns how many requests for ``url`` came before it."""
+    def record(
+        self, url: str, if_none_match: str | None = None, if_modified_since: str | None = None
+    ) -> int:
+        """Note a request's start and the conditional headers it sent; returns how many
+        requests for ``url`` came before it."""
         with self._lock:
             nth = self._counts.get(url, 0)
             self._counts[url] = nth + 1
             self.requests.append((url, time.monotonic()))
+            self.conditionals.append((url, if_none_match, if_modified_since))
             return nth
+
+    def answered(self, url: str, status: int) -> None:
+        """Note the status a page of the site was answered with."""
+        with self._lock:
+            self.statuses.append((url, status))
 
     def enter(self, host: str) -> None:
         with self._lock:
