@@ -22,6 +22,8 @@ from rich.table import Table
 from scheduler.control import (
     CancelResult,
     cancel_crawl,
+    check_since,
+    check_since_files,
     forget_crawl,
     pause_crawl,
     resume_crawl,
@@ -30,7 +32,13 @@ from scheduler.control import (
 from scheduler.embedded import REDIS_DIR, EmbeddedRedis, open_store
 from scheduler.interrupt import Caught, resume_command, stop_signals_interrupt
 from scheduler.local import LocalWorkers
-from scheduler.panel import excluded_text, human_bytes, sitemaps_text, state_text
+from scheduler.panel import (
+    changes_text,
+    excluded_text,
+    human_bytes,
+    sitemaps_text,
+    state_text,
+)
 from scheduler.progress import watch
 from shared.catalog import list_crawls, load_status
 from shared.connections import connected
@@ -54,7 +62,7 @@ from shared.keys import worker_health_key
 from shared.logs import configure_logging
 from shared.mime import media_type
 from shared.settings import Settings, setting_error
-from shared.storage import CrawlLayout
+from shared.storage import CrawlLayout, manifest_line
 from shared.urls import canonical_seed
 
 if TYPE_CHECKING:
@@ -208,6 +216,16 @@ MaxSitemapUrls = Annotated[
         f"{DEFAULT_MAX_SITEMAP_URLS}); the rest are counted as capped.",
     ),
 ]
+Since = Annotated[
+    str | None,
+    typer.Option(
+        "--since",
+        metavar="CRAWL_ID",
+        help="Crawl again since this done crawl of the same data directory: its pages are "
+        "asked for with their validators (If-None-Match, If-Modified-Since), and each is "
+        "counted new, changed, unchanged or gone.",
+    ),
+]
 Concurrency = Annotated[
     int | None,
     typer.Option("--concurrency", "-c", metavar="N", min=1, help="Requests in flight per worker."),
@@ -328,7 +346,7 @@ def _spec(urls: list[str], crawl_id: str | None, **options: Any) -> CrawlSpec:
 _SPEC_OPTIONS = (
     "depth", "scope", "max_pages", "max_pages_per_host", "allow", "deny", "per_host_concurrency",
     "per_host_delay", "retries", "max_bytes_per_page", "allow_private", "warc", "sitemaps",
-    "max_sitemap_urls",
+    "max_sitemap_urls", "since",
 )  # fmt: skip
 
 
@@ -419,6 +437,7 @@ def seed(
     warc: Warc = False,
     sitemaps: Sitemaps = False,
     max_sitemap_urls: MaxSitemapUrls = None,
+    since: Since = None,
     wait: Annotated[bool, typer.Option("--wait", help="Show progress until it is done.")] = False,
 ) -> None:
     """Create a crawl and queue its seed URLs; prints the crawl id."""
@@ -427,6 +446,8 @@ def seed(
 
     async def go() -> CrawlStatus | None:
         async with connected(settings.redis_url) as redis:
+            if spec.since is not None:
+                await check_since(redis, settings.data_dir, spec.since)
             result = await seed_crawl(redis, settings, spec)
             out.print(spec.crawl_id, highlight=False)
             if not result.created:
@@ -558,6 +579,9 @@ def _status_table(statuses: list[CrawlStatus], stall_after_s: float) -> None:
     for s in statuses:  # a reason is a line of its own: a column would wrap it to pieces
         if s.reason is not None:
             out.print(f"{s.crawl_id} {s.state.value}: {s.reason}", highlight=False, soft_wrap=True)
+    for s in statuses:  # and so is what a crawl --since another found changed
+        if s.spec.since is not None:
+            out.print(f"{s.crawl_id}: {changes_text(s)}", highlight=False, soft_wrap=True)
 
 
 @app.command(epilog="Example: crawlfleet cancel 20261125-101500-a1b2c3")
@@ -658,6 +682,7 @@ def run(
     warc: Warc = False,
     sitemaps: Sitemaps = False,
     max_sitemap_urls: MaxSitemapUrls = None,
+    since: Since = None,
     workers: Annotated[
         int, typer.Option("--workers", "-w", metavar="W", min=1, help="Worker processes.")
     ] = 2,
@@ -685,6 +710,11 @@ def run(
     )  # fmt: skip
     if settings.metrics_port and settings.metrics_port + workers - 1 > _LAST_PORT:
         raise _fail(f"--metrics-port {settings.metrics_port} leaves no port for worker {workers}")
+    if spec.since is not None:  # before anything starts: its workers read it in this folder
+        try:
+            check_since_files(settings.data_dir, spec.since)
+        except CrawlfleetError as exc:
+            raise _failed(exc) from None
     started = time.monotonic()
     embedded: EmbeddedRedis | None = None
     try:
@@ -723,6 +753,8 @@ def _run_locally(
 
         async def go() -> tuple[int, CrawlStatus]:
             async with connected(settings.redis_url) as redis:
+                if spec.since is not None:
+                    await check_since(redis, settings.data_dir, spec.since)
                 await seed_crawl(redis, settings, spec)
                 before = (await load_status(redis, spec.crawl_id)).counters
                 metrics = _metrics_ports(settings.metrics_host, fleet.metrics_ports())
@@ -792,12 +824,14 @@ def _summary(
     capped = f", {c.capped} not fetched (page caps)" if c.capped else ""
     reasons = sorted(c.reasons.items(), key=lambda kv: (-kv[1], kv[0]))
     why = "".join(f"\n  errors    {n} {reason}" for reason, n in reasons[:_REASONS_SHOWN])
+    changes = "" if status.spec.since is None else f"\n  changes   {changes_text(status)}"
     out.print(
         f"crawl {status.crawl_id} {status.state.value}{took}\n"
         f"  pages     {c.fetched} fetched, {c.failed} failed{excluded_text(c)}{capped}, "
         f"{human_bytes(c.bytes)}"
         + (f"\n  sitemaps  {sitemaps_text(c)}" if status.spec.sitemaps else "")
-        + f"{why}\n"
+        + f"{changes}"
+        f"{why}\n"
         f"  files     {root / 'pages'}\n"
         f"  manifest  {root / 'manifest.jsonl'}"
         + (
@@ -901,7 +935,7 @@ def pages(
     with _reading():
         for record in crawl.pages(status):
             if as_json:
-                print(record.model_dump_json())
+                print(manifest_line(record).decode(), end="")
                 continue
             mime = media_type(record.content_type) or "-"
             note = f"  -> {record.redirect}" if record.redirect else ""

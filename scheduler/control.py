@@ -5,15 +5,23 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 from redis.asyncio import Redis
 
-from shared.crawl import SITEMAPS_PER_CRAWL, CrawlSpec
-from shared.errors import CrawlNotEnded, CrawlNotRunning, SpecConflict, UnknownCrawl
+from shared.crawl import SITEMAPS_PER_CRAWL, CrawlSpec, CrawlState
+from shared.errors import (
+    CrawlNotEnded,
+    CrawlNotRunning,
+    NoEarlierCrawl,
+    SpecConflict,
+    UnknownCrawl,
+)
 from shared.jobs import FINALIZE_CRAWL, finalize_job_id, job_payload, now_ms
 from shared.keys import CRAWLS_INDEX, CrawlKeys, job_key
 from shared.scripts import Frontier
 from shared.settings import Settings
+from shared.storage import CrawlLayout
 from shared.urls import fingerprint, origin_of
 
 
@@ -66,6 +74,31 @@ def seed_sitemaps(spec: CrawlSpec) -> list[str]:
     if not spec.sitemaps:
         return []
     return list(dict.fromkeys(f"{origin_of(url)}/sitemap.xml" for url in spec.seeds))
+
+
+def check_since_files(data_dir: Path, since: str) -> None:
+    """That ``data_dir`` holds the finished crawl ``since`` (its manifest); NoEarlierCrawl if
+    not."""
+    layout = CrawlLayout(data_dir, since)
+    if not layout.has_file(layout.manifest):
+        raise NoEarlierCrawl(
+            f"--since {since}: no finished crawl {since!r} in {data_dir} "
+            f"(no {layout.manifest.name}): give a crawl that is done there"
+        )
+
+
+async def check_since(redis: Redis, data_dir: Path, since: str) -> None:
+    """That the crawl a new crawl is --since may be: done, if Redis knows it (its files are
+    then in the workers' data directory, which they check), else finished in ``data_dir``
+    (a crawl forgotten from Redis); NoEarlierCrawl if not."""
+    state: bytes | None = await redis.hget(CrawlKeys(since).meta, "state")  # type: ignore[misc]
+    if state is None:
+        check_since_files(data_dir, since)
+    elif state.decode() != CrawlState.DONE:
+        raise NoEarlierCrawl(
+            f"--since {since}: crawl {since!r} is {state.decode()}, not done: "
+            "crawl again since a crawl that is done"
+        )
 
 
 def _differences(stored_json: str | None, given: CrawlSpec) -> str:

@@ -84,6 +84,16 @@ def sitemaps_text(c: CrawlCounters) -> str:
     return f"{c.sitemaps} read, {c.sitemaps_skipped} skipped, {c.sitemap_urls} URLs taken"
 
 
+def changes_text(status: CrawlStatus) -> str:
+    """``3 new, 1 changed, 40 unchanged, 2 gone since c1``: a crawl --since another's pages
+    against the earlier crawl's."""
+    c = status.counters
+    return (
+        f"{c.new} new, {c.changed} changed, {c.unchanged} unchanged, {c.gone} gone "
+        f"since {status.spec.since}"
+    )
+
+
 def reasons_text(reasons: dict[str, int], at_most: int) -> str:
     """``2 http 404, 1 timeout``: the commonest reasons first, and how many more there are."""
     ranked = sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))
@@ -104,6 +114,8 @@ def plain_line(view: View, stall_after_s: float) -> str:
     )
     if c.excluded:
         line += f"  excluded {c.excluded}"
+    if s.spec.since is not None:
+        line += f"  {c.new} new, {c.changed} changed, {c.unchanged} unchanged, {c.gone} gone"
     if c.reasons:
         line += f"  errors {reasons_text(c.reasons, _REASONS_IN_LINE)}"
     return line
@@ -124,6 +136,8 @@ def panel(view: View, stall_after_s: float) -> Panel:
     rows.add_row("fetched", fetched)
     if s.spec.sitemaps:
         rows.add_row("sitemaps", sitemaps_text(c))
+    if s.spec.since is not None:
+        rows.add_row("changes", changes_text(s))
     if c.reasons:
         rows.add_row("errors", reasons_text(c.reasons, REASONS_SHOWN))
     rows.add_row(

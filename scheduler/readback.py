@@ -3,7 +3,9 @@ one page's body, and one file with everything (JSON lines or WARC).
 
 Everything comes from the crawl's folder: the manifest (written when the crawl ended) lists
 its pages; a body is read from the page's body file or, for a crawl that wrote WARC, from the
-response record its page record points at (the same place index.cdxj names).
+response record its page record points at (the same place index.cdxj names), or, for an
+unchanged page of a crawl --since another that wrote WARC, the earlier crawl's response record
+its record refers to (``body_in``).
 """
 
 from __future__ import annotations
@@ -24,10 +26,11 @@ from warcio.timeutils import datetime_to_iso_date
 from warcio.warcwriter import WARCWriter
 
 from shared.errors import NotStored, UnknownCrawl, UnreadableCrawl
-from shared.storage import CrawlLayout, PageRecord
+from shared.storage import MANIFEST_EXCLUDES, CrawlLayout, PageRecord
 from shared.urls import canonicalize
 from shared.warc_index import read_body
 
+NOT_MODIFIED = 304
 # headers that describe the body as it was sent, not as a page file keeps it (decoded, whole)
 _MASKED = frozenset({"content-encoding", "content-length", "transfer-encoding"})
 
@@ -74,6 +77,9 @@ class FinishedCrawl:
         body_file = self.layout.stored_body(record)
         if body_file is not None:
             return body_file.read_bytes()
+        if record.body_in is not None:  # an unchanged page's, in the earlier crawl's WARC
+            holder = CrawlLayout(self.layout.data_dir, record.body_in.crawl_id)
+            return read_body(holder, record.body_in.warc)
         if record.warc is not None:
             return read_body(self.layout, record.warc)
         why = record.error or "its content type was not kept"
@@ -85,7 +91,7 @@ class FinishedCrawl:
         count = 0
         for record in self.pages():
             body = self._body_or_none(record)
-            line = record.model_dump(mode="json")
+            line = record.model_dump(mode="json", exclude=set(MANIFEST_EXCLUDES))
             line["body_base64"] = None if body is None else base64.b64encode(body).decode()
             out.write(json.dumps(line, ensure_ascii=False).encode() + b"\n")
             count += 1
@@ -124,7 +130,8 @@ class FinishedCrawl:
         for record in self.pages():
             if record.status is None:
                 continue  # no response: nothing to record
-            body = self._body_or_none(record) or b""
+            # a 304 came without one (its page's body was the earlier crawl's)
+            body = b"" if record.status == NOT_MODIFIED else self._body_or_none(record) or b""
             headers = [
                 (f"X-Crawler-{name}" if name.lower() in _MASKED else name, value)
                 for name, value in (record.headers or _headers_of(record))

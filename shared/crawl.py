@@ -7,7 +7,7 @@ import secrets
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from shared.errors import InvalidCrawlId
 from shared.mime import media_type
@@ -96,6 +96,10 @@ class CrawlSpec(BaseModel):
     # ``/sitemap.xml``, workers/sitemaps.py): their URLs are admitted at depth 0, as seeds
     sitemaps: bool = False
     max_sitemap_urls: int = Field(default=DEFAULT_MAX_SITEMAP_URLS, ge=1)
+    # crawl again since this earlier, finished crawl in the same data directory: its pages are
+    # asked for with its validators, and each page is counted new, changed, unchanged or gone
+    # (workers/since.py)
+    since: str | None = None
 
     def stores(self, content_type: str | None) -> bool:
         """True if a body of ``content_type`` is to be written to disk."""
@@ -114,6 +118,22 @@ class CrawlSpec(BaseModel):
                     "family such as image/"
                 )
         return types
+
+    @field_validator("since")
+    @classmethod
+    def _since_names_a_crawl(cls, since: str | None) -> str | None:
+        if since is None:
+            return None
+        try:
+            return check_crawl_id(since)
+        except InvalidCrawlId as exc:
+            raise ValueError(f"--since: {exc}") from None
+
+    @model_validator(mode="after")
+    def _since_another_crawl(self) -> CrawlSpec:
+        if self.since == self.crawl_id:
+            raise ValueError(f"--since {self.since}: a crawl cannot be crawled again since itself")
+        return self
 
     @field_validator("allow", "deny")
     @classmethod
@@ -154,6 +174,11 @@ class CrawlCounters(BaseModel):
     sitemaps: int = 0
     sitemaps_skipped: int = 0
     sitemap_urls: int = 0
+    # a crawl --since an earlier one: its pages against the earlier crawl's (``Change``)
+    new: int = 0
+    changed: int = 0
+    unchanged: int = 0
+    gone: int = 0
 
     @property
     def done(self) -> int:

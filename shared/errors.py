@@ -7,7 +7,8 @@
      │    ├── UnknownCrawl
      │    ├── CrawlNotRunning
      │    ├── CrawlNotEnded
-     │    └── SpecConflict
+     │    ├── SpecConflict
+     │    └── NoEarlierCrawl
      ├── ServiceError         a service we depend on is unavailable: exit code 1 on the CLI,
      │    ├── RedisUnavailable   retried with backoff inside workers
      │    ├── LogFileError       the log file cannot be opened (a worker then does not start)
@@ -53,6 +54,10 @@ class CrawlNotEnded(UserError):
 
 class SpecConflict(UserError):
     """The crawl id names a live crawl whose options are not the ones given."""
+
+
+class NoEarlierCrawl(UserError):
+    """The crawl ``--since`` names is not a finished (done) crawl in the data directory."""
 
 
 class ServiceError(CrawlfleetError):

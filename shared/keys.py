@@ -16,7 +16,9 @@ Per crawl ``C``:
                          closed), ``capped`` (links not fetched for a page cap),
                          ``hosts_dropped`` (hosts ``busiest`` let go to make room for another),
                          ``sitemaps``, ``sitemaps_skipped`` (sitemap files read, not read),
-                         ``sitemap_urls`` (page URLs taken from sitemaps)
+                         ``sitemap_urls`` (page URLs taken from sitemaps),
+                         and of a crawl --since another ``new``, ``changed``, ``unchanged``,
+                         ``gone`` (``page_done.lua``)
 - ``cf:C:seen:XYZ``      4,096 hashes, one per first 3 hex digits XYZ of a URL fingerprint:
                          the fingerprint's other digits -> 2 * shortest depth seen, + 1 once
                          the page has been fetched (so a re-fetch at a better depth counts

@@ -115,6 +115,45 @@ def read_at(folder_fd: int, name: str) -> bytes:
         return file.read()
 
 
+def is_file_at(folder_fd: int, name: str) -> bool:
+    """Whether ``name`` in the folder is a regular file (a link is not)."""
+    try:
+        return stat.S_ISREG(os.stat(name, dir_fd=folder_fd, follow_symlinks=False).st_mode)
+    except FileNotFoundError:
+        return False
+
+
+# a file system that makes no hard link here (another device, or none at all): copied instead
+_NO_LINK = frozenset({errno.EXDEV, errno.EPERM, errno.EMLINK, errno.EOPNOTSUPP, errno.ENOSYS})
+
+
+def link_at(src_fd: int, src_name: str, folder_fd: int, name: str) -> None:
+    """Make ``name`` in the folder the regular file ``src_name`` of the folder ``src_fd``, so
+    that readers see the old file or the whole new one: a hard link made under a temporary
+    name, then renamed over ``name``; a copy (``write_at``) where no link can be made. A link
+    at ``src_name`` is refused (``LinkRefused``), never followed."""
+    if not is_file_at(src_fd, src_name):
+        if _is_link(src_fd, src_name):
+            raise LinkRefused(errno.ELOOP, f"{src_name} is a symbolic link, not followed")
+        raise FileNotFoundError(errno.ENOENT, f"no file {src_name}")
+    tmp = f".{name}.{os.getpid()}.{secrets.token_hex(4)}{TMP_SUFFIX}"
+    try:
+        # linkat without AT_SYMLINK_FOLLOW: a link swapped in meanwhile is linked, not followed
+        os.link(src_name, tmp, src_dir_fd=src_fd, dst_dir_fd=folder_fd, follow_symlinks=False)
+    except OSError as exc:
+        if exc.errno not in _NO_LINK:
+            raise
+        write_at(folder_fd, name, read_at(src_fd, src_name))
+        return
+    try:
+        if not is_file_at(folder_fd, tmp):  # the source was swapped for a link meanwhile
+            raise LinkRefused(errno.ELOOP, f"{src_name} is a symbolic link, not followed")
+        os.rename(tmp, name, src_dir_fd=folder_fd, dst_dir_fd=folder_fd)
+    except BaseException:
+        remove_at(folder_fd, tmp)
+        raise
+
+
 def remove_at(folder_fd: int, name: str) -> None:
     """Remove ``name`` from the folder (a link itself, never its target), if it is there."""
     with suppress(FileNotFoundError):

@@ -188,6 +188,7 @@ class Frontier:
         outcome: str,
         nbytes: int = 0,
         reason: str = "",
+        change: str = "",
         not_before_ms: int = 0,
         hold_ms: int = 0,
         took_ms: int = 0,
@@ -200,10 +201,12 @@ class Frontier:
         is as the job carries it; ``new_origins`` are the origins among them that the caller
         has not sent before (the only ones whose robots.txt may be new to the crawl);
         ``took_ms`` and ``signal`` (``answer``, ``timeout`` or none) are what the fetch told of
-        its host (adaptive politeness)."""
+        its host (adaptive politeness); ``change`` is what the page is against the earlier
+        crawl of a crawl --since one (counted once per page, as the outcome is)."""
         redirect_fp, redirect_url = redirect or ("", "")
         args: list[Any] = [job_id, url, fingerprint, depth, hops, retried, parent or "",
-                           outcome, nbytes, reason, not_before_ms, hold_ms, took_ms, signal,
+                           outcome, nbytes, reason, change, not_before_ms, hold_ms, took_ms,
+                           signal,
                            redirect_url, redirect_fp, len(new_origins),
                            *new_origins]  # fmt: skip
         for fp, link in links:

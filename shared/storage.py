@@ -4,6 +4,8 @@
         pages/<fp[:2]>/<fp>.d<depth>.json     metadata record of one fetch
         pages/<fp[:2]>/<fp>.d<depth>.<ext>    the body as received (ext from the content type)
         manifest.jsonl                        one record per URL, written when the crawl is done
+        pages.idx                             each record's depth by fingerprint, written with
+                                              the manifest (``shared.page_index``)
         warc/<worker>-<time>-<seq>.warc.gz    with --warc: every fetch, instead of body files
         index.cdxj                            with --warc: the WARC records' index (pywb's CDXJ)
 
@@ -23,14 +25,26 @@ from collections.abc import Iterator
 from contextlib import suppress
 from datetime import datetime
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
 from shared.crawl import check_crawl_id
 from shared.mime import media_type
-from shared.nofollow import TMP_SUFFIX, entries, folder, read_at, remove_at, write_at
+from shared.nofollow import (
+    TMP_SUFFIX,
+    entries,
+    folder,
+    is_file_at,
+    link_at,
+    read_at,
+    remove_at,
+    write_at,
+)
+from shared.urls import origin_of
 
 MANIFEST = "manifest.jsonl"
+PAGE_INDEX = "pages.idx"
 PAGES = "pages"
 WARC = "warc"
 INDEX = "index.cdxj"
@@ -59,6 +73,21 @@ class WarcRef(BaseModel):
     length: int
 
 
+class BodyRef(BaseModel):
+    """A body kept in another crawl: the response record of an earlier crawl's WARC file (an
+    unchanged page of a crawl --since it, recorded as a ``revisit``)."""
+
+    crawl_id: str
+    warc: WarcRef
+
+
+# what a page of a crawl --since an earlier one is against the earlier crawl's:
+# new: a response (below 400) for a URL that had none below 400 there; changed: another body
+# (its SHA-256) or redirect target; unchanged: the same (a 304 to its validators, or the same
+# body); gone: a 404 or 410 for a URL that had a response below 400 there
+Change = Literal["new", "changed", "unchanged", "gone"]
+
+
 class PageRecord(BaseModel):
     """The metadata of one fetched (or failed) URL, as written next to its body."""
 
@@ -83,8 +112,48 @@ class PageRecord(BaseModel):
     skipped: str | None = None
     # the response headers as received, in order
     headers: list[tuple[str, str]] = Field(default_factory=list)
-    # the response record of a crawl that writes WARC
+    # the response record of a crawl that writes WARC (a revisit record, for an unchanged page
+    # of a crawl --since an earlier one)
     warc: WarcRef | None = None
+    # the validators a later crawl --since this one sends: the response's ETag and
+    # Last-Modified (for a 304 that lacks one, the earlier crawl's)
+    etag: str | None = None
+    last_modified: str | None = None
+    # the page's links: canonical page URLs in page order, before the crawl's scope, one on
+    # the page's origin as its path; [] for a response that is no HTML page, None when not read
+    # (a failure, a redirect, a record written before links were kept). Not in the manifest.
+    links: list[str] | None = None
+    # of a crawl --since an earlier one (else None)
+    change: Change | None = None
+    # where the body is when it is another crawl's (an unchanged page, with --warc)
+    body_in: BodyRef | None = None
+
+    def link_urls(self) -> list[str] | None:
+        """The page's links as absolute URLs (``links`` unpacked)."""
+        if self.links is None:
+            return None
+        origin = origin_of(self.url)
+        return [origin + link if link.startswith("/") else link for link in self.links]
+
+
+def pack_links(url: str, links: list[str]) -> list[str]:
+    """``links`` of the page ``url`` as ``PageRecord.links`` keeps them: those on its origin
+    as their paths."""
+    origin = origin_of(url)
+    cut = len(origin)
+    return [
+        link[cut:] if link.startswith(origin) and link[cut : cut + 1] == "/" else link
+        for link in links
+    ]
+
+
+# fields of a record that the manifest leaves out: kept in the record file for a later crawl
+MANIFEST_EXCLUDES = frozenset({"links"})
+
+
+def manifest_line(record: PageRecord) -> bytes:
+    """A record as one line of the manifest."""
+    return record.model_dump_json(exclude=set(MANIFEST_EXCLUDES)).encode() + b"\n"
 
 
 def body_extension(content_type: str | None) -> str:
@@ -101,6 +170,7 @@ class CrawlLayout:
         self.root = data_dir / check_crawl_id(crawl_id)
         self.pages = self.root / PAGES
         self.manifest = self.root / MANIFEST
+        self.page_index = self.root / PAGE_INDEX
         self.warc_dir = self.root / WARC
         self.index = self.root / INDEX
 
@@ -145,6 +215,28 @@ class CrawlLayout:
         folders, name = self._folders(path)
         with folder(self.data_dir, folders, create=bool(flags & os.O_CREAT)) as fd:
             return os.open(name, flags | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666, dir_fd=fd)
+
+    def has_file(self, path: Path) -> bool:
+        """Whether a regular file of the crawl is at ``path`` (reached without a link)."""
+        folders, name = self._folders(path)
+        try:
+            with folder(self.data_dir, folders) as fd:
+                return is_file_at(fd, name)
+        except OSError:
+            return False
+
+    def link_from(self, other: CrawlLayout, source: Path, path: Path) -> None:
+        """Make ``path`` (named by this layout) the file ``source`` of ``other`` (another crawl
+        under the same data directory): a hard link, or a copy where the file system makes
+        none; atomically, replacing what is there. OSError if it cannot (``LinkRefused`` for a
+        link on either side)."""
+        src_folders, src_name = other._folders(source)
+        folders, name = self._folders(path)
+        with (
+            folder(other.data_dir, src_folders) as src_fd,
+            folder(self.data_dir, folders, create=True) as fd,
+        ):
+            link_at(src_fd, src_name, fd, name)
 
     def read(self, path: Path) -> bytes:
         """The bytes of a file of the crawl; OSError if it cannot be read or is a link."""

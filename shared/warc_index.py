@@ -1,11 +1,12 @@
 """Reading a crawl's WARC files back: their whole records, the crawl's CDXJ index, one
 record's body.
 
-The index is pywb's CDXJ: one line per response record, ``<SURT key> <14-digit date> {json}``
-with the url, mime, status, digest, length, offset and filename pywb's own indexer writes,
-sorted as pywb expects (byte order). It is built from the files themselves, not from what
-workers said they wrote, so a worker killed mid-record changes nothing: its cut last member is
-left out of the index and cut off its file (``repair``), which then reads whole again.
+The index is pywb's CDXJ: one line per response (or revisit) record, ``<SURT key> <14-digit
+date> {json}`` with the url, mime, status, digest, length, offset and filename pywb's own
+indexer writes, sorted as pywb expects (byte order). It is built from the files themselves, not
+from what workers said they wrote, so a worker killed mid-record changes nothing: its cut last
+member is left out of the index and cut off its file (``repair``), which then reads whole
+again.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from shared.mime import media_type
 from shared.storage import CrawlLayout, WarcRef
 
 _WWW = re.compile(r"www\d*\.")
+# the records the index lists, as pywb's indexer does
+_INDEXED = ("response", "revisit")
 # what warcio raises on bytes that are no WARC record (a member cut in its gzip header...)
 _UNREADABLE = (ArchiveLoadFailed, zlib.error, EOFError, ValueError, OSError)
 
@@ -140,11 +143,14 @@ def _date14(warc_date: str) -> str:
 
 
 def cdxj_line(record: Record, filename: str) -> str:
-    """The index line of a response record."""
-    fields = {
-        "url": record.url,
-        "mime": record.mime or "unk",
-        "status": record.status or "-",
+    """The index line of a response or revisit record (a revisit as pywb writes one: mime
+    ``warc/revisit``, no status)."""
+    fields = {"url": record.url}
+    if record.kind == "revisit":
+        fields["mime"] = "warc/revisit"
+    else:
+        fields |= {"mime": record.mime or "unk", "status": record.status or "-"}
+    fields |= {
         "digest": (record.digest or "-").removeprefix("sha1:"),
         "length": str(record.length),
         "offset": str(record.offset),
@@ -164,7 +170,7 @@ def write_index(layout: CrawlLayout) -> tuple[int, int]:
     for path in files:
         cut += repair(layout, path)
         records, _ = whole_records(layout, path)
-        lines.extend(cdxj_line(r, path.name) for r in records if r.kind == "response")
+        lines.extend(cdxj_line(r, path.name) for r in records if r.kind in _INDEXED)
     lines.sort(key=lambda line: line.encode())
     layout.write(layout.index, "".join(f"{line}\n" for line in lines).encode())
     return len(lines), cut
@@ -176,6 +182,37 @@ def read_index(layout: CrawlLayout) -> Iterator[tuple[str, str, dict[str, str]]]
         for line in lines:
             key, date, fields = line.rstrip("\n").split(" ", 2)
             yield key, date, json.loads(fields)
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseHead:
+    """What a later ``revisit`` record names of a response record."""
+
+    url: str  # WARC-Target-URI
+    date: str  # WARC-Date
+    record_id: str  # WARC-Record-ID
+    digest: str | None  # WARC-Payload-Digest
+
+
+def response_head(layout: CrawlLayout, ref: WarcRef) -> ResponseHead:
+    """The WARC headers of the record at ``ref`` (its body is not read); ValueError if it is no
+    response record, OSError if it cannot be read."""
+    path = layout.warc_path(ref.filename)
+    with os.fdopen(layout.open_fd(path), "rb") as stream:
+        stream.seek(ref.offset)
+        try:
+            record = next(iter(ArchiveIterator(stream)))
+        except (StopIteration, *_UNREADABLE) as exc:
+            raise ValueError(f"no WARC record at {ref.filename}:{ref.offset}") from exc
+        headers = record.rec_headers
+        if headers.get_header("WARC-Type") != "response":
+            raise ValueError(f"no response record at {ref.filename}:{ref.offset}")
+        return ResponseHead(
+            url=headers.get_header("WARC-Target-URI") or "",
+            date=headers.get_header("WARC-Date") or "",
+            record_id=headers.get_header("WARC-Record-ID") or "",
+            digest=headers.get_header("WARC-Payload-Digest"),
+        )
 
 
 def read_body(layout: CrawlLayout, ref: WarcRef) -> bytes:

@@ -48,9 +48,9 @@ async def test_budget_is_the_setting(settings: Settings) -> None:
     """``max_link_tags_per_page`` is the budget PageLinks parses with."""
     html = links_page(30, last="/after")
     with PageLinks(settings.model_copy(update={"max_link_tags_per_page": 30})) as spent:
-        assert await spent.of(html_result(html), ANYWHERE) == ["http://h.test/same"]
+        assert (await spent.of(html_result(html), ANYWHERE)).followed == ["http://h.test/same"]
     with PageLinks(settings.model_copy(update={"max_link_tags_per_page": 31})) as room:
-        assert await room.of(html_result(html), ANYWHERE) == [
+        assert (await room.of(html_result(html), ANYWHERE)).followed == [
             "http://h.test/same",
             "http://h.test/after",
         ]
@@ -84,7 +84,7 @@ async def test_big_page_is_parsed_off_the_event_loop(settings: Settings, big_pag
     with PageLinks(unbounded) as links:
         ticker = asyncio.create_task(tick())
         began = time.monotonic()
-        found = await links.of(html_result(big_page), ANYWHERE)
+        found = (await links.of(html_result(big_page), ANYWHERE)).followed
         took = time.monotonic() - began
         parsing = False
         await ticker
@@ -101,4 +101,5 @@ async def test_small_and_big_pages_give_the_same_links(settings: Settings) -> No
         html = (unit * (size // len(unit) + 1)).encode()[:size]
         with PageLinks(settings) as links:
             got = await links.of(html_result(html), ANYWHERE)
-        assert got == ["http://h.test/a", "http://h.test/b"], size
+        assert got.followed == ["http://h.test/a", "http://h.test/b"], size
+        assert got.found == got.followed, size

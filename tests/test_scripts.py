@@ -274,6 +274,28 @@ async def test_refetch_at_better_depth_counts_once(redis: Redis, settings: Setti
     assert (await load_status(redis, "c1")).counters.fetched == 4  # seed, m, p, q
 
 
+async def test_changes_are_counted_once_per_page(redis: Redis, settings: Settings) -> None:
+    """page_done.lua counts a page's change against the earlier crawl once, whatever runs
+    again: a close run twice and a page fetched again nearer add one each; a close without a
+    change counts none, and a crawl that is no recrawl never writes the fields."""
+    await seed_crawl(redis, settings, spec())
+    frontier = Judged(redis, settings)
+    p, m, q = SEED + "p", SEED + "m", SEED + "q"
+    await run(frontier, page(SEED, 0), [m], change="unchanged")
+    assert await frontier.close(page(SEED, 0), 3, "fetched", 1, [m], change="unchanged") is None
+    await run(frontier, page(m), [p], change="changed")
+    await run(frontier, page(p, 2, m), change="new")
+    await seed_crawl(redis, settings, spec(seeds=[q]))
+    await run(frontier, page(q, 0), [p])
+    await run(frontier, page(p, 1, q), change="gone")
+    c = (await load_status(redis, "c1")).counters
+    assert (c.new, c.changed, c.unchanged, c.gone, c.fetched) == (1, 1, 1, 0, 4)
+    await seed_crawl(redis, settings, spec(crawl_id="c2"))
+    await run(frontier, page(SEED, 0, crawl="c2"))
+    fields = await redis.hkeys(CrawlKeys("c2").stats)  # type: ignore[misc]
+    assert not {b"new", b"changed", b"unchanged", b"gone"} & set(fields)
+
+
 async def test_depth_limit_and_max_pages(redis: Redis, settings: Settings) -> None:
     """Links of a page at the depth limit are not admitted; no more than max_pages distinct
     URLs are ever admitted."""

@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
 
 from shared.errors import InvalidCrawlId
-from shared.nofollow import LinkRefused
+from shared.nofollow import LinkRefused, link_at
 from shared.settings import Settings
 from shared.storage import CrawlLayout, PageRecord, body_extension
 from shared.urls import fingerprint
@@ -30,6 +32,53 @@ def test_atomic_write_replaces_whole_file(tmp_path: Path) -> None:
     CrawlLayout(tmp_path, "c1").write(target, b"two")
     assert target.read_bytes() == b"two"
     assert [p.name for p in target.parent.iterdir()] == [target.name]
+
+
+def test_a_body_is_linked_from_another_crawl(tmp_path: Path) -> None:
+    """``link_from`` makes a crawl's file a hard link of another crawl's (one inode, no
+    copy), replacing what was there, and leaves no temporary file."""
+    old, new = CrawlLayout(tmp_path, "old"), CrawlLayout(tmp_path, "new")
+    source, target = old.body_path(FP, 1, "text/html"), new.body_path(FP, 2, "text/html")
+    old.write(source, b"body")
+    new.write(target, b"stale")
+    new.link_from(old, source, target)
+    assert target.read_bytes() == b"body" and target.stat().st_ino == source.stat().st_ino
+    assert [p.name for p in target.parent.iterdir()] == [target.name]
+
+
+def test_a_link_as_the_source_of_a_body_is_refused(tmp_path: Path) -> None:
+    """A symbolic link where the earlier crawl's body should be is neither linked nor
+    followed."""
+    old, new = CrawlLayout(tmp_path, "old"), CrawlLayout(tmp_path, "new")
+    source = old.body_path(FP, 1, "text/html")
+    (tmp_path / "secret").write_bytes(b"secret")
+    source.parent.mkdir(parents=True)
+    os.symlink(tmp_path / "secret", source)
+    target = new.body_path(FP, 1, "text/html")
+    with pytest.raises(LinkRefused):
+        new.link_from(old, source, target)
+    assert not target.exists()
+
+
+def test_a_body_on_another_file_system_is_copied(tmp_path: Path) -> None:
+    """Where no hard link can be made (another device), the file is copied."""
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or shm.stat().st_dev == tmp_path.stat().st_dev:
+        pytest.skip("no second file system to copy across")
+    other = Path(tempfile.mkdtemp(dir=shm, prefix="crawlfleet-test-"))
+    try:
+        (other / "body").write_bytes(b"across")
+        src_fd = os.open(other, os.O_RDONLY | os.O_DIRECTORY)
+        dst_fd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            link_at(src_fd, "body", dst_fd, "copy")
+        finally:
+            os.close(src_fd)
+            os.close(dst_fd)
+        copy = tmp_path / "copy"
+        assert copy.read_bytes() == b"across" and copy.stat().st_nlink == 1
+    finally:
+        shutil.rmtree(other)
 
 
 def test_atomic_write_interrupted_leaves_old_file(tmp_path: Path) -> None:

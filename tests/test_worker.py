@@ -56,9 +56,11 @@ async def test_crawl_stores_every_page_once_with_its_record(
         assert r["content_type"]
     statuses = {r["status"] for r in records}
     assert {200, 301, 404} <= statuses
-    # no files besides one record per URL, a body per URL that is no redirect, and the manifest
+    # no files besides one record per URL, a body per URL that is no redirect, the manifest and
+    # the page index
     files = [p for p in root.rglob("*") if p.is_file()]
-    assert len(files) == len(records) + sum(r["path"] is not None for r in records) + 1
+    assert len(files) == len(records) + sum(r["path"] is not None for r in records) + 2
+    assert {"manifest.jsonl", "pages.idx"} <= {p.name for p in files}
     # nothing of arq's per-job state is left behind
     assert await redis.keys("arq:result:*") == []
     assert await redis.keys("arq:job:*") == []

@@ -29,6 +29,7 @@ from workers.guard import Policy, seed_policy
 from workers.metrics import WorkerMetrics
 from workers.parsing import PageLinks
 from workers.robots import RobotsCache
+from workers.since import EarlierCrawl
 from workers.turns import FetchTurns
 from workers.warc import WarcWriters
 
@@ -46,6 +47,8 @@ class CrawlRules:
     layout: CrawlLayout
     policy: Policy
     disk: DiskCheck = field(default_factory=DiskCheck)
+    # the earlier crawl of a crawl --since one, once its first page has opened it
+    earlier: EarlierCrawl | None = None
 
 
 @dataclass
@@ -64,6 +67,22 @@ class WorkerContext:
     lookups: Lookups  # for the seeds' addresses (each client has lookups of its own)
     rules: dict[str, CrawlRules] = field(default_factory=dict)
     clients: dict[Policy, httpx.AsyncClient] = field(default_factory=dict)
+    earlier: dict[str, EarlierCrawl] = field(default_factory=dict)
+
+    async def earlier_crawl(self, crawl_id: str) -> EarlierCrawl:
+        """The finished crawl ``crawl_id`` that crawls --since it read (opened once per
+        process, off the event loop: the index of a crawl finalized before indexes were
+        written is made from its manifest first); EarlierMissing if it is not one in the
+        data directory."""
+        crawl = self.earlier.get(crawl_id)
+        if crawl is None:
+            opened = await asyncio.to_thread(EarlierCrawl, self.settings.data_dir, crawl_id)
+            crawl = self.earlier.setdefault(crawl_id, opened)
+            if crawl is opened:
+                self.stack.callback(crawl.close)
+            else:  # another job of the process opened it meanwhile
+                opened.close()
+        return crawl
 
     async def client_for(self, policy: Policy) -> httpx.AsyncClient:
         """The process's one httpx client for a network policy, opened on first use."""

@@ -1,5 +1,5 @@
-"""Closing a crawl: keep each page's shortest-depth record, write the manifest and the WARC
-index, mark it done."""
+"""Closing a crawl: keep each page's shortest-depth record, write the manifest, the page index
+and the WARC index, mark it done."""
 
 from __future__ import annotations
 
@@ -8,13 +8,15 @@ from pathlib import Path
 
 import structlog
 
-from shared.storage import CrawlLayout, PageRecord
+from shared.page_index import write_page_index
+from shared.storage import CrawlLayout, PageRecord, manifest_line
 from shared.warc_index import write_index
 from workers.frontier import Frontier
 
 
 async def write_manifest(layout: CrawlLayout, frontier: Frontier, crawl_id: str) -> int:
-    """Write ``manifest.jsonl`` with one record per URL; returns the number of records.
+    """Write ``manifest.jsonl`` with one record per URL, and ``pages.idx``, the depth of each
+    one's record by fingerprint (``shared.page_index``); returns the number of records.
 
     A page fetched at several depths (found again by a shorter path while the crawl ran) keeps
     only the record at its shortest depth; the others and their bodies are removed, and so are
@@ -41,8 +43,9 @@ async def write_manifest(layout: CrawlLayout, frontier: Frontier, crawl_id: str)
             if path != keep[0]:
                 _remove_copy(layout, path, record, keep[1])
     kept.sort(key=lambda r: r.url)
-    lines = b"".join(r.model_dump_json().encode() + b"\n" for r in kept)
-    layout.write(layout.manifest, lines)
+    layout.write(layout.manifest, b"".join(manifest_line(r) for r in kept))
+    # after the manifest: a crawl with an index is one a later crawl may be --since
+    write_page_index(layout, kept)
     return len(kept)
 
 

@@ -17,6 +17,7 @@ from shared.keys import CrawlKeys, seen_field, sitemap_job_id
 from shared.scripts import Closed
 from shared.scripts import Frontier as Scripts
 from shared.settings import Settings
+from shared.storage import Change
 from shared.urls import fingerprint, origin_of
 from workers.sitemaps import SitemapEntry, SitemapRef
 
@@ -215,11 +216,13 @@ class Frontier:
         redirect: str | None = None,
         hold_s: float = 0.0,
         fetched: Fetched | None = None,
+        change: Change | None = None,
     ) -> int | None:
         """Count the page, admit its new or improved links (and a redirect's target, at the
         page's depth), give back its host slot and promote the host's next URLs; finish the
         crawl if it was the last. ``hold_s`` holds every request to the host (Retry-After);
-        ``fetched`` says how the fetch went, for the host's adaptive politeness.
+        ``fetched`` says how the fetch went, for the host's adaptive politeness; ``change``
+        what the page is against the earlier crawl (a crawl --since one).
 
         Returns the number of URLs admitted, or None if the job had already been closed.
         """
@@ -234,6 +237,7 @@ class Frontier:
             outcome=outcome,
             nbytes=nbytes,
             reason=reason,
+            change=change or "",
             hold_ms=int(hold_s * 1000),
             **_fetch_fields(fetched),
             redirect=target[0] if target else None,

@@ -344,29 +344,51 @@ MAX_URL_LENGTH = 2048
 def followable_links(hrefs: list[str], scope: ScopeRule, limit: int | None = None) -> list[str]:
     """Canonical, in-scope page URLs among ``hrefs``, each once, in first-seen order; at most
     ``limit`` of them, none longer than ``MAX_URL_LENGTH``."""
+    return in_scope(page_links(hrefs), scope, limit)
+
+
+def page_links(hrefs: list[str]) -> list[str]:
+    """The canonical page URLs among ``hrefs``, each once, in first-seen order, none longer
+    than ``MAX_URL_LENGTH``: a page's links before any crawl's scope (what its record keeps)."""
     seen: set[str] = set()
     links: list[str] = []
     for href in hrefs:
         if len(href) > MAX_URL_LENGTH:
             continue
-        url = _followable(_canonical_key(href), scope)
+        url = _page_url(_canonical_key(href))
         if url is None or url in seen:
             continue
         seen.add(url)
         links.append(url)
-        if limit is not None and len(links) >= limit:
-            break
     return links
 
 
-# The verdict on an href (its canonical URL if followable, else None), by _canonical_key: hrefs
-# that differ only in their fragment, and the same link on many pages, are checked once
+def in_scope(links: list[str], scope: ScopeRule, limit: int | None = None) -> list[str]:
+    """The ``links`` (canonical page URLs, each once) the crawl follows: those in its scope, at
+    most ``limit`` of them, in order."""
+    followed: list[str] = []
+    for url in links:
+        if _allows(url, scope):
+            followed.append(url)
+            if limit is not None and len(followed) >= limit:
+                break
+    return followed
+
+
+# The canonical page URL of an href (None if it is none), by _canonical_key, and the scope's
+# verdict on it: hrefs that differ only in their fragment, and the same link on many pages,
+# are checked once
 @lru_cache(maxsize=16384)
-def _followable(key: str, scope: ScopeRule) -> str | None:
+def _page_url(key: str) -> str | None:
     url = canonicalize(key)
     if url is None or len(url) > MAX_URL_LENGTH or not is_page_link(url):
         return None
-    return url if scope.allows(url) else None
+    return url
+
+
+@lru_cache(maxsize=16384)
+def _allows(url: str, scope: ScopeRule) -> bool:
+    return scope.allows(url)
 
 
 def _canonical_key(href: str) -> str:

@@ -3,11 +3,27 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from shared.storage import CrawlLayout, PageRecord, WarcRef
+from shared.storage import BodyRef, Change, CrawlLayout, PageRecord, WarcRef, pack_links
 from workers.fetch import FetchResult
 from workers.frontier import PageJob
+
+
+@dataclass(frozen=True, slots=True)
+class Revalidated:
+    """A page the server says is not modified (a 304 to a recrawl's validators): the earlier
+    crawl's record of it, and where this crawl keeps its body (``workers.since.carry_body``)."""
+
+    earlier: PageRecord
+    path: str | None
+    body_in: BodyRef | None
+
+
+def body_sha256(result: FetchResult) -> str | None:
+    """The SHA-256 of a response's body (None without a response)."""
+    return hashlib.sha256(result.body).hexdigest() if result.ok else None
 
 
 def store_page(
@@ -17,33 +33,50 @@ def store_page(
     worker: str,
     keep_body: bool = True,
     warc: WarcRef | None = None,
+    *,
+    links: list[str] | None = None,
+    change: Change | None = None,
+    revalidated: Revalidated | None = None,
+    body_in: BodyRef | None = None,
 ) -> PageRecord:
     """Write the body (if ``keep_body``; a redirect's is never read) and the record of one
-    fetch, with its response headers and where its ``warc`` response record is; both
-    atomically, body first.
+    fetch, with its response headers, its ``links`` (all of them, before scope), where its
+    ``warc`` response record is and, for a crawl --since another, its ``change``; both
+    atomically, body first. A ``revalidated`` page takes its body, type, size and digest from
+    the earlier crawl's record; ``body_in`` is where the body of a page recorded as a WARC
+    revisit is.
 
     Names depend only on the URL's fingerprint and the depth, so a job that runs again
     overwrites its own files.
     """
     fp = job.fingerprint
-    rel_body: str | None = None
-    if result.ok and keep_body and result.redirect is None:
-        body_path = layout.body_path(fp, job.depth, result.content_type)
-        layout.write(body_path, result.body)
-        rel_body = body_path.relative_to(layout.root).as_posix()
+    etag, last_modified = result.header("etag"), result.header("last-modified")
+    if revalidated is not None:
+        earlier = revalidated.earlier
+        content_type, length, sha256 = earlier.content_type, earlier.length, earlier.sha256
+        truncated, rel_body = earlier.truncated, revalidated.path
+        body_in = revalidated.body_in
+        etag, last_modified = etag or earlier.etag, last_modified or earlier.last_modified
+    else:
+        content_type, length, sha256 = result.content_type, len(result.body), body_sha256(result)
+        truncated, rel_body = result.truncated, None
+        if result.ok and keep_body and result.redirect is None:
+            body_path = layout.body_path(fp, job.depth, result.content_type)
+            layout.write(body_path, result.body)
+            rel_body = body_path.relative_to(layout.root).as_posix()
     record = PageRecord(
         url=job.url,
         final_url=result.final_url,
         depth=job.depth,
         parent=job.parent,
         status=result.status,
-        content_type=result.content_type,
-        length=len(result.body),
-        sha256=hashlib.sha256(result.body).hexdigest() if result.ok else None,
+        content_type=content_type,
+        length=length,
+        sha256=sha256,
         fetched_at=datetime.now(UTC),
         duration_ms=result.duration_ms,
         path=rel_body,
-        truncated=result.truncated,
+        truncated=truncated,
         error=result.error,
         fingerprint=fp,
         worker=worker,
@@ -51,6 +84,11 @@ def store_page(
         skipped=result.skipped,
         headers=result.headers,
         warc=warc,
+        etag=etag,
+        last_modified=last_modified,
+        links=None if links is None else pack_links(job.url, links),
+        change=change,
+        body_in=body_in,
     )
     layout.write(layout.record_path(fp, job.depth), record.model_dump_json().encode())
     return record

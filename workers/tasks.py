@@ -19,7 +19,7 @@ from arq import Retry
 from redis.exceptions import RedisError
 
 from shared.jobs import crawl_of_job, parent_url
-from shared.storage import CrawlLayout
+from shared.storage import Change, CrawlLayout
 from shared.urls import is_page_link, origin_of
 from workers.arq_worker import CLOSED_JOBS, VERDICT, LostTry, retry_wait_s
 from workers.context import CTX_KEY, CrawlRules, WorkerContext
@@ -27,7 +27,17 @@ from workers.disk import storage_reason
 from workers.fetch import FetchResult, excluded, failed, fetch
 from workers.finalize import write_manifest, write_warc_index
 from workers.frontier import Fetched, Outcome, PageJob, SitemapJob, SitemapOutcome, Verdict
+from workers.parsing import Links
 from workers.robots import ROBOTS_RETRY_BASE_S, ROBOTS_TTL_S, Rules, entry_of
+from workers.since import (
+    NOT_COMPARED,
+    Against,
+    EarlierMissing,
+    against,
+    carry_body,
+    refers_body,
+    revisit_of,
+)
 from workers.sitemaps import (
     SITEMAP_MAX_BYTES,
     BadSitemap,
@@ -36,7 +46,7 @@ from workers.sitemaps import (
     listed_sitemaps,
     read_sitemap,
 )
-from workers.store import store_page
+from workers.store import Revalidated, body_sha256, store_page
 from workers.turns import NoTurn
 
 log = structlog.get_logger()
@@ -119,13 +129,18 @@ async def _crawl(
         return await _skip(worker, rules, job)
     if not await _disk_ready(worker, rules, job.crawl_id):
         return await _skip(worker, rules, job)
-    fetched = None
+    if not await _since_ready(worker, rules, job.crawl_id):
+        return await _skip(worker, rules, job)
+    fetched, earlier, validators = None, None, {}
     if unresponsive:  # the crawl gave the host up: no request
         result: FetchResult | None = failed(job.url, UNRESPONSIVE)
     else:
         result = await _refusal(worker, rules, job, tries)
     if result is None:
-        result = await _fetch(worker, rules, job)
+        if rules.earlier is not None:
+            earlier = rules.earlier.page(job.url)
+            validators = rules.earlier.validators(earlier, rules.spec)
+        result = await _fetch(worker, rules, job, validators)
         fetched = Fetched(result.duration_ms, result.ok, result.timed_out)
         # lost tries (a worker that died or hung mid-fetch) may each have sent a request:
         # they count against the same budget, so a URL draws at most retries + 1 of them
@@ -141,28 +156,82 @@ async def _crawl(
             result = replace(result, error=f"too many redirects: {job.hops + 1} in a row")
         elif rules.scope.allows(target) and is_page_link(target):
             redirect = target  # admitted at the page's depth, one hop more
-    spec = rules.spec
-    keep = spec.stores(result.content_type)
+    page = NOT_COMPARED
+    if rules.earlier is not None:
+        page = against(result, earlier, bool(validators), body_sha256(result))
+    links = await _links_of(worker, rules, result, page)
     try:
-        warc = None
-        # a redirect has no body to keep or leave out: its record says where it pointed
-        if result.exchange is not None and (keep or result.redirect is not None):
-            warc = await worker.warcs.write(rules.layout, spec, result)
-        store_page(
-            rules.layout, job, result, worker.settings.worker_id, keep and not spec.warc, warc
-        )
+        await _keep(worker, rules, job, result, page, links.found)
     except OSError as exc:
         await _storage_failed(worker, rules, job.crawl_id, exc)
         return await _skip(worker, rules, job)
     rules.disk.stored()
-    links = await worker.links.of(result, rules.scope)
     queued = await worker.frontier.close(
-        job, rules.spec.depth, _outcome(result), len(result.body), links, result.reason,
-        redirect, _hold(result), fetched,
+        job, rules.spec.depth, _outcome(result), len(result.body), links.followed, result.reason,
+        redirect, _hold(result), fetched, page.change,
     )  # fmt: skip
-    _log_page(result, links, queued)
+    _log_page(result, links.followed, queued, page.change)
     worker.metrics.closed(job.crawl_id, result)
     return queued is not None
+
+
+async def _links_of(
+    worker: WorkerContext, rules: CrawlRules, result: FetchResult, page: Against
+) -> Links:
+    """The page's links: an unchanged page's are its earlier record's (no parse), a 2xx
+    response that is no HTML page has none; else they are read from the body."""
+    earlier = page.earlier.record.link_urls() if page.earlier is not None else None
+    if page.change == "unchanged" and earlier is not None:
+        return Links(earlier, worker.links.followed(earlier, rules.scope))
+    links = await worker.links.of(result, rules.scope)
+    if links.found is None and result.status is not None and 200 <= result.status < 300:
+        return Links([], links.followed)
+    return links
+
+
+async def _keep(
+    worker: WorkerContext,
+    rules: CrawlRules,
+    job: PageJob,
+    result: FetchResult,
+    page: Against,
+    found: list[str] | None,
+) -> None:
+    """Write the page's WARC records (a revisit for an unchanged page, if it can refer to the
+    earlier capture), body and record; a 304's body comes from the earlier crawl. OSError if
+    the crawl's folder takes no file."""
+    spec, layout = rules.spec, rules.layout
+    revalidated, content_type = None, result.content_type
+    if page.not_modified and page.earlier is not None and rules.earlier is not None:
+        carried = await carry_body(rules.earlier, page.earlier, layout, spec, job.depth)
+        revalidated = Revalidated(page.earlier.record, carried.path, carried.body_in)
+        content_type = page.earlier.record.content_type
+    keep = spec.stores(content_type)
+    warc, body_in = None, None
+    # a redirect has no body to keep or leave out: its record says where it pointed
+    if result.exchange is not None and (keep or result.redirect is not None):
+        refers = None if rules.earlier is None else await revisit_of(rules.earlier, page, result)
+        warc = await worker.warcs.write(layout, spec, result, refers)
+        body_in = refers_body(page, refers)
+    store_page(
+        layout, job, result, worker.settings.worker_id, keep and not spec.warc, warc,
+        links=found, change=page.change, revalidated=revalidated, body_in=body_in,
+    )  # fmt: skip
+
+
+async def _since_ready(worker: WorkerContext, rules: CrawlRules, crawl_id: str) -> bool:
+    """Whether the earlier crawl of a crawl --since one can be read here (opened on the
+    crawl's first page in this process); False if the crawl has failed for it."""
+    since = rules.spec.since
+    if since is None or rules.earlier is not None:
+        return True
+    try:
+        rules.earlier = await worker.earlier_crawl(since)
+    except EarlierMissing as exc:
+        if await worker.frontier.fail(crawl_id, str(exc)):
+            log.error("crawl failed", reason=str(exc))
+        return False
+    return True
 
 
 async def _skip(worker: WorkerContext, rules: CrawlRules, job: PageJob) -> bool:
@@ -208,7 +277,9 @@ def _outcome(result: FetchResult) -> Outcome:
     return "fetched" if result.ok else "failed"
 
 
-def _log_page(result: FetchResult, links: list[str], queued: int | None) -> None:
+def _log_page(
+    result: FetchResult, links: list[str], queued: int | None, change: Change | None
+) -> None:
     fields: dict[str, Any] = {
         "status": result.status,
         "bytes": len(result.body),
@@ -216,6 +287,8 @@ def _log_page(result: FetchResult, links: list[str], queued: int | None) -> None
         "links": len(links),
         "queued": queued or 0,
     }
+    if change is not None:
+        fields["change"] = change
     if result.redirect:
         fields["redirect"] = result.redirect
     if result.truncated:
@@ -249,15 +322,17 @@ async def _refusal(
     return None
 
 
-async def _fetch(worker: WorkerContext, rules: CrawlRules, job: PageJob) -> FetchResult:
-    """Fetch the page in one of the worker's fetch turns."""
+async def _fetch(
+    worker: WorkerContext, rules: CrawlRules, job: PageJob, headers: dict[str, str]
+) -> FetchResult:
+    """Fetch the page in one of the worker's fetch turns (with ``headers``: validators)."""
     client = await worker.client_for(rules.policy)
     try:
         async with worker.turns.turn():
             with worker.metrics.request():
                 return await fetch(
                     client, job.url, worker.settings, rules.spec.max_bytes_per_page,
-                    exchange=rules.spec.warc,
+                    exchange=rules.spec.warc, headers=headers or None,
                 )  # fmt: skip
     except NoTurn as exc:
         raise _no_turn(exc) from exc
@@ -300,7 +375,9 @@ async def _robots(
         return await frontier.robots_done(job_id, origin, b"", 0.0, ROBOTS_TTL_S)
     # a paused crawl's robots.txt is fetched all the same: one request, like a page in flight
     rules = await worker.rules_for(crawl_id)
-    if not await _disk_ready(worker, rules, crawl_id):  # nothing fetched for it then
+    # nothing fetched for a crawl that failed for its folder, or its earlier crawl's
+    ready = await _disk_ready(worker, rules, crawl_id)
+    if not (ready and await _since_ready(worker, rules, crawl_id)):
         return await frontier.robots_done(job_id, origin, b"", 0.0, ROBOTS_TTL_S)
     giving_up = tries > worker.settings.job_tries
     if giving_up:  # the origin's pages fail with this reason

@@ -1,5 +1,6 @@
 """A worker process's WARC files: each fetch of a crawl that writes WARC, as a response and a
-request record (WARC/1.1, one gzip member each), serialized by warcio.
+request record (WARC/1.1, one gzip member each), serialized by warcio; an unchanged page of a crawl
+--since an earlier one as a ``revisit`` record referring to the earlier capture (``RefersTo``).
 
 Each process writes one file per crawl at a time, ``<crawl>/warc/<worker>-<time>-<seq>.warc.gz``,
 starting with a ``warcinfo`` record, and starts the next file (``seq`` + 1) once it has reached
@@ -20,13 +21,16 @@ Content-Length of a body cut at the size cap (``WARC-Truncated: length``).
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import contextvars
+import hashlib
 import io
 import os
 import re
 import zlib
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -64,8 +68,47 @@ def _serialized(record: object, builder: WARCWriter) -> bytes:
     return out.getvalue()
 
 
-def record_pair(url: str, result: FetchResult, exchange: Exchange) -> tuple[bytes, bytes]:
-    """The response and the request record of one fetch, each as one gzip member."""
+SERVER_NOT_MODIFIED = "http://netpreserve.org/warc/1.1/revisit/server-not-modified"
+IDENTICAL_PAYLOAD = "http://netpreserve.org/warc/1.1/revisit/identical-payload-digest"
+
+
+@dataclass(frozen=True, slots=True)
+class RefersTo:
+    """What a ``revisit`` record says of the capture it repeats: its profile, and the earlier
+    record's target URI, date, id (if known) and payload digest (if known)."""
+
+    profile: str
+    target_uri: str
+    date: str
+    record_id: str | None
+    digest: str | None
+
+    def headers(self) -> dict[str, str]:
+        """The revisit record's WARC headers that say so."""
+        said = {
+            "WARC-Profile": self.profile,
+            "WARC-Refers-To-Target-URI": self.target_uri,
+            "WARC-Refers-To-Date": self.date,
+        }
+        if self.record_id is not None:
+            said["WARC-Refers-To"] = self.record_id
+        if self.digest is not None:
+            said["WARC-Payload-Digest"] = self.digest
+        return said
+
+
+def payload_digest(payload: bytes) -> str:
+    """A payload's WARC digest as warcio writes it: ``sha1:`` and base32."""
+    # SHA-1 is what WARC digests are written in, not a security choice
+    digest = hashlib.sha1(payload, usedforsecurity=False).digest()
+    return "sha1:" + base64.b32encode(digest).decode()
+
+
+def record_pair(
+    url: str, result: FetchResult, exchange: Exchange, refers: RefersTo | None = None
+) -> tuple[bytes, bytes]:
+    """The response (with ``refers``, a ``revisit`` instead, without payload) and the request
+    record of one fetch, each as one gzip member."""
     builder = WARCWriter(None, gzip=False, warc_version=WARC_VERSION)
     date = datetime_to_iso_date(exchange.started_at.replace(tzinfo=None), use_micros=True)
     common = {"WARC-Date": date}
@@ -80,16 +123,23 @@ def record_pair(url: str, result: FetchResult, exchange: Exchange) -> tuple[byte
         for name, value in result.headers
     ]
     response_headers = dict(common)
-    if result.truncated:
-        response_headers["WARC-Truncated"] = "length"
-    response = builder.create_warc_record(
-        url,
-        "response",
-        payload=io.BytesIO(exchange.payload),
-        length=len(exchange.payload),
-        http_headers=StatusAndHeaders(status, headers, protocol=protocol),
-        warc_headers_dict=response_headers,
-    )
+    http_headers = StatusAndHeaders(status, headers, protocol=protocol)
+    if refers is not None:
+        response = builder.create_warc_record(
+            url, "revisit", http_headers=http_headers,
+            warc_headers_dict=response_headers | refers.headers(),
+        )  # fmt: skip
+    else:
+        if result.truncated:
+            response_headers["WARC-Truncated"] = "length"
+        response = builder.create_warc_record(
+            url,
+            "response",
+            payload=io.BytesIO(exchange.payload),
+            length=len(exchange.payload),
+            http_headers=http_headers,
+            warc_headers_dict=response_headers,
+        )
     request = builder.create_warc_record(
         url,
         "request",
@@ -189,20 +239,33 @@ class WarcWriters:
         worker = _UNSAFE_IN_NAMES.sub("_", settings.worker_id)[:64] or "worker"
         self._stem = f"{worker}-{datetime.now(UTC):%Y%m%d%H%M%S}"
 
-    async def write(self, layout: CrawlLayout, spec: CrawlSpec, result: FetchResult) -> WarcRef:
-        """Append the fetch's record pair to the crawl's file; where its response record is."""
+    async def write(
+        self,
+        layout: CrawlLayout,
+        spec: CrawlSpec,
+        result: FetchResult,
+        refers: RefersTo | None = None,
+    ) -> WarcRef:
+        """Append the fetch's record pair to the crawl's file (a ``revisit`` that ``refers``
+        to an earlier capture, if given, instead of a response); where its response (or
+        revisit) record is."""
         exchange = result.exchange
         if exchange is None:
             raise ValueError(f"no exchange kept for {result.url}")  # the caller asks for it
         context = contextvars.copy_context()  # the job's log fields, in the thread's lines
         return await asyncio.get_running_loop().run_in_executor(
-            self._thread, context.run, self._write, layout, spec, result, exchange
+            self._thread, context.run, self._write, layout, spec, result, exchange, refers
         )
 
     def _write(
-        self, layout: CrawlLayout, spec: CrawlSpec, result: FetchResult, exchange: Exchange
+        self,
+        layout: CrawlLayout,
+        spec: CrawlSpec,
+        result: FetchResult,
+        exchange: Exchange,
+        refers: RefersTo | None,
     ) -> WarcRef:
-        response, request = record_pair(result.url, result, exchange)
+        response, request = record_pair(result.url, result, exchange, refers)
         file = self._file_for(layout, spec, len(response) + len(request))
         try:
             offset = file.append(response + request)

@@ -6,12 +6,14 @@
 -- its close (its worker died before arq's own clean-up) finds it gone and changes nothing.
 -- KEYS: (frontier.lua's head)
 -- ARGV: (frontier.lua's head), job_id, url, fingerprint, depth, hops, retried, parent (as in
---       the job), outcome, bytes, reason ('' for none), not_before (ms), hold_ms, took_ms (how
+--       the job), outcome, bytes, reason ('' for none), change (of a crawl --since another:
+--       'new', 'changed', 'unchanged', 'gone'; '' for none), not_before (ms), hold_ms, took_ms (how
 --       long the fetch took), signal ('answer': a response came; 'timeout': none in time; ''
 --       for no fetch or another failure), redirect url ('' for none), redirect fingerprint,
 --       n, then n origins the worker has not sent before
 --       (of the links and the redirect; their robots.txt may be new to the crawl), then
 --       (fingerprint, url) per link, at depth + 1
+-- change is counted once per page, as outcome is.
 -- outcome is 'fetched', 'failed', 'excluded' (by robots.txt: counted apart, no failure) or
 -- 'skipped' (stale or stopped: closed, not counted), 'retry' (a transient failure: the URL
 -- goes to the back of its host's backlog, not before not_before) or 'requeue' (not run, the
@@ -25,15 +27,16 @@ local a = F.arg
 local id, url, fp, depth, hops, retried, parent = ARGV[a], ARGV[a + 1], ARGV[a + 2],
   tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4]), tonumber(ARGV[a + 5]), ARGV[a + 6]
 local outcome, nbytes, reason = ARGV[a + 7], tonumber(ARGV[a + 8]), ARGV[a + 9]
-local not_before, hold = tonumber(ARGV[a + 10]), tonumber(ARGV[a + 11])
-local took, signal = tonumber(ARGV[a + 12]), ARGV[a + 13]
-local redirect_url, redirect_fp = ARGV[a + 14], ARGV[a + 15]
-local n_origins = tonumber(ARGV[a + 16])
+local change = ARGV[a + 10]
+local not_before, hold = tonumber(ARGV[a + 11]), tonumber(ARGV[a + 12])
+local took, signal = tonumber(ARGV[a + 13]), ARGV[a + 14]
+local redirect_url, redirect_fp = ARGV[a + 15], ARGV[a + 16]
+local n_origins = tonumber(ARGV[a + 17])
 local new_origins = {}
-for i = a + 17, a + 16 + n_origins do
+for i = a + 18, a + 17 + n_origins do
   new_origins[ARGV[i]] = true
 end
-local links_from = a + 17 + n_origins
+local links_from = a + 18 + n_origins
 
 -- The crawl's busiest hosts: pages done per host in a sorted set of BUSIEST_HOSTS hosts at
 -- most (shared/keys.py names the same bound), one ZADD per page of a host it holds. A host it
@@ -94,6 +97,10 @@ else
         count_host(c, host)
         if reason ~= '' then
           redis.call('HINCRBY', crawl_key(c, 'reasons'), reason, 1)
+        end
+        if change ~= '' then
+          -- apart from STAT_FIELDS: a crawl that is no recrawl never reads or writes them
+          redis.call('HINCRBY', crawl_key(c, 'stats'), change, 1)
         end
       end
     end

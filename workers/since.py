@@ -1,0 +1,277 @@
+"""A crawl ``--since`` an earlier one: what the earlier crawl had of a URL, the validators sent
+for it, what the page is against it, and an unchanged page's body and links taken from it.
+
+Everything a worker needs of the earlier crawl is on the data volume the workers share; Redis
+holds only its id, in the crawl's spec. ``pages.idx`` (``shared.page_index``, written when the
+earlier crawl was finalized) gives the depth of a URL's record in one lookup, so the worker
+reads that one record file: its validators (``etag``, ``last_modified``), its body's SHA-256,
+where its body is (a file, a WARC response record, or an earlier crawl's record it refers to)
+and its links. A 304 takes all of these from it, so an unchanged page costs no body and no
+parse; its body file is hard-linked into the new crawl (copied where the file system makes no
+link, extracted from the WARC record of an earlier crawl that wrote WARC), or, with ``--warc``,
+recorded as a ``revisit`` that refers to the earlier response record (``PageRecord.body_in``).
+
+Validators are sent only for a 2xx page whose record kept its links and whose body can still
+be had, so that a 304 never leaves the new crawl without either.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import structlog
+from warcio.timeutils import datetime_to_iso_date
+
+from shared.crawl import CrawlSpec
+from shared.errors import InvalidCrawlId, UnreadableCrawl
+from shared.page_index import PageIndex, index_from_manifest
+from shared.storage import BodyRef, Change, CrawlLayout, PageRecord
+from shared.urls import fingerprint
+from shared.warc_index import ResponseHead, read_body, response_head
+from workers.fetch import FetchResult
+from workers.warc import IDENTICAL_PAYLOAD, SERVER_NOT_MODIFIED, RefersTo, payload_digest
+
+log = structlog.get_logger()
+
+NOT_MODIFIED = 304
+GONE_STATUSES = frozenset({404, 410})
+
+
+class EarlierMissing(Exception):
+    """The earlier crawl of a crawl --since one cannot be read from this worker's data
+    directory: the crawl fails with this reason."""
+
+
+@dataclass(frozen=True, slots=True)
+class EarlierPage:
+    """The earlier crawl's record of one URL."""
+
+    crawl: CrawlLayout
+    record: PageRecord
+
+    @property
+    def had(self) -> bool:
+        """Whether the earlier crawl had the URL: a response below 400 (a page or a redirect)."""
+        status = self.record.status
+        return status is not None and status < 400
+
+    @property
+    def response(self) -> BodyRef | None:
+        """The WARC response record holding the page's body, if one does: the record's own, or
+        the one an unchanged page's record refers to."""
+        if self.record.body_in is not None:
+            return self.record.body_in
+        if self.record.warc is not None and self.record.redirect is None:
+            return BodyRef(crawl_id=self.crawl.root.name, warc=self.record.warc)
+        return None
+
+
+class EarlierCrawl:
+    """The earlier crawl of a crawl --since one, as one worker process reads it; raises
+    EarlierMissing if it has no manifest and index in ``data_dir`` (it is not a finished
+    crawl there)."""
+
+    def __init__(self, data_dir: Path, crawl_id: str) -> None:
+        self.layout = CrawlLayout(data_dir, crawl_id)
+        try:
+            if not self.layout.has_file(self.layout.page_index):
+                index_from_manifest(self.layout)  # finalized before indexes were written
+            self._index = PageIndex(self.layout)
+        except (OSError, UnreadableCrawl) as exc:
+            why = str(exc)
+            if isinstance(exc, OSError) and exc.filename:
+                why = f"{Path(str(exc.filename)).name}: {exc.strerror or exc}"
+            raise EarlierMissing(
+                f"--since {crawl_id}: no finished crawl {crawl_id!r} in {data_dir} ({why})"
+            ) from exc
+        self._warc_files: dict[tuple[str, str], bool] = {}
+
+    def page(self, url: str) -> EarlierPage | None:
+        """The earlier record of ``url`` (canonical), None if the earlier crawl had none (or
+        its record cannot be read: the page is then fetched as a new one)."""
+        fp = fingerprint(url)
+        depth = self._index.depth(fp)
+        if depth is None:
+            return None
+        path = self.layout.record_path(fp, depth)
+        try:
+            record = PageRecord.model_validate_json(self.layout.read(path))
+        except (OSError, ValueError) as exc:  # pydantic's ValidationError is a ValueError
+            log.warning("earlier record unreadable", path=str(path), reason=type(exc).__name__)
+            return None
+        if record.url != url:
+            return None
+        return EarlierPage(self.layout, record)
+
+    def body_reachable(self, earlier: EarlierPage) -> bool:
+        """Whether the page's body can still be had from the earlier crawl's files."""
+        body = earlier.crawl.stored_body(earlier.record)
+        if body is not None:
+            return earlier.crawl.has_file(body)
+        response = earlier.response
+        if response is None:
+            return False
+        key = (response.crawl_id, response.warc.filename)
+        found = self._warc_files.get(key)
+        if found is None:
+            try:
+                layout = self.crawl_of(response)
+                found = layout.has_file(layout.warc_path(response.warc.filename))
+            except ValueError:  # not a crawl id or a WARC file name crawlfleet writes
+                found = False
+            self._warc_files[key] = found
+        return found
+
+    def crawl_of(self, ref: BodyRef) -> CrawlLayout:
+        """The layout of the crawl a body reference names (ValueError for a bad id)."""
+        if ref.crawl_id == self.layout.root.name:
+            return self.layout
+        try:
+            return CrawlLayout(self.layout.data_dir, ref.crawl_id)
+        except InvalidCrawlId as exc:  # a record changed by hand
+            raise ValueError(str(exc)) from None
+
+    def validators(self, earlier: EarlierPage | None, spec: CrawlSpec) -> dict[str, str]:
+        """The conditional request headers for the page (none unless the earlier crawl had it
+        as a 2xx with an ETag or Last-Modified, its links and, if the crawl stores its type, a
+        body that can still be had)."""
+        if earlier is None:
+            return {}
+        record = earlier.record
+        if record.status is None or not 200 <= record.status < 300 or record.links is None:
+            return {}
+        if record.etag is None and record.last_modified is None:
+            return {}
+        if spec.stores(record.content_type) and not self.body_reachable(earlier):
+            return {}
+        headers: dict[str, str] = {}
+        if record.etag is not None:
+            headers["If-None-Match"] = record.etag
+        if record.last_modified is not None:
+            headers["If-Modified-Since"] = record.last_modified
+        return headers
+
+    def close(self) -> None:
+        self._index.close()
+
+
+@dataclass(frozen=True, slots=True)
+class Against:
+    """What a fetched page is against the earlier crawl: its ``change`` (None for a failure, a
+    URL robots.txt excludes, an error status the earlier crawl did not have below 400), the
+    earlier record, and whether the answer was a 304 to the validators sent."""
+
+    change: Change | None
+    earlier: EarlierPage | None
+    not_modified: bool = False
+
+
+# a page of a crawl that is not --since another
+NOT_COMPARED = Against(None, None)
+
+
+def against(
+    result: FetchResult, earlier: EarlierPage | None, validated: bool, sha256: str | None
+) -> Against:
+    """Compare a fetch with the earlier crawl's record of its URL (``validated``: validators
+    were sent; ``sha256``: of the body received)."""
+    status = result.status
+    if status is None:
+        return Against(None, earlier)
+    had = earlier is not None and earlier.had
+    if status in GONE_STATUSES:
+        return Against("gone" if had else None, earlier)
+    if status == NOT_MODIFIED and validated:
+        return Against("unchanged", earlier, not_modified=True)
+    if status >= 400:
+        return Against(None, earlier)
+    if earlier is None or not had:
+        return Against("new", earlier)
+    before = earlier.record
+    if result.redirect is not None or before.redirect is not None:
+        same = result.redirect == before.redirect
+    else:
+        same = 200 <= status < 300 and before.sha256 is not None and before.sha256 == sha256
+    return Against("unchanged" if same else "changed", earlier)
+
+
+@dataclass(frozen=True, slots=True)
+class Carried:
+    """The body of a 304's page as the new crawl keeps it: a file of its own (relative to its
+    root), or the earlier WARC response record it refers to."""
+
+    path: str | None = None
+    body_in: BodyRef | None = None
+
+
+async def carry_body(
+    earlier_crawl: EarlierCrawl,
+    earlier: EarlierPage,
+    layout: CrawlLayout,
+    spec: CrawlSpec,
+    depth: int,
+) -> Carried:
+    """Take the body of a page the server says is not modified from the earlier crawl into
+    ``layout`` (the new crawl's): nothing if the crawl does not store its type; the earlier
+    response record's reference with ``--warc``; else a hard link of its file, or the body
+    read from its WARC record and written. OSError if it cannot be written."""
+    record = earlier.record
+    if not spec.stores(record.content_type):
+        return Carried()
+    response = earlier.response
+    if spec.warc and response is not None:
+        return Carried(body_in=response)
+    target = layout.body_path(record.fingerprint, depth, record.content_type)
+    source = earlier.crawl.stored_body(record)
+    if source is not None:
+        layout.link_from(earlier.crawl, source, target)
+    elif response is not None:
+        holder = earlier_crawl.crawl_of(response)
+        body = await asyncio.to_thread(read_body, holder, response.warc)
+        layout.write(target, body)
+    else:
+        return Carried()
+    return Carried(path=target.relative_to(layout.root).as_posix())
+
+
+async def revisit_of(
+    earlier_crawl: EarlierCrawl, page: Against, result: FetchResult
+) -> RefersTo | None:
+    """What the WARC record of an unchanged page refers to, if it is to be a ``revisit``: a
+    304 always is (server-not-modified); a 200 with the same body is, when its payload as
+    received has the earlier response record's digest too (identical-payload-digest), else it
+    is recorded in full. None for any other page."""
+    earlier = page.earlier
+    if page.change != "unchanged" or earlier is None:
+        return None
+    response = earlier.response
+    head: ResponseHead | None = None
+    if response is not None:
+        try:
+            holder = earlier_crawl.crawl_of(response)
+            head = await asyncio.to_thread(response_head, holder, response.warc)
+        except (OSError, ValueError) as exc:
+            log.warning("earlier warc record unreadable", reason=f"{type(exc).__name__}: {exc}")
+    if page.not_modified:
+        if head is None:  # the earlier crawl kept a body file: the capture by its date
+            date = _warc_date(earlier.record.fetched_at)
+            return RefersTo(SERVER_NOT_MODIFIED, earlier.record.url, date, None, None)
+        return RefersTo(SERVER_NOT_MODIFIED, head.url, head.date, head.record_id, head.digest)
+    exchange = result.exchange
+    if head is None or exchange is None or head.digest != payload_digest(exchange.payload):
+        return None
+    return RefersTo(IDENTICAL_PAYLOAD, head.url, head.date, head.record_id, head.digest)
+
+
+def _warc_date(when: datetime) -> str:
+    return str(datetime_to_iso_date(when.replace(tzinfo=None), use_micros=True))
+
+
+def refers_body(page: Against, refers: RefersTo | None) -> BodyRef | None:
+    """Where the body of a page written as a revisit of a response record is."""
+    if refers is None or refers.record_id is None or page.earlier is None:
+        return None
+    return page.earlier.response
