@@ -61,10 +61,9 @@ def _subfolder(parent: int, name: str, path: Path, create: bool) -> int:
     return _open_dir(parent, name, path)
 
 
-@contextmanager
-def folder(base: Path, parts: Sequence[str], *, create: bool = False) -> Iterator[int]:
-    """A descriptor of the folder ``base/parts...``, each part opened without following a link
-    (and made when missing, with ``create``)."""
+def open_folder(base: Path, parts: Sequence[str], *, create: bool = False) -> int:
+    """A descriptor of the folder ``base/parts...`` that the caller closes, each part opened
+    without following a link (and made when missing, with ``create``)."""
     try:
         fd = os.open(base, _BASE_FLAGS)
     except FileNotFoundError:
@@ -72,13 +71,22 @@ def folder(base: Path, parts: Sequence[str], *, create: bool = False) -> Iterato
             raise
         base.mkdir(parents=True, exist_ok=True)
         fd = os.open(base, _BASE_FLAGS)
-    try:
-        path = base
-        for name in parts:
-            path = path / name
+    path = base
+    for name in parts:
+        path = path / name
+        try:
             step = _subfolder(fd, name, path, create)
+        finally:
             os.close(fd)
-            fd = step
+        fd = step
+    return fd
+
+
+@contextmanager
+def folder(base: Path, parts: Sequence[str], *, create: bool = False) -> Iterator[int]:
+    """A descriptor of the folder ``base/parts...`` for the ``with`` block (``open_folder``)."""
+    fd = open_folder(base, parts, create=create)
+    try:
         yield fd
     finally:
         os.close(fd)

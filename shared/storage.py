@@ -22,7 +22,7 @@ import os
 import re
 import secrets
 from collections.abc import Iterator
-from contextlib import suppress
+from contextlib import contextmanager, suppress
 from datetime import datetime
 from pathlib import Path
 from typing import Literal
@@ -36,7 +36,7 @@ from shared.nofollow import (
     entries,
     folder,
     is_file_at,
-    link_at,
+    open_folder,
     read_at,
     remove_at,
     write_at,
@@ -161,6 +161,21 @@ def body_extension(content_type: str | None) -> str:
     return _EXTENSIONS.get(media_type(content_type), "bin")
 
 
+def record_name(fp: str, depth: int) -> str:
+    """The file name of a record, in its bucket ``fp[:2]``."""
+    return f"{fp}.d{depth}.json"
+
+
+def body_name(fp: str, depth: int, content_type: str | None) -> str:
+    """The file name of a body, in its bucket ``fp[:2]``."""
+    return f"{fp}.d{depth}.{body_extension(content_type)}"
+
+
+def relative_path(fp: str, name: str) -> str:
+    """A file of ``fp``'s bucket as records name it, relative to the crawl's folder."""
+    return f"{PAGES}/{fp[:2]}/{name}"
+
+
 class CrawlLayout:
     """The file names of one crawl under the data directory, and the reads and writes of its
     files, none of which follows a link below the data directory."""
@@ -191,10 +206,10 @@ class CrawlLayout:
         return sorted(self.warc_dir / name for name in names if _WARC_NAME.fullmatch(name))
 
     def record_path(self, fp: str, depth: int) -> Path:
-        return self.pages / fp[:2] / f"{fp}.d{depth}.json"
+        return self.pages / fp[:2] / record_name(fp, depth)
 
     def body_path(self, fp: str, depth: int, content_type: str | None) -> Path:
-        return self.pages / fp[:2] / f"{fp}.d{depth}.{body_extension(content_type)}"
+        return self.pages / fp[:2] / body_name(fp, depth, content_type)
 
     def _folders(self, path: Path) -> tuple[list[str], str]:
         """The folders from the data directory down to a file of the crawl, and its name."""
@@ -225,18 +240,19 @@ class CrawlLayout:
         except OSError:
             return False
 
-    def link_from(self, other: CrawlLayout, source: Path, path: Path) -> None:
-        """Make ``path`` (named by this layout) the file ``source`` of ``other`` (another crawl
-        under the same data directory): a hard link, or a copy where the file system makes
-        none; atomically, replacing what is there. OSError if it cannot (``LinkRefused`` for a
-        link on either side)."""
-        src_folders, src_name = other._folders(source)
+    def open_folder(self, path: Path) -> int:
+        """A descriptor of a folder of the crawl (its pages folder, one of its buckets), reached
+        without following a link, that the caller closes; OSError if it cannot be opened."""
         folders, name = self._folders(path)
-        with (
-            folder(other.data_dir, src_folders) as src_fd,
-            folder(self.data_dir, folders, create=True) as fd,
-        ):
-            link_at(src_fd, src_name, fd, name)
+        return open_folder(self.data_dir, [*folders, name])
+
+    @contextmanager
+    def bucket(self, fp: str) -> Iterator[int]:
+        """The descriptor of the folder of ``fp``'s files (made if missing, reached without
+        following a link) for the ``with`` block: a page's body and record written in one
+        opening of it."""
+        with folder(self.data_dir, [self.root.name, PAGES, fp[:2]], create=True) as fd:
+            yield fd
 
     def read(self, path: Path) -> bytes:
         """The bytes of a file of the crawl; OSError if it cannot be read or is a link."""

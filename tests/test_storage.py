@@ -35,13 +35,18 @@ def test_atomic_write_replaces_whole_file(tmp_path: Path) -> None:
 
 
 def test_a_body_is_linked_from_another_crawl(tmp_path: Path) -> None:
-    """``link_from`` makes a crawl's file a hard link of another crawl's (one inode, no
+    """``link_at`` makes a crawl's file a hard link of another crawl's (one inode, no
     copy), replacing what was there, and leaves no temporary file."""
     old, new = CrawlLayout(tmp_path, "old"), CrawlLayout(tmp_path, "new")
     source, target = old.body_path(FP, 1, "text/html"), new.body_path(FP, 2, "text/html")
     old.write(source, b"body")
     new.write(target, b"stale")
-    new.link_from(old, source, target)
+    src, dst = old.open_folder(source.parent), new.open_folder(target.parent)
+    try:
+        link_at(src, source.name, dst, target.name)
+    finally:
+        os.close(src)
+        os.close(dst)
     assert target.read_bytes() == b"body" and target.stat().st_ino == source.stat().st_ino
     assert [p.name for p in target.parent.iterdir()] == [target.name]
 
@@ -55,9 +60,16 @@ def test_a_link_as_the_source_of_a_body_is_refused(tmp_path: Path) -> None:
     source.parent.mkdir(parents=True)
     os.symlink(tmp_path / "secret", source)
     target = new.body_path(FP, 1, "text/html")
-    with pytest.raises(LinkRefused):
-        new.link_from(old, source, target)
-    assert not target.exists()
+    new.check_writable()
+    target.parent.mkdir(parents=True)
+    src, dst = old.open_folder(source.parent), new.open_folder(target.parent)
+    try:
+        with pytest.raises(LinkRefused):
+            link_at(src, source.name, dst, target.name)
+    finally:
+        os.close(src)
+        os.close(dst)
+    assert not target.exists() and os.listdir(target.parent) == []
 
 
 def test_a_body_on_another_file_system_is_copied(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ be had, so that a 304 never leaves the new crawl without either.
 from __future__ import annotations
 
 import asyncio
+import os
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -27,11 +28,13 @@ from warcio.timeutils import datetime_to_iso_date
 
 from shared.crawl import CrawlSpec
 from shared.errors import InvalidCrawlId, UnreadableCrawl
+from shared.nofollow import is_file_at, read_at
 from shared.page_index import PageIndex, index_from_manifest
-from shared.storage import BodyRef, Change, CrawlLayout, PageRecord
+from shared.storage import BodyRef, Change, CrawlLayout, PageRecord, body_name, record_name
 from shared.urls import fingerprint
 from shared.warc_index import ResponseHead, read_body, response_head
 from workers.fetch import FetchResult
+from workers.store import LinkedBody, Revalidated
 from workers.warc import IDENTICAL_PAYLOAD, SERVER_NOT_MODIFIED, RefersTo, payload_digest
 
 log = structlog.get_logger()
@@ -72,7 +75,12 @@ class EarlierPage:
 class EarlierCrawl:
     """The earlier crawl of a crawl --since one, as one worker process reads it; raises
     EarlierMissing if it has no manifest and index in ``data_dir`` (it is not a finished
-    crawl there)."""
+    crawl there).
+
+    Its folders are opened once each (without following a link) and kept open, so reading a
+    record, looking for a body or linking one costs one call on its bucket's descriptor: the
+    crawl is finished, nothing renames its folders.
+    """
 
     def __init__(self, data_dir: Path, crawl_id: str) -> None:
         self.layout = CrawlLayout(data_dir, crawl_id)
@@ -87,7 +95,17 @@ class EarlierCrawl:
             raise EarlierMissing(
                 f"--since {crawl_id}: no finished crawl {crawl_id!r} in {data_dir} ({why})"
             ) from exc
+        self._buckets: dict[str, int] = {}
         self._warc_files: dict[tuple[str, str], bool] = {}
+
+    def bucket(self, fp: str) -> int:
+        """The descriptor of the folder of ``fp``'s files (opened on first use); OSError if
+        it cannot be opened."""
+        fd = self._buckets.get(fp[:2])
+        if fd is None:
+            fd = self.layout.open_folder(self.layout.pages / fp[:2])
+            self._buckets[fp[:2]] = fd
+        return fd
 
     def page(self, url: str) -> EarlierPage | None:
         """The earlier record of ``url`` (canonical), None if the earlier crawl had none (or
@@ -96,21 +114,31 @@ class EarlierCrawl:
         depth = self._index.depth(fp)
         if depth is None:
             return None
-        path = self.layout.record_path(fp, depth)
+        name = record_name(fp, depth)
         try:
-            record = PageRecord.model_validate_json(self.layout.read(path))
+            record = PageRecord.model_validate_json(read_at(self.bucket(fp), name))
         except (OSError, ValueError) as exc:  # pydantic's ValidationError is a ValueError
-            log.warning("earlier record unreadable", path=str(path), reason=type(exc).__name__)
+            log.warning("earlier record unreadable", record=name, reason=type(exc).__name__)
             return None
-        if record.url != url:
+        if record.url != url or (record.fingerprint, record.depth) != (fp, depth):
             return None
         return EarlierPage(self.layout, record)
 
+    def body_name(self, earlier: EarlierPage) -> str | None:
+        """The name of the page's body file in its bucket, if it has one."""
+        record = earlier.record
+        if record.path is None:
+            return None
+        return body_name(record.fingerprint, record.depth, record.content_type)
+
     def body_reachable(self, earlier: EarlierPage) -> bool:
         """Whether the page's body can still be had from the earlier crawl's files."""
-        body = earlier.crawl.stored_body(earlier.record)
-        if body is not None:
-            return earlier.crawl.has_file(body)
+        name = self.body_name(earlier)
+        if name is not None:
+            try:
+                return is_file_at(self.bucket(earlier.record.fingerprint), name)
+            except OSError:
+                return False
         response = earlier.response
         if response is None:
             return False
@@ -156,6 +184,9 @@ class EarlierCrawl:
 
     def close(self) -> None:
         self._index.close()
+        buckets, self._buckets = list(self._buckets.values()), {}
+        for fd in buckets:
+            os.close(fd)
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,43 +229,28 @@ def against(
     return Against("unchanged" if same else "changed", earlier)
 
 
-@dataclass(frozen=True, slots=True)
-class Carried:
-    """The body of a 304's page as the new crawl keeps it: a file of its own (relative to its
-    root), or the earlier WARC response record it refers to."""
-
-    path: str | None = None
-    body_in: BodyRef | None = None
-
-
 async def carry_body(
-    earlier_crawl: EarlierCrawl,
-    earlier: EarlierPage,
-    layout: CrawlLayout,
-    spec: CrawlSpec,
-    depth: int,
-) -> Carried:
-    """Take the body of a page the server says is not modified from the earlier crawl into
-    ``layout`` (the new crawl's): nothing if the crawl does not store its type; the earlier
-    response record's reference with ``--warc``; else a hard link of its file, or the body
-    read from its WARC record and written. OSError if it cannot be written."""
+    earlier_crawl: EarlierCrawl, earlier: EarlierPage, spec: CrawlSpec
+) -> Revalidated:
+    """How a page the server says is not modified keeps the earlier crawl's body: none if the
+    crawl does not store its type; the earlier response record's reference with ``--warc``;
+    else a hard link of its file, or the body read from its WARC record (``store_page`` writes
+    them). OSError if that record cannot be read."""
     record = earlier.record
     if not spec.stores(record.content_type):
-        return Carried()
+        return Revalidated(record, None, None)
     response = earlier.response
     if spec.warc and response is not None:
-        return Carried(body_in=response)
-    target = layout.body_path(record.fingerprint, depth, record.content_type)
-    source = earlier.crawl.stored_body(record)
+        return Revalidated(record, None, response)
+    source = earlier_crawl.body_name(earlier)
     if source is not None:
-        layout.link_from(earlier.crawl, source, target)
-    elif response is not None:
+        return Revalidated(
+            record, LinkedBody(earlier_crawl.bucket(record.fingerprint), source), None
+        )
+    if response is not None:
         holder = earlier_crawl.crawl_of(response)
-        body = await asyncio.to_thread(read_body, holder, response.warc)
-        layout.write(target, body)
-    else:
-        return Carried()
-    return Carried(path=target.relative_to(layout.root).as_posix())
+        return Revalidated(record, await asyncio.to_thread(read_body, holder, response.warc), None)
+    return Revalidated(record, None, None)
 
 
 async def revisit_of(

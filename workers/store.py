@@ -6,18 +6,39 @@ import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from shared.storage import BodyRef, Change, CrawlLayout, PageRecord, WarcRef, pack_links
+from shared.nofollow import link_at, write_at
+from shared.storage import (
+    BodyRef,
+    Change,
+    CrawlLayout,
+    PageRecord,
+    WarcRef,
+    body_name,
+    pack_links,
+    record_name,
+    relative_path,
+)
 from workers.fetch import FetchResult
 from workers.frontier import PageJob
 
 
 @dataclass(frozen=True, slots=True)
+class LinkedBody:
+    """A body file of another crawl to hard-link: its folder's descriptor and its name."""
+
+    folder_fd: int
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
 class Revalidated:
     """A page the server says is not modified (a 304 to a recrawl's validators): the earlier
-    crawl's record of it, and where this crawl keeps its body (``workers.since.carry_body``)."""
+    crawl's record of it, and how this crawl keeps its body (``workers.since.carry_body``): a
+    link to the earlier file, the bytes to write, or none (the earlier WARC record it refers
+    to, ``body_in``, or a type the crawl does not store)."""
 
     earlier: PageRecord
-    path: str | None
+    body: LinkedBody | bytes | None
     body_in: BodyRef | None
 
 
@@ -42,53 +63,57 @@ def store_page(
     """Write the body (if ``keep_body``; a redirect's is never read) and the record of one
     fetch, with its response headers, its ``links`` (all of them, before scope), where its
     ``warc`` response record is and, for a crawl --since another, its ``change``; both
-    atomically, body first. A ``revalidated`` page takes its body, type, size and digest from
-    the earlier crawl's record; ``body_in`` is where the body of a page recorded as a WARC
-    revisit is.
+    atomically, body first, in one opening of their folder. A ``revalidated`` page takes its
+    body, type, size and digest from the earlier crawl; ``body_in`` is where the body of a page
+    recorded as a WARC revisit is.
 
     Names depend only on the URL's fingerprint and the depth, so a job that runs again
     overwrites its own files.
     """
     fp = job.fingerprint
     etag, last_modified = result.header("etag"), result.header("last-modified")
+    body: LinkedBody | bytes | None = None
     if revalidated is not None:
         earlier = revalidated.earlier
         content_type, length, sha256 = earlier.content_type, earlier.length, earlier.sha256
-        truncated, rel_body = earlier.truncated, revalidated.path
-        body_in = revalidated.body_in
+        truncated, body, body_in = earlier.truncated, revalidated.body, revalidated.body_in
         etag, last_modified = etag or earlier.etag, last_modified or earlier.last_modified
     else:
         content_type, length, sha256 = result.content_type, len(result.body), body_sha256(result)
-        truncated, rel_body = result.truncated, None
+        truncated = result.truncated
         if result.ok and keep_body and result.redirect is None:
-            body_path = layout.body_path(fp, job.depth, result.content_type)
-            layout.write(body_path, result.body)
-            rel_body = body_path.relative_to(layout.root).as_posix()
-    record = PageRecord(
-        url=job.url,
-        final_url=result.final_url,
-        depth=job.depth,
-        parent=job.parent,
-        status=result.status,
-        content_type=content_type,
-        length=length,
-        sha256=sha256,
-        fetched_at=datetime.now(UTC),
-        duration_ms=result.duration_ms,
-        path=rel_body,
-        truncated=truncated,
-        error=result.error,
-        fingerprint=fp,
-        worker=worker,
-        redirect=result.redirect,
-        skipped=result.skipped,
-        headers=result.headers,
-        warc=warc,
-        etag=etag,
-        last_modified=last_modified,
-        links=None if links is None else pack_links(job.url, links),
-        change=change,
-        body_in=body_in,
-    )
-    layout.write(layout.record_path(fp, job.depth), record.model_dump_json().encode())
+            body = result.body
+    name = body_name(fp, job.depth, content_type)
+    with layout.bucket(fp) as bucket:
+        if isinstance(body, LinkedBody):
+            link_at(body.folder_fd, body.name, bucket, name)
+        elif body is not None:
+            write_at(bucket, name, body)
+        record = PageRecord(
+            url=job.url,
+            final_url=result.final_url,
+            depth=job.depth,
+            parent=job.parent,
+            status=result.status,
+            content_type=content_type,
+            length=length,
+            sha256=sha256,
+            fetched_at=datetime.now(UTC),
+            duration_ms=result.duration_ms,
+            path=None if body is None else relative_path(fp, name),
+            truncated=truncated,
+            error=result.error,
+            fingerprint=fp,
+            worker=worker,
+            redirect=result.redirect,
+            skipped=result.skipped,
+            headers=result.headers,
+            warc=warc,
+            etag=etag,
+            last_modified=last_modified,
+            links=None if links is None else pack_links(job.url, links),
+            change=change,
+            body_in=body_in,
+        )
+        write_at(bucket, record_name(fp, job.depth), record.model_dump_json().encode())
     return record

@@ -46,7 +46,7 @@ from workers.sitemaps import (
     listed_sitemaps,
     read_sitemap,
 )
-from workers.store import Revalidated, body_sha256, store_page
+from workers.store import body_sha256, store_page
 from workers.turns import NoTurn
 
 log = structlog.get_logger()
@@ -203,8 +203,7 @@ async def _keep(
     spec, layout = rules.spec, rules.layout
     revalidated, content_type = None, result.content_type
     if page.not_modified and page.earlier is not None and rules.earlier is not None:
-        carried = await carry_body(rules.earlier, page.earlier, layout, spec, job.depth)
-        revalidated = Revalidated(page.earlier.record, carried.path, carried.body_in)
+        revalidated = await carry_body(rules.earlier, page.earlier, spec)
         content_type = page.earlier.record.content_type
     keep = spec.stores(content_type)
     warc, body_in = None, None
