@@ -71,6 +71,8 @@ class FleetRun:
     adaptive: bool = True  # adaptive politeness (``--no-adaptive``: False)
     variant: str = ""  # a word for the label, when the run differs in what it crawls
     warc: bool = False  # ``--warc``: WARC files and their index instead of body files
+    crawl_id: str = CRAWL_ID
+    since: str | None = None  # ``--since``: a crawl of the same data directory
 
     @property
     def tool(self) -> str:
@@ -85,6 +87,8 @@ class FleetRun:
             parts.append("warc")
         if not self.adaptive:
             parts.append("no adaptive")
+        if self.since:
+            parts.append("since")
         if self.variant:
             parts.append(self.variant)
         return f"crawlfleet ({', '.join(parts)})" if parts else "crawlfleet"
@@ -158,8 +162,10 @@ def run_fleet(
     expected: set[str] | None,
     server_pid: int | None,
     on_started: StartHook | None = None,
+    data_dir: Path | None = None,
 ) -> RunResult:
-    """Crawl once with crawlfleet and measure it."""
+    """Crawl once with crawlfleet and measure it (its files in ``data_dir``, default
+    ``work_dir/data``)."""
     result = RunResult(
         scenario=run.scenario,
         tool=run.tool,
@@ -172,7 +178,7 @@ def run_fleet(
         redis.start()
         settings = Settings(
             redis_url=redis.url,
-            data_dir=work_dir / "data",
+            data_dir=data_dir or work_dir / "data",
             concurrency=run.concurrency,
             log_format="json",
             shutdown_grace_s=5,
@@ -188,7 +194,7 @@ def run_fleet(
                     on_done()
         result.fetch_seconds = fetch_seconds(work_dir / "logs")
         if result.error is None:
-            manifest = settings.data_dir / CRAWL_ID / "manifest.jsonl"
+            manifest = settings.data_dir / run.crawl_id / "manifest.jsonl"
             got, failed = read_manifest(manifest)
             result.pages, result.failed, result.urls = len(got), failed, got
             if expected is not None:
@@ -216,13 +222,13 @@ def _measure(
     crawler_cpu = CpuMeter(worker_pids)
     redis_cpu = CpuMeter([redis.pid])
     server_cpu = CpuMeter([server_pid] if server_pid else [])
-    meta = CrawlKeys(CRAWL_ID).meta
+    meta = CrawlKeys(run.crawl_id).meta
     # left unset, the crawl's own default: what ``crawlfleet seed`` gives without the flag
     per_host = run.per_host_concurrency
     if per_host is None:
         per_host = int(CrawlSpec.model_fields["per_host_concurrency"].default)
     spec = CrawlSpec(
-        crawl_id=CRAWL_ID,
+        crawl_id=run.crawl_id,
         seeds=run.seeds,
         depth=run.depth,
         scope=run.scope,
@@ -232,6 +238,7 @@ def _measure(
         adaptive=run.adaptive,
         allow_private=True,
         warc=run.warc,
+        since=run.since,
     )
     result.figures["per_host_concurrency"] = per_host
     result.figures["per_host_delay_s"] = run.per_host_delay
@@ -271,14 +278,17 @@ def _measure(
     commands.pop("info", None)
     commands["hget"] = commands.get("hget", 0) - polls
     result.redis_commands = {k: v for k, v in commands.items() if v > 0}
-    status = asyncio.run(_status(settings))
+    status = asyncio.run(_status(settings, run.crawl_id))
     result.redis_seen = status.counters.seen
-    result.redis_dedupe_key_bytes = prefix_bytes(client, CrawlKeys(CRAWL_ID).seen)
+    result.redis_dedupe_key_bytes = prefix_bytes(client, CrawlKeys(run.crawl_id).seen)
     result.redis_leftover_keys = key_census(client, LEFTOVER_PATTERNS)
     if status.state.value != "done" and result.error is None:
         result.error = f"crawl ended {status.state.value}"
     if status.counters.reasons:
         result.notes.append(f"failure reasons: {status.counters.reasons}")
+    if run.since is not None:
+        c = status.counters
+        result.figures.update(new=c.new, changed=c.changed, unchanged=c.unchanged, gone=c.gone)
     client.close()
 
 
@@ -287,6 +297,6 @@ async def _seed(settings: Settings, spec: CrawlSpec) -> None:
         await seed_crawl(redis, settings, spec)
 
 
-async def _status(settings: Settings) -> CrawlStatus:
+async def _status(settings: Settings, crawl_id: str) -> CrawlStatus:
     async with connected(settings.redis_url) as redis:
-        return await load_status(redis, CRAWL_ID)
+        return await load_status(redis, crawl_id)

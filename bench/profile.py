@@ -3,8 +3,10 @@
 Crawls the synthetic web of scenario (a) (or (b) with ``--latency``, or the docs site with
 ``--docs``) like the benchmark does, with ``py-spy record`` attached to every worker (sampling
 CPU, not idle time), and sorts the samples into the steps of a page: fetch, parse, canonicalize,
-Redis, write, logging, arq, the event loop. Needs py-spy (``.venv/bin/pip install py-spy``) and
-the right to ptrace the workers (root, or ``kernel.yama.ptrace_scope=0``).
+Redis, write, logging, arq, the event loop. ``--recrawl`` profiles a crawl ``--since`` a first
+crawl of the same site (its pages with ETags: every page a 304). Needs py-spy
+(``.venv/bin/pip install py-spy``) and the right to ptrace the workers (root, or
+``kernel.yama.ptrace_scope=0``).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pathlib import Path
 
 from bench.docs import DOCS_HOST, docs_ground_truth, ensure_docs
 from bench.fleet import FleetRun, run_fleet
+from bench.recrawl import AGAIN, FIRST
 from bench.result import RunResult
 from bench.scenarios import FULL, default_work_dir, make_work_root
 from bench.server import ServerProcess
@@ -68,6 +71,7 @@ RULES: list[tuple[str, Callable[[str, str], bool]]] = [
         _either(_in("w3lib/", "shared/urls.py"), _calls("followable_links")),
     ),
     ("write page + record", _either(_in("shared/storage.py"), _calls("store_page"))),
+    ("earlier crawl (--since)", _in("workers/since.py", "shared/page_index.py")),
     ("finalize (manifest)", _in("workers/finalize.py")),
     (
         "crawlfleet Redis calls (args, scripts)",
@@ -199,6 +203,11 @@ def main() -> None:
     parser.add_argument(
         "--extractor", choices=["bs4", "fast"], default="bs4", help="the workers' link extractor"
     )
+    parser.add_argument(
+        "--recrawl",
+        action="store_true",
+        help="profile a crawl --since an unprofiled first crawl of the same site (every page 304)",
+    )
     parser.add_argument("--rate", type=int, default=200, help="samples per second")
     parser.add_argument("--keep", type=Path, help="keep py-spy's raw output in this folder")
     args = parser.parse_args()
@@ -220,13 +229,22 @@ def main() -> None:
                 result = run_fleet(run, work, expected, server.pid, profiler)
         else:
             config = replace(FULL.site, latency_s=args.latency)
-            with ServerProcess.synthetic(config) as server:
+            with ServerProcess.synthetic(config, validators=args.recrawl) as server:
                 site = SyntheticSite(config, server.port)
                 expected = set(site.ground_truth(FULL.depth))
                 run = FleetRun("a", site.seeds(), FULL.depth, args.workers, args.concurrency,
                                args.workers * args.concurrency,
                                extractor=args.extractor)  # fmt: skip
-                result = run_fleet(run, work, expected, server.pid, profiler)
+                if args.recrawl:  # the first crawl unprofiled, then the one --since it
+                    data = work / "data"
+                    first = run_fleet(replace(run, crawl_id=FIRST), work / "first", expected,
+                                      server.pid, data_dir=data)  # fmt: skip
+                    if first.error is not None:
+                        raise SystemExit(f"the first crawl failed: {first.error}")
+                    run = replace(run, crawl_id=AGAIN, since=FIRST)
+                    result = run_fleet(run, work / "again", expected, server.pid, profiler, data)
+                else:
+                    result = run_fleet(run, work, expected, server.pid, profiler)
         print(report(result, profiler))
     finally:
         profiler.stop()

@@ -320,6 +320,7 @@ def ratios(report: Report) -> dict[str, float]:
     out.update(_polite_ratios(rows, plan.workers, plan.polite_delay_s))
     out.update(_fair_ratios(rows, plan.workers))
     out.update(_slow_ratios(rows, plan.workers))
+    out.update(_recrawl_ratios(rows, plan.workers))
     return out
 
 
@@ -415,6 +416,26 @@ def _slow_ratios(rows: list[Summary], workers: int) -> dict[str, float]:
     return {k: v for k, v in got.items() if v is not None}
 
 
+def _recrawl_ratios(rows: list[Summary], workers: int) -> dict[str, float]:
+    """Per recrawl site, the CPU (workers and Redis) of the crawl --since over the first
+    crawl's (the median of the rounds' own ratios); the bodies and 304s the server sent the
+    recrawl."""
+    got: dict[str, float | None] = {}
+    for scenario in ("recrawl", "recrawl-docs"):
+        again = _find(rows, scenario, "crawlfleet (since)", workers)
+        if again is None:
+            continue
+        cpu = again.figures.get("cpu_of_first")
+        got |= {
+            f"{scenario}: CPU (crawler + Redis) unchanged recrawl / first crawl": (
+                None if cpu is None else round(cpu, 2)
+            ),
+            f"{scenario}: bodies sent to the recrawl": again.figures.get("bodies_sent"),
+            f"{scenario}: 304s sent to the recrawl": again.figures.get("not_modified"),
+        }
+    return {k: v for k, v in got.items() if v is not None}
+
+
 def _ordinary_done(rows: list[Summary], scenario: str) -> str:
     """When each run of ``scenario`` stored its ordinary hosts' last page (fair, slow)."""
     return ", ".join(
@@ -489,6 +510,24 @@ def scenario_lines(report: Report) -> list[str]:
             f"pages), {slow['slow_hosts']} slow hosts ({slow['slow_urls']} URLs answered after "
             f"{slow['slow_after_s']:g} s); the ordinary hosts' last page stored at: {done}{after}"
         )
+    for scenario in ("recrawl", "recrawl-docs"):
+        site = report.sites.get(scenario)
+        again = next(
+            (s for s in rows if s.scenario == scenario and "cpu_of_first" in s.figures), None
+        )
+        first = next((s for s in rows if s.scenario == scenario and s.tool == "crawlfleet"), None)
+        if site and again and first:
+            lines.append(
+                f"{scenario}: {site['pages_expected']} pages with ETags, crawled "
+                f"({first.cpu_s:.2f} CPU-s, workers + Redis; "
+                f"{first.figures.get('bodies_sent', 0):.0f} bodies sent), then again --since "
+                f"that crawl, unchanged ({again.cpu_s:.2f} CPU-s; "
+                f"{again.figures.get('bodies_sent', 0):.0f} bodies and "
+                f"{again.figures.get('not_modified', 0):.0f} 304s sent; "
+                f"{again.figures.get('unchanged', 0):.0f} pages unchanged): the recrawl's CPU "
+                f"is {again.figures['cpu_of_first']:.2f} of the first crawl's (median of the "
+                "rounds)"
+            )
     return lines
 
 

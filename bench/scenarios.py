@@ -12,6 +12,9 @@ its default concurrency and GNU wget; ``polite`` (a per-host delay against the b
 
 Issue 22's scenario: ``slow`` (ordinary hosts crawled alone, then beside hosts that take a
 minute to answer each request).
+
+Issue 19's scenario: ``recrawl`` ((a)'s site with ETags, crawled, then crawled again --since
+that crawl, unchanged: every page a 304).
 """
 
 from __future__ import annotations
@@ -30,12 +33,13 @@ from bench.bigpages import big_pages_site
 from bench.ceiling import Ceiling, measure_ceiling
 from bench.docs import DOCS_HOST, PG_DOCS_PACKAGE, PG_DOCS_ROOT, docs_ground_truth, ensure_docs
 from bench.fair import ordinary_done_s, pages_on
-from bench.fleet import FleetRun, run_fleet
+from bench.fleet import CRAWL_ID, FleetRun, run_fleet
 from bench.frontier import FrontierResult, run_frontier
 from bench.measure import cold_work_us, file_create_us, machine_speed
 from bench.nginx import NginxServer, ensure_nginx
 from bench.peers import PeerRun, run_scrapy, run_scrapy_redis
 from bench.polite import politeness_bound, urls_per_host
+from bench.recrawl import AGAIN, FIRST, served
 from bench.result import PageSetCheck, RunResult
 from bench.server import ServerProcess
 from bench.site import SiteConfig, SyntheticSite
@@ -46,7 +50,9 @@ from bench.wget import WgetRun, ensure_wget, run_wget
 from shared.settings import Extractor, Settings
 from workers.links import extract_hrefs
 
-SCENARIOS = ("a", "b", "c", "d", "docs", "pgdocs", "polite", "fair", "slow", "start", "bigpages")
+SCENARIOS = (
+    "a", "b", "c", "d", "docs", "pgdocs", "polite", "fair", "slow", "start", "bigpages", "recrawl",
+)  # fmt: skip
 
 T = TypeVar("T")
 
@@ -247,10 +253,12 @@ class Bench:
         self, scenario: str, seeds: list[str], depth: int, workers: int,
         expected: set[str] | None, server_pid: int | None, extractor: Extractor = "bs4",
         concurrency: int | None = None, *, defaults: bool = False, per_host_delay: float = 0.0,
-        variant: str = "", adaptive: bool = True,
+        variant: str = "", adaptive: bool = True, data_dir: Path | None = None,
+        crawl_id: str = CRAWL_ID, since: str | None = None,
     ) -> RunResult:  # fmt: skip
         """One crawl; per-host concurrency = the total (never binding), or with ``defaults``
-        the crawl's default (``crawlfleet seed`` without ``--per-host-concurrency``)."""
+        the crawl's default (``crawlfleet seed`` without ``--per-host-concurrency``); its files
+        in ``data_dir`` if given (kept: a later crawl may be ``since`` it)."""
         started = time.monotonic()
         work_dir = self._work_dir(f"{scenario}-crawlfleet-{extractor}-{workers}w")
         slots = concurrency or self.plan.concurrency
@@ -266,9 +274,11 @@ class Bench:
             per_host_delay=per_host_delay,
             adaptive=adaptive,
             variant=variant,
+            crawl_id=crawl_id,
+            since=since,
         )
         speed = machine_speed()
-        result = run_fleet(run, work_dir, expected, server_pid)
+        result = run_fleet(run, work_dir, expected, server_pid, data_dir=data_dir)
         result.machine_mops = speed
         self._record(result, started, work_dir)
         return result
@@ -755,6 +765,75 @@ class Bench:
                         )
                     self.log(line)
 
+    def recrawl(self) -> None:
+        """A site whose pages carry an ETag, crawled, then crawled again --since that crawl,
+        unchanged (every page a 304), in ``repeat`` rounds: (a)'s synthetic site, and the
+        Python docs (~100 KB pages of ~300 links) if they can be had. The CPU of the recrawl
+        (workers and Redis, seed to done) over the first crawl's, and the bodies the server
+        sent each."""
+        plan = self.plan
+        config, depth = plan.site, plan.depth
+        self.log(
+            f"scenario recrawl: {_describe(config, depth)}, every page with an ETag; then "
+            "crawled again --since that crawl, unchanged"
+        )
+        with ServerProcess.synthetic(config, validators=True) as server:
+            site = SyntheticSite(config, server.port)
+            expected = set(site.ground_truth(depth))
+            self.report.sites["recrawl"] = {
+                "config": config.to_dict(),
+                "depth": depth,
+                "pages_expected": len(expected),
+            }
+            self._recrawl_rounds("recrawl", site.seeds(), depth, expected, server, site.host(0))
+        root, how = ensure_docs()
+        if root is None:
+            self.report.skipped.append(f"recrawl-docs: {how}")
+            self.log(f"scenario recrawl-docs: skipped: {how}")
+            return
+        depth = plan.docs_depth
+        self.log(f"scenario recrawl-docs: {root}, depth {depth}, every page with an ETag")
+        with ServerProcess.static(root, validators=True) as server:
+            seed = f"http://{DOCS_HOST}:{server.port}/index.html"
+            expected = set(docs_ground_truth(root, seed, depth))
+            self.report.sites["recrawl-docs"] = {
+                "root": str(root),
+                "depth": depth,
+                "pages_expected": len(expected),
+            }
+            self._recrawl_rounds("recrawl-docs", [seed], depth, expected, server, DOCS_HOST)
+
+    def _recrawl_rounds(
+        self, scenario: str, seeds: list[str], depth: int, expected: set[str],
+        server: ServerProcess, host: str,
+    ) -> None:  # fmt: skip
+        for _ in range(self.plan.repeat):
+            data = self._work_dir(f"{scenario}-data")
+            try:
+                runs: dict[str, RunResult] = {}
+                for crawl_id, since in ((FIRST, None), (AGAIN, FIRST)):
+                    before = served(server.port, host)
+                    result = self._fleet(
+                        scenario, seeds, depth, self.plan.workers, expected, server.pid,
+                        data_dir=data, crawl_id=crawl_id, since=since,
+                    )  # fmt: skip
+                    sent = served(server.port, host).since(before)
+                    result.figures["bodies_sent"] = sent.pages
+                    result.figures["not_modified"] = sent.not_modified
+                    runs[crawl_id] = result
+            finally:
+                if not self.keep:
+                    shutil.rmtree(data, ignore_errors=True)
+            first, again = runs[FIRST], runs[AGAIN]
+            if first.error is None and again.error is None and first.cpu_s:
+                again.figures["cpu_of_first"] = round(again.cpu_s / first.cpu_s, 3)
+                self.log(
+                    f"    {scenario}: {again.cpu_s:.2f} CPU-s (workers + Redis) for "
+                    f"{first.cpu_s:.2f} of the first crawl: {again.figures['cpu_of_first']:.2f}; "
+                    f"the server sent {again.figures['bodies_sent']:.0f} bodies and "
+                    f"{again.figures['not_modified']:.0f} 304s"
+                )
+
     def run(self, only: set[str] | None = None) -> Report:
         plan = self.plan
         wanted = only or set(plan.default_scenarios)
@@ -773,7 +852,7 @@ class Bench:
         for name, scenario in (
             ("docs", self.docs), ("pgdocs", self.pgdocs), ("polite", self.polite),
             ("fair", self.fair), ("slow", self.slow), ("start", self.startup),
-            ("bigpages", self.bigpages),
+            ("bigpages", self.bigpages), ("recrawl", self.recrawl),
         ):  # fmt: skip
             if name in wanted:
                 scenario()

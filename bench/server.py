@@ -10,7 +10,10 @@ Two modes, on loopback only:
 ``synthetic ... --endless-links K`` also serves an endless host (:mod:`bench.trap`) on the
 host after the site's, every page linking to K new ones; ``--slow-hosts N --slow-pages K
 --slow-after S`` serves N hosts after those (:mod:`bench.slow`), each answering its K pages S
-seconds after each request, and ``/_stats`` (how many requests the slow hosts had).
+seconds after each request, and ``/_stats`` (how many requests the slow hosts had, how many
+pages went out with their body and how many as a 304). ``--validators`` (either mode) gives
+each page an ETag (of its body) and answers a request that sends it back with a 304
+(:mod:`bench.recrawl`).
 
 Run as ``python -m bench.server synthetic '<config json>'`` or ``... static <folder>``: it
 prints ``PORT <n>`` once listening and serves until killed, or until ``--max-seconds``.
@@ -22,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import hashlib
 import json
 import mimetypes
 import os
@@ -45,9 +49,20 @@ class Content:
     """What the server answers for a (host, path): status, content type and body."""
 
     latency_s = 0.0
+    # with validators, a 200 carries an ETag of its body and a request that sends it back in
+    # If-None-Match gets a 304; the pages answered with their body, and with a 304
+    validators = False
+    pages_sent = 0
+    not_modified = 0
 
     def get(self, host: str, path: str) -> tuple[int, bytes, bytes]:
         raise NotImplementedError
+
+    def etag(self, status: int, body: bytes) -> bytes | None:
+        """The ETag a response carries (None: none, and no request gets a 304)."""
+        if not self.validators or status != 200:
+            return None
+        return b'"%s"' % hashlib.sha1(body, usedforsecurity=False).hexdigest()[:16].encode()
 
     def latency_for(self, host: str) -> float:
         """How long the answers of ``host`` take."""
@@ -56,11 +71,13 @@ class Content:
 
 class SyntheticContent(Content):
     def __init__(
-        self, site: SyntheticSite, trap: EndlessHost | None = None, slow: SlowHosts | None = None
-    ) -> None:
+        self, site: SyntheticSite, trap: EndlessHost | None = None, slow: SlowHosts | None = None,
+        validators: bool = False,
+    ) -> None:  # fmt: skip
         self.site = site
         self.trap = trap
         self.slow = slow
+        self.validators = validators
         self.slow_hosts = frozenset(slow.names()) if slow is not None else frozenset()
         self.slow_requests = 0
         self.latency_s = site.config.latency_s
@@ -73,7 +90,12 @@ class SyntheticContent(Content):
 
     def get(self, host: str, path: str) -> tuple[int, bytes, bytes]:
         if path == STATS_PATH:
-            return 200, b"application/json", b'{"slow_requests": %d}' % self.slow_requests
+            stats = {
+                "slow_requests": self.slow_requests,
+                "pages_sent": self.pages_sent,
+                "not_modified": self.not_modified,
+            }
+            return 200, b"application/json", json.dumps(stats).encode()
         if host in self.slow_hosts:
             assert self.slow is not None
             self.slow_requests += 1
@@ -95,11 +117,15 @@ class SyntheticContent(Content):
 class StaticContent(Content):
     """Files of one folder; symbolic links are followed (Debian links shared JavaScript)."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, validators: bool = False) -> None:
         self.root = root
+        self.validators = validators
         self._cache: dict[str, tuple[int, bytes, bytes]] = {}
 
     def get(self, host: str, path: str) -> tuple[int, bytes, bytes]:
+        if path == STATS_PATH:
+            stats = {"pages_sent": self.pages_sent, "not_modified": self.not_modified}
+            return 200, b"application/json", json.dumps(stats).encode()
         found = self._cache.get(path)
         if found is None:
             found = self._read(path)
@@ -122,7 +148,7 @@ class StaticContent(Content):
         return 200, mime.encode(), target.read_bytes()
 
 
-_REASONS = {200: b"OK", 404: b"Not Found", 400: b"Bad Request"}
+_REASONS = {200: b"OK", 304: b"Not Modified", 404: b"Not Found", 400: b"Bad Request"}
 
 
 class HttpProtocol(asyncio.Protocol):
@@ -172,6 +198,7 @@ class HttpProtocol(asyncio.Protocol):
         _method, target, version = parts
         keep_alive = version == b"HTTP/1.1"
         host = self.local_host
+        if_none_match = None
         for line in lines[1:]:
             name, _, value = line.partition(b":")
             lname = name.strip().lower()
@@ -180,25 +207,46 @@ class HttpProtocol(asyncio.Protocol):
                 keep_alive = token != b"close" and (keep_alive or token == b"keep-alive")
             elif lname == b"host":
                 host = value.strip().decode("latin-1").rsplit(":", 1)[0]
+            elif lname == b"if-none-match":
+                if_none_match = value.strip()
         path = urlsplit(target.decode("latin-1")).path or "/"
         status, ctype, body = self.content.get(host, path)
+        etag = self.content.etag(status, body)
+        if etag is not None and etag == if_none_match:
+            status, body = 304, b""
+            self.content.not_modified += 1
+        elif status == 200 and path != STATS_PATH:
+            self.content.pages_sent += 1
         self.busy = True
         latency = self.content.latency_for(host) if path != STATS_PATH else 0.0
         if latency > 0:
-            self.loop.call_later(latency, self._respond, status, ctype, body, keep_alive)
+            self.loop.call_later(latency, self._respond, status, ctype, body, keep_alive, etag)
         else:
-            self._respond(status, ctype, body, keep_alive)
+            self._respond(status, ctype, body, keep_alive, etag)
 
-    def _respond(self, status: int, ctype: bytes, body: bytes, keep_alive: bool) -> None:
+    def _respond(
+        self, status: int, ctype: bytes, body: bytes, keep_alive: bool, etag: bytes | None = None
+    ) -> None:
         self.busy = False
         if self.transport is None:
             return
         self.stats["requests"] += 1
-        head = b"HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n%s\r\n" % (
+        validator = b"ETag: %s\r\n" % etag if etag is not None else b""
+        # a 304 has no body, so no Content-Length or Content-Type describes one
+        framing = (
+            b""
+            if status == 304
+            else b"Content-Type: %s\r\nContent-Length: %d\r\n"
+            % (
+                ctype,
+                len(body),
+            )
+        )
+        head = b"HTTP/1.1 %d %s\r\n%s%s%s\r\n" % (
             status,
             _REASONS.get(status, b"Other"),
-            ctype,
-            len(body),
+            framing,
+            validator,
             b"" if keep_alive else b"Connection: close\r\n",
         )
         self.transport.write(head + body)
@@ -259,11 +307,14 @@ class ServerProcess:
     @classmethod
     def synthetic(
         cls, config: SiteConfig, max_seconds: float = 1800, endless_links: int = 0,
-        slow: SlowHosts | None = None,
+        slow: SlowHosts | None = None, validators: bool = False,
     ) -> ServerProcess:  # fmt: skip
         """The site of ``config``, and an endless host after it if ``endless_links``, and
-        ``slow`` hosts after those."""
+        ``slow`` hosts after those; with ``validators``, pages carry an ETag and a request
+        that sends it back gets a 304."""
         args = ["synthetic", json.dumps(config.to_dict())]
+        if validators:
+            args.append("--validators")
         if endless_links:
             args += ["--endless-links", str(endless_links)]
         if slow is not None:
@@ -272,8 +323,11 @@ class ServerProcess:
         return cls(args, max_seconds)
 
     @classmethod
-    def static(cls, root: Path, max_seconds: float = 1800) -> ServerProcess:
-        return cls(["static", str(root)], max_seconds)
+    def static(
+        cls, root: Path, max_seconds: float = 1800, validators: bool = False
+    ) -> ServerProcess:
+        """The files of ``root`` (with ``validators``, as ``synthetic``'s)."""
+        return cls(["static", str(root), *(["--validators"] if validators else [])], max_seconds)
 
     @property
     def pid(self) -> int:
@@ -335,6 +389,7 @@ def main() -> None:
     parser.add_argument("--slow-hosts", type=int, default=0, help="slow hosts (bench.slow)")
     parser.add_argument("--slow-pages", type=int, default=0, help="URLs of each slow host")
     parser.add_argument("--slow-after", type=float, default=0.0, help="their answers' delay")
+    parser.add_argument("--validators", action="store_true", help="pages carry an ETag; 304 to it")
     args = parser.parse_args()
     content: Content
     if args.mode == "synthetic":
@@ -346,10 +401,10 @@ def main() -> None:
         slow = None
         if args.slow_hosts:
             slow = SlowHosts(before_slow, args.slow_hosts, args.slow_pages, args.slow_after)
-        content = SyntheticContent(SyntheticSite(config, 0), trap, slow)
+        content = SyntheticContent(SyntheticSite(config, 0), trap, slow, args.validators)
         hosts = [f"127.0.0.{FIRST_HOST + h}" for h in range(before_slow + args.slow_hosts)]
     else:
-        content = StaticContent(Path(args.what))
+        content = StaticContent(Path(args.what), args.validators)
         hosts = [f"127.0.0.{FIRST_HOST}"]
     asyncio.run(serve(content, hosts, args.max_seconds))
 

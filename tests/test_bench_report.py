@@ -191,3 +191,24 @@ def test_the_real_site_compares_adaptive_politeness_on_and_off() -> None:
     got = ratios(Report(plan=FULL, runs=[on, off]))
     assert got["pgdocs: pages/CPU-s crawlfleet (defaults) / (defaults, no adaptive)"] == 1.25
     assert got["pgdocs: wall s crawlfleet (defaults) / (defaults, no adaptive)"] == 1.25
+
+
+def test_the_recrawl_scenario_reports_the_cpu_ratio_and_the_bodies_sent() -> None:
+    """recrawl: the median of the rounds' CPU ratios (recrawl over first crawl) and what the
+    server sent the recrawl, per site; a line says it."""
+    runs = []
+    for ratio in (0.3, 0.25, 0.5):
+        first = _run("recrawl-docs", "crawlfleet", 2, 100)
+        first.figures.update(bodies_sent=518, not_modified=0)
+        again = replace(_run("recrawl-docs", "crawlfleet (since)", 2, 700), cpu_crawler_s=ratio)
+        again.figures.update(bodies_sent=0, not_modified=518, unchanged=517, cpu_of_first=ratio)
+        runs += [first, again]
+    report = Report(plan=FULL, runs=runs)
+    report.sites["recrawl-docs"] = {"pages_expected": 518, "depth": 2}
+    got = ratios(report)
+    assert got["recrawl-docs: CPU (crawler + Redis) unchanged recrawl / first crawl"] == 0.3
+    assert got["recrawl-docs: bodies sent to the recrawl"] == 0
+    assert got["recrawl-docs: 304s sent to the recrawl"] == 518
+    (line,) = [x for x in scenario_lines(report) if x.startswith("recrawl-docs:")]
+    assert "0 bodies and 518 304s sent; 517 pages unchanged" in line
+    assert "is 0.30 of the first crawl's" in line
