@@ -29,7 +29,7 @@ from workers.guard import Policy, seed_policy
 from workers.metrics import WorkerMetrics
 from workers.parsing import PageLinks
 from workers.robots import RobotsCache
-from workers.since import EarlierCrawl
+from workers.since import EarlierCrawls
 from workers.turns import FetchTurns
 from workers.warc import WarcWriters
 
@@ -47,8 +47,6 @@ class CrawlRules:
     layout: CrawlLayout
     policy: Policy
     disk: DiskCheck = field(default_factory=DiskCheck)
-    # the earlier crawl of a crawl --since one, once its first page has opened it
-    earlier: EarlierCrawl | None = None
 
 
 @dataclass
@@ -65,24 +63,9 @@ class WorkerContext:
     metrics: WorkerMetrics
     warcs: WarcWriters
     lookups: Lookups  # for the seeds' addresses (each client has lookups of its own)
+    earlier: EarlierCrawls  # what crawls --since another read of it
     rules: dict[str, CrawlRules] = field(default_factory=dict)
     clients: dict[Policy, httpx.AsyncClient] = field(default_factory=dict)
-    earlier: dict[str, EarlierCrawl] = field(default_factory=dict)
-
-    async def earlier_crawl(self, crawl_id: str) -> EarlierCrawl:
-        """The finished crawl ``crawl_id`` that crawls --since it read (opened once per
-        process, off the event loop: the index of a crawl finalized before indexes were
-        written is made from its manifest first); EarlierMissing if it is not one in the
-        data directory."""
-        crawl = self.earlier.get(crawl_id)
-        if crawl is None:
-            opened = await asyncio.to_thread(EarlierCrawl, self.settings.data_dir, crawl_id)
-            crawl = self.earlier.setdefault(crawl_id, opened)
-            if crawl is opened:
-                self.stack.callback(crawl.close)
-            else:  # another job of the process opened it meanwhile
-                opened.close()
-        return crawl
 
     async def client_for(self, policy: Policy) -> httpx.AsyncClient:
         """The process's one httpx client for a network policy, opened on first use."""
@@ -120,6 +103,9 @@ async def on_startup(ctx: dict[str, Any]) -> None:
     stack = AsyncExitStack()
     lookups = Lookups(settings.connect_timeout)
     stack.callback(lookups.close)
+    # closed once idle for longer than a job may hold one of its folders
+    earlier = EarlierCrawls(settings.data_dir, 2 * settings.job_timeout_s)
+    stack.callback(earlier.close)
     ctx[CTX_KEY] = WorkerContext(
         settings=settings,
         frontier=Frontier(redis, settings, ctx.get(ON_QUEUED)),
@@ -131,6 +117,7 @@ async def on_startup(ctx: dict[str, Any]) -> None:
         metrics=metrics,
         warcs=stack.enter_context(WarcWriters(settings)),
         lookups=lookups,
+        earlier=earlier,
     )
     if served is not None:
         watch = asyncio.create_task(served.watch_queue(redis, settings.queue_name))

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -52,8 +53,12 @@ class EarlierMissing(Exception):
 class EarlierPage:
     """The earlier crawl's record of one URL."""
 
-    crawl: CrawlLayout
+    source: EarlierCrawl
     record: PageRecord
+
+    @property
+    def crawl(self) -> CrawlLayout:
+        return self.source.layout
 
     @property
     def had(self) -> bool:
@@ -122,7 +127,7 @@ class EarlierCrawl:
             return None
         if record.url != url or (record.fingerprint, record.depth) != (fp, depth):
             return None
-        return EarlierPage(self.layout, record)
+        return EarlierPage(self, record)
 
     def body_name(self, earlier: EarlierPage) -> str | None:
         """The name of the page's body file in its bucket, if it has one."""
@@ -189,6 +194,44 @@ class EarlierCrawl:
             os.close(fd)
 
 
+class EarlierCrawls:
+    """The earlier crawls one worker process reads, each opened once (off the event loop: the
+    index of a crawl finalized before indexes were written is made from its manifest first),
+    and closed once no job has asked for it for ``idle_s``: longer than a job may take, so no
+    job still holds its folders then, and a long-lived worker keeps only the crawls it is
+    recrawling open."""
+
+    def __init__(self, data_dir: Path, idle_s: float) -> None:
+        self._data_dir = data_dir
+        self._idle_s = idle_s
+        self._open: dict[str, tuple[EarlierCrawl, float]] = {}
+
+    async def get(self, crawl_id: str, now: float | None = None) -> EarlierCrawl:
+        """The finished crawl ``crawl_id`` (``now``: ``time.monotonic()``); EarlierMissing if
+        it is not one in the data directory."""
+        now = time.monotonic() if now is None else now
+        for idle in [c for c, (_, used) in self._open.items() if now - used > self._idle_s]:
+            self._open.pop(idle)[0].close()
+        entry = self._open.get(crawl_id)
+        if entry is None:
+            opened = await asyncio.to_thread(EarlierCrawl, self._data_dir, crawl_id)
+            entry = self._open.setdefault(crawl_id, (opened, now))
+            if entry[0] is not opened:  # another job of the process opened it meanwhile
+                opened.close()
+        self._open[crawl_id] = (entry[0], now)
+        return entry[0]
+
+    @property
+    def open(self) -> list[str]:
+        """The ids of the crawls open now."""
+        return list(self._open)
+
+    def close(self) -> None:
+        crawls, self._open = [c for c, _ in self._open.values()], {}
+        for crawl in crawls:
+            crawl.close()
+
+
 @dataclass(frozen=True, slots=True)
 class Against:
     """What a fetched page is against the earlier crawl: its ``change`` (None for a failure, a
@@ -229,14 +272,12 @@ def against(
     return Against("unchanged" if same else "changed", earlier)
 
 
-async def carry_body(
-    earlier_crawl: EarlierCrawl, earlier: EarlierPage, spec: CrawlSpec
-) -> Revalidated:
+async def carry_body(earlier: EarlierPage, spec: CrawlSpec) -> Revalidated:
     """How a page the server says is not modified keeps the earlier crawl's body: none if the
     crawl does not store its type; the earlier response record's reference with ``--warc``;
     else a hard link of its file, or the body read from its WARC record (``store_page`` writes
     them). OSError if that record cannot be read."""
-    record = earlier.record
+    record, earlier_crawl = earlier.record, earlier.source
     if not spec.stores(record.content_type):
         return Revalidated(record, None, None)
     response = earlier.response
@@ -253,9 +294,7 @@ async def carry_body(
     return Revalidated(record, None, None)
 
 
-async def revisit_of(
-    earlier_crawl: EarlierCrawl, page: Against, result: FetchResult
-) -> RefersTo | None:
+async def revisit_of(page: Against, result: FetchResult) -> RefersTo | None:
     """What the WARC record of an unchanged page refers to, if it is to be a ``revisit``: a
     304 always is (server-not-modified); a 200 with the same body is, when its payload as
     received has the earlier response record's digest too (identical-payload-digest), else it
@@ -267,7 +306,7 @@ async def revisit_of(
     head: ResponseHead | None = None
     if response is not None:
         try:
-            holder = earlier_crawl.crawl_of(response)
+            holder = earlier.source.crawl_of(response)
             head = await asyncio.to_thread(response_head, holder, response.warc)
         except (OSError, ValueError) as exc:
             log.warning("earlier warc record unreadable", reason=f"{type(exc).__name__}: {exc}")

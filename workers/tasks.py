@@ -32,6 +32,7 @@ from workers.robots import ROBOTS_RETRY_BASE_S, ROBOTS_TTL_S, Rules, entry_of
 from workers.since import (
     NOT_COMPARED,
     Against,
+    EarlierCrawl,
     EarlierMissing,
     against,
     carry_body,
@@ -129,7 +130,8 @@ async def _crawl(
         return await _skip(worker, rules, job)
     if not await _disk_ready(worker, rules, job.crawl_id):
         return await _skip(worker, rules, job)
-    if not await _since_ready(worker, rules, job.crawl_id):
+    ready, earlier_crawl = await _since_ready(worker, rules, job.crawl_id)
+    if not ready:
         return await _skip(worker, rules, job)
     fetched, earlier, validators = None, None, {}
     if unresponsive:  # the crawl gave the host up: no request
@@ -137,9 +139,9 @@ async def _crawl(
     else:
         result = await _refusal(worker, rules, job, tries)
     if result is None:
-        if rules.earlier is not None:
-            earlier = rules.earlier.page(job.url)
-            validators = rules.earlier.validators(earlier, rules.spec)
+        if earlier_crawl is not None:
+            earlier = earlier_crawl.page(job.url)
+            validators = earlier_crawl.validators(earlier, rules.spec)
         result = await _fetch(worker, rules, job, validators)
         fetched = Fetched(result.duration_ms, result.ok, result.timed_out)
         # lost tries (a worker that died or hung mid-fetch) may each have sent a request:
@@ -157,7 +159,7 @@ async def _crawl(
         elif rules.scope.allows(target) and is_page_link(target):
             redirect = target  # admitted at the page's depth, one hop more
     page = NOT_COMPARED
-    if rules.earlier is not None:
+    if earlier_crawl is not None:
         page = against(result, earlier, bool(validators), body_sha256(result))
     links = await _links_of(worker, rules, result, page)
     try:
@@ -202,14 +204,14 @@ async def _keep(
     the crawl's folder takes no file."""
     spec, layout = rules.spec, rules.layout
     revalidated, content_type = None, result.content_type
-    if page.not_modified and page.earlier is not None and rules.earlier is not None:
-        revalidated = await carry_body(rules.earlier, page.earlier, spec)
+    if page.not_modified and page.earlier is not None:
+        revalidated = await carry_body(page.earlier, spec)
         content_type = page.earlier.record.content_type
     keep = spec.stores(content_type)
     warc, body_in = None, None
     # a redirect has no body to keep or leave out: its record says where it pointed
     if result.exchange is not None and (keep or result.redirect is not None):
-        refers = None if rules.earlier is None else await revisit_of(rules.earlier, page, result)
+        refers = await revisit_of(page, result)
         warc = await worker.warcs.write(layout, spec, result, refers)
         body_in = refers_body(page, refers)
     store_page(
@@ -218,19 +220,20 @@ async def _keep(
     )  # fmt: skip
 
 
-async def _since_ready(worker: WorkerContext, rules: CrawlRules, crawl_id: str) -> bool:
-    """Whether the earlier crawl of a crawl --since one can be read here (opened on the
-    crawl's first page in this process); False if the crawl has failed for it."""
+async def _since_ready(
+    worker: WorkerContext, rules: CrawlRules, crawl_id: str
+) -> tuple[bool, EarlierCrawl | None]:
+    """Whether a job of the crawl may go on, and, for a crawl --since another, that crawl as
+    this process reads it; (False, None) if the crawl has failed for it (not readable here)."""
     since = rules.spec.since
-    if since is None or rules.earlier is not None:
-        return True
+    if since is None:
+        return True, None
     try:
-        rules.earlier = await worker.earlier_crawl(since)
+        return True, await worker.earlier.get(since)
     except EarlierMissing as exc:
         if await worker.frontier.fail(crawl_id, str(exc)):
             log.error("crawl failed", reason=str(exc))
-        return False
-    return True
+        return False, None
 
 
 async def _skip(worker: WorkerContext, rules: CrawlRules, job: PageJob) -> bool:
@@ -376,7 +379,7 @@ async def _robots(
     rules = await worker.rules_for(crawl_id)
     # nothing fetched for a crawl that failed for its folder, or its earlier crawl's
     ready = await _disk_ready(worker, rules, crawl_id)
-    if not (ready and await _since_ready(worker, rules, crawl_id)):
+    if not (ready and (await _since_ready(worker, rules, crawl_id))[0]):
         return await frontier.robots_done(job_id, origin, b"", 0.0, ROBOTS_TTL_S)
     giving_up = tries > worker.settings.job_tries
     if giving_up:  # the origin's pages fail with this reason

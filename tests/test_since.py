@@ -1,0 +1,157 @@
+"""A crawl --since another, unit by unit: what a fetch is against the earlier record, which
+validators are sent, and how long a worker keeps an earlier crawl open."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from shared.crawl import CrawlSpec
+from shared.page_index import write_page_index
+from shared.storage import CrawlLayout, PageRecord, manifest_line
+from shared.urls import fingerprint
+from workers.fetch import FetchResult
+from workers.since import EarlierCrawl, EarlierCrawls, EarlierMissing, EarlierPage, against
+
+URL = "http://h.test/page"
+BODY = b"<html>same</html>"
+SHA = hashlib.sha256(BODY).hexdigest()
+
+
+def record(url: str = URL, status: int | None = 200, **kw: object) -> PageRecord:
+    values: dict[str, object] = {
+        "url": url, "final_url": url, "depth": 1, "parent": None, "status": status,
+        "content_type": "text/html", "length": len(BODY), "sha256": SHA,
+        "fetched_at": datetime.now(UTC), "duration_ms": 1, "path": None,
+        "fingerprint": fingerprint(url), "worker": "w", "links": [], **kw,
+    }  # fmt: skip
+    return PageRecord.model_validate(values)
+
+
+def finished(data: Path, crawl_id: str, records: list[PageRecord], bodies: bool = True) -> None:
+    """A finished crawl on disk: record and body files, manifest, index."""
+    layout = CrawlLayout(data, crawl_id)
+    kept = []
+    for r in records:
+        if bodies and r.status is not None:
+            path = layout.body_path(r.fingerprint, r.depth, r.content_type)
+            layout.write(path, BODY)
+            r = r.model_copy(update={"path": path.relative_to(layout.root).as_posix()})
+        layout.write(layout.record_path(r.fingerprint, r.depth), r.model_dump_json().encode())
+        kept.append(r)
+    layout.write(layout.manifest, b"".join(manifest_line(r) for r in kept))
+    write_page_index(layout, kept)
+
+
+def result(status: int | None, body: bytes = BODY, redirect: str | None = None) -> FetchResult:
+    return FetchResult(
+        url=URL, final_url=URL, status=status, content_type="text/html", body=body,
+        truncated=False, error=None if status else "connect: refused", duration_ms=1,
+        redirect=redirect,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("earlier_status", "status", "validated", "body", "change"),
+    [
+        (200, 304, True, b"", "unchanged"),
+        (200, 200, False, BODY, "unchanged"),
+        (200, 200, True, b"other", "changed"),
+        (None, 200, False, BODY, "new"),
+        (404, 200, False, BODY, "new"),
+        (200, 404, False, b"", "gone"),
+        (301, 410, False, b"", "gone"),
+        (404, 404, False, b"", None),
+        (200, 500, False, b"", None),
+        (200, None, False, b"", None),
+        (200, 304, False, b"", "changed"),
+    ],
+)
+def test_a_fetch_against_the_earlier_record(
+    tmp_path: Path, earlier_status: int | None, status: int | None, validated: bool,
+    body: bytes, change: str | None,
+) -> None:  # fmt: skip
+    """304 to validators or the same body: unchanged; another body: changed; a response below
+    400 where the earlier crawl had none: new; 404/410 where it had one: gone; the rest none."""
+    finished(tmp_path, "e", [])
+    crawl = EarlierCrawl(tmp_path, "e")
+    earlier = None
+    if earlier_status is not None:
+        earlier = EarlierPage(
+            crawl, record(status=earlier_status, sha256=hashlib.sha256(BODY).hexdigest())
+        )
+    got = result(status, body)
+    sha = hashlib.sha256(body).hexdigest() if status else None
+    assert against(got, earlier, validated, sha).change == change
+    crawl.close()
+
+
+def test_a_redirect_is_unchanged_while_it_points_to_the_same_target(tmp_path: Path) -> None:
+    """A redirect is compared by its target."""
+    finished(tmp_path, "e", [])
+    crawl = EarlierCrawl(tmp_path, "e")
+    earlier = EarlierPage(crawl, record(status=301, redirect="http://h.test/a", sha256=None))
+    same = result(301, b"", redirect="http://h.test/a")
+    other = result(302, b"", redirect="http://h.test/b")
+    assert against(same, earlier, False, SHA).change == "unchanged"
+    assert against(other, earlier, False, SHA).change == "changed"
+    crawl.close()
+
+
+def test_validators_only_where_a_304_leaves_nothing_missing(tmp_path: Path) -> None:
+    """ETag and Last-Modified are sent for a 2xx page whose record kept its links and whose
+    body is still there; not for one without links (an older crawl's), nor one whose body
+    file is gone unless the new crawl does not store its type."""
+    pages = [
+        record("http://h.test/both", etag='"e1"', last_modified="Wed, 02 Dec 2026 10:00:00 GMT"),
+        record("http://h.test/nolinks", etag='"e2"', links=None),
+        record("http://h.test/gone-body", etag='"e3"'),
+        record("http://h.test/none"),
+        record("http://h.test/missing", status=404, etag='"e4"'),
+    ]
+    finished(tmp_path, "e", pages)
+    layout = CrawlLayout(tmp_path, "e")
+    lost = fingerprint("http://h.test/gone-body")
+    layout.body_path(lost, 1, "text/html").unlink()
+    crawl = EarlierCrawl(tmp_path, "e")
+    spec = CrawlSpec(crawl_id="n", seeds=[URL], since="e")
+    sent = {p.url: crawl.validators(crawl.page(p.url), spec) for p in pages}
+    assert sent["http://h.test/both"] == {
+        "If-None-Match": '"e1"',
+        "If-Modified-Since": "Wed, 02 Dec 2026 10:00:00 GMT",
+    }
+    assert sent["http://h.test/nolinks"] == sent["http://h.test/gone-body"] == {}
+    assert sent["http://h.test/none"] == sent["http://h.test/missing"] == {}
+    only_text = spec.model_copy(update={"content_types": ["text/plain"]})
+    gone = crawl.page("http://h.test/gone-body")
+    assert crawl.validators(gone, only_text) == {"If-None-Match": '"e3"'}
+    assert crawl.page("http://h.test/never") is None
+    crawl.close()
+
+
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+async def test_an_idle_earlier_crawl_is_closed(tmp_path: Path) -> None:
+    """A worker keeps an earlier crawl (its index and folders) open while jobs ask for it,
+    and closes it once none has for longer than a job may take."""
+    finished(tmp_path, "e1", [record()])
+    finished(tmp_path, "e2", [record()])
+    crawls = EarlierCrawls(tmp_path, idle_s=100)
+    before = open_fds()
+    first = await crawls.get("e1", now=0)
+    assert first.page(URL) is not None and open_fds() > before
+    assert await crawls.get("e1", now=90) is first
+    await crawls.get("e2", now=150)
+    assert crawls.open == ["e1", "e2"]
+    await crawls.get("e2", now=191)
+    assert crawls.open == ["e2"]
+    crawls.close()
+    assert crawls.open == [] and open_fds() == before
+    with pytest.raises(EarlierMissing, match="--since nope: no finished crawl 'nope'"):
+        await crawls.get("nope")
