@@ -76,8 +76,10 @@ def depths(settings: Settings, crawl_id: str) -> dict[str, int]:
 
 def test_a_urlset_gives_its_urls_with_their_lastmod() -> None:
     """Each <url> gives its <loc> and <lastmod> (in UTC), whatever other elements it holds."""
-    parsed = parse_sitemap(urlset(["http://a.test/1", "http://a.test/2"], "2024-05-01T10:00+02:00"))
-    when = datetime(2024, 5, 1, 8, 0, tzinfo=UTC)
+    parsed = parse_sitemap(
+        urlset(["http://a.test/1", "http://a.test/2"], "2024-05-01T10:00:30+02:00")
+    )
+    when = datetime(2024, 5, 1, 8, 0, 30, tzinfo=UTC)
     assert parsed.entries == [SitemapEntry("http://a.test/1", when),
                               SitemapEntry("http://a.test/2", when)]  # fmt: skip
     assert (parsed.index, parsed.cut) == (False, [])
@@ -85,14 +87,20 @@ def test_a_urlset_gives_its_urls_with_their_lastmod() -> None:
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("2024", datetime(2024, 1, 1, tzinfo=UTC)), ("2024-05", datetime(2024, 5, 1, tzinfo=UTC)),
-     ("2024-05-03", datetime(2024, 5, 3, tzinfo=UTC)),
+    [("2024", datetime(2025, 1, 1, tzinfo=UTC)), ("2024-05", datetime(2024, 6, 1, tzinfo=UTC)),
+     ("2024-12", datetime(2025, 1, 1, tzinfo=UTC)),
+     ("2024-05-03", datetime(2024, 5, 4, tzinfo=UTC)),
      ("2024-05-03T04:05:06.5Z", datetime(2024, 5, 3, 4, 5, 6, 500000, tzinfo=UTC)),
-     (" 2024-05-03T04:05-01:00 ", datetime(2024, 5, 3, 5, 5, tzinfo=UTC)),
-     ("yesterday", None), ("", None), (None, None)],
+     (" 2024-05-03T04:05-01:00 ", datetime(2024, 5, 3, 5, 6, tzinfo=UTC)),
+     ("2024-05-03T04:05:06+0130", datetime(2024, 5, 3, 2, 35, 6, tzinfo=UTC)),
+     ("2024-05-03 04:05:06", datetime(2024, 5, 3, 4, 5, 6, tzinfo=UTC)),
+     ("yesterday", None), ("", None), (None, None), ("2024-02-30", None), ("2024-W18-3", None),
+     ("9999", None)],
 )  # fmt: skip
 def test_lastmod_reads_w3c_datetimes(text: str | None, expected: datetime | None) -> None:
-    """W3C Datetime at every precision the protocol allows; anything else is no lastmod."""
+    """W3C Datetime at every precision the protocol allows, as the latest time it may mean (a
+    day: the next midnight UTC, a minute: its end), so a page changed later that day is never
+    taken as older; anything else is no lastmod."""
     assert parse_lastmod(text) == expected
 
 

@@ -17,7 +17,7 @@ import re
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from urllib.parse import urljoin
 
 from lxml import etree
@@ -34,7 +34,11 @@ _CHUNK = 64 * 1024
 _GZIP_MAGIC = b"\x1f\x8b"
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 _LEADING = b"\xef\xbb\xbf \t\r\n"  # a UTF-8 byte order mark and white space
-_YEAR_OR_MONTH = re.compile(r"(\d{4})(?:-(\d{2}))?")
+# W3C Datetime (a time without a zone, and a space for the T, as some sitemaps write it, too)
+_W3C_DATETIME = re.compile(
+    r"(\d{4})(?:-(\d{2})(?:-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(\.\d+)?)?"
+    r"(Z|[+-]\d{2}:?\d{2})?)?)?)?"
+)
 # a line of a text sitemap longer than this is no URL a crawl follows (links.MAX_URL_LENGTH),
 # and is skipped unread rather than held
 _MAX_LINE = 8 * 1024
@@ -52,7 +56,7 @@ class BadSitemap(Exception):
 @dataclass(frozen=True, slots=True)
 class SitemapEntry:
     """One URL a sitemap lists (a page, or a sitemap of an index), and when it last changed
-    if the sitemap says (``<lastmod>``)."""
+    at the latest, if the sitemap says (``<lastmod>``, as ``parse_lastmod`` reads it)."""
 
     url: str
     lastmod: datetime | None = None
@@ -91,16 +95,37 @@ class SitemapRead:
 
 def parse_lastmod(text: str | None) -> datetime | None:
     """A ``<lastmod>`` (W3C Datetime: ``2024``, ``2024-05``, ``2024-05-01``, or with a time and
-    zone) as a time in UTC (a date alone: its midnight UTC); None if absent or unreadable."""
-    text = (text or "").strip()
-    short = _YEAR_OR_MONTH.fullmatch(text)
-    try:
-        if short:
-            return datetime(int(short[1]), int(short[2] or 1), 1, tzinfo=UTC)
-        when = datetime.fromisoformat(text)
-    except ValueError:
+    zone; a time without one is taken as UTC) as the latest time in UTC it may mean: its time,
+    or the end of the year, month, day or minute it names (``2024-05-01``: May 2nd, 00:00), so
+    that a page changed later that day is never taken as older; None if absent or
+    unreadable."""
+    found = _W3C_DATETIME.fullmatch((text or "").strip())
+    if found is None:
         return None
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+    year, month, day, hour, minute, second, fraction, zone = found.groups()
+    try:
+        start = datetime(int(year), int(month or 1), int(day or 1), int(hour or 0),
+                         int(minute or 0), int(second or 0), tzinfo=_zone(zone))  # fmt: skip
+        if month is None:
+            return start.replace(year=start.year + 1).astimezone(UTC)
+        if day is None:
+            return (start + timedelta(days=31)).replace(day=1).astimezone(UTC)
+        if hour is None:
+            return (start + timedelta(days=1)).astimezone(UTC)
+        if second is None:
+            return (start + timedelta(minutes=1)).astimezone(UTC)
+        return (start + timedelta(seconds=float(fraction or 0))).astimezone(UTC)
+    except (ValueError, OverflowError):  # no such date, or past the calendar's end
+        return None
+
+
+def _zone(zone: str | None) -> tzinfo:
+    """A W3C time zone designator (``Z``, ``+02:00``) as a tzinfo; none is UTC."""
+    if zone is None or zone == "Z":
+        return UTC
+    sign = -1 if zone[0] == "-" else 1
+    digits = zone[1:].replace(":", "")
+    return timezone(sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:])))
 
 
 class _Inflated:
