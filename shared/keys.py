@@ -9,7 +9,8 @@ Per crawl ``C``:
                          ``host_delay_ms``, ``robots`` (1 or 0), ``max_pages``, ``depth``,
                          ``host_pages`` (the per-host page budget), ``adaptive`` (1 or 0),
                          ``sitemap_urls`` and ``sitemap_files`` (the caps of a crawl that
-                         reads sitemaps)
+                         reads sitemaps), ``lastmods`` (1 once the crawl keeps a sitemap
+                         lastmod: its page jobs look theirs up)
 - ``cf:C:stats``         hash of counters: ``fetched``, ``failed``, ``bytes``, ``queued`` (URLs
                          admitted), ``seen``, ``pending`` (backlog entries and jobs: 0 means the
                          crawl is complete), ``progress_at`` (ms: when a job of the crawl last
@@ -23,6 +24,11 @@ Per crawl ``C``:
                          the fingerprint's other digits -> 2 * shortest depth seen, + 1 once
                          the page has been fetched (so a re-fetch at a better depth counts
                          once); small hashes keep Redis's compact encoding (``seen.lua``)
+- ``cf:C:lastmod:XYZ``   of a crawl --since another that reads sitemaps: 4,096 hashes, bucketed
+                         as the seen URLs are, the fingerprint's other digits -> the latest
+                         ``<lastmod>`` its sitemaps gave the URL (Unix seconds, rounded up),
+                         for each URL at depth 0 that one gave (``sitemap_done.lua``), read by
+                         its page job's claim (``claim.lua``); dropped when the crawl ends
 - ``cf:C:hosts``         set of the hosts where the crawl has a backlog
 - ``cf:C:origins``       set of the origins whose robots.txt the crawl has asked for
 - ``cf:C:sitemaps``      set of the sitemap URLs the crawl has admitted (each read once)
@@ -119,6 +125,15 @@ class CrawlKeys:
     def seen_bucket(self, fingerprint: str) -> str:
         """The hash holding ``fingerprint``'s shortest depth."""
         return self.seen + fingerprint[:SEEN_BUCKET_DIGITS]
+
+    @property
+    def lastmods(self) -> str:
+        """The prefix of the sitemap lastmod buckets (``seen.lua`` appends the bucket)."""
+        return self.key("lastmod:")
+
+    def lastmod_bucket(self, fingerprint: str) -> str:
+        """The hash holding ``fingerprint``'s sitemap lastmod."""
+        return self.lastmods + fingerprint[:SEEN_BUCKET_DIGITS]
 
     def robots(self, origin: str) -> str:
         return self.key(f"robots:{origin}")

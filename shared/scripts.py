@@ -98,6 +98,9 @@ class Claimed:
     job_try: int
     aborted: bool
     verdict: str  # the frontier's: run, paused, stale or stopped (claim.lua)
+    # of a page job to run: the latest <lastmod> its crawl's sitemaps gave its URL (Unix
+    # seconds), kept only for a crawl --since another; None if none
+    lastmod: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,18 +249,19 @@ class Frontier:
         took_ms: int = 0,
         signal: str = "",
         sitemaps: Sequence[tuple[int, str]] = (),
-        pages: Sequence[tuple[str, str]] = (),
+        pages: Sequence[tuple[str, str, int | None]] = (),
         new_origins: Sequence[str] = (),
     ) -> Closed:
-        """sitemap_done.lua: ``sitemaps`` are (level, url) pairs, ``pages`` (fingerprint, url)
-        pairs; ``reasons`` hold no line break; the rest as ``page_done``'s."""
+        """sitemap_done.lua: ``sitemaps`` are (level, url) pairs, ``pages`` (fingerprint, url,
+        lastmod) triples, lastmod in Unix seconds (None: none to keep); ``reasons`` hold no
+        line break; the rest as ``page_done``'s."""
         args: list[Any] = [job_id, url, level, retried, int(discover), outcome,
                            "\n".join(reasons), not_before_ms, hold_ms, took_ms, signal,
                            len(new_origins), *new_origins, len(sitemaps)]  # fmt: skip
         for sitemap_level, sitemap in sitemaps:
             args += [sitemap_level, sitemap]
-        for fp, page in pages:
-            args += [fp, page]
+        for fp, page, lastmod in pages:
+            args += [fp, page, "" if lastmod is None else lastmod]
         status, admitted, considered, earliest = await self._frontier("sitemap_done", [], args)
         return Closed(int(status) > 0, int(earliest), int(admitted), bool(considered))
 
@@ -310,9 +314,9 @@ class Frontier:
         head, *flat = await self._frontier("claim", [], [in_progress_ms, want, scan_max])
         jobs = [
             Claimed(job_id.decode(), _claimed_score(until, try_), payload, int(try_), bool(ab),
-                    verdict.decode())
-            for job_id, until, payload, try_, ab, verdict in (
-                flat[i : i + 6] for i in range(0, len(flat), 6)
+                    verdict.decode(), int(lastmod) if lastmod else None)
+            for job_id, until, payload, try_, ab, verdict, lastmod in (
+                flat[i : i + 7] for i in range(0, len(flat), 7)
             )
         ]  # fmt: skip
         return Claim(jobs, float(head) if head else None)
@@ -322,7 +326,7 @@ class Frontier:
         ``manifest`` is: 1 done now, 0 still pending, -1 it had ended."""
         keys = CrawlKeys(crawl_id)
         script_keys = [keys.meta, keys.stats, keys.origins, keys.sitemaps]
-        args = [finished_at, keys.seen, keys.robots(""), manifest]
+        args = [finished_at, keys.seen, keys.robots(""), manifest, keys.lastmods]
         return int(await self._call("finish", script_keys, args))
 
     async def cancel(self, crawl_id: str, finished_at: str, failed: str | None = None) -> int:
@@ -331,7 +335,7 @@ class Frontier:
         keys = CrawlKeys(crawl_id)
         script_keys = [keys.meta, keys.stats, keys.origins, keys.sitemaps]
         state = "cancelled" if failed is None else "failed"
-        args = [finished_at, keys.seen, keys.robots(""), state, failed or ""]
+        args = [finished_at, keys.seen, keys.robots(""), state, failed or "", keys.lastmods]
         return int(await self._call("cancel", script_keys, args))
 
     async def forget(self, crawl_id: str) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from datetime import UTC, datetime, timedelta
 
 import msgpack
@@ -1176,3 +1177,106 @@ async def test_a_crawl_reads_no_more_sitemaps_than_its_cap(
     assert await redis.scard(CrawlKeys("c1").sitemaps) == 3  # type: ignore[misc]
     reasons = (await load_status(redis, "c1")).counters.reasons
     assert reasons == {"sitemap: crawl cap of 3 sitemaps reached": 2}
+
+
+async def lastmods_kept(redis: Redis, crawl_id: str, urls: list[str]) -> list[int | None]:
+    """The sitemap lastmod kept for each URL (Unix seconds), None where none is."""
+    keys, kept = CrawlKeys(crawl_id), []
+    for url in urls:
+        fp = fingerprint(url)
+        value = await redis.hget(keys.lastmod_bucket(fp), seen_field(fp))  # type: ignore[misc]
+        kept.append(None if value is None else int(value))
+    return kept
+
+
+async def hget_calls(redis: Redis) -> int:
+    """The HGET commands Redis has run (those of scripts included)."""
+    stats = await redis.info("commandstats")
+    return int(stats.get("cmdstat_hget", {}).get("calls", 0))
+
+
+async def claimed_lastmods(frontier: Judged) -> dict[str, int | None]:
+    """Claim every due job: the lastmod claim.lua gives each page job to run, by URL."""
+    claim = await frontier.scripts.claim(want=10_000, in_progress_ms=60_000, scan_max=10_000)
+    lastmods = {}
+    for job in claim.jobs:
+        args = deserialize(job.payload or b"")["a"]
+        if re.fullmatch(r"[^:]+:[0-9a-f]+:\d+", job.job_id):  # a page job
+            lastmods[args[0]] = job.lastmod
+    return lastmods
+
+
+async def test_a_sitemap_lastmod_is_kept_for_its_pages_claim(
+    redis: Redis, settings: Settings
+) -> None:
+    """sitemap_done.lua keeps the lastmod the worker sends for a page URL at depth 0 (admitted
+    from the sitemap, or a seed), rounded up to the second, the later of two (past the crawl's
+    cap too), none for a URL past the cap; claim.lua gives each page job its URL's; cancelling
+    the crawl drops them."""
+    await seed_crawl(redis, settings, spec(sitemaps=True, max_sitemap_urls=3))
+    frontier = Judged(redis, settings)
+    sitemap = f"{origin_of(SEED)}/sitemap.xml"
+    job = SitemapJob("c1", sitemap, 0, discover=True)
+    assert await frontier.start(job.job_id) is Verdict.RUN
+    t = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
+    at = int(t.timestamp())
+    urls = [SEED, f"{SEED}p0", f"{SEED}p1", f"{SEED}p2", f"{SEED}p3"]
+    lastmods = [t, t + timedelta(seconds=0.5), None, t, t]
+    pages = [SitemapEntry(u, m) for u, m in zip(urls, lastmods, strict=True)]
+    second = SitemapRef(f"{SEED}s2.xml", 1)
+    await frontier.sitemap_done(job, "read", pages, [second], lastmods=True)
+    assert await lastmods_kept(redis, "c1", urls) == [at, at + 1, None, at, None]
+    again = SitemapJob("c1", second.url, 1)  # closed unclaimed: the pages' jobs stay due
+    later = [SitemapEntry(SEED, t - timedelta(days=1)), SitemapEntry(f"{SEED}p0", t + timedelta(1))]
+    await frontier.sitemap_done(again, "read", later, lastmods=True)
+    kept = await lastmods_kept(redis, "c1", urls)
+    assert kept == [at, at + 86_400, None, at, None]
+    hgets = await hget_calls(redis)
+    # the seed's job was claimed with the sitemap's (Judged.start claims every due job)
+    assert await claimed_lastmods(frontier) == dict(zip(urls[1:4], kept[1:4], strict=True))
+    assert await hget_calls(redis) - hgets == 2 * 3  # its seen depth and its lastmod, each
+    encoding = await redis.object("encoding", CrawlKeys("c1").lastmod_bucket(fingerprint(SEED)))
+    assert encoding in (b"ziplist", b"listpack")
+    assert await redis.hget(CrawlKeys("c1").meta, "lastmods") == b"1"  # type: ignore[misc]
+    await cancel_crawl(redis, settings, "c1")
+    left = await crawl_keys_left(redis, "c1")
+    assert not [k for k in left if k.startswith(CrawlKeys("c1").lastmods)]
+
+
+async def test_without_lastmods_nothing_is_kept_or_looked_up(
+    redis: Redis, settings: Settings
+) -> None:
+    """A crawl that is no recrawl (the worker sends no lastmod) keeps none, and its page jobs
+    are claimed without one and without a command more to look for one (Redis's count)."""
+    await seed_crawl(redis, settings, spec(sitemaps=True))
+    frontier = Judged(redis, settings)
+    job = SitemapJob("c1", f"{origin_of(SEED)}/sitemap.xml", 0, discover=True)
+    assert await frontier.start(job.job_id) is Verdict.RUN
+    when = datetime(2026, 12, 1, tzinfo=UTC)
+    await frontier.sitemap_done(job, "read", [SitemapEntry(f"{SEED}p0", when)])
+    assert await lastmods_kept(redis, "c1", [f"{SEED}p0"]) == [None]
+    assert await redis.hget(CrawlKeys("c1").meta, "lastmods") is None  # type: ignore[misc]
+    hgets = await hget_calls(redis)
+    assert await claimed_lastmods(frontier) == {f"{SEED}p0": None}
+    assert await hget_calls(redis) - hgets == 1  # its seen depth, as ever
+
+
+async def test_a_done_crawl_drops_its_sitemap_lastmods(redis: Redis, settings: Settings) -> None:
+    """finish.lua drops the lastmod buckets with the seen ones: nothing of them is left."""
+    await seed_crawl(redis, settings, spec(sitemaps=True, depth=0))
+    frontier = Judged(redis, settings)
+    job = SitemapJob("c1", f"{origin_of(SEED)}/sitemap.xml", 0, discover=True)
+    assert await frontier.start(job.job_id) is Verdict.RUN
+    when = datetime(2026, 12, 1, tzinfo=UTC)
+    listed = [SitemapEntry(f"{SEED}p{i}", when) for i in range(50)]
+    await frontier.sitemap_done(job, "read", listed, lastmods=True)
+    assert await redis.exists(CrawlKeys("c1").lastmod_bucket(fingerprint(listed[0].url)))
+    closing = [SEED]  # claimed with the sitemap's job
+    while closing:  # the host's slots promote the rest as jobs close
+        for url in closing:
+            await frontier.close(page(url, 0), 0, "fetched", 1, [])
+        closing = list(await claimed_lastmods(frontier))
+    assert await frontier.finish("c1", "/data/c1/manifest.jsonl")
+    left = await crawl_keys_left(redis, "c1")
+    assert not [k for k in left if k.startswith(CrawlKeys("c1").lastmods)]
+    assert not [k for k in left if k.startswith(CrawlKeys("c1").seen)]

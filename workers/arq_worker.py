@@ -20,6 +20,8 @@ from workers.turns import FetchTurns
 CLOSED_JOBS = "closed_jobs"
 # the ctx key of a job's verdict, as claim.lua gave it (workers.frontier.Verdict)
 VERDICT = "verdict"
+# the ctx key of a page job's sitemap lastmod (Unix seconds, or None), as claim.lua gave it
+LASTMOD = "lastmod"
 # the ctx key of the worker's hook for the earliest start of the jobs a close queued
 ON_QUEUED = "on_queued"
 # the ctx key of the worker's fetch turns (workers/turns.py), whose parked requests it counts
@@ -314,6 +316,7 @@ class FleetWorker(Worker):
             "enqueue_time": ms_to_datetime(enqueue_ms),
             "score": score,
             VERDICT: job.verdict,
+            LASTMOD: job.lastmod,
         }
         timeout_s = self.job_timeout_s if function.timeout_s is None else function.timeout_s
         finish = False

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -137,6 +138,11 @@ class Fetched:
     took_ms: int
     answered: bool
     timed_out: bool
+
+
+def _seconds(when: datetime | None) -> int | None:
+    """A time as Unix seconds, rounded up: never earlier than it."""
+    return None if when is None else math.ceil(when.timestamp())
 
 
 class _FetchFields(TypedDict):
@@ -295,14 +301,18 @@ class Frontier:
         reasons: list[str] | None = None,
         hold_s: float = 0.0,
         fetched: Fetched | None = None,
+        *,
+        lastmods: bool = False,
     ) -> int | None:
         """Count the sitemap, admit the page URLs it listed at depth 0 (within the crawl's cap
         of sitemap URLs) and the sitemaps it points to, give back its host slot and promote
         the host's next entries; ``reasons`` (``sitemap: ...``) are counted in the crawl's.
-        Each page keeps its ``lastmod`` up to here, where a URL enters the frontier.
+        With ``lastmods`` (a crawl --since another), each page's ``lastmod`` is kept in Redis
+        for its page job (``sitemap_done.lua``); else it goes no further.
 
         Returns the number of page URLs admitted, or None if the job had already been closed.
         """
+        when = {p.url: p.lastmod for p in pages or []} if lastmods else {}
         pairs = [(fingerprint(p.url), p.url) for p in pages or []]
         # sent, not remembered as sent: past the crawl's cap a URL is not admitted, and a
         # link to it from a page must still be sent
@@ -312,7 +322,8 @@ class Frontier:
         done = await self.scripts.sitemap_done(
             **_sitemap_fields(job), outcome=outcome, reasons=reasons or [],
             hold_ms=int(hold_s * 1000), **_fetch_fields(fetched),
-            sitemaps=[(r.level, r.url) for r in refs], pages=pairs, new_origins=origins,
+            sitemaps=[(r.level, r.url) for r in refs], new_origins=origins,
+            pages=[(fp, url, _seconds(when.get(url))) for fp, url in pairs],
         )  # fmt: skip
         return done.admitted if self._closed(done) else None
 

@@ -2,10 +2,12 @@
 -- failed, keeping the reason) and zero its pending count. Its queued jobs (in arq's queue,
 -- which all crawls share) are dropped afterwards, a batch at a time (sweep.lua), and its
 -- backlogs with them (fill_hosts.lua); any job that a worker starts meanwhile sees the crawl
--- stopped and ends at once. Its seen URLs, robots.txt rules, origins and sitemaps are dropped
--- here (nothing writes them once it has ended); its state on its hosts once the sweep is done.
+-- stopped and ends at once. Its seen URLs, sitemap lastmods, robots.txt rules, origins and
+-- sitemaps are dropped here (nothing writes them once it has ended); its state on its hosts
+-- once the sweep is done.
 -- KEYS: meta, stats, origins, sitemaps
--- ARGV: finished_at, seen prefix, robots prefix, state ('cancelled' or 'failed'), reason
+-- ARGV: finished_at, seen prefix, robots prefix, state ('cancelled' or 'failed'), reason,
+--       lastmod prefix
 -- Returns 0, -1 if there is no such crawl, -2 if it has ended.
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then
@@ -19,6 +21,7 @@ redis.call('HSET', KEYS[1], 'state', ARGV[4], 'finished_at', ARGV[1])
 if ARGV[5] ~= '' then
   redis.call('HSET', KEYS[1], 'reason', ARGV[5])
 end
-drop_crawl_state(ARGV[2], KEYS[3], ARGV[3])
+local lastmods = redis.call('HGET', KEYS[1], 'lastmods') and ARGV[6]
+drop_crawl_state(ARGV[2], KEYS[3], ARGV[3], lastmods)
 redis.call('DEL', KEYS[3], KEYS[4])
 return 0

@@ -9,8 +9,8 @@
 -- ARGV: (frontier.lua's head; now as the worker's clock, as arq compares it), in_progress_ms,
 --       want, scan_max (ids looked at, at most)
 -- Returns {head, job_id, until_ms, payload (false if gone), try, aborted (1 or 0), verdict,
--- job_id, ...}. head is the queue's first score once the claim took fewer than `want` (the
--- worker then knows when to look again), '' otherwise or when the queue is empty.
+-- lastmod, job_id, ...}. head is the queue's first score once the claim took fewer than
+-- `want` (the worker then knows when to look again), '' otherwise or when the queue is empty.
 -- A claimed job stays in the queue, as arq keeps it, but its score moves to the end of its
 -- in-progress mark (until_ms): the scan then only meets due jobs, never the fleet's
 -- running ones, and the job of a worker that died is due again when its mark expires.
@@ -26,6 +26,10 @@
 --   'stopped' the crawl is cancelled or gone: close it unfetched
 -- and of a robots.txt or sitemap job 'stopped' or 'run' (a paused crawl's are fetched all the
 -- same: one request, like a page in flight); any other job runs.
+-- A page job to run of a crawl that keeps sitemap lastmods (a crawl --since another) is given
+-- its URL's (Unix seconds, sitemap_done.lua), '' if none: a worker need not request a page
+-- its sitemap says is no newer than the earlier crawl's copy. Other crawls' jobs cost no
+-- lookup for it.
 -- A page job of a host with a delay between request starts promotes the host's next job, to
 -- start that delay after this one (see `ahead` in frontier.lua).
 -- A job closed already (a re-run) is not looked for: page_done.lua closes a job once however
@@ -45,13 +49,17 @@ local function page_verdict(c, cfg, fp, depth, payload)
   if best and best < depth then
     return 'stale'
   end
+  local lastmod = ''
+  if cfg.lastmods then
+    lastmod = lastmod_get(crawl_key(c, 'lastmod:'), fp) or ''
+  end
   local ok, job = pcall(cmsgpack.unpack, payload)
   local args = ok and type(job) == 'table' and job.a
   local delay = args and tonumber(args[6]) or 0
   if delay > 0 then
-    return 'run', host_of(origin_of(args[1])), F.now + delay
+    return 'run', host_of(origin_of(args[1])), F.now + delay, lastmod
   end
-  return 'run'
+  return 'run', nil, nil, lastmod
 end
 
 local function verdict(id, payload)
@@ -89,9 +97,9 @@ while taken < want and looked < scan_max do
     else
       local payload = redis.call('GET', F.job_prefix .. id)  -- false (a nil reply) if gone
       local aborted = aborts and redis.call('ZREM', F.abort, id) or 0
-      local say, host, next_start = 'run', nil, nil
+      local say, host, next_start, lastmod = 'run', nil, nil, nil
       if payload and aborted == 0 then
-        say, host, next_start = verdict(id, payload)
+        say, host, next_start, lastmod = verdict(id, payload)
       end
       if host then
         done_waiting[host] = {id = id, next = next_start}
@@ -107,6 +115,7 @@ while taken < want and looked < scan_max do
       claimed[n + 4] = try
       claimed[n + 5] = aborted
       claimed[n + 6] = say
+      claimed[n + 7] = lastmod or ''
       taken = taken + 1
       if taken == want then
         break

@@ -68,11 +68,12 @@ local function crawl_cfg(c)
   if not cfg then
     local v = redis.call('HMGET', crawl_key(c, 'meta'), 'state', 'host_limit', 'host_delay_ms',
                          'robots', 'max_pages', 'depth', 'host_pages', 'adaptive',
-                         'sitemap_urls', 'sitemap_files')
+                         'sitemap_urls', 'sitemap_files', 'lastmods')
     cfg = {state = v[1], limit = tonumber(v[2] or '8'), delay = tonumber(v[3] or '0'),
            robots = v[4] == '1', max_pages = tonumber(v[5] or '0'), depth = tonumber(v[6] or '0'),
            host_pages = tonumber(v[7] or '0'), adaptive = v[8] ~= '0',
-           sitemap_urls = tonumber(v[9] or '0'), sitemap_files = tonumber(v[10] or '0')}
+           sitemap_urls = tonumber(v[9] or '0'), sitemap_files = tonumber(v[10] or '0'),
+           lastmods = v[11] == '1'}
     crawls[c] = cfg
   end
   return cfg

@@ -21,13 +21,18 @@ local function seen_get(prefix, fp)
   return math.floor(value / 2), value % 2 == 1
 end
 
--- Drop every bucket of a crawl's seen URLs, and the robots.txt rules kept for its `origins`
--- (a set; the rules' keys are `robots_prefix` .. origin): what only a live crawl needs.
-local function drop_crawl_state(prefix, origins, robots_prefix)
+-- Drop every bucket of a crawl's seen URLs (and of its sitemap lastmods, when
+-- `lastmod_prefix` is given), and the robots.txt rules kept for its `origins` (a set; the
+-- rules' keys are `robots_prefix` .. origin): what only a live crawl needs.
+local function drop_crawl_state(prefix, origins, robots_prefix, lastmod_prefix)
   local batch = {}
   for i = 0, 16 ^ SEEN_BUCKET_DIGITS - 1 do
-    batch[#batch + 1] = prefix .. string.format('%0' .. SEEN_BUCKET_DIGITS .. 'x', i)
-    if #batch == 512 then
+    local bucket = string.format('%0' .. SEEN_BUCKET_DIGITS .. 'x', i)
+    batch[#batch + 1] = prefix .. bucket
+    if lastmod_prefix then
+      batch[#batch + 1] = lastmod_prefix .. bucket
+    end
+    if #batch >= 512 then
       redis.call('UNLINK', unpack(batch))
       batch = {}
     end
@@ -43,4 +48,15 @@ local function seen_set(prefix, fp, depth, fetched)
     value = value + 1
   end
   redis.call('HSET', seen_key(prefix, fp), string.sub(fp, SEEN_BUCKET_DIGITS + 1), value)
+end
+
+-- The sitemap lastmods of a crawl --since another (shared/keys.py, cf:<crawl>:lastmod:<xyz>)
+-- are bucketed as its seen URLs are, each the latest <lastmod> (Unix seconds) its sitemaps gave
+-- a URL at depth 0, so they stay as compact.
+local function lastmod_get(prefix, fp)
+  return tonumber(redis.call('HGET', seen_key(prefix, fp), string.sub(fp, SEEN_BUCKET_DIGITS + 1)))
+end
+
+local function lastmod_set(prefix, fp, seconds)
+  redis.call('HSET', seen_key(prefix, fp), string.sub(fp, SEEN_BUCKET_DIGITS + 1), seconds)
 end
