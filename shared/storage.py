@@ -127,6 +127,9 @@ class PageRecord(BaseModel):
     change: Change | None = None
     # where the body is when it is another crawl's (an unchanged page, with --warc)
     body_in: BodyRef | None = None
+    # of a page recorded as unchanged without a request (``status`` 304, as if revalidated):
+    # the latest time its sitemap's <lastmod> may mean, no later than the earlier crawl's fetch
+    sitemap_lastmod: datetime | None = None
 
     def link_urls(self) -> list[str] | None:
         """The page's links as absolute URLs (``links`` unpacked)."""

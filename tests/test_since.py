@@ -133,6 +133,42 @@ def test_validators_only_where_a_304_leaves_nothing_missing(tmp_path: Path) -> N
     crawl.close()
 
 
+def test_a_sitemap_lastmod_spares_a_request_only_where_a_304_would_do(tmp_path: Path) -> None:
+    """A lastmod no later than the earlier fetch (to the second, rounded up) takes a page as
+    unchanged without a request, with or without validators, where a 304 would leave nothing
+    missing; a later lastmod, none, a page without links, gone body, error status or no
+    earlier record does not."""
+    fetched = datetime(2026, 12, 2, 10, 0, 0, 250000, tzinfo=UTC)
+    pages = [
+        record("http://h.test/etag", etag='"e1"', fetched_at=fetched),
+        record("http://h.test/none", fetched_at=fetched),
+        record("http://h.test/nolinks", links=None, fetched_at=fetched),
+        record("http://h.test/gone-body", fetched_at=fetched),
+        record("http://h.test/missing", status=404, fetched_at=fetched),
+    ]
+    finished(tmp_path, "e", pages)
+    layout = CrawlLayout(tmp_path, "e")
+    layout.body_path(fingerprint("http://h.test/gone-body"), 1, "text/html").unlink()
+    crawl = EarlierCrawl(tmp_path, "e")
+    spec = CrawlSpec(crawl_id="n", seeds=[URL], since="e")
+    at = int(fetched.timestamp())  # 10:00:00, a quarter second before the fetch
+
+    def by(url: str, lastmod_s: int | None) -> datetime | None:
+        return crawl.unchanged_by(crawl.page(url), lastmod_s, spec)
+
+    assert by("http://h.test/etag", at) == datetime(2026, 12, 2, 10, 0, 0, tzinfo=UTC)
+    assert by("http://h.test/none", at - 86_400) is not None
+    assert by("http://h.test/etag", at + 1) is None
+    assert by("http://h.test/etag", None) is None
+    for url in ("http://h.test/nolinks", "http://h.test/gone-body", "http://h.test/missing"):
+        assert by(url, at - 86_400) is None, url
+    assert by("http://h.test/never", at) is None
+    only_text = spec.model_copy(update={"content_types": ["text/plain"]})
+    gone = crawl.page("http://h.test/gone-body")
+    assert crawl.unchanged_by(gone, at, only_text) is not None
+    crawl.close()
+
+
 def open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))
 

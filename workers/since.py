@@ -12,7 +12,10 @@ link, extracted from the WARC record of an earlier crawl that wrote WARC), or, w
 recorded as a ``revisit`` that refers to the earlier response record (``PageRecord.body_in``).
 
 Validators are sent only for a 2xx page whose record kept its links and whose body can still
-be had, so that a 304 never leaves the new crawl without either.
+be had, so that a 304 never leaves the new crawl without either. Such a page that a sitemap of
+the crawl lists with a ``<lastmod>`` no later than the earlier crawl fetched it is not requested
+at all: it is recorded as a 304 would be (``not_requested``), the record saying by which
+lastmod (``PageRecord.sitemap_lastmod``).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import asyncio
 import os
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import structlog
@@ -167,18 +170,24 @@ class EarlierCrawl:
         except InvalidCrawlId as exc:  # a record changed by hand
             raise ValueError(str(exc)) from None
 
+    def servable(self, earlier: EarlierPage, spec: CrawlSpec) -> bool:
+        """Whether the page can be recorded as unchanged from the earlier record alone (a 304
+        leaves nothing else): the earlier crawl had it as a 2xx, kept its links and, if the
+        crawl stores its type, a body that can still be had."""
+        record = earlier.record
+        if record.status is None or not 200 <= record.status < 300 or record.links is None:
+            return False
+        return not spec.stores(record.content_type) or self.body_reachable(earlier)
+
     def validators(self, earlier: EarlierPage | None, spec: CrawlSpec) -> dict[str, str]:
-        """The conditional request headers for the page (none unless the earlier crawl had it
-        as a 2xx with an ETag or Last-Modified, its links and, if the crawl stores its type, a
-        body that can still be had)."""
+        """The conditional request headers for the page (none unless it is ``servable`` and
+        its record has an ETag or Last-Modified)."""
         if earlier is None:
             return {}
         record = earlier.record
-        if record.status is None or not 200 <= record.status < 300 or record.links is None:
-            return {}
         if record.etag is None and record.last_modified is None:
             return {}
-        if spec.stores(record.content_type) and not self.body_reachable(earlier):
+        if not self.servable(earlier, spec):
             return {}
         headers: dict[str, str] = {}
         if record.etag is not None:
@@ -186,6 +195,19 @@ class EarlierCrawl:
         if record.last_modified is not None:
             headers["If-Modified-Since"] = record.last_modified
         return headers
+
+    def unchanged_by(
+        self, earlier: EarlierPage | None, lastmod_s: int | None, spec: CrawlSpec
+    ) -> datetime | None:
+        """The sitemap lastmod (``lastmod_s``, Unix seconds) by which the page is taken as
+        unchanged without a request: one no later than the earlier crawl fetched a
+        ``servable`` page; None if there is none such."""
+        if earlier is None or lastmod_s is None:
+            return None
+        lastmod = datetime.fromtimestamp(lastmod_s, UTC)
+        if lastmod > earlier.record.fetched_at or not self.servable(earlier, spec):
+            return None
+        return lastmod
 
     def close(self) -> None:
         self._index.close()
@@ -236,15 +258,28 @@ class EarlierCrawls:
 class Against:
     """What a fetched page is against the earlier crawl: its ``change`` (None for a failure, a
     URL robots.txt excludes, an error status the earlier crawl did not have below 400), the
-    earlier record, and whether the answer was a 304 to the validators sent."""
+    earlier record, and whether the answer was a 304 to the validators sent, or, for a page
+    not requested, the sitemap lastmod that said it is not modified (``lastmod``)."""
 
     change: Change | None
     earlier: EarlierPage | None
     not_modified: bool = False
+    lastmod: datetime | None = None
 
 
 # a page of a crawl that is not --since another
 NOT_COMPARED = Against(None, None)
+
+
+def not_requested(url: str, earlier: EarlierPage, lastmod: datetime) -> tuple[FetchResult, Against]:
+    """A page its sitemap's ``lastmod`` says has not changed since the earlier crawl fetched
+    it: the result a 304 without headers would be, no request made (no time taken, no
+    exchange), and the page as unchanged, its body and links the earlier record's."""
+    result = FetchResult(
+        url=url, final_url=None, status=NOT_MODIFIED, content_type=None, body=b"",
+        truncated=False, error=None, duration_ms=0,
+    )  # fmt: skip
+    return result, Against("unchanged", earlier, not_modified=True, lastmod=lastmod)
 
 
 def against(

@@ -59,13 +59,15 @@ def store_page(
     change: Change | None = None,
     revalidated: Revalidated | None = None,
     body_in: BodyRef | None = None,
+    sitemap_lastmod: datetime | None = None,
 ) -> PageRecord:
     """Write the body (if ``keep_body``; a redirect's is never read) and the record of one
     fetch, with its response headers, its ``links`` (all of them, before scope), where its
     ``warc`` response record is and, for a crawl --since another, its ``change``; both
     atomically, body first, in one opening of their folder. A ``revalidated`` page takes its
     body, type, size and digest from the earlier crawl; ``body_in`` is where the body of a page
-    recorded as a WARC revisit is.
+    recorded as a WARC revisit is; ``sitemap_lastmod`` is the lastmod by which a page was taken
+    as unchanged without a request.
 
     Names depend only on the URL's fingerprint and the depth, so a job that runs again
     overwrites its own files.
@@ -114,6 +116,7 @@ def store_page(
             links=None if links is None else pack_links(job.url, links),
             change=change,
             body_in=body_in,
+            sitemap_lastmod=sitemap_lastmod,
         )
         write_at(bucket, record_name(fp, job.depth), record.model_dump_json().encode())
     return record

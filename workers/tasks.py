@@ -19,9 +19,9 @@ from arq import Retry
 from redis.exceptions import RedisError
 
 from shared.jobs import crawl_of_job, parent_url
-from shared.storage import Change, CrawlLayout
+from shared.storage import CrawlLayout
 from shared.urls import is_page_link, origin_of
-from workers.arq_worker import CLOSED_JOBS, VERDICT, LostTry, retry_wait_s
+from workers.arq_worker import CLOSED_JOBS, LASTMOD, VERDICT, LostTry, retry_wait_s
 from workers.context import CTX_KEY, CrawlRules, WorkerContext
 from workers.disk import storage_reason
 from workers.fetch import FetchResult, excluded, failed, fetch
@@ -36,6 +36,7 @@ from workers.since import (
     EarlierMissing,
     against,
     carry_body,
+    not_requested,
     refers_body,
     revisit_of,
 )
@@ -111,17 +112,24 @@ async def crawl_page(
     worker: WorkerContext = ctx[CTX_KEY]
     crawl_id = crawl_of_job(ctx["job_id"])
     job = PageJob(crawl_id, url, depth, parent_url(url, parent), hops, retried)
-    verdict = Verdict(ctx[VERDICT])
+    verdict, lastmod = Verdict(ctx[VERDICT]), ctx.get(LASTMOD)
     with structlog.contextvars.bound_contextvars(crawl_id=crawl_id, url=url, depth=depth):
-        await _run_job(ctx, _crawl(worker, job, int(ctx["job_try"]), verdict, unresponsive))
+        await _run_job(
+            ctx, _crawl(worker, job, int(ctx["job_try"]), verdict, unresponsive, lastmod)
+        )
 
 
 async def _crawl(
-    worker: WorkerContext, job: PageJob, tries: int, verdict: Verdict, unresponsive: bool
+    worker: WorkerContext,
+    job: PageJob,
+    tries: int,
+    verdict: Verdict,
+    unresponsive: bool,
+    lastmod_s: int | None = None,
 ) -> bool:
     """Run one page job (claimed ``tries`` times without a close: more than one means a
-    worker died or hung running it); True if it closed it (or gave it back to the
-    frontier)."""
+    worker died or hung running it; ``lastmod_s``: its URL's sitemap lastmod, as claim.lua
+    gave it); True if it closed it (or gave it back to the frontier)."""
     if verdict is Verdict.PAUSED:
         return await worker.frontier.requeue(job)
     rules = await worker.rules_for(job.crawl_id)
@@ -133,15 +141,19 @@ async def _crawl(
     ready, earlier_crawl = await _since_ready(worker, rules, job.crawl_id)
     if not ready:
         return await _skip(worker, rules, job)
-    fetched, earlier, validators = None, None, {}
+    fetched, earlier, validators, page = None, None, {}, None
     if unresponsive:  # the crawl gave the host up: no request
         result: FetchResult | None = failed(job.url, UNRESPONSIVE)
     else:
         result = await _refusal(worker, rules, job, tries)
-    if result is None:
-        if earlier_crawl is not None:
-            earlier = earlier_crawl.page(job.url)
+    if result is None and earlier_crawl is not None:
+        earlier = earlier_crawl.page(job.url)
+        lastmod = earlier_crawl.unchanged_by(earlier, lastmod_s, rules.spec)
+        if lastmod is not None and earlier is not None:  # its sitemap says it is unchanged
+            result, page = not_requested(job.url, earlier, lastmod)
+        else:
             validators = earlier_crawl.validators(earlier, rules.spec)
+    if result is None:
         result = await _fetch(worker, rules, job, validators)
         fetched = Fetched(result.duration_ms, result.ok, result.timed_out)
         # lost tries (a worker that died or hung mid-fetch) may each have sent a request:
@@ -158,9 +170,10 @@ async def _crawl(
             result = replace(result, error=f"too many redirects: {job.hops + 1} in a row")
         elif rules.scope.allows(target) and is_page_link(target):
             redirect = target  # admitted at the page's depth, one hop more
-    page = NOT_COMPARED
-    if earlier_crawl is not None:
-        page = against(result, earlier, bool(validators), body_sha256(result))
+    if page is None:
+        page = NOT_COMPARED
+        if earlier_crawl is not None:
+            page = against(result, earlier, bool(validators), body_sha256(result))
     links = await _links_of(worker, rules, result, page)
     try:
         await _keep(worker, rules, job, result, page, links.found)
@@ -172,7 +185,7 @@ async def _crawl(
         job, rules.spec.depth, _outcome(result), len(result.body), links.followed, result.reason,
         redirect, _hold(result), fetched, page.change,
     )  # fmt: skip
-    _log_page(result, links.followed, queued, page.change)
+    _log_page(result, links.followed, queued, page)
     worker.metrics.closed(job.crawl_id, result)
     return queued is not None
 
@@ -200,8 +213,8 @@ async def _keep(
     found: list[str] | None,
 ) -> None:
     """Write the page's WARC records (a revisit for an unchanged page, if it can refer to the
-    earlier capture), body and record; a 304's body comes from the earlier crawl. OSError if
-    the crawl's folder takes no file."""
+    earlier capture; the revisit alone for a page not requested), body and record; a 304's
+    body comes from the earlier crawl. OSError if the crawl's folder takes no file."""
     spec, layout = rules.spec, rules.layout
     revalidated, content_type = None, result.content_type
     if page.not_modified and page.earlier is not None:
@@ -214,9 +227,15 @@ async def _keep(
         refers = await revisit_of(page, result)
         warc = await worker.warcs.write(layout, spec, result, refers)
         body_in = refers_body(page, refers)
+    elif page.lastmod is not None and keep and spec.warc:
+        refers = await revisit_of(page, result)
+        if refers is not None:
+            warc = await worker.warcs.write_unrequested(layout, spec, job.url, refers)
+            body_in = refers_body(page, refers)
     store_page(
         layout, job, result, worker.settings.worker_id, keep and not spec.warc, warc,
         links=found, change=page.change, revalidated=revalidated, body_in=body_in,
+        sitemap_lastmod=page.lastmod,
     )  # fmt: skip
 
 
@@ -279,9 +298,13 @@ def _outcome(result: FetchResult) -> Outcome:
     return "fetched" if result.ok else "failed"
 
 
-def _log_page(
-    result: FetchResult, links: list[str], queued: int | None, change: Change | None
-) -> None:
+def _log_page(result: FetchResult, links: list[str], queued: int | None, page: Against) -> None:
+    if page.lastmod is not None:
+        lastmod = page.lastmod.isoformat()
+        log.info("page not requested", reason="sitemap lastmod", change=page.change,
+                 lastmod=lastmod, links=len(links), queued=queued or 0)  # fmt: skip
+        return
+    change = page.change
     fields: dict[str, Any] = {
         "status": result.status,
         "bytes": len(result.body),
@@ -528,7 +551,7 @@ async def _sitemap_close(
         robots_url = f"{origin_of(job.url)}/robots.txt"
         sitemaps = [*listed_sitemaps(robots.sitemaps(), robots_url, rules.scope), *sitemaps]
     admitted = await worker.frontier.sitemap_done(
-        job, outcome, pages, sitemaps, reasons, hold, fetched
+        job, outcome, pages, sitemaps, reasons, hold, fetched, lastmods=rules.spec.since is not None
     )
     if outcome == "read":
         log.info("sitemap read", index=index, urls=len(pages), queued=admitted or 0,

@@ -1,6 +1,7 @@
 """A worker process's WARC files: each fetch of a crawl that writes WARC, as a response and a
 request record (WARC/1.1, one gzip member each), serialized by warcio; an unchanged page of a crawl
---since an earlier one as a ``revisit`` record referring to the earlier capture (``RefersTo``).
+--since an earlier one as a ``revisit`` record referring to the earlier capture (``RefersTo``),
+alone if the page was not requested (its sitemap's lastmod said it had not changed).
 
 Each process writes one file per crawl at a time, ``<crawl>/warc/<worker>-<time>-<seq>.warc.gz``,
 starting with a ``warcinfo`` record, and starts the next file (``seq`` + 1) once it has reached
@@ -157,6 +158,19 @@ def record_pair(
     )
 
 
+def unrequested_revisit(url: str, refers: RefersTo, date: datetime) -> bytes:
+    """The ``revisit`` record, as one gzip member, of a page taken as unchanged without a
+    request (its sitemap's lastmod): there was no exchange, so it has no block (and no type)
+    and no request record goes with it."""
+    builder = WARCWriter(None, gzip=False, warc_version=WARC_VERSION)
+    when = datetime_to_iso_date(date.replace(tzinfo=None), use_micros=True)
+    record = builder.create_warc_record(
+        url, "revisit", warc_headers_dict={"WARC-Date": when} | refers.headers()
+    )
+    record.content_type = None
+    return _gzip_member(_serialized(record, builder))
+
+
 def warcinfo(filename: str, spec: CrawlSpec, settings: Settings) -> bytes:
     """The ``warcinfo`` record that opens a file: software, crawl and settings."""
     builder = WARCWriter(None, gzip=False, warc_version=WARC_VERSION)
@@ -257,6 +271,17 @@ class WarcWriters:
             self._thread, context.run, self._write, layout, spec, result, exchange, refers
         )
 
+    async def write_unrequested(
+        self, layout: CrawlLayout, spec: CrawlSpec, url: str, refers: RefersTo
+    ) -> WarcRef:
+        """Append the revisit record of a page not requested (``unrequested_revisit``) to the
+        crawl's file; where it is."""
+        context = contextvars.copy_context()
+        record = unrequested_revisit(url, refers, datetime.now(UTC))
+        return await asyncio.get_running_loop().run_in_executor(
+            self._thread, context.run, self._append, layout, spec, record, b""
+        )
+
     def _write(
         self,
         layout: CrawlLayout,
@@ -266,6 +291,13 @@ class WarcWriters:
         refers: RefersTo | None,
     ) -> WarcRef:
         response, request = record_pair(result.url, result, exchange, refers)
+        return self._append(layout, spec, response, request)
+
+    def _append(
+        self, layout: CrawlLayout, spec: CrawlSpec, response: bytes, request: bytes
+    ) -> WarcRef:
+        """Append a response (or revisit) record and its request record, if any, in one
+        write; where the first is."""
         file = self._file_for(layout, spec, len(response) + len(request))
         try:
             offset = file.append(response + request)
