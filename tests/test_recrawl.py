@@ -408,3 +408,50 @@ def test_summary_and_status_show_the_changes(web: TestWeb, tmp_path: Path) -> No
     counters = json.loads(shown.stdout)["counters"]
     assert [counters[k] for k in ("new", "changed", "unchanged", "gone")] == [1, 1, 9, 2]
     assert json.loads(shown.stdout)["spec"]["since"] == "c1"
+
+
+@pytest.mark.parametrize("warc", [False, True])
+async def test_a_recrawl_of_a_recrawl_revalidates_its_unchanged_pages(
+    web: TestWeb, settings: Settings, warc: bool
+) -> None:
+    """A crawl --since a recrawl sends the validators its 304 records kept and records the
+    answers as unchanged, not fetched in full every other time: bodies are still the first
+    crawl's (with --warc, the revisit refers to the response record that holds the body, never
+    to a revisit)."""
+    site = first_site(web)
+    web.site = Site(site)
+    root = web.url(0, "/")
+    first = CrawlSpec(crawl_id="r1", seeds=[root], depth=DEPTH, allow_private=True, warc=warc)
+    assert (await crawl_in_process(settings, first)).state is CrawlState.DONE
+    web.site = Site(second_site(web, site))
+    again = first.model_copy(update={"crawl_id": "r2", "since": "r1"})
+    assert (await crawl_in_process(settings, again)).state is CrawlState.DONE
+    mark, answers = len(web.conditionals), len(web.statuses)
+    third = first.model_copy(update={"crawl_id": "r3", "since": "r2"})
+    status = await crawl_in_process(settings, third)
+    assert status.state is CrawlState.DONE
+
+    revalidated = NOT_MODIFIED | {"/d"}  # /d changed in r2, the same since
+    sent = conditionals_since(web, mark)
+    for path in revalidated:
+        assert sent[path] != (None, None), path
+    answered_304 = {u.removeprefix(web.url(0, "")) for u, s in web.statuses[answers:] if s == 304}
+    assert answered_304 == revalidated
+    records = by_path(web, read_manifest(settings.data_dir, "r3"))
+    assert {p for p, r in records.items() if r["change"] == "unchanged"} >= revalidated
+    crawl, served = FinishedCrawl(settings.data_dir, "r3"), second_site(web, site)
+    for path in revalidated:
+        url = web.url(0, path)
+        assert crawl.body(crawl.page(url)) == served[url].render(), path
+    if warc:
+        responses = {
+            r.record_id: r
+            for c in ("r1", "r2")
+            for p in CrawlLayout(settings.data_dir, c).warc_files()
+            for r in read_warc(p)
+            if r.kind == "response"
+        }
+        for p in CrawlLayout(settings.data_dir, "r3").warc_files():
+            for r in read_warc(p):
+                if r.kind == "revisit":
+                    assert r.warc_headers["WARC-Refers-To"] in responses, r.url

@@ -172,10 +172,15 @@ class EarlierCrawl:
 
     def servable(self, earlier: EarlierPage, spec: CrawlSpec) -> bool:
         """Whether the page can be recorded as unchanged from the earlier record alone (a 304
-        leaves nothing else): the earlier crawl had it as a 2xx, kept its links and, if the
-        crawl stores its type, a body that can still be had."""
+        leaves nothing else): the earlier crawl had it as a 2xx, or as unchanged itself (a
+        304 record keeps what the crawl before it had: validators, digest, links, where the
+        body is), kept its links and, if the crawl stores its type, a body that can still be
+        had. So a recrawl of a recrawl revalidates too, instead of fetching in full every
+        other time."""
         record = earlier.record
-        if record.status is None or not 200 <= record.status < 300 or record.links is None:
+        status = record.status
+        answered = status is not None and (200 <= status < 300 or status == NOT_MODIFIED)
+        if not answered or record.links is None:
             return False
         return not spec.stores(record.content_type) or self.body_reachable(earlier)
 
