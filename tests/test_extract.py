@@ -23,7 +23,8 @@ from tests.support.crawling import crawl_in_process, read_manifest
 from tests.support.hostile import DEEP_LEVELS, MANY_LINKS
 from tests.support.testweb import TestWeb, make_site, shortest_depths
 from workers import links
-from workers.links import MAX_URL_LENGTH, extract_hrefs, extractor_for, followable_links
+from workers.follow import MAX_URL_LENGTH, followable_links
+from workers.links import extract_hrefs, extractor_for
 
 PAGE = "http://example.org/dir/page.html"
 HAS_DOCS = (DOCS_ROOT / "index.html").is_file()
@@ -188,14 +189,6 @@ def test_followable_links_match_on_tricky_hrefs(base: str) -> None:
     for hrefs in (joined, joined[::-1], TRICKY_HREFS, [u + "#frag" for u in joined]):
         for rule in (ScopeRule("any", [base]), ScopeRule("host", [base])):
             assert followable_links(hrefs, rule) == reference_followable(hrefs, rule)
-
-
-def test_canonical_key_keeps_the_fragment_when_dropping_it_could_matter() -> None:
-    """The memo key drops the fragment only where canonicalize provably ignores it."""
-    assert links._canonical_key("http://h/a#x") == "http://h/a"
-    assert links._canonical_key("http://h/a #x") == "http://h/a #x"  # w3lib strips "a " alone
-    assert links._canonical_key("http://h/a#caf\u00e9") == "http://h/a#caf\u00e9"
-    assert canonicalize("http://h/a #x") != canonicalize("http://h/a ")
 
 
 # --- hostile and oddly encoded pages ----------------------------------------------------------

@@ -15,7 +15,8 @@ from shared.urls import ScopeRule
 from tests.support.crawling import crawl_in_process, read_manifest
 from tests.support.hostile import DEEP_LEVELS, MANY_LINKS, HostileWeb
 from workers.fetch import fetch, make_client
-from workers.links import extract_hrefs, followable_links
+from workers.follow import followable_links
+from workers.links import extract_hrefs
 
 CAP = 1024 * 1024
 

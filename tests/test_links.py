@@ -1,4 +1,4 @@
-"""Link extraction with beautifulsoup4 and the rules applied to the links."""
+"""Link extraction: hrefs resolved against the page and its <base>, in document order."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from urllib.parse import urljoin
 
 from shared.mime import charset_of
 from shared.urls import ScopeRule
-from workers.links import _SKIPPED_SCHEMES, _resolve, extract_hrefs, followable_links
+from workers.follow import followable_links
+from workers.links import _SKIPPED_SCHEMES, _resolve, extract_hrefs
 
 PAGE = "http://example.org/dir/page.html"
 
@@ -55,19 +56,6 @@ def test_declared_encoding_is_used() -> None:
     assert followable_links(hrefs, ScopeRule("any", [PAGE])) == ["http://example.org/caf%C3%A9"]
 
 
-def test_followable_links_canonicalizes_dedupes_and_filters() -> None:
-    """Links are canonical, unique, pages only, and in scope."""
-    hrefs = [
-        "http://example.org/a#one",
-        "HTTP://EXAMPLE.ORG:80/a#two",
-        "http://example.org/img.png",
-        "http://elsewhere.org/a",
-        "http://example.org/b",
-    ]
-    rule = ScopeRule("host", [PAGE])
-    assert followable_links(hrefs, rule) == ["http://example.org/a", "http://example.org/b"]
-
-
 def test_charset_of() -> None:
     """The charset parameter is read from a Content-Type header."""
     assert charset_of("text/html; charset=ISO-8859-1") == "ISO-8859-1"
@@ -111,16 +99,3 @@ def test_links_resolve_as_urljoin_does() -> None:
             joined = _resolve([("a", href)], base)
             expected = _urljoin_or_none(base, href)
             assert joined == ([] if expected is None else [expected]), (base, href)
-
-
-def test_verdicts_on_links_are_per_crawl_scope() -> None:
-    """The verdict on a link is remembered across pages, but per crawl: the same href is in one
-    crawl's scope and out of another's."""
-    hrefs = ["http://example.org/a", "http://other.org/b"]
-    here = ScopeRule("host", [PAGE])
-    there = ScopeRule("host", ["http://other.org/"])
-    anywhere = ScopeRule("any", [PAGE], deny=["/b$"])
-    for _ in range(2):
-        assert followable_links(hrefs, here) == ["http://example.org/a"]
-        assert followable_links(hrefs, there) == ["http://other.org/b"]
-        assert followable_links(hrefs, anywhere) == ["http://example.org/a"]

@@ -20,7 +20,8 @@ from shared.mime import charset_of
 from shared.settings import Settings
 from shared.urls import ScopeRule
 from workers.fetch import FetchResult
-from workers.links import extract_hrefs, in_scope, page_links
+from workers.follow import in_scope, page_links
+from workers.links import extract_hrefs
 
 log = structlog.get_logger()
 

@@ -23,7 +23,7 @@ from urllib.parse import urljoin
 from lxml import etree
 
 from shared.urls import ScopeRule, canonicalize
-from workers.links import followable_links
+from workers.follow import followable_links
 
 SITEMAP_MAX_URLS = 50_000
 SITEMAP_MAX_BYTES = 50 * 1024 * 1024  # the protocol's 50 MB: 52,428,800 bytes
