@@ -15,9 +15,9 @@ from shared.crawl import CrawlSpec, CrawlState, CrawlStatus
 from shared.settings import Settings
 from tests.support.crawling import crawl_in_process, read_manifest, wait_done
 from tests.support.testweb import Page, Site, TestWeb, make_site, shortest_depths, star_site
+from workers.build import build_worker
 from workers.fetch import FetchResult
 from workers.fetch import fetch as real_fetch
-from workers.worker import build_worker
 
 pytestmark = pytest.mark.slow
 

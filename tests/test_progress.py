@@ -30,7 +30,7 @@ from shared.settings import Settings
 from tests.support.crawling import read_manifest
 from tests.support.terminal import ERASE_LINE, plain, run_on_terminal
 from tests.support.testweb import Page, Site, TestWeb, make_site
-from workers.worker import build_worker
+from workers.build import build_worker
 
 RATES = Rates(pages_now=43.5, bytes_now=320_000, pages_avg=40.1, bytes_avg=300_000)
 

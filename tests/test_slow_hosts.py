@@ -24,7 +24,7 @@ from tests.support.hostile import HOST as SLOW_HOST
 from tests.support.hostile import HostileWeb
 from tests.support.netns import run_isolated
 from tests.support.testweb import TestWeb, star_site
-from workers.worker import build_worker
+from workers.build import build_worker
 
 pytestmark = pytest.mark.slow
 

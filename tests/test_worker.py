@@ -20,9 +20,9 @@ from shared.settings import Settings
 from tests.support.crawling import crawl_in_process, read_manifest
 from tests.support.testweb import Page, Site, TestWeb, make_site, shortest_depths
 from workers import robots
+from workers.build import build_worker
 from workers.fetch import FetchResult
 from workers.fetch import fetch as real_fetch
-from workers.worker import build_worker
 
 
 async def test_crawl_stores_every_page_once_with_its_record(

@@ -16,7 +16,7 @@ from shared.settings import Settings
 from tests.support.checks import assert_stored_exactly_once
 from tests.support.crawling import read_manifest, wait_done
 from tests.support.testweb import TestWeb, make_site, shortest_depths
-from workers.worker import build_worker
+from workers.build import build_worker
 
 pytestmark = pytest.mark.slow
 # the slow host's answer time: a page still running this long after the cancel was not aborted

@@ -14,7 +14,7 @@ from shared.catalog import load_status, workers_serving
 from shared.connections import connected
 from shared.crawl import CrawlSpec, CrawlState, CrawlStatus
 from shared.settings import Settings
-from workers.worker import build_worker
+from workers.build import build_worker
 
 
 async def crawl_in_process(settings: Settings, spec: CrawlSpec) -> CrawlStatus:
