@@ -3,8 +3,8 @@
 Each folder below the base is opened relative to the one above it with ``O_NOFOLLOW``, and a
 file is made, renamed, read or removed relative to its folder's descriptor. So a link planted
 anywhere under the base (for its name, or swapped in while a write is under way) makes the call
-fail with :class:`LinkRefused`; nothing is ever read, written or removed through it. The base
-itself (the data directory) is the user's to choose, and may be a link.
+fail with ``LinkRefused`` (``shared.errors``); nothing is ever read, written or removed through
+it. The base itself (the data directory) is the user's to choose, and may be a link.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
+from shared.errors import LinkRefused
+
 TMP_SUFFIX = ".tmp"  # of a file being written (see write_at)
 
 _BASE_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
@@ -25,10 +27,6 @@ _DIR_FLAGS = _BASE_FLAGS | os.O_NOFOLLOW
 _NEW_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 # O_NONBLOCK: a FIFO planted under a record's name must not hang the reader
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
-
-
-class LinkRefused(OSError):
-    """A symbolic link where crawlfleet expects a folder of its own."""
 
 
 def _is_link(parent: int, name: str) -> bool:

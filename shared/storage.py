@@ -30,6 +30,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from shared.crawl import check_crawl_id
+from shared.failures import FailureKind
 from shared.mime import media_type
 from shared.nofollow import (
     TMP_SUFFIX,
@@ -103,7 +104,9 @@ class PageRecord(BaseModel):
     duration_ms: int
     path: str | None
     truncated: bool = False
+    # why the URL got no response (``kind: detail``), and that failure's kind
     error: str | None = None
+    kind: FailureKind | None = None
     fingerprint: str
     worker: str
     # where a redirect pointed (the target is a page of its own, at the same depth)

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
+from shared.failures import FailureKind
 from shared.settings import Settings
 from tests.support.testweb import Page, Site, TestWeb
 from workers.fetch import IDLE_PER_TURN, fetch, make_client
@@ -102,7 +103,7 @@ async def test_refused_connection_is_recorded(http: httpx.AsyncClient, settings:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     r = await fetch(http, f"http://127.0.0.1:{port}/", settings)
-    assert not r.ok and r.error is not None and r.error.startswith("connect")
+    assert not r.ok and r.error is not None and r.error.kind is FailureKind.CONNECT
 
 
 async def test_slow_server_times_out(settings: Settings) -> None:
@@ -133,7 +134,7 @@ async def test_slow_server_times_out(settings: Settings) -> None:
         for s in held:
             s.close()
         listener.close()
-    assert not r.ok and r.error is not None and r.error.startswith("timeout")
+    assert not r.ok and r.error is not None and r.error.kind is FailureKind.TIMEOUT
 
 
 async def _raw_server(answer: bytes, seen: list[bytes]) -> asyncio.Server:
@@ -166,7 +167,7 @@ async def test_broken_responses_are_protocol_failures(
     async with server:
         port = server.sockets[0].getsockname()[1]
         r = await fetch(http, f"http://127.0.0.1:{port}/", settings)
-    assert not r.ok and r.error is not None and r.error.startswith("protocol"), r.error
+    assert not r.ok and r.error is not None and r.error.kind is FailureKind.PROTOCOL, r.error
     assert r.transient
 
 

@@ -7,6 +7,7 @@ import textwrap
 
 import pytest
 
+from shared.failures import Failure, FailureKind
 from shared.settings import Settings
 from tests.support.netns import run_isolated
 from tests.support.testweb import Page, Site, TestWeb
@@ -43,7 +44,7 @@ def test_blocked_reason(address: str, public: str | None, internal: str | None) 
         reason = blocked_reason(ip, policy)
         assert (reason is None) == (kind is None), (policy, reason)
         if kind is not None:
-            assert reason == f"blocked address: {ip} is {kind}"
+            assert reason == f"{ip} is {kind}"
     assert blocked_reason(ip, Policy.OPEN) is None
 
 
@@ -73,8 +74,9 @@ async def test_public_crawl_cannot_reach_loopback(web: TestWeb, settings: Settin
     async with make_client(settings, Policy.PUBLIC) as client:
         by_ip = await fetch(client, url, settings)
         by_name = await fetch(client, url.replace("127.0.0.2", "localhost"), settings)
-    assert by_ip.error == "blocked address: 127.0.0.2 is loopback"
-    assert by_name.error is not None and by_name.error.startswith("blocked address: ")
+    assert by_ip.error == Failure(FailureKind.BLOCKED, "127.0.0.2 is loopback")
+    assert str(by_ip.error) == "blocked address: 127.0.0.2 is loopback"
+    assert by_name.error is not None and by_name.error.kind is FailureKind.BLOCKED
     assert web.requested() == []
     async with make_client(settings, Policy.INTERNAL) as client:
         assert (await fetch(client, url, settings)).status == 200
@@ -109,7 +111,7 @@ ISOLATED = textwrap.dedent(
                     result = await fetch(client, url, settings)
                     if result.redirect is not None:  # the next hop, as the frontier takes it
                         result = await fetch(client, result.redirect, settings)
-                    out[name] = result.error
+                    out[name] = str(result.error)
         print(json.dumps(out))
 
     asyncio.run(main())

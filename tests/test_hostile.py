@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from shared.crawl import CrawlSpec, CrawlState
+from shared.failures import FailureKind
 from shared.settings import Settings
 from shared.urls import ScopeRule
 from tests.support.crawling import crawl_in_process, read_manifest
@@ -50,7 +51,7 @@ async def fetch_measured(url: str, settings: Settings) -> tuple[object, int, flo
 async def test_slowloris_times_out(hostile: HostileWeb, tight: Settings) -> None:
     """Bytes trickled forever: the fetch ends at the total timeout with reason timeout."""
     result, peak, took = await fetch_measured(hostile.url("/slowloris"), tight)
-    assert result.error is not None and result.error.startswith("timeout")  # type: ignore[attr-defined]
+    assert result.error.kind is FailureKind.TIMEOUT  # type: ignore[attr-defined]
     # without the deadline the body trickles until the server stops: a generous margin still
     # tells the two apart on a loaded machine
     assert took < tight.total_timeout + 15
@@ -81,7 +82,7 @@ async def test_gzip_bomb_is_inflated_only_up_to_the_cap(
 async def test_broken_gzip_is_a_recorded_failure(hostile: HostileWeb, tight: Settings) -> None:
     """A body that claims gzip but is not: a decoding failure, not a crash."""
     result, _, _ = await fetch_measured(hostile.url("/bad-gzip"), tight)
-    assert result.error is not None and result.error.startswith("decoding")  # type: ignore[attr-defined]
+    assert result.error.kind is FailureKind.DECODING  # type: ignore[attr-defined]
 
 
 async def test_redirect_with_an_endless_body_is_not_read(
@@ -102,7 +103,8 @@ async def test_redirect_to_another_scheme_fails(
     """A redirect to ftp: or javascript: is recorded as a failure with the reason."""
     result, _, _ = await fetch_measured(hostile.url(path), tight)
     assert result.status is None and result.error is not None  # type: ignore[attr-defined]
-    assert result.error.startswith(("unsupported protocol", "invalid url"))  # type: ignore[attr-defined]
+    kinds = (FailureKind.UNSUPPORTED_PROTOCOL, FailureKind.INVALID_URL)
+    assert result.error.kind in kinds  # type: ignore[attr-defined]
 
 
 def test_deeply_nested_html_yields_its_links() -> None:

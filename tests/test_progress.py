@@ -141,9 +141,10 @@ def test_rates_now_are_over_the_last_window_and_on_average_over_all() -> None:
 
 
 def _reason(record: dict[str, Any]) -> str:
-    """The reason a crawl counts for a manifest record (workers/fetch.py FetchResult.reason)."""
-    if record["error"]:
-        return str(record["error"]).split(":", 1)[0]
+    """The reason a crawl counts for a manifest record (workers/fetch.py FetchResult.reason):
+    its failure's kind, or its error status."""
+    if record["kind"]:
+        return str(record["kind"])
     if record["status"] is None:  # excluded by robots.txt: no failure
         return ""
     return f"http {record['status']}" if record["status"] >= 400 else ""

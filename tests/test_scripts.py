@@ -21,6 +21,7 @@ from shared.catalog import list_crawls, load_status
 from shared.connections import connected
 from shared.crawl import CrawlSpec, CrawlState
 from shared.errors import CrawlNotEnded, CrawlNotRunning, SpecConflict, UnknownCrawl
+from shared.failures import FailureKind, sitemap_reason
 from shared.jobs import (
     CRAWL_PAGE,
     FETCH_SITEMAP,
@@ -1118,7 +1119,8 @@ async def test_a_sitemap_admits_its_pages_at_depth_0_and_its_sitemaps(
     status = await load_status(redis, "c1")
     c = status.counters
     assert (c.sitemaps, c.sitemaps_skipped, c.sitemap_urls, c.capped) == (1, 0, 3, 2)
-    assert c.reasons == {"sitemap: why": 1, "sitemap: crawl cap of 3 sitemap URLs reached": 1}
+    capped = sitemap_reason(FailureKind.SITEMAP_URL_CAP)  # sitemap_done.lua counts it
+    assert c.reasons == {"sitemap: why": 1, capped: 1}
     fps = [fingerprint(p.url) for p in pages]
     assert await frontier.best_depths("c1", fps) == [0, 0, 0, None, None, 0]
     raw = deserialize(await redis.get(job_key(page(f"{SEED}p0", 0).job_id)) or b"")
@@ -1176,7 +1178,7 @@ async def test_a_crawl_reads_no_more_sitemaps_than_its_cap(
     await frontier.sitemap_done(job, "read", [], listed)
     assert await redis.scard(CrawlKeys("c1").sitemaps) == 3  # type: ignore[misc]
     reasons = (await load_status(redis, "c1")).counters.reasons
-    assert reasons == {"sitemap: crawl cap of 3 sitemaps reached": 2}
+    assert reasons == {sitemap_reason(FailureKind.SITEMAP_FILE_CAP): 2}  # frontier.lua's
 
 
 async def lastmods_kept(redis: Redis, crawl_id: str, urls: list[str]) -> list[int | None]:

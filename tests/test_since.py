@@ -11,11 +11,13 @@ from pathlib import Path
 import pytest
 
 from shared.crawl import CrawlSpec
+from shared.errors import EarlierMissing
+from shared.failures import Failure, FailureKind
 from shared.page_index import write_page_index
 from shared.storage import CrawlLayout, PageRecord, manifest_line
 from shared.urls import fingerprint
 from workers.fetch import FetchResult
-from workers.since import EarlierCrawl, EarlierCrawls, EarlierMissing, EarlierPage, against
+from workers.since import EarlierCrawl, EarlierCrawls, EarlierPage, against
 
 URL = "http://h.test/page"
 BODY = b"<html>same</html>"
@@ -50,7 +52,8 @@ def finished(data: Path, crawl_id: str, records: list[PageRecord], bodies: bool 
 def result(status: int | None, body: bytes = BODY, redirect: str | None = None) -> FetchResult:
     return FetchResult(
         url=URL, final_url=URL, status=status, content_type="text/html", body=body,
-        truncated=False, error=None if status else "connect: refused", duration_ms=1,
+        truncated=False, error=None if status else Failure(FailureKind.CONNECT, "refused"),
+        duration_ms=1,
         redirect=redirect,
     )  # fmt: skip
 

@@ -141,7 +141,7 @@ HANGING_DNS = textwrap.dedent(
             slow = await asyncio.gather(*hung)
         print(json.dumps({
             "fast": [r.status for r in fast], "threads_free": threads_free,
-            "pending_meanwhile": pending, "slow": sorted({r.error for r in slow}),
+            "pending_meanwhile": pending, "slow": sorted({str(r.error) for r in slow}),
             "timed_out": all(r.timed_out for r in slow), "queries": len(queries),
         }))
 
@@ -159,7 +159,7 @@ def test_a_hanging_dns_lookup_ends_at_its_deadline_while_fetches_go_on() -> None
     assert out["fast"] == [200] * 5 and out["threads_free"] is True
     assert out["pending_meanwhile"] == 12  # the lookups still hung
     assert out["queries"] >= 12 and out["timed_out"] is True
-    assert all(e.startswith("dns: timeout: no answer for h") for e in out["slow"]), out["slow"]
+    assert all(e.startswith("dns timeout: no answer for h") for e in out["slow"]), out["slow"]
 
 
 async def test_a_host_that_turns_slow_gets_fewer_connections_and_then_them_back(

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
-from shared.errors import InvalidCrawlId
-from shared.nofollow import LinkRefused, link_at
+from shared.errors import InvalidCrawlId, LinkRefused
+from shared.nofollow import link_at
 from shared.settings import Settings
 from shared.storage import CrawlLayout, PageRecord, body_extension
 from shared.urls import fingerprint

@@ -12,6 +12,7 @@ from arq.utils import ms_to_datetime, timestamp_ms
 from arq.worker import Retry, RetryJob, Worker, logger
 
 from shared.catalog import WORKER_SILENT_MS
+from shared.errors import LostTry
 from shared.keys import ABORT_JOBS, fleet_key
 from shared.scripts import Claimed, Frontier
 from workers.turns import FetchTurns
@@ -48,15 +49,6 @@ _COUNT_EVERY_S = 1.0
 _COUNT_ALONE_EVERY_S = 0.2
 # how often a worker running jobs looks at arq's abort set (a cancel aborts them that soon)
 _ABORTS_EVERY_S = 0.25
-
-
-class LostTry(Exception):
-    """A job that could not end (its deadline passed, Redis failed it): it runs again
-    ``defer_s`` later, and the try counts against the job (unlike arq's ``Retry``)."""
-
-    def __init__(self, reason: str, defer_s: float) -> None:
-        super().__init__(reason)
-        self.defer_s = defer_s
 
 
 def retry_wait_s(job_try: int) -> float:

@@ -18,15 +18,16 @@ import errno
 import time
 from dataclasses import dataclass
 
+from shared.failures import Failure, FailureKind
 from shared.storage import CrawlLayout
 
 # storage errors that may mend while the crawl waits: space freed, a quota raised
 _MAY_MEND = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
-def storage_reason(layout: CrawlLayout, exc: OSError) -> str:
-    """The reason a crawl fails for ``exc``: its folder and the error, without a traceback."""
-    return f"storage: {layout.root} cannot take files: {exc.strerror or exc}"
+def storage_failure(layout: CrawlLayout, exc: OSError) -> Failure:
+    """Why a crawl fails for ``exc``: its folder and the error, without a traceback."""
+    return Failure(FailureKind.STORAGE, f"{layout.root} cannot take files: {exc.strerror or exc}")
 
 
 @dataclass

@@ -6,7 +6,7 @@ cancelled await does not stop that thread. asyncio runs lookups in its default e
 one every ``asyncio.to_thread`` shares (a handful of threads on a small machine): a few names
 whose server never answers would hold all of it, and every other lookup and thread hand-off of
 the worker would queue behind them. So lookups get a pool of their own, and each await of one
-ends at its deadline (the fetch records ``dns: timeout: ...``) while its thread runs out.
+ends at its deadline (the fetch records ``dns timeout: ...``) while its thread runs out.
 """
 
 from __future__ import annotations
@@ -17,15 +17,13 @@ import socket
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from shared.errors import DnsTimeout
+
 # lookups running at once per pool: those past their deadline keep a thread until the system
 # resolver gives up, so there is room for many of them beside the lookups that answer
 DNS_THREADS = 64
 
 AddrInfo = tuple[Any, ...]
-
-
-class DnsTimeout(TimeoutError):
-    """A name lookup got no answer within its deadline."""
 
 
 class Lookups:
@@ -46,7 +44,7 @@ class Lookups:
             async with asyncio.timeout(self.timeout_s):
                 return await loop.run_in_executor(self._pool, call)
         except TimeoutError:
-            raise DnsTimeout(f"timeout: no answer for {host} in {self.timeout_s:g}s") from None
+            raise DnsTimeout(f"no answer for {host} in {self.timeout_s:g}s") from None
 
     def close(self) -> None:
         """Stop taking lookups; threads still waiting on the resolver end on their own."""

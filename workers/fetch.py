@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import ssl
 import time
 import zlib
 from dataclasses import dataclass, field
@@ -13,12 +12,19 @@ from urllib.parse import urljoin
 
 import httpx
 
+from shared.failures import Failure, FailureKind, status_reason
 from shared.mime import media_type
 from shared.settings import Settings
 from shared.urls import canonicalize
 from workers.body_bytes import take_body_bytes
-from workers.guard import BLOCKED_PREFIX, Policy
-from workers.transport import REDIRECT_BODY_MAX, AiohttpTransport, peer_address, request_head
+from workers.guard import Policy
+from workers.transport import (
+    REDIRECT_BODY_MAX,
+    AiohttpTransport,
+    KnownConnectError,
+    peer_address,
+    request_head,
+)
 
 # kept-alive connections a client keeps idle, per fetch turn: a worker's requests come in
 # bursts per host, so the idle sets of hosts it is still crawling are worth keeping (fewer
@@ -26,14 +32,10 @@ from workers.transport import REDIRECT_BODY_MAX, AiohttpTransport, peer_address,
 # expiry alone lets a crawl across many hosts pile up thousands
 IDLE_PER_TURN = 4
 _TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
-_TRANSIENT_ERRORS = ("connect", "timeout", "protocol", "dns: timeout")
-# what a request that got no answer in time records: its deadline or a read timeout passed, or
-# the lookup of its host's name (workers.dns)
-_TIMEOUT_ERRORS = ("timeout", "dns: timeout")
 MAX_RETRY_AFTER_S = 300.0
 
 
-def excluded(url: str, why: str) -> FetchResult:
+def excluded(url: str, why: FailureKind) -> FetchResult:
     """A result for a URL not fetched by a rule of the site's (robots.txt), with the rule."""
     return FetchResult(
         url=url, final_url=None, status=None, content_type=None, body=b"", truncated=False,
@@ -41,8 +43,8 @@ def excluded(url: str, why: str) -> FetchResult:
     )  # fmt: skip
 
 
-def failed(url: str, error: str, duration_ms: int = 0) -> FetchResult:
-    """A result for a URL that was not fetched, with the reason."""
+def failed(url: str, error: Failure, duration_ms: int = 0) -> FetchResult:
+    """A result for a URL that was not fetched, with the failure."""
     return FetchResult(
         url=url,
         final_url=None,
@@ -88,7 +90,7 @@ class Exchange:
 
 @dataclass(frozen=True, slots=True)
 class FetchResult:
-    """What came back for one URL: a response (any status) or an error reason."""
+    """What came back for one URL: a response (any status) or a failure."""
 
     url: str
     final_url: str | None
@@ -96,13 +98,13 @@ class FetchResult:
     content_type: str | None
     body: bytes
     truncated: bool
-    error: str | None
+    error: Failure | None
     duration_ms: int
     retry_after: float | None = None
     # a redirect's target, canonical: the frontier fetches it as a URL of its own
     redirect: str | None = None
     # why the URL was deliberately not fetched (robots.txt): not a failure
-    skipped: str | None = None
+    skipped: FailureKind | None = None
     # the response headers as received, in order (names and values as latin-1 text)
     headers: list[tuple[str, str]] = field(default_factory=list)
     exchange: Exchange | None = None
@@ -117,21 +119,22 @@ class FetchResult:
         """True for failures worth trying again later: no answer, a timeout, 429 or 5xx."""
         if self.status is not None:
             return self.status in _TRANSIENT_STATUSES
-        return (self.error or "").startswith(_TRANSIENT_ERRORS)
+        return self.error is not None and self.error.kind.transient
 
     @property
     def timed_out(self) -> bool:
         """True when no answer came in time (no connection, no response head, or not the
         whole body, within the deadlines; or no address for the host)."""
-        return self.status is None and (self.error or "").startswith(_TIMEOUT_ERRORS)
+        return self.status is None and self.error is not None and self.error.kind.timed_out
 
     @property
     def reason(self) -> str:
-        """The category counted per crawl: the error's kind, or ``http <status>`` for errors."""
+        """What the crawl counts the page as: the failure's kind, ``http <status>`` for an
+        error status, else nothing."""
         if self.error is not None:
-            return self.error.split(":", 1)[0]
+            return self.error.kind.value
         if self.status is not None and self.status >= 400:
-            return f"http {self.status}"
+            return status_reason(self.status)
         return ""
 
     @property
@@ -187,33 +190,27 @@ def make_client(settings: Settings, policy: Policy = Policy.OPEN) -> httpx.Async
     )
 
 
-def _reason(exc: Exception) -> str:
-    """A short, stable reason for a failed fetch: a category, then the detail."""
+def _failure(exc: Exception) -> Failure:
+    """What a fetch that raised ``exc`` records: the kind of failure, and its detail."""
     detail = str(exc) or type(exc).__name__
-    if isinstance(exc, httpx.TimeoutException | TimeoutError):
-        return f"timeout: {detail}"
-    if isinstance(exc, httpx.ConnectError):
-        if detail.startswith((BLOCKED_PREFIX, "dns:")):
-            return detail
-        cause = exc.__cause__ or exc.__context__
-        if isinstance(cause, ssl.SSLError) or "SSL" in detail or "certificate" in detail:
-            return f"tls: {detail}"
-        if (
-            "Name or service not known" in detail
-            or "getaddrinfo" in detail
-            or ("Temporary failure in name resolution" in detail)
-        ):
-            return f"dns: {detail}"
-        return f"connect: {detail}"
-    if isinstance(exc, httpx.UnsupportedProtocol):
-        return f"unsupported protocol: {detail}"
-    if isinstance(exc, httpx.DecodingError):
-        return f"decoding: {detail}"
-    if isinstance(exc, httpx.InvalidURL):
-        return f"invalid url: {detail}"
-    if isinstance(exc, httpx.RemoteProtocolError):
-        return f"protocol: {detail}"
-    return f"{type(exc).__name__}: {detail}"
+    if isinstance(exc, KnownConnectError):
+        return exc.failure
+    for types, kind in _KINDS:
+        if isinstance(exc, types):
+            return Failure(kind, detail)
+    return Failure(FailureKind.OTHER, f"{type(exc).__name__}: {detail}")
+
+
+# the kinds of httpx's errors (as workers.transport raises them), the first that fits
+_KINDS: tuple[tuple[type[Exception] | tuple[type[Exception], ...], FailureKind], ...] = (
+    ((httpx.TimeoutException, TimeoutError), FailureKind.TIMEOUT),
+    (httpx.ConnectError, FailureKind.CONNECT),
+    (httpx.UnsupportedProtocol, FailureKind.UNSUPPORTED_PROTOCOL),
+    (httpx.DecodingError, FailureKind.DECODING),
+    (httpx.InvalidURL, FailureKind.INVALID_URL),
+    (httpx.RemoteProtocolError, FailureKind.PROTOCOL),
+    (httpx.NetworkError, FailureKind.NETWORK),
+)
 
 
 async def fetch(
@@ -257,9 +254,10 @@ async def fetch(
     except TimeoutError:
         # the deadline holds however the server is slow: no answer, a head and then nothing,
         # a body trickled a byte at a time (each read in time, so no read timeout fires)
-        return failed(url, f"timeout: {settings.total_timeout:g}s deadline", _ms_since(started))
+        deadline = Failure(FailureKind.TIMEOUT, f"{settings.total_timeout:g}s deadline")
+        return failed(url, deadline, _ms_since(started))
     except (httpx.HTTPError, httpx.InvalidURL, OSError, ValueError) as exc:
-        return failed(url, _reason(exc), _ms_since(started))
+        return failed(url, _failure(exc), _ms_since(started))
 
 
 def _header_pairs(response: httpx.Response) -> list[tuple[str, str]]:
@@ -310,7 +308,8 @@ def _redirected(
     location = response.headers["location"]
     target = canonicalize(urljoin(str(response.url), location.strip()))
     if target is None:
-        return failed(url, f"unsupported protocol: redirect to {location!r}", duration_ms)
+        unsupported = Failure(FailureKind.UNSUPPORTED_PROTOCOL, f"redirect to {location!r}")
+        return failed(url, unsupported, duration_ms)
     return FetchResult(
         url=url,
         final_url=str(response.url),

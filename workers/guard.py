@@ -29,12 +29,13 @@ from urllib.parse import urlsplit
 from aiohappyeyeballs import AddrInfoType, SocketFactoryType
 from aiohttp.abc import AbstractResolver, ResolveResult
 
-from workers.dns import DnsTimeout, Lookups
+from shared.errors import BlockedAddress, DnsTimeout, GuardError
+from shared.failures import FailureKind
+from workers.dns import Lookups
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 _SHARED = ipaddress.ip_network("100.64.0.0/10")  # carrier-grade NAT: private in practice
-BLOCKED_PREFIX = "blocked address"
 
 
 class Policy(Enum):
@@ -124,24 +125,14 @@ async def _resolve_soon(host: str, lookups: Lookups) -> list[IPAddress] | None:
 
 
 def blocked_reason(ip: IPAddress, policy: Policy) -> str | None:
-    """Why ``policy`` forbids connecting to ``ip``, or None if it may."""
+    """Why ``policy`` forbids connecting to ``ip`` (``10.0.0.1 is private``: the detail of a
+    ``BlockedAddress``), or None if it may."""
     kind = _kind(ip)
     if policy is Policy.OPEN or kind == "public":
         return None
     if policy is Policy.INTERNAL and kind in ("loopback", "private"):
         return None
-    return f"{BLOCKED_PREFIX}: {ip} is {kind}"
-
-
-class GuardError(OSError):
-    """A connection the guard did not open; ``str()`` is the reason a fetch records.
-
-    An OSError, so aiohttp's connector wraps it in a ClientConnectorError (the transport turns
-    that into an httpx.ConnectError with this reason) and tries the host's next address."""
-
-
-class BlockedAddress(GuardError):
-    """The address (or every address of the host) is forbidden by the crawl's policy."""
+    return f"{ip} is {kind}"
 
 
 class GuardedResolver(AbstractResolver):
@@ -155,7 +146,7 @@ class GuardedResolver(AbstractResolver):
     async def resolve(
         self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
     ) -> list[ResolveResult]:
-        reason = f"{BLOCKED_PREFIX}: {host} has no address"
+        reason = f"{host} has no address"
         allowed: list[ResolveResult] = []
         for ip, info in await _resolve_infos(host, port, family, self.lookups):
             why = blocked_reason(ip, self.policy)
@@ -179,7 +170,7 @@ def guarded_socket(policy: Policy) -> SocketFactoryType:
     def open_socket(addr_info: AddrInfoType) -> socket.socket:
         family, type_, proto, _, sockaddr = addr_info
         if family not in (socket.AF_INET, socket.AF_INET6):
-            raise BlockedAddress(f"{BLOCKED_PREFIX}: only TCP over IP is crawled")
+            raise BlockedAddress("only TCP over IP is crawled")
         why = blocked_reason(ipaddress.ip_address(sockaddr[0]), policy)
         if why is not None:
             raise BlockedAddress(why)
@@ -203,8 +194,10 @@ async def _resolve_infos(
     loop = asyncio.get_running_loop()
     try:
         infos = await lookups.getaddrinfo(host, port, family)
-    except (OSError, DnsTimeout) as exc:
-        raise GuardError(f"dns: {exc}") from exc
+    except DnsTimeout as exc:
+        raise GuardError(exc.failure.kind, exc.failure.detail) from exc
+    except OSError as exc:
+        raise GuardError(FailureKind.DNS, str(exc)) from exc
     found: list[tuple[IPAddress, ResolveResult]] = []
     for af, _, proto, _, sockaddr in infos:
         address = str(sockaddr[0])

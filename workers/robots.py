@@ -61,7 +61,7 @@ def entry_of(result: FetchResult) -> tuple[bytes, bool]:
     """The JSON kept in Redis for a robots.txt fetch, and whether it was a transient failure
     (worth asking again)."""
     if result.status is None or result.status == 429 or result.status >= 500:
-        reason = result.error or f"status {result.status}"
+        reason = f"status {result.status}" if result.error is None else str(result.error)
         return json.dumps({"state": "unreachable", "reason": reason}).encode(), True
     if 200 <= result.status < 300:
         body = result.body.decode("utf-8", errors="replace")

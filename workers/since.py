@@ -31,7 +31,7 @@ import structlog
 from warcio.timeutils import datetime_to_iso_date
 
 from shared.crawl import CrawlSpec
-from shared.errors import InvalidCrawlId, UnreadableCrawl
+from shared.errors import EarlierMissing, InvalidCrawlId, UnreadableCrawl
 from shared.nofollow import is_file_at, read_at
 from shared.page_index import PageIndex, index_from_manifest
 from shared.storage import BodyRef, Change, CrawlLayout, PageRecord, body_name, record_name
@@ -45,11 +45,6 @@ log = structlog.get_logger()
 
 NOT_MODIFIED = 304
 GONE_STATUSES = frozenset({404, 410})
-
-
-class EarlierMissing(Exception):
-    """The earlier crawl of a crawl --since one cannot be read from this worker's data
-    directory: the crawl fails with this reason."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,7 @@ dropped once read, so memory holds the body as fetched and one entry, whatever t
 The protocol's limits hold: at most ``SITEMAP_MAX_URLS`` entries and ``SITEMAP_MAX_BYTES``
 uncompressed bytes are read, the rest ignored and said so. Entities are not resolved, nothing is
 fetched from the network, and a document with a DTD is refused: a sitemap has no use for one,
-and XML bombs need one. What cannot be read raises :class:`BadSitemap` with the reason.
+and XML bombs need one. What cannot be read raises ``shared.errors.BadSitemap`` with its kind.
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ from urllib.parse import urljoin
 
 from lxml import etree
 
+from shared.errors import BadSitemap
+from shared.failures import FailureKind, sitemap_reason
 from shared.urls import ScopeRule, canonicalize
 from workers.follow import followable_links
 
@@ -42,15 +44,6 @@ _W3C_DATETIME = re.compile(
 # a line of a text sitemap longer than this is no URL a crawl follows (links.MAX_URL_LENGTH),
 # and is skipped unread rather than held
 _MAX_LINE = 8 * 1024
-
-
-class BadSitemap(Exception):
-    """A sitemap that cannot be read: ``reason`` is counted per crawl, ``detail`` logged."""
-
-    def __init__(self, reason: str, detail: str = "") -> None:
-        super().__init__(f"{reason}: {detail}" if detail else reason)
-        self.reason = reason
-        self.detail = detail
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +70,7 @@ class ParsedSitemap:
 
     index: bool
     entries: list[SitemapEntry]
-    cut: list[str]
+    cut: list[FailureKind]
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,21 +158,15 @@ class _Inflated:
                     if not out and not data:
                         break
         except zlib.error as exc:
-            raise BadSitemap("bad gzip data", str(exc)) from None
+            raise BadSitemap(FailureKind.BAD_GZIP, str(exc)) from None
         if not self.cut:  # the body ended inside the compressed stream
-            raise BadSitemap("bad gzip data", "the compressed stream is cut short")
+            raise BadSitemap(FailureKind.BAD_GZIP, "the compressed stream is cut short")
 
 
-def parse_sitemap(
-    body: bytes,
-    *,
-    truncated: bool = False,
-    max_urls: int = SITEMAP_MAX_URLS,
-    max_bytes: int = SITEMAP_MAX_BYTES,
-) -> ParsedSitemap:
+def parse_sitemap(body: bytes, *, truncated: bool = False) -> ParsedSitemap:
     """The entries of a sitemap's ``body`` (``truncated``: the fetch cut it), XML if its first
     character is ``<``, else text; BadSitemap if it cannot be read."""
-    inflated = _Inflated(body, truncated, max_bytes)
+    inflated = _Inflated(body, truncated, SITEMAP_MAX_BYTES)
     chunks = iter(inflated)
     head: list[bytes] = []
     start = b""
@@ -190,12 +177,12 @@ def parse_sitemap(
             break
     stream = itertools.chain(head, chunks)
     if start.startswith(b"<") or start.startswith(_UTF16_BOMS):
-        index, entries, full = _xml_entries(stream, inflated, max_urls)
+        index, entries, full = _xml_entries(stream, inflated, SITEMAP_MAX_URLS)
     else:
-        index, entries, full = False, *_text_entries(stream, inflated, max_urls)
-    cut = [f"over {max_urls} URLs"] if full else []
+        index, entries, full = False, *_text_entries(stream, inflated, SITEMAP_MAX_URLS)
+    cut = [FailureKind.OVER_URL_LIMIT] if full else []
     if inflated.cut:
-        cut.append(f"over {max_bytes} bytes")
+        cut.append(FailureKind.OVER_BYTE_LIMIT)
     return ParsedSitemap(index, entries, cut)
 
 
@@ -245,9 +232,9 @@ def _xml_entries(
             if take(parser.read_events()):
                 return index, entries, True
     except etree.XMLSyntaxError as exc:
-        raise BadSitemap("malformed XML", str(exc)) from None
+        raise BadSitemap(FailureKind.MALFORMED_XML, str(exc)) from None
     if root is None:
-        raise BadSitemap("malformed XML", "no root element")
+        raise BadSitemap(FailureKind.MALFORMED_XML, "no root element")
     return index, entries, False
 
 
@@ -256,10 +243,10 @@ def _root_is_index(root: etree._Element) -> bool:
     if the document has a DTD."""
     info = root.getroottree().docinfo
     if info.doctype or info.internalDTD is not None:
-        raise BadSitemap("a DTD", "sitemaps have none; refused unread")
+        raise BadSitemap(FailureKind.DTD, "sitemaps have none; refused unread")
     name = _local(root)
     if name not in ("urlset", "sitemapindex"):
-        raise BadSitemap("not a sitemap", f"its root element is <{name}>")
+        raise BadSitemap(FailureKind.NOT_A_SITEMAP, f"its root element is <{name}>")
     return name == "sitemapindex"
 
 
@@ -319,12 +306,12 @@ def read_sitemap(
     patterns), or, for an index, its sitemaps on the crawl's hosts; BadSitemap if it cannot be
     read."""
     parsed = parse_sitemap(body, truncated=truncated)
-    reasons = [f"sitemap: {why}" for why in parsed.cut]
+    reasons = [sitemap_reason(why) for why in parsed.cut]
     pages: list[SitemapEntry] = []
     sitemaps: list[SitemapRef] = []
     ignored = 0
     if parsed.index and level >= MAX_SITEMAP_LEVEL:
-        reasons.append("sitemap: index nested too deep")
+        reasons.append(sitemap_reason(FailureKind.NESTED_TOO_DEEP))
         return SitemapRead(True, [], [], reasons, len(parsed.entries))
     taken: set[str] = set()
     for entry in parsed.entries:

@@ -18,12 +18,14 @@ import structlog
 from arq import Retry
 from redis.exceptions import RedisError
 
+from shared.errors import BadSitemap, EarlierMissing, HandBack, LostTry
+from shared.failures import Failure, FailureKind, sitemap_reason, status_reason
 from shared.jobs import crawl_of_job, parent_url
 from shared.storage import CrawlLayout
 from shared.urls import is_page_link, origin_of
-from workers.arq_worker import CLOSED_JOBS, LASTMOD, VERDICT, LostTry, retry_wait_s
+from workers.arq_worker import CLOSED_JOBS, LASTMOD, VERDICT, retry_wait_s
 from workers.context import CTX_KEY, CrawlRules, WorkerContext
-from workers.disk import storage_reason
+from workers.disk import storage_failure
 from workers.fetch import FetchResult, excluded, failed, fetch
 from workers.finalize import write_manifest, write_warc_index
 from workers.frontier import Fetched, Outcome, PageJob, SitemapJob, SitemapOutcome, Verdict
@@ -33,7 +35,6 @@ from workers.since import (
     NOT_COMPARED,
     Against,
     EarlierCrawl,
-    EarlierMissing,
     against,
     carry_body,
     not_requested,
@@ -42,30 +43,17 @@ from workers.since import (
 )
 from workers.sitemaps import (
     SITEMAP_MAX_BYTES,
-    BadSitemap,
     SitemapEntry,
     SitemapRef,
     listed_sitemaps,
     read_sitemap,
 )
 from workers.store import body_sha256, store_page
-from workers.turns import NoTurn
 
 log = structlog.get_logger()
 
-# the reason of the pages of a host that a crawl gave up on (frontier.lua's adapt)
-UNRESPONSIVE = "host unresponsive"
-
-
-class HandBack(Exception):
-    """The job cannot be done now for a reason that is not its host's (a full disk, no fetch
-    turn free): it goes back to the queue, keeping its host slot, to run ``defer`` seconds
-    later."""
-
-    def __init__(self, reason: str, defer: float, *, routine: bool = False) -> None:
-        super().__init__(reason)
-        self.defer = defer
-        self.routine = routine  # logged at debug level only
+# the failure of the pages of a host that a crawl gave up on (frontier.lua's adapt)
+UNRESPONSIVE = Failure(FailureKind.HOST_UNRESPONSIVE)
 
 
 async def _run_job(ctx: dict[str, Any], step: Coroutine[Any, Any, bool]) -> None:
@@ -78,10 +66,10 @@ async def _run_job(ctx: dict[str, Any], step: Coroutine[Any, Any, bool]) -> None
         async with asyncio.timeout(worker.settings.page_deadline_s), worker.body_bytes.held():
             if await step:
                 ctx[CLOSED_JOBS].add(ctx["job_id"])
-    except HandBack as exc:
+    except HandBack as exc:  # no fetch turn free (NoTurn) among them
         say = log.debug if exc.routine else log.info
-        say("page handed back", reason=str(exc), retry_in_s=round(exc.defer, 2))
-        raise Retry(defer=exc.defer) from exc  # queued anew: not counted as a lost try
+        say("page handed back", reason=str(exc), retry_in_s=round(exc.defer_s, 2))
+        raise Retry(defer=exc.defer_s) from exc  # queued anew: not counted as a lost try
     except (RedisError, TimeoutError) as exc:
         # counted as a try: a page that hangs every time is given up on after job_tries
         reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
@@ -161,13 +149,14 @@ async def _crawl(
         spent = job.retried + tries - 1
         if result.transient and spent < rules.spec.retries:
             backoff = _fetch_backoff(spent, result)
-            log.info("page retried", reason=result.reason or result.error, retry_in_s=backoff)
+            log.info("page retried", reason=result.reason, retry_in_s=backoff)
             job = replace(job, retried=spent)
             return await worker.frontier.retry(job, backoff, _hold(result), fetched)
     redirect, target = None, result.redirect
     if target is not None:
         if job.hops >= worker.settings.max_redirects:
-            result = replace(result, error=f"too many redirects: {job.hops + 1} in a row")
+            hops = Failure(FailureKind.TOO_MANY_REDIRECTS, f"{job.hops + 1} in a row")
+            result = replace(result, error=hops)
         elif rules.scope.allows(target) and is_page_link(target):
             redirect = target  # admitted at the page's depth, one hop more
     if page is None:
@@ -250,8 +239,7 @@ async def _since_ready(
     try:
         return True, await worker.earlier.get(since)
     except EarlierMissing as exc:
-        if await worker.frontier.fail(crawl_id, str(exc)):
-            log.error("crawl failed", reason=str(exc))
+        await _crawl_failed(worker, crawl_id, str(exc))
         return False, None
 
 
@@ -276,9 +264,14 @@ async def _storage_failed(
 ) -> None:
     """The crawl's folder took no file: the job is handed back while a full disk may yet take
     it (``HandBack``), else the crawl fails with the reason."""
-    reason = storage_reason(rules.layout, exc)
+    reason = str(storage_failure(rules.layout, exc))
     if not rules.disk.gives_up(exc, worker.settings.storage_wait_s):
         raise HandBack(reason, worker.settings.pause_poll_s) from exc
+    await _crawl_failed(worker, crawl_id, reason)
+
+
+async def _crawl_failed(worker: WorkerContext, crawl_id: str, reason: str) -> None:
+    """End the crawl as failed for ``reason`` (said once, by the worker that ended it)."""
     if await worker.frontier.fail(crawl_id, reason):
         log.error("crawl failed", reason=reason)
 
@@ -319,11 +312,12 @@ def _log_page(result: FetchResult, links: list[str], queued: int | None, page: A
     if result.truncated:
         fields["truncated"] = True
     if result.skipped is not None:
-        log.info("page excluded", reason=result.skipped)
-    elif result.ok and result.error is None:
+        log.info("page excluded", reason=result.skipped.value, kind=result.skipped.value)
+    elif result.error is None:
         log.info("page fetched", **fields)
     else:
-        log.warning("page failed", **fields, reason=result.error)
+        failure = result.error
+        log.warning("page failed", **fields, reason=str(failure), kind=failure.kind.value)
 
 
 async def _refusal(
@@ -335,15 +329,11 @@ async def _refusal(
     if tries > settings.job_tries:
         return failed(job.url, _gave_up(tries))
     if spec.obey_robots:
-        client = await worker.client_for(rules.policy)
-        try:
-            robots = await worker.robots.rules(job.crawl_id, job.url, client)
-        except NoTurn as exc:
-            raise _no_turn(exc) from exc
+        robots = await _robots_of(worker, rules, job.url)
         if robots.unreachable is not None:
-            return failed(job.url, f"robots.txt unreachable: {robots.unreachable}")
+            return failed(job.url, Failure(FailureKind.ROBOTS_UNREACHABLE, robots.unreachable))
         if not robots.allows(job.url, settings.robots_agent):
-            return excluded(job.url, "robots.txt: disallowed")
+            return excluded(job.url, FailureKind.ROBOTS_DISALLOWED)
     return None
 
 
@@ -352,25 +342,17 @@ async def _fetch(
 ) -> FetchResult:
     """Fetch the page in one of the worker's fetch turns (with ``headers``: validators)."""
     client = await worker.client_for(rules.policy)
-    try:
-        async with worker.turns.turn():
-            with worker.metrics.request():
-                return await fetch(
-                    client, job.url, worker.settings, rules.spec.max_bytes_per_page,
-                    exchange=rules.spec.warc, headers=headers or None,
-                )  # fmt: skip
-    except NoTurn as exc:
-        raise _no_turn(exc) from exc
+    async with worker.turns.turn():
+        with worker.metrics.request():
+            return await fetch(
+                client, job.url, worker.settings, rules.spec.max_bytes_per_page,
+                exchange=rules.spec.warc, headers=headers or None,
+            )  # fmt: skip
 
 
-def _gave_up(tries: int) -> str:
-    return f"gave up: {tries - 1} tries lost (its worker stopped, hung or failed)"
-
-
-def _no_turn(exc: NoTurn) -> HandBack:
-    """All the worker's fetch turns stayed busy: the job goes back to the queue for a moment
-    (not the page's fault, so not counted against it)."""
-    return HandBack(str(exc), random.uniform(0.5, 1.5), routine=True)
+def _gave_up(tries: int) -> Failure:
+    detail = f"{tries - 1} tries lost (its worker stopped, hung or failed)"
+    return Failure(FailureKind.GAVE_UP, detail)
 
 
 async def fetch_robots(
@@ -409,15 +391,12 @@ async def _robots(
         result = failed(f"{origin}/robots.txt", _gave_up(tries))
     else:
         client = await worker.client_for(rules.policy)
-        try:
-            result = await worker.robots.fetch(origin, client)
-        except NoTurn as exc:
-            raise _no_turn(exc) from exc
+        result = await worker.robots.fetch(origin, client)
     entry, transient = entry_of(result)
     spent = retried + tries - 1  # lost tries count, as a page's do
     if transient and spent < rules.spec.retries and not giving_up:
         backoff = _fetch_backoff(spent, result, ROBOTS_RETRY_BASE_S)
-        log.info("robots.txt retried", reason=result.reason or result.error, retry_in_s=backoff)
+        log.info("robots.txt retried", reason=result.reason, retry_in_s=backoff)
         return await frontier.robots_retry(job_id, origin, spent, backoff)
     parsed = await worker.robots.parse(crawl_id, origin, entry)
     delay = parsed.crawl_delay(worker.settings.robots_agent)
@@ -455,31 +434,28 @@ async def _sitemap(
     if not await _disk_ready(worker, rules, job.crawl_id):  # the crawl has failed
         return await frontier.sitemap_done(job, "skipped") is not None
     if unresponsive:
-        refused: tuple[str, str] | None = (UNRESPONSIVE, "")
+        refused: Failure | None = UNRESPONSIVE
     elif tries > worker.settings.job_tries:
-        refused = ("gave up", _gave_up(tries))
+        refused = _gave_up(tries)
     else:
         refused = await _sitemap_refusal(worker, rules, job.url)
     if refused is not None:
-        return await _sitemap_skipped(worker, rules, job, *refused)
+        return await _sitemap_skipped(worker, rules, job, refused.kind, refused.detail)
     client = await worker.client_for(rules.policy)
-    try:
-        async with worker.turns.turn():
-            with worker.metrics.request():
-                result = await fetch(client, job.url, worker.settings, SITEMAP_MAX_BYTES)
-    except NoTurn as exc:
-        raise _no_turn(exc) from exc
+    async with worker.turns.turn():
+        with worker.metrics.request():
+            result = await fetch(client, job.url, worker.settings, SITEMAP_MAX_BYTES)
     fetched = Fetched(result.duration_ms, result.ok, result.timed_out)
     spent = job.retried + tries - 1  # lost tries count, as a page's do
     if result.transient and spent < rules.spec.retries:
         backoff = _fetch_backoff(spent, result)
-        log.info("sitemap retried", reason=result.reason or result.error, retry_in_s=backoff)
+        log.info("sitemap retried", reason=result.reason, retry_in_s=backoff)
         return await frontier.sitemap_retry(replace(job, retried=spent), backoff, _hold(result),
                                             fetched)  # fmt: skip
     hold = _hold(result)
     if result.redirect is not None:
         if not rules.scope.covers(result.redirect):
-            return await _sitemap_skipped(worker, rules, job, "redirect out of scope",
+            return await _sitemap_skipped(worker, rules, job, FailureKind.REDIRECT_OUT_OF_SCOPE,
                                           result.redirect, hold, fetched)  # fmt: skip
         log.info("sitemap redirected", redirect=result.redirect)
         moved = [SitemapRef(result.redirect, job.level)]
@@ -488,54 +464,54 @@ async def _sitemap(
         # most sites have no /sitemap.xml: not reading one that was only guessed is no error
         log.info("sitemap absent", status=result.status)
         return await _sitemap_close(worker, rules, job, "skipped", [], [], [], hold, fetched)
+    if result.error is not None:
+        return await _sitemap_skipped(worker, rules, job, result.error.kind, result.error.detail,
+                                      hold, fetched)  # fmt: skip
     if result.status is None or not 200 <= result.status < 300:
-        reason = result.reason or f"status {result.status}"
-        return await _sitemap_skipped(worker, rules, job, reason, result.error or "", hold,
-                                      fetched)  # fmt: skip
+        reason = status_reason(result.status or 0)
+        return await _sitemap_skipped(worker, rules, job, reason, "", hold, fetched)
     try:
         read = await asyncio.to_thread(
             read_sitemap, result.body, result.truncated, job.url, job.level, rules.scope
         )
     except BadSitemap as exc:
-        return await _sitemap_skipped(worker, rules, job, exc.reason, exc.detail, hold, fetched)
+        bad = exc.failure
+        return await _sitemap_skipped(worker, rules, job, bad.kind, bad.detail, hold, fetched)
     except Exception as exc:  # a sitemap that breaks the parser must not break the worker
-        reason = f"unreadable: {type(exc).__name__}"
-        return await _sitemap_skipped(worker, rules, job, reason, str(exc), hold, fetched)
+        detail = f"{type(exc).__name__}: {exc}"
+        return await _sitemap_skipped(worker, rules, job, FailureKind.UNREADABLE, detail, hold,
+                                      fetched)  # fmt: skip
     return await _sitemap_close(
         worker, rules, job, "read", read.pages, read.sitemaps, read.reasons, hold, fetched,
         index=read.index, ignored=read.ignored,
     )  # fmt: skip
 
 
-async def _sitemap_refusal(
-    worker: WorkerContext, rules: CrawlRules, url: str
-) -> tuple[str, str] | None:
-    """A reason not to fetch the sitemap (robots.txt) and its detail, or None."""
+async def _sitemap_refusal(worker: WorkerContext, rules: CrawlRules, url: str) -> Failure | None:
+    """A reason not to fetch the sitemap (robots.txt), or None."""
     if not rules.spec.obey_robots:
         return None
     robots = await _robots_of(worker, rules, url)
     if robots.unreachable is not None:
-        return "robots.txt unreachable", robots.unreachable
+        return Failure(FailureKind.ROBOTS_UNREACHABLE, robots.unreachable)
     if not robots.allows(url, worker.settings.robots_agent):
-        return "robots.txt: disallowed", ""
+        return Failure(FailureKind.ROBOTS_DISALLOWED)
     return None
 
 
 async def _robots_of(worker: WorkerContext, rules: CrawlRules, url: str) -> Rules:
     client = await worker.client_for(rules.policy)
-    try:
-        return await worker.robots.rules(rules.spec.crawl_id, url, client)
-    except NoTurn as exc:
-        raise _no_turn(exc) from exc
+    return await worker.robots.rules(rules.spec.crawl_id, url, client)
 
 
 async def _sitemap_skipped(
     worker: WorkerContext, rules: CrawlRules, job: SitemapJob, reason: str, detail: str = "",
     hold: float = 0.0, fetched: Fetched | None = None,
 ) -> bool:  # fmt: skip
-    """Close a sitemap that was not read, counting ``reason``."""
-    log.warning("sitemap skipped", reason=reason, detail=detail or None)
-    return await _sitemap_close(worker, rules, job, "skipped", [], [], [f"sitemap: {reason}"],
+    """Close a sitemap that was not read, counting ``reason`` (a kind of failure, or an error
+    status: ``http 404``)."""
+    log.warning("sitemap skipped", reason=str(reason), detail=detail or None)
+    return await _sitemap_close(worker, rules, job, "skipped", [], [], [sitemap_reason(reason)],
                                 hold, fetched)  # fmt: skip
 
 
@@ -573,9 +549,7 @@ async def finalize_crawl(ctx: dict[str, Any], crawl_id: str) -> None:
             if not rules.disk.gives_up(exc, worker.settings.storage_wait_s):
                 log.warning("manifest or warc index not written", reason=str(exc))
                 raise Retry(defer=retry_wait_s(int(ctx["job_try"]))) from exc
-            reason = storage_reason(layout, exc)
-            if await worker.frontier.fail(crawl_id, reason):
-                log.error("crawl failed", reason=reason)
+            await _crawl_failed(worker, crawl_id, str(storage_failure(layout, exc)))
             return
         if await worker.frontier.finish(crawl_id, str(layout.manifest)):
             log.info("crawl done", pages=pages, manifest=str(layout.manifest))

@@ -23,8 +23,10 @@ from aiohttp.client_proto import ResponseHandler
 from aiohttp.client_reqrep import ConnectionKey
 from yarl import URL
 
+from shared.errors import GuardError, RecordedFailure
+from shared.failures import FailureKind
 from workers.dns import Lookups
-from workers.guard import GuardedResolver, GuardError, Policy, guarded_socket
+from workers.guard import GuardedResolver, Policy, guarded_socket
 
 CHUNK = 64 * 1024
 # httpx reads a redirect's body whole before it follows the redirect, outside the fetcher's cap:
@@ -37,6 +39,12 @@ REDIRECT_BODY_MAX = 64 * 1024
 # and peer_address): the request as aiohttp sent it, and the address it was sent to
 _SENT = "crawlfleet.sent"
 _PEER = "crawlfleet.peer"
+
+
+class KnownConnectError(RecordedFailure, httpx.ConnectError):
+    """A connection that did not open for a reason of a known kind (the network guard's, a
+    TLS failure): ``failure`` is what the fetcher records. An httpx error, as httpx's client
+    wants of its transport."""
 
 
 class _Connector(aiohttp.TCPConnector):
@@ -232,7 +240,8 @@ class _Body(httpx.AsyncByteStream):
 
 
 def _httpx_error(exc: Exception, connecting: bool) -> Exception:
-    """The httpx exception for an aiohttp one, with the words the fetcher's reasons expect."""
+    """The httpx exception for an aiohttp one (``KnownConnectError`` where the kind of failure
+    is known here), with the words the fetcher records."""
     detail = str(exc) or type(exc).__name__
     if isinstance(exc, aiohttp.ConnectionTimeoutError):
         return httpx.ConnectTimeout(detail)
@@ -241,8 +250,10 @@ def _httpx_error(exc: Exception, connecting: bool) -> Exception:
     if isinstance(exc, TimeoutError):
         return (httpx.ConnectTimeout if connecting else httpx.ReadTimeout)(detail)
     if isinstance(exc, aiohttp.ClientConnectorError):
-        if isinstance(exc.os_error, GuardError):
-            return httpx.ConnectError(str(exc.os_error))  # "blocked address: ..." or "dns: ..."
+        if isinstance(exc.os_error, GuardError):  # blocked, or no address
+            return KnownConnectError(exc.os_error.failure.kind, exc.os_error.failure.detail)
+        if isinstance(exc, aiohttp.ClientSSLError) or isinstance(exc.os_error, ssl.SSLError):
+            return KnownConnectError(FailureKind.TLS, detail)
         return httpx.ConnectError(detail)
     if isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientPayloadError):
         return httpx.RemoteProtocolError(detail)  # as h11 says it: an incomplete message

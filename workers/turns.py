@@ -27,14 +27,12 @@ frontier (each host's slots, fleet-wide); what bounds the bodies it holds is its
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
+from shared.errors import NoTurn
 from shared.settings import FETCH_TURN_WAIT_S
-
-
-class NoTurn(Exception):
-    """No fetch turn came free in ``FETCH_TURN_WAIT_S``."""
 
 
 class _Ticket:
@@ -74,7 +72,9 @@ class FetchTurns:
                 async with asyncio.timeout(FETCH_TURN_WAIT_S):
                     await self._turns.acquire()
             except TimeoutError:
-                raise NoTurn(f"no fetch turn free in {FETCH_TURN_WAIT_S:g}s") from None
+                # back to the queue for a moment: its job, or another, finds a turn soon
+                wait = random.uniform(0.5, 1.5)
+                raise NoTurn(f"no fetch turn free in {FETCH_TURN_WAIT_S:g}s", wait) from None
         ticket = _Ticket()
         timer = asyncio.get_running_loop().call_later(self._park_after_s, self._park, ticket)
         try:

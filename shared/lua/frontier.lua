@@ -348,8 +348,8 @@ local function admit_sitemap(c, url, level, discover, new_origins)
     return 0
   end
   if redis.call('SCARD', listed) >= cfg.sitemap_files then
-    redis.call('HINCRBY', crawl_key(c, 'reasons'),
-               'sitemap: crawl cap of ' .. cfg.sitemap_files .. ' sitemaps reached', 1)
+    -- a reason of shared/failures.py's (FailureKind.SITEMAP_FILE_CAP)
+    redis.call('HINCRBY', crawl_key(c, 'reasons'), 'sitemap: crawl cap of sitemaps reached', 1)
     return 0
   end
   redis.call('SADD', listed, url)

@@ -120,8 +120,8 @@ else
   end
   if over > 0 then
     bump(c, 'capped', over)
-    redis.call('HINCRBY', counted, 'sitemap: crawl cap of ' .. cfg.sitemap_urls
-               .. ' sitemap URLs reached', 1)
+    -- a reason of shared/failures.py's (FailureKind.SITEMAP_URL_CAP)
+    redis.call('HINCRBY', counted, 'sitemap: crawl cap of sitemap URLs reached', 1)
   end
 end
 fill_touched()
