@@ -16,6 +16,7 @@ import pytest
 import typer
 
 from scheduler.cli import app
+from shared.failures import FailureKind
 from shared.settings import Settings
 from tests.support.testweb import Page, Site, TestWeb
 
@@ -89,6 +90,17 @@ def test_every_make_target_in_the_readme_exists():
     named = set(re.findall(r"\bmake ([a-z][a-z0-9-]*)", README))
     assert {"crawl", "test"} <= named
     assert named <= targets, sorted(named - targets)
+
+
+def test_the_failure_kinds_table_is_the_enum():
+    """The README's table of failure kinds lists every kind of ``shared.failures`` and no other,
+    and marks as retried exactly the transient ones (an error status: some of its numbers)."""
+    section = README.split("\n### Failure kinds\n", 1)[1].split("\n### ", 1)[0]
+    rows = re.findall(r"^\| `([^`]+)` \| (.*) \|$", section, re.MULTILINE)
+    assert [kind for kind, _ in rows] == [kind.value for kind in FailureKind]
+    retried = {kind for kind, what in rows if "*retried*" in what}
+    transient = {kind.value for kind in FailureKind if kind.transient}
+    assert retried == transient | {FailureKind.HTTP_STATUS.value}
 
 
 def _readme_jq_commands() -> list[str]:
