@@ -78,7 +78,7 @@ RULES: list[tuple[str, Callable[[str, str], bool]]] = [
         _in("workers/frontier.py", "workers/politeness.py", "shared/scripts.py"),
     ),
     # not workers/worker.py: it is at the root of every stack
-    ("crawlfleet job code", _in("workers/tasks.py", "workers/context.py", "workers/robots.py")),
+    ("crawlfleet job code", _in("workers/jobs/", "workers/context.py", "workers/robots.py")),
     ("arq (queue polling, job start/finish)", _in("arq/")),
 ]
 # asyncio's frames sit under every callback: a sample is the event loop's own only when no

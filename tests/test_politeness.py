@@ -149,7 +149,7 @@ async def test_lost_tries_count_against_the_retries(
             raise RuntimeError("the worker hung once the request had gone out")
         return result
 
-    monkeypatch.setattr("workers.tasks.fetch", fetch)
+    monkeypatch.setattr("workers.jobs.page.fetch", fetch)
     spec = CrawlSpec(crawl_id="lost", seeds=[root], depth=1, retries=2, obey_robots=False)
     status = await crawl_in_process(settings, spec)
     assert lost and web.requested().count(broken) == 3

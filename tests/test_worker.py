@@ -315,7 +315,7 @@ async def test_a_job_that_fails_every_time_gives_up_and_the_crawl_ends(
             raise RuntimeError("a bug")
         return await real_fetch(client, url, *args, **kwargs)
 
-    monkeypatch.setattr("workers.tasks.fetch", fetch)
+    monkeypatch.setattr("workers.jobs.page.fetch", fetch)
     once = settings.model_copy(update={"job_tries": 1})
     spec = CrawlSpec(crawl_id="bug", seeds=[u("/")], depth=1, obey_robots=False)
     status = await crawl_in_process(once, spec)

@@ -20,8 +20,8 @@ from shared.keys import HEALTH_CHECK_INTERVAL_S, worker_health_key
 from shared.settings import Settings
 from workers.arq_worker import TURNS, FleetWorker
 from workers.context import METRICS_KEY, on_shutdown, on_startup
+from workers.jobs import crawl_page, fetch_robots, fetch_sitemap, finalize_crawl
 from workers.metrics import WorkerMetrics
-from workers.tasks import crawl_page, fetch_robots, fetch_sitemap, finalize_crawl
 from workers.turns import FetchTurns
 
 # crawlfleet counts a job's lost tries itself (claim.lua) and records a page as failed after

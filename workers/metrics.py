@@ -1,7 +1,7 @@
 """A worker's Prometheus metrics: the metric objects, in a registry of their own, and the HTTP
 server that exposes them when ``Settings.metrics_port`` is given (off by default).
 
-The worker counts where it logs the same events (``workers/tasks.py``): a page closed (its
+The worker counts where it logs the same events (``workers/jobs/``): a page closed (its
 status class, its body bytes, its failure reason as the crawl's summary counts it), and each
 request, pages, robots.txt and sitemaps alike, while it is in flight and for how long it took.
 What is the fleet's rather than the worker's (URLs pending per crawl, jobs in arq's queue) is

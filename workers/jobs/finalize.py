@@ -1,0 +1,41 @@
+"""The finalize job: write a crawl's manifest (and WARC index) once its last page is done, then
+mark it done; or the manifest of what a cancelled crawl had fetched.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from arq import Retry
+
+from shared.storage import CrawlLayout
+from workers.arq_worker import retry_wait_s
+from workers.context import CTX_KEY, WorkerContext
+from workers.disk import storage_failure
+from workers.finalize import write_manifest, write_warc_index
+from workers.jobs.gates import crawl_failed
+
+log = structlog.get_logger()
+
+
+async def finalize_crawl(ctx: dict[str, Any], crawl_id: str) -> None:
+    """Write the manifest of a crawl whose last page is done, then mark the crawl done; or
+    the manifest of what a cancelled crawl had fetched."""
+    worker: WorkerContext = ctx[CTX_KEY]
+    with structlog.contextvars.bound_contextvars(crawl_id=crawl_id):
+        layout = CrawlLayout(worker.settings.data_dir, crawl_id)
+        try:
+            pages = await write_manifest(layout, worker.frontier, crawl_id)
+            await write_warc_index(layout)
+        except OSError as exc:
+            rules = await worker.rules_for(crawl_id)
+            if not rules.disk.gives_up(exc, worker.settings.storage_wait_s):
+                log.warning("manifest or warc index not written", reason=str(exc))
+                raise Retry(defer=retry_wait_s(int(ctx["job_try"]))) from exc
+            await crawl_failed(worker, crawl_id, str(storage_failure(layout, exc)))
+            return
+        if await worker.frontier.finish(crawl_id, str(layout.manifest)):
+            log.info("crawl done", pages=pages, manifest=str(layout.manifest))
+        else:  # a cancelled crawl's manifest (or this job run again)
+            log.info("manifest written", pages=pages, manifest=str(layout.manifest))
