@@ -121,3 +121,18 @@ def test_the_adapter_relies_on_the_arq_it_was_written_for() -> None:
         assert inspect.iscoroutinefunction(method) is is_async, name
     for name, params in ARQ_PUBLIC.items():
         assert list(inspect.signature(getattr(Worker, name)).parameters) == params, name
+
+
+def test_jobs_read_arqs_context_through_one_typed_object() -> None:
+    """Only workers/jobs/job_context.py reads arq's job context dict (``ctx[...]``): the jobs
+    take a JobContext."""
+    jobs = ROOT / "workers" / "jobs"
+    readers = {
+        path.name
+        for path in sorted(jobs.glob("*.py"))
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.Subscript | ast.Call)
+        and "ctx" in {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+        and (isinstance(node, ast.Subscript) or ast.unparse(node.func).startswith("ctx."))
+    }
+    assert readers == {"job_context.py"}

@@ -11,10 +11,10 @@ from arq import Retry
 
 from shared.storage import CrawlLayout
 from workers.arq_worker import retry_wait_s
-from workers.context import CTX_KEY, WorkerContext
 from workers.disk import storage_failure
 from workers.finalize import write_manifest, write_warc_index
 from workers.jobs.gates import crawl_failed
+from workers.jobs.job_context import JobContext
 
 log = structlog.get_logger()
 
@@ -22,7 +22,8 @@ log = structlog.get_logger()
 async def finalize_crawl(ctx: dict[str, Any], crawl_id: str) -> None:
     """Write the manifest of a crawl whose last page is done, then mark the crawl done; or
     the manifest of what a cancelled crawl had fetched."""
-    worker: WorkerContext = ctx[CTX_KEY]
+    run = JobContext.of(ctx)
+    worker = run.worker
     with structlog.contextvars.bound_contextvars(crawl_id=crawl_id):
         layout = CrawlLayout(worker.settings.data_dir, crawl_id)
         try:
@@ -32,7 +33,7 @@ async def finalize_crawl(ctx: dict[str, Any], crawl_id: str) -> None:
             rules = await worker.rules_for(crawl_id)
             if not rules.disk.gives_up(exc, worker.settings.storage_wait_s):
                 log.warning("manifest or warc index not written", reason=str(exc))
-                raise Retry(defer=retry_wait_s(int(ctx["job_try"]))) from exc
+                raise Retry(defer=retry_wait_s(run.job_try)) from exc
             await crawl_failed(worker, crawl_id, str(storage_failure(layout, exc)))
             return
         if await worker.frontier.finish(crawl_id, str(layout.manifest)):

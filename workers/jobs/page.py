@@ -14,13 +14,13 @@ from typing import Any
 import structlog
 
 from shared.failures import Failure, FailureKind
-from shared.jobs import crawl_of_job, parent_url
+from shared.jobs import parent_url
 from shared.urls import is_page_link
-from workers.arq_worker import LASTMOD, VERDICT
-from workers.context import CTX_KEY, CrawlRules, WorkerContext
+from workers.context import CrawlRules, WorkerContext
 from workers.fetch import FetchResult, excluded, failed, fetch
 from workers.frontier import Fetched, Outcome, PageJob, Verdict
 from workers.jobs.gates import disk_ready, robots_of, since_ready, storage_failed
+from workers.jobs.job_context import JobContext
 from workers.jobs.running import UNRESPONSIVE, fetch_backoff, gave_up, hold_s, run_job
 from workers.parsing import Links
 from workers.since import (
@@ -51,12 +51,11 @@ async def crawl_page(
     them: see ``PageJob``; ``delay_ms``, its host's delay between request starts, is claim.lua's
     to keep; ``unresponsive``: the crawl gave the host up, so the page is recorded as failed
     without a request). A bad page is recorded, never raised."""
-    worker: WorkerContext = ctx[CTX_KEY]
-    crawl_id = crawl_of_job(ctx["job_id"])
-    job = PageJob(crawl_id, url, depth, parent_url(url, parent), hops, retried)
-    verdict, lastmod = Verdict(ctx[VERDICT]), ctx.get(LASTMOD)
-    with structlog.contextvars.bound_contextvars(crawl_id=crawl_id, url=url, depth=depth):
-        await run_job(ctx, _crawl(worker, job, int(ctx["job_try"]), verdict, unresponsive, lastmod))
+    run = JobContext.of(ctx)
+    job = PageJob(run.crawl_id, url, depth, parent_url(url, parent), hops, retried)
+    step = _crawl(run.worker, job, run.job_try, run.verdict, unresponsive, run.lastmod)
+    with structlog.contextvars.bound_contextvars(crawl_id=run.crawl_id, url=url, depth=depth):
+        await run_job(run, step)
 
 
 async def _crawl(

@@ -9,12 +9,11 @@ from typing import Any
 
 import structlog
 
-from shared.jobs import crawl_of_job
-from workers.arq_worker import VERDICT
-from workers.context import CTX_KEY, WorkerContext
+from workers.context import WorkerContext
 from workers.fetch import failed
 from workers.frontier import Verdict
 from workers.jobs.gates import disk_ready, since_ready
+from workers.jobs.job_context import JobContext
 from workers.jobs.running import UNRESPONSIVE, fetch_backoff, gave_up, run_job
 from workers.robots import ROBOTS_RETRY_BASE_S, ROBOTS_TTL_S, entry_of
 
@@ -27,16 +26,16 @@ async def fetch_robots(
     """Fetch an origin's robots.txt for a crawl before any of its pages (see ``workers.robots``);
     ``retried`` counts its transient failures so far; ``unresponsive``: the crawl gave the host
     up, so it is not asked for (and the origin's pages fail for that reason)."""
-    worker: WorkerContext = ctx[CTX_KEY]
-    crawl_id = crawl_of_job(ctx["job_id"])
+    run = JobContext.of(ctx)
+    worker, job_id, crawl_id = run.worker, run.job_id, run.crawl_id
     with structlog.contextvars.bound_contextvars(crawl_id=crawl_id, url=f"{origin}/robots.txt"):
-        job_id, verdict, tries = ctx["job_id"], Verdict(ctx[VERDICT]), int(ctx["job_try"])
-        if unresponsive and verdict is Verdict.RUN:
+        if unresponsive and run.verdict is Verdict.RUN:
             entry, _ = entry_of(failed(f"{origin}/robots.txt", UNRESPONSIVE))
-            await run_job(ctx, worker.frontier.robots_done(job_id, origin, entry, 0.0,
+            await run_job(run, worker.frontier.robots_done(job_id, origin, entry, 0.0,
                                                            ROBOTS_TTL_S))  # fmt: skip
             return
-        await run_job(ctx, _robots(worker, job_id, crawl_id, origin, retried, verdict, tries))
+        await run_job(run, _robots(worker, job_id, crawl_id, origin, retried, run.verdict,
+                                   run.job_try))  # fmt: skip
 
 
 async def _robots(

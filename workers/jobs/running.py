@@ -18,9 +18,9 @@ from redis.exceptions import RedisError
 
 from shared.errors import HandBack, LostTry
 from shared.failures import Failure, FailureKind
-from workers.arq_worker import CLOSED_JOBS, retry_wait_s
-from workers.context import CTX_KEY, WorkerContext
+from workers.arq_worker import retry_wait_s
 from workers.fetch import FetchResult
+from workers.jobs.job_context import JobContext
 
 log = structlog.get_logger()
 
@@ -28,16 +28,16 @@ log = structlog.get_logger()
 UNRESPONSIVE = Failure(FailureKind.HOST_UNRESPONSIVE)
 
 
-async def run_job(ctx: dict[str, Any], step: Coroutine[Any, Any, bool]) -> None:
+async def run_job(job: JobContext, step: Coroutine[Any, Any, bool]) -> None:
     """Run one job's step within the page deadline; True from it means the job closed itself
     (arq's clean-up is done). What is not the page's fault hands the job back through arq's
     ``Retry``, so no page is closed without its files; a deadline passed or Redis failing is a
     lost try (``LostTry``), so a job that hangs every time gives up after ``job_tries``."""
-    worker: WorkerContext = ctx[CTX_KEY]
+    worker = job.worker
     try:
         async with asyncio.timeout(worker.settings.page_deadline_s), worker.body_bytes.held():
             if await step:
-                ctx[CLOSED_JOBS].add(ctx["job_id"])
+                job.closed()
     except HandBack as exc:  # no fetch turn free (NoTurn) among them
         say = log.debug if exc.routine else log.info
         say("page handed back", reason=str(exc), retry_in_s=round(exc.defer_s, 2))
@@ -45,7 +45,7 @@ async def run_job(ctx: dict[str, Any], step: Coroutine[Any, Any, bool]) -> None:
     except (RedisError, TimeoutError) as exc:
         # counted as a try: a page that hangs every time is given up on after job_tries
         reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-        wait = retry_wait_s(int(ctx["job_try"]))
+        wait = retry_wait_s(job.job_try)
         log.warning("page handed back", reason=reason, retry_in_s=wait)
         raise LostTry(reason, wait) from exc
 

@@ -13,13 +13,12 @@ import structlog
 
 from shared.errors import BadSitemap
 from shared.failures import Failure, FailureKind, sitemap_reason, status_reason
-from shared.jobs import crawl_of_job
 from shared.urls import origin_of
-from workers.arq_worker import VERDICT
-from workers.context import CTX_KEY, CrawlRules, WorkerContext
+from workers.context import CrawlRules, WorkerContext
 from workers.fetch import fetch
 from workers.frontier import Fetched, SitemapJob, SitemapOutcome, Verdict
 from workers.jobs.gates import disk_ready, robots_of
+from workers.jobs.job_context import JobContext
 from workers.jobs.running import UNRESPONSIVE, fetch_backoff, gave_up, hold_s, run_job
 from workers.sitemaps import (
     SITEMAP_MAX_BYTES,
@@ -44,12 +43,12 @@ async def fetch_sitemap(
     see ``SitemapJob``; ``unresponsive``: the crawl gave the host up, so no request). Its
     page URLs and sitemaps go to the frontier; a sitemap that cannot be read is counted with
     its reason and skipped, never raised."""
-    worker: WorkerContext = ctx[CTX_KEY]
-    crawl_id = crawl_of_job(ctx["job_id"])
-    job = SitemapJob(crawl_id, url, level, retried, discover)
-    verdict, tries = Verdict(ctx[VERDICT]), int(ctx["job_try"])
-    with structlog.contextvars.bound_contextvars(crawl_id=crawl_id, url=url, sitemap_level=level):
-        await run_job(ctx, _sitemap(worker, job, verdict, tries, unresponsive))
+    run = JobContext.of(ctx)
+    job = SitemapJob(run.crawl_id, url, level, retried, discover)
+    step = _sitemap(run.worker, job, run.verdict, run.job_try, unresponsive)
+    with structlog.contextvars.bound_contextvars(crawl_id=run.crawl_id, url=url,
+                                                 sitemap_level=level):  # fmt: skip
+        await run_job(run, step)
 
 
 async def _sitemap(
