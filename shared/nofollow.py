@@ -36,27 +36,30 @@ def _is_link(parent: int, name: str) -> bool:
         return False
 
 
-def _open_dir(parent: int, name: str, path: Path) -> int:
+def _open_dir(parent: int, name: str, base: Path, parts: Sequence[str]) -> int:
+    """Open folder ``name`` of ``parent``: ``base/parts...``, named so only in an error (a page's
+    write walks three folders, and building their paths costs more than opening them)."""
     try:
         return os.open(name, _DIR_FLAGS, dir_fd=parent)
     except OSError as exc:
         # a link opened with O_NOFOLLOW | O_DIRECTORY fails with ELOOP or ENOTDIR by kernel
         if exc.errno in (errno.ELOOP, errno.ENOTDIR) and _is_link(parent, name):
             raise LinkRefused(
-                errno.ELOOP, f"{path} is a symbolic link, which crawlfleet does not follow"
+                errno.ELOOP,
+                f"{base.joinpath(*parts)} is a symbolic link, which crawlfleet does not follow",
             ) from None
         raise
 
 
-def _subfolder(parent: int, name: str, path: Path, create: bool) -> int:
+def _subfolder(parent: int, name: str, base: Path, parts: Sequence[str], create: bool) -> int:
     try:
-        return _open_dir(parent, name, path)
+        return _open_dir(parent, name, base, parts)
     except FileNotFoundError:
         if not create:
             raise
     with suppress(FileExistsError):  # another writer made it meanwhile
         os.mkdir(name, 0o777, dir_fd=parent)
-    return _open_dir(parent, name, path)
+    return _open_dir(parent, name, base, parts)
 
 
 def open_folder(base: Path, parts: Sequence[str], *, create: bool = False) -> int:
@@ -69,11 +72,9 @@ def open_folder(base: Path, parts: Sequence[str], *, create: bool = False) -> in
             raise
         base.mkdir(parents=True, exist_ok=True)
         fd = os.open(base, _BASE_FLAGS)
-    path = base
-    for name in parts:
-        path = path / name
+    for depth, name in enumerate(parts, 1):
         try:
-            step = _subfolder(fd, name, path, create)
+            step = _subfolder(fd, name, base, parts[:depth], create)
         finally:
             os.close(fd)
         fd = step
