@@ -1,7 +1,8 @@
-"""A worker process's WARC files: each fetch of a crawl that writes WARC, as a response and a
-request record (WARC/1.1, one gzip member each), serialized by warcio; an unchanged page of a crawl
---since an earlier one as a ``revisit`` record referring to the earlier capture (``RefersTo``),
-alone if the page was not requested (its sitemap's lastmod said it had not changed).
+"""A worker process's WARC files: each fetch of a crawl that writes WARC (its pages and its
+origins' robots.txt), as a response and a request record (WARC/1.1, one gzip member each),
+serialized by warcio; an unchanged page of a crawl --since an earlier one as a ``revisit``
+record referring to the earlier capture (``RefersTo``), alone if the page was not requested
+(its sitemap's lastmod said it had not changed).
 
 Each process writes one file per crawl at a time, ``<crawl>/warc/<worker>-<time>-<seq>.warc.gz``,
 starting with a ``warcinfo`` record, and starts the next file (``seq`` + 1) once it has reached

@@ -12,7 +12,7 @@ import structlog
 from workers.context import WorkerContext
 from workers.fetch import failed
 from workers.frontier import Verdict
-from workers.jobs.gates import disk_ready, since_ready
+from workers.jobs.gates import disk_ready, since_ready, storage_failed
 from workers.jobs.job_context import JobContext
 from workers.jobs.running import UNRESPONSIVE, fetch_backoff, gave_up, run_job
 from workers.robots import ROBOTS_RETRY_BASE_S, ROBOTS_TTL_S, entry_of
@@ -56,7 +56,14 @@ async def _robots(
         result = failed(f"{origin}/robots.txt", gave_up(tries))
     else:
         client = await worker.client_for(rules.policy)
-        result = await worker.robots.fetch(origin, client)
+        result = await worker.robots.fetch(origin, client, exchange=rules.spec.warc)
+        if result.exchange is not None:  # a response, whatever its status: as a page's
+            try:
+                await worker.warcs.write(rules.layout, rules.spec, result)
+            except OSError as exc:
+                await storage_failed(worker, rules, crawl_id, exc)
+                return await frontier.robots_done(job_id, origin, b"", 0.0, ROBOTS_TTL_S)
+            rules.disk.stored()
     entry, transient = entry_of(result)
     spent = retried + tries - 1  # lost tries count, as a page's do
     if transient and spent < rules.spec.retries and not giving_up:
