@@ -52,6 +52,7 @@ from workers.links import extract_hrefs
 
 SCENARIOS = (
     "a", "b", "c", "d", "docs", "pgdocs", "polite", "fair", "slow", "start", "bigpages", "recrawl",
+    "warc",
 )  # fmt: skip
 
 T = TypeVar("T")
@@ -99,6 +100,8 @@ class Plan:
     slow_pages: int
     slow_after_s: float
     slow_rounds: int
+    # warc: the Python docs at defaults (docs_depth) with --warc and without, in this many rounds
+    warc_rounds: int
     ceiling_requests: int
     ceiling_seconds: float
     startup_rounds: int  # one-page crawls of scenario start
@@ -152,6 +155,7 @@ FULL = Plan(
     slow_pages=20,
     slow_after_s=60.0,
     slow_rounds=1,
+    warc_rounds=5,
     ceiling_requests=40_000,
     ceiling_seconds=10.0,
     startup_rounds=7,
@@ -196,6 +200,7 @@ QUICK = Plan(
     slow_pages=10,
     slow_after_s=5.0,
     slow_rounds=1,
+    warc_rounds=2,
     ceiling_requests=6_000,
     ceiling_seconds=3.0,
     startup_rounds=3,
@@ -254,7 +259,8 @@ class Bench:
         expected: set[str] | None, server_pid: int | None, extractor: Extractor = "bs4",
         concurrency: int | None = None, *, defaults: bool = False, per_host_delay: float = 0.0,
         variant: str = "", adaptive: bool = True, data_dir: Path | None = None,
-        crawl_id: str = CRAWL_ID, since: str | None = None,
+        crawl_id: str = CRAWL_ID, since: str | None = None, warc: bool = False,
+        measure_disk: bool = False,
     ) -> RunResult:  # fmt: skip
         """One crawl; per-host concurrency = the total (never binding), or with ``defaults``
         the crawl's default (``crawlfleet seed`` without ``--per-host-concurrency``); its files
@@ -276,6 +282,8 @@ class Bench:
             variant=variant,
             crawl_id=crawl_id,
             since=since,
+            warc=warc,
+            measure_disk=measure_disk,
         )
         speed = machine_speed()
         result = run_fleet(run, work_dir, expected, server_pid, data_dir=data_dir)
@@ -834,6 +842,44 @@ class Bench:
                     f"{again.figures['not_modified']:.0f} 304s"
                 )
 
+    def warc(self) -> None:
+        """The Python docs at defaults without and with ``--warc``, in turned order: what WARC
+        costs in pages per CPU-second, and the crawl folder's disk use against the gzipped
+        size of its content."""
+        plan = self.plan
+        root, how = ensure_docs()
+        if root is None:
+            self.report.skipped.append(f"warc: {how}")
+            self.log(f"scenario warc: skipped: {how}")
+            return
+        depth = plan.docs_depth
+        self.log(f"scenario warc: {root} ({how}), depth {depth}, with --warc and without")
+        with ServerProcess.static(root) as server:
+            seed = f"http://{DOCS_HOST}:{server.port}/index.html"
+            expected = set(docs_ground_truth(root, seed, depth))
+            self.report.sites["warc"] = {
+                "root": str(root), "seed": seed, "depth": depth,
+                "pages_expected": len(expected), "work_dir": str(self.work_root),
+            }  # fmt: skip
+            self.log(f"  ground truth: {len(expected)} URLs")
+            for round_ in range(plan.warc_rounds):
+                for warc in _turned([False, True], round_):
+                    result = self._fleet(
+                        "warc", [seed], depth, plan.workers, expected, server.pid,
+                        defaults=True, warc=warc, measure_disk=True,
+                    )  # fmt: skip
+                    f = result.figures
+                    if "disk_files_bytes" in f:
+                        self.log(
+                            f"    disk {f['disk_files_bytes'] / 2**20:.2f} MiB in files "
+                            f"(records {f['disk_records_bytes'] / 2**20:.2f}, bodies "
+                            f"{f['disk_bodies_bytes'] / 2**20:.2f}, warc "
+                            f"{f['disk_warc_bytes'] / 2**20:.2f}), folders "
+                            f"{f['disk_folders_bytes'] / 2**20:.2f}; content gzipped "
+                            f"{f['content_gzip_bytes'] / 2**20:.2f} MiB: "
+                            f"{f.get('disk_over_content_gzip', 0):.2f}x"
+                        )
+
     def run(self, only: set[str] | None = None) -> Report:
         plan = self.plan
         wanted = only or set(plan.default_scenarios)
@@ -852,7 +898,7 @@ class Bench:
         for name, scenario in (
             ("docs", self.docs), ("pgdocs", self.pgdocs), ("polite", self.polite),
             ("fair", self.fair), ("slow", self.slow), ("start", self.startup),
-            ("bigpages", self.bigpages), ("recrawl", self.recrawl),
+            ("bigpages", self.bigpages), ("recrawl", self.recrawl), ("warc", self.warc),
         ):  # fmt: skip
             if name in wanted:
                 scenario()
