@@ -322,6 +322,12 @@ def ratios(report: Report) -> dict[str, float]:
     out.update(_slow_ratios(rows, plan.workers))
     out.update(_recrawl_ratios(rows, plan.workers))
     out.update(_warc_ratios(report.runs, rows, plan.workers))
+    resumed = report.resume
+    if resumed is not None and resumed.error is None and resumed.rounds:
+        out["resume: seconds per page resumed / fresh"] = round(resumed.median("ratio"), 2)
+        out["resume: seconds per page resumed / fresh, first page to last"] = round(
+            resumed.median("crawling_ratio"), 2
+        )
     return out
 
 
@@ -634,6 +640,8 @@ def summary(report: Report, figures: dict[str, float]) -> str:
         parts.append(f"ceiling: {ceiling.line()}")
     if report.startup:
         parts.append(report.startup.line())
+    if report.resume:
+        parts.append(report.resume.line())
     parts += scenario_lines(report)
     for key, value in figures.items():
         parts.append(f"ratio: {key} = {value}")
@@ -663,6 +671,7 @@ def to_json(
         "runs": [r.to_dict() for r in report.runs],
         "frontier": report.frontier.to_dict() if report.frontier else None,
         "startup": report.startup.to_dict() if report.startup else None,
+        "resume": report.resume.to_dict() if report.resume else None,
         "ratios": figures,
         "skipped": report.skipped,
     }

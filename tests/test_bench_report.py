@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from pathlib import Path
 
@@ -12,12 +13,13 @@ from bench.ideal import best_latency_ratio, model_crawl
 from bench.measure import machine_speed
 from bench.report import WARC_ON, WARC_PLAIN, machine_spread, ratios, scenario_lines, summarize
 from bench.result import RunResult
+from bench.resume import ResumeResult, ResumeRound, run_resume
 from bench.scenarios import FULL, QUICK, Bench, Report
 from bench.site import SyntheticSite
 from shared.crawl import CrawlSpec
 from shared.settings import Settings
 from tests.support.crawling import crawl_in_process, read_manifest
-from tests.support.testweb import TestWeb
+from tests.support.testweb import TestWeb, star_site
 from tests.support.warcs import CAP, warc_site
 
 
@@ -270,3 +272,46 @@ async def test_the_disk_figures_sum_the_blocks_of_a_crawls_files(
     assert 0 < figures["content_gzip_bytes"] < figures["content_bytes"]
     ratio = figures["disk_files_bytes"] / figures["content_gzip_bytes"]
     assert figures["disk_over_content_gzip"] == round(ratio, 3)
+
+
+def test_the_resume_scenario_reports_seconds_per_page_resumed_over_fresh() -> None:
+    """resume: each round's (resumed s / its pages) / (fresh s / pages), whole and from each
+    run's first page to its last; their medians are the ratios, and a line says them."""
+    rounds = [
+        ResumeRound(
+            fresh_s=10.0,
+            fresh_pages=1000,
+            resumed_s=9.0,
+            resumed_pages=900,
+            fresh_first_s=1.0,
+            fresh_tail_s=1.0,
+            resumed_first_s=1.5,
+            resumed_tail_s=0.3,
+        ),
+        ResumeRound(fresh_s=10.0, fresh_pages=1000, resumed_s=11.0, resumed_pages=900),
+        ResumeRound(fresh_s=10.0, fresh_pages=1000, resumed_s=18.0, resumed_pages=900),
+    ]
+    assert rounds[0].ratio == pytest.approx(1.0)
+    assert rounds[0].crawling_ratio == pytest.approx((7.2 / 900) / (8.0 / 1000))
+    report = Report(plan=FULL, resume=ResumeResult(rounds=rounds, pages_expected=1000))
+    got = ratios(report)
+    assert got["resume: seconds per page resumed / fresh"] == round(11.0 / 9.0, 2)
+    assert "resume: seconds per page resumed / fresh, first page to last" in got
+    assert "(rounds: 1.00, 1.22, 2.00)" in report.resume.line()  # type: ignore[union-attr]
+
+
+@pytest.mark.slow
+async def test_the_resume_scenario_stops_a_run_and_resumes_it_to_the_whole_crawl(
+    web: TestWeb, tmp_path: Path
+) -> None:
+    """run_resume on a real site: a fresh `crawlfleet run`, one stopped by SIGTERM after its
+    first page and the same command again; the pages of the two parts add up to the whole
+    crawl, and each part's times are measured."""
+    seed = star_site(web, pages=120, latency=0.2)
+    result = await asyncio.to_thread(run_resume, tmp_path, [seed], 1, 1, 0.5, 240)
+    assert result.error is None, result.error
+    (got,) = result.rounds
+    assert got.fresh_pages == got.total_pages == 121
+    assert got.stopped_pages >= 1 and got.stopped_pages + got.resumed_pages == 121
+    assert got.resumed_s > 0 and got.resumed_first_s > 0 and got.fresh_first_s > 0
+    assert got.ratio > 0
