@@ -18,6 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from bench.disk import disk_figures
 from bench.measure import (
     CpuMeter,
     commandstats,
@@ -73,6 +74,8 @@ class FleetRun:
     warc: bool = False  # ``--warc``: WARC files and their index instead of body files
     crawl_id: str = CRAWL_ID
     since: str | None = None  # ``--since``: a crawl of the same data directory
+    # measure the crawl folder's disk use against its gzipped content (``bench.disk``)
+    measure_disk: bool = False
 
     @property
     def tool(self) -> str:
@@ -201,6 +204,8 @@ def run_fleet(
                 result.check = PageSetCheck.compare(got, expected)
             if result.started_at is not None:
                 result.host_last_s = host_last_stored(manifest, result.started_at)
+            if run.measure_disk:
+                result.figures.update(disk_figures(settings.data_dir, CRAWL_ID))
     except Exception as exc:  # one failed run is reported, the others still run
         result.error = f"{type(exc).__name__}: {exc}"
     finally:

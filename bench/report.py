@@ -321,6 +321,13 @@ def ratios(report: Report) -> dict[str, float]:
     out.update(_fair_ratios(rows, plan.workers))
     out.update(_slow_ratios(rows, plan.workers))
     out.update(_recrawl_ratios(rows, plan.workers))
+    out.update(_warc_ratios(report.runs, rows, plan.workers))
+    resumed = report.resume
+    if resumed is not None and resumed.error is None and resumed.rounds:
+        out["resume: seconds per page resumed / fresh"] = round(resumed.median("ratio"), 2)
+        out["resume: seconds per page resumed / fresh, first page to last"] = round(
+            resumed.median("crawling_ratio"), 2
+        )
     return out
 
 
@@ -436,6 +443,62 @@ def _recrawl_ratios(rows: list[Summary], workers: int) -> dict[str, float]:
     return {k: v for k, v in got.items() if v is not None}
 
 
+WARC_PLAIN, WARC_ON = "crawlfleet (defaults)", "crawlfleet (defaults, warc)"
+
+
+def _warc_ratios(runs: list[RunResult], rows: list[Summary], workers: int) -> dict[str, float]:
+    """What --warc costs on the docs at defaults: pages per CPU-second with over without (the
+    median of each round's own pair, and of the medians), and each row's disk use over the
+    gzipped size of its content."""
+
+    def in_order(tool: str) -> list[RunResult]:
+        return [r for r in runs if r.scenario == "warc" and r.tool == tool]
+
+    pairs = [
+        (on, plain)
+        for on, plain in zip(in_order(WARC_ON), in_order(WARC_PLAIN), strict=False)
+        if on.error is None and plain.error is None and plain.pages_per_cpu_s
+    ]
+    got: dict[str, float | None] = {}
+    if pairs:
+        got["warc: pages/CPU-s with / without --warc (median of rounds)"] = round(
+            statistics.median(on.pages_per_cpu_s / plain.pages_per_cpu_s for on, plain in pairs),
+            2,
+        )
+    on, plain = _find(rows, "warc", WARC_ON, workers), _find(rows, "warc", WARC_PLAIN, workers)
+    if on and plain:
+        key = "warc: pages/CPU-s with / without --warc (medians)"
+        got[key] = _ratio(on.pages_per_cpu_s, plain.pages_per_cpu_s)
+    for row, what in ((on, "with"), (plain, "without")):
+        if row is not None:
+            key = f"warc: disk (files) / gzipped content, {what} --warc"
+            value = row.figures.get("disk_over_content_gzip")
+            got[key] = None if value is None else round(value, 2)
+    return {k: v for k, v in got.items() if v is not None}
+
+
+def _mib(figures: dict[str, float], name: str) -> str:
+    return f"{figures.get(name, 0) / 2**20:.2f}"
+
+
+def _warc_lines(rows: list[Summary]) -> list[str]:
+    """The warc scenario's disk use, by kind of file, for each row."""
+    lines = []
+    for s in rows:
+        f = s.figures
+        if s.scenario != "warc" or "disk_files_bytes" not in f:
+            continue
+        lines.append(
+            f"warc: {s.tool}: {_mib(f, 'disk_files_bytes')} MiB in files (page records "
+            f"{_mib(f, 'disk_records_bytes')} in {f.get('record_files', 0):.0f} files, bodies "
+            f"{_mib(f, 'disk_bodies_bytes')}, WARC {_mib(f, 'disk_warc_bytes')}, manifest "
+            f"{_mib(f, 'disk_manifest_bytes')}, other {_mib(f, 'disk_other_bytes')}), folders "
+            f"{_mib(f, 'disk_folders_bytes')} MiB; content {_mib(f, 'content_bytes')} MiB, "
+            f"gzipped {_mib(f, 'content_gzip_bytes')} MiB"
+        )
+    return lines
+
+
 def _ordinary_done(rows: list[Summary], scenario: str) -> str:
     """When each run of ``scenario`` stored its ordinary hosts' last page (fair, slow)."""
     return ", ".join(
@@ -528,7 +591,7 @@ def scenario_lines(report: Report) -> list[str]:
                 f"is {again.figures['cpu_of_first']:.2f} of the first crawl's (median of the "
                 "rounds)"
             )
-    return lines
+    return lines + _warc_lines(rows)
 
 
 def machine_spread(runs: list[RunResult]) -> tuple[float, float, float] | None:
@@ -577,6 +640,8 @@ def summary(report: Report, figures: dict[str, float]) -> str:
         parts.append(f"ceiling: {ceiling.line()}")
     if report.startup:
         parts.append(report.startup.line())
+    if report.resume:
+        parts.append(report.resume.line())
     parts += scenario_lines(report)
     for key, value in figures.items():
         parts.append(f"ratio: {key} = {value}")
@@ -606,6 +671,7 @@ def to_json(
         "runs": [r.to_dict() for r in report.runs],
         "frontier": report.frontier.to_dict() if report.frontier else None,
         "startup": report.startup.to_dict() if report.startup else None,
+        "resume": report.resume.to_dict() if report.resume else None,
         "ratios": figures,
         "skipped": report.skipped,
     }

@@ -41,6 +41,7 @@ from bench.peers import PeerRun, run_scrapy, run_scrapy_redis
 from bench.polite import politeness_bound, urls_per_host
 from bench.recrawl import AGAIN, FIRST, served
 from bench.result import PageSetCheck, RunResult
+from bench.resume import ResumeResult, run_resume
 from bench.server import ServerProcess
 from bench.site import SiteConfig, SyntheticSite
 from bench.slow import SlowHosts, slow_requests
@@ -52,6 +53,7 @@ from workers.links import extract_hrefs
 
 SCENARIOS = (
     "a", "b", "c", "d", "docs", "pgdocs", "polite", "fair", "slow", "start", "bigpages", "recrawl",
+    "warc", "resume",
 )  # fmt: skip
 
 T = TypeVar("T")
@@ -99,6 +101,14 @@ class Plan:
     slow_pages: int
     slow_after_s: float
     slow_rounds: int
+    # warc: the Python docs at defaults (docs_depth) with --warc and without, in this many rounds
+    warc_rounds: int
+    # resume: `crawlfleet run` on this site, fresh; then stopped by SIGTERM this long after its
+    # start and run again, resumed; in this many rounds
+    resume_site: SiteConfig
+    resume_depth: int
+    resume_stop_after_s: float
+    resume_rounds: int
     ceiling_requests: int
     ceiling_seconds: float
     startup_rounds: int  # one-page crawls of scenario start
@@ -152,6 +162,13 @@ FULL = Plan(
     slow_pages=20,
     slow_after_s=60.0,
     slow_rounds=1,
+    warc_rounds=5,
+    # the first-hour issue's crawl: 2,320 pages (its 2,349) at 200 ms a response
+    resume_site=SiteConfig(seed=5, hosts=8, pages_per_host=2000, links_per_page=12,
+                           page_bytes=8192, latency_s=0.2, window=72),
+    resume_depth=4,
+    resume_stop_after_s=3.0,
+    resume_rounds=3,
     ceiling_requests=40_000,
     ceiling_seconds=10.0,
     startup_rounds=7,
@@ -196,6 +213,13 @@ QUICK = Plan(
     slow_pages=10,
     slow_after_s=5.0,
     slow_rounds=1,
+    warc_rounds=2,
+    # 501 pages at 200 ms on 4 hosts: about 3 s of crawling
+    resume_site=SiteConfig(seed=5, hosts=4, pages_per_host=500, links_per_page=12,
+                           page_bytes=8192, latency_s=0.2, window=30),
+    resume_depth=4,
+    resume_stop_after_s=2.5,
+    resume_rounds=1,
     ceiling_requests=6_000,
     ceiling_seconds=3.0,
     startup_rounds=3,
@@ -214,6 +238,7 @@ class Report:
     ceilings: list[Ceiling] = field(default_factory=list)
     frontier: FrontierResult | None = None
     startup: StartupResult | None = None
+    resume: ResumeResult | None = None
     sites: dict[str, dict[str, Any]] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
     file_create_us: dict[str, float] = field(default_factory=dict)
@@ -254,7 +279,8 @@ class Bench:
         expected: set[str] | None, server_pid: int | None, extractor: Extractor = "bs4",
         concurrency: int | None = None, *, defaults: bool = False, per_host_delay: float = 0.0,
         variant: str = "", adaptive: bool = True, data_dir: Path | None = None,
-        crawl_id: str = CRAWL_ID, since: str | None = None,
+        crawl_id: str = CRAWL_ID, since: str | None = None, warc: bool = False,
+        measure_disk: bool = False,
     ) -> RunResult:  # fmt: skip
         """One crawl; per-host concurrency = the total (never binding), or with ``defaults``
         the crawl's default (``crawlfleet seed`` without ``--per-host-concurrency``); its files
@@ -276,6 +302,8 @@ class Bench:
             variant=variant,
             crawl_id=crawl_id,
             since=since,
+            warc=warc,
+            measure_disk=measure_disk,
         )
         speed = machine_speed()
         result = run_fleet(run, work_dir, expected, server_pid, data_dir=data_dir)
@@ -424,6 +452,37 @@ class Bench:
         with big_pages_site() as (seeds, expected):
             # served by this process's threads: no server process to measure apart
             self._fleet("bigpages", seeds, 1, 1, expected, None, defaults=True)
+
+    def resume(self) -> None:
+        """`crawlfleet run` fresh, then stopped by SIGTERM and resumed: time per page of each."""
+        plan = self.plan
+        config, depth = plan.resume_site, plan.resume_depth
+        self.log(
+            f"scenario resume: {_describe(config, depth)}; `crawlfleet run` fresh, then "
+            f"stopped by SIGTERM at {plan.resume_stop_after_s:g} s and resumed, "
+            f"{plan.resume_rounds} round(s)"
+        )
+        work_dir = self._work_dir("resume")
+        with ServerProcess.synthetic(config) as server:
+            site = SyntheticSite(config, server.port)
+            expected = len(site.ground_truth(depth))
+            self.report.sites["resume"] = {
+                "config": config.to_dict(), "depth": depth, "pages_expected": expected,
+                "stop_after_s": plan.resume_stop_after_s,
+            }  # fmt: skip
+            try:
+                result = run_resume(
+                    work_dir, site.seeds(), depth, plan.resume_rounds,
+                    plan.resume_stop_after_s, plan.run_timeout_s,
+                )  # fmt: skip
+            finally:
+                if not self.keep:
+                    shutil.rmtree(work_dir, ignore_errors=True)
+        result.pages_expected = expected
+        if result.error is None and any(r.total_pages != expected for r in result.rounds):
+            result.error = f"a resumed crawl did not end with the {expected} pages"
+        self.report.resume = result
+        self.log(f"  {result.line()}")
 
     def startup(self) -> None:
         rounds = self.plan.startup_rounds
@@ -834,6 +893,44 @@ class Bench:
                     f"{again.figures['not_modified']:.0f} 304s"
                 )
 
+    def warc(self) -> None:
+        """The Python docs at defaults without and with ``--warc``, in turned order: what WARC
+        costs in pages per CPU-second, and the crawl folder's disk use against the gzipped
+        size of its content."""
+        plan = self.plan
+        root, how = ensure_docs()
+        if root is None:
+            self.report.skipped.append(f"warc: {how}")
+            self.log(f"scenario warc: skipped: {how}")
+            return
+        depth = plan.docs_depth
+        self.log(f"scenario warc: {root} ({how}), depth {depth}, with --warc and without")
+        with ServerProcess.static(root) as server:
+            seed = f"http://{DOCS_HOST}:{server.port}/index.html"
+            expected = set(docs_ground_truth(root, seed, depth))
+            self.report.sites["warc"] = {
+                "root": str(root), "seed": seed, "depth": depth,
+                "pages_expected": len(expected), "work_dir": str(self.work_root),
+            }  # fmt: skip
+            self.log(f"  ground truth: {len(expected)} URLs")
+            for round_ in range(plan.warc_rounds):
+                for warc in _turned([False, True], round_):
+                    result = self._fleet(
+                        "warc", [seed], depth, plan.workers, expected, server.pid,
+                        defaults=True, warc=warc, measure_disk=True,
+                    )  # fmt: skip
+                    f = result.figures
+                    if "disk_files_bytes" in f:
+                        self.log(
+                            f"    disk {f['disk_files_bytes'] / 2**20:.2f} MiB in files "
+                            f"(records {f['disk_records_bytes'] / 2**20:.2f}, bodies "
+                            f"{f['disk_bodies_bytes'] / 2**20:.2f}, warc "
+                            f"{f['disk_warc_bytes'] / 2**20:.2f}), folders "
+                            f"{f['disk_folders_bytes'] / 2**20:.2f}; content gzipped "
+                            f"{f['content_gzip_bytes'] / 2**20:.2f} MiB: "
+                            f"{f.get('disk_over_content_gzip', 0):.2f}x"
+                        )
+
     def run(self, only: set[str] | None = None) -> Report:
         plan = self.plan
         wanted = only or set(plan.default_scenarios)
@@ -852,7 +949,8 @@ class Bench:
         for name, scenario in (
             ("docs", self.docs), ("pgdocs", self.pgdocs), ("polite", self.polite),
             ("fair", self.fair), ("slow", self.slow), ("start", self.startup),
-            ("bigpages", self.bigpages), ("recrawl", self.recrawl),
+            ("bigpages", self.bigpages), ("recrawl", self.recrawl), ("warc", self.warc),
+            ("resume", self.resume),
         ):  # fmt: skip
             if name in wanted:
                 scenario()

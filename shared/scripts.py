@@ -228,9 +228,13 @@ class Frontier:
         crawl_delay_ms: int = 0,
         not_before_ms: int = 0,
         ttl_s: int = 0,
+        took_ms: int = 0,
+        signal: str = "",
     ) -> Closed:
-        """robots_done.lua."""
-        args = [job_id, origin, outcome, rules, crawl_delay_ms, not_before_ms, ttl_s, retried]
+        """robots_done.lua: ``took_ms`` and ``signal`` as page_done's, of the robots.txt
+        fetch (none: no request was sent)."""
+        args = [job_id, origin, outcome, rules, crawl_delay_ms, not_before_ms, ttl_s, retried,
+                took_ms, signal]  # fmt: skip
         status, earliest = await self._frontier("robots_done", [], args)
         return Closed(int(status) > 0, int(earliest))
 

@@ -127,6 +127,11 @@ def repair(layout: CrawlLayout, path: Path) -> int:
     """Cut off what follows the last whole record of a file (a writer killed mid-record);
     returns how many bytes. Only for a crawl that has ended: no writer appends to it then."""
     _, end = whole_records(layout, path)
+    return _cut_at(layout, path, end)
+
+
+def _cut_at(layout: CrawlLayout, path: Path, end: int) -> int:
+    """Cut the file off at ``end`` (where its last whole record ends); how many bytes."""
     fd = layout.open_fd(path, os.O_WRONLY)
     try:
         cut = os.fstat(fd).st_size - end
@@ -168,8 +173,9 @@ def write_index(layout: CrawlLayout) -> tuple[int, int]:
     if not files:
         return 0, 0
     for path in files:
-        cut += repair(layout, path)
-        records, _ = whole_records(layout, path)
+        # read once: the records before the cut are the same after it
+        records, end = whole_records(layout, path)
+        cut += _cut_at(layout, path, end)
         lines.extend(cdxj_line(r, path.name) for r in records if r.kind in _INDEXED)
     lines.sort(key=lambda line: line.encode())
     layout.write(layout.index, "".join(f"{line}\n" for line in lines).encode())

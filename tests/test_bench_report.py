@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from bench.disk import disk_figures
 from bench.ideal import best_latency_ratio, model_crawl
 from bench.measure import machine_speed
-from bench.report import machine_spread, ratios, scenario_lines, summarize
+from bench.report import WARC_ON, WARC_PLAIN, machine_spread, ratios, scenario_lines, summarize
 from bench.result import RunResult
+from bench.resume import ResumeResult, ResumeRound, run_resume
 from bench.scenarios import FULL, QUICK, Bench, Report
 from bench.site import SyntheticSite
+from shared.crawl import CrawlSpec
+from shared.settings import Settings
+from tests.support.crawling import crawl_in_process, read_manifest
+from tests.support.testweb import TestWeb, star_site
+from tests.support.warcs import CAP, warc_site
 
 
 def _run(scenario: str, tool: str, processes: int, pages_per_s: float) -> RunResult:
@@ -212,3 +220,98 @@ def test_the_recrawl_scenario_reports_the_cpu_ratio_and_the_bodies_sent() -> Non
     (line,) = [x for x in scenario_lines(report) if x.startswith("recrawl-docs:")]
     assert "0 bodies and 518 304s sent; 517 pages unchanged" in line
     assert "is 0.30 of the first crawl's" in line
+
+
+def test_the_warc_scenario_pairs_its_rounds_and_reports_the_disk_against_the_content() -> None:
+    """warc: pages per CPU-second with --warc over without, the median of each round's own
+    pair (a slow spell over one round cancels out), and each row's disk use over the gzipped
+    content, with a line per row of what the space went to."""
+    runs = []
+    for plain_cpu, warc_cpu in [(1.0, 1.25), (2.0, 2.2), (1.0, 1.1)]:
+        plain, warc = _run("warc", WARC_PLAIN, 2, 500), _run("warc", WARC_ON, 2, 500)
+        plain.cpu_crawler_s, warc.cpu_crawler_s = plain_cpu, warc_cpu
+        plain.figures.update(disk_files_bytes=7 * 2**20, disk_over_content_gzip=7.0)
+        warc.figures.update(disk_files_bytes=1.5 * 2**20, disk_records_bytes=2**20,
+                            record_files=256, disk_over_content_gzip=1.5)  # fmt: skip
+        runs += [plain, warc]
+    got = ratios(Report(plan=FULL, runs=runs))
+    # rounds: 0.8, 0.909, 0.909; the medians' ratio would be 1.0 / 1.25
+    assert got["warc: pages/CPU-s with / without --warc (median of rounds)"] == 0.91
+    assert got["warc: pages/CPU-s with / without --warc (medians)"] == 0.8
+    assert got["warc: disk (files) / gzipped content, with --warc"] == 1.5
+    assert got["warc: disk (files) / gzipped content, without --warc"] == 7.0
+    lines = [x for x in scenario_lines(Report(plan=FULL, runs=runs)) if x.startswith("warc:")]
+    assert len(lines) == 2
+    assert "1.50 MiB in files (page records 1.00 in 256 files" in lines[1]
+
+
+async def test_the_disk_figures_sum_the_blocks_of_a_crawls_files(
+    web: TestWeb, settings: Settings
+) -> None:
+    """bench.disk: the files' blocks by kind (each record file taking at least one), their
+    sum, and the stored bodies gzipped, from a real --warc crawl's folder."""
+    seed, served = warc_site(web)
+    spec = CrawlSpec(crawl_id="dk", seeds=[seed], depth=1, warc=True, max_bytes_per_page=CAP)
+    await crawl_in_process(settings, spec)
+    root = settings.data_dir / "dk"
+    figures = disk_figures(settings.data_dir, "dk")
+    files = [p for p in root.rglob("*") if p.is_file()]
+    assert figures["disk_files_bytes"] == sum(p.stat().st_blocks * 512 for p in files)
+    records = [p for p in files if p.suffix == ".json"]
+    assert figures["record_files"] == len(records) == 8  # the pages, robots.txt has none
+    assert figures["disk_records_bytes"] >= len(records) * 512
+    assert figures["disk_warc_bytes"] == sum(
+        p.stat().st_blocks * 512 for p in files if p.name.endswith(".warc.gz")
+    )
+    assert figures["disk_bodies_bytes"] == 0
+    # the bodies as stored: decoded, cut at the cap (the manifest's lengths)
+    stored = [
+        r for r in read_manifest(settings.data_dir, "dk") if r["status"] and not r["redirect"]
+    ]
+    assert figures["content_bytes"] == sum(r["length"] for r in stored) > len(served[seed])
+    assert 0 < figures["content_gzip_bytes"] < figures["content_bytes"]
+    ratio = figures["disk_files_bytes"] / figures["content_gzip_bytes"]
+    assert figures["disk_over_content_gzip"] == round(ratio, 3)
+
+
+def test_the_resume_scenario_reports_seconds_per_page_resumed_over_fresh() -> None:
+    """resume: each round's (resumed s / its pages) / (fresh s / pages), whole and from each
+    run's first page to its last; their medians are the ratios, and a line says them."""
+    rounds = [
+        ResumeRound(
+            fresh_s=10.0,
+            fresh_pages=1000,
+            resumed_s=9.0,
+            resumed_pages=900,
+            fresh_first_s=1.0,
+            fresh_tail_s=1.0,
+            resumed_first_s=1.5,
+            resumed_tail_s=0.3,
+        ),
+        ResumeRound(fresh_s=10.0, fresh_pages=1000, resumed_s=11.0, resumed_pages=900),
+        ResumeRound(fresh_s=10.0, fresh_pages=1000, resumed_s=18.0, resumed_pages=900),
+    ]
+    assert rounds[0].ratio == pytest.approx(1.0)
+    assert rounds[0].crawling_ratio == pytest.approx((7.2 / 900) / (8.0 / 1000))
+    report = Report(plan=FULL, resume=ResumeResult(rounds=rounds, pages_expected=1000))
+    got = ratios(report)
+    assert got["resume: seconds per page resumed / fresh"] == round(11.0 / 9.0, 2)
+    assert "resume: seconds per page resumed / fresh, first page to last" in got
+    assert "(rounds: 1.00, 1.22, 2.00)" in report.resume.line()  # type: ignore[union-attr]
+
+
+@pytest.mark.slow
+async def test_the_resume_scenario_stops_a_run_and_resumes_it_to_the_whole_crawl(
+    web: TestWeb, tmp_path: Path
+) -> None:
+    """run_resume on a real site: a fresh `crawlfleet run`, one stopped by SIGTERM after its
+    first page and the same command again; the pages of the two parts add up to the whole
+    crawl, and each part's times are measured."""
+    seed = star_site(web, pages=120, latency=0.2)
+    result = await asyncio.to_thread(run_resume, tmp_path, [seed], 1, 1, 0.5, 240)
+    assert result.error is None, result.error
+    (got,) = result.rounds
+    assert got.fresh_pages == got.total_pages == 121
+    assert got.stopped_pages >= 1 and got.stopped_pages + got.resumed_pages == 121
+    assert got.resumed_s > 0 and got.resumed_first_s > 0 and got.fresh_first_s > 0
+    assert got.ratio > 0

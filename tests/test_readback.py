@@ -121,12 +121,16 @@ def test_export_warc_passes_warcio_check(
     assert records[0].kind == "warcinfo"
     responses = {r.url: r for r in records if r.kind == "response"}
     answered = [r for r in read_manifest(data_dir, crawl_id) if r["status"] is not None]
-    assert set(responses) == {r["url"] for r in answered}
+    robots = {u for u in responses if u.endswith("/robots.txt")}
+    assert set(responses) - robots == {r["url"] for r in answered}
+    assert bool(robots) is (crawl_id == "rb-warc")  # page files hold no robots.txt
     gz = responses[next(u for u in served if u.endswith("/gz"))]
     headers = dict(gz.http_headers)
     if crawl_id == "rb-warc":  # the records as fetched
         assert gz.payload == served[gz.url] and headers["Content-Encoding"] == "gzip"
-        assert sum(r.kind == "request" for r in records) == len(answered)
+        # its robots.txt fetch too, which has no page record
+        assert robots == {gz.url.rsplit("/", 1)[0] + "/robots.txt"}
+        assert sum(r.kind == "request" for r in records) == len(answered) + 1
     else:
         assert gz.payload == HTML and "Content-Encoding" not in headers
         assert headers["X-Crawler-Content-Encoding"] == "gzip"
@@ -166,7 +170,8 @@ def test_run_with_warc_writes_files_that_read_back(web: TestWeb, tmp_path: Path)
     assert f"warc      {data / 'cli' / 'warc'}" in out and "index.cdxj" in out
     files = list((data / "cli" / "warc").glob("*.warc.gz"))
     assert files and all(warcio_check(f).returncode == 0 for f in files)
-    assert (data / "cli" / "index.cdxj").read_text().count("\n") == len(
+    # a line per page that got a response, and one for the robots.txt of its one origin
+    assert (data / "cli" / "index.cdxj").read_text().count("\n") == 1 + len(
         [r for r in read_manifest(data, "cli") if r["status"] is not None]
     )
     assert not [p for p in (data / "cli" / "pages").rglob("*") if p.suffix not in ("", ".json")]

@@ -1052,6 +1052,41 @@ async def test_a_crawl_gives_up_its_robots_txt_too(redis: Redis, settings: Setti
     assert deserialize(raw or b"")["a"] == [origin_of(SEED), 0, True]
 
 
+async def test_robots_txt_timeouts_are_strikes_and_its_answer_ends_them(
+    redis: Redis, settings: Settings
+) -> None:
+    """robots_done.lua takes in its fetch as page_done.lua does: a robots.txt that timed out
+    (retried or not) is a strike, the third gives the host up and its robots.txt entry is
+    promoted at once, marked; an answered one ends the strikes."""
+    await seed_crawl(redis, settings, spec(obey_robots=True))
+    frontier = Judged(redis, settings)
+    robots, origin = robots_job_id("c1", fingerprint(origin_of(SEED))), origin_of(SEED)
+
+    async def time_out(backoff_s: float) -> None:
+        await make_due(redis, settings, robots)
+        assert await frontier.start(robots) is Verdict.RUN
+        sent = now_ms()
+        await asyncio.sleep(0.002)  # sent after the last strike: a strike of its own
+        took = timed_out(now_ms() - sent)
+        assert await frontier.robots_retry(robots, origin, 0, backoff_s, took)
+
+    for strikes in ("1", "2"):
+        await time_out(0.0)
+        assert (await host_state(redis))["strikes"] == strikes
+    await time_out(30.0)
+    assert (await host_state(redis))["c1:gave_up"] == "1"
+    jobs = await queued(redis, settings)
+    assert jobs[robots] <= now_ms()  # not held by its 30 s backoff
+    assert deserialize(await redis.get(job_key(robots)) or b"")["a"][2] is True
+    # another crawl's robots.txt of the same host answered: the run of strikes ends
+    await seed_crawl(redis, settings, spec(crawl_id="c2", obey_robots=True))
+    other = robots_job_id("c2", fingerprint(origin))
+    await make_due(redis, settings, other)
+    assert await frontier.start(other) is Verdict.RUN
+    assert await frontier.robots_done(other, origin, b"{}", 0.0, 60, answered(20))
+    assert (await host_state(redis))["strikes"] == "0"
+
+
 async def test_without_adaptive_nothing_adapts(redis: Redis, settings: Settings) -> None:
     """--no-adaptive: slow answers and timeouts change nothing of the host: no pace, all its
     slots, no hold, never given up."""

@@ -225,6 +225,33 @@ async def test_a_host_that_times_out_three_times_is_given_up(
     assert not ADAPTIVE_FIELDS & set(await host_state(settings, SLOW_HOST))
 
 
+async def test_a_host_whose_robots_txt_never_answers_is_given_up_after_three_strikes(
+    web: TestWeb, settings: Settings
+) -> None:
+    """robots.txt timeouts are strikes against the host as a page's are: a host whose
+    robots.txt never answers is given up at the third, though the crawl's retries would allow
+    a fourth try; its pages end "host unresponsive" without a request, and the crawl ends with
+    the fast host whole."""
+    settings = settings.model_copy(update={"total_timeout": 1.0, "park_after_s": 0.2})
+    with HostileWeb(silent_robots=True) as hostile:
+        pages = [hostile.url(f"/page/{i}") for i in range(5)]
+        root = star_site(web, pages=10, latency=0)
+        spec = CrawlSpec(crawl_id="norobots", seeds=[*pages, root], depth=1, retries=3)
+        await seed(settings, spec)
+        async with burst_worker(settings):
+            pass
+        arrivals = hostile.arrivals()
+    status = await status_of(settings, "norobots")
+    assert status.state is CrawlState.DONE
+    # three robots.txt requests, each a strike; none for a page
+    assert [path for path, _ in arrivals] == ["/robots.txt"] * 3
+    records = {r["url"]: r for r in read_manifest(settings.data_dir, "norobots")}
+    assert {records[u]["error"] for u in pages} == {"host unresponsive"}
+    assert status.counters.reasons == {"host unresponsive": len(pages)}
+    assert status.counters.fetched == 11
+    assert not ADAPTIVE_FIELDS & set(await host_state(settings, SLOW_HOST))
+
+
 async def test_without_adaptive_a_slow_host_keeps_its_slots_and_is_never_given_up(
     web: TestWeb, hostile: HostileWeb, settings: Settings
 ) -> None:

@@ -4,18 +4,26 @@ from __future__ import annotations
 
 import io
 import json
+from functools import partial
 from pathlib import Path
 
 import pytest
+from redis.asyncio import Redis
 from warcio.archiveiterator import ArchiveIterator
 
 from shared.crawl import CrawlSpec, CrawlState
+from shared.keys import CrawlKeys
 from shared.settings import Settings
 from shared.storage import CrawlLayout
 from shared.warc_index import repair, surt_key, whole_records
 from tests.support.crawling import crawl_in_process, read_manifest
-from tests.support.testweb import TestWeb
+from tests.support.testweb import Page, Site, TestWeb
 from tests.support.warcs import CAP, WarcRecord, read_warc, warc_site, warcio_check
+from workers.fetch import make_client
+from workers.metrics import WorkerMetrics
+from workers.robots import RobotsCache
+from workers.turns import FetchTurns
+from workers.warc import WarcWriters
 
 
 def warc_records(settings: Settings, crawl_id: str) -> list[WarcRecord]:
@@ -209,3 +217,69 @@ async def test_a_record_cut_mid_write_is_cut_off(
     assert repair(layout, path) == len(cut)
     assert path.read_bytes() == whole
     assert warcio_check(path).returncode == 0
+
+
+ROBOTS = b"User-agent: *\nDisallow: /file.txt\n"
+
+
+async def test_robots_txt_fetches_are_recorded_and_indexed(
+    web: TestWeb, settings: Settings
+) -> None:
+    """Each origin's robots.txt fetch has its response record (status, headers and body as
+    served, a 200 and a 404 alike) paired with its request record; the files pass `warcio
+    check`, and index.cdxj lists the robots.txt responses as pywb's indexer does; the rules
+    were obeyed all the same."""
+    seed, _ = warc_site(web)
+    web.site.pages[web.url(1, "/other")] = Page()
+    web.site.pages[web.url(0, "/robots.txt")] = Page(content_type="text/plain", body=ROBOTS)
+    seeds = [seed, web.url(1, "/other")]
+    spec = CrawlSpec(crawl_id="rb", seeds=seeds, depth=1, warc=True, max_bytes_per_page=CAP)
+    assert (await crawl_in_process(settings, spec)).state is CrawlState.DONE
+    layout = CrawlLayout(settings.data_dir, "rb")
+    for path in layout.warc_files():
+        checked = warcio_check(path)
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+    records = warc_records(settings, "rb")
+    robots = {web.url(0, "/robots.txt"): (200, ROBOTS), web.url(1, "/robots.txt"): (404, None)}
+    for url, (status, body) in robots.items():
+        (response,) = [r for r in records if r.kind == "response" and r.url == url]
+        assert response.http_status == str(status)
+        assert response.payload == (body if body is not None else b"not found\n")
+        assert response.warc_headers["WARC-IP-Address"] == url.split("//")[1].split(":")[0]
+        (request,) = [
+            r for r in records
+            if r.kind == "request" and r.warc_headers["WARC-Concurrent-To"] == response.record_id
+        ]  # fmt: skip
+        assert request.url == url and request.http_line == "GET /robots.txt HTTP/1.1"
+    indexed = {
+        json.loads(line.split(" ", 2)[2])["url"]: line.split(" ", 1)[0]
+        for line in layout.index.read_text().splitlines()
+    }
+    assert set(robots) <= set(indexed)
+    assert indexed[web.url(0, "/robots.txt")] == surt_key(web.url(0, "/robots.txt"))
+    # robots.txt is in the WARC files only: no page of its own
+    manifest = {m["url"]: m for m in read_manifest(settings.data_dir, "rb")}
+    assert not set(robots) & set(manifest)
+    assert manifest[web.url(0, "/file.txt")]["skipped"] == "robots.txt: disallowed"
+    assert manifest[web.url(1, "/other")]["status"] == 200
+
+
+async def test_robots_txt_fetched_again_by_a_page_job_is_recorded_too(
+    web: TestWeb, settings: Settings, redis: Redis
+) -> None:
+    """When Redis has lost an origin's rules (they expire), the page job that fetches them
+    again hands that fetch to the crawl's WARC writer as well: one more response record of
+    the robots.txt, with its body as served, and the rules kept again in Redis."""
+    web.site = Site({web.url(0, "/robots.txt"): Page(content_type="text/plain", body=ROBOTS)})
+    spec = CrawlSpec(crawl_id="again", seeds=[web.url(0, "/")], warc=True)
+    layout = CrawlLayout(settings.data_dir, "again")
+    cache = RobotsCache(redis, settings, FetchTurns(2, 0.5, 2), WorkerMetrics("t"))
+    with WarcWriters(settings) as warcs:
+        async with make_client(settings) as client:
+            rules = await cache.rules(
+                "again", web.url(0, "/file.txt"), client, partial(warcs.write, layout, spec)
+            )
+    assert not rules.allows(web.url(0, "/file.txt"), settings.robots_agent)
+    (response,) = [r for r in warc_records(settings, "again") if r.kind == "response"]
+    assert response.url == web.url(0, "/robots.txt") and response.payload == ROBOTS
+    assert await redis.get(CrawlKeys("again").robots(web.url(0, "")))

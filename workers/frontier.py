@@ -274,21 +274,27 @@ class Frontier:
         return self._closed(await self.scripts.page_done(**_job_fields(job), outcome="requeue"))
 
     async def robots_done(
-        self, job_id: str, origin: str, rules: bytes, crawl_delay_s: float, ttl_s: int
-    ) -> bool:
-        """Keep an origin's robots.txt for the crawl and open its host's backlog."""
+        self, job_id: str, origin: str, rules: bytes, crawl_delay_s: float, ttl_s: int,
+        fetched: Fetched | None = None,
+    ) -> bool:  # fmt: skip
+        """Keep an origin's robots.txt for the crawl and open its host's backlog; ``fetched``
+        says how its fetch went, for the host's adaptive politeness, as a page's does."""
         done = await self.scripts.robots_done(
             job_id=job_id, origin=origin, outcome="ok", retried=0, rules=rules,
-            crawl_delay_ms=int(crawl_delay_s * 1000), ttl_s=ttl_s,
+            crawl_delay_ms=int(crawl_delay_s * 1000), ttl_s=ttl_s, **_fetch_fields(fetched),
         )  # fmt: skip
         return self._closed(done)
 
-    async def robots_retry(self, job_id: str, origin: str, retried: int, backoff_s: float) -> bool:
+    async def robots_retry(
+        self, job_id: str, origin: str, retried: int, backoff_s: float,
+        fetched: Fetched | None = None,
+    ) -> bool:  # fmt: skip
         """robots.txt could not be had for now (``retried`` times before): asked again after
-        ``backoff_s``, its host's pages waiting meanwhile."""
+        ``backoff_s``, its host's pages waiting meanwhile (a timeout is a strike against the
+        host: ``fetched``)."""
         done = await self.scripts.robots_done(
             job_id=job_id, origin=origin, outcome="retry", retried=retried,
-            not_before_ms=now_ms() + int(backoff_s * 1000),
+            not_before_ms=now_ms() + int(backoff_s * 1000), **_fetch_fields(fetched),
         )  # fmt: skip
         return self._closed(done)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import httpx
@@ -90,15 +91,26 @@ class RobotsCache:
         self._parsing: dict[tuple[str, str], asyncio.Future[Rules]] = {}
         self.parses = 0  # robots.txt parsed by this process
 
-    async def fetch(self, origin: str, client: httpx.AsyncClient) -> FetchResult:
-        """GET the origin's robots.txt, at most ``ROBOTS_MAX_BYTES`` of it."""
+    async def fetch(
+        self, origin: str, client: httpx.AsyncClient, *, exchange: bool = False
+    ) -> FetchResult:
+        """GET the origin's robots.txt, at most ``ROBOTS_MAX_BYTES`` of it; with ``exchange``,
+        keep what went over the wire (for the WARC records of a crawl that writes them)."""
+        url = f"{origin}/robots.txt"
         async with self.turns.turn():
             with self.metrics.request():
-                return await fetch(client, f"{origin}/robots.txt", self.settings, ROBOTS_MAX_BYTES)
+                return await fetch(client, url, self.settings, ROBOTS_MAX_BYTES, exchange=exchange)
 
-    async def rules(self, crawl_id: str, url: str, client: httpx.AsyncClient) -> Rules:
+    async def rules(
+        self,
+        crawl_id: str,
+        url: str,
+        client: httpx.AsyncClient,
+        record: Callable[[FetchResult], Awaitable[object]] | None = None,
+    ) -> Rules:
         """The rules for ``url`` in ``crawl_id``; fetched here (with ``client``, the crawl's)
-        only if Redis lost them (they expire after ``ROBOTS_TTL_S``)."""
+        only if Redis lost them (they expire after ``ROBOTS_TTL_S``), that fetch given to
+        ``record`` (a crawl's WARC writer) when it got a response."""
         origin = origin_of(url)
         key = (crawl_id, origin)
         known = self._parsed.get(key)
@@ -107,7 +119,10 @@ class RobotsCache:
             return known
         raw = await self.redis.get(CrawlKeys(crawl_id).robots(origin))
         if raw is None:
-            raw, _ = entry_of(await self.fetch(origin, client))
+            result = await self.fetch(origin, client, exchange=record is not None)
+            if record is not None and result.exchange is not None:
+                await record(result)
+            raw, _ = entry_of(result)
             await self.redis.set(CrawlKeys(crawl_id).robots(origin), raw, ex=ROBOTS_TTL_S)
         return await self.parse(crawl_id, origin, raw)
 

