@@ -12,7 +12,7 @@ from bench.measure import machine_speed
 from bench.report import machine_spread, ratios, scenario_lines, summarize
 from bench.result import RunResult
 from bench.scenarios import FULL, QUICK, Bench, Report
-from bench.site import SyntheticSite
+from tests.support.synthetic import SCENARIO_A, SyntheticSite
 
 
 def _run(scenario: str, tool: str, processes: int, pages_per_s: float) -> RunResult:
@@ -212,3 +212,10 @@ def test_the_recrawl_scenario_reports_the_cpu_ratio_and_the_bodies_sent() -> Non
     (line,) = [x for x in scenario_lines(report) if x.startswith("recrawl-docs:")]
     assert "0 bodies and 518 304s sent; 517 pages unchanged" in line
     assert "is 0.30 of the first crawl's" in line
+
+
+def test_scenario_a_is_the_synthetic_web_the_figures_were_measured_on() -> None:
+    """Scenario (a) crawls the shared synthetic web's 2,320 pages within 4 links: the bench's
+    figures stay comparable from one run to the next only while it does."""
+    assert FULL.site == SCENARIO_A and FULL.depth == 4
+    assert len(SyntheticSite(FULL.site, port=1).ground_truth(FULL.depth)) == 2320
