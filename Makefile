@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
 ARGS   ?=
 
-.PHONY: help install replay-env crawl test lint fmt unit soak compose-e2e bench bench-quick docs-site clean
+.PHONY: help install replay-env crawl test lint fmt unit soak compose-e2e bench bench-quick bench-test docs-site clean
 
 help:
 	@echo "make crawl URL=https://example.org [ARGS='--depth 2 --workers 2']  crawl on this machine"
@@ -14,6 +14,7 @@ help:
 	@echo "make soak          crawl 20,000 pages while killing workers and Redis (minutes)"
 	@echo "make compose-e2e   docker compose end to end (podman sandbox when no docker engine)"
 	@echo "make bench         benchmark against Scrapy; figures to bench/results/<date>.json"
+	@echo "make bench-test    the bench's own tests (its report's arithmetic, its synthetic web)"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -51,17 +52,22 @@ fmt: $(STAMP)
 unit: $(STAMP) $(REPLAY_STAMP) docs-site
 	$(BIN)/pytest -q -n auto
 
-test: lint unit
+test: lint unit bench-test
 
 BENCH_STAMP := $(VENV)/.installed-bench
 $(BENCH_STAMP): pyproject.toml $(STAMP)
 	$(BIN)/python -m pip install -q -e '.[dev,bench]'
 	touch $@
 
-bench: $(BENCH_STAMP)
+# the bench's tests live in bench/, out of `make test`: the product's tests never import the bench
+# the bench's own tests; those that crawl take the test suite's fixtures (Redis, the test web)
+bench-test: $(STAMP)
+	$(BIN)/python -m pytest -q -p tests.conftest bench/test_report.py
+
+bench: $(BENCH_STAMP) bench-test
 	$(BIN)/python -m bench
 
-bench-quick: $(BENCH_STAMP)
+bench-quick: $(BENCH_STAMP) bench-test
 	$(BIN)/python -m bench --quick
 
 soak: $(STAMP)

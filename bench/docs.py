@@ -21,12 +21,10 @@ from lxml import html as lxml_html
 
 from bench.apt import ensure_package
 from shared.urls import canonicalize, is_page_link
+from tests.support.docsite import DOCS_PACKAGE, DOCS_ROOT
 
-DOCS_PACKAGE = "python3.11-doc"
-DOCS_ROOT = Path("/usr/share/doc/python3.11/html")
 PG_DOCS_PACKAGE = "postgresql-doc-15"
 PG_DOCS_ROOT = Path("/usr/share/doc/postgresql-doc-15/html")
-DOCS_HOST = "127.0.0.2"
 
 
 def ensure_docs(root: Path = DOCS_ROOT, package: str = DOCS_PACKAGE) -> tuple[Path | None, str]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import heapq
 
-from bench.site import SiteConfig, SyntheticSite
+from tests.support.synthetic import SiteConfig, SyntheticSite
 
 
 def model_crawl(config: SiteConfig, depth: int, rate: float, latency_s: float) -> tuple[float, int]:

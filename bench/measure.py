@@ -169,14 +169,6 @@ def cold_work_us(work: Callable[[], object], gap_s: float, rounds: int = 25) -> 
     return each(0.0), each(gap_s)
 
 
-class Stopwatch:
-    def __init__(self) -> None:
-        self.started = time.monotonic()
-
-    def seconds(self) -> float:
-        return time.monotonic() - self.started
-
-
 def file_create_us(folder: Path, files: int = 300) -> float:
     """CPU microseconds to create, write (8 KB) and rename one file in ``folder``: crawlers
     write every page, and some file systems (or sandboxes watching them) make that costly."""

@@ -25,7 +25,7 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.server import ServerProcess
-from bench.site import SiteConfig, SyntheticSite
+from tests.support.synthetic import SiteConfig, SyntheticSite
 
 SITE = SiteConfig(seed=5, hosts=4, pages_per_host=1000, links_per_page=12, page_bytes=8192,
                   latency_s=0.4, window=40)  # fmt: skip

@@ -21,13 +21,14 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from bench.docs import DOCS_HOST, docs_ground_truth, ensure_docs
+from bench.docs import docs_ground_truth, ensure_docs
 from bench.fleet import FleetRun, run_fleet
 from bench.recrawl import AGAIN, FIRST
 from bench.result import RunResult
 from bench.scenarios import FULL, default_work_dir, make_work_root
 from bench.server import ServerProcess
-from bench.site import SyntheticSite
+from tests.support.docsite import DOCS_HOST
+from tests.support.synthetic import SyntheticSite
 
 
 def _in(*prefixes: str) -> Callable[[str, str], bool]:

@@ -16,7 +16,7 @@ from typing import Any
 from bench.ideal import best_latency_ratio
 from bench.result import PageSetCheck, RunResult
 from bench.scenarios import Report
-from bench.site import SiteConfig
+from tests.support.synthetic import SiteConfig
 
 COLUMNS = [
     ("scen", 5), ("tool", 17), ("procs", 5), ("n", 2), ("pages", 5), ("set", 10), ("wall s", 6),

@@ -31,7 +31,7 @@ from typing import Any, TypeVar
 
 from bench.bigpages import big_pages_site
 from bench.ceiling import Ceiling, measure_ceiling
-from bench.docs import DOCS_HOST, PG_DOCS_PACKAGE, PG_DOCS_ROOT, docs_ground_truth, ensure_docs
+from bench.docs import PG_DOCS_PACKAGE, PG_DOCS_ROOT, docs_ground_truth, ensure_docs
 from bench.fair import ordinary_done_s, pages_on
 from bench.fleet import CRAWL_ID, FleetRun, run_fleet
 from bench.frontier import FrontierResult, run_frontier
@@ -43,12 +43,13 @@ from bench.recrawl import AGAIN, FIRST, served
 from bench.result import PageSetCheck, RunResult
 from bench.resume import ResumeResult, run_resume
 from bench.server import ServerProcess
-from bench.site import SiteConfig, SyntheticSite
 from bench.slow import SlowHosts, slow_requests
 from bench.startup import StartupResult, run_startup
 from bench.trap import EndlessHost
 from bench.wget import WgetRun, ensure_wget, run_wget
 from shared.settings import Extractor, Settings
+from tests.support.docsite import DOCS_HOST
+from tests.support.synthetic import SCENARIO_A, SiteConfig, SyntheticSite
 from workers.links import extract_hrefs
 
 SCENARIOS = (
@@ -126,8 +127,7 @@ class Plan:
 
 FULL = Plan(
     name="full",
-    site=SiteConfig(seed=5, hosts=8, pages_per_host=2000, links_per_page=12, page_bytes=8192,
-                    latency_s=0.0, window=72),
+    site=SCENARIO_A,
     latency_s=0.05,
     depth=4,
     workers=2,

@@ -2,7 +2,7 @@
 
 Two modes, on loopback only:
 
-- ``synthetic``: the :class:`~bench.site.SyntheticSite` of a :class:`~bench.site.SiteConfig`,
+- ``synthetic``: the :class:`~tests.support.synthetic.SyntheticSite` of a ``SiteConfig``,
   one listening socket per host (127.0.0.2, 127.0.0.3, ...), all on one port, every response
   delayed by the config's latency (without holding anything else up);
 - ``static``: the files of a folder on 127.0.0.2 (``/`` and folders serve ``index.html``).
@@ -37,9 +37,9 @@ from pathlib import Path
 from types import TracebackType
 from urllib.parse import unquote, urlsplit
 
-from bench.site import FIRST_HOST, SiteConfig, SyntheticSite
 from bench.slow import SLOW_BODY, STATS_PATH, SlowHosts
 from bench.trap import EndlessHost
+from tests.support.synthetic import FIRST_HOST, SiteConfig, SyntheticSite
 
 MAX_HEADER_BYTES = 16 * 1024
 _NOT_FOUND = b"not found\n"

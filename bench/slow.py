@@ -18,7 +18,7 @@ import json
 import urllib.request
 from dataclasses import dataclass
 
-from bench.site import FIRST_HOST
+from tests.support.synthetic import FIRST_HOST
 
 STATS_PATH = "/_stats"
 SLOW_BODY = b"<!DOCTYPE html>\n<html><head><title>slow</title></head><body>late</body></html>\n"

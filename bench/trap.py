@@ -12,10 +12,10 @@ so it is reached from its own seed only.
 from __future__ import annotations
 
 import re
-from collections import deque
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
-from bench.site import FIRST_HOST
+from tests.support.synthetic import FIRST_HOST, shortest_depths
 
 _PAGE_PATH = re.compile(r"^/e/(\d+)\.html$")
 _FILLER = (
@@ -62,15 +62,15 @@ class EndlessHost:
         filler = (_FILLER * (room // len(_FILLER) + 1))[:room]
         return f"{head}<p>{filler}</p>\n{tail}".encode()
 
+    def follows(self, url: str) -> list[str]:
+        """The links of the page at ``url``."""
+        n = self.page_index(urlsplit(url).path)
+        return [] if n is None else [self.url(c) for c in self.children(n)]
+
+    def redirect(self, url: str) -> str | None:
+        """No page of the trap redirects."""
+        return None
+
     def ground_truth(self, depth: int) -> dict[str, int]:
         """Every page within ``depth`` links of the seed, with its depth (BFS)."""
-        dist = {0: 0}
-        queue = deque([0])
-        while queue:
-            n = queue.popleft()
-            if dist[n] == depth:
-                continue
-            for c in self.children(n):
-                dist[c] = dist[n] + 1
-                queue.append(c)
-        return {self.url(n): d for n, d in dist.items()}
+        return shortest_depths(self, [self.seed()], depth)

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from shared.settings import Settings
-from tests.support.testweb import Page, Site, TestWeb, free_port, make_site, shortest_depths
+from tests.support.synthetic import shortest_depths
+from tests.support.testweb import Page, Site, TestWeb, free_port, make_site
 
 COMMANDS = [
     "seed", "worker", "status", "cancel", "pause", "resume", "forget", "run",

@@ -14,7 +14,8 @@ from shared.connections import connected
 from shared.crawl import CrawlSpec, CrawlState
 from shared.settings import Settings
 from tests.support.crawling import read_manifest, wait_done
-from tests.support.testweb import TestWeb, make_site, shortest_depths
+from tests.support.synthetic import shortest_depths
+from tests.support.testweb import TestWeb, make_site
 
 pytestmark = pytest.mark.slow
 

@@ -13,15 +13,14 @@ from urllib.parse import urljoin
 import pytest
 from bs4 import BeautifulSoup
 
-from bench.docs import DOCS_HOST, DOCS_PACKAGE, DOCS_ROOT
-from bench.scenarios import FULL
-from bench.site import SyntheticSite
 from shared.crawl import CrawlSpec, CrawlState
 from shared.settings import Extractor, Settings
 from shared.urls import ScopeRule, canonicalize, is_page_link
 from tests.support.crawling import crawl_in_process, read_manifest
+from tests.support.docsite import DOCS_HOST, DOCS_PACKAGE, DOCS_ROOT
 from tests.support.hostile import DEEP_LEVELS, MANY_LINKS
-from tests.support.testweb import TestWeb, make_site, shortest_depths
+from tests.support.synthetic import SCENARIO_A, SyntheticSite, shortest_depths
+from tests.support.testweb import TestWeb, make_site
 from workers import links
 from workers.follow import MAX_URL_LENGTH, followable_links
 from workers.links import extract_hrefs, extractor_for
@@ -37,9 +36,11 @@ needs_docs = pytest.mark.skipif(
 @cache
 def synthetic_pages() -> list[tuple[str, bytes]]:
     """Every page a depth-4 crawl of the benchmark's scenario (a) fetches (2,320), as served."""
-    site = SyntheticSite(FULL.site, port=8000)
+    site = SyntheticSite(SCENARIO_A, port=8000)
+    urls = sorted(site.ground_truth(4))
+    assert len(urls) == 2320  # the bench's figures of scenario (a) are for these pages
     pages = []
-    for url in sorted(site.ground_truth(FULL.depth)):
+    for url in urls:
         host, path = url.removeprefix("http://").split(":8000", 1)
         h, i = site.host_index(host), site.page_index(path)
         assert h is not None and i is not None
@@ -376,14 +377,14 @@ async def test_worker_uses_the_fast_extractor_when_set(
 ) -> None:
     """A crawl with ``extractor="fast"`` parses every page with lxml alone (bs4 never runs)
     and fetches exactly the pages bs4 would have led it to."""
-    web.site = make_site(web.port, pages_per_host=12)
-    seed = web.url(0, "/p/0.html")  # 7 pages on its host within 2 links
-    spec = CrawlSpec(crawl_id="fast", seeds=[seed], depth=2, scope="host", obey_robots=False,
+    web.site = make_site(web.port, pages_per_host=12, links_per_page=5)
+    seed = web.url(0, "/p/0.html")  # 8 pages on its host within 3 links
+    spec = CrawlSpec(crawl_id="fast", seeds=[seed], depth=3, scope="host", obey_robots=False,
                      allow_private=True)  # fmt: skip
     fast = settings.model_copy(update={"extractor": "fast"})
     status = await crawl_in_process(fast, spec)
     assert status.state is CrawlState.DONE
     urls = {r["url"] for r in read_manifest(settings.data_dir, "fast")}
-    assert urls == set(shortest_depths(web.site, [seed], 2, only_seed_hosts=True))
-    assert len(urls) == 7
+    assert urls == set(shortest_depths(web.site, [seed], 3, only_seed_hosts=True))
+    assert len(urls) == 8
     assert parsers and set(parsers) == {"fast"}

@@ -1,5 +1,6 @@
-"""The package picture holds: scheduler -> shared <- workers, and arq's private parts are
-touched by one adapter module only, whose reliance on them is pinned here."""
+"""The package picture holds: scheduler -> shared <- workers, tests never import the bench, and
+arq's private parts are touched by one adapter module only, whose reliance on them is pinned
+here."""
 
 from __future__ import annotations
 
@@ -62,6 +63,17 @@ def test_no_import_against_the_arrows(package: str, forbidden: set[str]) -> None
         if imported_packages(path) & forbidden
     }
     assert offenders == {}
+
+
+def test_tests_never_import_the_bench() -> None:
+    """The bench may build on tests/support (its synthetic web, the docs site), never the other
+    way: no module under tests/ imports bench, so the product's tests run without it."""
+    offenders = [
+        path.relative_to(ROOT).as_posix()
+        for path in product_files("tests")
+        if "bench" in imported_packages(path)
+    ]
+    assert offenders == []
 
 
 def private_attributes(path: Path, own: bool = True) -> set[str]:

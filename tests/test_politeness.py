@@ -14,7 +14,8 @@ from shared.connections import connected
 from shared.crawl import CrawlSpec, CrawlState, CrawlStatus
 from shared.settings import Settings
 from tests.support.crawling import crawl_in_process, read_manifest, wait_done
-from tests.support.testweb import Page, Site, TestWeb, make_site, shortest_depths, star_site
+from tests.support.synthetic import shortest_depths
+from tests.support.testweb import Page, Site, TestWeb, make_site, star_site
 from workers.build import build_worker
 from workers.fetch import FetchResult
 from workers.fetch import fetch as real_fetch

@@ -14,7 +14,8 @@ from shared.connections import redacted
 from shared.crawl import CrawlSpec, CrawlState
 from shared.settings import Settings
 from tests.support.crawling import crawl_in_process
-from tests.support.testweb import TestWeb, make_site, shortest_depths
+from tests.support.synthetic import shortest_depths
+from tests.support.testweb import TestWeb, make_site
 
 SECRET = "s3cret-pw"
 

@@ -14,6 +14,7 @@ from shared.crawl import CrawlSpec, CrawlState, CrawlStatus
 from shared.errors import BadSitemap
 from shared.settings import Settings
 from tests.support.crawling import crawl_in_process, crawl_with_processes, read_manifest
+from tests.support.synthetic import shortest_depths
 from tests.support.testweb import (
     OUT_OF_SCOPE_HOST,
     Page,
@@ -21,7 +22,6 @@ from tests.support.testweb import (
     TestWeb,
     add_sitemaps,
     make_site,
-    shortest_depths,
 )
 from workers.sitemaps import (
     SITEMAP_MAX_BYTES,

@@ -18,7 +18,8 @@ from shared.jobs import FINALIZE_CRAWL, job_payload, now_ms
 from shared.keys import ABORT_JOBS, IN_PROGRESS_KEY_PREFIX, JOB_KEY_PREFIX, RETRY_KEY_PREFIX
 from shared.settings import Settings
 from tests.support.crawling import crawl_in_process, read_manifest
-from tests.support.testweb import Page, Site, TestWeb, make_site, shortest_depths
+from tests.support.synthetic import shortest_depths
+from tests.support.testweb import Page, Site, TestWeb, make_site
 from workers import robots
 from workers.build import build_worker
 from workers.fetch import FetchResult
@@ -29,7 +30,7 @@ async def test_crawl_stores_every_page_once_with_its_record(
     web: TestWeb, settings: Settings, redis: Redis
 ) -> None:
     """The manifest holds exactly the BFS page set, each URL once, with bodies on disk."""
-    web.site = make_site(web.port, pages_per_host=12, max_latency=0.005)
+    web.site = make_site(web.port, seed=2, pages_per_host=12, max_latency=0.005)
     seeds = [web.url(0, "/p/0.html"), web.url(1, "/p/0.html"), web.url(2, "/p/0.html")]
     spec = CrawlSpec(crawl_id="w1", seeds=seeds, depth=2)
     status = await crawl_in_process(settings, spec)

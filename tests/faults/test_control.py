@@ -15,7 +15,8 @@ from shared.crawl import CrawlSpec, CrawlState
 from shared.settings import Settings
 from tests.support.checks import assert_stored_exactly_once
 from tests.support.crawling import read_manifest, wait_done
-from tests.support.testweb import TestWeb, make_site, shortest_depths
+from tests.support.synthetic import shortest_depths
+from tests.support.testweb import TestWeb, make_site
 from workers.build import build_worker
 
 pytestmark = pytest.mark.slow

@@ -24,7 +24,8 @@ from shared.storage import CrawlLayout
 from shared.warc_index import whole_records
 from tests.support.checks import assert_stored_exactly_once
 from tests.support.crawling import read_manifest, wait_done
-from tests.support.testweb import TestWeb, make_site, shortest_depths
+from tests.support.synthetic import shortest_depths
+from tests.support.testweb import TestWeb, make_site
 from tests.support.warcs import read_warc, warcio_check
 
 pytestmark = pytest.mark.slow

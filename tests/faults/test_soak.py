@@ -20,7 +20,8 @@ from shared.crawl import CrawlSpec, CrawlState
 from shared.settings import Settings
 from tests.support.checks import assert_stored_exactly_once
 from tests.support.crawling import read_manifest
-from tests.support.testweb import TestWeb, make_site, shortest_depths
+from tests.support.synthetic import shortest_depths
+from tests.support.testweb import TestWeb, make_site
 
 pytestmark = [pytest.mark.soak, pytest.mark.timeout(900)]
 

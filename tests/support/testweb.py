@@ -3,8 +3,9 @@
 A :class:`Site` maps URLs to :class:`Page` s. Each page lists its ``edges``, the canonical URLs a
 crawler must follow from it, and its ``hrefs``, the same links written the many ways HTML writes
 them (relative, absolute, fragments, upper-case hosts, duplicates) plus links a crawler must
-ignore (mailto:, javascript:, images, out-of-scope hosts). :func:`shortest_depths` is the BFS
-ground truth: the URLs within N hops of the seeds by shortest path.
+ignore (mailto:, javascript:, images, out-of-scope hosts). A site is a
+:class:`~tests.support.synthetic.LinkGraph`: ``shortest_depths`` there is its ground truth.
+:func:`make_site` takes its page-to-page links from the synthetic web's generator.
 """
 
 from __future__ import annotations
@@ -14,12 +15,13 @@ import random
 import socket
 import threading
 import time
-from collections import deque
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from urllib.parse import urlsplit
+
+from tests.support.synthetic import SiteConfig, SyntheticSite
 
 # a loopback address nothing listens on: a crawler that follows a link there has left its scope
 OUT_OF_SCOPE_HOST = "127.0.0.250"
@@ -96,34 +98,10 @@ class Site:
             return []
         return page.edges
 
-
-def shortest_depths(
-    site: Site, seeds: list[str], depth: int, *, only_seed_hosts: bool = False
-) -> dict[str, int]:
-    """The shortest distance of every URL within ``depth`` hops (on the seeds' hosts only if
-    ``only_seed_hosts``, as a crawl with host scope). A redirect's target is a URL of its own
-    at the redirect's depth (a crawler fetches it as a page of its own)."""
-    hosts = {urlsplit(s).hostname for s in seeds}
-    dist = {s: 0 for s in seeds}
-    queue = deque(seeds)
-    while queue:  # 0-1 BFS: a redirect is an edge of length 0
-        url = queue.popleft()
-        here = dist[url]
-        page = site.pages.get(url)
-        if page is not None and page.redirect_to is not None:
-            steps = [(page.redirect_to, here)]
-        else:
-            steps = [(nxt, here + 1) for nxt in site.follows(url)] if here < depth else []
-        for nxt, d in steps:
-            if only_seed_hosts and urlsplit(nxt).hostname not in hosts:
-                continue
-            if d < dist.get(nxt, depth + 1):
-                dist[nxt] = d
-                if d == here:
-                    queue.appendleft(nxt)
-                else:
-                    queue.append(nxt)
-    return dist
+    def redirect(self, url: str) -> str | None:
+        """Where ``url`` redirects to, if it does."""
+        page = self.pages.get(url)
+        return None if page is None else page.redirect_to
 
 
 def star_site(web: TestWeb, pages: int, latency: float) -> str:
@@ -203,15 +181,22 @@ def make_site(
     links_per_page: int = 4,
     max_latency: float = 0.02,
 ) -> Site:
-    """A deterministic multi-host site with dense cross-links, 404s, plain files and redirects."""
+    """A deterministic multi-host site with dense cross-links, 404s, plain files and redirects:
+    the synthetic web's link graph (each page links to its host's home, to ``links_per_page - 2``
+    pages anywhere on its host and to 2 of other hosts), every link written several ways."""
+    graph = SyntheticSite(
+        SiteConfig(seed=seed, hosts=hosts, pages_per_host=pages_per_host,
+                   links_per_page=links_per_page + 1, window=pages_per_host),
+        port,
+    )  # fmt: skip
     rng = random.Random(seed)
-    names = [f"127.0.0.{2 + h}" for h in range(hosts)]
+    names = [graph.host(h) for h in range(hosts)]
 
     def url(host: str, path: str) -> str:
         return f"http://{host}:{port}{path}"
 
     pages: dict[str, Page] = {}
-    html_urls = [url(h, f"/p/{i}.html") for h in names for i in range(pages_per_host)]
+    html_urls = [graph.url(h, i) for h in range(hosts) for i in range(pages_per_host)]
     for u in html_urls:
         pages[u] = Page(latency=rng.uniform(0, max_latency))
     for h in names:
@@ -225,9 +210,9 @@ def make_site(
                 status=301, redirect_to=url(h, f"/p/{(i * 7) % pages_per_host}.html")
             )
     leaves = [u for u in pages if u not in html_urls and "/only-from-404/" not in u]
-    for u in html_urls:
+    for n, u in enumerate(html_urls):
         page = pages[u]
-        targets = rng.sample(html_urls, links_per_page)
+        targets = graph.link_urls(*divmod(n, pages_per_host))
         if rng.random() < 0.4:
             targets.append(rng.choice(leaves))
         page.edges = list(dict.fromkeys(t for t in targets if t != u))

@@ -1,5 +1,6 @@
-"""The synthetic web: a deterministic link graph over several loopback hosts, its pages, and the
-BFS ground truth of which URLs a crawl of depth N must fetch.
+"""The synthetic web, the one generator of link graphs that the tests and the bench share: a
+deterministic graph over several loopback hosts, its pages, and the BFS ground truth of which
+URLs a crawl of depth N must fetch (:func:`shortest_depths`, for any :class:`LinkGraph`).
 
 Host ``h`` is ``127.0.0.(2 + h)``; page ``i`` of a host is ``/p/<i>.html``. The graph is a
 function of ``(seed, h, i)`` alone, so the server, the ground truth and any process that needs a
@@ -20,6 +21,8 @@ import random
 import re
 from collections import deque
 from dataclasses import asdict, dataclass
+from typing import Protocol
+from urllib.parse import urlsplit
 
 FIRST_HOST = 2  # 127.0.0.2 is the first host: 127.0.0.1 is left to everything else
 CROSS_HOST_LINKS = 2
@@ -30,6 +33,43 @@ _WORDS = (
     "budget politeness robots canonical fingerprint manifest record scope seed breadth first "
     "synthetic benchmark measure ceiling loopback keep alive socket header body padding"
 ).split()
+
+
+class LinkGraph(Protocol):
+    """What a BFS needs of a site: the links a crawler follows from a URL, and its redirect."""
+
+    def follows(self, url: str) -> list[str]: ...
+
+    def redirect(self, url: str) -> str | None: ...
+
+
+def shortest_depths(
+    site: LinkGraph, seeds: list[str], depth: int, *, only_seed_hosts: bool = False
+) -> dict[str, int]:
+    """The shortest distance of every URL within ``depth`` hops (on the seeds' hosts only if
+    ``only_seed_hosts``, as a crawl with host scope). A redirect's target is a URL of its own
+    at the redirect's depth (a crawler fetches it as a page of its own)."""
+    hosts = {urlsplit(s).hostname for s in seeds}
+    dist = {s: 0 for s in seeds}
+    queue = deque(seeds)
+    while queue:  # 0-1 BFS: a redirect is an edge of length 0
+        url = queue.popleft()
+        here = dist[url]
+        target = site.redirect(url)
+        if target is not None:
+            steps = [(target, here)]
+        else:
+            steps = [(nxt, here + 1) for nxt in site.follows(url)] if here < depth else []
+        for nxt, d in steps:
+            if only_seed_hosts and urlsplit(nxt).hostname not in hosts:
+                continue
+            if d < dist.get(nxt, depth + 1):
+                dist[nxt] = d
+                if d == here:
+                    queue.appendleft(nxt)
+                else:
+                    queue.append(nxt)
+    return dist
 
 
 @dataclass(frozen=True)
@@ -50,6 +90,12 @@ class SiteConfig:
     @classmethod
     def from_dict(cls, data: dict[str, object]) -> SiteConfig:
         return cls(**data)  # type: ignore[arg-type]
+
+
+# the bench's scenario (a) in its full plan, 2,320 URLs within 4 links of the seeds; the
+# extractor tests compare their parsers on these pages
+SCENARIO_A = SiteConfig(seed=5, hosts=8, pages_per_host=2000, links_per_page=12, page_bytes=8192,
+                        latency_s=0.0, window=72)  # fmt: skip
 
 
 class SyntheticSite:
@@ -111,20 +157,21 @@ class SyntheticSite:
     def link_urls(self, h: int, i: int) -> list[str]:
         return [self.url(th, ti) for th, ti in self.links(h, i)]
 
+    def follows(self, url: str) -> list[str]:
+        """The links of the page at ``url`` (none if it is not one of the site's pages)."""
+        parts = urlsplit(url)
+        h, i = self.host_index(parts.hostname or ""), self.page_index(parts.path)
+        if h is None or i is None or parts.port != self.port:
+            return []
+        return self.link_urls(h, i)
+
+    def redirect(self, url: str) -> str | None:
+        """No page of the synthetic web redirects."""
+        return None
+
     def ground_truth(self, depth: int) -> dict[str, int]:
         """Every URL within ``depth`` links of the seeds, with its shortest depth (BFS)."""
-        dist: dict[tuple[int, int], int] = {(h, 0): 0 for h in range(self.config.hosts)}
-        queue = deque(dist)
-        while queue:
-            node = queue.popleft()
-            d = dist[node]
-            if d == depth:
-                continue
-            for target in self.links(*node):
-                if target not in dist:
-                    dist[target] = d + 1
-                    queue.append(target)
-        return {self.url(h, i): d for (h, i), d in dist.items()}
+        return shortest_depths(self, self.seeds(), depth)
 
     # --- the pages ------------------------------------------------------------------------
     def render(self, h: int, i: int) -> bytes:
@@ -170,8 +217,3 @@ class SyntheticSite:
             size += len(para)
         parts.append(tail)
         return "".join(parts).encode()
-
-
-def page_count(config: SiteConfig, depth: int) -> int:
-    """How many pages a depth-``depth`` crawl of ``config`` fetches (the port does not matter)."""
-    return len(SyntheticSite(config, 1).ground_truth(depth))

@@ -15,10 +15,10 @@ from bench.report import WARC_ON, WARC_PLAIN, machine_spread, ratios, scenario_l
 from bench.result import RunResult
 from bench.resume import ResumeResult, ResumeRound, run_resume
 from bench.scenarios import FULL, QUICK, Bench, Report
-from bench.site import SyntheticSite
 from shared.crawl import CrawlSpec
 from shared.settings import Settings
 from tests.support.crawling import crawl_in_process, read_manifest
+from tests.support.synthetic import SCENARIO_A, SyntheticSite
 from tests.support.testweb import TestWeb, star_site
 from tests.support.warcs import CAP, warc_site
 
@@ -315,3 +315,10 @@ async def test_the_resume_scenario_stops_a_run_and_resumes_it_to_the_whole_crawl
     assert got.stopped_pages >= 1 and got.stopped_pages + got.resumed_pages == 121
     assert got.resumed_s > 0 and got.resumed_first_s > 0 and got.fresh_first_s > 0
     assert got.ratio > 0
+
+
+def test_scenario_a_is_the_synthetic_web_the_figures_were_measured_on() -> None:
+    """Scenario (a) crawls the shared synthetic web's 2,320 pages within 4 links: the bench's
+    figures stay comparable from one run to the next only while it does."""
+    assert FULL.site == SCENARIO_A and FULL.depth == 4
+    assert len(SyntheticSite(FULL.site, port=1).ground_truth(FULL.depth)) == 2320
