@@ -40,7 +40,14 @@ crawl: $(STAMP)
 	@test -n "$(URL)" || { echo "usage: make crawl URL=https://example.org [ARGS='--depth 2']"; exit 2; }
 	$(BIN)/crawlfleet run $(URL) $(ARGS)
 
-lint: $(STAMP)
+# mypy reads the packages under the names they install as (crawlfleet.shared...): a tree of
+# links gives it those names over the folders at the root
+TYPECHECK := .typecheck/crawlfleet
+$(TYPECHECK):
+	mkdir -p $@
+	for p in shared scheduler workers; do ln -sfn ../../$$p $@/$$p; done
+
+lint: $(STAMP) $(TYPECHECK)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy

@@ -13,9 +13,9 @@ import os
 import zlib
 from pathlib import Path
 
-from scheduler.readback import FinishedCrawl
-from shared.errors import NotStored
-from shared.storage import MANIFEST, PAGES, WARC
+from crawlfleet.scheduler.readback import FinishedCrawl
+from crawlfleet.shared.errors import NotStored
+from crawlfleet.shared.storage import MANIFEST, PAGES, WARC
 
 GZIP_LEVEL = 6  # gzip's own default
 

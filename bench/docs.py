@@ -20,7 +20,7 @@ from urllib.parse import unquote, urljoin, urlsplit
 from lxml import html as lxml_html
 
 from bench.apt import ensure_package
-from shared.urls import canonicalize, is_page_link
+from crawlfleet.shared.urls import canonicalize, is_page_link
 from tests.support.docsite import DOCS_PACKAGE, DOCS_ROOT
 
 PG_DOCS_PACKAGE = "postgresql-doc-15"

@@ -38,9 +38,9 @@ def _page(size: int) -> bytes:
 
 
 async def _measure(urls: dict[str, str], n: int, concurrency: int) -> dict[str, object]:
-    from shared.settings import Settings
-    from workers import fetch as fetch_module
-    from workers.fetch import fetch, make_client
+    from crawlfleet.shared.settings import Settings
+    from crawlfleet.workers import fetch as fetch_module
+    from crawlfleet.workers.fetch import fetch, make_client
 
     settings = Settings(concurrency=concurrency, total_timeout=30)
     out: dict[str, object] = {"module": fetch_module.__file__}

@@ -33,15 +33,15 @@ from bench.measure import (
     used_memory,
 )
 from bench.result import PageSetCheck, RunResult
-from scheduler.control import seed_crawl
-from scheduler.embedded import EmbeddedRedis
-from scheduler.local import LocalWorkers
-from shared.catalog import load_status
-from shared.connections import connected
-from shared.crawl import CrawlSpec, CrawlStatus
-from shared.keys import CrawlKeys
-from shared.settings import Extractor, Settings
-from shared.urls import Scope
+from crawlfleet.scheduler.control import seed_crawl
+from crawlfleet.scheduler.embedded import EmbeddedRedis
+from crawlfleet.scheduler.local import LocalWorkers
+from crawlfleet.shared.catalog import load_status
+from crawlfleet.shared.connections import connected
+from crawlfleet.shared.crawl import CrawlSpec, CrawlStatus
+from crawlfleet.shared.keys import CrawlKeys
+from crawlfleet.shared.settings import Extractor, Settings
+from crawlfleet.shared.urls import Scope
 
 CRAWL_ID = "bench"
 POLL_S = 0.05

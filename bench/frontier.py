@@ -30,14 +30,14 @@ from typing import Any
 from redis.asyncio import Redis
 
 from bench.measure import cpu_seconds
-from scheduler.control import seed_crawl
-from scheduler.embedded import EmbeddedRedis
-from shared.connections import connected
-from shared.crawl import CrawlSpec
-from shared.jobs import deserialize
-from shared.keys import CrawlKeys, job_key
-from shared.settings import Settings
-from workers.frontier import Frontier, PageJob
+from crawlfleet.scheduler.control import seed_crawl
+from crawlfleet.scheduler.embedded import EmbeddedRedis
+from crawlfleet.shared.connections import connected
+from crawlfleet.shared.crawl import CrawlSpec
+from crawlfleet.shared.jobs import deserialize
+from crawlfleet.shared.keys import CrawlKeys, job_key
+from crawlfleet.shared.settings import Settings
+from crawlfleet.workers.frontier import Frontier, PageJob
 
 CRAWL_ID = "frontier"
 

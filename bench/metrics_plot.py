@@ -106,7 +106,7 @@ def crawl_and_scrape(work: Path) -> dict[int, list[Sample]]:
     with ServerProcess.synthetic(SITE) as server:
         seeds = SyntheticSite(SITE, server.port).seeds()
         run = subprocess.Popen(
-            [sys.executable, "-m", "scheduler", "run", *seeds, "--depth", str(DEPTH),
+            [sys.executable, "-m", "crawlfleet.scheduler", "run", *seeds, "--depth", str(DEPTH),
              "--workers", str(WORKERS), "--metrics-port", str(port), "--metrics-host",
              "127.0.0.1", "--data-dir", str(work / "data")],
             env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,

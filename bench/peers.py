@@ -32,7 +32,7 @@ from bench.measure import (
     used_memory,
 )
 from bench.result import PageSetCheck, RunResult
-from scheduler.embedded import EmbeddedRedis
+from crawlfleet.scheduler.embedded import EmbeddedRedis
 
 SPIDER_NAME = "bench"
 

@@ -122,7 +122,7 @@ def _children_cpu() -> float:
 
 def _command(seeds: list[str], depth: int, data: Path) -> list[str]:
     return [
-        sys.executable, "-m", "scheduler", "run", *seeds, "--depth", str(depth),
+        sys.executable, "-m", "crawlfleet.scheduler", "run", *seeds, "--depth", str(depth),
         "--data-dir", str(data), "--crawl-id", CRAWL_ID,
     ]  # fmt: skip
 

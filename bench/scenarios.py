@@ -47,10 +47,10 @@ from bench.slow import SlowHosts, slow_requests
 from bench.startup import StartupResult, run_startup
 from bench.trap import EndlessHost
 from bench.wget import WgetRun, ensure_wget, run_wget
-from shared.settings import Extractor, Settings
+from crawlfleet.shared.settings import Extractor, Settings
+from crawlfleet.workers.links import extract_hrefs
 from tests.support.docsite import DOCS_HOST
 from tests.support.synthetic import SCENARIO_A, SiteConfig, SyntheticSite
-from workers.links import extract_hrefs
 
 SCENARIOS = (
     "a", "b", "c", "d", "docs", "pgdocs", "polite", "fair", "slow", "start", "bigpages", "recrawl",

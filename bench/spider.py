@@ -36,7 +36,7 @@ from scrapy.crawler import CrawlerProcess
 from scrapy.http import HtmlResponse, Response
 from scrapy.linkextractors import LinkExtractor
 
-from shared.urls import NON_PAGE_EXTENSIONS
+from crawlfleet.shared.urls import NON_PAGE_EXTENSIONS
 
 
 def _cpu() -> float:

@@ -97,7 +97,7 @@ def run_startup(work_dir: Path, rounds: int, timeout_s: float) -> StartupResult:
             data = work_dir / f"data-{round_}"
             cpu_before, began = _children_cpu(), time.monotonic()
             done = subprocess.run(
-                [sys.executable, "-m", "scheduler", "run", url, "--depth", "0",
+                [sys.executable, "-m", "crawlfleet.scheduler", "run", url, "--depth", "0",
                  "--data-dir", str(data)],
                 env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
                 timeout=timeout_s, check=False,

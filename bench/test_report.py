@@ -15,8 +15,8 @@ from bench.report import WARC_ON, WARC_PLAIN, machine_spread, ratios, scenario_l
 from bench.result import RunResult
 from bench.resume import ResumeResult, ResumeRound, run_resume
 from bench.scenarios import FULL, QUICK, Bench, Report
-from shared.crawl import CrawlSpec
-from shared.settings import Settings
+from crawlfleet.shared.crawl import CrawlSpec
+from crawlfleet.shared.settings import Settings
 from tests.support.crawling import crawl_in_process, read_manifest
 from tests.support.synthetic import SCENARIO_A, SyntheticSite
 from tests.support.testweb import TestWeb, star_site

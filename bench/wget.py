@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 from bench.apt import ensure_command
 from bench.measure import CpuMeter, RssSampler
 from bench.result import PageSetCheck, RunResult
-from shared.urls import canonicalize, is_page_link
+from crawlfleet.shared.urls import canonicalize, is_page_link
 
 WGET_PACKAGES = ("wget",)
 

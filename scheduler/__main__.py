@@ -1,5 +1,5 @@
-"""``python -m scheduler`` is the ``crawlfleet`` command."""
+"""``python -m crawlfleet.scheduler`` is the ``crawlfleet`` command."""
 
-from scheduler.cli import main
+from crawlfleet.scheduler.cli import main
 
 main()

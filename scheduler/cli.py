@@ -10,10 +10,10 @@ from typing import Annotated
 
 import typer
 
-from scheduler import crawl_commands, fleet_commands, readback_commands
-from scheduler.console import err, failed, out, settings_of
-from shared.errors import LogFileError
-from shared.logs import configure_logging
+from crawlfleet.scheduler import crawl_commands, fleet_commands, readback_commands
+from crawlfleet.scheduler.console import err, failed, out, settings_of
+from crawlfleet.shared.errors import LogFileError
+from crawlfleet.shared.logs import configure_logging
 
 app = typer.Typer(
     name="crawlfleet",

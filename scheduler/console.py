@@ -13,9 +13,9 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 
-from scheduler.embedded import REDIS_DIR, open_store
-from shared.errors import CrawlfleetError, UserError
-from shared.settings import Settings, setting_error
+from crawlfleet.scheduler.embedded import REDIS_DIR, open_store
+from crawlfleet.shared.errors import CrawlfleetError, UserError
+from crawlfleet.shared.settings import Settings, setting_error
 
 T = TypeVar("T")
 

@@ -9,20 +9,20 @@ from pathlib import Path
 
 from redis.asyncio import Redis
 
-from shared.crawl import SITEMAPS_PER_CRAWL, CrawlSpec, CrawlState
-from shared.errors import (
+from crawlfleet.shared.crawl import SITEMAPS_PER_CRAWL, CrawlSpec, CrawlState
+from crawlfleet.shared.errors import (
     CrawlNotEnded,
     CrawlNotRunning,
     NoEarlierCrawl,
     SpecConflict,
     UnknownCrawl,
 )
-from shared.jobs import FINALIZE_CRAWL, finalize_job_id, job_payload, now_ms
-from shared.keys import CRAWLS_INDEX, CrawlKeys, job_key
-from shared.scripts import Frontier
-from shared.settings import Settings
-from shared.storage import CrawlLayout
-from shared.urls import fingerprint, origin_of
+from crawlfleet.shared.jobs import FINALIZE_CRAWL, finalize_job_id, job_payload, now_ms
+from crawlfleet.shared.keys import CRAWLS_INDEX, CrawlKeys, job_key
+from crawlfleet.shared.scripts import Frontier
+from crawlfleet.shared.settings import Settings
+from crawlfleet.shared.storage import CrawlLayout
+from crawlfleet.shared.urls import fingerprint, origin_of
 
 
 def frontier_of(redis: Redis, settings: Settings) -> Frontier:

@@ -11,19 +11,25 @@ from typing import Annotated
 
 import typer
 
-from scheduler.console import err, fail, failed, out, run_async, settings_of
-from scheduler.control import check_since, check_since_files, seed_crawl
-from scheduler.embedded import REDIS_DIR, EmbeddedRedis
-from scheduler.interrupt import Caught, resume_command, stop_signals_interrupt
-from scheduler.local import LocalWorkers
-from scheduler.options import CrawlOptions, MetricsHost, MetricsPorts, WorkerOptions, with_options
-from scheduler.progress import watch
-from scheduler.summary import print_summary
-from shared.catalog import load_status
-from shared.connections import connected
-from shared.crawl import CrawlSpec, CrawlState, CrawlStatus
-from shared.errors import CrawlfleetError, ServiceError
-from shared.settings import Settings
+from crawlfleet.scheduler.console import err, fail, failed, out, run_async, settings_of
+from crawlfleet.scheduler.control import check_since, check_since_files, seed_crawl
+from crawlfleet.scheduler.embedded import REDIS_DIR, EmbeddedRedis
+from crawlfleet.scheduler.interrupt import Caught, resume_command, stop_signals_interrupt
+from crawlfleet.scheduler.local import LocalWorkers
+from crawlfleet.scheduler.options import (
+    CrawlOptions,
+    MetricsHost,
+    MetricsPorts,
+    WorkerOptions,
+    with_options,
+)
+from crawlfleet.scheduler.progress import watch
+from crawlfleet.scheduler.summary import print_summary
+from crawlfleet.shared.catalog import load_status
+from crawlfleet.shared.connections import connected
+from crawlfleet.shared.crawl import CrawlSpec, CrawlState, CrawlStatus
+from crawlfleet.shared.errors import CrawlfleetError, ServiceError
+from crawlfleet.shared.settings import Settings
 
 _LAST_PORT = 65535
 

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import redis
 
-from shared.errors import ServiceError, UserError
+from crawlfleet.shared.errors import ServiceError, UserError
 
 
 def redis_server_binary() -> Path:

@@ -12,16 +12,22 @@ from typing import Annotated, TypeVar
 import typer
 from redis.asyncio import Redis
 
-from scheduler.console import FAILURE, crawl_store, fail, out, run_async, settings_of
-from scheduler.control import cancel_crawl, forget_crawl, pause_crawl, resume_crawl
-from scheduler.options import MetricsHost, MetricsPort, StoreDir, WorkerOptions, with_options
-from scheduler.summary import print_status_table, status_json
-from shared.catalog import list_crawls, load_status
-from shared.connections import connected
-from shared.crawl import CrawlStatus, check_crawl_id
-from shared.errors import UnreadableCrawl
-from shared.keys import worker_health_key
-from shared.settings import Settings
+from crawlfleet.scheduler.console import FAILURE, crawl_store, fail, out, run_async, settings_of
+from crawlfleet.scheduler.control import cancel_crawl, forget_crawl, pause_crawl, resume_crawl
+from crawlfleet.scheduler.options import (
+    MetricsHost,
+    MetricsPort,
+    StoreDir,
+    WorkerOptions,
+    with_options,
+)
+from crawlfleet.scheduler.summary import print_status_table, status_json
+from crawlfleet.shared.catalog import list_crawls, load_status
+from crawlfleet.shared.connections import connected
+from crawlfleet.shared.crawl import CrawlStatus, check_crawl_id
+from crawlfleet.shared.errors import UnreadableCrawl
+from crawlfleet.shared.keys import worker_health_key
+from crawlfleet.shared.settings import Settings
 
 T = TypeVar("T")
 
@@ -57,7 +63,7 @@ def worker(
     # becomes it, so a container's signals and exit status are the worker's own
     sys.stdout.flush()
     env = {**os.environ, **settings.to_env()}
-    os.execve(sys.executable, [sys.executable, "-m", "workers"], env)  # noqa: S606
+    os.execve(sys.executable, [sys.executable, "-m", "crawlfleet.workers"], env)  # noqa: S606
 
 
 def _worker_alive(settings: Settings) -> bool:

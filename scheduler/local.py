@@ -11,13 +11,13 @@ import sys
 import time
 from pathlib import Path
 
-from shared.errors import LogFileError, MetricsPortError
-from shared.settings import Settings
+from crawlfleet.shared.errors import LogFileError, MetricsPortError
+from crawlfleet.shared.settings import Settings
 
 
 class LocalWorkers:
-    """``count`` worker processes (``python -m workers``), each logging JSON lines to a file,
-    and with ``settings.metrics_port`` given, each serving its metrics on a port of its own:
+    """``count`` worker processes (``python -m crawlfleet.workers``), each logging JSON lines to
+    a file, and with ``settings.metrics_port`` given, each serving its metrics on a port of its own:
     worker k (from 1) on ``metrics_port + k - 1``.
 
     A worker's stderr is ours: what it says there (that its log file cannot be written, a
@@ -91,7 +91,7 @@ class LocalWorkers:
             }
         )
         return subprocess.Popen(
-            [sys.executable, "-m", "workers"],
+            [sys.executable, "-m", "crawlfleet.workers"],
             env={**os.environ, **worker.to_env()},
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,

@@ -14,15 +14,15 @@ from typing import Annotated, Any, get_type_hints
 import typer
 from pydantic import ValidationError
 
-from shared.crawl import (
+from crawlfleet.shared.crawl import (
     DEFAULT_MAX_PAGES_PER_HOST,
     DEFAULT_MAX_SITEMAP_URLS,
     CrawlSpec,
     check_crawl_id,
     new_crawl_id,
 )
-from shared.errors import CrawlfleetError, UserError
-from shared.urls import canonical_seed
+from crawlfleet.shared.errors import CrawlfleetError, UserError
+from crawlfleet.shared.urls import canonical_seed
 
 
 @dataclasses.dataclass(frozen=True)

@@ -10,9 +10,9 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from scheduler.rates import Rates
-from shared.crawl import CrawlCounters, CrawlStatus
-from shared.keys import BUSIEST_HOSTS
+from crawlfleet.scheduler.rates import Rates
+from crawlfleet.shared.crawl import CrawlCounters, CrawlStatus
+from crawlfleet.shared.keys import BUSIEST_HOSTS
 
 # busiest hosts the panel lists, failure reasons the panel and the plain line name
 HOSTS_SHOWN = 5

@@ -11,13 +11,13 @@ from redis.asyncio import Redis
 from rich.console import Console
 from rich.live import Live
 
-from scheduler.panel import View, panel, plain_line
-from scheduler.rates import RateMeter
-from shared.catalog import has_ended, load_status, workers_serving
-from shared.connections import REDIS_ERRORS
-from shared.crawl import CrawlStatus
-from shared.errors import RedisUnavailable
-from shared.scripts import in_flight
+from crawlfleet.scheduler.panel import View, panel, plain_line
+from crawlfleet.scheduler.rates import RateMeter
+from crawlfleet.shared.catalog import has_ended, load_status, workers_serving
+from crawlfleet.shared.connections import REDIS_ERRORS
+from crawlfleet.shared.crawl import CrawlStatus
+from crawlfleet.shared.errors import RedisUnavailable
+from crawlfleet.shared.scripts import in_flight
 
 
 class _Poller:

@@ -25,10 +25,10 @@ from warcio.statusandheaders import StatusAndHeaders
 from warcio.timeutils import datetime_to_iso_date
 from warcio.warcwriter import WARCWriter
 
-from shared.errors import NotStored, UnknownCrawl, UnreadableCrawl
-from shared.storage import MANIFEST_EXCLUDES, CrawlLayout, PageRecord
-from shared.urls import canonicalize
-from shared.warc_index import read_body
+from crawlfleet.shared.errors import NotStored, UnknownCrawl, UnreadableCrawl
+from crawlfleet.shared.storage import MANIFEST_EXCLUDES, CrawlLayout, PageRecord
+from crawlfleet.shared.urls import canonicalize
+from crawlfleet.shared.warc_index import read_body
 
 NOT_MODIFIED = 304
 # headers that describe the body as it was sent, not as a page file keeps it (decoded, whole)

@@ -13,14 +13,14 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from scheduler.console import FAILURE, err, fail, failed, settings_of
-from shared.crawl import check_crawl_id
-from shared.errors import CrawlfleetError
-from shared.mime import media_type
-from shared.storage import manifest_line
+from crawlfleet.scheduler.console import FAILURE, err, fail, failed, settings_of
+from crawlfleet.shared.crawl import check_crawl_id
+from crawlfleet.shared.errors import CrawlfleetError
+from crawlfleet.shared.mime import media_type
+from crawlfleet.shared.storage import manifest_line
 
 if TYPE_CHECKING:
-    from scheduler.readback import FinishedCrawl
+    from crawlfleet.scheduler.readback import FinishedCrawl
 
 CrawlArg = Annotated[str, typer.Argument(metavar="CRAWL_ID", help="A finished crawl.")]
 ReadDir = Annotated[
@@ -40,7 +40,7 @@ class ExportFormat(StrEnum):
 
 def _finished(ctx: typer.Context, crawl_id: str, data_dir: Path | None) -> FinishedCrawl:
     # imported here: warcio is not worth its import time to the other commands
-    from scheduler.readback import FinishedCrawl
+    from crawlfleet.scheduler.readback import FinishedCrawl
 
     settings = settings_of(ctx, data_dir=data_dir)
     try:

@@ -10,8 +10,8 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from scheduler.console import err, out
-from scheduler.panel import (
+from crawlfleet.scheduler.console import err, out
+from crawlfleet.scheduler.panel import (
     REASONS_SHOWN,
     changes_text,
     excluded_text,
@@ -19,8 +19,8 @@ from scheduler.panel import (
     sitemaps_text,
     state_text,
 )
-from shared.crawl import CrawlState, CrawlStatus
-from shared.storage import CrawlLayout
+from crawlfleet.shared.crawl import CrawlState, CrawlStatus
+from crawlfleet.shared.storage import CrawlLayout
 
 
 def print_summary(

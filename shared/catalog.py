@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 from pydantic import ValidationError
 from redis.asyncio import Redis
 
-from shared.crawl import CrawlCounters, CrawlSpec, CrawlState, CrawlStatus
-from shared.errors import UnknownCrawl, UnreadableCrawl
-from shared.keys import CRAWLS_INDEX, CrawlKeys, fleet_key
+from crawlfleet.shared.crawl import CrawlCounters, CrawlSpec, CrawlState, CrawlStatus
+from crawlfleet.shared.errors import UnknownCrawl, UnreadableCrawl
+from crawlfleet.shared.keys import CRAWLS_INDEX, CrawlKeys, fleet_key
 
 # a worker says every second that it serves its queue (workers/arq_worker.py); one that has
 # been silent this long is taken to be gone

@@ -15,7 +15,7 @@ from redis.exceptions import AuthenticationError, BusyLoadingError, RedisError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from shared.errors import RedisUnavailable
+from crawlfleet.shared.errors import RedisUnavailable
 
 # errors that mean "Redis is not there right now" (restarting, loading its data, unreachable)
 REDIS_ERRORS: tuple[type[Exception], ...] = (

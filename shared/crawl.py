@@ -9,9 +9,9 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from shared.errors import InvalidCrawlId
-from shared.mime import media_type
-from shared.urls import Scope
+from crawlfleet.shared.errors import InvalidCrawlId
+from crawlfleet.shared.mime import media_type
+from crawlfleet.shared.urls import Scope
 
 _CRAWL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 

@@ -44,7 +44,7 @@ kind and detail, ``shared.failures``) and the worker goes on.
 
 from __future__ import annotations
 
-from shared.failures import Failure, FailureKind
+from crawlfleet.shared.failures import Failure, FailureKind
 
 
 class CrawlfleetError(Exception):

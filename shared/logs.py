@@ -14,8 +14,8 @@ from typing import Any
 
 import structlog
 
-from shared.errors import LogFileError
-from shared.settings import LogFormat
+from crawlfleet.shared.errors import LogFileError
+from crawlfleet.shared.settings import LogFormat
 
 _LEADING_KEYS = ("timestamp", "level", "event", "worker", "crawl_id", "url", "depth")
 

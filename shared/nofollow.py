@@ -17,7 +17,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
-from shared.errors import LinkRefused
+from crawlfleet.shared.errors import LinkRefused
 
 TMP_SUFFIX = ".tmp"  # of a file being written (see write_at)
 

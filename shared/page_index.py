@@ -18,8 +18,8 @@ import struct
 from collections.abc import Iterable
 from types import TracebackType
 
-from shared.errors import UnreadableCrawl
-from shared.storage import CrawlLayout, PageRecord
+from crawlfleet.shared.errors import UnreadableCrawl
+from crawlfleet.shared.storage import CrawlLayout, PageRecord
 
 MAGIC = b"CFPIDX1\n"
 ENTRY = struct.Struct(">8sI")

@@ -18,10 +18,10 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
-from shared.batch import ScriptBatcher
-from shared.crawl import CrawlState
-from shared.jobs import finalize_job_id, now_ms
-from shared.keys import (
+from crawlfleet.shared.batch import ScriptBatcher
+from crawlfleet.shared.crawl import CrawlState
+from crawlfleet.shared.jobs import finalize_job_id, now_ms
+from crawlfleet.shared.keys import (
     ABORT_JOBS,
     CRAWLS_INDEX,
     IN_PROGRESS_KEY_PREFIX,
@@ -47,7 +47,7 @@ SCRIPTS = ("switch_state", "forget", "in_flight", *_FRAGMENTS)
 @cache
 def script_source(name: str) -> str:
     """The full Lua source of script ``name`` as sent to Redis."""
-    lua = files("shared.lua")
+    lua = files("crawlfleet.shared.lua")
     parts = [*_FRAGMENTS.get(name, ()), name]
     return "\n".join(lua.joinpath(f"{part}.lua").read_text(encoding="utf-8") for part in parts)
 

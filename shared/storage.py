@@ -29,10 +29,10 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from shared.crawl import check_crawl_id
-from shared.failures import FailureKind
-from shared.mime import media_type
-from shared.nofollow import (
+from crawlfleet.shared.crawl import check_crawl_id
+from crawlfleet.shared.failures import FailureKind
+from crawlfleet.shared.mime import media_type
+from crawlfleet.shared.nofollow import (
     TMP_SUFFIX,
     entries,
     folder,
@@ -42,7 +42,7 @@ from shared.nofollow import (
     remove_at,
     write_at,
 )
-from shared.urls import origin_of
+from crawlfleet.shared.urls import origin_of
 
 MANIFEST = "manifest.jsonl"
 PAGE_INDEX = "pages.idx"

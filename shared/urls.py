@@ -11,7 +11,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from w3lib.url import canonicalize_url
 
-from shared.errors import InvalidURL
+from crawlfleet.shared.errors import InvalidURL
 
 if TYPE_CHECKING:
     import tldextract

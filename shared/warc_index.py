@@ -25,8 +25,8 @@ from warcio.archiveiterator import ArchiveIterator
 from warcio.exceptions import ArchiveLoadFailed
 from warcio.recordloader import ArcWarcRecord
 
-from shared.mime import media_type
-from shared.storage import CrawlLayout, WarcRef
+from crawlfleet.shared.mime import media_type
+from crawlfleet.shared.storage import CrawlLayout, WarcRef
 
 _WWW = re.compile(r"www\d*\.")
 # the records the index lists, as pywb's indexer does

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
-from scheduler.embedded import EmbeddedRedis
-from shared.connections import client
-from shared.settings import Settings
+from crawlfleet.scheduler.embedded import EmbeddedRedis
+from crawlfleet.shared.connections import client
+from crawlfleet.shared.settings import Settings
 from tests.support.testweb import TestWeb
 
 

@@ -8,7 +8,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from shared.batch import ScriptBatcher
+from crawlfleet.shared.batch import ScriptBatcher
 
 # returns its key's new count, or fails when asked to
 _COUNT = """

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from scheduler.control import seed_crawl
-from scheduler.local import LocalWorkers
-from shared.connections import connected
-from shared.crawl import CrawlSpec, CrawlState
-from shared.settings import Settings
+from crawlfleet.scheduler.control import seed_crawl
+from crawlfleet.scheduler.local import LocalWorkers
+from crawlfleet.shared.connections import connected
+from crawlfleet.shared.crawl import CrawlSpec, CrawlState
+from crawlfleet.shared.settings import Settings
+from crawlfleet.workers.body_bytes import BodyBytes, take_body_bytes
 from tests.support.crawling import read_manifest, wait_done, wait_serving
 from tests.support.testweb import Page, Site, TestWeb
-from workers.body_bytes import BodyBytes, take_body_bytes
 
 MIB = 1024 * 1024
 

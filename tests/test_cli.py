@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.settings import Settings
+from crawlfleet.shared.settings import Settings
 from tests.support.synthetic import shortest_depths
 from tests.support.testweb import Page, Site, TestWeb, free_port, make_site
 
@@ -27,7 +27,7 @@ def cli(
     *args: str, env: dict[str, str] | None = None, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "scheduler", *args],
+        [sys.executable, "-m", "crawlfleet.scheduler", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -108,7 +108,7 @@ def test_an_invalid_redis_url_is_one_line_exit_2(command: list[str], url: str, w
 def test_a_worker_process_with_an_invalid_redis_url_exits_1(url: str, why: str) -> None:
     """A worker process (as run and compose start them) says why in one line and exits."""
     worker = subprocess.run(
-        [sys.executable, "-m", "workers"],
+        [sys.executable, "-m", "crawlfleet.workers"],
         env={**os.environ, "REDIS_URL": url},
         capture_output=True,
         text=True,
@@ -243,7 +243,7 @@ def test_an_unreadable_crawl_is_one_line_and_the_others_are_listed(redis_url: st
 def test_seed_wait_without_a_worker_says_how_to_start_one(redis_url: str) -> None:
     """`seed --wait` on a queue no worker serves says so within seconds, and waits on."""
     seeder = subprocess.Popen(
-        [sys.executable, "-m", "scheduler", "--redis-url", redis_url, "seed",
+        [sys.executable, "-m", "crawlfleet.scheduler", "--redis-url", redis_url, "seed",
          "http://127.0.0.1:9/", "--crawl-id", "unserved", "--wait"],
         env={**os.environ, "CRAWLFLEET_QUEUE_NAME": "crawlfleet:unserved"},
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
@@ -275,7 +275,7 @@ def test_worker_and_seed_wait_then_sigterm(web: TestWeb, settings: Settings) -> 
         "CRAWLFLEET_WORKER_ID": "cli-worker",
     }
     worker = subprocess.Popen(
-        [sys.executable, "-m", "scheduler", "worker", "--concurrency", "4"],
+        [sys.executable, "-m", "crawlfleet.scheduler", "worker", "--concurrency", "4"],
         env={**os.environ, "CRAWLFLEET_LOG_FORMAT": "json", **env},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -335,7 +335,7 @@ def test_a_worker_whose_log_cannot_be_written_says_so_and_crawls_on(
         "CRAWLFLEET_LOG_FILE": "/dev/full",
     }
     worker = subprocess.Popen(
-        [sys.executable, "-m", "workers"],
+        [sys.executable, "-m", "crawlfleet.workers"],
         env={**os.environ, "CRAWLFLEET_LOG_FORMAT": "json", **env},
         stderr=subprocess.PIPE,
         text=True,
@@ -410,8 +410,8 @@ def test_run_with_embedded_redis(web: TestWeb, tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
     data = tmp_path / "out"
     result = subprocess.run(
-        [sys.executable, "-m", "scheduler", "run", seed_url, "--depth", "2", "--workers", "2",
-         "--data-dir", str(data), "--crawl-id", "local", "--extractor", "fast"],
+        [sys.executable, "-m", "crawlfleet.scheduler", "run", seed_url, "--depth", "2",
+         "--workers", "2", "--data-dir", str(data), "--crawl-id", "local", "--extractor", "fast"],
         env=env, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
@@ -441,7 +441,7 @@ def test_run_with_sitemaps_says_what_they_gave(web: TestWeb, tmp_path: Path) -> 
     )
     env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
     result = subprocess.run(
-        [sys.executable, "-m", "scheduler", "run", root, "--sitemaps", "--workers", "1",
+        [sys.executable, "-m", "crawlfleet.scheduler", "run", root, "--sitemaps", "--workers", "1",
          "--data-dir", str(tmp_path / "out"), "--crawl-id", "maps"],
         env=env, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
     )  # fmt: skip

@@ -8,11 +8,11 @@ import msgpack
 import pytest
 from redis.asyncio import Redis
 
-from scheduler.control import seed_crawl
-from scheduler.local import LocalWorkers
-from shared.connections import connected
-from shared.crawl import CrawlSpec, CrawlState
-from shared.settings import Settings
+from crawlfleet.scheduler.control import seed_crawl
+from crawlfleet.scheduler.local import LocalWorkers
+from crawlfleet.shared.connections import connected
+from crawlfleet.shared.crawl import CrawlSpec, CrawlState
+from crawlfleet.shared.settings import Settings
 from tests.support.crawling import read_manifest, wait_done
 from tests.support.synthetic import shortest_depths
 from tests.support.testweb import TestWeb, make_site

@@ -13,14 +13,14 @@ import psutil
 import pytest
 import redis
 
-from scheduler.embedded import AOF_COMPACT_BYTES, EmbeddedRedis
-from shared.errors import ServiceError
+from crawlfleet.scheduler.embedded import AOF_COMPACT_BYTES, EmbeddedRedis
+from crawlfleet.shared.errors import ServiceError
 from tests.support.processes import socket_dir
 
 _OWNER = """
 import sys, time
 from pathlib import Path
-from scheduler.embedded import EmbeddedRedis
+from crawlfleet.scheduler.embedded import EmbeddedRedis
 server = EmbeddedRedis(Path(sys.argv[1])).start()
 print(server.pid, flush=True)
 time.sleep(120)

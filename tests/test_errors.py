@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-import shared.errors
-from shared.errors import (
+from crawlfleet.shared import errors
+from crawlfleet.shared.errors import (
     CrawlfleetError,
     GuardError,
     HandBack,
@@ -22,8 +22,8 @@ from shared.errors import (
     NoTurn,
     RecordedFailure,
 )
-from shared.failures import Failure, FailureKind, sitemap_reason, status_reason
-from workers.fetch import FetchResult, failed
+from crawlfleet.shared.failures import Failure, FailureKind, sitemap_reason, status_reason
+from crawlfleet.workers.fetch import FetchResult, failed
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("shared", "scheduler", "workers")
@@ -34,7 +34,7 @@ def defined_exceptions() -> list[type[BaseException]]:
     them runs them)."""
     found: list[type[BaseException]] = []
     for package in PACKAGES:
-        for info in pkgutil.walk_packages([str(ROOT / package)], f"{package}."):
+        for info in pkgutil.walk_packages([str(ROOT / package)], f"crawlfleet.{package}."):
             if info.name.endswith("__main__"):
                 continue
             module = importlib.import_module(info.name)
@@ -52,7 +52,7 @@ def test_every_exception_crawlfleet_defines_is_in_the_tree() -> None:
     classes = defined_exceptions()
     assert {c.__name__ for c in classes} >= {"HandBack", "NoTurn", "LostTry", "GuardError"}
     assert [c for c in classes if not issubclass(c, CrawlfleetError)] == []
-    drawn = shared.errors.__doc__ or ""
+    drawn = errors.__doc__ or ""
     named = re.findall(r"(?:── |^    )([A-Z]\w+)", drawn, re.MULTILINE)
     assert sorted(c.__name__ for c in classes) == sorted(named)
 

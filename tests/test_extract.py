@@ -13,17 +13,17 @@ from urllib.parse import urljoin
 import pytest
 from bs4 import BeautifulSoup
 
-from shared.crawl import CrawlSpec, CrawlState
-from shared.settings import Extractor, Settings
-from shared.urls import ScopeRule, canonicalize, is_page_link
+from crawlfleet.shared.crawl import CrawlSpec, CrawlState
+from crawlfleet.shared.settings import Extractor, Settings
+from crawlfleet.shared.urls import ScopeRule, canonicalize, is_page_link
+from crawlfleet.workers import links
+from crawlfleet.workers.follow import MAX_URL_LENGTH, followable_links
+from crawlfleet.workers.links import extract_hrefs, extractor_for
 from tests.support.crawling import crawl_in_process, read_manifest
 from tests.support.docsite import DOCS_HOST, DOCS_PACKAGE, DOCS_ROOT
 from tests.support.hostile import DEEP_LEVELS, MANY_LINKS
 from tests.support.synthetic import SCENARIO_A, SyntheticSite, shortest_depths
 from tests.support.testweb import TestWeb, make_site
-from workers import links
-from workers.follow import MAX_URL_LENGTH, followable_links
-from workers.links import extract_hrefs, extractor_for
 
 PAGE = "http://example.org/dir/page.html"
 HAS_DOCS = (DOCS_ROOT / "index.html").is_file()

@@ -10,10 +10,10 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from shared.failures import FailureKind
-from shared.settings import Settings
+from crawlfleet.shared.failures import FailureKind
+from crawlfleet.shared.settings import Settings
+from crawlfleet.workers.fetch import IDLE_PER_TURN, fetch, make_client
 from tests.support.testweb import Page, Site, TestWeb
-from workers.fetch import IDLE_PER_TURN, fetch, make_client
 
 
 @pytest.fixture

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from shared.urls import ScopeRule, canonicalize
-from workers.follow import _canonical_key, followable_links
+from crawlfleet.shared.urls import ScopeRule, canonicalize
+from crawlfleet.workers.follow import _canonical_key, followable_links
 
 PAGE = "http://example.org/dir/page.html"
 

@@ -15,15 +15,15 @@ from pathlib import Path
 
 import pytest
 
-from scheduler.control import seed_crawl
-from scheduler.local import LocalWorkers
-from shared.connections import connected
-from shared.crawl import CrawlSpec, CrawlState
-from shared.settings import Settings
+from crawlfleet.scheduler.control import seed_crawl
+from crawlfleet.scheduler.local import LocalWorkers
+from crawlfleet.shared.connections import connected
+from crawlfleet.shared.crawl import CrawlSpec, CrawlState
+from crawlfleet.shared.settings import Settings
+from crawlfleet.workers import robots
+from crawlfleet.workers.frontier import SentLinks
 from tests.support.crawling import crawl_in_process, read_manifest, wait_done, wait_serving
 from tests.support.testweb import Page, Site, TestWeb, star_site
-from workers import robots
-from workers.frontier import SentLinks
 
 pytestmark = pytest.mark.slow
 

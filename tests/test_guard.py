@@ -7,13 +7,13 @@ import textwrap
 
 import pytest
 
-from shared.failures import Failure, FailureKind
-from shared.settings import Settings
+from crawlfleet.shared.failures import Failure, FailureKind
+from crawlfleet.shared.settings import Settings
+from crawlfleet.workers.dns import Lookups
+from crawlfleet.workers.fetch import fetch, make_client
+from crawlfleet.workers.guard import Policy, blocked_reason, policy_for
 from tests.support.netns import run_isolated
 from tests.support.testweb import Page, Site, TestWeb
-from workers.dns import Lookups
-from workers.fetch import fetch, make_client
-from workers.guard import Policy, blocked_reason, policy_for
 
 
 @pytest.mark.parametrize(
@@ -85,10 +85,10 @@ async def test_public_crawl_cannot_reach_loopback(web: TestWeb, settings: Settin
 ISOLATED = textwrap.dedent(
     """
     import asyncio, json
-    from shared.settings import Settings
+    from crawlfleet.shared.settings import Settings
     from tests.support.testweb import Page, Site, TestWeb
-    from workers.fetch import fetch, make_client
-    from workers.guard import Policy
+    from crawlfleet.workers.fetch import fetch, make_client
+    from crawlfleet.workers.guard import Policy
 
     async def main():
         settings = Settings(connect_timeout=2, total_timeout=5)
@@ -147,12 +147,12 @@ MIXED = textwrap.dedent(
     """
     import asyncio, json
     from pathlib import Path
-    from shared.crawl import CrawlSpec
-    from shared.settings import Settings
+    from crawlfleet.shared.crawl import CrawlSpec
+    from crawlfleet.shared.settings import Settings
     from tests.support.crawling import crawl_in_process, read_manifest
     from tests.support.testweb import Page, Site, TestWeb
-    from workers.dns import Lookups
-    from workers.guard import policy_for
+    from crawlfleet.workers.dns import Lookups
+    from crawlfleet.workers.guard import policy_for
 
     async def main(redis_url, data_dir):
         settings = Settings(redis_url=redis_url, data_dir=Path(data_dir), connect_timeout=2,
@@ -200,8 +200,8 @@ def test_seed_name_with_a_public_address_makes_a_public_crawl(settings: Settings
 
 UNSETTLED = """
 import asyncio, json
-from workers.dns import Lookups
-from workers.guard import seed_policy
+from crawlfleet.workers.dns import Lookups
+from crawlfleet.workers.guard import seed_policy
 
 async def main():
     lookups = Lookups(5.0)

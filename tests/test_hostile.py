@@ -9,15 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from shared.crawl import CrawlSpec, CrawlState
-from shared.failures import FailureKind
-from shared.settings import Settings
-from shared.urls import ScopeRule
+from crawlfleet.shared.crawl import CrawlSpec, CrawlState
+from crawlfleet.shared.failures import FailureKind
+from crawlfleet.shared.settings import Settings
+from crawlfleet.shared.urls import ScopeRule
+from crawlfleet.workers.fetch import fetch, make_client
+from crawlfleet.workers.follow import followable_links
+from crawlfleet.workers.links import extract_hrefs
 from tests.support.crawling import crawl_in_process, read_manifest
 from tests.support.hostile import DEEP_LEVELS, MANY_LINKS, HostileWeb
-from workers.fetch import fetch, make_client
-from workers.follow import followable_links
-from workers.links import extract_hrefs
 
 CAP = 1024 * 1024
 

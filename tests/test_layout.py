@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -45,14 +46,24 @@ def imported_packages(path: Path) -> set[str]:
     names: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
-            names.update(alias.name.split(".")[0] for alias in node.names)
+            names.update(_package(alias.name) for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-            names.add(node.module.split(".")[0])
+            names.add(_package(node.module))
     return names
 
 
+def _package(module: str) -> str:
+    """``crawlfleet.shared.keys`` -> ``crawlfleet.shared``; ``os.path`` -> ``os``."""
+    parts = module.split(".")
+    return ".".join(parts[:2]) if parts[0] == "crawlfleet" else parts[0]
+
+
 @pytest.mark.parametrize(
-    ("package", "forbidden"), [("scheduler", {"workers"}), ("shared", {"workers", "scheduler"})]
+    ("package", "forbidden"),
+    [
+        ("scheduler", {"crawlfleet.workers"}),
+        ("shared", {"crawlfleet.workers", "crawlfleet.scheduler"}),
+    ],
 )
 def test_no_import_against_the_arrows(package: str, forbidden: set[str]) -> None:
     """The scheduler starts workers as processes and never imports them; shared imports
@@ -63,6 +74,32 @@ def test_no_import_against_the_arrows(package: str, forbidden: set[str]) -> None
         if imported_packages(path) & forbidden
     }
     assert offenders == {}
+
+
+@pytest.mark.parametrize("folder", [*PACKAGES, "tests", "bench"])
+def test_every_import_names_the_installed_package(folder: str) -> None:
+    """The packages install as crawlfleet.shared, .scheduler and .workers only: an import by
+    the folder's own name would find it in a checkout and nowhere else (and load it twice)."""
+    offenders = {
+        path.relative_to(ROOT).as_posix(): sorted(found)
+        for path in product_files(folder)
+        if (found := imported_packages(path) & set(PACKAGES))
+    }
+    assert offenders == {}
+
+
+def test_the_distribution_lists_every_package_folder() -> None:
+    """pyproject.toml's package list names each folder with an ``__init__.py`` below the
+    three packages, under its installed name: a folder left out would be missing from the
+    wheel (and the container image) while a checkout still finds it."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    listed = set(config["tool"]["setuptools"]["packages"])
+    folders = {
+        "crawlfleet." + init.parent.relative_to(ROOT).as_posix().replace("/", ".")
+        for package in PACKAGES
+        for init in (ROOT / package).rglob("__init__.py")
+    }
+    assert listed == folders
 
 
 def test_tests_never_import_the_bench() -> None:

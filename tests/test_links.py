@@ -5,10 +5,10 @@ from __future__ import annotations
 import random
 from urllib.parse import urljoin
 
-from shared.mime import charset_of
-from shared.urls import ScopeRule
-from workers.follow import followable_links
-from workers.links import _SKIPPED_SCHEMES, _resolve, extract_hrefs
+from crawlfleet.shared.mime import charset_of
+from crawlfleet.shared.urls import ScopeRule
+from crawlfleet.workers.follow import followable_links
+from crawlfleet.workers.links import _SKIPPED_SCHEMES, _resolve, extract_hrefs
 
 PAGE = "http://example.org/dir/page.html"
 

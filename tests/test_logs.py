@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from shared.errors import LogFileError
-from shared.logs import LineSink
+from crawlfleet.shared.errors import LogFileError
+from crawlfleet.shared.logs import LineSink
 from tests.support.tmpfs import small_tmpfs
 
 _SCRIPT = """
 import logging, structlog
-from shared.logs import configure_logging
+from crawlfleet.shared.logs import configure_logging
 configure_logging("json", "warning")
 log = structlog.get_logger()
 with structlog.contextvars.bound_contextvars(crawl_id="c1", url="http://x/"):

@@ -22,14 +22,14 @@ import psutil
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from scheduler.control import seed_crawl
-from shared.connections import connected
-from shared.crawl import CrawlSpec, CrawlState
-from shared.settings import Settings
+from crawlfleet.scheduler.control import seed_crawl
+from crawlfleet.shared.connections import connected
+from crawlfleet.shared.crawl import CrawlSpec, CrawlState
+from crawlfleet.shared.settings import Settings
+from crawlfleet.workers.metrics import WorkerMetrics
 from tests.support.crawling import read_manifest, wait_done
 from tests.support.promql import dashboard_queries, grouping_labels, metric_names
 from tests.support.testweb import Page, Site, TestWeb, free_port
-from workers.metrics import WorkerMetrics
 
 pytestmark = pytest.mark.slow
 
@@ -124,7 +124,7 @@ def worker_process(settings: Settings, *args: str) -> subprocess.Popen[bytes]:
         "CRAWLFLEET_LOG_FILE": str(settings.data_dir / "w.log"),
     }
     return subprocess.Popen(
-        [sys.executable, "-m", "scheduler", "worker", *args],
+        [sys.executable, "-m", "crawlfleet.scheduler", "worker", *args],
         env=env,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
@@ -302,8 +302,8 @@ def test_a_taken_metrics_port_is_one_error_line(settings: Settings) -> None:
         port = taken.getsockname()[1]
         env = {**os.environ, **settings.to_env(), "CRAWLFLEET_METRICS_HOST": "127.0.0.1"}
         for command, code in (
-            (["-m", "scheduler", "worker", "--metrics-port", str(port)], 1),
-            (["-m", "workers"], 1),
+            (["-m", "crawlfleet.scheduler", "worker", "--metrics-port", str(port)], 1),
+            (["-m", "crawlfleet.workers"], 1),
         ):
             env["CRAWLFLEET_METRICS_PORT"] = str(port)
             done = subprocess.run(
@@ -330,7 +330,7 @@ def run_process(*args: str) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
     env |= {"CRAWLFLEET_TOTAL_TIMEOUT": "150", "CRAWLFLEET_READ_TIMEOUT": "150"}
     return subprocess.Popen(
-        [sys.executable, "-m", "scheduler", "run", *args],
+        [sys.executable, "-m", "crawlfleet.scheduler", "run", *args],
         env=env,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,

@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 import typer
 
-from scheduler.cli import app
-from scheduler.options import CrawlOptions, ExtractorChoice, WorkerOptions
-from shared.crawl import CrawlSpec
-from shared.errors import UserError
-from shared.settings import Settings
+from crawlfleet.scheduler.cli import app
+from crawlfleet.scheduler.options import CrawlOptions, ExtractorChoice, WorkerOptions
+from crawlfleet.shared.crawl import CrawlSpec
+from crawlfleet.shared.errors import UserError
+from crawlfleet.shared.settings import Settings
 
 SEED = "http://a.example/"
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from shared.errors import UnreadableCrawl
-from shared.page_index import PageIndex, index_from_manifest, write_page_index
-from shared.storage import CrawlLayout, PageRecord, manifest_line
-from shared.urls import fingerprint
+from crawlfleet.shared.errors import UnreadableCrawl
+from crawlfleet.shared.page_index import PageIndex, index_from_manifest, write_page_index
+from crawlfleet.shared.storage import CrawlLayout, PageRecord, manifest_line
+from crawlfleet.shared.urls import fingerprint
 
 
 def record(url: str, depth: int) -> PageRecord:

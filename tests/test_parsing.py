@@ -8,11 +8,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from shared.settings import Extractor, Settings
-from shared.urls import ScopeRule
-from workers.fetch import FetchResult
-from workers.links import extract_hrefs
-from workers.parsing import INLINE_PARSE_BYTES, PageLinks
+from crawlfleet.shared.settings import Extractor, Settings
+from crawlfleet.shared.urls import ScopeRule
+from crawlfleet.workers.fetch import FetchResult
+from crawlfleet.workers.links import extract_hrefs
+from crawlfleet.workers.parsing import INLINE_PARSE_BYTES, PageLinks
 
 PAGE = "http://h.test/index.html"
 ANYWHERE = ScopeRule("any", [])

@@ -8,17 +8,17 @@ from typing import Any
 
 import pytest
 
-from scheduler.control import seed_crawl
-from scheduler.local import LocalWorkers
-from shared.connections import connected
-from shared.crawl import CrawlSpec, CrawlState, CrawlStatus
-from shared.settings import Settings
+from crawlfleet.scheduler.control import seed_crawl
+from crawlfleet.scheduler.local import LocalWorkers
+from crawlfleet.shared.connections import connected
+from crawlfleet.shared.crawl import CrawlSpec, CrawlState, CrawlStatus
+from crawlfleet.shared.settings import Settings
+from crawlfleet.workers.build import build_worker
+from crawlfleet.workers.fetch import FetchResult
+from crawlfleet.workers.fetch import fetch as real_fetch
 from tests.support.crawling import crawl_in_process, read_manifest, wait_done
 from tests.support.synthetic import shortest_depths
 from tests.support.testweb import Page, Site, TestWeb, make_site, star_site
-from workers.build import build_worker
-from workers.fetch import FetchResult
-from workers.fetch import fetch as real_fetch
 
 pytestmark = pytest.mark.slow
 
@@ -150,7 +150,7 @@ async def test_lost_tries_count_against_the_retries(
             raise RuntimeError("the worker hung once the request had gone out")
         return result
 
-    monkeypatch.setattr("workers.jobs.page.fetch", fetch)
+    monkeypatch.setattr("crawlfleet.workers.jobs.page.fetch", fetch)
     spec = CrawlSpec(crawl_id="lost", seeds=[root], depth=1, retries=2, obey_robots=False)
     status = await crawl_in_process(settings, spec)
     assert lost and web.requested().count(broken) == 3

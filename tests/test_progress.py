@@ -19,18 +19,18 @@ import pytest
 from redis.asyncio import Redis
 from rich.console import Console
 
-from scheduler.control import cancel_crawl, seed_crawl
-from scheduler.panel import View, panel, plain_line
-from scheduler.progress import watch
-from scheduler.rates import RateMeter, Rates
-from shared.connections import connected
-from shared.crawl import CrawlCounters, CrawlSpec, CrawlState, CrawlStatus
-from shared.keys import BUSIEST_HOSTS
-from shared.settings import Settings
+from crawlfleet.scheduler.control import cancel_crawl, seed_crawl
+from crawlfleet.scheduler.panel import View, panel, plain_line
+from crawlfleet.scheduler.progress import watch
+from crawlfleet.scheduler.rates import RateMeter, Rates
+from crawlfleet.shared.connections import connected
+from crawlfleet.shared.crawl import CrawlCounters, CrawlSpec, CrawlState, CrawlStatus
+from crawlfleet.shared.keys import BUSIEST_HOSTS
+from crawlfleet.shared.settings import Settings
+from crawlfleet.workers.build import build_worker
 from tests.support.crawling import read_manifest
 from tests.support.terminal import ERASE_LINE, plain, run_on_terminal
 from tests.support.testweb import Page, Site, TestWeb, make_site
-from workers.build import build_worker
 
 RATES = Rates(pages_now=43.5, bytes_now=320_000, pages_avg=40.1, bytes_avg=300_000)
 
@@ -237,7 +237,7 @@ def test_run_on_a_terminal_shows_the_live_panel_and_leaves_the_last(
     """`run` on a terminal (a real pseudo-terminal, embedded Redis) draws the live panel while
     it crawls and leaves the final one on screen, the summary under it; no plain lines."""
     seed = _refused_then_slow(web)
-    command = [sys.executable, "-m", "scheduler", "run", seed, "--depth", "1",
+    command = [sys.executable, "-m", "crawlfleet.scheduler", "run", seed, "--depth", "1",
                "--data-dir", str(tmp_path), "--crawl-id", "tty"]  # fmt: skip
     code, out = run_on_terminal(command, _run_env(), timeout=180)
     assert code == 0, plain(out)
@@ -265,7 +265,7 @@ def test_run_without_a_terminal_prints_a_plain_line_now_and_then(
     CRAWLFLEET_PROGRESS_EVERY_S, with the pages excluded by robots.txt, and no panel."""
     seed = _refused_then_slow(web)
     result = subprocess.run(
-        [sys.executable, "-m", "scheduler", "run", seed, "--depth", "1",
+        [sys.executable, "-m", "crawlfleet.scheduler", "run", seed, "--depth", "1",
          "--data-dir", str(tmp_path), "--crawl-id", "log"],
         env=_run_env(CRAWLFLEET_PROGRESS_EVERY_S="0.2"), capture_output=True, text=True,
         timeout=180, stdin=subprocess.DEVNULL,

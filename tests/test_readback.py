@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.crawl import CrawlSpec, CrawlState
-from shared.settings import Settings
+from crawlfleet.shared.crawl import CrawlSpec, CrawlState
+from crawlfleet.shared.settings import Settings
 from tests.support.crawling import crawl_in_process, read_manifest
 from tests.support.testweb import TestWeb, free_port
 from tests.support.warcs import CAP, HTML, read_warc, warc_site, warcio_check
@@ -23,7 +23,7 @@ def cli(*args: str) -> subprocess.CompletedProcess[bytes]:
     """The command line, with a Redis URL nothing answers at: reading back needs none."""
     env = {**os.environ, "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}
     return subprocess.run(
-        [sys.executable, "-m", "scheduler", *args],
+        [sys.executable, "-m", "crawlfleet.scheduler", *args],
         capture_output=True, env=env, stdin=subprocess.DEVNULL, timeout=120,
     )  # fmt: skip
 
@@ -161,8 +161,8 @@ def test_run_with_warc_writes_files_that_read_back(web: TestWeb, tmp_path: Path)
     data = tmp_path / "data"
     env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
     run = subprocess.run(
-        [sys.executable, "-m", "scheduler", "run", seed, "--depth", "1", "--crawl-id", "cli",
-         "--warc", "--max-bytes-per-page", str(CAP), "--data-dir", str(data)],
+        [sys.executable, "-m", "crawlfleet.scheduler", "run", seed, "--depth", "1",
+         "--crawl-id", "cli", "--warc", "--max-bytes-per-page", str(CAP), "--data-dir", str(data)],
         capture_output=True, env=env, stdin=subprocess.DEVNULL, timeout=300,
     )  # fmt: skip
     assert run.returncode == 0, run.stderr

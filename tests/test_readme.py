@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 import typer
 
-from scheduler.cli import app
-from shared.failures import FailureKind
-from shared.settings import Settings
+from crawlfleet.scheduler.cli import app
+from crawlfleet.shared.failures import FailureKind
+from crawlfleet.shared.settings import Settings
 from tests.support.testweb import Page, Site, TestWeb
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -130,8 +130,8 @@ def test_the_readme_log_queries_answer_their_questions(web: TestWeb, tmp_path: P
     data = tmp_path / "crawl-data"
     env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
     done = subprocess.run(
-        [sys.executable, "-m", "scheduler", "run", root, REFUSED, "--depth", "1", "--retries", "0",
-         "--crawl-id", "demo", "--data-dir", str(data)],
+        [sys.executable, "-m", "crawlfleet.scheduler", "run", root, REFUSED, "--depth", "1",
+         "--retries", "0", "--crawl-id", "demo", "--data-dir", str(data)],
         env=env, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr

@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from scheduler.control import seed_crawl
-from scheduler.local import LocalWorkers
-from scheduler.readback import FinishedCrawl
-from shared.connections import connected
-from shared.crawl import CrawlSpec, CrawlState, CrawlStatus
-from shared.settings import Settings
-from shared.storage import CrawlLayout, PageRecord
+from crawlfleet.scheduler.control import seed_crawl
+from crawlfleet.scheduler.local import LocalWorkers
+from crawlfleet.scheduler.readback import FinishedCrawl
+from crawlfleet.shared.connections import connected
+from crawlfleet.shared.crawl import CrawlSpec, CrawlState, CrawlStatus
+from crawlfleet.shared.settings import Settings
+from crawlfleet.shared.storage import CrawlLayout, PageRecord
 from tests.support.crawling import crawl_in_process, read_manifest, wait_done
 from tests.support.testweb import Page, Site, TestWeb
 from tests.support.warcs import read_warc, warcio_check
@@ -196,7 +196,7 @@ async def test_an_unchanged_pages_body_is_the_earlier_crawls(
     assert new.body(now) == old.body(was) == first_site(web)[url].render()
     data = str(settings.data_dir)
     shown = subprocess.run(
-        [sys.executable, "-m", "scheduler", "cat", "again", url, "--data-dir", data],
+        [sys.executable, "-m", "crawlfleet.scheduler", "cat", "again", url, "--data-dir", data],
         capture_output=True, timeout=60, stdin=subprocess.DEVNULL, check=False,
     )  # fmt: skip
     assert shown.returncode == 0 and shown.stdout == first_site(web)[url].render()
@@ -331,7 +331,7 @@ async def test_a_crawl_since_a_crawl_its_workers_cannot_read_fails(
 
 def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "scheduler", *args],
+        [sys.executable, "-m", "crawlfleet.scheduler", *args],
         capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
         env={**os.environ, "CRAWLFLEET_LOG_FORMAT": "json", **(env or {})},
     )  # fmt: skip

@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
-from scheduler.control import seed_crawl
-from scheduler.local import LocalWorkers
-from scheduler.readback import FinishedCrawl
-from shared.connections import connected
-from shared.crawl import CrawlSpec, CrawlState, CrawlStatus
-from shared.settings import Settings
+from crawlfleet.scheduler.control import seed_crawl
+from crawlfleet.scheduler.local import LocalWorkers
+from crawlfleet.scheduler.readback import FinishedCrawl
+from crawlfleet.shared.connections import connected
+from crawlfleet.shared.crawl import CrawlSpec, CrawlState, CrawlStatus
+from crawlfleet.shared.settings import Settings
 from tests.support.crawling import crawl_in_process, read_manifest, wait_done
 from tests.support.testweb import Page, Site, TestWeb
 from tests.support.warcs import read_warc, warcio_check

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from scheduler.embedded import EmbeddedRedis
-from shared.connections import redacted
-from shared.crawl import CrawlSpec, CrawlState
-from shared.settings import Settings
+from crawlfleet.scheduler.embedded import EmbeddedRedis
+from crawlfleet.shared.connections import redacted
+from crawlfleet.shared.crawl import CrawlSpec, CrawlState
+from crawlfleet.shared.settings import Settings
 from tests.support.crawling import crawl_in_process
 from tests.support.synthetic import shortest_depths
 from tests.support.testweb import TestWeb, make_site
@@ -44,7 +44,7 @@ def refused_login(url: str) -> str:
     """``crawlfleet status`` against ``url``: its stderr, asserted to be the one line of a
     refused login with exit status 1."""
     result = subprocess.run(
-        [sys.executable, "-m", "scheduler", "--redis-url", url, "status"],
+        [sys.executable, "-m", "crawlfleet.scheduler", "--redis-url", url, "status"],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert result.returncode == 1

@@ -14,9 +14,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from shared.crawl import CrawlSpec, CrawlState
-from shared.settings import Settings
-from shared.storage import CrawlLayout
+from crawlfleet.shared.crawl import CrawlSpec, CrawlState
+from crawlfleet.shared.settings import Settings
+from crawlfleet.shared.storage import CrawlLayout
 from tests.support.crawling import crawl_in_process, read_manifest
 from tests.support.testweb import TestWeb, free_port
 from tests.support.warcs import CAP, warc_site

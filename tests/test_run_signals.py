@@ -25,7 +25,7 @@ pytestmark = pytest.mark.slow
 def _run(*args: str) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
     return subprocess.Popen(
-        [sys.executable, "-m", "scheduler", *args],
+        [sys.executable, "-m", "crawlfleet.scheduler", *args],
         env=env,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,

@@ -21,7 +21,7 @@ _ENV = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
 
 def crawlfleet(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "scheduler", *args],
+        [sys.executable, "-m", "crawlfleet.scheduler", *args],
         env=_ENV, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
     )  # fmt: skip
 
@@ -39,7 +39,7 @@ def test_the_commands_reach_the_crawls_of_a_run(web: TestWeb, tmp_path: Path) ->
     seed = star_site(web, pages=400, latency=0.2)
     data = tmp_path / "out"
     run = subprocess.Popen(
-        [sys.executable, "-m", "scheduler", "run", seed, "--depth", "1",
+        [sys.executable, "-m", "crawlfleet.scheduler", "run", seed, "--depth", "1",
          "--data-dir", str(data), "--crawl-id", "kept"],
         env=_ENV, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True,

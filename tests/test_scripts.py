@@ -10,19 +10,19 @@ import msgpack
 import pytest
 from redis.asyncio import Redis
 
-from scheduler.control import (
+from crawlfleet.scheduler.control import (
     cancel_crawl,
     forget_crawl,
     pause_crawl,
     resume_crawl,
     seed_crawl,
 )
-from shared.catalog import list_crawls, load_status
-from shared.connections import connected
-from shared.crawl import CrawlSpec, CrawlState
-from shared.errors import CrawlNotEnded, CrawlNotRunning, SpecConflict, UnknownCrawl
-from shared.failures import FailureKind, sitemap_reason
-from shared.jobs import (
+from crawlfleet.shared.catalog import list_crawls, load_status
+from crawlfleet.shared.connections import connected
+from crawlfleet.shared.crawl import CrawlSpec, CrawlState
+from crawlfleet.shared.errors import CrawlNotEnded, CrawlNotRunning, SpecConflict, UnknownCrawl
+from crawlfleet.shared.failures import FailureKind, sitemap_reason
+from crawlfleet.shared.jobs import (
     CRAWL_PAGE,
     FETCH_SITEMAP,
     deserialize,
@@ -32,7 +32,7 @@ from shared.jobs import (
     page_job_args,
     parent_url,
 )
-from shared.keys import (
+from crawlfleet.shared.keys import (
     BUSIEST_HOSTS,
     CrawlKeys,
     HostKeys,
@@ -42,12 +42,12 @@ from shared.keys import (
     seen_field,
     sitemap_job_id,
 )
-from shared.scripts import Frontier as Scripts
-from shared.scripts import in_flight, script_source
-from shared.settings import Settings
-from shared.urls import fingerprint, origin_of
-from workers.frontier import Fetched, Frontier, PageJob, SitemapJob, Verdict
-from workers.sitemaps import SitemapEntry, SitemapRef
+from crawlfleet.shared.scripts import Frontier as Scripts
+from crawlfleet.shared.scripts import in_flight, script_source
+from crawlfleet.shared.settings import Settings
+from crawlfleet.shared.urls import fingerprint, origin_of
+from crawlfleet.workers.frontier import Fetched, Frontier, PageJob, SitemapJob, Verdict
+from crawlfleet.workers.sitemaps import SitemapEntry, SitemapRef
 
 HOST = "example.org"
 SEED = f"http://{HOST}/"
@@ -1203,7 +1203,7 @@ async def test_a_crawl_reads_no_more_sitemaps_than_its_cap(
 ) -> None:
     """Past SITEMAPS_PER_CRAWL sitemaps admitted, the crawl takes no more; each refused one is
     counted in its reasons."""
-    monkeypatch.setattr("scheduler.control.SITEMAPS_PER_CRAWL", 3)
+    monkeypatch.setattr("crawlfleet.scheduler.control.SITEMAPS_PER_CRAWL", 3)
     await seed_crawl(redis, settings, spec(sitemaps=True, depth=0))
     frontier = Judged(redis, settings)
     sitemap = f"{origin_of(SEED)}/sitemap.xml"

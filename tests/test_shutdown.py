@@ -10,15 +10,15 @@ import time
 
 import pytest
 
-from scheduler.control import seed_crawl
-from scheduler.local import LocalWorkers
-from shared.catalog import load_status
-from shared.connections import connected
-from shared.crawl import CrawlSpec, CrawlState
-from shared.settings import Settings
+from crawlfleet.scheduler.control import seed_crawl
+from crawlfleet.scheduler.local import LocalWorkers
+from crawlfleet.shared.catalog import load_status
+from crawlfleet.shared.connections import connected
+from crawlfleet.shared.crawl import CrawlSpec, CrawlState
+from crawlfleet.shared.settings import Settings
+from crawlfleet.workers.worker import GC_YOUNG_THRESHOLD, OPEN_FILES_CEILING, _ended_within
 from tests.support.crawling import read_manifest, wait_done
 from tests.support.testweb import Page, Site, TestWeb
-from workers.worker import GC_YOUNG_THRESHOLD, OPEN_FILES_CEILING, _ended_within
 
 pytestmark = pytest.mark.slow
 

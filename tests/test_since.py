@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from shared.crawl import CrawlSpec
-from shared.errors import EarlierMissing
-from shared.failures import Failure, FailureKind
-from shared.page_index import write_page_index
-from shared.storage import CrawlLayout, PageRecord, manifest_line
-from shared.urls import fingerprint
-from workers.fetch import FetchResult
-from workers.since import EarlierCrawl, EarlierCrawls, EarlierPage, against
+from crawlfleet.shared.crawl import CrawlSpec
+from crawlfleet.shared.errors import EarlierMissing
+from crawlfleet.shared.failures import Failure, FailureKind
+from crawlfleet.shared.page_index import write_page_index
+from crawlfleet.shared.storage import CrawlLayout, PageRecord, manifest_line
+from crawlfleet.shared.urls import fingerprint
+from crawlfleet.workers.fetch import FetchResult
+from crawlfleet.workers.since import EarlierCrawl, EarlierCrawls, EarlierPage, against
 
 URL = "http://h.test/page"
 BODY = b"<html>same</html>"

@@ -10,9 +10,16 @@ import pytest
 from structlog.contextvars import merge_contextvars
 from structlog.testing import capture_logs
 
-from shared.crawl import CrawlSpec, CrawlState, CrawlStatus
-from shared.errors import BadSitemap
-from shared.settings import Settings
+from crawlfleet.shared.crawl import CrawlSpec, CrawlState, CrawlStatus
+from crawlfleet.shared.errors import BadSitemap
+from crawlfleet.shared.settings import Settings
+from crawlfleet.workers.sitemaps import (
+    SITEMAP_MAX_BYTES,
+    SITEMAP_MAX_URLS,
+    SitemapEntry,
+    parse_lastmod,
+    parse_sitemap,
+)
 from tests.support.crawling import crawl_in_process, crawl_with_processes, read_manifest
 from tests.support.synthetic import shortest_depths
 from tests.support.testweb import (
@@ -22,13 +29,6 @@ from tests.support.testweb import (
     TestWeb,
     add_sitemaps,
     make_site,
-)
-from workers.sitemaps import (
-    SITEMAP_MAX_BYTES,
-    SITEMAP_MAX_URLS,
-    SitemapEntry,
-    parse_lastmod,
-    parse_sitemap,
 )
 
 NS = "http://www.sitemaps.org/schemas/sitemap/0.9"

@@ -13,18 +13,18 @@ from datetime import datetime
 
 import pytest
 
-from scheduler.control import seed_crawl
-from shared.catalog import load_status
-from shared.connections import connected
-from shared.crawl import CrawlSpec, CrawlState, CrawlStatus
-from shared.keys import HostKeys
-from shared.settings import Settings
+from crawlfleet.scheduler.control import seed_crawl
+from crawlfleet.shared.catalog import load_status
+from crawlfleet.shared.connections import connected
+from crawlfleet.shared.crawl import CrawlSpec, CrawlState, CrawlStatus
+from crawlfleet.shared.keys import HostKeys
+from crawlfleet.shared.settings import Settings
+from crawlfleet.workers.build import build_worker
 from tests.support.crawling import read_manifest
 from tests.support.hostile import HOST as SLOW_HOST
 from tests.support.hostile import HostileWeb
 from tests.support.netns import run_isolated
 from tests.support.testweb import TestWeb, star_site
-from workers.build import build_worker
 
 pytestmark = pytest.mark.slow
 
@@ -107,9 +107,9 @@ async def test_a_slow_host_ends_at_its_deadline_while_a_fast_host_goes_on(
 HANGING_DNS = textwrap.dedent(
     """
     import asyncio, json, socket, threading
-    from shared.settings import Settings
-    from workers.fetch import fetch, make_client
-    from workers.guard import Policy
+    from crawlfleet.shared.settings import Settings
+    from crawlfleet.workers.fetch import fetch, make_client
+    from crawlfleet.workers.guard import Policy
 
     # the namespace's resolv.conf names this server, which reads queries and answers none
     stub = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)

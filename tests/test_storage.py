@@ -12,15 +12,15 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
-from shared.errors import InvalidCrawlId, LinkRefused
-from shared.nofollow import link_at
-from shared.settings import Settings
-from shared.storage import CrawlLayout, PageRecord, body_extension
-from shared.urls import fingerprint
-from workers.fetch import FetchResult
-from workers.finalize import write_manifest
-from workers.frontier import Frontier, PageJob
-from workers.store import store_page
+from crawlfleet.shared.errors import InvalidCrawlId, LinkRefused
+from crawlfleet.shared.nofollow import link_at
+from crawlfleet.shared.settings import Settings
+from crawlfleet.shared.storage import CrawlLayout, PageRecord, body_extension
+from crawlfleet.shared.urls import fingerprint
+from crawlfleet.workers.fetch import FetchResult
+from crawlfleet.workers.finalize import write_manifest
+from crawlfleet.workers.frontier import Frontier, PageJob
+from crawlfleet.workers.store import store_page
 
 FP = "abcdef0123456789"
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from shared.errors import InvalidURL
-from shared.urls import (
+from crawlfleet.shared.errors import InvalidURL
+from crawlfleet.shared.urls import (
     ScopeRule,
     canonical_seed,
     canonicalize,

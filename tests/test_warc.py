@@ -11,19 +11,19 @@ import pytest
 from redis.asyncio import Redis
 from warcio.archiveiterator import ArchiveIterator
 
-from shared.crawl import CrawlSpec, CrawlState
-from shared.keys import CrawlKeys
-from shared.settings import Settings
-from shared.storage import CrawlLayout
-from shared.warc_index import repair, surt_key, whole_records
+from crawlfleet.shared.crawl import CrawlSpec, CrawlState
+from crawlfleet.shared.keys import CrawlKeys
+from crawlfleet.shared.settings import Settings
+from crawlfleet.shared.storage import CrawlLayout
+from crawlfleet.shared.warc_index import repair, surt_key, whole_records
+from crawlfleet.workers.fetch import make_client
+from crawlfleet.workers.metrics import WorkerMetrics
+from crawlfleet.workers.robots import RobotsCache
+from crawlfleet.workers.turns import FetchTurns
+from crawlfleet.workers.warc import WarcWriters
 from tests.support.crawling import crawl_in_process, read_manifest
 from tests.support.testweb import Page, Site, TestWeb
 from tests.support.warcs import CAP, WarcRecord, read_warc, warc_site, warcio_check
-from workers.fetch import make_client
-from workers.metrics import WorkerMetrics
-from workers.robots import RobotsCache
-from workers.turns import FetchTurns
-from workers.warc import WarcWriters
 
 
 def warc_records(settings: Settings, crawl_id: str) -> list[WarcRecord]:

@@ -11,19 +11,24 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from scheduler.control import seed_crawl
-from shared.connections import connected
-from shared.crawl import CrawlSpec, CrawlState
-from shared.jobs import FINALIZE_CRAWL, job_payload, now_ms
-from shared.keys import ABORT_JOBS, IN_PROGRESS_KEY_PREFIX, JOB_KEY_PREFIX, RETRY_KEY_PREFIX
-from shared.settings import Settings
+from crawlfleet.scheduler.control import seed_crawl
+from crawlfleet.shared.connections import connected
+from crawlfleet.shared.crawl import CrawlSpec, CrawlState
+from crawlfleet.shared.jobs import FINALIZE_CRAWL, job_payload, now_ms
+from crawlfleet.shared.keys import (
+    ABORT_JOBS,
+    IN_PROGRESS_KEY_PREFIX,
+    JOB_KEY_PREFIX,
+    RETRY_KEY_PREFIX,
+)
+from crawlfleet.shared.settings import Settings
+from crawlfleet.workers import robots
+from crawlfleet.workers.build import build_worker
+from crawlfleet.workers.fetch import FetchResult
+from crawlfleet.workers.fetch import fetch as real_fetch
 from tests.support.crawling import crawl_in_process, read_manifest
 from tests.support.synthetic import shortest_depths
 from tests.support.testweb import Page, Site, TestWeb, make_site
-from workers import robots
-from workers.build import build_worker
-from workers.fetch import FetchResult
-from workers.fetch import fetch as real_fetch
 
 
 async def test_crawl_stores_every_page_once_with_its_record(
@@ -316,7 +321,7 @@ async def test_a_job_that_fails_every_time_gives_up_and_the_crawl_ends(
             raise RuntimeError("a bug")
         return await real_fetch(client, url, *args, **kwargs)
 
-    monkeypatch.setattr("workers.jobs.page.fetch", fetch)
+    monkeypatch.setattr("crawlfleet.workers.jobs.page.fetch", fetch)
     once = settings.model_copy(update={"job_tries": 1})
     spec = CrawlSpec(crawl_id="bug", seeds=[u("/")], depth=1, obey_robots=False)
     status = await crawl_in_process(once, spec)

@@ -1,4 +1,5 @@
-"""``python -m workers``: one worker process configured from the environment (used by ``run``)."""
+"""``python -m crawlfleet.workers``: one worker process configured from the environment (as
+``run`` and ``crawlfleet worker`` start it)."""
 
 from __future__ import annotations
 
@@ -6,10 +7,10 @@ import sys
 
 from pydantic import ValidationError
 
-from shared.errors import CrawlfleetError
-from shared.logs import configure_logging
-from shared.settings import Settings, setting_error
-from workers.worker import run_worker
+from crawlfleet.shared.errors import CrawlfleetError
+from crawlfleet.shared.logs import configure_logging
+from crawlfleet.shared.settings import Settings, setting_error
+from crawlfleet.workers.worker import run_worker
 
 
 def main() -> None:

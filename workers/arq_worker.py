@@ -11,11 +11,11 @@ from arq.jobs import deserialize_job_raw
 from arq.utils import ms_to_datetime, timestamp_ms
 from arq.worker import Retry, RetryJob, Worker, logger
 
-from shared.catalog import WORKER_SILENT_MS
-from shared.errors import LostTry
-from shared.keys import ABORT_JOBS, fleet_key
-from shared.scripts import Claimed, Frontier
-from workers.turns import FetchTurns
+from crawlfleet.shared.catalog import WORKER_SILENT_MS
+from crawlfleet.shared.errors import LostTry
+from crawlfleet.shared.keys import ABORT_JOBS, fleet_key
+from crawlfleet.shared.scripts import Claimed, Frontier
+from crawlfleet.workers.turns import FetchTurns
 
 # the ctx key of the set of job ids whose clean-up page_done.lua has done already
 CLOSED_JOBS = "closed_jobs"

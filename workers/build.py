@@ -7,8 +7,8 @@ from typing import Any
 
 from arq.worker import Worker, func
 
-from shared.connections import arq_redis_settings
-from shared.jobs import (
+from crawlfleet.shared.connections import arq_redis_settings
+from crawlfleet.shared.jobs import (
     CRAWL_PAGE,
     FETCH_ROBOTS,
     FETCH_SITEMAP,
@@ -16,13 +16,13 @@ from shared.jobs import (
     deserialize,
     serialize,
 )
-from shared.keys import HEALTH_CHECK_INTERVAL_S, worker_health_key
-from shared.settings import Settings
-from workers.arq_worker import TURNS, FleetWorker
-from workers.context import METRICS_KEY, on_shutdown, on_startup
-from workers.jobs import crawl_page, fetch_robots, fetch_sitemap, finalize_crawl
-from workers.metrics import WorkerMetrics
-from workers.turns import FetchTurns
+from crawlfleet.shared.keys import HEALTH_CHECK_INTERVAL_S, worker_health_key
+from crawlfleet.shared.settings import Settings
+from crawlfleet.workers.arq_worker import TURNS, FleetWorker
+from crawlfleet.workers.context import METRICS_KEY, on_shutdown, on_startup
+from crawlfleet.workers.jobs import crawl_page, fetch_robots, fetch_sitemap, finalize_crawl
+from crawlfleet.workers.metrics import WorkerMetrics
+from crawlfleet.workers.turns import FetchTurns
 
 # crawlfleet counts a job's lost tries itself (claim.lua) and records a page as failed after
 # Settings.job_tries, so arq must never drop a job on its own

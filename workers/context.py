@@ -14,24 +14,24 @@ import httpx
 import structlog
 from redis.asyncio import Redis
 
-from shared.catalog import load_spec
-from shared.crawl import CrawlSpec
-from shared.settings import Settings
-from shared.storage import CrawlLayout
-from shared.urls import ScopeRule
-from workers.arq_worker import ON_QUEUED, TURNS
-from workers.body_bytes import BodyBytes
-from workers.disk import DiskCheck
-from workers.dns import Lookups
-from workers.fetch import make_client
-from workers.frontier import Frontier
-from workers.guard import Policy, seed_policy
-from workers.metrics import WorkerMetrics
-from workers.parsing import PageLinks
-from workers.robots import RobotsCache
-from workers.since import EarlierCrawls
-from workers.turns import FetchTurns
-from workers.warc import WarcWriters
+from crawlfleet.shared.catalog import load_spec
+from crawlfleet.shared.crawl import CrawlSpec
+from crawlfleet.shared.settings import Settings
+from crawlfleet.shared.storage import CrawlLayout
+from crawlfleet.shared.urls import ScopeRule
+from crawlfleet.workers.arq_worker import ON_QUEUED, TURNS
+from crawlfleet.workers.body_bytes import BodyBytes
+from crawlfleet.workers.disk import DiskCheck
+from crawlfleet.workers.dns import Lookups
+from crawlfleet.workers.fetch import make_client
+from crawlfleet.workers.frontier import Frontier
+from crawlfleet.workers.guard import Policy, seed_policy
+from crawlfleet.workers.metrics import WorkerMetrics
+from crawlfleet.workers.parsing import PageLinks
+from crawlfleet.workers.robots import RobotsCache
+from crawlfleet.workers.since import EarlierCrawls
+from crawlfleet.workers.turns import FetchTurns
+from crawlfleet.workers.warc import WarcWriters
 
 CTX_KEY = "crawlfleet"
 # the ctx key of the process's served metrics (``workers.metrics.served_metrics``), if any

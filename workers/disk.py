@@ -18,8 +18,8 @@ import errno
 import time
 from dataclasses import dataclass
 
-from shared.failures import Failure, FailureKind
-from shared.storage import CrawlLayout
+from crawlfleet.shared.failures import Failure, FailureKind
+from crawlfleet.shared.storage import CrawlLayout
 
 # storage errors that may mend while the crawl waits: space freed, a quota raised
 _MAY_MEND = frozenset({errno.ENOSPC, errno.EDQUOT})

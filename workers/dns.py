@@ -17,7 +17,7 @@ import socket
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from shared.errors import DnsTimeout
+from crawlfleet.shared.errors import DnsTimeout
 
 # lookups running at once per pool: those past their deadline keep a thread until the system
 # resolver gives up, so there is room for many of them beside the lookups that answer

@@ -12,13 +12,13 @@ from urllib.parse import urljoin
 
 import httpx
 
-from shared.failures import Failure, FailureKind, status_reason
-from shared.mime import media_type
-from shared.settings import Settings
-from shared.urls import canonicalize
-from workers.body_bytes import take_body_bytes
-from workers.guard import Policy
-from workers.transport import (
+from crawlfleet.shared.failures import Failure, FailureKind, status_reason
+from crawlfleet.shared.mime import media_type
+from crawlfleet.shared.settings import Settings
+from crawlfleet.shared.urls import canonicalize
+from crawlfleet.workers.body_bytes import take_body_bytes
+from crawlfleet.workers.guard import Policy
+from crawlfleet.workers.transport import (
     REDIRECT_BODY_MAX,
     AiohttpTransport,
     KnownConnectError,

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import structlog
 
-from shared.page_index import write_page_index
-from shared.storage import CrawlLayout, PageRecord, manifest_line
-from shared.warc_index import write_index
-from workers.frontier import Frontier
+from crawlfleet.shared.page_index import write_page_index
+from crawlfleet.shared.storage import CrawlLayout, PageRecord, manifest_line
+from crawlfleet.shared.warc_index import write_index
+from crawlfleet.workers.frontier import Frontier
 
 
 async def write_manifest(layout: CrawlLayout, frontier: Frontier, crawl_id: str) -> int:

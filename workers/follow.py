@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from shared.urls import ScopeRule, canonicalize, is_page_link
+from crawlfleet.shared.urls import ScopeRule, canonicalize, is_page_link
 
 # longer URLs are almost always traps or junk, and most servers refuse them anyway
 MAX_URL_LENGTH = 2048

@@ -13,14 +13,14 @@ from typing import Literal, TypedDict
 
 from redis.asyncio import Redis
 
-from shared.jobs import now_ms, page_job_args, page_job_id
-from shared.keys import CrawlKeys, seen_field, sitemap_job_id
-from shared.scripts import Closed
-from shared.scripts import Frontier as Scripts
-from shared.settings import Settings
-from shared.storage import Change
-from shared.urls import fingerprint, origin_of
-from workers.sitemaps import SitemapEntry, SitemapRef
+from crawlfleet.shared.jobs import now_ms, page_job_args, page_job_id
+from crawlfleet.shared.keys import CrawlKeys, seen_field, sitemap_job_id
+from crawlfleet.shared.scripts import Closed
+from crawlfleet.shared.scripts import Frontier as Scripts
+from crawlfleet.shared.settings import Settings
+from crawlfleet.shared.storage import Change
+from crawlfleet.shared.urls import fingerprint, origin_of
+from crawlfleet.workers.sitemaps import SitemapEntry, SitemapRef
 
 # excluded: not fetched by a rule of the site's (robots.txt), counted apart from failures
 Outcome = Literal["fetched", "failed", "excluded", "skipped"]

@@ -29,9 +29,9 @@ from urllib.parse import urlsplit
 from aiohappyeyeballs import AddrInfoType, SocketFactoryType
 from aiohttp.abc import AbstractResolver, ResolveResult
 
-from shared.errors import BlockedAddress, DnsTimeout, GuardError
-from shared.failures import FailureKind
-from workers.dns import Lookups
+from crawlfleet.shared.errors import BlockedAddress, DnsTimeout, GuardError
+from crawlfleet.shared.failures import FailureKind
+from crawlfleet.workers.dns import Lookups
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 

@@ -42,7 +42,7 @@ from bs4.element import Tag
 from bs4.filter import SoupStrainer
 from lxml import etree
 
-from shared.settings import Extractor
+from crawlfleet.shared.settings import Extractor
 
 # parse only the tags that carry links (and <base>, which changes what they are relative to)
 _LINK_TAG_NAMES = frozenset(("a", "area", "base"))

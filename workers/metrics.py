@@ -28,11 +28,11 @@ from prometheus_client import (
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from shared.catalog import pending_of
-from shared.connections import REDIS_ERRORS
-from shared.errors import MetricsPortError
-from shared.settings import Settings
-from workers.fetch import FetchResult
+from crawlfleet.shared.catalog import pending_of
+from crawlfleet.shared.connections import REDIS_ERRORS
+from crawlfleet.shared.errors import MetricsPortError
+from crawlfleet.shared.settings import Settings
+from crawlfleet.workers.fetch import FetchResult
 
 # seconds: loopback answers in milliseconds, the web in tenths, a slow host up to the timeout
 FETCH_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)

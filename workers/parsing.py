@@ -16,12 +16,12 @@ from dataclasses import dataclass
 
 import structlog
 
-from shared.mime import charset_of
-from shared.settings import Settings
-from shared.urls import ScopeRule
-from workers.fetch import FetchResult
-from workers.follow import in_scope, page_links
-from workers.links import extract_hrefs
+from crawlfleet.shared.mime import charset_of
+from crawlfleet.shared.settings import Settings
+from crawlfleet.shared.urls import ScopeRule
+from crawlfleet.workers.fetch import FetchResult
+from crawlfleet.workers.follow import in_scope, page_links
+from crawlfleet.workers.links import extract_hrefs
 
 log = structlog.get_logger()
 

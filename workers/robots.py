@@ -21,12 +21,12 @@ import httpx
 from protego import Protego
 from redis.asyncio import Redis
 
-from shared.keys import CrawlKeys
-from shared.settings import Settings
-from shared.urls import origin_of
-from workers.fetch import FetchResult, fetch
-from workers.metrics import WorkerMetrics
-from workers.turns import FetchTurns
+from crawlfleet.shared.keys import CrawlKeys
+from crawlfleet.shared.settings import Settings
+from crawlfleet.shared.urls import origin_of
+from crawlfleet.workers.fetch import FetchResult, fetch
+from crawlfleet.workers.metrics import WorkerMetrics
+from crawlfleet.workers.turns import FetchTurns
 
 ROBOTS_MAX_BYTES = 500 * 1024
 ROBOTS_TTL_S = 24 * 3600

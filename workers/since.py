@@ -30,16 +30,23 @@ from pathlib import Path
 import structlog
 from warcio.timeutils import datetime_to_iso_date
 
-from shared.crawl import CrawlSpec
-from shared.errors import EarlierMissing, InvalidCrawlId, UnreadableCrawl
-from shared.nofollow import is_file_at, read_at
-from shared.page_index import PageIndex, index_from_manifest
-from shared.storage import BodyRef, Change, CrawlLayout, PageRecord, body_name, record_name
-from shared.urls import fingerprint
-from shared.warc_index import ResponseHead, read_body, response_head
-from workers.fetch import FetchResult
-from workers.store import LinkedBody, Revalidated
-from workers.warc import IDENTICAL_PAYLOAD, SERVER_NOT_MODIFIED, RefersTo, payload_digest
+from crawlfleet.shared.crawl import CrawlSpec
+from crawlfleet.shared.errors import EarlierMissing, InvalidCrawlId, UnreadableCrawl
+from crawlfleet.shared.nofollow import is_file_at, read_at
+from crawlfleet.shared.page_index import PageIndex, index_from_manifest
+from crawlfleet.shared.storage import (
+    BodyRef,
+    Change,
+    CrawlLayout,
+    PageRecord,
+    body_name,
+    record_name,
+)
+from crawlfleet.shared.urls import fingerprint
+from crawlfleet.shared.warc_index import ResponseHead, read_body, response_head
+from crawlfleet.workers.fetch import FetchResult
+from crawlfleet.workers.store import LinkedBody, Revalidated
+from crawlfleet.workers.warc import IDENTICAL_PAYLOAD, SERVER_NOT_MODIFIED, RefersTo, payload_digest
 
 log = structlog.get_logger()
 

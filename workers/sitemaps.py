@@ -22,10 +22,10 @@ from urllib.parse import urljoin
 
 from lxml import etree
 
-from shared.errors import BadSitemap
-from shared.failures import FailureKind, sitemap_reason
-from shared.urls import ScopeRule, canonicalize
-from workers.follow import followable_links
+from crawlfleet.shared.errors import BadSitemap
+from crawlfleet.shared.failures import FailureKind, sitemap_reason
+from crawlfleet.shared.urls import ScopeRule, canonicalize
+from crawlfleet.workers.follow import followable_links
 
 SITEMAP_MAX_URLS = 50_000
 SITEMAP_MAX_BYTES = 50 * 1024 * 1024  # the protocol's 50 MB: 52,428,800 bytes

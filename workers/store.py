@@ -6,8 +6,8 @@ import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from shared.nofollow import link_at, write_at
-from shared.storage import (
+from crawlfleet.shared.nofollow import link_at, write_at
+from crawlfleet.shared.storage import (
     BodyRef,
     Change,
     CrawlLayout,
@@ -18,8 +18,8 @@ from shared.storage import (
     record_name,
     relative_path,
 )
-from workers.fetch import FetchResult
-from workers.frontier import PageJob
+from crawlfleet.workers.fetch import FetchResult
+from crawlfleet.workers.frontier import PageJob
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,10 +23,10 @@ from aiohttp.client_proto import ResponseHandler
 from aiohttp.client_reqrep import ConnectionKey
 from yarl import URL
 
-from shared.errors import GuardError, RecordedFailure
-from shared.failures import FailureKind
-from workers.dns import Lookups
-from workers.guard import GuardedResolver, Policy, guarded_socket
+from crawlfleet.shared.errors import GuardError, RecordedFailure
+from crawlfleet.shared.failures import FailureKind
+from crawlfleet.workers.dns import Lookups
+from crawlfleet.workers.guard import GuardedResolver, Policy, guarded_socket
 
 CHUNK = 64 * 1024
 # httpx reads a redirect's body whole before it follows the redirect, outside the fetcher's cap:

@@ -31,8 +31,8 @@ import random
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
-from shared.errors import NoTurn
-from shared.settings import FETCH_TURN_WAIT_S
+from crawlfleet.shared.errors import NoTurn
+from crawlfleet.shared.settings import FETCH_TURN_WAIT_S
 
 
 class _Ticket:

@@ -41,10 +41,10 @@ from warcio.timeutils import datetime_to_iso_date
 from warcio.warcwriter import WARCWriter
 from zlib_ng import zlib_ng
 
-from shared.crawl import CrawlSpec
-from shared.settings import Settings
-from shared.storage import WARC_SUFFIX, CrawlLayout, WarcRef
-from workers.fetch import Exchange, FetchResult
+from crawlfleet.shared.crawl import CrawlSpec
+from crawlfleet.shared.settings import Settings
+from crawlfleet.shared.storage import WARC_SUFFIX, CrawlLayout, WarcRef
+from crawlfleet.workers.fetch import Exchange, FetchResult
 
 WARC_VERSION = "1.1"
 # zlib's default level: level 9 (warcio's) costs about twice the CPU for 1-2% smaller files

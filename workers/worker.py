@@ -14,12 +14,12 @@ from typing import Any
 import structlog
 from arq.worker import Worker
 
-from shared.connections import REDIS_ERRORS, connected
-from shared.errors import RedisUnavailable
-from shared.settings import Settings
-from workers.build import build_worker
-from workers.context import on_shutdown
-from workers.metrics import WorkerMetrics, served_metrics
+from crawlfleet.shared.connections import REDIS_ERRORS, connected
+from crawlfleet.shared.errors import RedisUnavailable
+from crawlfleet.shared.settings import Settings
+from crawlfleet.workers.build import build_worker
+from crawlfleet.workers.context import on_shutdown
+from crawlfleet.workers.metrics import WorkerMetrics, served_metrics
 
 log = structlog.get_logger()
 

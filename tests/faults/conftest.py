@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from scheduler.embedded import EmbeddedRedis
-from shared.settings import Settings
+from crawlfleet.scheduler.embedded import EmbeddedRedis
+from crawlfleet.shared.settings import Settings
 
 
 @pytest.fixture

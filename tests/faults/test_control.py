@@ -7,17 +7,17 @@ import time
 
 import pytest
 
-from scheduler.control import cancel_crawl, pause_crawl, resume_crawl, seed_crawl
-from scheduler.local import LocalWorkers
-from shared.catalog import load_status
-from shared.connections import connected
-from shared.crawl import CrawlSpec, CrawlState
-from shared.settings import Settings
+from crawlfleet.scheduler.control import cancel_crawl, pause_crawl, resume_crawl, seed_crawl
+from crawlfleet.scheduler.local import LocalWorkers
+from crawlfleet.shared.catalog import load_status
+from crawlfleet.shared.connections import connected
+from crawlfleet.shared.crawl import CrawlSpec, CrawlState
+from crawlfleet.shared.settings import Settings
+from crawlfleet.workers.build import build_worker
 from tests.support.checks import assert_stored_exactly_once
 from tests.support.crawling import read_manifest, wait_done
 from tests.support.synthetic import shortest_depths
 from tests.support.testweb import TestWeb, make_site
-from workers.build import build_worker
 
 pytestmark = pytest.mark.slow
 # the slow host's answer time: a page still running this long after the cancel was not aborted

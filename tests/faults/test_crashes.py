@@ -12,16 +12,16 @@ import time
 
 import pytest
 
-from scheduler.control import seed_crawl
-from scheduler.embedded import EmbeddedRedis
-from scheduler.local import LocalWorkers
-from shared.catalog import load_status
-from shared.connections import connected
-from shared.crawl import CrawlSpec, CrawlState, CrawlStatus
-from shared.errors import UnknownCrawl
-from shared.settings import Settings
-from shared.storage import CrawlLayout
-from shared.warc_index import whole_records
+from crawlfleet.scheduler.control import seed_crawl
+from crawlfleet.scheduler.embedded import EmbeddedRedis
+from crawlfleet.scheduler.local import LocalWorkers
+from crawlfleet.shared.catalog import load_status
+from crawlfleet.shared.connections import connected
+from crawlfleet.shared.crawl import CrawlSpec, CrawlState, CrawlStatus
+from crawlfleet.shared.errors import UnknownCrawl
+from crawlfleet.shared.settings import Settings
+from crawlfleet.shared.storage import CrawlLayout
+from crawlfleet.shared.warc_index import whole_records
 from tests.support.checks import assert_stored_exactly_once
 from tests.support.crawling import read_manifest, wait_done
 from tests.support.synthetic import shortest_depths
@@ -155,7 +155,7 @@ async def test_redis_restart_mid_crawl(
     env = {**os.environ, **fault_settings.to_env(), "REDIS_URL": fault_settings.redis_url}
     with LocalWorkers(fault_settings, 2, fault_settings.data_dir / "logs"):
         waiter = subprocess.Popen(
-            [sys.executable, "-m", "scheduler", "seed", *seeds, "--depth", "4",
+            [sys.executable, "-m", "crawlfleet.scheduler", "seed", *seeds, "--depth", "4",
              "--crawl-id", "restart", "--wait"],
             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
@@ -246,7 +246,8 @@ async def test_cli_gives_up_on_a_lost_redis_after_the_limit(
         "CRAWLFLEET_REDIS_WAIT_S": "3",
     }
     waiter = subprocess.Popen(
-        [sys.executable, "-m", "scheduler", "seed", *seeds, "--crawl-id", "gone", "--wait"],
+        [sys.executable, "-m", "crawlfleet.scheduler", "seed", *seeds, "--crawl-id", "gone",
+         "--wait"],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:

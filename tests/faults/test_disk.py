@@ -13,14 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from scheduler.control import seed_crawl
-from scheduler.local import LocalWorkers
-from shared.catalog import load_status
-from shared.connections import connected
-from shared.crawl import CrawlSpec, CrawlState
-from shared.settings import Settings
-from shared.storage import CrawlLayout
-from shared.warc_index import whole_records
+from crawlfleet.scheduler.control import seed_crawl
+from crawlfleet.scheduler.local import LocalWorkers
+from crawlfleet.shared.catalog import load_status
+from crawlfleet.shared.connections import connected
+from crawlfleet.shared.crawl import CrawlSpec, CrawlState
+from crawlfleet.shared.settings import Settings
+from crawlfleet.shared.storage import CrawlLayout
+from crawlfleet.shared.warc_index import whole_records
 from tests.support.checks import assert_stored_exactly_once
 from tests.support.crawling import read_manifest, wait_done
 from tests.support.synthetic import shortest_depths

@@ -11,13 +11,13 @@ from dataclasses import asdict, dataclass
 
 import pytest
 
-from scheduler.control import seed_crawl
-from scheduler.embedded import EmbeddedRedis
-from scheduler.local import LocalWorkers
-from shared.catalog import load_status
-from shared.connections import connected
-from shared.crawl import CrawlSpec, CrawlState
-from shared.settings import Settings
+from crawlfleet.scheduler.control import seed_crawl
+from crawlfleet.scheduler.embedded import EmbeddedRedis
+from crawlfleet.scheduler.local import LocalWorkers
+from crawlfleet.shared.catalog import load_status
+from crawlfleet.shared.connections import connected
+from crawlfleet.shared.crawl import CrawlSpec, CrawlState
+from crawlfleet.shared.settings import Settings
 from tests.support.checks import assert_stored_exactly_once
 from tests.support.crawling import read_manifest
 from tests.support.synthetic import shortest_depths

@@ -8,13 +8,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from scheduler.control import seed_crawl
-from scheduler.local import LocalWorkers
-from shared.catalog import load_status, workers_serving
-from shared.connections import connected
-from shared.crawl import CrawlSpec, CrawlState, CrawlStatus
-from shared.settings import Settings
-from workers.build import build_worker
+from crawlfleet.scheduler.control import seed_crawl
+from crawlfleet.scheduler.local import LocalWorkers
+from crawlfleet.shared.catalog import load_status, workers_serving
+from crawlfleet.shared.connections import connected
+from crawlfleet.shared.crawl import CrawlSpec, CrawlState, CrawlStatus
+from crawlfleet.shared.settings import Settings
+from crawlfleet.workers.build import build_worker
 
 
 async def crawl_in_process(settings: Settings, spec: CrawlSpec) -> CrawlStatus:

@@ -5,9 +5,9 @@ robots.txt (``robots``), read one sitemap (``sitemap``), finalize one crawl (``f
 names ``shared.jobs`` gives them, which ``frontier.lua`` writes into payloads.
 """
 
-from workers.jobs.finalize import finalize_crawl
-from workers.jobs.page import crawl_page
-from workers.jobs.robots import fetch_robots
-from workers.jobs.sitemap import fetch_sitemap
+from crawlfleet.workers.jobs.finalize import finalize_crawl
+from crawlfleet.workers.jobs.page import crawl_page
+from crawlfleet.workers.jobs.robots import fetch_robots
+from crawlfleet.workers.jobs.sitemap import fetch_sitemap
 
 __all__ = ["crawl_page", "fetch_robots", "fetch_sitemap", "finalize_crawl"]

@@ -9,12 +9,12 @@ from typing import Any
 import structlog
 from arq import Retry
 
-from shared.storage import CrawlLayout
-from workers.arq_worker import retry_wait_s
-from workers.disk import storage_failure
-from workers.finalize import write_manifest, write_warc_index
-from workers.jobs.gates import crawl_failed
-from workers.jobs.job_context import JobContext
+from crawlfleet.shared.storage import CrawlLayout
+from crawlfleet.workers.arq_worker import retry_wait_s
+from crawlfleet.workers.disk import storage_failure
+from crawlfleet.workers.finalize import write_manifest, write_warc_index
+from crawlfleet.workers.jobs.gates import crawl_failed
+from crawlfleet.workers.jobs.job_context import JobContext
 
 log = structlog.get_logger()
 

@@ -9,12 +9,12 @@ from functools import partial
 
 import structlog
 
-from shared.errors import EarlierMissing, HandBack
-from workers.context import CrawlRules, WorkerContext
-from workers.disk import storage_failure
-from workers.fetch import FetchResult
-from workers.robots import Rules
-from workers.since import EarlierCrawl
+from crawlfleet.shared.errors import EarlierMissing, HandBack
+from crawlfleet.workers.context import CrawlRules, WorkerContext
+from crawlfleet.workers.disk import storage_failure
+from crawlfleet.workers.fetch import FetchResult
+from crawlfleet.workers.robots import Rules
+from crawlfleet.workers.since import EarlierCrawl
 
 log = structlog.get_logger()
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from shared.jobs import crawl_of_job
-from workers.arq_worker import CLOSED_JOBS, LASTMOD, VERDICT
-from workers.context import CTX_KEY, WorkerContext
-from workers.frontier import Verdict
+from crawlfleet.shared.jobs import crawl_of_job
+from crawlfleet.workers.arq_worker import CLOSED_JOBS, LASTMOD, VERDICT
+from crawlfleet.workers.context import CTX_KEY, WorkerContext
+from crawlfleet.workers.frontier import Verdict
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,17 +13,17 @@ from typing import Any
 
 import structlog
 
-from shared.failures import Failure, FailureKind
-from shared.jobs import parent_url
-from shared.urls import is_page_link
-from workers.context import CrawlRules, WorkerContext
-from workers.fetch import FetchResult, excluded, failed, fetch
-from workers.frontier import Fetched, Outcome, PageJob, Verdict
-from workers.jobs.gates import disk_ready, robots_of, since_ready, storage_failed
-from workers.jobs.job_context import JobContext
-from workers.jobs.running import UNRESPONSIVE, fetch_backoff, gave_up, hold_s, run_job
-from workers.parsing import Links
-from workers.since import (
+from crawlfleet.shared.failures import Failure, FailureKind
+from crawlfleet.shared.jobs import parent_url
+from crawlfleet.shared.urls import is_page_link
+from crawlfleet.workers.context import CrawlRules, WorkerContext
+from crawlfleet.workers.fetch import FetchResult, excluded, failed, fetch
+from crawlfleet.workers.frontier import Fetched, Outcome, PageJob, Verdict
+from crawlfleet.workers.jobs.gates import disk_ready, robots_of, since_ready, storage_failed
+from crawlfleet.workers.jobs.job_context import JobContext
+from crawlfleet.workers.jobs.running import UNRESPONSIVE, fetch_backoff, gave_up, hold_s, run_job
+from crawlfleet.workers.parsing import Links
+from crawlfleet.workers.since import (
     NOT_COMPARED,
     Against,
     against,
@@ -32,7 +32,7 @@ from workers.since import (
     refers_body,
     revisit_of,
 )
-from workers.store import body_sha256, store_page
+from crawlfleet.workers.store import body_sha256, store_page
 
 log = structlog.get_logger()
 

@@ -9,13 +9,13 @@ from typing import Any
 
 import structlog
 
-from workers.context import WorkerContext
-from workers.fetch import failed
-from workers.frontier import Fetched, Verdict
-from workers.jobs.gates import disk_ready, since_ready, storage_failed
-from workers.jobs.job_context import JobContext
-from workers.jobs.running import UNRESPONSIVE, fetch_backoff, gave_up, run_job
-from workers.robots import ROBOTS_RETRY_BASE_S, ROBOTS_TTL_S, entry_of
+from crawlfleet.workers.context import WorkerContext
+from crawlfleet.workers.fetch import failed
+from crawlfleet.workers.frontier import Fetched, Verdict
+from crawlfleet.workers.jobs.gates import disk_ready, since_ready, storage_failed
+from crawlfleet.workers.jobs.job_context import JobContext
+from crawlfleet.workers.jobs.running import UNRESPONSIVE, fetch_backoff, gave_up, run_job
+from crawlfleet.workers.robots import ROBOTS_RETRY_BASE_S, ROBOTS_TTL_S, entry_of
 
 log = structlog.get_logger()
 

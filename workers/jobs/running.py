@@ -16,11 +16,11 @@ import structlog
 from arq import Retry
 from redis.exceptions import RedisError
 
-from shared.errors import HandBack, LostTry
-from shared.failures import Failure, FailureKind
-from workers.arq_worker import retry_wait_s
-from workers.fetch import FetchResult
-from workers.jobs.job_context import JobContext
+from crawlfleet.shared.errors import HandBack, LostTry
+from crawlfleet.shared.failures import Failure, FailureKind
+from crawlfleet.workers.arq_worker import retry_wait_s
+from crawlfleet.workers.fetch import FetchResult
+from crawlfleet.workers.jobs.job_context import JobContext
 
 log = structlog.get_logger()
 

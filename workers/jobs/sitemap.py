@@ -11,16 +11,16 @@ from typing import Any
 
 import structlog
 
-from shared.errors import BadSitemap
-from shared.failures import Failure, FailureKind, sitemap_reason, status_reason
-from shared.urls import origin_of
-from workers.context import CrawlRules, WorkerContext
-from workers.fetch import fetch
-from workers.frontier import Fetched, SitemapJob, SitemapOutcome, Verdict
-from workers.jobs.gates import disk_ready, robots_of
-from workers.jobs.job_context import JobContext
-from workers.jobs.running import UNRESPONSIVE, fetch_backoff, gave_up, hold_s, run_job
-from workers.sitemaps import (
+from crawlfleet.shared.errors import BadSitemap
+from crawlfleet.shared.failures import Failure, FailureKind, sitemap_reason, status_reason
+from crawlfleet.shared.urls import origin_of
+from crawlfleet.workers.context import CrawlRules, WorkerContext
+from crawlfleet.workers.fetch import fetch
+from crawlfleet.workers.frontier import Fetched, SitemapJob, SitemapOutcome, Verdict
+from crawlfleet.workers.jobs.gates import disk_ready, robots_of
+from crawlfleet.workers.jobs.job_context import JobContext
+from crawlfleet.workers.jobs.running import UNRESPONSIVE, fetch_backoff, gave_up, hold_s, run_job
+from crawlfleet.workers.sitemaps import (
     SITEMAP_MAX_BYTES,
     SitemapEntry,
     SitemapRef,
