@@ -644,3 +644,27 @@ local function close_job(id, host, c)
   redis.call('ZREM', F.queue, id)
   return true
 end
+
+-- close_job for the job of a fetch of `url` (a page or a sitemap), then what the fetch says of
+-- its host: adaptive politeness learns from it (`took`, `signal`: observe), and a Retry-After
+-- holds the host `hold` ms. Returns the crawl, the URL's origin and host and the crawl's
+-- config; nil if the job had been closed already (the hosts it touched filled all the same).
+local function close_fetch(id, url, took, signal, hold)
+  local c = crawl_of(id)
+  local origin = origin_of(url)
+  local host = host_of(origin)
+  if not close_job(id, host, c) then
+    fill_touched()
+    return nil
+  end
+  local cfg = crawl_cfg(c)
+  observe(host, c, cfg, took, signal)
+  if hold > 0 then
+    local state = host_key(host, 'state')
+    local until_ms = F.now + hold
+    if until_ms > tonumber(redis.call('HGET', state, 'next') or '0') then
+      redis.call('HSET', state, 'next', until_ms)
+    end
+  end
+  return c, origin, host, cfg
+end

@@ -59,22 +59,8 @@ local function count_host(c, h)
   bump(c, 'hosts_dropped', 1)
 end
 
-local c = crawl_of(id)
-local origin = origin_of(url)
-local host = host_of(origin)
-if not close_job(id, host, c) then
-  fill_touched()
-  return {-1, 0, 0, F.earliest}
-end
-local cfg = crawl_cfg(c)
-observe(host, c, cfg, took, signal)
-if hold > 0 then
-  local state = host_key(host, 'state')
-  local until_ms = F.now + hold
-  if until_ms > tonumber(redis.call('HGET', state, 'next') or '0') then
-    redis.call('HSET', state, 'next', until_ms)
-  end
-end
+local c, origin, host, cfg = close_fetch(id, url, took, signal, hold)
+if not c then return {-1, 0, 0, F.earliest} end
 local admitted, considered = 0, 0
 if not live(cfg) then
   -- a cancelled crawl's pending count was zeroed when it was cancelled

@@ -54,25 +54,11 @@ local function keep_lastmod(c, cfg, seen, lastmods, fp, seconds, took_it)
   end
 end
 
-local c = crawl_of(id)
-local origin = origin_of(url)
-local host = host_of(origin)
-if not close_job(id, host, c) then
-  fill_touched()
-  return {-1, 0, 0, F.earliest}
-end
-local cfg = crawl_cfg(c)
-observe(host, c, cfg, took, signal)
-if hold > 0 then
-  local state = host_key(host, 'state')
-  local until_ms = F.now + hold
-  if until_ms > tonumber(redis.call('HGET', state, 'next') or '0') then
-    redis.call('HSET', state, 'next', until_ms)
-  end
-end
+local c, origin, host, cfg = close_fetch(id, url, took, signal, hold)
+if not c then return {-1, 0, 0, F.earliest} end
 local admitted, considered = 0, 0
 if not live(cfg) then
-  -- a cancelled crawl's pending count was zeroed when it was cancelled
+  -- nothing of a cancelled crawl is counted or admitted (cancel.lua zeroed its pending count)
 elseif outcome == 'retry' then
   push(c, host, 'S ' .. (retried + 1) .. ' ' .. not_before .. ' ' .. level .. ' ' .. discover
        .. ' ' .. url, false)
