@@ -1,5 +1,11 @@
 """arq's worker with crawlfleet's queue reading: jobs claimed and started in batches by one Lua
-call, and the queue looked at as soon as a job ends rather than on a fixed beat."""
+call, and the queue looked at as soon as a job ends rather than on a fixed beat.
+
+This is the one module that touches arq's internals: arq has no public hook for how a worker
+reads its queue, so ``FleetWorker`` overrides ``_poll_iteration`` and calls two more of its
+private methods. tests/test_layout.py pins each (name, parameters) against the installed arq
+and fails on a release that changes them, and holds every other module to arq's public API.
+"""
 
 from __future__ import annotations
 
