@@ -47,7 +47,8 @@ from crawlfleet.shared.storage import WARC_SUFFIX, CrawlLayout, WarcRef
 from crawlfleet.workers.fetch import Exchange, FetchResult
 
 WARC_VERSION = "1.1"
-# zlib's default level: level 9 (warcio's) costs about twice the CPU for 1-2% smaller files
+# zlib's default level: warcio's level 9 costs much more CPU for files barely smaller
+# (bench/README.md, the warc scenario)
 GZIP_LEVEL = 6
 # hop-by-hop framing that aiohttp undid: the stored payload is no longer in it
 _MASKED = frozenset({"transfer-encoding"})
@@ -58,7 +59,8 @@ _APPEND_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXE
 
 def _gzip_member(data: bytes) -> bytes:
     """``data`` as one gzip member (warcio's ``gzip=True`` framing, at ``GZIP_LEVEL``), by
-    zlib-ng: the same format and about the same size as zlib's, in about 60% of its CPU."""
+    zlib-ng: the same format and about the same size as zlib's, for less CPU (the figures are
+    in bench/README.md)."""
     compressor = zlib_ng.compressobj(GZIP_LEVEL, zlib_ng.DEFLATED, zlib_ng.MAX_WBITS | 16)
     return compressor.compress(data) + compressor.flush()
 
