@@ -16,7 +16,6 @@ import mmap
 import os
 import struct
 from collections.abc import Iterable
-from types import TracebackType
 
 from crawlfleet.shared.errors import UnreadableCrawl
 from crawlfleet.shared.storage import CrawlLayout, PageRecord
@@ -91,10 +90,5 @@ class PageIndex:
     def __enter__(self) -> PageIndex:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
