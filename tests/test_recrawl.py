@@ -11,6 +11,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -96,6 +97,35 @@ def conditionals_since(web: TestWeb, mark: int) -> dict[str, tuple[str | None, s
     }
 
 
+def answered_304(web: TestWeb, answers: int) -> set[str]:
+    """The paths answered 304 after the first ``answers`` responses."""
+    return {u.removeprefix(web.url(0, "")) for u, s in web.statuses[answers:] if s == 304}
+
+
+def warc_records(settings: Settings, crawl_id: str, kind: str) -> list[Any]:
+    """The records of ``kind`` in every WARC file of a crawl."""
+    files = CrawlLayout(settings.data_dir, crawl_id).warc_files()
+    return [r for path in files for r in read_warc(path) if r.kind == kind]
+
+
+async def crawl_and_recrawl_in_process(
+    web: TestWeb, settings: Settings, first_id: str, again_id: str, warc: bool
+) -> tuple[dict[str, Page], CrawlSpec, CrawlStatus]:
+    """The first site crawled as ``first_id``, then the second crawled ``--since`` it as
+    ``again_id``, each by one in-process worker: the first site, the first spec and the
+    second crawl's status."""
+    site = first_site(web)
+    web.site = Site(site)
+    root = web.url(0, "/")
+    first = CrawlSpec(crawl_id=first_id, seeds=[root], depth=DEPTH, allow_private=True, warc=warc)
+    assert (await crawl_in_process(settings, first)).state is CrawlState.DONE
+    web.site = Site(second_site(web, site))
+    again = first.model_copy(update={"crawl_id": again_id, "since": first_id})
+    status = await crawl_in_process(settings, again)
+    assert status.state is CrawlState.DONE
+    return site, first, status
+
+
 async def crawl_twice_with_processes(
     web: TestWeb, settings: Settings, first: CrawlSpec, again: CrawlSpec, workers: int
 ) -> tuple[CrawlStatus, CrawlStatus, tuple[int, int]]:
@@ -144,8 +174,7 @@ async def test_a_recrawl_sends_validators_and_counts_each_change(
     assert sent["/b"] == sent["/b/child"] == (None, LAST_MODIFIED)
     for path in ("/a/deep", "/c", "/f", "/go", "/new"):
         assert sent[path] == (None, None), path
-    answered_304 = {u.removeprefix(web.url(0, "")) for u, s in web.statuses[answers:] if s == 304}
-    assert answered_304 == NOT_MODIFIED
+    assert answered_304(web, answers) == NOT_MODIFIED
 
     c = after.counters
     assert (c.new, c.changed, c.unchanged, c.gone) == (1, 1, 9, 2)
@@ -264,24 +293,10 @@ async def test_a_recrawl_with_warc_writes_revisit_records(web: TestWeb, settings
     payload one too (identical-payload-digest), each referring to the earlier response record
     by id, URI, date and digest; `cat` gets their bodies from the earlier crawl, the index
     lists them as pywb does, and the files pass `warcio check`."""
-    site = first_site(web)
-    web.site = Site(site)
-    root = web.url(0, "/")
-    first = CrawlSpec(crawl_id="w1", seeds=[root], depth=DEPTH, allow_private=True, warc=True)
-    assert (await crawl_in_process(settings, first)).state is CrawlState.DONE
-    web.site = Site(second_site(web, site))
-    again = first.model_copy(update={"crawl_id": "w2", "since": "w1"})
-    status = await crawl_in_process(settings, again)
-    assert status.state is CrawlState.DONE
+    site, _, status = await crawl_and_recrawl_in_process(web, settings, "w1", "w2", warc=True)
     assert (status.counters.unchanged, status.counters.changed) == (9, 1)
-
-    def records_of(crawl_id: str) -> list:  # type: ignore[type-arg]
-        return [
-            r for p in CrawlLayout(settings.data_dir, crawl_id).warc_files() for r in read_warc(p)
-        ]
-
-    earlier = {r.url: r for r in records_of("w1") if r.kind == "response"}
-    revisits = {r.url: r for r in records_of("w2") if r.kind == "revisit"}
+    earlier = {r.url: r for r in warc_records(settings, "w1", "response")}
+    revisits = {r.url: r for r in warc_records(settings, "w2", "revisit")}
     not_modified = {web.url(0, p) for p in NOT_MODIFIED}
     same_payload = {web.url(0, p) for p in ("/a/deep", "/c")}
     assert set(revisits) == not_modified | same_payload
@@ -418,14 +433,7 @@ async def test_a_recrawl_of_a_recrawl_revalidates_its_unchanged_pages(
     answers as unchanged, not fetched in full every other time: bodies are still the first
     crawl's (with --warc, the revisit refers to the response record that holds the body, never
     to a revisit)."""
-    site = first_site(web)
-    web.site = Site(site)
-    root = web.url(0, "/")
-    first = CrawlSpec(crawl_id="r1", seeds=[root], depth=DEPTH, allow_private=True, warc=warc)
-    assert (await crawl_in_process(settings, first)).state is CrawlState.DONE
-    web.site = Site(second_site(web, site))
-    again = first.model_copy(update={"crawl_id": "r2", "since": "r1"})
-    assert (await crawl_in_process(settings, again)).state is CrawlState.DONE
+    site, first, _ = await crawl_and_recrawl_in_process(web, settings, "r1", "r2", warc)
     mark, answers = len(web.conditionals), len(web.statuses)
     third = first.model_copy(update={"crawl_id": "r3", "since": "r2"})
     status = await crawl_in_process(settings, third)
@@ -435,8 +443,7 @@ async def test_a_recrawl_of_a_recrawl_revalidates_its_unchanged_pages(
     sent = conditionals_since(web, mark)
     for path in revalidated:
         assert sent[path] != (None, None), path
-    answered_304 = {u.removeprefix(web.url(0, "")) for u, s in web.statuses[answers:] if s == 304}
-    assert answered_304 == revalidated
+    assert answered_304(web, answers) == revalidated
     records = by_path(web, read_manifest(settings.data_dir, "r3"))
     assert {p for p, r in records.items() if r["change"] == "unchanged"} >= revalidated
     crawl, served = FinishedCrawl(settings.data_dir, "r3"), second_site(web, site)
@@ -445,13 +452,9 @@ async def test_a_recrawl_of_a_recrawl_revalidates_its_unchanged_pages(
         assert crawl.body(crawl.page(url)) == served[url].render(), path
     if warc:
         responses = {
-            r.record_id: r
-            for c in ("r1", "r2")
-            for p in CrawlLayout(settings.data_dir, c).warc_files()
-            for r in read_warc(p)
-            if r.kind == "response"
+            r.record_id
+            for crawl_id in ("r1", "r2")
+            for r in warc_records(settings, crawl_id, "response")
         }
-        for p in CrawlLayout(settings.data_dir, "r3").warc_files():
-            for r in read_warc(p):
-                if r.kind == "revisit":
-                    assert r.warc_headers["WARC-Refers-To"] in responses, r.url
+        for r in warc_records(settings, "r3", "revisit"):
+            assert r.warc_headers["WARC-Refers-To"] in responses, r.url
