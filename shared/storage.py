@@ -1,19 +1,27 @@
 """Where a crawl's files live on the data volume, and how they are written.
 
     <data-dir>/<crawl-id>/
-        pages/<fp[:2]>/<fp>.d<depth>.json     metadata record of one fetch
+        records/<worker>-<time>-<seq>.jsonl.gz  the metadata records of one worker process's
+                                              fetches, appended, one gzip member each
         pages/<fp[:2]>/<fp>.d<depth>.<ext>    the body as received (ext from the content type)
         manifest.jsonl                        one record per URL, written when the crawl is done
-        pages.idx                             each record's depth by fingerprint, written with
-                                              the manifest (``shared.page_index``)
+        pages.idx                             where each URL's record is, by fingerprint: its
+                                              depth, log, offset and length, written with the
+                                              manifest (``shared.page_index``)
         warc/<worker>-<time>-<seq>.warc.gz    with --warc: every fetch, instead of body files
         index.cdxj                            with --warc: the WARC records' index (pywb's CDXJ)
 
 ``fp`` is the URL's fingerprint and ``depth`` the depth the page was fetched at: names come only
-from fingerprints, numbers and fixed words, never from URL text. A job that runs again writes
-the same names; when a page was fetched again at a shorter depth, finalizing the crawl keeps only
-the record at the shortest depth. Below the data directory, no symbolic link is followed
-(``shared.nofollow``): a crawl folder, pages folder or file that is a link is refused.
+from fingerprints, worker ids, numbers and fixed words, never from URL text. Records go to logs
+in both modes, one per worker process and crawl (``shared.record_log``: a killed writer leaves
+a log that reads whole up to its last whole record), rather than one file per page: a file
+takes at least one block of the disk and one creation, where a record compresses to about
+1 KB. A job that runs again writes the same body file and appends its record again; finalizing
+the crawl keeps, per fingerprint, the record at the shortest depth (the latest of those), and
+removes the bodies of the others. Crawls written before the logs kept one record file per page,
+``pages/<fp[:2]>/<fp>.d<depth>.json``: those are still read. Below the data directory, no
+symbolic link is followed (``shared.nofollow``): a crawl folder, pages folder or file that is a
+link is refused.
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ import re
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Literal
@@ -42,16 +51,21 @@ from crawlfleet.shared.nofollow import (
     remove_at,
     write_at,
 )
+from crawlfleet.shared.record_log import members
 from crawlfleet.shared.urls import origin_of
 
 MANIFEST = "manifest.jsonl"
 PAGE_INDEX = "pages.idx"
 PAGES = "pages"
+RECORDS = "records"
+RECORD_LOG_SUFFIX = ".jsonl.gz"
 WARC = "warc"
 INDEX = "index.cdxj"
 WARC_SUFFIX = ".warc.gz"
 # the names workers give their WARC files (workers/warc.py), the only ones read or named
 _WARC_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,200}\.warc\.gz")
+# the names workers give their record logs (workers/record_logs.py)
+_RECORD_LOG_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,200}\.jsonl\.gz")
 
 _EXTENSIONS = {
     "text/html": "html",
@@ -72,6 +86,17 @@ class WarcRef(BaseModel):
     filename: str
     offset: int
     length: int
+
+
+@dataclass(frozen=True, slots=True)
+class RecordAt:
+    """Where a page record is: the member of one of the crawl's record logs at ``offset``,
+    ``length`` bytes long; or, with ``log`` None, the record file of its own that a crawl
+    written before the logs has (``CrawlLayout.record_path``)."""
+
+    log: str | None
+    offset: int = 0
+    length: int = 0
 
 
 class BodyRef(BaseModel):
@@ -190,6 +215,7 @@ class CrawlLayout:
         self.data_dir = data_dir
         self.root = data_dir / check_crawl_id(crawl_id)
         self.pages = self.root / PAGES
+        self.records_dir = self.root / RECORDS
         self.manifest = self.root / MANIFEST
         self.page_index = self.root / PAGE_INDEX
         self.warc_dir = self.root / WARC
@@ -211,7 +237,24 @@ class CrawlLayout:
             return []
         return sorted(self.warc_dir / name for name in names if _WARC_NAME.fullmatch(name))
 
+    def record_log_path(self, filename: str) -> Path:
+        """The path of a record log of the crawl; ValueError if ``filename`` is not a name a
+        worker gives (the page index names it: never a way out of the folder)."""
+        if not _RECORD_LOG_NAME.fullmatch(filename):
+            raise ValueError(f"not a record log name of crawlfleet: {filename!r}")
+        return self.records_dir / filename
+
+    def record_logs(self) -> list[str]:
+        """The names of the crawl's record logs, sorted (none through a link)."""
+        try:
+            with folder(self.data_dir, [self.root.name, RECORDS]) as fd:
+                found = [e.name for e in entries(fd) if e.is_file(follow_symlinks=False)]
+        except FileNotFoundError:
+            return []
+        return sorted(name for name in found if _RECORD_LOG_NAME.fullmatch(name))
+
     def record_path(self, fp: str, depth: int) -> Path:
+        """The record file of its own of a page of a crawl written before the record logs."""
         return self.pages / fp[:2] / record_name(fp, depth)
 
     def body_path(self, fp: str, depth: int, content_type: str | None) -> Path:
@@ -272,11 +315,14 @@ class CrawlLayout:
         with suppress(FileNotFoundError), folder(self.data_dir, folders) as fd:
             remove_at(fd, name)
 
-    def check_writable(self) -> None:
-        """Make the crawl's folders, and write and remove a small file there: raises the
-        OSError a page's files would meet (a read-only or full disk, a file or a link in the
-        way)."""
-        with folder(self.data_dir, [self.root.name, PAGES], create=True) as fd:
+    def check_writable(self, *, bodies: bool) -> None:
+        """Make the crawl's records folder (and its pages folder, if it keeps ``bodies``), and
+        write and remove a small file there: raises the OSError a page's files would meet (a
+        read-only or full disk, a file or a link in the way)."""
+        if bodies:
+            with folder(self.data_dir, [self.root.name, PAGES], create=True):
+                pass
+        with folder(self.data_dir, [self.root.name, RECORDS], create=True) as fd:
             probe = f".probe.{os.getpid()}.{secrets.token_hex(4)}{TMP_SUFFIX}"
             try:
                 write_at(fd, probe, b"crawlfleet\n")
@@ -298,8 +344,13 @@ class CrawlLayout:
         rename (SIGKILL, power loss) leaves its temp file behind, and no one else will.
         """
         removed = 0
+        with suppress(FileNotFoundError), folder(self.data_dir, [self.root.name, RECORDS]) as fd:
+            for entry in entries(fd):
+                if _is_temp(entry):  # a probe's
+                    remove_at(fd, entry.name)
+                    removed += 1
         for bucket in self._buckets():
-            if _is_temp(bucket):  # a probe's
+            if _is_temp(bucket):  # a probe's, of a crawl written before the logs
                 self.remove(self.pages / bucket.name)
                 removed += 1
             elif bucket.is_dir(follow_symlinks=False):
@@ -311,24 +362,44 @@ class CrawlLayout:
                             removed += 1
         return removed
 
-    def records(self) -> Iterator[tuple[Path, PageRecord | str]]:
-        """Every metadata record on disk, in no particular order, or why it cannot be read.
+    def records(self) -> Iterator[tuple[str, RecordAt, PageRecord | str]]:
+        """Every metadata record on disk, log by log in order, then the record files of a crawl
+        written before the logs: where it is (named for a log line), and the record or why it
+        cannot be read.
 
-        A record is read only from a file named as ``record_path`` names it, and only if its
-        fingerprint and depth are that name's: a file planted or damaged in the folder, or a
-        link, is reported, never trusted or followed.
+        A log's cut last member (its writer was killed mid-append) is left out. A record file
+        is read only if named as ``record_path`` names it, and only if its fingerprint and
+        depth are that name's: a file planted or damaged in the folder, or a link, is reported,
+        never trusted or followed.
         """
+        for name in self.record_logs():
+            where = f"{RECORDS}/{name}"
+            try:
+                fd = self.open_fd(self.records_dir / name)
+                try:
+                    found, cut = members(fd)
+                finally:
+                    os.close(fd)
+            except (OSError, ValueError) as exc:
+                yield where, RecordAt(name), f"unreadable: {type(exc).__name__}"
+                continue
+            for member in found:
+                at = RecordAt(name, member.offset, member.length)
+                yield f"{where}@{member.offset}", at, _parse_record(member.data)
+            if cut:  # its writer was killed mid-append: the page was never closed
+                yield where, RecordAt(name), f"cut off: its last {cut} bytes are no whole record"
         for bucket in self._buckets():
-            where = self.pages / bucket.name
+            where_bucket = self.pages / bucket.name
             if bucket.is_symlink():
-                yield where, "a symbolic link, not followed"
+                yield str(where_bucket), RecordAt(None), "a symbolic link, not followed"
             if not bucket.is_dir(follow_symlinks=False):
                 continue
             try:
                 with folder(self.data_dir, [self.root.name, PAGES, bucket.name]) as fd:
                     for entry in entries(fd):
                         if entry.name.endswith(".json"):
-                            yield where / entry.name, _read_record(fd, entry, bucket.name)
+                            where = str(where_bucket / entry.name)
+                            yield where, RecordAt(None), _read_record(fd, entry, bucket.name)
             except FileNotFoundError:
                 continue
 
@@ -360,3 +431,10 @@ def _read_record(folder_fd: int, entry: os.DirEntry[str], bucket: str) -> PageRe
     if (record.fingerprint, record.depth) != (named["fp"], int(named["depth"])):
         return "its fingerprint or depth is not its file's"
     return record
+
+
+def _parse_record(data: bytes) -> PageRecord | str:
+    try:
+        return PageRecord.model_validate_json(data)
+    except ValueError as exc:  # pydantic's ValidationError is a ValueError
+        return f"unreadable: {type(exc).__name__}"

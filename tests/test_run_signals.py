@@ -17,6 +17,7 @@ import pytest
 
 from tests.support.checks import assert_stored_exactly_once
 from tests.support.processes import socket_dir
+from tests.support.records import stored_records
 from tests.support.testweb import TestWeb, star_site
 
 pytestmark = pytest.mark.slow
@@ -46,7 +47,10 @@ def _stop_tree(proc: subprocess.Popen[str]) -> None:
 def _wait_for_pages(data: Path, at_least: int, proc: subprocess.Popen[str]) -> None:
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
-        if len(list(data.glob("*/pages/*/*.json"))) >= at_least:
+        if (
+            sum(len(stored_records(data, p.parent.name)) for p in data.glob("*/records"))
+            >= at_least
+        ):
             return
         assert proc.poll() is None, proc.communicate()
         time.sleep(0.05)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.records import stored_records
 from tests.support.testweb import TestWeb, star_site
 
 pytestmark = pytest.mark.slow
@@ -46,7 +47,7 @@ def test_the_commands_reach_the_crawls_of_a_run(web: TestWeb, tmp_path: Path) ->
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 90
-        while not list(data.glob("kept/pages/*/*.json")):
+        while not stored_records(data, "kept"):
             assert time.monotonic() < deadline and run.poll() is None, run.communicate()
             time.sleep(0.05)
         assert _state(data, "kept") == "running"

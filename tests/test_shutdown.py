@@ -18,6 +18,7 @@ from crawlfleet.shared.crawl import CrawlSpec, CrawlState
 from crawlfleet.shared.settings import Settings
 from crawlfleet.workers.worker import GC_YOUNG_THRESHOLD, OPEN_FILES_CEILING, _ended_within
 from tests.support.crawling import read_manifest, wait_done
+from tests.support.records import stored_records
 from tests.support.testweb import Page, Site, TestWeb
 
 pytestmark = pytest.mark.slow
@@ -47,8 +48,7 @@ async def test_sigterm_lets_in_flight_page_finish(web: TestWeb, settings: Settin
         assert status.counters.fetched == 1 and status.counters.pending == 0
     finally:
         fleet.stop()
-    records = list((settings.data_dir / "t" / "pages").rglob("*.json"))
-    assert len(records) == 1
+    assert len(stored_records(settings.data_dir, "t")) == 1
 
 
 async def test_sigterm_hands_back_what_cannot_finish(web: TestWeb, settings: Settings) -> None:

@@ -15,9 +15,11 @@ from crawlfleet.shared.crawl import CrawlSpec
 from crawlfleet.shared.errors import EarlierMissing
 from crawlfleet.shared.failures import Failure, FailureKind
 from crawlfleet.shared.page_index import write_page_index
+from crawlfleet.shared.settings import Settings
 from crawlfleet.shared.storage import CrawlLayout, PageRecord, manifest_line
 from crawlfleet.shared.urls import fingerprint
 from crawlfleet.workers.fetch import FetchResult
+from crawlfleet.workers.record_logs import RecordLogs
 from crawlfleet.workers.since import EarlierCrawl, EarlierCrawls, EarlierPage, against
 
 URL = "http://h.test/page"
@@ -36,17 +38,17 @@ def record(url: str = URL, status: int | None = 200, **kw: object) -> PageRecord
 
 
 def finished(data: Path, crawl_id: str, records: list[PageRecord], bodies: bool = True) -> None:
-    """A finished crawl on disk: record and body files, manifest, index."""
+    """A finished crawl on disk: body files, record log, manifest, index."""
     layout = CrawlLayout(data, crawl_id)
     kept = []
-    for r in records:
-        if bodies and r.status is not None:
-            path = layout.body_path(r.fingerprint, r.depth, r.content_type)
-            layout.write(path, BODY)
-            r = r.model_copy(update={"path": path.relative_to(layout.root).as_posix()})
-        layout.write(layout.record_path(r.fingerprint, r.depth), r.model_dump_json().encode())
-        kept.append(r)
-    layout.write(layout.manifest, b"".join(manifest_line(r) for r in kept))
+    with RecordLogs(Settings(data_dir=data, worker_id="w")) as logs:
+        for r in records:
+            if bodies and r.status is not None:
+                path = layout.body_path(r.fingerprint, r.depth, r.content_type)
+                layout.write(path, BODY)
+                r = r.model_copy(update={"path": path.relative_to(layout.root).as_posix()})
+            kept.append((r, logs.append(layout, r)))
+    layout.write(layout.manifest, b"".join(manifest_line(r) for r, _ in kept))
     write_page_index(layout, kept)
 
 

@@ -20,6 +20,7 @@ from crawlfleet.shared.urls import fingerprint
 from crawlfleet.workers.fetch import FetchResult
 from crawlfleet.workers.finalize import write_manifest
 from crawlfleet.workers.frontier import Frontier, PageJob
+from crawlfleet.workers.record_logs import RecordLogs
 from crawlfleet.workers.store import store_page
 
 FP = "abcdef0123456789"
@@ -60,7 +61,7 @@ def test_a_link_as_the_source_of_a_body_is_refused(tmp_path: Path) -> None:
     source.parent.mkdir(parents=True)
     os.symlink(tmp_path / "secret", source)
     target = new.body_path(FP, 1, "text/html")
-    new.check_writable()
+    new.check_writable(bodies=True)
     target.parent.mkdir(parents=True)
     src, dst = old.open_folder(source.parent), new.open_folder(target.parent)
     try:
@@ -158,9 +159,9 @@ def test_nothing_is_written_or_removed_through_a_link(tmp_path: Path, linked: st
         layout.write(record, b"{}")
     with pytest.raises(LinkRefused, match=said):
         layout.remove(record)
-    if linked != "bucket":  # the check makes and writes in the pages folder
+    if linked != "bucket":  # the check makes the pages folder, writes in the records folder
         with pytest.raises(LinkRefused, match=said):
-            layout.check_writable()
+            layout.check_writable(bodies=True)
     assert [p.name for p in outside.iterdir()] == [f"{FP}.d0.json"]
     assert (outside / f"{FP}.d0.json").read_text() == "keep me"
 
@@ -179,21 +180,23 @@ def test_a_link_in_a_files_place_is_replaced_not_followed(tmp_path: Path) -> Non
     assert victim.read_text() == "keep me"
 
 
-def _page(layout: CrawlLayout, url: str, depth: int) -> PageRecord:
+def _page(logs: RecordLogs, layout: CrawlLayout, url: str, depth: int) -> PageRecord:
     result = FetchResult(url=url, final_url=url, status=200, content_type="text/html",
                          body=b"<p>x</p>", truncated=False, error=None, duration_ms=1)  # fmt: skip
-    return store_page(layout, PageJob("c1", url, depth, None), result, "w1")
+    return store_page(layout, logs, PageJob("c1", url, depth, None), result, "w1")
 
 
 async def test_finalize_skips_what_it_cannot_trust(
     redis: Redis, settings: Settings, tmp_path: Path
 ) -> None:
-    """The manifest is written whatever lies in the pages folder: a damaged record and a
-    stray file are reported and left out, and a planted record whose body path points outside
-    the crawl folder deletes nothing there (bodies are derived from fingerprint and depth)."""
+    """The manifest is written whatever lies in the pages folder: a damaged record file and a
+    stray file are reported and left out, and a planted record file whose body path points
+    outside the crawl folder deletes nothing there (bodies are derived from fingerprint and
+    depth)."""
     layout = CrawlLayout(settings.data_dir, "c1")
-    good = _page(layout, "http://example.org/", 0)
-    twice = [_page(layout, "http://example.org/a", d) for d in (1, 2)]
+    with RecordLogs(settings) as logs:
+        good = _page(logs, layout, "http://example.org/", 0)
+        twice = [_page(logs, layout, "http://example.org/a", d) for d in (1, 2)]
     damaged = layout.record_path(fingerprint("http://example.org/b"), 1)
     damaged.parent.mkdir(parents=True, exist_ok=True)
     damaged.write_bytes(b'{"url": "http://example.org/b", "depth":')
@@ -222,13 +225,14 @@ async def test_finalize_reads_and_removes_nothing_through_a_link(
     finalize with LinkRefused (the crawl then fails), touching nothing."""
     outside = tmp_path / "outside"
     outside.mkdir()
-    planted = _page(CrawlLayout(tmp_path, "elsewhere"), "http://example.org/x", 0)
+    with RecordLogs(settings) as logs:
+        planted = _page(logs, CrawlLayout(tmp_path, "elsewhere"), "http://example.org/x", 0)
+        layout = CrawlLayout(settings.data_dir, "c1")
+        good = _page(logs, layout, "http://example.org/", 0)
     fp = planted.fingerprint
     elsewhere = CrawlLayout(tmp_path, "elsewhere").record_path(fp, 0)
-    (outside / elsewhere.name).write_bytes(elsewhere.read_bytes())
+    (outside / elsewhere.name).write_bytes(planted.model_dump_json().encode())
     (outside / f".{fp}.d0.json.1.abcd.tmp").write_text("a temp file")
-    layout = CrawlLayout(settings.data_dir, "c1")
-    good = _page(layout, "http://example.org/", 0)
     (layout.pages / fp[:2]).symlink_to(outside)
     frontier = Frontier(redis, settings)
     assert await write_manifest(layout, frontier, "c1") == 1

@@ -27,6 +27,7 @@ from crawlfleet.workers.build import build_worker
 from crawlfleet.workers.fetch import FetchResult
 from crawlfleet.workers.fetch import fetch as real_fetch
 from tests.support.crawling import crawl_in_process, read_manifest
+from tests.support.records import stored_records
 from tests.support.synthetic import shortest_depths
 from tests.support.testweb import Page, Site, TestWeb, make_site
 
@@ -62,11 +63,14 @@ async def test_crawl_stores_every_page_once_with_its_record(
         assert r["content_type"]
     statuses = {r["status"] for r in records}
     assert {200, 301, 404} <= statuses
-    # no files besides one record per URL, a body per URL that is no redirect, the manifest and
+    # no files besides the record logs, a body per URL that is no redirect, the manifest and
     # the page index
     files = [p for p in root.rglob("*") if p.is_file()]
-    assert len(files) == len(records) + sum(r["path"] is not None for r in records) + 2
+    logs = [p for p in files if p.parent == root / "records"]
+    assert logs and all(p.name.endswith(".jsonl.gz") for p in logs)
+    assert len(files) == len(logs) + sum(r["path"] is not None for r in records) + 2
     assert {"manifest.jsonl", "pages.idx"} <= {p.name for p in files}
+    assert len(stored_records(settings.data_dir, root.name)) >= len(records)
     # nothing of arq's per-job state is left behind
     assert await redis.keys("arq:result:*") == []
     assert await redis.keys("arq:job:*") == []
@@ -97,8 +101,12 @@ async def test_page_found_again_by_shorter_path_is_followed_again(
     assert records[u("d")]["depth"] == 2 and records[u("d")]["parent"] == u("a")
     assert records[u("e")]["depth"] == 3
     assert status.counters.fetched == 6
-    # the page's first copy (depth 3) was removed when the crawl was finalized
-    assert len(list((settings.data_dir / "deep" / "pages").rglob("*.json"))) == 6
+    # both of d's records are logged; its first copy's body (depth 3) was removed when the
+    # crawl was finalized
+    logged = stored_records(settings.data_dir, "deep")
+    assert sorted(r.depth for r in logged if r.url == u("d")) == [2, 3]
+    assert len(logged) == 7
+    assert len([p for p in (settings.data_dir / "deep" / "pages").rglob("*") if p.is_file()]) == 6
 
 
 async def test_finished_crawl_leaves_no_temp_file(web: TestWeb, settings: Settings) -> None:

@@ -28,6 +28,7 @@ from crawlfleet.workers.frontier import Frontier
 from crawlfleet.workers.guard import Policy, seed_policy
 from crawlfleet.workers.metrics import WorkerMetrics
 from crawlfleet.workers.parsing import PageLinks
+from crawlfleet.workers.record_logs import RecordLogs
 from crawlfleet.workers.robots import RobotsCache
 from crawlfleet.workers.since import EarlierCrawls
 from crawlfleet.workers.turns import FetchTurns
@@ -62,6 +63,7 @@ class WorkerContext:
     links: PageLinks
     metrics: WorkerMetrics
     warcs: WarcWriters
+    records: RecordLogs
     lookups: Lookups  # for the seeds' addresses (each client has lookups of its own)
     earlier: EarlierCrawls  # what crawls --since another read of it
     rules: dict[str, CrawlRules] = field(default_factory=dict)
@@ -116,6 +118,7 @@ async def on_startup(ctx: dict[str, Any]) -> None:
         links=stack.enter_context(PageLinks(settings)),
         metrics=metrics,
         warcs=stack.enter_context(WarcWriters(settings)),
+        records=stack.enter_context(RecordLogs(settings)),
         lookups=lookups,
         earlier=earlier,
     )

@@ -37,10 +37,11 @@ class DiskCheck:
     writable: bool = False  # checked since the last failure
     failing_since: float | None = None  # first failure since a page was last stored here
 
-    def check(self, layout: CrawlLayout) -> None:
-        """Check the folder unless it is known to take files; raises the OSError."""
+    def check(self, layout: CrawlLayout, *, bodies: bool) -> None:
+        """Check the folder (for body files too, with ``bodies``) unless it is known to take
+        files; raises the OSError."""
         if not self.writable:
-            layout.check_writable()
+            layout.check_writable(bodies=bodies)
             self.writable = True
 
     def stored(self) -> None:

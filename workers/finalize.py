@@ -4,56 +4,65 @@ and the WARC index, mark it done."""
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 import structlog
 
 from crawlfleet.shared.page_index import write_page_index
-from crawlfleet.shared.storage import CrawlLayout, PageRecord, manifest_line
+from crawlfleet.shared.storage import CrawlLayout, PageRecord, RecordAt, manifest_line
 from crawlfleet.shared.warc_index import write_index
 from crawlfleet.workers.frontier import Frontier
 
 
 async def write_manifest(layout: CrawlLayout, frontier: Frontier, crawl_id: str) -> int:
-    """Write ``manifest.jsonl`` with one record per URL, and ``pages.idx``, the depth of each
-    one's record by fingerprint (``shared.page_index``); returns the number of records.
+    """Write ``manifest.jsonl`` with one record per URL, and ``pages.idx``, where each one's
+    record is by fingerprint (``shared.page_index``); returns the number of records.
 
     A page fetched at several depths (found again by a shorter path while the crawl ran) keeps
-    only the record at its shortest depth; the others and their bodies are removed, and so are
-    the temp files of writers killed mid-write. A file in the pages folder that is no record
-    crawlfleet wrote (damaged, planted) is reported and left out, and nothing it names is
-    touched. Nothing is read or removed through a link (a pages folder that is one raises
-    ``LinkRefused``). Idempotent, so the finalize job can safely run again.
+    only the record at its shortest depth, and a page whose job ran twice the latest of its
+    records at that depth; the bodies of the others are removed (and the record files of a
+    crawl written before the record logs), and so are the temp files of writers killed
+    mid-write. A record that cannot be read (a log's cut last member, a damaged or planted
+    file) is reported and left out, and nothing it names is touched. Nothing is read or
+    removed through a link (a pages folder that is one raises ``LinkRefused``). Idempotent, so
+    the finalize job can safely run again.
     """
     layout.remove_temp_files()
-    by_fp: dict[str, list[tuple[Path, PageRecord]]] = {}
-    for path, record in layout.records():
+    by_fp: dict[str, list[tuple[RecordAt, PageRecord]]] = {}
+    for where, at, record in layout.records():
         if isinstance(record, str):
-            structlog.get_logger().warning("record skipped", path=str(path), reason=record)
+            structlog.get_logger().warning("record skipped", path=where, reason=record)
             continue
-        by_fp.setdefault(record.fingerprint, []).append((path, record))
+        by_fp.setdefault(record.fingerprint, []).append((at, record))
     fps = sorted(by_fp)
     best_depths = await frontier.best_depths(crawl_id, fps)
-    kept: list[PageRecord] = []
+    kept: list[tuple[PageRecord, RecordAt]] = []
     for fp, best in zip(fps, best_depths, strict=True):
-        copies = sorted(by_fp[fp], key=lambda pr: pr[1].depth)
-        keep = next((pr for pr in copies if pr[1].depth == best), copies[0])
-        kept.append(keep[1])
-        for path, record in copies:
-            if path != keep[0]:
-                _remove_copy(layout, path, record, keep[1])
-    kept.sort(key=lambda r: r.url)
-    layout.write(layout.manifest, b"".join(manifest_line(r) for r in kept))
+        copies = by_fp[fp]
+        at_best = [pr for pr in copies if pr[1].depth == best]
+        # the latest of the shortest depth's copies (a job run again writes its record again)
+        keep = max(
+            at_best or [pr for pr in copies if pr[1].depth == min(r.depth for _, r in copies)],
+            key=lambda pr: pr[1].fetched_at,
+        )
+        kept.append((keep[1], keep[0]))
+        for copy in copies:
+            if copy is not keep:
+                _remove_copy(layout, copy[0], copy[1], keep[1])
+    kept.sort(key=lambda ra: ra[0].url)
+    layout.write(layout.manifest, b"".join(manifest_line(r) for r, _ in kept))
     # after the manifest: a crawl with an index is one a later crawl may be --since
     write_page_index(layout, kept)
     return len(kept)
 
 
-def _remove_copy(layout: CrawlLayout, path: Path, record: PageRecord, kept: PageRecord) -> None:
+def _remove_copy(layout: CrawlLayout, at: RecordAt, record: PageRecord, kept: PageRecord) -> None:
+    """Remove what a record left out of the manifest has of its own: its body file, unless it
+    is the kept one's, and its record file (a crawl written before the record logs)."""
     body = layout.stored_body(record)
     if body is not None and body != layout.stored_body(kept):
         layout.remove(body)
-    layout.remove(path)
+    if at.log is None and (record.fingerprint, record.depth) != (kept.fingerprint, kept.depth):
+        layout.remove(layout.record_path(record.fingerprint, record.depth))
 
 
 async def write_warc_index(layout: CrawlLayout) -> None:

@@ -3,8 +3,9 @@ for it, what the page is against it, and an unchanged page's body and links take
 
 Everything a worker needs of the earlier crawl is on the data volume the workers share; Redis
 holds only its id, in the crawl's spec. ``pages.idx`` (``shared.page_index``, written when the
-earlier crawl was finalized) gives the depth of a URL's record in one lookup, so the worker
-reads that one record file: its validators (``etag``, ``last_modified``), its body's SHA-256,
+earlier crawl was finalized) gives where a URL's record is in one lookup (its record log,
+offset and length, or, for a crawl written before the logs, its depth and so its file), so the
+worker reads that one record: its validators (``etag``, ``last_modified``), its body's SHA-256,
 where its body is (a file, a WARC response record, or an earlier crawl's record it refers to)
 and its links. A 304 takes all of these from it, so an unchanged page costs no body and no
 parse; its body file is hard-linked into the new crawl (copied where the file system makes no
@@ -34,6 +35,7 @@ from crawlfleet.shared.crawl import CrawlSpec
 from crawlfleet.shared.errors import EarlierMissing, InvalidCrawlId, UnreadableCrawl
 from crawlfleet.shared.nofollow import is_file_at, read_at
 from crawlfleet.shared.page_index import PageIndex, index_from_manifest
+from crawlfleet.shared.record_log import read_member
 from crawlfleet.shared.storage import (
     BodyRef,
     Change,
@@ -87,9 +89,9 @@ class EarlierCrawl:
     EarlierMissing if it has no manifest and index in ``data_dir`` (it is not a finished
     crawl there).
 
-    Its folders are opened once each (without following a link) and kept open, so reading a
-    record, looking for a body or linking one costs one call on its bucket's descriptor: the
-    crawl is finished, nothing renames its folders.
+    Its folders and record logs are opened once each (without following a link) and kept
+    open, so reading a record, looking for a body or linking one costs one call on a
+    descriptor: the crawl is finished, nothing renames its files.
     """
 
     def __init__(self, data_dir: Path, crawl_id: str) -> None:
@@ -106,6 +108,7 @@ class EarlierCrawl:
                 f"--since {crawl_id}: no finished crawl {crawl_id!r} in {data_dir} ({why})"
             ) from exc
         self._buckets: dict[str, int] = {}
+        self._logs: dict[str, int] = {}
         self._warc_files: dict[tuple[str, str], bool] = {}
 
     def bucket(self, fp: str) -> int:
@@ -117,18 +120,34 @@ class EarlierCrawl:
             self._buckets[fp[:2]] = fd
         return fd
 
+    def log(self, name: str) -> int:
+        """The descriptor of the record log ``name`` (opened on first use); OSError if it
+        cannot be opened, ValueError if ``name`` is not a log's."""
+        fd = self._logs.get(name)
+        if fd is None:
+            fd = self.layout.open_fd(self.layout.record_log_path(name))
+            self._logs[name] = fd
+        return fd
+
     def page(self, url: str) -> EarlierPage | None:
         """The earlier record of ``url`` (canonical), None if the earlier crawl had none (or
         its record cannot be read: the page is then fetched as a new one)."""
         fp = fingerprint(url)
-        depth = self._index.depth(fp)
-        if depth is None:
-            return None
-        name = record_name(fp, depth)
+        where = fp
         try:
-            record = PageRecord.model_validate_json(read_at(self.bucket(fp), name))
+            found = self._index.find(fp)
+            if found is None:
+                return None
+            at, depth = found.at, found.depth
+            if at.log is None:  # a crawl written before the record logs
+                where = record_name(fp, depth)
+                data = read_at(self.bucket(fp), where)
+            else:
+                where = f"{at.log}@{at.offset}"
+                data = read_member(self.log(at.log), at.offset, at.length)
+            record = PageRecord.model_validate_json(data)
         except (OSError, ValueError) as exc:  # pydantic's ValidationError is a ValueError
-            log.warning("earlier record unreadable", record=name, reason=type(exc).__name__)
+            log.warning("earlier record unreadable", record=where, reason=type(exc).__name__)
             return None
         if record.url != url or (record.fingerprint, record.depth) != (fp, depth):
             return None
@@ -218,8 +237,9 @@ class EarlierCrawl:
 
     def close(self) -> None:
         self._index.close()
-        buckets, self._buckets = list(self._buckets.values()), {}
-        for fd in buckets:
+        opened = [*self._buckets.values(), *self._logs.values()]
+        self._buckets, self._logs = {}, {}
+        for fd in opened:
             os.close(fd)
 
 

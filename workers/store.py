@@ -1,4 +1,5 @@
-"""Writing one fetch to the data directory: the body, then its metadata record."""
+"""Writing one fetch to the data directory: the body, then its metadata record (to the
+process's record log)."""
 
 from __future__ import annotations
 
@@ -15,11 +16,11 @@ from crawlfleet.shared.storage import (
     WarcRef,
     body_name,
     pack_links,
-    record_name,
     relative_path,
 )
 from crawlfleet.workers.fetch import FetchResult
 from crawlfleet.workers.frontier import PageJob
+from crawlfleet.workers.record_logs import RecordLogs
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +50,7 @@ def body_sha256(result: FetchResult) -> str | None:
 
 def store_page(
     layout: CrawlLayout,
+    logs: RecordLogs,
     job: PageJob,
     result: FetchResult,
     worker: str,
@@ -61,16 +63,16 @@ def store_page(
     body_in: BodyRef | None = None,
     sitemap_lastmod: datetime | None = None,
 ) -> PageRecord:
-    """Write the body (if ``keep_body``; a redirect's is never read) and the record of one
-    fetch, with its response headers, its ``links`` (all of them, before scope), where its
-    ``warc`` response record is and, for a crawl --since another, its ``change``; both
-    atomically, body first, in one opening of their folder. A ``revalidated`` page takes its
+    """Write the body (if ``keep_body``; a redirect's is never read) and append the record of
+    one fetch to ``logs``, with its response headers, its ``links`` (all of them, before
+    scope), where its ``warc`` response record is and, for a crawl --since another, its
+    ``change``; the body atomically, before the record. A ``revalidated`` page takes its
     body, type, size and digest from the earlier crawl; ``body_in`` is where the body of a page
     recorded as a WARC revisit is; ``sitemap_lastmod`` is the lastmod by which a page was taken
     as unchanged without a request.
 
-    Names depend only on the URL's fingerprint and the depth, so a job that runs again
-    overwrites its own files.
+    A body's name depends only on the URL's fingerprint and the depth, so a job that runs
+    again overwrites its own body; its record is appended again, and finalizing keeps one.
     """
     fp = job.fingerprint
     etag, last_modified = result.header("etag"), result.header("last-modified")
@@ -86,38 +88,39 @@ def store_page(
         if result.ok and keep_body and result.redirect is None:
             body = result.body
     name = body_name(fp, job.depth, content_type)
-    with layout.bucket(fp) as bucket:
-        if isinstance(body, LinkedBody):
-            link_at(body.folder_fd, body.name, bucket, name)
-        elif body is not None:
-            write_at(bucket, name, body)
-        record = PageRecord(
-            url=job.url,
-            final_url=result.final_url,
-            depth=job.depth,
-            parent=job.parent,
-            status=result.status,
-            content_type=content_type,
-            length=length,
-            sha256=sha256,
-            fetched_at=datetime.now(UTC),
-            duration_ms=result.duration_ms,
-            path=None if body is None else relative_path(fp, name),
-            truncated=truncated,
-            error=None if result.error is None else str(result.error),
-            kind=None if result.error is None else result.error.kind,
-            fingerprint=fp,
-            worker=worker,
-            redirect=result.redirect,
-            skipped=None if result.skipped is None else result.skipped.value,
-            headers=result.headers,
-            warc=warc,
-            etag=etag,
-            last_modified=last_modified,
-            links=None if links is None else pack_links(job.url, links),
-            change=change,
-            body_in=body_in,
-            sitemap_lastmod=sitemap_lastmod,
-        )
-        write_at(bucket, record_name(fp, job.depth), record.model_dump_json().encode())
+    if body is not None:
+        with layout.bucket(fp) as bucket:
+            if isinstance(body, LinkedBody):
+                link_at(body.folder_fd, body.name, bucket, name)
+            else:
+                write_at(bucket, name, body)
+    record = PageRecord(
+        url=job.url,
+        final_url=result.final_url,
+        depth=job.depth,
+        parent=job.parent,
+        status=result.status,
+        content_type=content_type,
+        length=length,
+        sha256=sha256,
+        fetched_at=datetime.now(UTC),
+        duration_ms=result.duration_ms,
+        path=None if body is None else relative_path(fp, name),
+        truncated=truncated,
+        error=None if result.error is None else str(result.error),
+        kind=None if result.error is None else result.error.kind,
+        fingerprint=fp,
+        worker=worker,
+        redirect=result.redirect,
+        skipped=None if result.skipped is None else result.skipped.value,
+        headers=result.headers,
+        warc=warc,
+        etag=etag,
+        last_modified=last_modified,
+        links=None if links is None else pack_links(job.url, links),
+        change=change,
+        body_in=body_in,
+        sitemap_lastmod=sitemap_lastmod,
+    )
+    logs.append(layout, record)
     return record

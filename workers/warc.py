@@ -24,17 +24,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import contextvars
 import hashlib
 import io
-import os
-import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
-from pathlib import Path
 
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.timeutils import datetime_to_iso_date
@@ -44,6 +40,7 @@ from zlib_ng import zlib_ng
 from crawlfleet.shared.crawl import CrawlSpec
 from crawlfleet.shared.settings import Settings
 from crawlfleet.shared.storage import WARC_SUFFIX, CrawlLayout, WarcRef
+from crawlfleet.workers.append_file import AppendFile, file_stem
 from crawlfleet.workers.fetch import Exchange, FetchResult
 
 WARC_VERSION = "1.1"
@@ -53,8 +50,6 @@ GZIP_LEVEL = 6
 # hop-by-hop framing that aiohttp undid: the stored payload is no longer in it
 _MASKED = frozenset({"transfer-encoding"})
 _MASKED_CUT = _MASKED | {"content-length"}
-_UNSAFE_IN_NAMES = re.compile(r"[^A-Za-z0-9_.-]")
-_APPEND_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC
 
 
 def _gzip_member(data: bytes) -> bytes:
@@ -192,59 +187,6 @@ def warcinfo(filename: str, spec: CrawlSpec, settings: Settings) -> bytes:
     return _gzip_member(_serialized(builder.create_warcinfo_record(filename, info), builder))
 
 
-class _WarcFile:
-    """One open WARC file, appended to by one thread of one process."""
-
-    def __init__(self, path: Path, fd: int) -> None:
-        self.path = path
-        self._fd = fd
-        self.size = 0
-        self.broken = False
-
-    @classmethod
-    def create(cls, layout: CrawlLayout, stem: str, seq: int) -> _WarcFile:
-        """A new file ``<stem>-<seq>.warc.gz`` in the crawl's WARC folder, reached without
-        following a link (the next free ``seq``: a restarted worker with the same id and
-        clock second never appends to another process's file)."""
-        while True:
-            path = layout.warc_dir / f"{stem}-{seq:05d}{WARC_SUFFIX}"
-            try:
-                return cls(path, layout.open_fd(path, _APPEND_FLAGS))
-            except FileExistsError:
-                seq += 1
-
-    @property
-    def seq(self) -> int:
-        return int(self.path.name.removesuffix(WARC_SUFFIX).rsplit("-", 1)[1])
-
-    def append(self, data: bytes) -> int:
-        """Append ``data`` in one write (more only if the kernel takes part of it); returns
-        the offset it starts at. A failed write is cut off again, so the file never holds a
-        partial member before a whole one."""
-        start = os.lseek(self._fd, 0, os.SEEK_END)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(self._fd, view) :]
-        except BaseException:
-            try:
-                os.ftruncate(self._fd, start)
-            except OSError:
-                self.broken = True  # what it holds past ``start`` is not ours to vouch for
-            raise
-        self.size = start + len(data)
-        return start
-
-    def close(self) -> None:
-        """Sync the file to disk and close it (a file that cannot be synced is closed all the
-        same: its records are in the kernel's hands)."""
-        try:
-            with contextlib.suppress(OSError):
-                os.fsync(self._fd)
-        finally:
-            os.close(self._fd)
-
-
 class WarcWriters:
     """The WARC files of one worker process: one open file per crawl, written in one thread
     (compressing and writing a record pair costs well under a millisecond per 100 KB of body; off
@@ -253,9 +195,8 @@ class WarcWriters:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="crawlfleet-warc")
-        self._files: dict[str, _WarcFile] = {}
-        worker = _UNSAFE_IN_NAMES.sub("_", settings.worker_id)[:64] or "worker"
-        self._stem = f"{worker}-{datetime.now(UTC):%Y%m%d%H%M%S}"
+        self._files: dict[str, AppendFile] = {}
+        self._stem = file_stem(settings.worker_id)
 
     async def write(
         self,
@@ -312,7 +253,7 @@ class WarcWriters:
             raise
         return WarcRef(filename=file.path.name, offset=offset, length=len(response))
 
-    def _file_for(self, layout: CrawlLayout, spec: CrawlSpec, adding: int) -> _WarcFile:
+    def _file_for(self, layout: CrawlLayout, spec: CrawlSpec, adding: int) -> AppendFile:
         """The crawl's open file, a new one if there is none or it would outgrow the limit."""
         file = self._files.get(spec.crawl_id)
         seq = 0
@@ -322,7 +263,7 @@ class WarcWriters:
             seq = file.seq + 1
             del self._files[spec.crawl_id]
             file.close()
-        file = _WarcFile.create(layout, self._stem, seq)
+        file = AppendFile.create(layout, layout.warc_dir, self._stem, seq, WARC_SUFFIX)
         try:
             file.append(warcinfo(file.path.name, spec, self._settings))
         except BaseException:

@@ -38,7 +38,7 @@ async def disk_ready(worker: WorkerContext, rules: CrawlRules, crawl_id: str) ->
     """Whether the crawl's folder takes files (checked before its first fetch in this process,
     and again after a failure: ``workers.disk``); False if the crawl has failed for it."""
     try:
-        rules.disk.check(rules.layout)
+        rules.disk.check(rules.layout, bodies=not rules.spec.warc)
     except OSError as exc:
         await storage_failed(worker, rules, crawl_id, exc)
         return False

@@ -173,8 +173,8 @@ async def _keep(
             warc = await worker.warcs.write_unrequested(layout, spec, job.url, refers)
             body_in = refers_body(page, refers)
     store_page(
-        layout, job, result, worker.settings.worker_id, keep and not spec.warc, warc,
-        links=found, change=page.change, revalidated=revalidated, body_in=body_in,
+        layout, worker.records, job, result, worker.settings.worker_id, keep and not spec.warc,
+        warc, links=found, change=page.change, revalidated=revalidated, body_in=body_in,
         sitemap_lastmod=page.lastmod,
     )  # fmt: skip
 
