@@ -1,8 +1,9 @@
 """What a finished crawl's folder takes on disk, against the compressed size of its content.
 
 The disk use is what the file system gives the files (``st_blocks`` x 512, every file under
-``<data-dir>/<crawl-id>``), sorted by what they are: page records, body files, WARC files and the
-rest (manifest, index); the folders themselves are counted apart. The content is every stored
+``<data-dir>/<crawl-id>``), sorted by what they are: page records (the record logs, or the record
+files of a crawl written before them), body files, WARC files and the rest (manifest, index);
+the folders themselves are counted apart. The content is every stored
 body as the crawl reads it back (``crawlfleet cat``: its content coding undone), each gzipped at
 gzip's default level (6), summed: what a plain archive of the pages would take.
 """
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from crawlfleet.scheduler.readback import FinishedCrawl
 from crawlfleet.shared.errors import NotStored
-from crawlfleet.shared.storage import MANIFEST, PAGES, WARC
+from crawlfleet.shared.storage import MANIFEST, PAGES, RECORDS, WARC
 
 GZIP_LEVEL = 6  # gzip's own default
 
@@ -23,6 +24,8 @@ GZIP_LEVEL = 6  # gzip's own default
 def _kind(relative: Path) -> str:
     """Which of the figures a file of the crawl counts in."""
     top = relative.parts[0]
+    if top == RECORDS:
+        return "records"
     if top == PAGES:
         return "records" if relative.suffix == ".json" else "bodies"
     if top == WARC:
@@ -32,8 +35,8 @@ def _kind(relative: Path) -> str:
 
 def disk_use(root: Path) -> dict[str, int]:
     """Bytes allocated to the files under ``root`` (in all, and by kind: records, bodies,
-    warc, manifest, other), to its folders (``folders``), and how many record files there
-    are (``record_files``)."""
+    warc, manifest, other), to its folders (``folders``), and how many files hold the page
+    records (``record_files``: logs, or a file per record in a crawl written before them)."""
     figures = dict.fromkeys(("files", "records", "bodies", "warc", "manifest", "other"), 0)
     figures["folders"] = figures["record_files"] = 0
     for folder, dirs, names in os.walk(root):

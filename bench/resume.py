@@ -201,7 +201,7 @@ def _round(
     stopped = _Run(_command(seeds, depth, data))
     time.sleep(max(0.0, stop_after_s - (time.monotonic() - stopped.began)))
     # and not before its first page is stored: a loaded machine may take that long to start
-    while not any((data / CRAWL_ID).glob("pages/*/*.json")):
+    while not any(p.stat().st_size for p in (data / CRAWL_ID).glob("records/*.jsonl.gz")):
         if stopped.proc.poll() is not None or time.monotonic() - stopped.began > timeout_s:
             raise RuntimeError("the run to stop stored no page")
         time.sleep(0.05)

@@ -75,10 +75,13 @@ def _check_stored_exactly_once(
     stack: Stack, crawl_id: str, expected: dict[str, int], workers: set[str]
 ) -> list[dict[str, Any]]:
     """The manifest holds each expected URL once at its shortest depth, and the volume holds
-    one record per URL and one body per URL that is not a redirect; returns the records."""
+    the workers' record logs and one body per URL that is not a redirect; returns the
+    records."""
     mark = "=== files ==="
     out = stack.shell(
-        'cd "/data/$1" && cat manifest.jsonl && echo "$2" && find pages -type f', crawl_id, mark
+        'cd "/data/$1" && cat manifest.jsonl && echo "$2" && find pages records -type f',
+        crawl_id,
+        mark,
     )
     manifest, _, files = out.partition(mark + "\n")
     records = [json.loads(line) for line in manifest.splitlines() if line.strip()]
@@ -97,10 +100,13 @@ def _check_stored_exactly_once(
         assert r["redirect"] == page.redirect_to, r  # a redirect's target: a URL of its own
         assert r["worker"] in workers, r
     on_disk = [f for f in files.splitlines() if f.strip()]
-    bodies = sorted(f for f in on_disk if not f.endswith(".json"))
+    bodies = sorted(f for f in on_disk if f.startswith("pages/"))
     paths = sorted(r["path"] for r in records if r["path"] is not None)  # none for a redirect
     assert bodies == paths, "bodies on the volume != manifest paths"
-    assert len(on_disk) - len(bodies) == len(records), "not one metadata record per URL"
+    logs = [f for f in on_disk if f.startswith("records/")]
+    # the metadata records: a log per worker process that stored a page, nothing else
+    assert logs and all(f.endswith(".jsonl.gz") for f in logs), logs
+    assert len(logs) + len(bodies) == len(on_disk), on_disk
     return records
 
 
