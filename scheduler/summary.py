@@ -48,8 +48,9 @@ def print_summary(
         + (f"\n  sitemaps  {sitemaps_text(c)}" if status.spec.sitemaps else "")
         + f"{changes}"
         f"{why}\n"
-        f"  files     {root / 'pages'}\n"
-        f"  manifest  {root / 'manifest.jsonl'}"
+        # with --warc the bodies are in the WARC files: no pages folder
+        + ("" if status.spec.warc else f"  files     {root / 'pages'}\n")
+        + f"  manifest  {root / 'manifest.jsonl'}"
         + (
             f"\n  warc      {root / 'warc'}\n  index     {root / 'index.cdxj'}"
             if status.spec.warc

@@ -156,7 +156,8 @@ def test_errors_are_one_line(crawled: tuple[str, dict[str, bytes], Path], tmp_pa
 
 def test_run_with_warc_writes_files_that_read_back(web: TestWeb, tmp_path: Path) -> None:
     """`crawlfleet run --warc` (its embedded Redis, its worker processes) writes WARC files and
-    an index, no body files, and says where they are; `cat` reads a page back from them."""
+    an index, no body files (no pages folder), and says where they are; `cat` reads a page
+    back from them."""
     seed, served = warc_site(web)
     data = tmp_path / "data"
     env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
@@ -168,6 +169,7 @@ def test_run_with_warc_writes_files_that_read_back(web: TestWeb, tmp_path: Path)
     assert run.returncode == 0, run.stderr
     out = run.stdout.decode()
     assert f"warc      {data / 'cli' / 'warc'}" in out and "index.cdxj" in out
+    assert "files " not in out  # no pages folder to name
     files = list((data / "cli" / "warc").glob("*.warc.gz"))
     assert files and all(warcio_check(f).returncode == 0 for f in files)
     # a line per page that got a response, and one for the robots.txt of its one origin
