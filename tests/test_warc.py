@@ -20,7 +20,7 @@ from crawlfleet.workers.fetch import make_client
 from crawlfleet.workers.metrics import WorkerMetrics
 from crawlfleet.workers.robots import RobotsCache
 from crawlfleet.workers.turns import FetchTurns
-from crawlfleet.workers.warc import WarcWriters
+from crawlfleet.workers.warc import IN_LOOP_BYTES, WarcWriters
 from tests.support.crawling import crawl_in_process, read_manifest
 from tests.support.testweb import Page, Site, TestWeb
 from tests.support.warcs import CAP, WarcRecord, read_warc, warc_site, warcio_check
@@ -162,6 +162,55 @@ async def test_index_lines_are_sorted_and_point_at_their_records(
         assert digest == f"sha1:{entry['digest']}"
     mimes = {json.loads(line.split(" ", 2)[2])["mime"] for line in lines}
     assert {"text/html", "text/plain"} <= mimes
+
+
+async def test_large_bodies_and_headers_are_recorded_and_indexed(
+    web: TestWeb, settings: Settings
+) -> None:
+    """A body larger than what is recorded in the event loop (it goes to the WARC thread)
+    beside small ones in the same file, and a response whose headers are larger than what the
+    index reads of a record: each payload is the bytes served, the file passes `warcio
+    check`, and the index gives each its status, mime and place."""
+    big = bytes(range(256)) * (IN_LOOP_BYTES // 256 + 100)
+    many = {f"X-Filler-{n}": "v" * 4000 for n in range(20)}  # 80 KB of headers
+    u = lambda path: web.url(0, path)  # noqa: E731
+    web.site = Site(
+        {
+            u("/"): Page(hrefs=["/big", "/headers", "/small"]),
+            u("/big"): Page(content_type="application/octet-stream", body=big),
+            u("/headers"): Page(status=404, headers=many),
+            u("/small"): Page(content_type="text/plain", body=b"small\n"),
+        }
+    )
+    spec = CrawlSpec(crawl_id="lg", seeds=[u("/")], depth=1, warc=True)
+    assert (await crawl_in_process(settings, spec)).state is CrawlState.DONE
+    layout = CrawlLayout(settings.data_dir, "lg")
+    (path,) = layout.warc_files()
+    checked = warcio_check(path)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    responses = {r.url: r for r in read_warc(path) if r.kind == "response"}
+    assert responses[u("/big")].payload == big
+    assert responses[u("/small")].payload == b"small\n"
+    assert header(responses[u("/headers")], "X-Filler-19") == "v" * 4000
+    indexed = {
+        entry["url"]: entry
+        for entry in (
+            json.loads(line.split(" ", 2)[2]) for line in layout.index.read_text().splitlines()
+        )
+    }
+    assert (indexed[u("/big")]["mime"], indexed[u("/big")]["status"]) == (
+        "application/octet-stream",
+        "200",
+    )
+    assert (indexed[u("/headers")]["mime"], indexed[u("/headers")]["status"]) == (
+        "text/html",
+        "404",
+    )
+    records = {r["url"]: r for r in read_manifest(settings.data_dir, "lg")}
+    for url, response in responses.items():
+        if url in records:
+            assert records[url]["warc"]["offset"] == response.offset
+            assert indexed[url]["offset"] == str(response.offset)
 
 
 async def test_files_rotate_at_the_size_limit(web: TestWeb, settings: Settings) -> None:
