@@ -16,15 +16,16 @@ import json
 import os
 import re
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from warcio.archiveiterator import ArchiveIterator
 from warcio.exceptions import ArchiveLoadFailed
-from warcio.recordloader import ArcWarcRecord
+from warcio.recordloader import ArcWarcRecord, ArcWarcRecordLoader
 
+from crawlfleet.shared.gzip_members import read_member, whole_members
 from crawlfleet.shared.mime import media_type
 from crawlfleet.shared.storage import CrawlLayout, WarcRef
 
@@ -33,6 +34,10 @@ _WWW = re.compile(r"www\d*\.")
 _INDEXED = ("response", "revisit")
 # what warcio raises on bytes that are no WARC record (a member cut in its gzip header...)
 _UNREADABLE = (ArchiveLoadFailed, zlib.error, EOFError, ValueError, OSError)
+# how much of each record the index reads: its WARC and HTTP headers fit (a record whose headers
+# do not is inflated whole)
+_HEAD_BYTES = 8 * 1024
+_LOADER = ArcWarcRecordLoader()
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,22 +74,32 @@ def surt_key(url: str) -> str:
     return f"{key}){path}{query}"
 
 
-def whole_records(layout: CrawlLayout, path: Path) -> tuple[list[Record], int]:
-    """The whole records of a WARC file, in order, and the offset where the last one ends."""
+def whole_records(
+    layout: CrawlLayout, path: Path, known: Mapping[int, int] | None = None
+) -> tuple[list[Record], int]:
+    """The whole records of a WARC file, in order, and the offset where the last one ends.
+
+    Each gzip member is inflated once, by zlib-ng, and only its head is parsed (by warcio):
+    the WARC and HTTP headers, all an index line needs. A member cut short (its trailer
+    missing) or one that holds no WARC record ends the records. ``known`` gives the lengths of
+    members by offset that were written whole (response records that page records name): of
+    those only the head is inflated.
+    """
     records: list[Record] = []
+    fd = layout.open_fd(path)
     try:
-        with os.fdopen(layout.open_fd(path), "rb") as stream:
-            iterator = ArchiveIterator(stream)
-            for record in iterator:
-                iterator.read_to_end(record)
-                records.append(
-                    _described(record, iterator.get_record_offset(), iterator.get_record_length())
-                )
-    except _UNREADABLE:
-        pass  # what follows the last whole record is cut off by ``repair``
-    # warcio reads a gzip member cut short as a short record: only its trailer proves it whole
-    if records and not _whole_member(layout, path, records[-1].offset, records[-1].length):
-        records.pop()
+        for member in whole_members(fd, _HEAD_BYTES, known):
+            data = member.data
+            cut = member.size is None or member.size > len(data)
+            try:
+                if cut and data.count(b"\r\n\r\n") < 2:  # headers past the head
+                    data = read_member(fd, member.offset, member.length)
+                record = _LOADER.parse_record_stream(io.BytesIO(data))
+            except _UNREADABLE:
+                break  # what follows the last whole record is cut off by ``repair``
+            records.append(_described(record, member.offset, member.length))
+    finally:
+        os.close(fd)
     end = records[-1].offset + records[-1].length if records else 0
     return records, end
 
@@ -106,21 +121,6 @@ def _described(record: ArcWarcRecord, offset: int, length: int) -> Record:
         mime=mime,
         digest=headers.get_header("WARC-Payload-Digest"),
     )
-
-
-def _whole_member(layout: CrawlLayout, path: Path, offset: int, length: int) -> bool:
-    """True if ``length`` bytes at ``offset`` are one gzip member, trailer included."""
-    with os.fdopen(layout.open_fd(path), "rb") as stream:
-        stream.seek(offset)
-        data = stream.read(length)
-    inflate = zlib.decompressobj(zlib.MAX_WBITS | 16)
-    try:
-        while data and not inflate.eof:
-            inflate.decompress(data, 1 << 20)
-            data = inflate.unconsumed_tail
-    except zlib.error:
-        return False
-    return inflate.eof
 
 
 def repair(layout: CrawlLayout, path: Path) -> int:
@@ -164,9 +164,12 @@ def cdxj_line(record: Record, filename: str) -> str:
     return f"{surt_key(record.url)} {_date14(record.date)} {json.dumps(fields)}"
 
 
-def write_index(layout: CrawlLayout) -> tuple[int, int]:
+def write_index(
+    layout: CrawlLayout, known: Mapping[str, Mapping[int, int]] | None = None
+) -> tuple[int, int]:
     """Repair the crawl's WARC files and write ``index.cdxj`` (if it has any WARC file);
-    returns the lines written and the bytes cut off."""
+    returns the lines written and the bytes cut off. ``known``: the lengths of members
+    written whole, by file name and offset (``whole_records``)."""
     lines: list[str] = []
     cut = 0
     files = layout.warc_files()
@@ -174,7 +177,7 @@ def write_index(layout: CrawlLayout) -> tuple[int, int]:
         return 0, 0
     for path in files:
         # read once: the records before the cut are the same after it
-        records, end = whole_records(layout, path)
+        records, end = whole_records(layout, path, (known or {}).get(path.name))
         cut += _cut_at(layout, path, end)
         lines.extend(cdxj_line(r, path.name) for r in records if r.kind in _INDEXED)
     lines.sort(key=lambda line: line.encode())

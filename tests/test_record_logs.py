@@ -63,7 +63,7 @@ async def test_a_cut_last_record_is_left_out_and_a_restart_writes_a_new_log(
     assert reasons == [f"cut off: its last {len(cut) // 2} bytes are no whole record"]
     whole = gzip.decompress((layout.records_dir / log).read_bytes()[: -(len(cut) // 2)])
     assert [json.loads(line)["url"] for line in whole.splitlines()] == [r.url for r in stored]
-    assert await write_manifest(layout, Frontier(redis, settings), "c1") == 4
+    assert (await write_manifest(layout, Frontier(redis, settings), "c1")).pages == 4
     assert {p["url"] for p in _manifest(layout)} == {r.url for r in [*stored, later]}
 
 
@@ -97,7 +97,7 @@ async def test_a_page_recorded_twice_keeps_the_shorter_depth_then_the_latest(
         _store(two, layout, "/a", 1, b"first")
         rerun = _store(one, layout, "/a", 1, b"again")
     assert len(layout.record_logs()) == 2
-    assert await write_manifest(layout, Frontier(redis, settings), "c1") == 1
+    assert (await write_manifest(layout, Frontier(redis, settings), "c1")).pages == 1
     [kept] = _manifest(layout)
     assert kept["depth"] == 1 and kept["fetched_at"] == rerun.fetched_at.isoformat().replace(
         "+00:00", "Z"
@@ -121,7 +121,7 @@ async def test_a_finished_crawl_reads_back_from_its_logs(redis: Redis, settings:
     layout = CrawlLayout(settings.data_dir, "c1")
     with RecordLogs(settings) as logs:
         stored = [_store(logs, layout, f"/{i}", i % 3, f"body {i}".encode()) for i in range(20)]
-    assert await write_manifest(layout, Frontier(redis, settings), "c1") == 20
+    assert (await write_manifest(layout, Frontier(redis, settings), "c1")).pages == 20
     assert not [p for p in layout.root.rglob("*.json")]
     crawl = FinishedCrawl(settings.data_dir, "c1")
     assert sorted(r.url for r in crawl.pages()) == sorted(r.url for r in stored)

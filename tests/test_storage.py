@@ -207,7 +207,7 @@ async def test_finalize_skips_what_it_cannot_trust(
     planted = twice[1].model_copy(update={"path": f"../../{victim.name}"})
     layout.record_path(planted.fingerprint, 2).write_text(planted.model_dump_json())
     frontier = Frontier(redis, settings)
-    assert await write_manifest(layout, frontier, "c1") == 2
+    assert (await write_manifest(layout, frontier, "c1")).pages == 2
     urls = [json.loads(line)["url"] for line in layout.manifest.read_text().splitlines()]
     assert urls == [good.url, twice[0].url]
     assert victim.read_text() == "keep me"
@@ -235,7 +235,7 @@ async def test_finalize_reads_and_removes_nothing_through_a_link(
     (outside / f".{fp}.d0.json.1.abcd.tmp").write_text("a temp file")
     (layout.pages / fp[:2]).symlink_to(outside)
     frontier = Frontier(redis, settings)
-    assert await write_manifest(layout, frontier, "c1") == 1
+    assert (await write_manifest(layout, frontier, "c1")).pages == 1
     assert [json.loads(line)["url"] for line in layout.manifest.read_text().splitlines()] == [
         good.url
     ]

@@ -15,13 +15,14 @@ from crawlfleet.shared.crawl import CrawlSpec, CrawlState
 from crawlfleet.shared.keys import CrawlKeys
 from crawlfleet.shared.settings import Settings
 from crawlfleet.shared.storage import CrawlLayout
-from crawlfleet.shared.warc_index import repair, surt_key, whole_records
+from crawlfleet.shared.warc_index import repair, surt_key, whole_records, write_index
 from crawlfleet.workers.fetch import make_client
 from crawlfleet.workers.metrics import WorkerMetrics
 from crawlfleet.workers.robots import RobotsCache
 from crawlfleet.workers.turns import FetchTurns
 from crawlfleet.workers.warc import IN_LOOP_BYTES, WarcWriters
 from tests.support.crawling import crawl_in_process, read_manifest
+from tests.support.records import stored_records
 from tests.support.testweb import Page, Site, TestWeb
 from tests.support.warcs import CAP, WarcRecord, read_warc, warc_site, warcio_check
 
@@ -267,6 +268,29 @@ async def test_a_record_cut_mid_write_is_cut_off(
     assert repair(layout, path) == len(cut)
     assert path.read_bytes() == whole
     assert warcio_check(path).returncode == 0
+
+
+async def test_the_index_skips_what_page_records_say_and_trusts_no_wrong_length(
+    web: TestWeb, settings: Settings
+) -> None:
+    """Indexed with the lengths of the response records that page records name (only their
+    heads read), a file gives the same index as read whole, its cut last member is still cut
+    off; a length said wrongly is not trusted (nothing good is cut off)."""
+    await warc_crawl(web, settings)
+    layout = CrawlLayout(settings.data_dir, "wa")
+    (path,) = layout.warc_files()
+    whole = path.read_bytes()
+    index = layout.index.read_bytes()
+    refs = [r.warc for r in stored_records(settings.data_dir, "wa") if r.warc is not None]
+    known = {path.name: {ref.offset: ref.length for ref in refs}}
+    assert len(known[path.name]) == len(refs) >= 5
+    path.write_bytes(whole + whole[refs[0].offset : refs[0].offset + refs[0].length // 2])
+    assert write_index(layout, known) == (index.count(b"\n"), refs[0].length // 2)
+    assert path.read_bytes() == whole and layout.index.read_bytes() == index
+    off_by = [1, -1, 7, -7, 9]
+    wrong = {path.name: {r.offset: r.length + off_by[n % 5] for n, r in enumerate(refs)}}
+    assert write_index(layout, wrong) == (index.count(b"\n"), 0)
+    assert path.read_bytes() == whole and layout.index.read_bytes() == index
 
 
 ROBOTS = b"User-agent: *\nDisallow: /file.txt\n"

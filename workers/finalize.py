@@ -4,6 +4,7 @@ and the WARC index, mark it done."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass, field
 
 import structlog
 
@@ -13,9 +14,20 @@ from crawlfleet.shared.warc_index import write_index
 from crawlfleet.workers.frontier import Frontier
 
 
-async def write_manifest(layout: CrawlLayout, frontier: Frontier, crawl_id: str) -> int:
+@dataclass
+class Manifest:
+    """What writing a crawl's manifest found: how many records it lists, and where the WARC
+    response records of every whole page record are (the lengths of those members, by file
+    and offset: each was written whole before its page record was appended)."""
+
+    pages: int = 0
+    warc_members: dict[str, dict[int, int]] = field(default_factory=dict)
+
+
+async def write_manifest(layout: CrawlLayout, frontier: Frontier, crawl_id: str) -> Manifest:
     """Write ``manifest.jsonl`` with one record per URL, and ``pages.idx``, where each one's
-    record is by fingerprint (``shared.page_index``); returns the number of records.
+    record is by fingerprint (``shared.page_index``); returns how many records it lists and
+    where their WARC records are.
 
     A page fetched at several depths (found again by a shorter path while the crawl ran) keeps
     only the record at its shortest depth, and a page whose job ran twice the latest of its
@@ -27,12 +39,16 @@ async def write_manifest(layout: CrawlLayout, frontier: Frontier, crawl_id: str)
     the finalize job can safely run again.
     """
     layout.remove_temp_files()
+    found = Manifest()
     by_fp: dict[str, list[tuple[RecordAt, PageRecord]]] = {}
     for where, at, record in layout.records():
         if isinstance(record, str):
             structlog.get_logger().warning("record skipped", path=where, reason=record)
             continue
         by_fp.setdefault(record.fingerprint, []).append((at, record))
+        if record.warc is not None:
+            ref = record.warc
+            found.warc_members.setdefault(ref.filename, {})[ref.offset] = ref.length
     fps = sorted(by_fp)
     best_depths = await frontier.best_depths(crawl_id, fps)
     kept: list[tuple[PageRecord, RecordAt]] = []
@@ -52,7 +68,8 @@ async def write_manifest(layout: CrawlLayout, frontier: Frontier, crawl_id: str)
     layout.write(layout.manifest, b"".join(manifest_line(r) for r, _ in kept))
     # after the manifest: a crawl with an index is one a later crawl may be --since
     write_page_index(layout, kept)
-    return len(kept)
+    found.pages = len(kept)
+    return found
 
 
 def _remove_copy(layout: CrawlLayout, at: RecordAt, record: PageRecord, kept: PageRecord) -> None:
@@ -65,10 +82,11 @@ def _remove_copy(layout: CrawlLayout, at: RecordAt, record: PageRecord, kept: Pa
         layout.remove(layout.record_path(record.fingerprint, record.depth))
 
 
-async def write_warc_index(layout: CrawlLayout) -> None:
+async def write_warc_index(layout: CrawlLayout, manifest: Manifest) -> None:
     """Write ``index.cdxj`` of a crawl that wrote WARC files, from the files (off the event
-    loop: it reads every one), cutting off the last record a killed writer left half-written."""
-    lines, cut = await asyncio.to_thread(write_index, layout)
+    loop: it reads every one; of the response records that ``manifest`` found, only their
+    heads), cutting off the last record a killed writer left half-written."""
+    lines, cut = await asyncio.to_thread(write_index, layout, manifest.warc_members)
     if cut:
         structlog.get_logger().warning("warc records cut off", bytes=cut)
     if lines:

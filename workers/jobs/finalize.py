@@ -27,8 +27,8 @@ async def finalize_crawl(ctx: dict[str, Any], crawl_id: str) -> None:
     with structlog.contextvars.bound_contextvars(crawl_id=crawl_id):
         layout = CrawlLayout(worker.settings.data_dir, crawl_id)
         try:
-            pages = await write_manifest(layout, worker.frontier, crawl_id)
-            await write_warc_index(layout)
+            manifest = await write_manifest(layout, worker.frontier, crawl_id)
+            await write_warc_index(layout, manifest)
         except OSError as exc:
             rules = await worker.rules_for(crawl_id)
             if not rules.disk.gives_up(exc, worker.settings.storage_wait_s):
@@ -37,6 +37,6 @@ async def finalize_crawl(ctx: dict[str, Any], crawl_id: str) -> None:
             await crawl_failed(worker, crawl_id, str(storage_failure(layout, exc)))
             return
         if await worker.frontier.finish(crawl_id, str(layout.manifest)):
-            log.info("crawl done", pages=pages, manifest=str(layout.manifest))
+            log.info("crawl done", pages=manifest.pages, manifest=str(layout.manifest))
         else:  # a cancelled crawl's manifest (or this job run again)
-            log.info("manifest written", pages=pages, manifest=str(layout.manifest))
+            log.info("manifest written", pages=manifest.pages, manifest=str(layout.manifest))
