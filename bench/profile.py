@@ -3,8 +3,9 @@
 Crawls the synthetic web of scenario (a) (or (b) with ``--latency``, or the docs site with
 ``--docs``) like the benchmark does, with ``py-spy record`` attached to every worker (sampling
 CPU, not idle time), and sorts the samples into the steps of a page: fetch, parse, canonicalize,
-Redis, write, logging, arq, the event loop. ``--recrawl`` profiles a crawl ``--since`` a first
-crawl of the same site (its pages with ETags: every page a 304). Needs py-spy
+Redis, write, WARC, logging, arq, the event loop. ``--warc`` crawls with ``--warc``, at the
+crawl's default per-host concurrency as the warc scenario does. ``--recrawl`` profiles a crawl
+``--since`` a first crawl of the same site (its pages with ETags: every page a 304). Needs py-spy
 (``.venv/bin/pip install py-spy``) and the right to ptrace the workers (root, or
 ``kernel.yama.ptrace_scope=0``).
 """
@@ -71,7 +72,17 @@ RULES: list[tuple[str, Callable[[str, str], bool]]] = [
         "canonicalize + filter links",
         _either(_in("w3lib/", "shared/urls.py"), _calls("followable_links")),
     ),
-    ("write page + record", _either(_in("shared/storage.py"), _calls("store_page"))),
+    (
+        "WARC records (warcio, gzip, index)",
+        _in("workers/warc.py", "warcio/", "shared/warc_index.py", "workers/append_file.py"),
+    ),
+    (
+        "write page + record",
+        _either(
+            _in("shared/storage.py", "shared/record_log.py", "workers/record_logs.py"),
+            _calls("store_page"),
+        ),
+    ),
     ("earlier crawl (--since)", _in("workers/since.py", "shared/page_index.py")),
     ("finalize (manifest)", _in("workers/finalize.py")),
     (
@@ -209,6 +220,9 @@ def main() -> None:
         action="store_true",
         help="profile a crawl --since an unprofiled first crawl of the same site (every page 304)",
     )
+    parser.add_argument(
+        "--warc", action="store_true", help="crawl with --warc, at the default per-host concurrency"
+    )
     parser.add_argument("--rate", type=int, default=200, help="samples per second")
     parser.add_argument("--keep", type=Path, help="keep py-spy's raw output in this folder")
     args = parser.parse_args()
@@ -225,8 +239,8 @@ def main() -> None:
                 seed = f"http://{DOCS_HOST}:{server.port}/index.html"
                 expected = set(docs_ground_truth(root, seed, FULL.docs_depth))
                 run = FleetRun("docs", [seed], FULL.docs_depth, args.workers, args.concurrency,
-                               args.workers * args.concurrency,
-                               extractor=args.extractor)  # fmt: skip
+                               None if args.warc else args.workers * args.concurrency,
+                               extractor=args.extractor, warc=args.warc)  # fmt: skip
                 result = run_fleet(run, work, expected, server.pid, profiler)
         else:
             config = replace(FULL.site, latency_s=args.latency)
@@ -234,8 +248,8 @@ def main() -> None:
                 site = SyntheticSite(config, server.port)
                 expected = set(site.ground_truth(FULL.depth))
                 run = FleetRun("a", site.seeds(), FULL.depth, args.workers, args.concurrency,
-                               args.workers * args.concurrency,
-                               extractor=args.extractor)  # fmt: skip
+                               None if args.warc else args.workers * args.concurrency,
+                               extractor=args.extractor, warc=args.warc)  # fmt: skip
                 if args.recrawl:  # the first crawl unprofiled, then the one --since it
                     data = work / "data"
                     first = run_fleet(replace(run, crawl_id=FIRST), work / "first", expected,
