@@ -3,10 +3,12 @@ record's body.
 
 The index is pywb's CDXJ: one line per response (or revisit) record, ``<SURT key> <14-digit
 date> {json}`` with the url, mime, status, digest, length, offset and filename pywb's own
-indexer writes, sorted as pywb expects (byte order). It is built from the files themselves, not
-from what workers said they wrote, so a worker killed mid-record changes nothing: its cut last
-member is left out of the index and cut off its file (``repair``), which then reads whole
-again.
+indexer writes, sorted as pywb expects (byte order). It is built from the files themselves, so
+a worker killed mid-record changes nothing: its cut last member is left out of the index and
+cut off its file (``repair``), which then reads whole again. Of what workers said they wrote
+only the lengths of response records that page records name are taken (a page record is
+appended only once its WARC records were written whole), to read no more of those than their
+headers.
 """
 
 from __future__ import annotations
