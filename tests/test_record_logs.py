@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -167,3 +168,24 @@ def test_a_log_removed_while_open_is_made_again(settings: Settings) -> None:
         again = _store(logs, layout, "/b", 0)
     assert len(layout.record_logs()) == 1
     assert [r for _, _, r in layout.records()] == [again]
+
+
+def test_a_log_idle_past_twice_the_job_timeout_is_closed(settings: Settings) -> None:
+    """A crawl's log that no record has gone to for twice the job timeout is synced and closed
+    when another crawl's record is appended; a later record of that crawl starts a new log,
+    and both read back."""
+    one, two = CrawlLayout(settings.data_dir, "c1"), CrawlLayout(settings.data_dir, "c2")
+    idle = 2 * settings.job_timeout_s
+    with RecordLogs(settings) as logs:
+        first = _store(logs, one, "/a", 0)
+        logs.append(two, first.model_copy(update={"url": SITE + "/b"}), now=time.monotonic())
+        assert logs.open == [one.root, two.root]
+        later = first.model_copy(update={"url": SITE + "/c"})
+        logs.append(two, later, now=time.monotonic() + idle / 2)
+        assert logs.open == [one.root, two.root]
+        logs.append(two, later, now=time.monotonic() + idle + 1)
+        assert logs.open == [two.root]
+        again = _store(logs, one, "/d", 0)
+        assert logs.open == [two.root, one.root]
+    assert len(one.record_logs()) == 2
+    assert [r for _, _, r in one.records()] == [first, again]

@@ -4,12 +4,16 @@ log per crawl, ``<crawl>/records/<worker>-<time>-<seq>.jsonl.gz`` (``shared.reco
 A record is compressed and appended in one write in the event loop (about a kilobyte, less
 than creating a file of its own took), after the page's body and WARC records and before the
 page is closed in Redis: a worker killed before the write ends leaves at most a cut last
-member, which readers leave out, and the page, never closed, is fetched again. The log is
-synced to disk when the process closes it.
+member, which readers leave out, and the page, never closed, is fetched again. A log is synced
+to disk and closed when the process stops, or once no record has been appended to it for
+twice the job timeout (its crawl has ended, or gone on without this worker): a long-lived
+worker keeps open only the logs of the crawls it is working on, and a record that comes later
+starts a new log.
 """
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from crawlfleet.shared.record_log import member
@@ -23,34 +27,50 @@ class RecordLogs:
 
     def __init__(self, settings: Settings) -> None:
         self._logs: dict[Path, AppendFile] = {}
+        self._used: dict[Path, float] = {}  # when a record was last appended to each
+        self._idle_s = 2 * settings.job_timeout_s
         self._stem = file_stem(settings.worker_id)
 
-    def append(self, layout: CrawlLayout, record: PageRecord) -> RecordAt:
-        """Append ``record`` to the crawl's log (made on first use); where it is. OSError if
-        the crawl's folder takes no file; the next record then starts another log if this
-        one's end can no longer be vouched for."""
+    @property
+    def open(self) -> list[Path]:
+        """The folders of the crawls whose logs are open."""
+        return list(self._logs)
+
+    def append(self, layout: CrawlLayout, record: PageRecord, now: float | None = None) -> RecordAt:
+        """Append ``record`` to the crawl's log (made on first use); where it is (``now``:
+        ``time.monotonic()``). OSError if the crawl's folder takes no file; the next record
+        then starts another log if this one's end can no longer be vouched for."""
         data = member(record.model_dump_json().encode() + b"\n")
         crawl = layout.root
+        now = time.monotonic() if now is None else now
+        for idle in [c for c, used in self._used.items() if now - used > self._idle_s]:
+            self._drop(idle)
         log = self._logs.get(crawl)
         if log is not None and log.unlinked:  # the crawl's folder was removed meanwhile
-            del self._logs[crawl]
-            log.close()
+            self._drop(crawl)
             log = None
         if log is None:
             log = AppendFile.create(layout, layout.records_dir, self._stem, 0, RECORD_LOG_SUFFIX)
             self._logs[crawl] = log
+        self._used[crawl] = now
         try:
             offset = log.append(data)
         except OSError:
             if log.broken:
-                del self._logs[crawl]
-                log.close()
+                self._drop(crawl)
             raise
         return RecordAt(log.path.name, offset, len(data))
 
+    def _drop(self, crawl: Path) -> None:
+        """Sync and close the crawl's log, if one is open."""
+        self._used.pop(crawl, None)
+        log = self._logs.pop(crawl, None)
+        if log is not None:
+            log.close()
+
     def close(self) -> None:
         """Sync and close every log."""
-        logs, self._logs = list(self._logs.values()), {}
+        logs, self._logs, self._used = list(self._logs.values()), {}, {}
         for log in logs:
             log.close()
 
