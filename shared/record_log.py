@@ -2,20 +2,17 @@
 compressed as one gzip member, so that the file is a ``.jsonl.gz`` that ``zcat`` reads.
 
 A member is appended in one write: a writer killed mid-append leaves at most a partial last
-member, which readers leave out (``members``), so a log reads whole up to its last whole record.
-One member per record, rather than one stream per file, is what lets a reader take one record
-at its offset (``read_member``) and a writer never leave a member that later ones depend on.
+member, which readers leave out (``shared.gzip_members``), so a log reads whole up to its last
+whole record. One member per record, rather than one stream per file, is what lets a reader
+take one record at its offset (``gzip_members.read_member``) and a writer never leave a member
+that later ones depend on.
 """
 
 from __future__ import annotations
 
-import os
-
 from zlib_ng import zlib_ng
 
-from crawlfleet.shared.gzip_members import GZIP, Member, read_member, whole_members
-
-__all__ = ["Member", "member", "members", "read_member"]
+from crawlfleet.shared.gzip_members import GZIP
 
 # zlib's default level, as the WARC records' (workers/warc.py)
 LEVEL = 6
@@ -25,11 +22,3 @@ def member(line: bytes) -> bytes:
     """``line`` as one gzip member."""
     compressor = zlib_ng.compressobj(LEVEL, zlib_ng.DEFLATED, GZIP)
     return compressor.compress(line) + compressor.flush()
-
-
-def members(fd: int) -> tuple[list[Member], int]:
-    """The whole members of the log open at ``fd`` (a regular file, else OSError), in order,
-    and how many bytes past the last one are left out (a member cut by a killed writer)."""
-    found = list(whole_members(fd))
-    end = found[-1].offset + found[-1].length if found else 0
-    return found, os.fstat(fd).st_size - end

@@ -40,6 +40,7 @@ from pydantic import BaseModel, Field
 
 from crawlfleet.shared.crawl import check_crawl_id
 from crawlfleet.shared.failures import FailureKind
+from crawlfleet.shared.gzip_members import whole_members
 from crawlfleet.shared.mime import media_type
 from crawlfleet.shared.nofollow import (
     TMP_SUFFIX,
@@ -51,7 +52,6 @@ from crawlfleet.shared.nofollow import (
     remove_at,
     write_at,
 )
-from crawlfleet.shared.record_log import members
 from crawlfleet.shared.urls import origin_of
 
 MANIFEST = "manifest.jsonl"
@@ -376,16 +376,21 @@ class CrawlLayout:
             where = f"{RECORDS}/{name}"
             try:
                 fd = self.open_fd(self.records_dir / name)
-                try:
-                    found, cut = members(fd)
-                finally:
-                    os.close(fd)
-            except (OSError, ValueError) as exc:
+            except OSError as exc:
                 yield where, RecordAt(name), f"unreadable: {type(exc).__name__}"
                 continue
-            for member in found:
-                at = RecordAt(name, member.offset, member.length)
-                yield f"{where}@{member.offset}", at, _parse_record(member.data)
+            try:
+                end = 0  # one member at a time: a log holds a worker's share of the crawl
+                for member in whole_members(fd):
+                    end = member.offset + member.length
+                    at = RecordAt(name, member.offset, member.length)
+                    yield f"{where}@{member.offset}", at, _parse_record(member.data)
+                cut = os.fstat(fd).st_size - end
+            except OSError as exc:
+                yield where, RecordAt(name), f"unreadable: {type(exc).__name__}"
+                continue
+            finally:
+                os.close(fd)
             if cut:  # its writer was killed mid-append: the page was never closed
                 yield where, RecordAt(name), f"cut off: its last {cut} bytes are no whole record"
         for bucket in self._buckets():

@@ -14,8 +14,9 @@ from redis.asyncio import Redis
 
 from crawlfleet.scheduler.readback import FinishedCrawl
 from crawlfleet.shared.errors import LinkRefused
+from crawlfleet.shared.gzip_members import whole_members
 from crawlfleet.shared.page_index import PageIndex
-from crawlfleet.shared.record_log import member, members
+from crawlfleet.shared.record_log import member
 from crawlfleet.shared.settings import Settings
 from crawlfleet.shared.storage import CrawlLayout, PageRecord
 from crawlfleet.workers.fetch import FetchResult
@@ -78,12 +79,12 @@ def test_a_log_reads_to_its_last_whole_member_whatever_the_cut(tmp_path: Path) -
         path.write_bytes(data[:size])
         fd = os.open(path, os.O_RDONLY)
         try:
-            found, left = members(fd)
+            found = list(whole_members(fd))
         finally:
             os.close(fd)
         whole = sum(1 for end in ends if end <= size)
         assert [m.data for m in found] == lines[:whole]
-        assert left == size - (ends[whole - 1] if whole else 0)
+        assert [m.offset + m.length for m in found] == ends[:whole]
 
 
 async def test_a_page_recorded_twice_keeps_the_shorter_depth_then_the_latest(

@@ -33,9 +33,9 @@ from warcio.timeutils import datetime_to_iso_date
 
 from crawlfleet.shared.crawl import CrawlSpec
 from crawlfleet.shared.errors import EarlierMissing, InvalidCrawlId, UnreadableCrawl
+from crawlfleet.shared.gzip_members import read_member
 from crawlfleet.shared.nofollow import is_file_at, read_at
 from crawlfleet.shared.page_index import PageIndex, index_from_manifest
-from crawlfleet.shared.record_log import read_member
 from crawlfleet.shared.storage import (
     BodyRef,
     Change,
