@@ -12,6 +12,7 @@ from urllib.parse import urljoin
 
 import pytest
 from bs4 import BeautifulSoup
+from bs4.filter import SoupStrainer
 
 from crawlfleet.shared.crawl import CrawlSpec, CrawlState
 from crawlfleet.shared.settings import Extractor, Settings
@@ -63,11 +64,14 @@ SITES = ["synthetic", pytest.param("docs", marks=needs_docs)]
 
 
 # --- what the code did before the fast extractor and the memos: the reference -----------------
+LINK_TAGS = SoupStrainer(["a", "area", "base"])
+
+
 def reference_hrefs(html: bytes, page_url: str, encoding: str | None = None) -> list[str]:
     """``extract_hrefs`` as it was: bs4, every href joined with urljoin."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        soup = BeautifulSoup(html, "lxml", parse_only=links._LINK_TAGS, from_encoding=encoding)
+        soup = BeautifulSoup(html, "lxml", parse_only=LINK_TAGS, from_encoding=encoding)
     base = page_url
     hrefs: list[str] = []
     for tag in soup.find_all(["a", "area", "base"]):

@@ -39,14 +39,12 @@ from bs4 import BeautifulSoup
 from bs4.builder._lxml import LXMLTreeBuilder
 from bs4.dammit import EncodingDetector
 from bs4.element import Tag
-from bs4.filter import SoupStrainer
 from lxml import etree
 
 from crawlfleet.shared.settings import Extractor
 
 # parse only the tags that carry links (and <base>, which changes what they are relative to)
 _LINK_TAG_NAMES = frozenset(("a", "area", "base"))
-_LINK_TAGS = SoupStrainer(list(_LINK_TAG_NAMES))
 _SKIPPED_SCHEMES = ("mailto:", "javascript:", "data:", "tel:", "ftp:", "#")
 
 # (tag name, href) of the link tags of a page, in document order
@@ -92,13 +90,14 @@ class _LinkTagsBuilder(LXMLTreeBuilder):
     """bs4's lxml HTML tree builder, handing the soup only the start and end of link tags.
 
     libxml2 reports every element, string and comment of a page to the builder, and bs4's own
-    handling of each event (attribute and namespace bookkeeping, the SoupStrainer's test, its
-    string buffer) is where most of a parse goes (bench/README.md has the figures), though the
-    strainer then drops all but the links. Dropping the other events first
-    (``_ToCurrentBuilder``) leaves the soup's link tags and their attributes as they were: only
-    their text is missing, which no link depends on. Encoding detection is bs4's own; the lxml
-    parser is the one bs4 would make, kept for the process (one per encoding), since making one
-    costs about as much as parsing a small page.
+    handling of each event (attribute and namespace bookkeeping, a SoupStrainer's test, its
+    string buffer) is where most of a parse goes (bench/README.md has the figures), though a
+    strainer would then drop all but the links. Dropping the other events first
+    (``_ToCurrentBuilder``) does the strainer's work before bs4 sees them, so the soup is made
+    without one: it holds the link tags alone, each with its ``href`` (the one attribute read),
+    and no text, which no link depends on. Encoding detection is bs4's own; the lxml parser is
+    the one bs4 would make, kept for the process (one per encoding), since making one costs
+    about as much as parsing a small page.
     """
 
     def __init__(self, budget: int, **kwargs: Any) -> None:
@@ -126,6 +125,26 @@ class _LinkTagsBuilder(LXMLTreeBuilder):
             if found is not None and found[1].builder is self:
                 found[1].builder = None  # the kept parser must not keep this page's soup alive
 
+    def link_start(self, tag: str, href: str | None) -> None:
+        """Hand the soup the start of a link tag, with its ``href`` alone (no other attribute
+        of a link is read).
+
+        What bs4's lxml builder does for a start event, less what cannot apply to a tag of an
+        HTML parse (lxml's HTML parser gives no namespaces): one copy of the attributes instead
+        of two, no namespace look-ups.
+        """
+        assert self.soup is not None
+        attrs = self.attribute_dict_class()
+        if href is not None:
+            attrs["href"] = href
+        namespaces = self.active_namespace_prefixes[-1]
+        self.soup.handle_starttag(tag, None, None, attrs, namespaces=namespaces)
+
+    def link_end(self, tag: str) -> None:
+        """Hand the soup the end of a link tag (bs4's lxml builder's end, for an HTML parse)."""
+        assert self.soup is not None
+        self.soup.handle_endtag(tag)
+
 
 class _ToCurrentBuilder:
     """The target of a kept lxml parser: the link tags' start and end events, handed to the
@@ -139,16 +158,16 @@ class _ToCurrentBuilder:
         self.builder: _LinkTagsBuilder | None = None
         self.left = 0
 
-    def start(self, tag: str, attrib: Any, nsmap: Any = None) -> None:
+    def start(self, tag: str, attrib: Any) -> None:
         if tag in _LINK_TAG_NAMES and self.builder is not None and self.left > 0:
             self.left -= 1
-            self.builder.start(tag, attrib, nsmap or {})
+            self.builder.link_start(tag, attrib.get("href"))
 
     def end(self, tag: str) -> None:
         # once the budget is spent nothing more is handed: an <a> still open is closed by
         # the builder's close, as at the end of any page
         if tag in _LINK_TAG_NAMES and self.builder is not None and self.left > 0:
-            self.builder.end(tag)
+            self.builder.link_end(tag)
 
     def close(self) -> None:
         if self.builder is not None:
@@ -197,11 +216,12 @@ def _bs4_link_tags(html: bytes, encoding: str | None, budget: int) -> LinkTags:
             html,
             # multi-valued attributes (class) kept as written, not split into lists
             builder=_LinkTagsBuilder(budget, multi_valued_attributes=None),
-            parse_only=_LINK_TAGS,
             from_encoding=encoding,
         )
     tags: list[tuple[str, str | None]] = []
-    for tag in soup.find_all(list(_LINK_TAG_NAMES)):
+    # the soup holds the link tags alone (the builder hands it nothing else): every one of
+    # its tags, in document order, is what find_all of their names would give
+    for tag in soup.descendants:
         if isinstance(tag, Tag):
             href = tag.get("href")
             tags.append((tag.name, href if isinstance(href, str) else None))
