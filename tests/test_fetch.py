@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
+import ssl
+import subprocess
 import threading
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -13,6 +17,8 @@ import pytest
 from crawlfleet.shared.failures import FailureKind
 from crawlfleet.shared.settings import Settings
 from crawlfleet.workers.fetch import IDLE_PER_TURN, fetch, make_client
+from crawlfleet.workers.guard import Policy
+from crawlfleet.workers.transport import AiohttpTransport
 from tests.support.testweb import Page, Site, TestWeb
 
 
@@ -250,3 +256,50 @@ async def test_idle_connections_are_capped(settings: Settings) -> None:
     finally:
         for server in servers:
             server.close()
+
+
+async def _tls_server(tmp: Path) -> asyncio.Server:
+    """A server on 127.0.0.1 that speaks TLS with a self-signed certificate (no CA vouches for
+    it) and answers any request with a small page."""
+    cert, key = tmp / "cert.pem", tmp / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(OSError, asyncio.IncompleteReadError, ssl.SSLError):
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            await writer.drain()
+        writer.close()
+
+    return await asyncio.start_server(handle, "127.0.0.1", 0, ssl=context)
+
+
+async def test_tls_context_is_made_for_https_only(
+    web: TestWeb, settings: Settings, tmp_path: Path
+) -> None:
+    """A client's TLS context is made on its first https request, never for http ones, and
+    https certificates are verified with it: a self-signed one is a TLS failure."""
+    made: list[ssl.SSLContext] = []
+
+    def tls_context() -> ssl.SSLContext:
+        made.append(httpx.create_ssl_context())
+        return made[-1]
+
+    transport = AiohttpTransport(Policy.OPEN, httpx.Limits(), tls_context, dns_timeout_s=5)
+    url = web.url(0, "/a.html")
+    web.site = Site({url: Page()})
+    server = await _tls_server(tmp_path)
+    async with server, httpx.AsyncClient(transport=transport) as client:
+        assert (await fetch(client, url, settings)).status == 200
+        assert made == []
+        port = server.sockets[0].getsockname()[1]
+        for _ in range(2):
+            r = await fetch(client, f"https://127.0.0.1:{port}/", settings)
+            assert r.error is not None and r.error.kind is FailureKind.TLS, r.error
+    assert len(made) == 1

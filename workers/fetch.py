@@ -173,7 +173,7 @@ def make_client(settings: Settings, policy: Policy = Policy.OPEN) -> httpx.Async
         max_keepalive_connections=IDLE_PER_TURN * settings.concurrency,
     )
     transport = AiohttpTransport(
-        policy, limits, httpx.create_ssl_context(), dns_timeout_s=settings.connect_timeout
+        policy, limits, httpx.create_ssl_context, dns_timeout_s=settings.connect_timeout
     )
     return httpx.AsyncClient(
         transport=transport,

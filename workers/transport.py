@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import ipaddress
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import aiohttp
 import httpx
@@ -90,17 +90,20 @@ class _Connector(aiohttp.TCPConnector):
 
 class AiohttpTransport(httpx.AsyncBaseTransport):
     """One aiohttp session (and connection pool) for one network policy, names looked up
-    within ``dns_timeout_s``.
+    within ``dns_timeout_s``, https verified with the context ``tls_context`` makes.
 
-    The session is opened on the first request, inside the running event loop."""
+    The session is opened on the first request, inside the running event loop; the TLS
+    context is made on the first https request (loading the CA certificates costs as much CPU
+    as a hundred small pages, for nothing in a crawl of http sites)."""
 
     def __init__(
-        self, policy: Policy, limits: httpx.Limits, ssl_context: ssl.SSLContext,
+        self, policy: Policy, limits: httpx.Limits, tls_context: Callable[[], ssl.SSLContext],
         dns_timeout_s: float,
     ) -> None:  # fmt: skip
         self._policy = policy
         self._limits = limits
-        self._ssl_context = ssl_context
+        self._tls_context = tls_context
+        self._tls: ssl.SSLContext | None = None
         self._dns_timeout_s = dns_timeout_s
         self._session: aiohttp.ClientSession | None = None
         self._resolver: GuardedResolver | None = None
@@ -112,7 +115,6 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             limit=self._limits.max_connections or 0,
             limit_per_host=0,
             keepalive_timeout=self._limits.keepalive_expiry,
-            ssl=self._ssl_context,
             resolver=self._resolver,
             socket_factory=guarded_socket(self._policy),
         )
@@ -133,6 +135,11 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             )
         if self._session is None:
             self._session = self._open()
+        tls: ssl.SSLContext | bool = True  # True: no TLS for an http URL
+        if scheme == "https":
+            if self._tls is None:
+                self._tls = self._tls_context()
+            tls = self._tls
         timeout = request.extensions.get("timeout", {})
         body = await request.aread()
         try:
@@ -143,6 +150,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 data=body or None,
                 allow_redirects=False,  # httpx follows them, a request (and a check) per hop
                 auto_decompress=False,
+                ssl=tls,
                 timeout=aiohttp.ClientTimeout(
                     total=None,
                     connect=timeout.get("pool"),  # waiting for a pooled connection and opening it
