@@ -276,6 +276,22 @@ async def test_refetch_at_better_depth_counts_once(redis: Redis, settings: Setti
     assert (await load_status(redis, "c1")).counters.fetched == 4  # seed, m, p, q
 
 
+async def test_a_close_writes_only_the_counters_it_changed(
+    redis: Redis, settings: Settings
+) -> None:
+    """A page's close writes back the crawl's counters it changed, not all of them: a counter
+    no script has changed has no field, and the crawl's status reads it as 0."""
+    await seed_crawl(redis, settings, spec())
+    frontier = Judged(redis, settings)
+    await run(frontier, page(SEED, 0), [SEED + "m"])
+    fields = {f.decode() for f in await redis.hkeys(CrawlKeys("c1").stats)}  # type: ignore[misc]
+    untouched = {"failed", "excluded", "capped", "hosts_dropped", "sitemaps"}
+    assert {"fetched", "bytes", "pending", "seen", "progress_at"} <= fields
+    assert not untouched & fields
+    c = (await load_status(redis, "c1")).counters
+    assert (c.fetched, c.failed, c.capped, c.hosts_dropped, c.sitemaps) == (1, 0, 0, 0, 0)
+
+
 async def test_changes_are_counted_once_per_page(redis: Redis, settings: Settings) -> None:
     """page_done.lua counts a page's change against the earlier crawl once, whatever runs
     again: a close run twice and a page fetched again nearer add one each; a close without a

@@ -156,19 +156,21 @@ local function adapt(h, seen)
   end
 end
 
--- counters: read once per crawl, changed in Lua, written back in one HSET (flush_stats), with
--- the time a job of the crawl last closed ('progress_at', ms), by which `status` tells a crawl
--- that stalled
+-- counters: read once per crawl, changed in Lua, the changed ones written back in one HSET
+-- (flush_stats), with the time a job of the crawl last closed ('progress_at', ms), by which
+-- `status` tells a crawl that stalled. A field never written reads as 0.
 local STAT_FIELDS = {'fetched', 'failed', 'excluded', 'bytes', 'queued', 'pending', 'seen',
                      'capped', 'hosts_dropped', 'sitemaps', 'sitemaps_skipped', 'sitemap_urls'}
 local stats = {}
+local stats_read = {}  -- per crawl: the counters as read, so that only changed ones are written
 local function stat_table(c)
   local s = stats[c]
   if not s then
     local v = redis.call('HMGET', crawl_key(c, 'stats'), unpack(STAT_FIELDS))
-    s = {}
+    s, stats_read[c] = {}, {}
     for i, name in ipairs(STAT_FIELDS) do
       s[name] = tonumber(v[i] or '0')
+      stats_read[c][name] = s[name]
     end
     stats[c] = s
   end
@@ -186,16 +188,21 @@ end
 -- writes the counters back; queues the finalize job of a live crawl left with nothing pending
 local function flush_stats()
   for c, s in pairs(stats) do
-    local fields = {}
+    local fields, read = {}, stats_read[c]
     for _, name in ipairs(STAT_FIELDS) do
-      fields[#fields + 1] = name
-      fields[#fields + 1] = s[name]
+      if s[name] ~= read[name] then
+        fields[#fields + 1] = name
+        fields[#fields + 1] = s[name]
+        read[name] = s[name]
+      end
     end
     if s.progressed then
       fields[#fields + 1] = 'progress_at'
       fields[#fields + 1] = F.now
     end
-    redis.call('HSET', crawl_key(c, 'stats'), unpack(fields))
+    if #fields > 0 then
+      redis.call('HSET', crawl_key(c, 'stats'), unpack(fields))
+    end
     if s.pending == 0 and live(crawl_cfg(c)) then
       local id = c .. ':finalize'
       local payload = '\133' .. cmsgpack.pack('t') .. '\192' .. cmsgpack.pack('f')
