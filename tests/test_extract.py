@@ -182,6 +182,28 @@ def test_memoized_join_matches_urljoin_on_tricky_hrefs(base: str) -> None:
     assert links._resolve(tags, base) == reference_resolve(tags, base)
 
 
+RELATIVE_HREFS = [
+    "x.html", "x.html?q=1", "x.html;p?q", "./x.html", "../x.html", "../../../../x.html", "d/",
+    "d/../e/./f.html", "x y.html", "x%2F.html", "x\\y.html", "caf\u00e9.html", "x.html ",
+    ".", "..", "x:y.html", "x.html?r=/s", "a;b/c", "\x7fx.html", "x/\x00.html",
+]  # fmt: skip
+FOLDER_BASES = [
+    "http://example.org/dir/page.html", "http://example.org/dir/page.html?q=/a/b",
+    "http://example.org/dir/", "http://example.org/dir", "http://example.org/d;p/page;q?x",
+    "http://example.org/a/../b//c/page.html", "https://user@example.org:8443/dir/sub/p",
+    "http://[::1]:8000/dir/p.html", "http://example.org/", "ftp://example.org/dir/p",
+]  # fmt: skip
+
+
+def test_join_memo_across_folders_matches_urljoin() -> None:
+    """Relative hrefs joined once per folder, whatever page they are on: urljoin's results on
+    pages of many folders, queries and params, one after another (the memo is the process's)."""
+    tags: list[tuple[str, str | None]] = [("a", h) for h in RELATIVE_HREFS + TRICKY_HREFS]
+    for _ in range(2):
+        for base in FOLDER_BASES + BASES:
+            assert links._resolve(tags, base) == reference_resolve(tags, base), base
+
+
 @pytest.mark.parametrize("base", BASES)
 def test_followable_links_match_on_tricky_hrefs(base: str) -> None:
     """The same hrefs, joined to absolute URLs (and as they are): the same followed links."""

@@ -271,7 +271,7 @@ def _fast_link_tags(html: bytes, encoding: str | None, budget: int) -> LinkTags:
 
 def _resolve(tags: LinkTags, page_url: str) -> list[str]:
     base = page_url
-    origin = _origin_of(base)
+    origin, folder = _origin_of(base)
     hrefs: list[str] = []
     joined: dict[str, str | None] = {}  # by href without fragment (see _join)
     for name, href in tags:
@@ -281,21 +281,23 @@ def _resolve(tags: LinkTags, page_url: str) -> list[str]:
         if name == "base":
             if href and base is page_url:
                 base = urljoin(page_url, href)
-                origin = _origin_of(base)
+                origin, folder = _origin_of(base)
                 joined.clear()
             continue
         if not href or href.lower().startswith(_SKIPPED_SCHEMES):
             continue
-        url = _join(base, origin, href, joined)
+        url = _join(base, origin, folder, href, joined)
         if url is not None:  # None: e.g. an invalid IPv6 literal: skip the link, keep the page
             hrefs.append(url)
     return hrefs
 
 
-def _join(base: str, origin: str | None, href: str, joined: dict[str, str | None]) -> str | None:
+def _join(
+    base: str, origin: str | None, folder: str | None, href: str, joined: dict[str, str | None]
+) -> str | None:
     """``urljoin(base, href)``, or None where it raises ValueError; memoized in ``joined``,
     and across pages for the hrefs whose result depends only on ``origin`` (see
-    :func:`_origin_only`).
+    :func:`_origin_only`) or only on ``folder`` (see :func:`_folder_only`).
 
     A page links to a few dozen documents through hundreds of fragments (``x.html#a``,
     ``x.html#b``), so the part before the fragment is joined once: for a non-empty fragment
@@ -314,6 +316,8 @@ def _join(base: str, origin: str | None, href: str, joined: dict[str, str | None
     else:
         if origin is not None and _origin_only(pre):
             url = _join_to_origin(origin, pre)
+        elif folder is not None and _folder_only(pre):
+            url = _join_to_origin(folder, pre)
         else:
             url = _try_urljoin(base, pre)
         joined[pre] = url
@@ -329,17 +333,41 @@ def _try_urljoin(base: str, href: str) -> str | None:
 
 # Pages of a site link to the same URLs over and over (navigation, neighbours on other hosts),
 # and urljoin re-parses the page URL for each link: an href that names its own path (``/x``,
-# ``//host/x``, ``http://host/x``) is joined once per origin, whatever page it is on.
+# ``//host/x``, ``http://host/x``) is joined once per origin, and a relative one (``x.html``,
+# ``../y/``) once per folder, whatever page it is on.
 _join_to_origin = lru_cache(maxsize=16384)(_try_urljoin)
 
 
-def _origin_of(base: str) -> str | None:
-    """``scheme://netloc/`` of ``base`` as urljoin parses it, or None if that fails."""
+def _origin_of(base: str) -> tuple[str | None, str | None]:
+    """``scheme://netloc/`` of ``base`` as urljoin parses it, or None if that fails; and for
+    an http(s) ``base``, ``scheme://netloc`` and its path up to its last ``/`` (its folder, by
+    which urljoin resolves a relative path), or None."""
     try:
         parts = urlsplit(base)
     except ValueError:
-        return None
-    return f"{parts.scheme}://{parts.netloc}/" if parts.scheme and parts.netloc else None
+        return None, None
+    if not (parts.scheme and parts.netloc):
+        return None, None
+    origin = f"{parts.scheme}://{parts.netloc}/"
+    path = parts.path
+    if parts.scheme not in ("http", "https") or not path.startswith("/"):
+        return origin, None
+    return origin, f"{parts.scheme}://{parts.netloc}{path[: path.rfind('/') + 1]}"
+
+
+def _folder_only(href: str) -> bool:
+    """Whether ``urljoin(base, href)`` depends on nothing of an http(s) ``base`` but its
+    scheme, netloc and folder: true for a relative path (``x.html``, ``../y/?q``), which
+    urljoin appends to the base's path less its last segment (dot segments removed the same
+    way from either), never reading the base's query or the last segment's ``;params``. Not
+    for an href that may carry a scheme (a colon), that starts with ``/`` (the origin's, see
+    :func:`_origin_only`), ``?``, ``#`` or ``;`` (urljoin then keeps the base's path or
+    last segment) or with a space or control character, or that holds a tab, CR or LF (which
+    urlsplit strips or deletes).
+    """
+    if not href or href[0] <= " " or href[0] in "/?#;" or ":" in href:
+        return False
+    return not ("\t" in href or "\n" in href or "\r" in href)
 
 
 def _origin_only(href: str) -> bool:
