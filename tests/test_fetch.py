@@ -303,3 +303,29 @@ async def test_tls_context_is_made_for_https_only(
             r = await fetch(client, f"https://127.0.0.1:{port}/", settings)
             assert r.error is not None and r.error.kind is FailureKind.TLS, r.error
     assert len(made) == 1
+
+
+async def test_cookies_are_kept_and_a_page_without_one_skips_the_jar(
+    web: TestWeb, http: httpx.AsyncClient, settings: Settings
+) -> None:
+    """A cookie a page sets is kept by the client (and sent on with later requests); a page
+    that sets none is never handed to the cookie jar to parse."""
+    setter, plain = web.url(0, "/set"), web.url(0, "/plain")
+    web.site = Site({
+        setter: Page(headers={"Set-Cookie": "session=abc; Path=/"}),
+        plain: Page(),
+    })  # fmt: skip
+    parsed: list[str] = []
+    jar = http.cookies.jar
+    extract = jar.extract_cookies
+
+    def counted(response: object, request: object) -> None:
+        parsed.append(str(getattr(request, "full_url", "")))
+        extract(response, request)  # type: ignore[arg-type]
+
+    jar.extract_cookies = counted  # type: ignore[method-assign]
+    assert (await fetch(http, setter, settings)).status == 200
+    assert http.cookies.get("session") == "abc" and parsed == [setter]
+    assert (await fetch(http, plain, settings)).status == 200
+    assert parsed == [setter]  # the page without a cookie was not parsed for one
+    assert http.cookies.get("session") == "abc"

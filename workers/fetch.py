@@ -175,7 +175,7 @@ def make_client(settings: Settings, policy: Policy = Policy.OPEN) -> httpx.Async
     transport = AiohttpTransport(
         policy, limits, httpx.create_ssl_context, dns_timeout_s=settings.connect_timeout
     )
-    return httpx.AsyncClient(
+    client = httpx.AsyncClient(
         transport=transport,
         follow_redirects=False,
         timeout=httpx.Timeout(
@@ -188,6 +188,19 @@ def make_client(settings: Settings, policy: Policy = Policy.OPEN) -> httpx.Async
         headers={"User-Agent": settings.user_agent, "Accept-Encoding": "gzip, deflate"},
         trust_env=False,
     )
+    client._cookies = _SetCookieJar()  # httpx's own jar is made in __init__, with no hook
+    return client
+
+
+class _SetCookieJar(httpx.Cookies):
+    """httpx's cookie jar, which reads a response only when it sets a cookie: httpx hands the
+    jar every response, wrapped with its request in urllib's types for the jar to parse, and
+    almost no page of a crawl sets one."""
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        headers = response.headers
+        if "set-cookie" in headers or "set-cookie2" in headers:  # the two urllib's jar reads
+            super().extract_cookies(response)
 
 
 def _failure(exc: Exception) -> Failure:
