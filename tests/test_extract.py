@@ -414,3 +414,14 @@ async def test_worker_uses_the_fast_extractor_when_set(
     assert urls == set(shortest_depths(web.site, [seed], 3, only_seed_hosts=True))
     assert len(urls) == 8
     assert parsers and set(parsers) == {"fast"}
+
+
+def test_bs4_parser_is_handed_no_end_tags() -> None:
+    """lxml calls a parser target's ``end`` for every element of a page: the bs4 extractor's
+    target has none (each link tag is handed to the soup whole where it starts), and its soup
+    holds the link tags as empty tags, in document order."""
+    assert not hasattr(links._ToCurrentBuilder, "end")
+    html = b'<p><a href="1">one <b>bold</b></a> text <map><area href="2"></map><a href="3"></a>'
+    assert links.extract_hrefs(html, "http://example.org/", None, "bs4") == [
+        "http://example.org/1", "http://example.org/2", "http://example.org/3",
+    ]  # fmt: skip

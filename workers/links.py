@@ -4,9 +4,9 @@ them a crawl follows is ``workers/follow.py``'s).
 Two extractors yield the same links: ``"bs4"`` (beautifulsoup4 on lxml, the default) and
 ``"fast"`` (lxml alone). Both read the same stream of start tags from the same libxml2 parser
 and differ only in what they build from it: bs4 builds a soup of the ``<a>``, ``<area>`` and
-``<base>`` tags (its tree builder hands it only their start and end events); ``"fast"`` keeps
-the tag name and ``href`` of each, nothing else. What the two share, so that they cannot drift
-apart:
+``<base>`` tags (its tree builder hands it each one as an empty tag, where it starts);
+``"fast"`` keeps the tag name and ``href`` of each, nothing else. What the two share, so that
+they cannot drift apart:
 
 - the encoding: bs4's own ``EncodingDetector`` candidates, tried in its order (the charset of
   the Content-Type header, then a byte order mark, then a ``<meta>`` or XML declaration, then
@@ -87,7 +87,7 @@ def extractor_for(extractor: Extractor) -> Callable[[bytes, str, str | None], li
 
 
 class _LinkTagsBuilder(LXMLTreeBuilder):
-    """bs4's lxml HTML tree builder, handing the soup only the start and end of link tags.
+    """bs4's lxml HTML tree builder, handing the soup only the link tags, each as an empty tag.
 
     libxml2 reports every element, string and comment of a page to the builder, and bs4's own
     handling of each event (attribute and namespace bookkeeping, a SoupStrainer's test, its
@@ -95,9 +95,11 @@ class _LinkTagsBuilder(LXMLTreeBuilder):
     strainer would then drop all but the links. Dropping the other events first
     (``_ToCurrentBuilder``) does the strainer's work before bs4 sees them, so the soup is made
     without one: it holds the link tags alone, each with its ``href`` (the one attribute read),
-    and no text, which no link depends on. Encoding detection is bs4's own; the lxml parser is
-    the one bs4 would make, kept for the process (one per encoding), since making one costs
-    about as much as parsing a small page.
+    and no text, which no link depends on. Each is ended where it starts, so no parser end
+    event is needed (lxml then reports none: a call per element of the page saved); what a
+    link tag holds is never read, and the soup's tags stay in document order. Encoding
+    detection is bs4's own; the lxml parser is the one bs4 would make, kept for the process
+    (one per encoding), since making one costs about as much as parsing a small page.
     """
 
     def __init__(self, budget: int, **kwargs: Any) -> None:
@@ -147,10 +149,10 @@ class _LinkTagsBuilder(LXMLTreeBuilder):
 
 
 class _ToCurrentBuilder:
-    """The target of a kept lxml parser: the link tags' start and end events, handed to the
-    builder of the page being parsed, until ``left`` start tags have been handed. lxml does not
-    report the events a target has no method for: no call at all for strings, comments,
-    doctypes and processing instructions."""
+    """The target of a kept lxml parser: each link tag's start event, handed to the builder of
+    the page being parsed as the start and end of an empty tag, until ``left`` have been
+    handed. lxml does not report the events a target has no method for: no call at all for end
+    tags, strings, comments, doctypes and processing instructions."""
 
     __slots__ = ("builder", "left")
 
@@ -162,11 +164,6 @@ class _ToCurrentBuilder:
         if tag in _LINK_TAG_NAMES and self.builder is not None and self.left > 0:
             self.left -= 1
             self.builder.link_start(tag, attrib.get("href"))
-
-    def end(self, tag: str) -> None:
-        # once the budget is spent nothing more is handed: an <a> still open is closed by
-        # the builder's close, as at the end of any page
-        if tag in _LINK_TAG_NAMES and self.builder is not None and self.left > 0:
             self.builder.link_end(tag)
 
     def close(self) -> None:
