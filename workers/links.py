@@ -127,25 +127,22 @@ class _LinkTagsBuilder(LXMLTreeBuilder):
             if found is not None and found[1].builder is self:
                 found[1].builder = None  # the kept parser must not keep this page's soup alive
 
-    def link_start(self, tag: str, href: str | None) -> None:
-        """Hand the soup the start of a link tag, with its ``href`` alone (no other attribute
-        of a link is read).
+    def link_tag(self, tag: str, href: str | None) -> None:
+        """Hand the soup one link tag, started and ended, with its ``href`` alone (no other
+        attribute of a link is read).
 
-        What bs4's lxml builder does for a start event, less what cannot apply to a tag of an
-        HTML parse (lxml's HTML parser gives no namespaces): one copy of the attributes instead
-        of two, no namespace look-ups.
+        What bs4's lxml builder does for a start and an end event, less what cannot apply to a
+        tag of an HTML parse (lxml's HTML parser gives no namespaces): no namespace look-ups,
+        and the attributes in a plain dict, which the tag copies into its own attribute dict
+        (bs4 does so for a builder without multi-valued attributes) rather than a dict of that
+        class made first for nothing.
         """
-        assert self.soup is not None
-        attrs = self.attribute_dict_class()
-        if href is not None:
-            attrs["href"] = href
+        soup = self.soup
+        assert soup is not None
+        attrs = {"href": href} if href is not None else {}
         namespaces = self.active_namespace_prefixes[-1]
-        self.soup.handle_starttag(tag, None, None, attrs, namespaces=namespaces)
-
-    def link_end(self, tag: str) -> None:
-        """Hand the soup the end of a link tag (bs4's lxml builder's end, for an HTML parse)."""
-        assert self.soup is not None
-        self.soup.handle_endtag(tag)
+        soup.handle_starttag(tag, None, None, attrs, namespaces=namespaces)
+        soup.handle_endtag(tag)
 
 
 class _ToCurrentBuilder:
@@ -163,8 +160,7 @@ class _ToCurrentBuilder:
     def start(self, tag: str, attrib: Any) -> None:
         if tag in _LINK_TAG_NAMES and self.builder is not None and self.left > 0:
             self.left -= 1
-            self.builder.link_start(tag, attrib.get("href"))
-            self.builder.link_end(tag)
+            self.builder.link_tag(tag, attrib.get("href"))
 
     def close(self) -> None:
         if self.builder is not None:
