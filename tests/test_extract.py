@@ -425,3 +425,13 @@ def test_bs4_parser_is_handed_no_end_tags() -> None:
     assert links.extract_hrefs(html, "http://example.org/", None, "bs4") == [
         "http://example.org/1", "http://example.org/2", "http://example.org/3",
     ]  # fmt: skip
+
+
+@pytest.mark.parametrize("extractor", ["bs4", "fast"])
+def test_link_tags_without_href_count_against_the_budget(extractor: Extractor) -> None:
+    """Anchors without an href link nowhere (bs4's soup is not given them) but are link tags
+    all the same: two of them spend a budget of two, on either extractor."""
+    html = b'<a name="top"></a><a id="x">x</a><a href="/z">z</a>'
+    page = "http://example.org/p/"
+    assert links.extract_hrefs(html, page, None, extractor, 3) == ["http://example.org/z"]
+    assert links.extract_hrefs(html, page, None, extractor, 2) == []

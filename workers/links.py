@@ -4,9 +4,9 @@ them a crawl follows is ``workers/follow.py``'s).
 Two extractors yield the same links: ``"bs4"`` (beautifulsoup4 on lxml, the default) and
 ``"fast"`` (lxml alone). Both read the same stream of start tags from the same libxml2 parser
 and differ only in what they build from it: bs4 builds a soup of the ``<a>``, ``<area>`` and
-``<base>`` tags (its tree builder hands it each one as an empty tag, where it starts);
-``"fast"`` keeps the tag name and ``href`` of each, nothing else. What the two share, so that
-they cannot drift apart:
+``<base>`` tags that have an href (its tree builder hands it each one as an empty tag, where
+it starts); ``"fast"`` keeps the tag name and ``href`` of each, nothing else. What the two
+share, so that they cannot drift apart:
 
 - the encoding: bs4's own ``EncodingDetector`` candidates, tried in its order (the charset of
   the Content-Type header, then a byte order mark, then a ``<meta>`` or XML declaration, then
@@ -94,12 +94,13 @@ class _LinkTagsBuilder(LXMLTreeBuilder):
     string buffer) is where most of a parse goes (bench/README.md has the figures), though a
     strainer would then drop all but the links. Dropping the other events first
     (``_ToCurrentBuilder``) does the strainer's work before bs4 sees them, so the soup is made
-    without one: it holds the link tags alone, each with its ``href`` (the one attribute read),
-    and no text, which no link depends on. Each is ended where it starts, so no parser end
-    event is needed (lxml then reports none: a call per element of the page saved); what a
-    link tag holds is never read, and the soup's tags stay in document order. Encoding
-    detection is bs4's own; the lxml parser is the one bs4 would make, kept for the process
-    (one per encoding), since making one costs about as much as parsing a small page.
+    without one: it holds the link tags that have an ``href`` (an anchor without one links
+    nowhere), each with its ``href`` alone (the one attribute read), and no text, which no link
+    depends on. Each is ended where it starts, so no parser end event is needed (lxml then
+    reports none: a call per element of the page saved); what a link tag holds is never read,
+    and the soup's tags stay in document order. Encoding detection is bs4's own; the lxml
+    parser is the one bs4 would make, kept for the process (one per encoding), since making one
+    costs about as much as parsing a small page.
     """
 
     def __init__(self, budget: int, **kwargs: Any) -> None:
@@ -127,7 +128,7 @@ class _LinkTagsBuilder(LXMLTreeBuilder):
             if found is not None and found[1].builder is self:
                 found[1].builder = None  # the kept parser must not keep this page's soup alive
 
-    def link_tag(self, tag: str, href: str | None) -> None:
+    def link_tag(self, tag: str, href: str) -> None:
         """Hand the soup one link tag, started and ended, with its ``href`` alone (no other
         attribute of a link is read).
 
@@ -139,7 +140,7 @@ class _LinkTagsBuilder(LXMLTreeBuilder):
         """
         soup = self.soup
         assert soup is not None
-        attrs = {"href": href} if href is not None else {}
+        attrs = {"href": href}
         namespaces = self.active_namespace_prefixes[-1]
         soup.handle_starttag(tag, None, None, attrs, namespaces=namespaces)
         soup.handle_endtag(tag)
@@ -147,9 +148,10 @@ class _LinkTagsBuilder(LXMLTreeBuilder):
 
 class _ToCurrentBuilder:
     """The target of a kept lxml parser: each link tag's start event, handed to the builder of
-    the page being parsed as the start and end of an empty tag, until ``left`` have been
-    handed. lxml does not report the events a target has no method for: no call at all for end
-    tags, strings, comments, doctypes and processing instructions."""
+    the page being parsed as the start and end of an empty tag (if it has an href), until
+    ``left`` link tags have been read. lxml does not report the events a target has no method
+    for: no call at all for end tags, strings, comments, doctypes and processing
+    instructions."""
 
     __slots__ = ("builder", "left")
 
@@ -160,7 +162,11 @@ class _ToCurrentBuilder:
     def start(self, tag: str, attrib: Any) -> None:
         if tag in _LINK_TAG_NAMES and self.builder is not None and self.left > 0:
             self.left -= 1
-            self.builder.link_tag(tag, attrib.get("href"))
+            href = attrib.get("href")
+            # one without an href links nowhere and sets no base: it counts against the
+            # budget, as in the fast extractor, but bs4 need not make a tag of it
+            if href is not None:
+                self.builder.link_tag(tag, href)
 
     def close(self) -> None:
         if self.builder is not None:
@@ -212,8 +218,8 @@ def _bs4_link_tags(html: bytes, encoding: str | None, budget: int) -> LinkTags:
             from_encoding=encoding,
         )
     tags: list[tuple[str, str | None]] = []
-    # the soup holds the link tags alone (the builder hands it nothing else): every one of
-    # its tags, in document order, is what find_all of their names would give
+    # the soup holds the link tags with an href alone (the builder hands it nothing else):
+    # every one of its tags, in document order, is what find_all of their names would give
     for tag in soup.descendants:
         if isinstance(tag, Tag):
             href = tag.get("href")
