@@ -186,19 +186,16 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
 
 
 def _peer(response: aiohttp.ClientResponse) -> str | None:
-    """The IP address the response came from, while its connection is held (a response with
-    an empty body may have given it back already: then the URL's host, if it is an address)."""
+    """The IP address the response came from, while its connection is held; None if it was
+    given back already (a response whose body came with its head, as most small pages do:
+    ``peer_address`` then reads the URL's host, only for the WARC record that asks)."""
     connection = response.connection
     transport = connection.transport if connection is not None else None
     if transport is not None:
         peer = transport.get_extra_info("peername")
         if isinstance(peer, tuple) and peer:
             return str(peer[0])
-    host = response.url.host or ""
-    try:
-        return str(ipaddress.ip_address(host.strip("[]")))
-    except ValueError:
-        return None
+    return None
 
 
 def request_head(response: httpx.Response) -> tuple[str, list[tuple[str, str]]]:
@@ -216,9 +213,19 @@ def request_head(response: httpx.Response) -> tuple[str, list[tuple[str, str]]]:
 
 
 def peer_address(response: httpx.Response) -> str | None:
-    """The IP address ``response`` came from, if the transport could tell."""
-    peer = response.extensions.get(_PEER)
-    return peer if isinstance(peer, str) else None
+    """The IP address ``response`` came from, if the transport could tell: the connection's
+    peer, else (the connection given back before it was asked) the URL's host, if it is an
+    address."""
+    extensions = response.extensions
+    if _PEER not in extensions:  # another transport's response
+        return None
+    peer = extensions[_PEER]
+    if isinstance(peer, str):
+        return peer
+    try:
+        return str(ipaddress.ip_address(response.url.host.strip("[]")))
+    except ValueError:
+        return None
 
 
 class _Body(httpx.AsyncByteStream):
