@@ -86,6 +86,16 @@ def _export(rev: str, into: Path) -> Path:
     return into
 
 
+def _importable(code: Path, into: Path) -> Path:
+    """A folder from which ``code``'s packages import as ``crawlfleet.*``, their installed
+    names (``into/crawlfleet/shared`` links to ``code/shared``, and so on)."""
+    names = into / "crawlfleet"
+    names.mkdir(parents=True)
+    for package in ("shared", "workers"):
+        (names / package).symlink_to(code / package, target_is_directory=True)
+    return into
+
+
 def _child(
     code_root: Path, urls: dict[str, str], n: int, concurrency: int, extra: list[str]
 ) -> dict[str, object]:
@@ -130,12 +140,13 @@ def main() -> None:
         server = ServerProcess.static(site, max_seconds=900).start()
         try:
             urls = {name: f"http://127.0.0.2:{server.port}/{name}.html" for name in PAGES}
-            old = _export(args.before, Path(tmp) / "before")
+            old = _importable(_export(args.before, Path(tmp) / "before"), Path(tmp) / "old")
             runs = {"before": _child(old, urls, args.n, args.concurrency, [])}
             if args.before_also_with:
                 extra = [args.before_also_with]
                 runs["before+path"] = _child(old, urls, args.n, args.concurrency, extra)
-            runs["after"] = _child(ROOT, urls, args.n, args.concurrency, [])
+            new = _importable(ROOT, Path(tmp) / "new")
+            runs["after"] = _child(new, urls, args.n, args.concurrency, [])
         finally:
             server.stop()
     print(json.dumps({"before_rev": args.before, **runs}, indent=2))
