@@ -68,6 +68,8 @@ class WorkerContext:
     earlier: EarlierCrawls  # what crawls --since another read of it
     rules: dict[str, CrawlRules] = field(default_factory=dict)
     clients: dict[Policy, httpx.AsyncClient] = field(default_factory=dict)
+    # the crawls whose rules are being read, for the jobs that ask meanwhile
+    _reading: dict[str, asyncio.Future[CrawlRules]] = field(default_factory=dict, init=False)
 
     async def client_for(self, policy: Policy) -> httpx.AsyncClient:
         """The process's one httpx client for a network policy, opened on first use."""
@@ -78,19 +80,40 @@ class WorkerContext:
         return client
 
     async def rules_for(self, crawl_id: str) -> CrawlRules:
-        """The rules of a crawl (specs never change, so one read per crawl per process)."""
+        """The rules of a crawl (specs never change, so one read per crawl per process).
+
+        The jobs that ask while the rules are being read wait for that one read: a crawl's
+        first jobs start together (hundreds, when it has as many seeds' hosts), and each one
+        reading the spec and making a scope over every seed kept the worker's CPU from the
+        requests of all the others.
+        """
         rules = self.rules.get(crawl_id)
-        if rules is None:
-            spec = await load_spec(self.frontier.redis, crawl_id)
-            policy, settled = await seed_policy(spec.seeds, spec.allow_private, self.lookups)
-            rules = CrawlRules(
-                spec=spec,
-                scope=ScopeRule(spec.scope, spec.seeds, spec.allow, spec.deny),
-                layout=CrawlLayout(self.settings.data_dir, crawl_id),
-                policy=policy,
-            )
-            if settled:  # else its seeds are looked up again for the crawl's next job
-                self.rules[crawl_id] = rules
+        if rules is not None:
+            return rules
+        reading = self._reading.get(crawl_id)
+        if reading is None:
+            reading = asyncio.ensure_future(self._read_rules(crawl_id))
+            self._reading[crawl_id] = reading
+            reading.add_done_callback(lambda done: self._read_done(crawl_id, done))
+        # one job's cancellation (its deadline, a shutdown) leaves the read to the others
+        return await asyncio.shield(reading)
+
+    def _read_done(self, crawl_id: str, done: asyncio.Future[CrawlRules]) -> None:
+        del self._reading[crawl_id]
+        if not done.cancelled():
+            done.exception()  # retrieved: the jobs that waited have each raised it
+
+    async def _read_rules(self, crawl_id: str) -> CrawlRules:
+        spec = await load_spec(self.frontier.redis, crawl_id)
+        policy, settled = await seed_policy(spec.seeds, spec.allow_private, self.lookups)
+        rules = CrawlRules(
+            spec=spec,
+            scope=ScopeRule(spec.scope, spec.seeds, spec.allow, spec.deny),
+            layout=CrawlLayout(self.settings.data_dir, crawl_id),
+            policy=policy,
+        )
+        if settled:  # else its seeds are looked up again for the crawl's next job
+            self.rules[crawl_id] = rules
         return rules
 
 
