@@ -185,8 +185,9 @@ async def test_a_worker_fetches_at_most_its_concurrency_while_holding_more_jobs(
     web: TestWeb, settings: Settings
 ) -> None:
     """--concurrency is the requests a worker has in flight: with 3 of them it holds up to 6
-    jobs (the next ones started and ready), and the web never sees more than 3 at once."""
-    settings = settings.model_copy(update={"concurrency": 3})
+    jobs (the next ones started and ready), and the web never sees more than 3 at once (none
+    of its requests waits long enough to park, however loaded the machine)."""
+    settings = settings.model_copy(update={"concurrency": 3, "park_after_s": 30.0})
     web.site = make_site(web.port, pages_per_host=10, max_latency=0.05)
     seeds = [web.url(h, "/p/0.html") for h in range(len(web.hosts))]
     spec = CrawlSpec(crawl_id="turns", seeds=seeds, depth=3)

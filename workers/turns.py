@@ -17,11 +17,19 @@ not read to the end) ``park_after_s`` after it took its turn is *parked*: it giv
 turn and its job's place in the worker, and waits on, up to its deadline, at no cost to the
 others. The worker claims another job in its place (``parked`` counts them;
 ``FleetWorker``), up to ``max_parked`` parked at once (then a slow request keeps its turn).
-A fast response (all of it within ``park_after_s``, half a second by default) never parks:
-parking costs its path one timer set and cancelled, and a free turn is taken without a
-timeout context, which more than pays for it. What bounds a worker's requests is then the
-frontier (each host's slots, fleet-wide); what bounds the bodies it holds is its jobs
-(``max_jobs`` x the page cap at worst, and a parked request is one whose bytes come slowly).
+When jobs wait for a turn, a request that has taken several times as long as the worker's
+requests usually do (``YIELD_FACTOR`` x their moving average, a tenth of ``park_after_s`` at
+least) parks at once, one for each job waiting: at a crawl's start, the first requests of
+hosts that never answer took every turn, and the jobs of the hosts that answer in milliseconds
+waited out the half second behind them. Each request counts in the average for no more than
+``park_after_s``, so hosts that never answer raise it little; until one request has been
+answered none is late; on a crawl whose every request takes about as long, none is, and turns
+go first come first served as before.
+A fast response (all of it within the threshold) never parks: parking costs its path one timer
+set and cancelled, and a free turn is taken without a timeout context, which more than pays
+for it. What bounds a worker's requests is then the frontier (each host's slots, fleet-wide);
+what bounds the bodies it holds is its jobs (``max_jobs`` x the page cap at worst, and a
+parked request is one whose bytes come slowly).
 """
 
 from __future__ import annotations
@@ -34,24 +42,43 @@ from contextlib import asynccontextmanager
 from crawlfleet.shared.errors import NoTurn
 from crawlfleet.shared.settings import FETCH_TURN_WAIT_S
 
+# a request this many times as late as the worker's requests usually are gives its turn to a job
+# waiting for one (and a tenth of park_after_s at least: hosts that answer in milliseconds do
+# not, when the worker's CPU is busy)
+YIELD_FACTOR = 4.0
+# the weight of each request in the moving average of their times, once the first few have made
+# it (until then each weighs as much as those before it)
+_AVERAGE_WEIGHT = 0.05
+
 
 class _Ticket:
-    """One turn taken: whether its request has parked."""
+    """One turn taken: when, the timer that parks it, and whether its request has parked."""
 
-    __slots__ = ("parked",)
+    __slots__ = ("parked", "started", "timer")
 
-    def __init__(self) -> None:
+    def __init__(self, started: float) -> None:
         self.parked = False
+        self.started = started
+        self.timer: asyncio.TimerHandle | None = None
 
 
 class FetchTurns:
     """``concurrency`` turns to fetch, taken first come first served; a request that holds
-    one for ``park_after_s`` parks (gives it back), up to ``max_parked`` at once."""
+    one for ``park_after_s`` parks (gives it back), or sooner, when jobs wait for a turn, if
+    it is late, up to ``max_parked`` at once."""
 
     def __init__(self, concurrency: int, park_after_s: float, max_parked: int) -> None:
         self._turns = asyncio.Semaphore(concurrency)
         self._park_after_s = park_after_s
+        self._least_late_s = park_after_s / 10
         self._max_parked = max_parked
+        # moving average of the requests' times (each park_after_s at most) and its weight
+        self._usual_s = 0.0
+        self._weight = 1.0
+        # late requests that may still park for a waiting job, longest held first
+        self._late: dict[_Ticket, None] = {}
+        # the jobs waiting for a turn that no late request has parked for yet
+        self._unserved: dict[object, None] = {}
         self.parked = 0  # requests parked now
         self.ever_parked = 0
         # told when a request parks: its job's place in the worker is free for another
@@ -68,27 +95,73 @@ class FetchTurns:
         if not self._turns.locked():
             await self._turns.acquire()  # free, and nobody waits before us: at once
         else:
-            try:
-                async with asyncio.timeout(FETCH_TURN_WAIT_S):
-                    await self._turns.acquire()
-            except TimeoutError:
-                # back to the queue for a moment: its job, or another, finds a turn soon
-                wait = random.uniform(0.5, 1.5)
-                raise NoTurn(f"no fetch turn free in {FETCH_TURN_WAIT_S:g}s", wait) from None
-        ticket = _Ticket()
-        timer = asyncio.get_running_loop().call_later(self._park_after_s, self._park, ticket)
+            await self._wait_for_turn()
+        loop = asyncio.get_running_loop()
+        ticket = _Ticket(loop.time())
+        ticket.timer = loop.call_at(ticket.started + self._least_late_s, self._look, ticket)
         try:
             yield
         finally:
-            timer.cancel()
+            ticket.timer.cancel()
             if ticket.parked:
                 self.parked -= 1
             else:
+                self._late.pop(ticket, None)
                 self._turns.release()
+            took = min(loop.time() - ticket.started, self._park_after_s)
+            self._usual_s += self._weight * (took - self._usual_s)
+            if self._weight > _AVERAGE_WEIGHT:
+                self._weight = max(_AVERAGE_WEIGHT, self._weight / (1 + self._weight))
         await asyncio.sleep(0)
+
+    async def _wait_for_turn(self) -> None:
+        waiter = object()
+        self._unserved[waiter] = None
+        self._park_late()
+        try:
+            async with asyncio.timeout(FETCH_TURN_WAIT_S):
+                await self._turns.acquire()
+        except TimeoutError:
+            # back to the queue for a moment: its job, or another, finds a turn soon
+            wait = random.uniform(0.5, 1.5)
+            raise NoTurn(f"no fetch turn free in {FETCH_TURN_WAIT_S:g}s", wait) from None
+        finally:
+            self._unserved.pop(waiter, None)
+
+    def _look(self, ticket: _Ticket) -> None:
+        """Whether the request is late yet: if so, it parks for a job waiting for a turn, or
+        when one comes; else look again when it would be."""
+        # runs while the fetch waits on the network, as _park
+        loop = asyncio.get_running_loop()
+        now, park_at = loop.time(), ticket.started + self._park_after_s
+        if self._weight == 1.0:  # none answered yet: none is late
+            late_at = now + self._least_late_s
+        else:
+            late_at = ticket.started + max(self._least_late_s, YIELD_FACTOR * self._usual_s)
+        if late_at >= park_at:
+            ticket.timer = loop.call_at(park_at, self._park, ticket)
+        elif now < late_at:
+            ticket.timer = loop.call_at(late_at, self._look, ticket)
+        else:
+            self._late[ticket] = None
+            ticket.timer = loop.call_at(park_at, self._park, ticket)
+            self._park_late()
+
+    def _park_late(self) -> None:
+        """Park the late request held longest for the first job waiting for a turn that none
+        has parked for yet, if there are both (the turn goes to the first job waiting: jobs
+        that wait are served in order)."""
+        if not self._late or not self._unserved or self.parked >= self._max_parked:
+            return
+        del self._unserved[next(iter(self._unserved))]
+        ticket = next(iter(self._late))
+        assert ticket.timer is not None
+        ticket.timer.cancel()
+        self._park(ticket)
 
     def _park(self, ticket: _Ticket) -> None:
         # runs while the fetch waits on the network: the only thing it awaits
+        self._late.pop(ticket, None)
         if self.parked >= self._max_parked:
             return
         ticket.parked = True
