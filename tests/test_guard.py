@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import ipaddress
 import textwrap
+from collections import Counter
 
 import pytest
 
 from crawlfleet.shared.failures import Failure, FailureKind
 from crawlfleet.shared.settings import Settings
-from crawlfleet.workers.dns import Lookups
+from crawlfleet.workers.dns import AddrInfo, Lookups
 from crawlfleet.workers.fetch import fetch, make_client
-from crawlfleet.workers.guard import Policy, blocked_reason, policy_for
+from crawlfleet.workers.guard import Policy, blocked_reason, policy_for, seed_policy
 from tests.support.netns import run_isolated
 from tests.support.testweb import Page, Site, TestWeb
 
@@ -233,3 +234,28 @@ def test_a_seed_that_does_not_resolve_leaves_the_policy_unsettled() -> None:
         "half": ["public", False],
         "public": ["public", True],
     }
+
+
+class CountedLookups(Lookups):
+    """The system's lookups, counted by name."""
+
+    def __init__(self, timeout_s: float) -> None:
+        super().__init__(timeout_s)
+        self.asked: Counter[str] = Counter()
+
+    async def getaddrinfo(self, host: str, port: int, family: int) -> list[AddrInfo]:
+        self.asked[host] += 1
+        return await super().getaddrinfo(host, port, family)
+
+
+async def test_a_crawl_of_many_seeds_on_a_few_hosts_looks_each_host_up_once() -> None:
+    """A crawl's seeds are often many URLs of a few hosts: the policy looks each name up once
+    (addresses none), where every seed was looked up in turn before any job could start."""
+    lookups = CountedLookups(10.0)
+    seeds = [f"http://localhost:{8000 + i % 3}/p/{i}.html" for i in range(200)]
+    seeds += [f"http://127.0.0.{2 + i % 50}/s/{i}.html" for i in range(200)]
+    try:
+        assert await seed_policy(seeds, False, lookups) == (Policy.INTERNAL, True)
+    finally:
+        lookups.close()
+    assert lookups.asked == {"localhost": 1}

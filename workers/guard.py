@@ -88,11 +88,12 @@ async def seed_policy(
     again, where keeping that answer would block the crawl's own hosts for good."""
     if allow_private:
         return Policy.OPEN, True
+    # each host once, all at once: a crawl's seeds are often many URLs of a few hosts, and its
+    # jobs wait for this (a name server that never answers costs the wait of one lookup)
+    hosts = dict.fromkeys(urlsplit(seed).hostname or "" for seed in seeds)
     kinds: set[str] = set()
     unresolved = False
-    for seed in seeds:
-        host = urlsplit(seed).hostname or ""
-        addresses = await _resolve_soon(host, lookups)
+    for addresses in await asyncio.gather(*(_resolve_soon(host, lookups) for host in hosts)):
         if addresses is None:
             unresolved = True  # decides nothing: if it resolves later, each connection is checked
         else:
