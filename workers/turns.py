@@ -22,9 +22,11 @@ requests usually do (``YIELD_FACTOR`` x their moving average, a tenth of ``park_
 least) parks at once, one for each job waiting: at a crawl's start, the first requests of
 hosts that never answer took every turn, and the jobs of the hosts that answer in milliseconds
 waited out the half second behind them. Each request counts in the average for no more than
-``park_after_s``, so hosts that never answer raise it little; until one request has been
-answered none is late; on a crawl whose every request takes about as long, none is, and turns
-go first come first served as before.
+``park_after_s``, so hosts that never answer raise it little; it starts as if a few requests
+had taken a quarter of the least lateness, so that a crawl's first answers (slower than the
+rest: connections to open, every job starting at once) do not make the first requests of the
+hosts that never answer look punctual. On a crawl whose every request takes about as long,
+none is late once a few have been answered, and turns go first come first served as before.
 A fast response (all of it within the threshold) never parks: parking costs its path one timer
 set and cancelled, and a free turn is taken without a timeout context, which more than pays
 for it. What bounds a worker's requests is then the frontier (each host's slots, fleet-wide);
@@ -47,8 +49,10 @@ from crawlfleet.shared.settings import FETCH_TURN_WAIT_S
 # not, when the worker's CPU is busy)
 YIELD_FACTOR = 4.0
 # the weight of each request in the moving average of their times, once the first few have made
-# it (until then each weighs as much as those before it)
+# it (until then each weighs as much as those before it), and the requests it starts as if it
+# had counted
 _AVERAGE_WEIGHT = 0.05
+_PRIOR = 8
 
 
 class _Ticket:
@@ -72,9 +76,10 @@ class FetchTurns:
         self._park_after_s = park_after_s
         self._least_late_s = park_after_s / 10
         self._max_parked = max_parked
-        # moving average of the requests' times (each park_after_s at most) and its weight
-        self._usual_s = 0.0
-        self._weight = 1.0
+        # moving average of the requests' times (each park_after_s at most) and the weight of
+        # the next; it starts as if _PRIOR requests had been late from the least lateness on
+        self._usual_s = self._least_late_s / YIELD_FACTOR
+        self._weight = 1 / (_PRIOR + 1)
         # late requests that may still park for a waiting job, longest held first
         self._late: dict[_Ticket, None] = {}
         # the jobs waiting for a turn that no late request has parked for yet
@@ -134,10 +139,7 @@ class FetchTurns:
         # runs while the fetch waits on the network, as _park
         loop = asyncio.get_running_loop()
         now, park_at = loop.time(), ticket.started + self._park_after_s
-        if self._weight == 1.0:  # none answered yet: none is late
-            late_at = now + self._least_late_s
-        else:
-            late_at = ticket.started + max(self._least_late_s, YIELD_FACTOR * self._usual_s)
+        late_at = ticket.started + max(self._least_late_s, YIELD_FACTOR * self._usual_s)
         if late_at >= park_at:
             ticket.timer = loop.call_at(park_at, self._park, ticket)
         elif now < late_at:
