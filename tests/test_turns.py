@@ -8,6 +8,7 @@ from collections.abc import Callable
 import pytest
 
 from crawlfleet.shared.errors import NoTurn
+from crawlfleet.shared.settings import FETCH_TURN_WAIT_S
 from crawlfleet.workers.turns import YIELD_FACTOR, FetchTurns
 
 
@@ -59,9 +60,9 @@ async def test_a_late_request_gives_its_turn_to_a_waiting_job_one_for_each() -> 
 async def test_requests_as_slow_as_usual_keep_their_turns() -> None:
     """On a crawl whose requests all take about as long, none is late once the worker has
     seen a few: a job waiting for a turn waits for one to be answered."""
-    turns = FetchTurns(2, park_after_s=1.0, max_parked=10)
-    usual = 0.15  # over a tenth of park_after_s: the average decides here
-    assert YIELD_FACTOR * usual < 1.0
+    turns = FetchTurns(2, park_after_s=2.0, max_parked=10)
+    usual = 0.3  # over a tenth of park_after_s: the average decides here
+    assert YIELD_FACTOR * usual < 2.0
 
     async def usual_request() -> None:
         async with turns.turn():
@@ -78,8 +79,10 @@ async def test_before_any_answer_a_request_is_late_after_a_tenth_of_park_after()
     """Before the worker has seen a request answered, a request that has waited a tenth of
     ``park_after_s`` is late: a job waiting for a turn gets it then, the late request parked,
     long before it would park on its own."""
-    # 4 s, within a job's wait for a turn (FETCH_TURN_WAIT_S); 40 s would be past it: NoTurn
-    turns = FetchTurns(1, park_after_s=40.0, max_parked=10)
+    # a tenth of it is within a job's wait for a turn; all of it would be past it (NoTurn)
+    park_after_s = 30.0
+    assert park_after_s / 10 < FETCH_TURN_WAIT_S < park_after_s
+    turns = FetchTurns(1, park_after_s=park_after_s, max_parked=10)
     never = asyncio.Event()
     first = asyncio.create_task(fetch_in_turn(turns, never))
     await asyncio.sleep(0)
