@@ -276,3 +276,27 @@ async def test_without_adaptive_a_slow_host_keeps_its_slots_and_is_never_given_u
     }
     assert not ADAPTIVE_FIELDS & set(await host_state(settings, web.hosts[0]))
     assert not ADAPTIVE_FIELDS & set(await host_state(settings, SLOW_HOST))
+
+
+async def test_late_requests_give_their_turns_to_waiting_jobs_before_they_park(
+    web: TestWeb, hostile: HostileWeb, settings: Settings
+) -> None:
+    """Requests that never answer, with ``park_after_s`` past their deadline: they would hold
+    the worker's two turns until they time out. Late (a tenth of ``park_after_s``, the worker
+    having seen nothing answered), each gives its turn to a job waiting for one, so a fast
+    host's pages are all stored while the slow requests still wait."""
+    settings = settings.model_copy(
+        update={"concurrency": 2, "park_after_s": 20.0, "total_timeout": 10.0, "read_timeout": 30.0}
+    )
+    slow = [hostile.url(f"/silent/{i}") for i in range(4)]
+    root = star_site(web, pages=10, latency=0)
+    spec = CrawlSpec(crawl_id="slow", seeds=slow, depth=0, retries=0, obey_robots=False)
+    await seed(settings, spec)
+    async with burst_worker(settings):
+        await until(lambda: len(hostile.arrivals()) == len(slow))
+        await seed(settings, CrawlSpec(crawl_id="fast", seeds=[root], depth=1, obey_robots=False))
+    slow_records = read_manifest(settings.data_dir, "slow")
+    fast_records = read_manifest(settings.data_dir, "fast")
+    assert [r["error"] for r in slow_records] == ["timeout: 10s deadline"] * len(slow)
+    assert len(fast_records) == 11 and {r["status"] for r in fast_records} == {200}
+    assert max(map(stored_at, fast_records)) < min(map(stored_at, slow_records))
