@@ -136,16 +136,34 @@ _NO_LINK = frozenset({errno.EXDEV, errno.EPERM, errno.EMLINK, errno.EOPNOTSUPP, 
 
 def link_at(src_fd: int, src_name: str, folder_fd: int, name: str) -> None:
     """Make ``name`` in the folder the regular file ``src_name`` of the folder ``src_fd``, so
-    that readers see the old file or the whole new one: a hard link made under a temporary
-    name, then renamed over ``name``; a copy (``write_at``) where no link can be made. A link
-    at ``src_name`` is refused (``LinkRefused``), never followed."""
+    that readers see the old file or the whole new one: a hard link made under ``name`` when
+    nothing is there yet (a link is the whole file at once), else under a temporary name, then
+    renamed over ``name``; a copy (``write_at``) where no link can be made. A link at
+    ``src_name`` is refused (``LinkRefused``), never followed."""
+    try:
+        # linkat without AT_SYMLINK_FOLLOW: a link at src_name is linked, not followed
+        os.link(src_name, name, src_dir_fd=src_fd, dst_dir_fd=folder_fd, follow_symlinks=False)
+    except OSError:  # a file there already (a job run again), no link possible, no source
+        _link_over(src_fd, src_name, folder_fd, name)
+        return
+    if is_file_at(folder_fd, name):
+        return
+    linked = _is_link(folder_fd, name)  # else a FIFO, a socket: no file either
+    remove_at(folder_fd, name)
+    if linked:
+        raise LinkRefused(errno.ELOOP, f"{src_name} is a symbolic link, not followed")
+    raise FileNotFoundError(errno.ENOENT, f"no file {src_name}")
+
+
+def _link_over(src_fd: int, src_name: str, folder_fd: int, name: str) -> None:
+    """``link_at`` where ``name`` may be taken: the link made under a temporary name, then
+    renamed over it; a copy where no link can be made."""
     if not is_file_at(src_fd, src_name):
         if _is_link(src_fd, src_name):
             raise LinkRefused(errno.ELOOP, f"{src_name} is a symbolic link, not followed")
         raise FileNotFoundError(errno.ENOENT, f"no file {src_name}")
     tmp = f".{name}.{os.getpid()}.{secrets.token_hex(4)}{TMP_SUFFIX}"
     try:
-        # linkat without AT_SYMLINK_FOLLOW: a link swapped in meanwhile is linked, not followed
         os.link(src_name, tmp, src_dir_fd=src_fd, dst_dir_fd=folder_fd, follow_symlinks=False)
     except OSError as exc:
         if exc.errno not in _NO_LINK:

@@ -52,6 +52,46 @@ def test_a_body_is_linked_from_another_crawl(tmp_path: Path) -> None:
     assert [p.name for p in target.parent.iterdir()] == [target.name]
 
 
+def test_a_body_is_linked_under_a_free_name(tmp_path: Path) -> None:
+    """``link_at`` to a name nothing holds yet makes the link there: one inode, and nothing
+    else left in the folder."""
+    old, new = CrawlLayout(tmp_path, "old"), CrawlLayout(tmp_path, "new")
+    source, target = old.body_path(FP, 1, "text/html"), new.body_path(FP, 1, "text/html")
+    old.write(source, b"body")
+    new.check_writable(bodies=True)
+    target.parent.mkdir(parents=True)
+    src, dst = old.open_folder(source.parent), new.open_folder(target.parent)
+    try:
+        link_at(src, source.name, dst, target.name)
+    finally:
+        os.close(src)
+        os.close(dst)
+    assert target.read_bytes() == b"body" and target.stat().st_ino == source.stat().st_ino
+    assert os.listdir(target.parent) == [target.name]
+
+
+def test_no_file_as_the_source_of_a_body_is_refused(tmp_path: Path) -> None:
+    """A FIFO, or nothing, where the earlier crawl's body should be is no body: FileNotFoundError,
+    and nothing is left where the body would go."""
+    old, new = CrawlLayout(tmp_path, "old"), CrawlLayout(tmp_path, "new")
+    source = old.body_path(FP, 1, "text/html")
+    source.parent.mkdir(parents=True)
+    os.mkfifo(source)
+    target = new.body_path(FP, 1, "text/html")
+    new.check_writable(bodies=True)
+    target.parent.mkdir(parents=True)
+    src, dst = old.open_folder(source.parent), new.open_folder(target.parent)
+    try:
+        with pytest.raises(FileNotFoundError):
+            link_at(src, source.name, dst, target.name)
+        with pytest.raises(FileNotFoundError):
+            link_at(src, "missing.html", dst, target.name)
+    finally:
+        os.close(src)
+        os.close(dst)
+    assert os.listdir(target.parent) == []
+
+
 def test_a_link_as_the_source_of_a_body_is_refused(tmp_path: Path) -> None:
     """A symbolic link where the earlier crawl's body should be is neither linked nor
     followed."""
