@@ -30,7 +30,7 @@ import os
 import re
 import secrets
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -295,13 +295,10 @@ class CrawlLayout:
         folders, name = self._folders(path)
         return open_folder(self.data_dir, [*folders, name])
 
-    @contextmanager
-    def bucket(self, fp: str) -> Iterator[int]:
-        """The descriptor of the folder of ``fp``'s files (made if missing, reached without
-        following a link) for the ``with`` block: a page's body and record written in one
-        opening of it."""
-        with folder(self.data_dir, [self.root.name, PAGES, fp[:2]], create=True) as fd:
-            yield fd
+    def open_bucket(self, fp: str) -> int:
+        """A descriptor of the folder of ``fp``'s files (made if missing, reached without
+        following a link) that the caller closes; OSError if it cannot be opened."""
+        return open_folder(self.data_dir, [self.root.name, PAGES, fp[:2]], create=True)
 
     def read(self, path: Path) -> bytes:
         """The bytes of a file of the crawl; OSError if it cannot be read or is a link."""

@@ -8,7 +8,8 @@ member, which readers leave out, and the page, never closed, is fetched again. A
 to disk and closed when the process stops, or once no record has been appended to it for
 twice the job timeout (its crawl has ended, or gone on without this worker): a long-lived
 worker keeps open only the logs of the crawls it is working on, and a record that comes later
-starts a new log.
+starts a new log. The bucket folders the process writes a crawl's bodies to
+(``workers.body_folders``) are closed with the crawl's log.
 """
 
 from __future__ import annotations
@@ -20,12 +21,15 @@ from crawlfleet.shared.record_log import member
 from crawlfleet.shared.settings import Settings
 from crawlfleet.shared.storage import RECORD_LOG_SUFFIX, CrawlLayout, PageRecord, RecordAt
 from crawlfleet.workers.append_file import AppendFile, file_stem
+from crawlfleet.workers.body_folders import BodyFolders
 
 
 class RecordLogs:
-    """The record logs of one worker process: one open log per crawl."""
+    """The record logs of one worker process: one open log per crawl, and the bucket folders
+    its bodies go to (``bodies``)."""
 
     def __init__(self, settings: Settings) -> None:
+        self.bodies = BodyFolders()
         self._logs: dict[Path, AppendFile] = {}
         self._used: dict[Path, float] = {}  # when a record was last appended to each
         self._idle_s = 2 * settings.job_timeout_s
@@ -50,7 +54,13 @@ class RecordLogs:
             self._drop(crawl)
             log = None
         if log is None:
-            log = AppendFile.create(layout, layout.records_dir, self._stem, 0, RECORD_LOG_SUFFIX)
+            try:
+                log = AppendFile.create(
+                    layout, layout.records_dir, self._stem, 0, RECORD_LOG_SUFFIX
+                )
+            except OSError:
+                self.bodies.drop(crawl)  # nothing of a crawl stays open without its log
+                raise
             self._logs[crawl] = log
         self._used[crawl] = now
         try:
@@ -62,14 +72,16 @@ class RecordLogs:
         return RecordAt(log.path.name, offset, len(data))
 
     def _drop(self, crawl: Path) -> None:
-        """Sync and close the crawl's log, if one is open."""
+        """Sync and close the crawl's log, if one is open, and close its buckets."""
         self._used.pop(crawl, None)
+        self.bodies.drop(crawl)
         log = self._logs.pop(crawl, None)
         if log is not None:
             log.close()
 
     def close(self) -> None:
-        """Sync and close every log."""
+        """Sync and close every log and bucket."""
+        self.bodies.close()
         logs, self._logs, self._used = list(self._logs.values()), {}, {}
         for log in logs:
             log.close()

@@ -89,11 +89,11 @@ def store_page(
             body = result.body
     name = body_name(fp, job.depth, content_type)
     if body is not None:
-        with layout.bucket(fp) as bucket:
-            if isinstance(body, LinkedBody):
-                link_at(body.folder_fd, body.name, bucket, name)
-            else:
-                write_at(bucket, name, body)
+        bucket = logs.bodies.bucket(layout, fp)
+        if isinstance(body, LinkedBody):
+            link_at(body.folder_fd, body.name, bucket, name)
+        else:
+            write_at(bucket, name, body)
     record = PageRecord(
         url=job.url,
         final_url=result.final_url,
