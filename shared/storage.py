@@ -33,6 +33,7 @@ from collections.abc import Iterator
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
@@ -187,6 +188,7 @@ def manifest_line(record: PageRecord) -> bytes:
     return record.model_dump_json(exclude=set(MANIFEST_EXCLUDES)).encode() + b"\n"
 
 
+@lru_cache(maxsize=256)
 def body_extension(content_type: str | None) -> str:
     """A fixed file extension for a content type (``bin`` when unknown)."""
     return _EXTENSIONS.get(media_type(content_type), "bin")

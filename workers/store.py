@@ -67,7 +67,8 @@ def store_page(
     one fetch to ``logs``, with its response headers, its ``links`` (all of them, before
     scope), where its ``warc`` response record is and, for a crawl --since another, its
     ``change``; the body atomically, before the record. A ``revalidated`` page takes its
-    body, type, size and digest from the earlier crawl; ``body_in`` is where the body of a page
+    body, type, size, digest and links from the earlier crawl (``links`` are those, the
+    earlier record's, which it keeps as they are); ``body_in`` is where the body of a page
     recorded as a WARC revisit is; ``sitemap_lastmod`` is the lastmod by which a page was taken
     as unchanged without a request.
 
@@ -82,11 +83,13 @@ def store_page(
         content_type, length, sha256 = earlier.content_type, earlier.length, earlier.sha256
         truncated, body, body_in = earlier.truncated, revalidated.body, revalidated.body_in
         etag, last_modified = etag or earlier.etag, last_modified or earlier.last_modified
+        packed = earlier.links  # the same URL's links, kept as its record keeps them
     else:
         content_type, length, sha256 = result.content_type, len(result.body), body_sha256(result)
         truncated = result.truncated
         if result.ok and keep_body and result.redirect is None:
             body = result.body
+        packed = None if links is None else pack_links(job.url, links)
     name = body_name(fp, job.depth, content_type)
     if body is not None:
         bucket = logs.bodies.bucket(layout, fp)
@@ -117,7 +120,7 @@ def store_page(
         warc=warc,
         etag=etag,
         last_modified=last_modified,
-        links=None if links is None else pack_links(job.url, links),
+        links=packed,
         change=change,
         body_in=body_in,
         sitemap_lastmod=sitemap_lastmod,
