@@ -209,8 +209,9 @@ async def test_an_unchanged_pages_body_is_the_earlier_crawls(
     web: TestWeb, settings: Settings
 ) -> None:
     """A 304 page's body file is a hard link of the earlier crawl's (same inode) that `cat`
-    prints; its record keeps the earlier record's links (before scope), and finalizing the
-    first crawl wrote the index a recrawl looks records up in."""
+    prints, and still prints once the earlier crawl is deleted (README: the linked files need
+    no such care as a WARC revisit's); its record keeps the earlier record's links (before
+    scope), and finalizing the first crawl wrote the index a recrawl looks records up in."""
     root = web.url(0, "/")
     first = CrawlSpec(crawl_id="first", seeds=[root], depth=DEPTH, allow_private=True)
     again = first.model_copy(update={"crawl_id": "again", "since": "first"})
@@ -233,6 +234,12 @@ async def test_an_unchanged_pages_body_is_the_earlier_crawls(
     assert shown.returncode == 0 and shown.stdout == first_site(web)[url].render()
     stored = [r for r in stored_records(settings.data_dir, "again") if r.url == url][-1]
     assert stored.links == ["/a/child"] and stored.link_urls() == [web.url(0, "/a/child")]
+    shutil.rmtree(settings.data_dir / "first")
+    shown = subprocess.run(
+        [sys.executable, "-m", "crawlfleet.scheduler", "cat", "again", url, "--data-dir", data],
+        capture_output=True, timeout=60, stdin=subprocess.DEVNULL, check=False,
+    )  # fmt: skip
+    assert shown.returncode == 0 and shown.stdout == first_site(web)[url].render()
 
 
 async def test_a_crawl_of_an_older_crawlfleet_is_recrawled_by_digest(
