@@ -112,4 +112,5 @@ else
 end
 fill_touched()
 flush_stats()
+wake()  -- the finalize job flush_stats may have queued
 return {1, admitted, considered, F.earliest}
