@@ -323,9 +323,10 @@ class Frontier:
         self, *, want: int, in_progress_ms: int, scan_max: int, woken: bool = False,
         share: int = 1,
     ) -> Claim:  # fmt: skip
-        """claim.lua: claim, start and judge up to ``want`` due jobs, and no more than a
-        ``share``-th of them (the workers serving the queue), at least one; ``woken``: the
-        caller took a wake token (``wake_key``), which the first job taken accounts for."""
+        """claim.lua: claim, start and judge up to ``want`` due jobs; ``woken``: the caller
+        took a wake token (``wake_key``), which the first job taken accounts for, and then
+        takes no more than a ``share``-th of them (the workers serving the queue), at least
+        one."""
         args = [in_progress_ms, want, scan_max, int(woken), max(1, share)]
         return read_claim(await self._frontier("claim", [], args))
 

@@ -852,20 +852,28 @@ async def test_jobs_queued_due_at_once_leave_wake_tokens(redis: Redis, settings:
 
 
 async def test_a_claim_takes_its_share_of_the_due_jobs(redis: Redis, settings: Settings) -> None:
-    """With other workers serving the queue, a claim takes its share of the due jobs (at least
-    one) and leaves the rest, with their wake tokens, to them; it tells that due jobs remain."""
-    seeds = [f"{SEED}{i}" for i in range(5)]
-    await seed_crawl(redis, settings, spec(seeds=seeds, per_host_concurrency=5))
+    """With other workers serving the queue, a claim a wake token started takes its share of
+    the due jobs (at least one) and leaves the rest, with their tokens, to them; it tells that
+    due jobs remain. One no token started (jobs that came due together) takes them all."""
+    seeds = [f"{SEED}{i}" for i in range(8)]
+    await seed_crawl(redis, settings, spec(seeds=seeds, per_host_concurrency=8))
+    wake = wake_key(settings.queue_name)
     scripts = Scripts(redis, settings.queue_name, settings.slot_lease_ms)
 
-    async def claim(share: int) -> tuple[int, bool]:
-        got = await scripts.claim(want=100, in_progress_ms=5000, scan_max=100, share=share)
+    async def claim(share: int, woken: bool = True) -> tuple[int, bool]:
+        if woken:
+            assert await redis.lpop(wake) == b"1"  # type: ignore[misc]  # what BLPOP takes
+        got = await scripts.claim(
+            want=100, in_progress_ms=5000, scan_max=100, woken=woken, share=share
+        )
         return len(got.jobs), got.head is not None and got.head <= now_ms()
 
-    assert await claim(2) == (3, True)  # 5 due, 2 workers
-    assert await claim(4) == (1, True)  # 2 due, 4 workers: at least one
-    assert await claim(2) == (1, False)  # the last one
-    assert await redis.llen(wake_key(settings.queue_name)) == 5  # type: ignore[misc]
+    assert await claim(2) == (4, True)  # 8 due, 2 workers
+    assert await redis.llen(wake) == 4  # type: ignore[misc]  # the 4 others'
+    assert await claim(4) == (1, True)  # 4 due, 4 workers: at least one
+    assert await claim(2) == (2, True)
+    assert await claim(2, woken=False) == (1, False)  # the last one
+    assert await redis.llen(wake) == 1  # type: ignore[misc]  # its token, left for nothing
 
 
 async def test_seen_urls_live_in_compact_buckets(redis: Redis, settings: Settings) -> None:

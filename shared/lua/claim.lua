@@ -40,9 +40,11 @@
 -- worker takes beyond the token it came with take theirs off, so that no other worker is woken
 -- for them. A claim that no token started (a job due after a wait, a look on the beat) takes
 -- none off: it seldom meets a job that has one, and would trim for nothing.
--- A worker takes its share of the due jobs (of the first 100), at least one: the tokens of the
--- others wake the workers waiting. A worker that took them all would run a host's slots alone
--- while the others waited, its pages one after the other on one core.
+-- A woken worker takes its share of the due jobs (of the first 100), at least one: the tokens
+-- of the others wake the workers waiting. One that took them all would run a host's slots
+-- alone while the others waited, its pages one after the other on one core. A claim that no
+-- token started takes them all: jobs that came due together (the hosts of a delayed crawl,
+-- whose next starts the one-ahead rule keeps together) stay together, one wake-up for all.
 local a = F.arg
 local in_progress_ms, want, scan_max = ARGV[a], tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
 local woken, share = tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4])
@@ -99,7 +101,7 @@ while taken < take and looked < scan_max do
   if #batch == 0 then
     break
   end
-  if looked == 0 and share > 1 then
+  if looked == 0 and share > 1 and woken == 1 then
     due = #batch / 2
     take = math.min(want, math.ceil(due / share))
   end
