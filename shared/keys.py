@@ -61,11 +61,6 @@ tag ``{H}``, so a Redis Cluster keeps a host's keys together:
                          not_before level discover url`` for a sitemap)
 - ``<queue>:workers``    sorted set: each worker's health key -> when it last said it serves
                          the queue (workers count each other: ``workers/arq_worker.py``)
-- ``<queue>:wake``       list of wake tokens: one per job a frontier script queued due at
-                         once (a promotion, a finalize job), at most ``WAKE_TOKENS_MAX``;
-                         workers with free places block on it (BLPOP) instead of looking at
-                         the queue on a beat, and a claim takes off the tokens of the jobs it
-                         took beyond the one that woke it (``frontier.lua``'s ``wake``)
 
 arq's own keys (``arq:job:<id>``, ``arq:in-progress:<id>``) and the queue
 (``Settings.queue_name``, whose score of a claimed job also counts its tries: ``claim.lua``)
@@ -183,17 +178,6 @@ def worker_health_key(queue_name: str, worker_id: str) -> str:
 def fleet_key(queue_name: str) -> str:
     """Sorted set of the workers serving a queue: health key -> when it last said so (ms)."""
     return f"{queue_name}:workers"
-
-
-# must match frontier.lua: the wake tokens kept at most (tokens past what waiting workers take
-# only cost a claim that finds nothing; the bound keeps a fleet that never waits from piling
-# them up)
-WAKE_TOKENS_MAX = 256
-
-
-def wake_key(queue_name: str) -> str:
-    """List of wake tokens of a queue: one per job queued due at once (``frontier.lua``)."""
-    return f"{queue_name}:wake"
 
 
 def seen_field(fingerprint: str) -> str:

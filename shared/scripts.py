@@ -3,8 +3,7 @@
 Callers name what they pass; only this module knows the order of a script's KEYS and ARGV.
 ``seen.lua`` and ``frontier.lua`` are shared fragments, prepended to the scripts that use them.
 The scripts that admit, promote, claim or close jobs share frontier.lua's head (arq's queue and
-abort set, the queue's wake tokens, the time, the slot lease and arq's key prefixes), built by
-:class:`Frontier` here.
+abort set, the time, the slot lease and arq's key prefixes), built by :class:`Frontier` here.
 """
 
 from __future__ import annotations
@@ -28,7 +27,6 @@ from crawlfleet.shared.keys import (
     IN_PROGRESS_KEY_PREFIX,
     JOB_KEY_PREFIX,
     CrawlKeys,
-    wake_key,
 )
 
 _FRONTIER = ("seen", "frontier")
@@ -141,18 +139,14 @@ class Frontier:
             return await self._batch(script, keys, args)
         return await script(keys=keys, args=args)
 
-    def _head(self, keys: Sequence[Any], args: Sequence[Any]) -> tuple[list[Any], list[Any]]:
-        """A frontier script's KEYS and ARGV: frontier.lua's head, then its own."""
+    async def _frontier(self, name: str, keys: Sequence[Any], args: Sequence[Any]) -> Any:
         head: list[Any] = [
             now_ms(),
             self.lease_ms,
             JOB_KEY_PREFIX,
             IN_PROGRESS_KEY_PREFIX,
         ]
-        return [self.queue, ABORT_JOBS, wake_key(self.queue), *keys], [*head, *args]
-
-    async def _frontier(self, name: str, keys: Sequence[Any], args: Sequence[Any]) -> Any:
-        return await self._call(name, *self._head(keys, args))
+        return await self._call(name, [self.queue, ABORT_JOBS, *keys], [*head, *args])
 
     async def seed(
         self,
@@ -319,16 +313,17 @@ class Frontier:
             removed, aborted = removed + dropped, aborted + stopped
         return removed, aborted
 
-    async def claim(
-        self, *, want: int, in_progress_ms: int, scan_max: int, woken: bool = False,
-        share: int = 1,
-    ) -> Claim:  # fmt: skip
-        """claim.lua: claim, start and judge up to ``want`` due jobs; ``woken``: the caller
-        took a wake token (``wake_key``), which the first job taken accounts for, and then
-        takes no more than a ``share``-th of them (the workers serving the queue), at least
-        one."""
-        args = [in_progress_ms, want, scan_max, int(woken), max(1, share)]
-        return read_claim(await self._frontier("claim", [], args))
+    async def claim(self, *, want: int, in_progress_ms: int, scan_max: int) -> Claim:
+        """claim.lua: claim, start and judge up to ``want`` due jobs."""
+        head, *flat = await self._frontier("claim", [], [in_progress_ms, want, scan_max])
+        jobs = [
+            Claimed(job_id.decode(), _claimed_score(until, try_), payload, int(try_), bool(ab),
+                    verdict.decode(), int(lastmod) if lastmod else None)
+            for job_id, until, payload, try_, ab, verdict, lastmod in (
+                flat[i : i + 7] for i in range(0, len(flat), 7)
+            )
+        ]  # fmt: skip
+        return Claim(jobs, float(head) if head else None)
 
     async def finish(self, crawl_id: str, finished_at: str, manifest: str) -> int:
         """finish.lua: mark the crawl done if nothing of it is pending, with where its
@@ -363,19 +358,6 @@ class Frontier:
 
     async def _switch(self, crawl_id: str, old: CrawlState, new: CrawlState) -> int:
         return int(await self._call("switch_state", [CrawlKeys(crawl_id).meta], [old, new]))
-
-
-def read_claim(reply: Any) -> Claim:
-    """claim.lua's reply, read."""
-    head, *flat = reply
-    jobs = [
-        Claimed(job_id.decode(), _claimed_score(until, try_), payload, int(try_), bool(ab),
-                verdict.decode(), int(lastmod) if lastmod else None)
-        for job_id, until, payload, try_, ab, verdict, lastmod in (
-            flat[i : i + 7] for i in range(0, len(flat), 7)
-        )
-    ]  # fmt: skip
-    return Claim(jobs, float(head) if head else None)
 
 
 async def in_flight(redis: Redis, queue: str, crawl_id: str) -> int:

@@ -41,7 +41,6 @@ from crawlfleet.shared.keys import (
     robots_job_id,
     seen_field,
     sitemap_job_id,
-    wake_key,
 )
 from crawlfleet.shared.scripts import Frontier as Scripts
 from crawlfleet.shared.scripts import in_flight, script_source
@@ -824,56 +823,6 @@ async def test_claim_takes_due_jobs_not_running_elsewhere(redis: Redis, settings
     assert [c.job_id for c in claim.jobs] == ["b"] and claim.head is None  # took as many
     claim = await scripts.claim(want=5, in_progress_ms=5000, scan_max=100)
     assert claim.head is not None and claim.head % 1 == 1 / 16  # a claimed job: a's
-
-
-async def test_jobs_queued_due_at_once_leave_wake_tokens(redis: Redis, settings: Settings) -> None:
-    """Each job a frontier script queues due at once pushes one wake token (workers block on
-    them instead of looking on a beat); a job queued for later pushes none; a woken claim that
-    takes more jobs than its token takes the others' tokens off."""
-    wake = wake_key(settings.queue_name)
-    seeds = [f"{SEED}{i}" for i in range(6)]
-    await seed_crawl(redis, settings, spec(seeds=seeds, per_host_concurrency=3))
-    assert await redis.llen(wake) == 3  # type: ignore[misc]
-    scripts = Scripts(redis, settings.queue_name, settings.slot_lease_ms)
-    assert await redis.lpop(wake) == b"1"  # type: ignore[misc]  # what BLPOP takes
-    claim = await scripts.claim(want=10, in_progress_ms=5000, scan_max=100, woken=True)
-    assert len(claim.jobs) == 3 and await redis.llen(wake) == 0  # type: ignore[misc]
-    frontier = Frontier(redis, settings)
-    await frontier.close(page(seeds[0], 0), 3, "fetched", 1, [])  # promotes the next seed
-    assert await redis.llen(wake) == 1  # type: ignore[misc]
-    await redis.delete(wake)
-    other = ["http://other.org/a", "http://other.org/b"]
-    await seed_crawl(redis, settings, spec(crawl_id="c2", seeds=other, per_host_delay=9))
-    assert await redis.lpop(wake) == b"1"  # type: ignore[misc]  # the first, due at once
-    claim = await scripts.claim(want=10, in_progress_ms=5000, scan_max=100)
-    assert page(other[0], 0, crawl="c2").job_id in {c.job_id for c in claim.jobs}
-    assert page(other[1], 0, crawl="c2").job_id in await queued(redis, settings)
-    assert await redis.llen(wake) == 0  # type: ignore[misc]  # the next, 9 s on: none
-
-
-async def test_a_claim_takes_its_share_of_the_due_jobs(redis: Redis, settings: Settings) -> None:
-    """With other workers serving the queue, a claim a wake token started takes its share of
-    the due jobs (at least one) and leaves the rest, with their tokens, to them; it tells that
-    due jobs remain. One no token started (jobs that came due together) takes them all."""
-    seeds = [f"{SEED}{i}" for i in range(8)]
-    await seed_crawl(redis, settings, spec(seeds=seeds, per_host_concurrency=8))
-    wake = wake_key(settings.queue_name)
-    scripts = Scripts(redis, settings.queue_name, settings.slot_lease_ms)
-
-    async def claim(share: int, woken: bool = True) -> tuple[int, bool]:
-        if woken:
-            assert await redis.lpop(wake) == b"1"  # type: ignore[misc]  # what BLPOP takes
-        got = await scripts.claim(
-            want=100, in_progress_ms=5000, scan_max=100, woken=woken, share=share
-        )
-        return len(got.jobs), got.head is not None and got.head <= now_ms()
-
-    assert await claim(2) == (4, True)  # 8 due, 2 workers
-    assert await redis.llen(wake) == 4  # type: ignore[misc]  # the 4 others'
-    assert await claim(4) == (1, True)  # 4 due, 4 workers: at least one
-    assert await claim(2) == (2, True)
-    assert await claim(2, woken=False) == (1, False)  # the last one
-    assert await redis.llen(wake) == 1  # type: ignore[misc]  # its token, left for nothing
 
 
 async def test_seen_urls_live_in_compact_buckets(redis: Redis, settings: Settings) -> None:

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import itertools
-import time
 from pathlib import Path
 from typing import Any
 
@@ -22,15 +20,13 @@ from crawlfleet.shared.keys import (
     IN_PROGRESS_KEY_PREFIX,
     JOB_KEY_PREFIX,
     RETRY_KEY_PREFIX,
-    fleet_key,
-    wake_key,
 )
 from crawlfleet.shared.settings import Settings
-from crawlfleet.workers import arq_worker, robots
+from crawlfleet.workers import robots
 from crawlfleet.workers.build import build_worker
 from crawlfleet.workers.fetch import FetchResult
 from crawlfleet.workers.fetch import fetch as real_fetch
-from tests.support.crawling import crawl_in_process, read_manifest, wait_done
+from tests.support.crawling import crawl_in_process, read_manifest
 from tests.support.records import stored_records
 from tests.support.synthetic import shortest_depths
 from tests.support.testweb import Page, Site, TestWeb, make_site
@@ -241,57 +237,6 @@ async def test_worker_looks_at_the_queue_when_a_job_ends(web: TestWeb, settings:
     finally:
         await worker.close()
     assert {r["url"] for r in read_manifest(settings.data_dir, "ch")} == {u(c) for c in chain}
-
-
-async def test_a_waiting_worker_is_woken_by_a_job_queued_elsewhere(
-    web: TestWeb, settings: Settings, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A worker with free places blocks on the queue's wake tokens, not on a beat: a crawl
-    seeded by another process while it waits, and the chain of pages each close promotes,
-    are crawled at once, with its beat made 60 s here (longer than the whole test may
-    take)."""
-    for beat in ("_SHARED_BEAT_S", "_RUNNING_BEAT_MAX_S", "_EMPTY_BEAT_MAX_S", "_IDLE_WAIT_S"):
-        monkeypatch.setattr(arq_worker, beat, 60.0)
-    u = lambda name: web.url(0, f"/{name}")  # noqa: E731
-    chain = "abcde"
-    web.site = Site(
-        {u(a): Page(edges=[u(b)], hrefs=[f"/{b}"]) for a, b in itertools.pairwise(chain)}
-        | {u("e"): Page()}
-    )
-    worker = build_worker(settings, handle_signals=False)
-    serving = asyncio.create_task(worker.async_run())
-    try:
-        async with connected(settings.redis_url) as redis:
-            deadline = time.monotonic() + 60
-            # its first look found the queue empty: it now waits for a token
-            while not await redis.exists(fleet_key(settings.queue_name)):
-                assert time.monotonic() < deadline, "the worker did not start"
-                await asyncio.sleep(0.05)
-            await asyncio.sleep(0.2)
-            await seed_crawl(redis, settings, CrawlSpec(crawl_id="wk", seeds=[u("a")], depth=4))
-            status = await wait_done(settings, "wk", timeout=20)
-    finally:
-        serving.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await serving
-        await worker.close()
-    assert status.counters.fetched == len(chain)
-
-
-async def test_a_wait_for_a_wake_token_ends_on_time(settings: Settings) -> None:
-    """A worker's wait for a wake token ends after its timeout, however short (Redis reads a
-    timeout that rounds down to 0 ms as none: the worker would wait for ever), or as soon as
-    a token comes."""
-    worker = build_worker(settings, handle_signals=False)
-    assert isinstance(worker, arq_worker.FleetWorker)
-    async with connected(settings.redis_url) as redis:
-        worker._pool = redis  # type: ignore[assignment]
-        for timeout_s in (-1.0, 0.0, 0.0004, 0.001, 0.0011, 0.002, 0.003, 0.02):
-            async with asyncio.timeout(30):
-                assert not await worker._wait_for_wake(timeout_s), timeout_s
-        await redis.rpush(wake_key(settings.queue_name), 1)  # type: ignore[misc]
-        assert await worker._wait_for_wake(30)
-        worker._pool = None
 
 
 async def test_jobs_a_worker_cannot_run_are_dropped_without_harm(

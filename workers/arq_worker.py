@@ -1,6 +1,5 @@
 """arq's worker with crawlfleet's queue reading: jobs claimed and started in batches by one Lua
-call, and the queue looked at as soon as a job ends, or a wake token says a job was queued,
-rather than on a fixed beat.
+call, and the queue looked at as soon as a job ends rather than on a fixed beat.
 
 This is the one module that touches arq's internals: arq has no public hook for how a worker
 reads its queue, so ``FleetWorker`` overrides ``_poll_iteration`` and calls two more of its
@@ -12,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 from typing import Any
 
 from arq.jobs import deserialize_job_raw
@@ -21,7 +19,7 @@ from arq.worker import Retry, RetryJob, Worker, logger
 
 from crawlfleet.shared.catalog import WORKER_SILENT_MS
 from crawlfleet.shared.errors import LostTry
-from crawlfleet.shared.keys import ABORT_JOBS, fleet_key, wake_key
+from crawlfleet.shared.keys import ABORT_JOBS, fleet_key
 from crawlfleet.shared.scripts import Claimed, Frontier
 from crawlfleet.workers.turns import FetchTurns
 
@@ -41,13 +39,15 @@ _CLAIM_SCAN_MAX = 10_000
 # the longest a worker trusts what it knows of the queue's first job, due later, before it looks
 # again: jobs due sooner may have been promoted meanwhile by other workers (or a new crawl)
 _IDLE_WAIT_S = 0.25
-# the beat of a drained queue's looks after one that found jobs, when no wake token comes: it
-# doubles with every look that finds the queue unchanged, up to a cap: while the fleet runs jobs
-# the first, while the queue is empty the second. Jobs queued due at once wake a worker (wake
-# tokens), so the beat only finds what comes due without one: a job handed back, one whose
-# worker died, one a lost token was for (a Redis restart), one another worker queued for later
-_SHARED_BEAT_S = 0.025
-_RUNNING_BEAT_MAX_S = 0.1
+# the beat of a drained queue's looks after one that found jobs: it doubles with every look that
+# finds the queue unchanged, up to a cap: while the fleet runs jobs (a close may promote one at
+# any moment) the first, or the second once its oldest running job was claimed _SLOW_JOB_S ago
+# (the fleet waits on slow responses); while the queue is empty the third (a new crawl waits
+# that long at most)
+_SHARED_BEAT_S = 0.003
+_RUNNING_BEAT_MAX_S = 0.01
+_WAITING_BEAT_MAX_S = 0.05
+_SLOW_JOB_S = 1.0
 _EMPTY_BEAT_MAX_S = 0.2
 # how often a worker counts the others serving its queue: more often while it has seen none,
 # so that the workers of a fleet started together soon know of each other
@@ -77,14 +77,9 @@ class FleetWorker(Worker):
 
     arq looks at the queue every ``poll_delay`` seconds, so a slot freed just after a look
     stays idle until the next one: with 50 ms pages and a 40 ms beat, a quarter of the slots
-    idle. Here a worker whose places are all taken looks again as soon as a job ends (its page
-    has usually just queued new links), at most once per ``min_poll_gap``, and at least every
-    ``poll_delay``; arq's abort check and health record keep the ``poll_delay`` beat. A worker
-    with free places (the last claim found fewer due jobs than it could take: the queue is
-    drained) blocks on the queue's wake tokens (``shared/keys.py``'s ``wake_key``, BLPOP):
-    each job a frontier script queues due at once pushes one, so the job a close promotes into
-    a freed slot is claimed one round trip later by the worker that has waited longest, with
-    no looks on a beat in between, and the fleet shares a host's slots in turn.
+    idle. Here the worker looks again as soon as a job ends (its page has usually just queued
+    new links), at most once per ``min_poll_gap``, and at least every ``poll_delay``; arq's
+    abort check and health record keep the ``poll_delay`` beat.
 
     A page job that closes itself (``page_done.lua``) does arq's clean-up of the job in that
     same round trip and says so in ``ctx[CLOSED_JOBS]``: arq's own clean-up is then skipped.
@@ -111,14 +106,13 @@ class FleetWorker(Worker):
         self._last_look = 0.0
         self._last_beat = 0.0
         self._claim: Frontier | None = None
-        self._wake = wake_key(self.queue_name)
-        self._woken = False  # whether the last wait took a wake token
         self._drained = False
         self._look_every = _SHARED_BEAT_S  # the beat of looks at a drained queue
         self._aborts = False  # whether arq's abort set held any id when last asked
         self._next_due_ms: float | None = None  # when the queue's next job is due, if known
         self._known_at = 0.0  # when that was learnt (the loop's time)
         self._last_head: float | None = None  # the queue's first score, as last looked at
+        self._due_now = False  # whether a close of this worker's queued a job due now
         self._peers = 0  # other workers on the queue, as last counted
         self._last_count = 0.0
         self._last_aborts_look = 0.0
@@ -134,26 +128,27 @@ class FleetWorker(Worker):
         return self._claim
 
     async def _wait_for_work(self) -> None:
-        """Until there may be work, and ``min_poll_gap`` after the last look unless woken.
+        """Until a job ends or the beat comes, and ``min_poll_gap`` after the last look.
 
-        While the queue is drained (the last look found fewer due jobs than free places), until
-        a wake token comes (``_wait_for_wake``) or the drained beat, which grows while looks
-        find nothing (``_learn``); else until a job of its own ends or the beat comes. When the
+        While the queue is drained (the last look found fewer due jobs than free slots), on
+        the drained beat, which grows while looks find nothing (``_learn``). With other workers
+        serving the queue, only that beat: the next due job is one that a close has just
+        promoted, and the worker whose job closed would otherwise look first every time, and
+        the more jobs it held the more often, keeping a host's slots to itself. When the
         queue's first job is known to be due later (a host's delay, a retry's backoff), until
-        then at most, and at most ``_IDLE_WAIT_S``.
+        then or a job of its own ends, at most ``_IDLE_WAIT_S``.
         """
         loop = asyncio.get_running_loop()
-        self._woken = False
         if self._last_look:
             beat = self._look_every if self._drained else self._beat_s
             due = self._last_look + beat - loop.time()
+            wake_on_end = not (self._drained and self._peers)
             if self._next_due_ms is not None:
                 later = (self._next_due_ms - timestamp_ms()) / 1000
                 due = min(later, self._known_at + _IDLE_WAIT_S - loop.time())
-            if self._drained and self._may_take():
-                # a token first even when the beat has come (the loop was busy): a job queued
-                # due has one, and the look on the beat would be a command more
-                self._woken = await self._wait_for_wake(due)
+                wake_on_end = True
+            if due > 0 and not wake_on_end:
+                await asyncio.sleep(due)
             elif due > 0:
                 # not wait_for: on Python 3.11 it can swallow a cancellation that arrives as
                 # the event is set, and the worker would never stop
@@ -161,28 +156,10 @@ class FleetWorker(Worker):
                     async with asyncio.timeout(due):
                         await self._job_ended.wait()
             gap = self._last_look + self._min_gap_s - loop.time()
-            if gap > 0 and not self._woken:
+            if gap > 0:
                 await asyncio.sleep(gap)
         self._job_ended.clear()
         self._last_look = loop.time()
-
-    def _may_take(self) -> bool:
-        """Whether the worker may claim a job now (it has a free place and is not stopping)."""
-        return self.allow_pick_jobs and self._free_places() > 0
-
-    async def _wait_for_wake(self, timeout_s: float) -> bool:
-        """Block on the queue's wake tokens for ``timeout_s`` at most: True if one was taken.
-
-        Redis blocks the clients waiting on a list in the order they came, so the tokens go
-        round the waiting workers. Redis turns a timeout into whole milliseconds, rounding
-        down, and reads 0 as none at all (0.001 s, a hair under 1 ms as a binary fraction,
-        blocked for ever): it is given as whole milliseconds and a half, at least one (a token
-        there is taken at once).
-        """
-        timeout = (max(1, math.ceil(timeout_s * 1000)) + 0.5) / 1000
-        # redis-py types the timeout as whole seconds; Redis takes a decimal one
-        taken = await self.pool.blpop([self._wake], timeout)  # type: ignore[arg-type,misc]
-        return taken is not None
 
     async def _poll_iteration(self) -> None:
         """Claim jobs for the free slots, then arq's chores (abort check, health) on the beat."""
@@ -190,9 +167,6 @@ class FleetWorker(Worker):
         free = self._free_places()
         if self.allow_pick_jobs and free > 0 and await self._anything_due():
             await self._claim_jobs(free)
-        elif self._woken:
-            # stopping, or full since: the token is another worker's
-            await self.pool.rpush(self._wake, 1)  # type: ignore[misc]
         now = asyncio.get_running_loop().time()
         if now - self._last_beat >= self._beat_s:
             self._last_beat = now
@@ -218,10 +192,10 @@ class FleetWorker(Worker):
 
     async def _anything_due(self) -> bool:
         """Whether the queue's first job may be due: asked (one command) only while the queue
-        is drained and no wake token came, where most looks find nothing, and neither when a
-        job is known to be due by now nor while the first job is known to be due later (for
-        ``_IDLE_WAIT_S``: this worker's own closes say what they queue, ``_queued``)."""
-        if not self._drained or self._woken:
+        is drained, where most looks find nothing, and neither when a job is known to be due
+        by now nor while the first job is known to be due later (for ``_IDLE_WAIT_S``: this
+        worker's own closes say what they queue, ``_queued``)."""
+        if not self._drained or self._due_now:
             return True
         if self._next_due_ms is not None:
             if self._next_due_ms <= timestamp_ms():
@@ -232,9 +206,10 @@ class FleetWorker(Worker):
         return self._learn(float(head[0][1]) if head else None)
 
     def _queued(self, start_ms: int) -> None:
-        """A close of this worker's queued jobs, the first to start at ``start_ms`` (one due
-        at once left a wake token)."""
-        if self._next_due_ms is not None and start_ms < self._next_due_ms:
+        """A close of this worker's queued jobs, the first to start at ``start_ms``."""
+        if start_ms <= timestamp_ms():
+            self._due_now = True
+        elif self._next_due_ms is not None and start_ms < self._next_due_ms:
             self._next_due_ms = start_ms
 
     def _learn(self, head: float | None) -> bool:
@@ -242,11 +217,12 @@ class FleetWorker(Worker):
 
         A claimed job's score is the end of its in-progress mark with its try in sixteenths
         (claim.lua), a queued job's a whole number: a claimed job first means the fleet runs
-        jobs and none is due (the next a close queues comes with a wake token); a queued one
-        first, when the next is due. A look that finds the queue as the last one did (empty, or
-        the same claimed job first: no job of the fleet was claimed or closed meanwhile) doubles
-        the drained beat, so an idle fleet, or one waiting on slow hosts, asks Redis a few
-        times a second; one that finds the fleet busy sets it back to its start.
+        jobs and none is due, so the next may come with any close; a queued one first, when
+        the next is due. A look that finds the queue as the last one did (empty, or the same
+        claimed job first: no job of the fleet was claimed or closed meanwhile) doubles the
+        drained beat, so a fleet waiting on slow hosts, or an idle one, does not ask Redis
+        hundreds of times a second; one that finds the fleet busy keeps it short, so that a
+        worker whose looks lost the race for promoted jobs still looks as often as the others.
         """
         last, self._last_head = self._last_head, head
         self._next_due_ms = None
@@ -263,11 +239,14 @@ class FleetWorker(Worker):
         self._look_every = min(self._look_every * 2, max(self._beat_cap(head), self._beat_s))
         return False
 
-    @staticmethod
-    def _beat_cap(head: float | None) -> float:
+    def _beat_cap(self, head: float | None) -> float:
         """The longest drained beat for a queue whose first score is ``head`` (None: empty,
-        else a claimed job's)."""
-        return _EMPTY_BEAT_MAX_S if head is None else _RUNNING_BEAT_MAX_S
+        else a claimed job's, whose claim time it tells)."""
+        if head is None:
+            return _EMPTY_BEAT_MAX_S
+        claimed_ms = int(head) - self.in_progress_timeout_s * 1000
+        slow = timestamp_ms() - claimed_ms >= _SLOW_JOB_S * 1000
+        return _WAITING_BEAT_MAX_S if slow else _RUNNING_BEAT_MAX_S
 
     async def _count_peers(self) -> None:
         """Say this worker serves the queue, count the others that said so lately, and see
@@ -283,12 +262,11 @@ class FleetWorker(Worker):
         self._aborts = bool(aborts)
 
     async def _claim_jobs(self, free: int) -> None:
+        self._due_now = False
         claim = await self._claim_script().claim(
             want=free,
             in_progress_ms=int(self.in_progress_timeout_s * 1000),
             scan_max=_CLAIM_SCAN_MAX,
-            woken=self._woken,
-            share=self._peers + 1,
         )
         # fewer due jobs than free slots: the fleet's workers compete for the next ones
         self._drained = len(claim.jobs) < free

@@ -7,12 +7,10 @@
 -- that read the same head collide on the same ids.
 -- KEYS: (frontier.lua's head)
 -- ARGV: (frontier.lua's head; now as the worker's clock, as arq compares it), in_progress_ms,
---       want, scan_max (ids looked at, at most), woken (wake tokens the worker took: 1 if one
---       woke it, else 0), share (the workers serving the queue, this one included)
+--       want, scan_max (ids looked at, at most)
 -- Returns {head, job_id, until_ms, payload (false if gone), try, aborted (1 or 0), verdict,
 -- lastmod, job_id, ...}. head is the queue's first score once the claim took fewer than
--- `want` (the worker then knows when to look again), now when it took its share and due jobs
--- remain, '' otherwise or when the queue is empty.
+-- `want` (the worker then knows when to look again), '' otherwise or when the queue is empty.
 -- A claimed job stays in the queue, as arq keeps it, but its score moves to the end of its
 -- in-progress mark (until_ms): the scan then only meets due jobs, never the fleet's
 -- running ones, and the job of a worker that died is due again when its mark expires.
@@ -36,18 +34,8 @@
 -- start that delay after this one (see `ahead` in frontier.lua).
 -- A job closed already (a re-run) is not looked for: page_done.lua closes a job once however
 -- often it runs.
--- Each job queued due at once left a wake token (frontier.lua's wake): the jobs a woken
--- worker takes beyond the token it came with take theirs off, so that no other worker is woken
--- for them. A claim that no token started (a job due after a wait, a look on the beat) takes
--- none off: it seldom meets a job that has one, and would trim for nothing.
--- A woken worker takes its share of the due jobs (of the first 100), at least one: the tokens
--- of the others wake the workers waiting. One that took them all would run a host's slots
--- alone while the others waited, its pages one after the other on one core. A claim that no
--- token started takes them all: jobs that came due together (the hosts of a delayed crawl,
--- whose next starts the one-ahead rule keeps together) stay together, one wake-up for all.
 local a = F.arg
 local in_progress_ms, want, scan_max = ARGV[a], tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
-local woken, share = tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4])
 local until_ms = F.now + tonumber(in_progress_ms)
 local MAX_TRIES = 15
 
@@ -93,17 +81,12 @@ end
 -- abort marks are rare (a cancelled crawl): looked for per job only when there are any
 local aborts = redis.call('EXISTS', F.abort) == 1
 local claimed, taken, offset, looked = {''}, 0, 0, 0
-local take, due = want, 0
 -- claimed jobs leave the due range, so the next batch starts past the skipped ones only
-while taken < take and looked < scan_max do
+while taken < want and looked < scan_max do
   local batch = redis.call('ZRANGEBYSCORE', F.queue, '-inf', F.now, 'WITHSCORES', 'LIMIT',
                            offset, 100)
   if #batch == 0 then
     break
-  end
-  if looked == 0 and share > 1 and woken == 1 then
-    due = #batch / 2
-    take = math.min(want, math.ceil(due / share))
   end
   looked = looked + #batch / 2
   for i = 1, #batch, 2 do
@@ -134,20 +117,15 @@ while taken < take and looked < scan_max do
       claimed[n + 6] = say
       claimed[n + 7] = lastmod or ''
       taken = taken + 1
-      if taken == take then
+      if taken == want then
         break
       end
     end
   end
 end
-if woken == 1 and taken > 1 then
-  redis.call('LTRIM', F.wake, taken - 1, -1)
-end
 -- the delayed hosts whose job ahead has started promote their next one
 fill_touched()
-if taken == take and take < due then
-  claimed[1] = F.now
-elseif taken < want then
+if taken < want then
   local head = redis.call('ZRANGE', F.queue, 0, 0, 'WITHSCORES')
   if head[2] then
     claimed[1] = head[2]

@@ -8,5 +8,4 @@ for i = F.arg, #ARGV do
 end
 fill_touched()
 flush_stats()
-wake()  -- the finalize job flush_stats may have queued
 return #ARGV - F.arg + 1

@@ -3,10 +3,10 @@
 -- that both build the same names.
 --
 -- Every script that includes this takes the same head:
---   KEYS[1] arq's queue, KEYS[2] arq's abort set, KEYS[3] the queue's wake tokens
+--   KEYS[1] arq's queue, KEYS[2] arq's abort set
 --   ARGV[1] now (ms, the caller's clock, as arq compares queue scores), ARGV[2] slot lease (ms),
 --   ARGV[3] arq's job key prefix, ARGV[4] its in-progress prefix
--- and its own keys from KEYS[4] on (F.key), its own arguments from ARGV[5] on (F.arg).
+-- and its own arguments from ARGV[5] on (F.arg).
 --
 -- A discovered URL waits in its host's backlog (one list per crawl and host, URL and depth
 -- only). It becomes an arq job only when the host has a free slot: promotion takes the slot
@@ -16,15 +16,12 @@
 local F = {
   queue = KEYS[1],
   abort = KEYS[2],
-  wake = KEYS[3],
   now = tonumber(ARGV[1]),
   lease = tonumber(ARGV[2]),
   job_prefix = ARGV[3],
   in_progress_prefix = ARGV[4],
-  key = 4,
   arg = 5,
   earliest = 0,
-  due = 0,  -- jobs queued due at once in this call, not yet woken for (wake)
 }
 
 local PREFIX = 'cf'
@@ -213,7 +210,6 @@ local function flush_stats()
         .. cmsgpack.pack('k') .. '\128' .. cmsgpack.pack('et') .. cmsgpack.pack(F.now)
       redis.call('SET', F.job_prefix .. id, payload)
       redis.call('ZADD', F.queue, F.now, id)
-      F.due = F.due + 1
     end
   end
 end
@@ -379,9 +375,6 @@ end
 local function queue_job(slots, id, payload, start)
   if F.earliest == 0 or start < F.earliest then
     F.earliest = start
-  end
-  if start <= F.now then
-    F.due = F.due + 1
   end
   redis.call('SET', F.job_prefix .. id, payload)
   redis.call('ZADD', F.queue, start, id)
@@ -637,34 +630,10 @@ local function fill(host, c)
   end
 end
 
--- Wake the workers waiting for work (BLPOP on F.wake, workers/arq_worker.py): one token per
--- job queued due at once, so that a slot given back is taken at once, with no worker looking at
--- the queue on a beat. Tokens left when no worker waits are taken by the next that would wait;
--- a claim takes off those of the jobs it took beyond the one that woke it (claim.lua), and at
--- most WAKE_TOKENS_MAX are kept (shared/keys.py names the same bound). A job due later (a
--- delay, a backoff) wakes nobody: the worker that queued it is told when it is due (F.earliest)
--- and the others find it on their slower beat.
-local WAKE_TOKENS_MAX = 256
-local function wake()
-  local n = math.min(F.due, WAKE_TOKENS_MAX)
-  F.due = 0
-  if n == 0 then
-    return
-  end
-  local tokens = {}
-  for i = 1, n do
-    tokens[i] = 1
-  end
-  if redis.call('RPUSH', F.wake, unpack(tokens)) > WAKE_TOKENS_MAX then
-    redis.call('LTRIM', F.wake, -WAKE_TOKENS_MAX, -1)
-  end
-end
-
 local function fill_touched()
   for _, host in ipairs(touched_order) do
     fill(host, touched[host] or nil)
   end
-  wake()
 end
 
 -- arq's clean-up of a finished job (what its finish_job does; an abort mark is left to arq,

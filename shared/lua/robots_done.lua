@@ -37,5 +37,4 @@ if live(cfg) then
 end
 fill_touched()
 flush_stats()
-wake()  -- the finalize job flush_stats may have queued
 return {1, F.earliest}

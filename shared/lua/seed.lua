@@ -52,7 +52,7 @@ else
              'max_pages', ARGV[a + 6], 'depth', ARGV[a + 7], 'host_pages', ARGV[a + 8],
              'adaptive', ARGV[a + 9], 'sitemap_urls', ARGV[a + 10],
              'sitemap_files', ARGV[a + 11])
-  redis.call('ZADD', KEYS[F.key], F.now, c)
+  redis.call('ZADD', KEYS[3], F.now, c)
   created = 1
 end
 local n_sitemaps = tonumber(ARGV[a + 12])
@@ -66,5 +66,4 @@ for i = a + 13, seeds_from - 1 do
 end
 fill_touched()
 flush_stats()
-wake()  -- the finalize job flush_stats may have queued
 return {created, admitted}

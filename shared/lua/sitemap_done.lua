@@ -112,5 +112,4 @@ else
 end
 fill_touched()
 flush_stats()
-wake()  -- the finalize job flush_stats may have queued
 return {1, admitted, considered, F.earliest}
