@@ -20,7 +20,7 @@ from crawlfleet.workers.fetch import make_client
 from crawlfleet.workers.metrics import WorkerMetrics
 from crawlfleet.workers.robots import RobotsCache
 from crawlfleet.workers.turns import FetchTurns
-from crawlfleet.workers.warc import IN_LOOP_BYTES, WarcWriters
+from crawlfleet.workers.warc import IN_LOOP_BYTES, SERVER_NOT_MODIFIED, RefersTo, WarcWriters
 from tests.support.crawling import crawl_in_process, read_manifest
 from tests.support.records import stored_records
 from tests.support.testweb import Page, Site, TestWeb
@@ -357,3 +357,37 @@ async def test_robots_txt_fetched_again_by_a_page_job_is_recorded_too(
     (response,) = [r for r in warc_records(settings, "again") if r.kind == "response"]
     assert response.url == web.url(0, "/robots.txt") and response.payload == ROBOTS
     assert await redis.get(CrawlKeys("again").robots(web.url(0, "")))
+
+
+async def test_a_file_idle_past_twice_the_job_timeout_is_closed(settings: Settings) -> None:
+    """A crawl's WARC file that nothing has been appended to for twice the job timeout is
+    synced and closed when another record is appended; a later record of that crawl starts
+    a new file (the next sequence number, opening with warcinfo), and both pass warcio."""
+    now = [0.0]
+    idle = 2 * settings.job_timeout_s
+    url = "http://127.0.0.1/"
+    refers = RefersTo(SERVER_NOT_MODIFIED, url, "2026-01-01T00:00:00Z", None, None)
+    layouts = {c: CrawlLayout(settings.data_dir, c) for c in ("idle1", "idle2")}
+
+    async def record(crawl_id: str) -> None:
+        spec = CrawlSpec(crawl_id=crawl_id, seeds=[url], warc=True)
+        await warcs.write_unrequested(layouts[crawl_id], spec, url, refers)
+
+    with WarcWriters(settings, clock=lambda: now[0]) as warcs:
+        await record("idle1")
+        await record("idle2")
+        assert warcs.open == ["idle1", "idle2"]
+        now[0] = idle / 2
+        await record("idle2")
+        assert warcs.open == ["idle1", "idle2"]
+        now[0] = idle + 1
+        await record("idle2")
+        assert warcs.open == ["idle2"]
+        await record("idle1")
+        assert warcs.open == ["idle2", "idle1"]
+    files = layouts["idle1"].warc_files()
+    assert [f.name[-14:-8] for f in files] == ["-00000", "-00001"]
+    for path in files:
+        assert warcio_check(path).returncode == 0
+        assert [r.kind for r in read_warc(path)] == ["warcinfo", "revisit"]
+    assert len(layouts["idle2"].warc_files()) == 1

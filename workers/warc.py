@@ -28,6 +28,8 @@ import contextvars
 import hashlib
 import io
 import threading
+import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -195,14 +197,27 @@ class WarcWriters:
     """The WARC files of one worker process: one open file per crawl. A record pair whose
     payload is small is built, compressed and appended in the event loop (it takes less than
     handing it to a thread and back); a larger one in the writers' thread, so that the
-    process's other pages go on meanwhile. A lock keeps the two from appending at once."""
+    process's other pages go on meanwhile. A lock keeps the two from appending at once.
 
-    def __init__(self, settings: Settings) -> None:
+    A crawl's file is synced and closed once nothing has been appended to it for twice the job
+    timeout (``clock``: seconds, ``time.monotonic`` but in tests), as its record log is
+    (``workers.record_logs``): a long-lived worker keeps open only the files of the crawls it
+    is working on, and a record that comes later starts a new file."""
+
+    def __init__(self, settings: Settings, clock: Callable[[], float] = time.monotonic) -> None:
         self._settings = settings
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="crawlfleet-warc")
         self._lock = threading.Lock()
         self._files: dict[str, AppendFile] = {}
+        self._used: dict[str, float] = {}  # by crawl id: when a record was last appended
+        self._idle_s = 2 * settings.job_timeout_s
+        self._clock = clock
         self._stem = file_stem(settings.worker_id)
+
+    @property
+    def open(self) -> list[str]:
+        """The ids of the crawls whose files are open."""
+        return list(self._files)
 
     async def write(
         self,
@@ -259,7 +274,15 @@ class WarcWriters:
         return WarcRef(filename=file.path.name, offset=offset, length=len(response))
 
     def _file_for(self, layout: CrawlLayout, spec: CrawlSpec, adding: int) -> AppendFile:
-        """The crawl's open file, a new one if there is none or it would outgrow the limit."""
+        """The crawl's open file, a new one if there is none or it would outgrow the limit;
+        the files idle too long are closed first."""
+        now = self._clock()
+        for idle in [c for c, used in self._used.items() if now - used > self._idle_s]:
+            del self._used[idle]
+            stale = self._files.pop(idle, None)  # none if its last file could not be made
+            if stale is not None:
+                stale.close()
+        self._used[spec.crawl_id] = now
         file = self._files.get(spec.crawl_id)
         seq = 0
         if file is not None:
@@ -281,7 +304,7 @@ class WarcWriters:
     def close(self) -> None:
         """Finish the writes queued, then sync and close every file."""
         self._thread.shutdown(wait=True)
-        files, self._files = list(self._files.values()), {}
+        files, self._files, self._used = list(self._files.values()), {}, {}
         for file in files:
             file.close()
 

@@ -161,8 +161,8 @@ def raise_open_files_limit() -> None:
     how many), as Go's runtime does at start.
 
     A worker holds a socket per request in flight and up to ``IDLE_PER_TURN`` idle ones per
-    fetch turn (``workers.fetch``), besides its Redis connections, a record log and up to
-    256 bucket folders for each crawl it stores pages of (``workers.body_folders``): 640
+    fetch turn (``workers.fetch``), besides its Redis connections, a record log, a WARC file
+    and up to 256 bucket folders for each crawl it stores pages of: 640
     sockets at the default concurrency, 2,560 at 512. A shell's usual soft limit of 1,024
     would turn the rest into failed fetches and unwritten pages.
     """
