@@ -26,6 +26,16 @@ from crawlfleet.workers.store import store_page
 FP = "abcdef0123456789"
 
 
+def _link(old: CrawlLayout, source: Path, new: CrawlLayout, target: Path) -> None:
+    """``link_at`` from ``source`` in one crawl to ``target`` in another, by their folders."""
+    src, dst = old.open_folder(source.parent), new.open_folder(target.parent)
+    try:
+        link_at(src, source.name, dst, target.name)
+    finally:
+        os.close(src)
+        os.close(dst)
+
+
 def test_atomic_write_replaces_whole_file(tmp_path: Path) -> None:
     """A write makes its folders, replaces the file and leaves no temporary behind."""
     target = CrawlLayout(tmp_path, "c1").record_path(FP, 0)
@@ -42,12 +52,7 @@ def test_a_body_is_linked_from_another_crawl(tmp_path: Path) -> None:
     source, target = old.body_path(FP, 1, "text/html"), new.body_path(FP, 2, "text/html")
     old.write(source, b"body")
     new.write(target, b"stale")
-    src, dst = old.open_folder(source.parent), new.open_folder(target.parent)
-    try:
-        link_at(src, source.name, dst, target.name)
-    finally:
-        os.close(src)
-        os.close(dst)
+    _link(old, source, new, target)
     assert target.read_bytes() == b"body" and target.stat().st_ino == source.stat().st_ino
     assert [p.name for p in target.parent.iterdir()] == [target.name]
 
@@ -60,12 +65,7 @@ def test_a_body_is_linked_under_a_free_name(tmp_path: Path) -> None:
     old.write(source, b"body")
     new.check_writable(bodies=True)
     target.parent.mkdir(parents=True)
-    src, dst = old.open_folder(source.parent), new.open_folder(target.parent)
-    try:
-        link_at(src, source.name, dst, target.name)
-    finally:
-        os.close(src)
-        os.close(dst)
+    _link(old, source, new, target)
     assert target.read_bytes() == b"body" and target.stat().st_ino == source.stat().st_ino
     assert os.listdir(target.parent) == [target.name]
 
@@ -80,15 +80,10 @@ def test_no_file_as_the_source_of_a_body_is_refused(tmp_path: Path) -> None:
     target = new.body_path(FP, 1, "text/html")
     new.check_writable(bodies=True)
     target.parent.mkdir(parents=True)
-    src, dst = old.open_folder(source.parent), new.open_folder(target.parent)
-    try:
-        with pytest.raises(FileNotFoundError):
-            link_at(src, source.name, dst, target.name)
-        with pytest.raises(FileNotFoundError):
-            link_at(src, "missing.html", dst, target.name)
-    finally:
-        os.close(src)
-        os.close(dst)
+    with pytest.raises(FileNotFoundError):
+        _link(old, source, new, target)
+    with pytest.raises(FileNotFoundError):
+        _link(old, source.with_name("missing.html"), new, target)
     assert os.listdir(target.parent) == []
 
 
@@ -103,13 +98,8 @@ def test_a_link_as_the_source_of_a_body_is_refused(tmp_path: Path) -> None:
     target = new.body_path(FP, 1, "text/html")
     new.check_writable(bodies=True)
     target.parent.mkdir(parents=True)
-    src, dst = old.open_folder(source.parent), new.open_folder(target.parent)
-    try:
-        with pytest.raises(LinkRefused):
-            link_at(src, source.name, dst, target.name)
-    finally:
-        os.close(src)
-        os.close(dst)
+    with pytest.raises(LinkRefused):
+        _link(old, source, new, target)
     assert not target.exists() and os.listdir(target.parent) == []
 
 
