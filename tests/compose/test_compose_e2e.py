@@ -91,7 +91,8 @@ def _check_stored_exactly_once(
     got = {r["url"]: r["depth"] for r in records}
     missing = sorted(set(expected) - set(got))
     extra = sorted(set(got) - set(expected))
-    assert not missing and not extra, f"missing {missing}, not expected {extra}"
+    stored = [(r["url"], r["depth"], r["status"], r["error"], r["worker"]) for r in records]
+    assert not missing and not extra, f"missing {missing}, not expected {extra}; got {stored}"
     wrong_depth = {u: (got[u], d) for u, d in expected.items() if got[u] != d}
     assert not wrong_depth, f"(recorded, shortest) depths differ: {wrong_depth}"
     for r in records:
