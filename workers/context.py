@@ -47,6 +47,8 @@ class CrawlRules:
     scope: ScopeRule
     layout: CrawlLayout
     policy: Policy
+    # False while a seed did not resolve: the policy is public for now, to be asked again
+    settled: bool = True
     disk: DiskCheck = field(default_factory=DiskCheck)
 
 
@@ -111,6 +113,7 @@ class WorkerContext:
             scope=ScopeRule(spec.scope, spec.seeds, spec.allow, spec.deny),
             layout=CrawlLayout(self.settings.data_dir, crawl_id),
             policy=policy,
+            settled=settled,
         )
         if settled:  # else its seeds are looked up again for the crawl's next job
             self.rules[crawl_id] = rules

@@ -21,7 +21,14 @@ from crawlfleet.workers.fetch import FetchResult, excluded, failed, fetch
 from crawlfleet.workers.frontier import Fetched, Outcome, PageJob, Verdict
 from crawlfleet.workers.jobs.gates import disk_ready, robots_of, since_ready, storage_failed
 from crawlfleet.workers.jobs.job_context import JobContext
-from crawlfleet.workers.jobs.running import UNRESPONSIVE, fetch_backoff, gave_up, hold_s, run_job
+from crawlfleet.workers.jobs.running import (
+    UNRESPONSIVE,
+    fetch_backoff,
+    gave_up,
+    hold_s,
+    run_job,
+    worth_retrying,
+)
 from crawlfleet.workers.parsing import Links
 from crawlfleet.workers.since import (
     NOT_COMPARED,
@@ -98,7 +105,7 @@ async def _crawl(
         # lost tries (a worker that died or hung mid-fetch) may each have sent a request:
         # they count against the same budget, so a URL draws at most retries + 1 of them
         spent = job.retried + tries - 1
-        if result.transient and spent < rules.spec.retries:
+        if worth_retrying(result, rules.settled) and spent < rules.spec.retries:
             backoff = fetch_backoff(spent, result)
             log.info("page retried", reason=result.reason, retry_in_s=backoff)
             job = replace(job, retried=spent)

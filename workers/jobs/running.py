@@ -50,6 +50,17 @@ async def run_job(job: JobContext, step: Coroutine[Any, Any, bool]) -> None:
         raise LostTry(reason, wait) from exc
 
 
+def worth_retrying(result: FetchResult, policy_settled: bool) -> bool:
+    """Whether a failed fetch is tried again later: a transient failure, or an address its
+    crawl's network policy refused while that policy is not settled (a seed's name did not
+    resolve in time, so the crawl is public for now: its own private hosts are allowed once
+    it resolves, and recording their pages as failed now would lose them and their links)."""
+    if result.transient:
+        return True
+    error = result.error
+    return not policy_settled and error is not None and error.kind is FailureKind.BLOCKED
+
+
 def fetch_backoff(retried: int, result: FetchResult, base_s: float = 1.0) -> float:
     """Seconds before a transient failure is tried again: Retry-After, else exponential."""
     return result.retry_after or (base_s * 2.0**retried + random.uniform(0, 1))
