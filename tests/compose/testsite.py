@@ -52,7 +52,7 @@ SECTIONS = {
     # 0.04 s a page the crawl was over in a second, and once two workers had held the host's
     # 8 slots all along)
     "small": Section("small", pages=60, links_per_page=3, latency=0.25),
-    # the scaling test: slow enough (about a minute with 3 workers of concurrency 2) to scale
+    # the scaling test: slow enough (about a minute with 3 workers of concurrency 1) to scale
     # the workers while it runs
     "slow": Section("slow", pages=200, links_per_page=3, latency=1.5),
 }
