@@ -105,11 +105,13 @@ class Claimed:
 
 @dataclass(frozen=True, slots=True)
 class Claim:
-    """What one claim.lua call took, and the queue's first score when it took fewer jobs than
-    asked for (None when it took as many, or the queue is empty)."""
+    """What one claim.lua call took, the queue's first score when it took fewer jobs than
+    asked for (None when it took as many, or the queue is empty), and whether arq's abort set
+    holds any id (a cancelled crawl's running jobs)."""
 
     jobs: list[Claimed]
     head: float | None
+    aborts: bool = False
 
 
 # hosts filled per script call: a crawl of many hosts never blocks Redis for long
@@ -315,7 +317,7 @@ class Frontier:
 
     async def claim(self, *, want: int, in_progress_ms: int, scan_max: int) -> Claim:
         """claim.lua: claim, start and judge up to ``want`` due jobs."""
-        head, *flat = await self._frontier("claim", [], [in_progress_ms, want, scan_max])
+        head, aborts, *flat = await self._frontier("claim", [], [in_progress_ms, want, scan_max])
         jobs = [
             Claimed(job_id.decode(), _claimed_score(until, try_), payload, int(try_), bool(ab),
                     verdict.decode(), int(lastmod) if lastmod else None)
@@ -323,7 +325,7 @@ class Frontier:
                 flat[i : i + 7] for i in range(0, len(flat), 7)
             )
         ]  # fmt: skip
-        return Claim(jobs, float(head) if head else None)
+        return Claim(jobs, float(head) if head else None, bool(aborts))
 
     async def finish(self, crawl_id: str, finished_at: str, manifest: str) -> int:
         """finish.lua: mark the crawl done if nothing of it is pending, with where its

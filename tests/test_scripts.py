@@ -825,6 +825,28 @@ async def test_claim_takes_due_jobs_not_running_elsewhere(redis: Redis, settings
     assert claim.head is not None and claim.head % 1 == 1 / 16  # a claimed job: a's
 
 
+async def test_a_claim_says_whether_any_abort_mark_is_left(
+    redis: Redis, settings: Settings
+) -> None:
+    """claim.lua tells the worker whether arq's abort set holds any id once its claims took
+    their own marks off: a worker that claims learns of a cancel without asking apart."""
+    scripts = Scripts(redis, settings.queue_name, settings.slot_lease_ms)
+    assert (await scripts.claim(want=1, in_progress_ms=5000, scan_max=100)).aborts is False
+    await redis.zadd(settings.queue_name, {"mine": now_ms() - 10})
+    await redis.set("arq:job:mine", b"payload")
+    await redis.zadd("arq:abort", {"mine": 1, "running-elsewhere": 1})
+    claim = await scripts.claim(want=1, in_progress_ms=5000, scan_max=100)
+    assert [c.aborted for c in claim.jobs] == [True]
+    assert claim.aborts is True  # another worker's job is still marked
+    await redis.zrem("arq:abort", "running-elsewhere")
+    assert (await scripts.claim(want=1, in_progress_ms=5000, scan_max=100)).aborts is False
+    await redis.zadd(settings.queue_name, {"last": now_ms() - 10})
+    await redis.set("arq:job:last", b"payload")
+    await redis.zadd("arq:abort", {"last": 1})
+    claim = await scripts.claim(want=1, in_progress_ms=5000, scan_max=100)
+    assert [c.aborted for c in claim.jobs] == [True] and claim.aborts is False  # took the last
+
+
 async def test_seen_urls_live_in_compact_buckets(redis: Redis, settings: Settings) -> None:
     """Each seen URL is one small field of its bucket hash: 2 * depth, + 1 once fetched."""
     await seed_crawl(redis, settings, spec())

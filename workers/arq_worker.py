@@ -53,7 +53,8 @@ _EMPTY_BEAT_MAX_S = 0.2
 # so that the workers of a fleet started together soon know of each other
 _COUNT_EVERY_S = 1.0
 _COUNT_ALONE_EVERY_S = 0.2
-# how often a worker running jobs looks at arq's abort set (a cancel aborts them that soon)
+# how often a worker running jobs looks at arq's abort set (a cancel aborts them that soon) when
+# no claim of its own has told it meanwhile (claim.lua says whether the set holds any id)
 _ABORTS_EVERY_S = 0.25
 
 
@@ -270,6 +271,8 @@ class FleetWorker(Worker):
         )
         # fewer due jobs than free slots: the fleet's workers compete for the next ones
         self._drained = len(claim.jobs) < free
+        self._aborts = claim.aborts
+        self._last_aborts_look = asyncio.get_running_loop().time()
         if self._drained:
             self._learn(claim.head)
         if claim.jobs:

@@ -8,9 +8,12 @@
 -- KEYS: (frontier.lua's head)
 -- ARGV: (frontier.lua's head; now as the worker's clock, as arq compares it), in_progress_ms,
 --       want, scan_max (ids looked at, at most)
--- Returns {head, job_id, until_ms, payload (false if gone), try, aborted (1 or 0), verdict,
--- lastmod, job_id, ...}. head is the queue's first score once the claim took fewer than
--- `want` (the worker then knows when to look again), '' otherwise or when the queue is empty.
+-- Returns {head, aborts, job_id, until_ms, payload (false if gone), try, aborted (1 or 0),
+-- verdict, lastmod, job_id, ...}. head is the queue's first score once the claim took fewer
+-- than `want` (the worker then knows when to look again), '' otherwise or when the queue is
+-- empty; aborts is 1 if arq's abort set still holds an id after the claim (a cancelled crawl's
+-- running jobs: the worker looks for its own among them), else 0. A worker that claims often
+-- so learns of aborts without asking on a beat of its own.
 -- A claimed job stays in the queue, as arq keeps it, but its score moves to the end of its
 -- in-progress mark (until_ms): the scan then only meets due jobs, never the fleet's
 -- running ones, and the job of a worker that died is due again when its mark expires.
@@ -80,7 +83,7 @@ end
 
 -- abort marks are rare (a cancelled crawl): looked for per job only when there are any
 local aborts = redis.call('EXISTS', F.abort) == 1
-local claimed, taken, offset, looked = {''}, 0, 0, 0
+local claimed, taken, offset, looked = {'', 0}, 0, 0, 0
 -- claimed jobs leave the due range, so the next batch starts past the skipped ones only
 while taken < want and looked < scan_max do
   local batch = redis.call('ZRANGEBYSCORE', F.queue, '-inf', F.now, 'WITHSCORES', 'LIMIT',
@@ -130,5 +133,9 @@ if taken < want then
   if head[2] then
     claimed[1] = head[2]
   end
+end
+-- the claims above may have taken the last marks off
+if aborts then
+  claimed[2] = redis.call('EXISTS', F.abort)
 end
 return claimed
