@@ -27,6 +27,10 @@ def _default_worker_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
+# Settings.seed_resolve_s's default (workers/guard.py also takes it): a name server just started
+# (a compose network's) answers within a second or two
+SEED_RESOLVE_S = 5.0
+
 # longest a started page job waits for one of its worker's fetch turns (workers/turns.py) before
 # it hands itself back: every turn may be held by a fetch that hangs until its total timeout
 FETCH_TURN_WAIT_S = 5.0
@@ -72,6 +76,9 @@ class Settings(BaseSettings):
     connect_timeout: float = Field(default=10.0, gt=0)
     read_timeout: float = Field(default=20.0, gt=0)
     total_timeout: float = Field(default=60.0, gt=0)
+    # a seed's name that does not resolve is asked again (every 0.5 s) this long before its
+    # crawl runs public for now, to be asked again for its next job (0: asked once)
+    seed_resolve_s: float = Field(default=SEED_RESOLVE_S, ge=0)
     max_page_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
     # response bodies a worker holds at once, all its jobs together (workers/body_bytes.py):
     # its memory for pages is this plus one page, whatever the concurrency

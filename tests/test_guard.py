@@ -13,6 +13,7 @@ from crawlfleet.shared.settings import Settings
 from crawlfleet.workers.dns import AddrInfo, Lookups
 from crawlfleet.workers.fetch import fetch, make_client
 from crawlfleet.workers.guard import Policy, blocked_reason, policy_for, seed_policy
+from tests.support.lookups import LateLookups
 from tests.support.netns import run_isolated
 from tests.support.testweb import Page, Site, TestWeb
 
@@ -259,3 +260,21 @@ async def test_a_crawl_of_many_seeds_on_a_few_hosts_looks_each_host_up_once() ->
     finally:
         lookups.close()
     assert lookups.asked == {"localhost": 1}
+
+
+@pytest.mark.parametrize(("resolve_for_s", "policy", "asked"), [
+    (0.0, (Policy.PUBLIC, False), 1),
+    (30.0, (Policy.INTERNAL, True), 2),
+])  # fmt: skip
+async def test_a_seed_name_without_an_answer_is_asked_again_while_seed_resolve_s_lasts(
+    resolve_for_s: float, policy: tuple[Policy, bool], asked: int
+) -> None:
+    """A seed's name whose first ask gets no answer in time is asked again (every 0.5 s) for
+    ``Settings.seed_resolve_s``: within it a later answer settles the policy; with 0 it is
+    asked once, and the crawl is public for now."""
+    lookups = LateLookups("localhost", late=1)
+    try:
+        assert await seed_policy(["http://localhost/"], False, lookups, resolve_for_s) == policy
+    finally:
+        lookups.close()
+    assert lookups.asked == asked

@@ -19,7 +19,8 @@ from crawlfleet.shared.jobs import (
 from crawlfleet.shared.keys import HEALTH_CHECK_INTERVAL_S, worker_health_key
 from crawlfleet.shared.settings import Settings
 from crawlfleet.workers.arq_worker import TURNS, FleetWorker
-from crawlfleet.workers.context import METRICS_KEY, on_shutdown, on_startup
+from crawlfleet.workers.context import LOOKUPS_KEY, METRICS_KEY, on_shutdown, on_startup
+from crawlfleet.workers.dns import Lookups
 from crawlfleet.workers.jobs import crawl_page, fetch_robots, fetch_sitemap, finalize_crawl
 from crawlfleet.workers.metrics import WorkerMetrics
 from crawlfleet.workers.turns import FetchTurns
@@ -29,9 +30,12 @@ from crawlfleet.workers.turns import FetchTurns
 _ARQ_MAX_TRIES = 1_000_000
 
 
-def worker_settings(settings: Settings, metrics: WorkerMetrics | None = None) -> dict[str, Any]:
+def worker_settings(
+    settings: Settings, metrics: WorkerMetrics | None = None, lookups: Lookups | None = None
+) -> dict[str, Any]:
     """arq ``WorkerSettings`` for crawlfleet, derived from ``settings`` (and the process's
-    served ``metrics``, if any).
+    served ``metrics``, and the ``lookups`` of the seeds' names instead of the system's, if
+    any).
 
     ``max_jobs`` is twice the concurrency (``Settings.jobs_held``; arq's default of 10 would
     cap every worker at 10 pages in flight) and room for ``max_parked`` jobs whose requests
@@ -50,7 +54,7 @@ def worker_settings(settings: Settings, metrics: WorkerMetrics | None = None) ->
         "redis_settings": arq_redis_settings(settings.redis_url),
         "on_startup": on_startup,
         "on_shutdown": on_shutdown,
-        "ctx": {"settings": settings, METRICS_KEY: metrics},
+        "ctx": {"settings": settings, METRICS_KEY: metrics, LOOKUPS_KEY: lookups},
         "max_jobs": settings.max_jobs,
         "poll_delay": settings.poll_delay_s,
         "job_timeout": settings.job_timeout_s,
@@ -66,12 +70,15 @@ def worker_settings(settings: Settings, metrics: WorkerMetrics | None = None) ->
 
 
 def build_worker(
-    settings: Settings, metrics: WorkerMetrics | None = None, **overrides: Any
+    settings: Settings,
+    metrics: WorkerMetrics | None = None,
+    lookups: Lookups | None = None,
+    **overrides: Any,
 ) -> Worker:
-    """An arq worker for ``settings``, counting into ``metrics`` if given (``overrides`` go to
-    arq, e.g. ``burst=True``)."""
+    """An arq worker for ``settings``, counting into ``metrics`` and looking the seeds' names
+    up with ``lookups`` if given (``overrides`` go to arq, e.g. ``burst=True``)."""
     turns = FetchTurns(settings.concurrency, settings.park_after_s, settings.max_parked)
-    arq_settings = worker_settings(settings, metrics)
+    arq_settings = worker_settings(settings, metrics, lookups)
     arq_settings["ctx"] = {**arq_settings["ctx"], TURNS: turns}
     return FleetWorker(
         slot_lease_ms=settings.slot_lease_ms, active_jobs=settings.jobs_held, turns=turns,

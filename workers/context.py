@@ -37,6 +37,9 @@ from crawlfleet.workers.warc import WarcWriters
 CTX_KEY = "crawlfleet"
 # the ctx key of the process's served metrics (``workers.metrics.served_metrics``), if any
 METRICS_KEY = "metrics"
+# the ctx key of the lookups of the seeds' names to use instead of the system's, if any (a
+# test's name server that is slow to answer at first); the worker closes them with its own
+LOOKUPS_KEY = "lookups"
 
 
 @dataclass
@@ -107,7 +110,9 @@ class WorkerContext:
 
     async def _read_rules(self, crawl_id: str) -> CrawlRules:
         spec = await load_spec(self.frontier.redis, crawl_id)
-        policy, settled = await seed_policy(spec.seeds, spec.allow_private, self.lookups)
+        policy, settled = await seed_policy(
+            spec.seeds, spec.allow_private, self.lookups, self.settings.seed_resolve_s
+        )
         rules = CrawlRules(
             spec=spec,
             scope=ScopeRule(spec.scope, spec.seeds, spec.allow, spec.deny),
@@ -129,7 +134,8 @@ async def on_startup(ctx: dict[str, Any]) -> None:
     metrics = served or WorkerMetrics(settings.worker_id)
     turns: FetchTurns = ctx[TURNS]
     stack = AsyncExitStack()
-    lookups = Lookups(settings.connect_timeout)
+    given: Lookups | None = ctx.get(LOOKUPS_KEY)
+    lookups = given or Lookups(settings.connect_timeout)
     stack.callback(lookups.close)
     # closed once idle for longer than a job may hold one of its folders
     earlier = EarlierCrawls(settings.data_dir, 2 * settings.job_timeout_s)

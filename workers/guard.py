@@ -31,6 +31,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 
 from crawlfleet.shared.errors import BlockedAddress, DnsTimeout, GuardError
 from crawlfleet.shared.failures import FailureKind
+from crawlfleet.shared.settings import SEED_RESOLVE_S
 from crawlfleet.workers.dns import Lookups
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -73,6 +74,10 @@ def _kind(ip: IPAddress) -> str:
     return "public"
 
 
+# how often a seed's name that does not resolve is asked again (for Settings.seed_resolve_s)
+_RESOLVE_AGAIN_S = 0.5
+
+
 async def policy_for(seeds: Iterable[str], allow_private: bool, lookups: Lookups) -> Policy:
     """The policy of a crawl from its seed URLs: internal if every address of every seed
     (its host, or what the host resolves to with ``lookups``) is loopback or private; open
@@ -81,11 +86,15 @@ async def policy_for(seeds: Iterable[str], allow_private: bool, lookups: Lookups
 
 
 async def seed_policy(
-    seeds: Iterable[str], allow_private: bool, lookups: Lookups
+    seeds: Iterable[str],
+    allow_private: bool,
+    lookups: Lookups,
+    resolve_for_s: float = SEED_RESOLVE_S,
 ) -> tuple[Policy, bool]:
     """``policy_for``'s policy, and whether it is settled: a seed that did not resolve (its
     name server slow or not ready yet) leaves an internal crawl public for now, to be asked
-    again, where keeping that answer would block the crawl's own hosts for good."""
+    again, where keeping that answer would block the crawl's own hosts for good. A seed's name
+    that fails is asked again every 0.5 s for ``resolve_for_s`` (0: asked once)."""
     if allow_private:
         return Policy.OPEN, True
     # each host once, all at once: a crawl's seeds are often many URLs of a few hosts, and its
@@ -93,7 +102,8 @@ async def seed_policy(
     hosts = dict.fromkeys(urlsplit(seed).hostname or "" for seed in seeds)
     kinds: set[str] = set()
     unresolved = False
-    for addresses in await asyncio.gather(*(_resolve_soon(host, lookups) for host in hosts)):
+    asks = (_resolve_soon(host, lookups, resolve_for_s) for host in hosts)
+    for addresses in await asyncio.gather(*asks):
         if addresses is None:
             unresolved = True  # decides nothing: if it resolves later, each connection is checked
         else:
@@ -105,17 +115,11 @@ async def seed_policy(
     return Policy.PUBLIC, not (unresolved and private)
 
 
-# a seed's name that does not resolve is asked again this often, for this long from the first
-# ask: a name server just started (a compose network's) answers within a second or two
-_RESOLVE_AGAIN_S = 0.5
-_RESOLVE_FOR_S = 5.0
-
-
-async def _resolve_soon(host: str, lookups: Lookups) -> list[IPAddress] | None:
-    """A seed host's addresses, asked again while its lookup fails for ``_RESOLVE_FOR_S``;
-    None if it never resolved."""
+async def _resolve_soon(host: str, lookups: Lookups, for_s: float) -> list[IPAddress] | None:
+    """A seed host's addresses, asked again while its lookup fails for ``for_s``; None if it
+    never resolved."""
     loop = asyncio.get_running_loop()
-    until = loop.time() + _RESOLVE_FOR_S
+    until = loop.time() + for_s
     while True:
         try:
             return await _resolve(host, 80, lookups)
