@@ -1,12 +1,35 @@
-"""Which failed fetches a page job tries again (``workers.jobs.running.worth_retrying``)."""
+"""Which failed fetches the fetching jobs try again (``workers.jobs.running.worth_retrying``):
+pages, robots.txt and sitemaps alike try again an address refused while the crawl's network
+policy is not settled (a seed's name did not resolve in time), and never once it is."""
 
 from __future__ import annotations
 
-import pytest
+import json
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from typing import Any
 
+import pytest
+from redis.asyncio import Redis
+
+from crawlfleet.scheduler.control import seed_crawl
+from crawlfleet.shared.catalog import load_status
+from crawlfleet.shared.crawl import CrawlSpec
 from crawlfleet.shared.failures import Failure, FailureKind
+from crawlfleet.shared.jobs import deserialize
+from crawlfleet.shared.keys import CrawlKeys, job_key, robots_job_id, sitemap_job_id
+from crawlfleet.shared.scripts import Claimed
+from crawlfleet.shared.settings import Settings
+from crawlfleet.shared.urls import fingerprint, origin_of
+from crawlfleet.workers.arq_worker import CLOSED_JOBS, TURNS, VERDICT
+from crawlfleet.workers.context import CTX_KEY, WorkerContext, on_shutdown, on_startup
 from crawlfleet.workers.fetch import FetchResult, failed
+from crawlfleet.workers.guard import Policy
+from crawlfleet.workers.jobs import fetch_robots, fetch_sitemap
 from crawlfleet.workers.jobs.running import worth_retrying
+from crawlfleet.workers.robots import entry_of
+from crawlfleet.workers.turns import FetchTurns
+from tests.support.testweb import Page, Site, TestWeb
 
 URL = "http://inside.test/p1.html"
 BLOCKED = failed(URL, Failure(FailureKind.BLOCKED, "10.89.0.3 is private"))
@@ -35,3 +58,95 @@ def test_a_blocked_address_is_tried_again_only_while_the_policy_is_not_settled()
 def test_a_final_failure_is_not_tried_again(settled: bool) -> None:
     assert not worth_retrying(answered(404), settled)
     assert not worth_retrying(failed(URL, Failure(FailureKind.TOO_MANY_REDIRECTS, "11")), settled)
+
+
+def test_robots_txt_asks_again_whatever_left_it_unreachable_but_a_settled_refusal() -> None:
+    """A robots.txt job reads failures its own way (every page of its origin waits on it): a
+    name that does not resolve leaves the origin unreachable and is asked again, where a page
+    is not; a refused address, as a page's, only while the policy is not settled."""
+    dns = failed(URL, Failure(FailureKind.DNS, "Name or service not known"))
+    assert worth_retrying(dns, True, entry_of(dns)[1]) and not worth_retrying(dns, True)
+    assert worth_retrying(BLOCKED, False, entry_of(BLOCKED)[1])
+    assert not worth_retrying(BLOCKED, True, entry_of(BLOCKED)[1])
+    assert not worth_retrying(answered(404), False, entry_of(answered(404))[1])
+
+
+# -- the robots.txt and sitemap jobs, each run once on a worker's context ---------------------
+
+
+@pytest.fixture
+async def worker(settings: Settings, redis: Redis) -> AsyncIterator[WorkerContext]:
+    """A worker process's context, opened and closed by arq's hooks."""
+    turns = FetchTurns(settings.concurrency, settings.park_after_s, settings.max_parked)
+    ctx: dict[str, Any] = {"settings": settings, "redis": redis, TURNS: turns}
+    await on_startup(ctx)
+    yield ctx[CTX_KEY]
+    await on_shutdown(ctx)
+
+
+async def public_for_now(worker: WorkerContext, spec: CrawlSpec, settled: bool) -> None:
+    """Seed ``spec`` (its seeds on the test web's loopback hosts) with the rules of a crawl
+    whose policy is public: settled (a public seed beside them), or for now (a seed's name did
+    not resolve in time)."""
+    await seed_crawl(worker.frontier.redis, worker.settings, spec)
+    rules = await worker.rules_for(spec.crawl_id)
+    worker.rules[spec.crawl_id] = replace(rules, policy=Policy.PUBLIC, settled=settled)
+
+
+async def claim(worker: WorkerContext, job_id: str) -> dict[str, Any]:
+    """Claim the due jobs as a worker does; arq's context for the run of ``job_id``."""
+    got = await worker.frontier.scripts.claim(want=16, in_progress_ms=60_000, scan_max=100)
+    job: Claimed = next(j for j in got.jobs if j.job_id == job_id)
+    return {CTX_KEY: worker, "job_id": job_id, "job_try": job.job_try, VERDICT: job.verdict,
+            CLOSED_JOBS: set()}  # fmt: skip
+
+
+async def job_args(redis: Redis, job_id: str) -> list[Any]:
+    """The arguments of a queued job."""
+    return list(deserialize(await redis.get(job_key(job_id)) or b"")["a"])
+
+
+@pytest.mark.parametrize("settled", [True, False])
+async def test_robots_txt_refused_is_asked_again_only_while_the_policy_is_not_settled(
+    worker: WorkerContext, web: TestWeb, redis: Redis, settled: bool
+) -> None:
+    """A robots.txt refused while the crawl is public for now is asked for again (the origin's
+    pages wait for it), not kept as unreachable, which would fail every page of the origin;
+    once the policy is settled, the refusal is kept at once: asking again changes nothing."""
+    web.site = Site({web.url(0, "/robots.txt"): Page(content_type="text/plain", body=b"")})
+    seed = web.url(0, "/")
+    await public_for_now(worker, CrawlSpec(crawl_id="r", seeds=[seed], retries=2), settled)
+    origin = origin_of(seed)
+    robots = robots_job_id("r", fingerprint(origin))
+    await fetch_robots(await claim(worker, robots), origin)
+    kept = await redis.get(CrawlKeys("r").robots(origin))
+    if settled:
+        reason = "blocked address: 127.0.0.2 is loopback"
+        assert json.loads(kept or b"") == {"state": "unreachable", "reason": reason}
+    else:
+        assert kept is None
+        assert await job_args(redis, robots) == [origin, 1]  # queued again, after a backoff
+    assert web.requested() == []  # refused before a connection
+
+
+@pytest.mark.parametrize("settled", [True, False])
+async def test_a_sitemap_refused_is_read_again_only_while_the_policy_is_not_settled(
+    worker: WorkerContext, web: TestWeb, redis: Redis, settled: bool
+) -> None:
+    """A sitemap refused while the crawl is public for now is read again later, not skipped
+    for good with every page only it lists; once the policy is settled, it is skipped with the
+    reason at once."""
+    seed = web.url(0, "/")
+    spec = CrawlSpec(crawl_id="s", seeds=[seed], obey_robots=False, sitemaps=True, retries=2)
+    await public_for_now(worker, spec, settled)
+    sitemap = web.url(0, "/sitemap.xml")
+    job_id = sitemap_job_id("s", fingerprint(sitemap))
+    await fetch_sitemap(await claim(worker, job_id), sitemap, 0, 0, True)
+    counters = (await load_status(redis, "s")).counters
+    if settled:
+        assert counters.reasons == {"sitemap: blocked address": 1}
+        assert counters.sitemaps_skipped == 1
+    else:
+        assert counters.reasons == {} and counters.sitemaps_skipped == 0
+        assert await job_args(redis, job_id) == [sitemap, 0, 1, True]  # queued again
+    assert web.requested() == []

@@ -5,8 +5,10 @@ The frontier fetches an origin's robots.txt before any page of it (its host's ba
 behind a ``fetch_robots`` job, ``shared/lua/frontier.lua``). As RFC 9309 says: a 2xx robots.txt
 is obeyed; a 4xx means there are no rules (allow all); a 5xx, a 429 or no answer means the site
 is unreachable for now, so the job is tried again later and, once the crawl's retries are
-spent, the origin's pages fail with the reason. At most ``ROBOTS_MAX_BYTES`` are read (Google's
-limit), and parsing runs in a thread, so a huge robots.txt never blocks the event loop.
+spent, the origin's pages fail with the reason (an address the crawl's network policy refuses
+is asked for again only while that policy is not settled: ``workers.jobs.running``). At most
+``ROBOTS_MAX_BYTES`` are read (Google's limit), and parsing runs in a thread, so a huge
+robots.txt never blocks the event loop.
 """
 
 from __future__ import annotations
@@ -59,8 +61,8 @@ class Rules:
 
 
 def entry_of(result: FetchResult) -> tuple[bytes, bool]:
-    """The JSON kept in Redis for a robots.txt fetch, and whether it was a transient failure
-    (worth asking again)."""
+    """The JSON kept in Redis for a robots.txt fetch, and whether it left the origin
+    unreachable (worth asking again, but for a refused address: ``worth_retrying``)."""
     if result.status is None or result.status == 429 or result.status >= 500:
         reason = f"status {result.status}" if result.error is None else str(result.error)
         return json.dumps({"state": "unreachable", "reason": reason}).encode(), True

@@ -14,7 +14,13 @@ from crawlfleet.workers.fetch import failed
 from crawlfleet.workers.frontier import Fetched, Verdict
 from crawlfleet.workers.jobs.gates import disk_ready, since_ready, storage_failed
 from crawlfleet.workers.jobs.job_context import JobContext
-from crawlfleet.workers.jobs.running import UNRESPONSIVE, fetch_backoff, gave_up, run_job
+from crawlfleet.workers.jobs.running import (
+    UNRESPONSIVE,
+    fetch_backoff,
+    gave_up,
+    run_job,
+    worth_retrying,
+)
 from crawlfleet.workers.robots import ROBOTS_RETRY_BASE_S, ROBOTS_TTL_S, entry_of
 
 log = structlog.get_logger()
@@ -67,9 +73,10 @@ async def _robots(
             rules.disk.stored()
         # what the host's adaptive politeness learns, as from a page: a timeout is a strike
         fetched = Fetched(result.duration_ms, result.ok, result.timed_out)
-    entry, transient = entry_of(result)
+    entry, unreachable = entry_of(result)
     spent = retried + tries - 1  # lost tries count, as a page's do
-    if transient and spent < rules.spec.retries and not giving_up:
+    retry = worth_retrying(result, rules.settled, unreachable)
+    if retry and spent < rules.spec.retries and not giving_up:
         backoff = fetch_backoff(spent, result, ROBOTS_RETRY_BASE_S)
         log.info("robots.txt retried", reason=result.reason, retry_in_s=backoff)
         return await frontier.robots_retry(job_id, origin, spent, backoff, fetched)

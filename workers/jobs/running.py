@@ -50,15 +50,23 @@ async def run_job(job: JobContext, step: Coroutine[Any, Any, bool]) -> None:
         raise LostTry(reason, wait) from exc
 
 
-def worth_retrying(result: FetchResult, policy_settled: bool) -> bool:
-    """Whether a failed fetch is tried again later: a transient failure, or an address its
-    crawl's network policy refused while that policy is not settled (a seed's name did not
-    resolve in time, so the crawl is public for now: its own private hosts are allowed once
-    it resolves, and recording their pages as failed now would lose them and their links)."""
-    if result.transient:
-        return True
+def worth_retrying(
+    result: FetchResult, policy_settled: bool, transient: bool | None = None
+) -> bool:
+    """Whether a failed fetch (a page's, a robots.txt's, a sitemap's) is tried again later.
+
+    An address refused by the crawl's network policy is tried again only while that policy
+    is not settled (a seed's name did not resolve in time, so the crawl is public for now: its
+    own private hosts are allowed once the name resolves, and recording the URL as refused now
+    would lose it and all it leads to); once the policy is settled, the refusal is final. Any
+    other failure is tried again if it is transient, as the fetch says, or as the job reads
+    it where it reads failures its own way (``transient``: a robots.txt job asks again
+    whatever left the origin unreachable).
+    """
     error = result.error
-    return not policy_settled and error is not None and error.kind is FailureKind.BLOCKED
+    if error is not None and error.kind is FailureKind.BLOCKED:
+        return not policy_settled
+    return result.transient if transient is None else transient
 
 
 def fetch_backoff(retried: int, result: FetchResult, base_s: float = 1.0) -> float:

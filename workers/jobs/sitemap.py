@@ -19,7 +19,14 @@ from crawlfleet.workers.fetch import fetch
 from crawlfleet.workers.frontier import Fetched, SitemapJob, SitemapOutcome, Verdict
 from crawlfleet.workers.jobs.gates import disk_ready, robots_of
 from crawlfleet.workers.jobs.job_context import JobContext
-from crawlfleet.workers.jobs.running import UNRESPONSIVE, fetch_backoff, gave_up, hold_s, run_job
+from crawlfleet.workers.jobs.running import (
+    UNRESPONSIVE,
+    fetch_backoff,
+    gave_up,
+    hold_s,
+    run_job,
+    worth_retrying,
+)
 from crawlfleet.workers.sitemaps import (
     SITEMAP_MAX_BYTES,
     SitemapEntry,
@@ -74,7 +81,7 @@ async def _sitemap(
             result = await fetch(client, job.url, worker.settings, SITEMAP_MAX_BYTES)
     fetched = Fetched(result.duration_ms, result.ok, result.timed_out)
     spent = job.retried + tries - 1  # lost tries count, as a page's do
-    if result.transient and spent < rules.spec.retries:
+    if worth_retrying(result, rules.settled) and spent < rules.spec.retries:
         backoff = fetch_backoff(spent, result)
         log.info("sitemap retried", reason=result.reason, retry_in_s=backoff)
         return await frontier.sitemap_retry(replace(job, retried=spent), backoff, hold_s(result),
