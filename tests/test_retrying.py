@@ -11,10 +11,12 @@ from typing import Any
 
 import pytest
 from redis.asyncio import Redis
+from structlog.testing import capture_logs
 
 from crawlfleet.scheduler.control import seed_crawl
 from crawlfleet.shared.catalog import load_status
-from crawlfleet.shared.crawl import CrawlSpec
+from crawlfleet.shared.connections import connected
+from crawlfleet.shared.crawl import CrawlSpec, CrawlState
 from crawlfleet.shared.failures import Failure, FailureKind
 from crawlfleet.shared.jobs import deserialize
 from crawlfleet.shared.keys import CrawlKeys, job_key, robots_job_id, sitemap_job_id
@@ -22,13 +24,17 @@ from crawlfleet.shared.scripts import Claimed
 from crawlfleet.shared.settings import Settings
 from crawlfleet.shared.urls import fingerprint, origin_of
 from crawlfleet.workers.arq_worker import CLOSED_JOBS, TURNS, VERDICT
+from crawlfleet.workers.build import build_worker
 from crawlfleet.workers.context import CTX_KEY, WorkerContext, on_shutdown, on_startup
+from crawlfleet.workers.dns import Lookups
 from crawlfleet.workers.fetch import FetchResult, failed
 from crawlfleet.workers.guard import Policy
 from crawlfleet.workers.jobs import fetch_robots, fetch_sitemap
 from crawlfleet.workers.jobs.running import worth_retrying
 from crawlfleet.workers.robots import entry_of
 from crawlfleet.workers.turns import FetchTurns
+from tests.support.crawling import read_manifest
+from tests.support.lookups import LateLookups
 from tests.support.testweb import Page, Site, TestWeb
 
 URL = "http://inside.test/p1.html"
@@ -150,3 +156,85 @@ async def test_a_sitemap_refused_is_read_again_only_while_the_policy_is_not_sett
         assert counters.reasons == {} and counters.sitemaps_skipped == 0
         assert await job_args(redis, job_id) == [sitemap, 0, 1, True]  # queued again
     assert web.requested() == []
+
+
+# -- a crawl whose seed's name is slow to resolve, on workers that come and go ----------------
+
+SEED_NAME = "localhost"
+ROBOTS_TXT = b"User-agent: *\nDisallow: /private\nCrawl-delay: 0.05\n"
+
+
+async def run_worker(settings: Settings, name: str, lookups: Lookups | None, jobs: int) -> None:
+    """Run an in-process worker, looking the seeds' names up with ``lookups`` (None: the
+    system's), until it has started ``jobs`` jobs (-1: until the queue is empty) and ended
+    them. Its claims take every due job, so a test has no more than ``jobs`` due."""
+    settings = settings.model_copy(update={"worker_id": name})
+    worker = build_worker(
+        settings, lookups=lookups, burst=True, max_burst_jobs=jobs, handle_signals=False
+    )
+    try:
+        await worker.async_run()
+    finally:
+        await worker.close()
+
+
+async def test_a_crawl_whose_seed_resolves_late_still_gets_every_page(
+    settings: Settings,
+) -> None:
+    """A seed's name that does not resolve in time on a worker (its name server just started)
+    leaves the crawl public there for now: its loopback site's robots.txt and sitemap, refused
+    meanwhile, are asked for again, so the crawl still ends with every page, the sitemap's
+    own included, obeying robots.txt, and nothing recorded as a blocked address.
+
+    A worker keeps a crawl's rules once settled, and a sitemap waits for its origin's
+    robots.txt, which only a settled worker fetches: so a sitemap is refused only on another
+    worker, as in a fleet whose workers' name servers answer at different times. The workers
+    run one after another, so that each job runs where the test means it to: robots.txt on a
+    worker whose first lookup of the seed is late (refused), again on one whose lookup answers
+    (fetched), then the rest on a third whose first lookup is late again: the sitemap, the
+    only job due then (the Crawl-delay spaces the host's jobs), is refused there before the
+    page jobs find the name resolved."""
+    settings = settings.model_copy(update={"seed_resolve_s": 0.0})  # each read asks once
+    with TestWeb(hosts=1, first=1) as web:
+        named = f"http://{SEED_NAME}:{web.port}"
+
+        def page(path: str, **kw: Any) -> tuple[str, Page]:
+            return web.url(0, path), Page(**kw)
+
+        sitemap = (
+            '<?xml version="1.0"?><urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
+            f"<url><loc>{named}/only-in-sitemap</loc></url></urlset>"
+        )
+        web.site = Site(dict([
+            page("/", hrefs=["/a", "/private"]),
+            page("/a"),
+            page("/private"),
+            page("/only-in-sitemap"),
+            page("/robots.txt", content_type="text/plain", body=ROBOTS_TXT),
+            page("/sitemap.xml", content_type="application/xml", body=sitemap.encode()),
+        ]))  # fmt: skip
+        spec = CrawlSpec(crawl_id="late", seeds=[f"{named}/"], depth=1, sitemaps=True)
+        async with connected(settings.redis_url) as redis:
+            await seed_crawl(redis, settings, spec)
+        first, third = LateLookups(SEED_NAME, late=1), LateLookups(SEED_NAME, late=1)
+        with capture_logs() as logs:
+            await run_worker(settings, "first", first, jobs=1)
+            await run_worker(settings, "second", None, jobs=1)
+            await run_worker(settings, "third", third, jobs=-1)
+        async with connected(settings.redis_url) as redis:
+            status = await load_status(redis, "late")
+        requested = {u.removeprefix(web.url(0, "")) for u in web.requested()}
+    assert status.state is CrawlState.DONE
+    records = {r["url"].removeprefix(named): r for r in read_manifest(settings.data_dir, "late")}
+    assert {path: r["status"] for path, r in records.items()} == {
+        "/": 200, "/a": 200, "/only-in-sitemap": 200, "/private": None,
+    }  # fmt: skip
+    assert records["/private"]["skipped"] == "robots.txt: disallowed"
+    assert all("blocked address" not in (r["error"] or "") for r in records.values())
+    assert status.counters.reasons == {} and status.counters.sitemaps_skipped == 0
+    assert {"/robots.txt", "/sitemap.xml", "/only-in-sitemap"} <= requested
+    assert "/private" not in requested
+    # each job refused once where the test meant it to be, on a worker whose lookup was late
+    refused = [e["event"] for e in logs if e.get("reason") == "blocked address"]
+    assert refused == ["robots.txt retried", "sitemap retried"]
+    assert (first.asked, third.asked) == (1, 2)

@@ -337,12 +337,13 @@ class _HostServer(ThreadingHTTPServer):
 
 
 class TestWeb:
-    """HTTP servers on 127.0.0.2 ... 127.0.0.(1+hosts), all on one port, serving ``site``."""
+    """HTTP servers on 127.0.0.2 ... 127.0.0.(1+hosts), all on one port, serving ``site``
+    (from 127.0.0.``first`` on: 1 is the address of ``localhost``, for a crawl of a name)."""
 
     __test__ = False  # not a pytest test class
 
-    def __init__(self, hosts: int = 3) -> None:
-        self.hosts = [f"127.0.0.{2 + h}" for h in range(hosts)]
+    def __init__(self, hosts: int = 3, first: int = 2) -> None:
+        self.hosts = [f"127.0.0.{first + h}" for h in range(hosts)]
         self.site = Site({})
         self.port = 0
         self.requests: list[tuple[str, float]] = []
