@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import time
 
 from crawlfleet.shared.settings import Settings
 from crawlfleet.shared.storage import CrawlLayout, PageRecord
@@ -59,11 +58,12 @@ def test_buckets_close_with_the_crawls_log(settings: Settings) -> None:
     and when the logs close; no descriptor of them is left."""
     one, two = CrawlLayout(settings.data_dir, "c1"), CrawlLayout(settings.data_dir, "c2")
     before = len(os.listdir("/proc/self/fd"))
-    with RecordLogs(settings) as logs:
+    now = [0.0]
+    with RecordLogs(settings, clock=lambda: now[0]) as logs:
         first = _store(logs, one, "/a", b"a")
         assert logs.bodies.open == [one.root]
-        later = time.monotonic() + 2 * settings.job_timeout_s + 1
-        logs.append(two, first.model_copy(update={"url": SITE + "/b"}), now=later)
+        now[0] = 2 * settings.job_timeout_s + 1
+        logs.append(two, first.model_copy(update={"url": SITE + "/b"}))
         assert logs.bodies.open == []
         _store(logs, one, "/c", b"c")
         assert logs.bodies.open == [one.root]

@@ -6,7 +6,6 @@ from __future__ import annotations
 import gzip
 import json
 import os
-import time
 from pathlib import Path
 
 import pytest
@@ -177,14 +176,17 @@ def test_a_log_idle_past_twice_the_job_timeout_is_closed(settings: Settings) -> 
     and both read back."""
     one, two = CrawlLayout(settings.data_dir, "c1"), CrawlLayout(settings.data_dir, "c2")
     idle = 2 * settings.job_timeout_s
-    with RecordLogs(settings) as logs:
+    now = [0.0]
+    with RecordLogs(settings, clock=lambda: now[0]) as logs:
         first = _store(logs, one, "/a", 0)
-        logs.append(two, first.model_copy(update={"url": SITE + "/b"}), now=time.monotonic())
+        logs.append(two, first.model_copy(update={"url": SITE + "/b"}))
         assert logs.open == [one.root, two.root]
         later = first.model_copy(update={"url": SITE + "/c"})
-        logs.append(two, later, now=time.monotonic() + idle / 2)
+        now[0] = idle / 2
+        logs.append(two, later)
         assert logs.open == [one.root, two.root]
-        logs.append(two, later, now=time.monotonic() + idle + 1)
+        now[0] = idle + 1
+        logs.append(two, later)
         assert logs.open == [two.root]
         again = _store(logs, one, "/d", 0)
         assert logs.open == [two.root, one.root]

@@ -15,6 +15,7 @@ starts a new log. The bucket folders the process writes a crawl's bodies to
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from crawlfleet.shared.record_log import member
@@ -22,17 +23,17 @@ from crawlfleet.shared.settings import Settings
 from crawlfleet.shared.storage import RECORD_LOG_SUFFIX, CrawlLayout, PageRecord, RecordAt
 from crawlfleet.workers.append_file import AppendFile, file_stem
 from crawlfleet.workers.body_folders import BodyFolders
+from crawlfleet.workers.idle_files import IdleFiles
 
 
 class RecordLogs:
     """The record logs of one worker process: one open log per crawl, and the bucket folders
-    its bodies go to (``bodies``)."""
+    its bodies go to (``bodies``); ``clock`` tells when a log went idle (``workers.idle_files``)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, clock: Callable[[], float] = time.monotonic) -> None:
         self.bodies = BodyFolders()
         self._logs: dict[Path, AppendFile] = {}
-        self._used: dict[Path, float] = {}  # when a record was last appended to each
-        self._idle_s = 2 * settings.job_timeout_s
+        self._idle: IdleFiles[Path] = IdleFiles(settings, clock)
         self._stem = file_stem(settings.worker_id)
 
     @property
@@ -40,14 +41,13 @@ class RecordLogs:
         """The folders of the crawls whose logs are open."""
         return list(self._logs)
 
-    def append(self, layout: CrawlLayout, record: PageRecord, now: float | None = None) -> RecordAt:
-        """Append ``record`` to the crawl's log (made on first use); where it is (``now``:
-        ``time.monotonic()``). OSError if the crawl's folder takes no file; the next record
-        then starts another log if this one's end can no longer be vouched for."""
+    def append(self, layout: CrawlLayout, record: PageRecord) -> RecordAt:
+        """Append ``record`` to the crawl's log (made on first use); where it is. OSError if
+        the crawl's folder takes no file; the next record then starts another log if this
+        one's end can no longer be vouched for."""
         data = member(record.model_dump_json().encode() + b"\n")
         crawl = layout.root
-        now = time.monotonic() if now is None else now
-        for idle in [c for c, used in self._used.items() if now - used > self._idle_s]:
+        for idle in self._idle.writing(crawl):
             self._drop(idle)
         log = self._logs.get(crawl)
         if log is not None and log.unlinked:  # the crawl's folder was removed meanwhile
@@ -62,7 +62,6 @@ class RecordLogs:
                 self.bodies.drop(crawl)  # nothing of a crawl stays open without its log
                 raise
             self._logs[crawl] = log
-        self._used[crawl] = now
         try:
             offset = log.append(data)
         except OSError:
@@ -73,7 +72,7 @@ class RecordLogs:
 
     def _drop(self, crawl: Path) -> None:
         """Sync and close the crawl's log, if one is open, and close its buckets."""
-        self._used.pop(crawl, None)
+        self._idle.forget(crawl)
         self.bodies.drop(crawl)
         log = self._logs.pop(crawl, None)
         if log is not None:
@@ -82,7 +81,8 @@ class RecordLogs:
     def close(self) -> None:
         """Sync and close every log and bucket."""
         self.bodies.close()
-        logs, self._logs, self._used = list(self._logs.values()), {}, {}
+        logs, self._logs = list(self._logs.values()), {}
+        self._idle.clear()
         for log in logs:
             log.close()
 

@@ -45,6 +45,7 @@ from crawlfleet.shared.settings import Settings
 from crawlfleet.shared.storage import WARC_SUFFIX, CrawlLayout, WarcRef
 from crawlfleet.workers.append_file import AppendFile, file_stem
 from crawlfleet.workers.fetch import Exchange, FetchResult
+from crawlfleet.workers.idle_files import IdleFiles
 
 WARC_VERSION = "1.1"
 # zlib's default level: warcio's level 9 costs much more CPU for files barely smaller
@@ -209,9 +210,7 @@ class WarcWriters:
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="crawlfleet-warc")
         self._lock = threading.Lock()
         self._files: dict[str, AppendFile] = {}
-        self._used: dict[str, float] = {}  # by crawl id: when a record was last appended
-        self._idle_s = 2 * settings.job_timeout_s
-        self._clock = clock
+        self._idle: IdleFiles[str] = IdleFiles(settings, clock)  # by crawl id
         self._stem = file_stem(settings.worker_id)
 
     @property
@@ -276,13 +275,10 @@ class WarcWriters:
     def _file_for(self, layout: CrawlLayout, spec: CrawlSpec, adding: int) -> AppendFile:
         """The crawl's open file, a new one if there is none or it would outgrow the limit;
         the files idle too long are closed first."""
-        now = self._clock()
-        for idle in [c for c, used in self._used.items() if now - used > self._idle_s]:
-            del self._used[idle]
+        for idle in self._idle.writing(spec.crawl_id):
             stale = self._files.pop(idle, None)  # none if its last file could not be made
             if stale is not None:
                 stale.close()
-        self._used[spec.crawl_id] = now
         file = self._files.get(spec.crawl_id)
         seq = 0
         if file is not None:
@@ -304,7 +300,8 @@ class WarcWriters:
     def close(self) -> None:
         """Finish the writes queued, then sync and close every file."""
         self._thread.shutdown(wait=True)
-        files, self._files, self._used = list(self._files.values()), {}, {}
+        files, self._files = list(self._files.values()), {}
+        self._idle.clear()
         for file in files:
             file.close()
 
