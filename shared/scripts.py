@@ -206,7 +206,8 @@ class Frontier:
         is as the job carries it; ``new_origins`` are the origins among them that the caller
         has not sent before (the only ones whose robots.txt may be new to the crawl);
         ``took_ms`` and ``signal`` (``answer``, ``timeout`` or none) are what the fetch told of
-        its host (adaptive politeness); ``change`` is what the page is against the earlier
+        its host (adaptive politeness), ``unsent`` if the job sent no request (a host with a
+        delay then gets its turn back); ``change`` is what the page is against the earlier
         crawl of a crawl --since one (counted once per page, as the outcome is)."""
         redirect_fp, redirect_url = redirect or ("", "")
         args: list[Any] = [job_id, url, fingerprint, depth, hops, retried, parent or "",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -77,6 +78,40 @@ async def test_robots_txt_is_obeyed_and_fetched_once(web: TestWeb, settings: Set
     fetched = web.requested()
     assert not blocked & set(fetched)
     assert fetched.count(web.url(0, "/robots.txt")) == 1
+
+
+async def test_pages_a_delayed_host_is_not_asked_for_take_no_turn(
+    web: TestWeb, settings: Settings
+) -> None:
+    """With a per-host delay, a page robots.txt excludes sends no request and so spends none
+    of the host's turns: the job promoted when it started goes at once, not a delay later
+    (without that, these 10 pages would take 9 s). The pages requested keep the delay."""
+    delay, excluded = 1.0, 10
+    root = web.url(0, "/")
+    # the excluded pages first in the host's backlog: their records follow one another
+    hrefs = [f"/x{i}" for i in range(excluded)] + ["/a", "/b"]
+    pages = {root: Page(hrefs=hrefs)} | {web.url(0, h): Page() for h in hrefs}
+    pages[web.url(0, "/robots.txt")] = Page(
+        content_type="text/plain", body=b"User-agent: *\nDisallow: /x\n"
+    )
+    web.site = Site(pages)
+    spec = CrawlSpec(crawl_id="turns", seeds=[root], depth=1, per_host_delay=delay)
+    status = await crawl_in_process(settings, spec)
+    assert (status.counters.fetched, status.counters.excluded) == (3, excluded)
+    records = read_manifest(settings.data_dir, "turns")
+    skipped = sorted(
+        datetime.fromisoformat(str(r["fetched_at"]))
+        for r in records
+        if r["skipped"] == "robots.txt: disallowed"
+    )
+    assert len(skipped) == excluded
+    # each took a few milliseconds (a loaded machine: some tenths); a delay each would be 9 s
+    assert (skipped[-1] - skipped[0]).total_seconds() < (excluded - 1) * delay / 2, skipped
+    starts = web.starts(web.hosts[0])
+    asked = [t for t, (u, _) in zip(starts, web.requests, strict=True) if "robots" not in u]
+    assert len(asked) == 3
+    late_s = 0.2  # a request sent late arrives late (test_per_host_delay_holds_across_workers)
+    assert all(b - a >= delay - late_s for a, b in itertools.pairwise(asked)), asked
 
 
 async def test_ignore_robots_fetches_everything(web: TestWeb, settings: Settings) -> None:

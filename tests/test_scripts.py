@@ -525,6 +525,53 @@ async def test_per_host_delay_spaces_the_starts(redis: Redis, settings: Settings
     assert ahead == f"{jobs[second.job_id]} {second.job_id}".encode()
 
 
+async def test_a_delayed_job_that_sends_no_request_gives_its_turn_back(
+    redis: Redis, settings: Settings
+) -> None:
+    """A job of a host with a delay that closes without a request (robots.txt excluded its
+    page) lets the job promoted when it started go at once instead of a delay later; one
+    that sent its request does not, nor does a job ahead that has started, nor a host whose
+    next start was pushed later meanwhile (a Retry-After)."""
+    seeds = [f"{SEED}{i}" for i in range(5)]
+    await seed_crawl(redis, settings, spec(seeds=seeds, per_host_delay=30.0))
+    jobs = [page(s, 0) for s in seeds]
+    state = HostKeys(HOST).state
+    frontier = Judged(redis, settings)
+    assert await frontier.start(jobs[0].job_id) is Verdict.RUN
+    later = (await queued(redis, settings))[jobs[1].job_id]
+    assert later >= now_ms() + 29_000  # a delay after the first one's start
+    assert await frontier.close(jobs[0], 3, "excluded", 0, []) == 0  # no fetch: no request
+    sooner = (await queued(redis, settings))[jobs[1].job_id]
+    assert sooner <= now_ms()  # its turn given back: due now
+    ahead = (await redis.hget(state, "ahead") or b"").decode()  # type: ignore[misc]
+    assert ahead.split()[:2] == [str(sooner), jobs[1].job_id]
+    assert int(await redis.hget(state, "next") or 0) == sooner + 30_000  # type: ignore[misc]
+
+    # a job that sent its request keeps the next one a delay after it
+    assert await frontier.start(jobs[1].job_id) is Verdict.RUN
+    later = (await queued(redis, settings))[jobs[2].job_id]
+    fetched = Fetched(took_ms=5, answered=True, timed_out=False)
+    assert await frontier.close(jobs[1], 3, "fetched", 1, [], fetched=fetched) is not None
+    assert (await queued(redis, settings))[jobs[2].job_id] == later
+
+    # the job ahead started already (made due and claimed): nothing to move
+    await make_due(redis, settings, jobs[2].job_id)
+    assert await frontier.start(jobs[2].job_id) is Verdict.RUN
+    claimed = await redis.zscore(settings.queue_name, jobs[3].job_id)
+    assert await frontier.start(jobs[3].job_id) is None  # not due
+    await make_due(redis, settings, jobs[3].job_id)
+    assert await frontier.start(jobs[3].job_id) is Verdict.RUN
+    moved = await redis.zscore(settings.queue_name, jobs[3].job_id)
+    assert await frontier.close(jobs[2], 3, "excluded", 0, []) == 0
+    assert await redis.zscore(settings.queue_name, jobs[3].job_id) == moved != claimed
+
+    # a Retry-After since the job ahead was queued holds it where it is
+    later = (await queued(redis, settings))[jobs[4].job_id]
+    await redis.hset(state, "next", str(later + 60_000))  # type: ignore[misc]
+    assert await frontier.close(jobs[3], 3, "excluded", 0, []) == 0
+    assert (await queued(redis, settings))[jobs[4].job_id] == later
+
+
 async def test_a_transient_failure_goes_to_the_back_of_its_host(
     redis: Redis, settings: Settings
 ) -> None:

@@ -151,8 +151,11 @@ class _FetchFields(TypedDict):
 
 
 def _fetch_fields(fetched: Fetched | None) -> _FetchFields:
+    """What a close tells the frontier of its fetch: ``unsent`` when the job sent no request
+    (its host's next job, if the host has a delay, may then take its turn: frontier.lua's
+    give_back)."""
     if fetched is None:
-        return _FetchFields(took_ms=0, signal="")
+        return _FetchFields(took_ms=0, signal="unsent")
     signal = "answer" if fetched.answered else "timeout" if fetched.timed_out else ""
     return _FetchFields(took_ms=fetched.took_ms, signal=signal)
 

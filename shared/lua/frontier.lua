@@ -412,8 +412,16 @@ end
 -- starts ahead would space them by the delay only if each were claimed on time, and one
 -- claimed late would bring the next too near. A job ahead that never starts (its crawl
 -- cancelled, or its job lost) stops counting once its crawl has ended or its lease is over.
+-- A job promoted when the one before it started also names that one, its planned start and
+-- the delay ('start id before_start before_id delay'): should the one before close without
+-- sending a request (robots.txt excluded its page, its sitemap lastmod spared it, its crawl
+-- gave the host up), it gives its turn back (give_back).
 local function ahead_parts(ahead)
-  return string.match(ahead, '^(%d+) (.+)$')
+  return string.match(ahead, '^(%d+) (%S+)')
+end
+
+local function ahead_before(ahead)
+  return string.match(ahead, '^(%d+) (%S+) (%d+) (%S+) (%d+)$')
 end
 
 local function ahead_open(h)
@@ -538,6 +546,10 @@ local function fill_crawl(host, c, h, robots_gate, crawl_delay, pages_promoted, 
       h.pages[c] = pages
       if delay > 0 then
         h.ahead = start .. ' ' .. id
+        if h.released then
+          h.ahead = h.ahead .. ' ' .. h.released.start .. ' ' .. h.released.id .. ' ' .. delay
+          h.released = nil
+        end
         gated = true
       end
     end
@@ -594,8 +606,14 @@ local function fill(host, c)
   h.pace, h.cap = tonumber(v[3] or '0'), tonumber(v[4] or '0')
   h.strikes, h.struck = tonumber(v[5] or '0'), tonumber(v[6] or '0')
   local done = done_waiting[host]
-  if done and h.ahead and select(2, ahead_parts(h.ahead)) == done.id then
-    h.ahead, h.next, h.paced = nil, math.max(h.next, done.next), true
+  if done and h.ahead then
+    local start, id = ahead_parts(h.ahead)
+    if id == done.id then
+      if done.next > 0 then  -- it started: the job promoted now comes a delay after it
+        h.released = {id = id, start = start}
+      end
+      h.ahead, h.next, h.paced = nil, math.max(h.next, done.next), true
+    end
   end
   if observed[host] then
     adapt(h, observed[host])
@@ -652,6 +670,37 @@ local function close_job(id, host, c)
   return true
 end
 
+-- A job of a host with a delay that closes without having sent a request (signal UNSENT)
+-- gives its turn back: the host's job ahead, promoted when this one started and so queued a
+-- delay after it, may start when this one was planned to, or now if that has passed. The last
+-- request to the host started no later than a delay before this job's planned start, and any
+-- still in flight started before this job did. Nothing moves once the job ahead has been
+-- claimed, or when the host's next start was pushed later since (a Retry-After, a strike).
+local UNSENT = 'unsent'
+local function give_back(host, id)
+  local state = host_key(host, 'state')
+  local v = redis.call('HMGET', state, 'ahead', 'next')
+  if not v[1] then
+    return
+  end
+  local start, ahead, before_start, before, delay = ahead_before(v[1])
+  if before ~= id then
+    return
+  end
+  start, before_start, delay = tonumber(start), tonumber(before_start), tonumber(delay)
+  local sooner = math.max(F.now, before_start)
+  if sooner >= start or tonumber(redis.call('ZSCORE', F.queue, ahead) or '-1') ~= start
+     or tonumber(v[2] or '0') ~= start + delay then
+    return
+  end
+  redis.call('ZADD', F.queue, 'XX', sooner, ahead)
+  redis.call('HSET', state, 'ahead', sooner .. ' ' .. ahead .. ' ' .. before_start .. ' '
+             .. before .. ' ' .. delay, 'next', sooner + delay)
+  if F.earliest == 0 or sooner < F.earliest then
+    F.earliest = sooner
+  end
+end
+
 -- close_job for the job of a fetch of `url` (a page or a sitemap), then what the fetch says of
 -- its host: adaptive politeness learns from it (`took`, `signal`: observe), and a Retry-After
 -- holds the host `hold` ms. Returns the crawl, the URL's origin and host and the crawl's
@@ -663,6 +712,9 @@ local function close_fetch(id, url, took, signal, hold)
   if not close_job(id, host, c) then
     fill_touched()
     return nil
+  end
+  if signal == UNSENT then
+    give_back(host, id)
   end
   local cfg = crawl_cfg(c)
   observe(host, c, cfg, took, signal)

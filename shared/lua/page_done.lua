@@ -8,8 +8,9 @@
 -- ARGV: (frontier.lua's head), job_id, url, fingerprint, depth, hops, retried, parent (as in
 --       the job), outcome, bytes, reason ('' for none), change (of a crawl --since another:
 --       'new', 'changed', 'unchanged', 'gone'; '' for none), not_before (ms), hold_ms, took_ms (how
---       long the fetch took), signal ('answer': a response came; 'timeout': none in time; ''
---       for no fetch or another failure), redirect url ('' for none), redirect fingerprint,
+--       long the fetch took), signal ('answer': a response came; 'timeout': none in time;
+--       'unsent': no request was sent, and a host with a delay gets the turn back (give_back);
+--       '' for another failure), redirect url ('' for none), redirect fingerprint,
 --       n, then n origins the worker has not sent before
 --       (of the links and the redirect; their robots.txt may be new to the crawl), then
 --       (fingerprint, url) per link, at depth + 1
