@@ -13,7 +13,7 @@ import errno
 import os
 import secrets
 import stat
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
@@ -107,6 +107,22 @@ def write_at(folder_fd: int, name: str, data: bytes) -> None:
                 view = view[os.write(fd, view) :]
         finally:
             os.close(fd)
+        os.rename(tmp, name, src_dir_fd=folder_fd, dst_dir_fd=folder_fd)
+    except BaseException:
+        remove_at(folder_fd, tmp)
+        raise
+
+
+def write_chunks_at(folder_fd: int, name: str, chunks: Iterable[bytes]) -> None:
+    """Write ``chunks`` one after the other to ``name`` in the folder as ``write_at`` writes
+    (the whole new file or none), through a buffer: a file too long to hold in memory is
+    made as its chunks are made. An error from ``chunks`` leaves the old file."""
+    tmp = f".{name}.{os.getpid()}.{secrets.token_hex(4)}{TMP_SUFFIX}"
+    fd = os.open(tmp, _NEW_FLAGS, 0o666, dir_fd=folder_fd)
+    try:
+        with os.fdopen(fd, "wb") as file:
+            for chunk in chunks:
+                file.write(chunk)
         os.rename(tmp, name, src_dir_fd=folder_fd, dst_dir_fd=folder_fd)
     except BaseException:
         remove_at(folder_fd, tmp)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import mmap
 import os
 import struct
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from crawlfleet.shared.errors import UnreadableCrawl
@@ -106,25 +106,38 @@ class PageIndex:
         ValueError if its entry names no log of the index's (a damaged file)."""
         key = bytes.fromhex(fingerprint)
         lo, hi = 0, self.pages
-        data, entry = self._map, self._entry
+        data, size, start = self._map, self._entry.size, self._start
         while lo < hi:
             mid = (lo + hi) // 2
-            at = self._start + mid * entry.size
+            at = start + mid * size
             found = data[at : at + 8]
             if found < key:
                 lo = mid + 1
             elif found > key:
                 hi = mid
-            elif entry is OLD_ENTRY:
-                return Indexed(int(OLD_ENTRY.unpack_from(data, at)[1]), RecordAt(None))
             else:
-                _, depth, log, offset, length = ENTRY.unpack_from(data, at)
-                if log == NO_LOG:
-                    return Indexed(depth, RecordAt(None))
-                if log >= len(self.logs):
-                    raise ValueError(f"entry {mid} of the page index names no log")
-                return Indexed(depth, RecordAt(self.logs[log], offset, length))
+                return self.entry(mid)
         return None
+
+    def keys(self) -> Iterator[bytes]:
+        """The fingerprint (8 bytes) of each entry, in the index's order (ascending): a pass
+        over the mapped file, so two indexes merge with no list of either in memory."""
+        data, size = self._map, self._entry.size
+        for at in range(self._start, self._start + self.pages * size, size):
+            yield data[at : at + 8]
+
+    def entry(self, number: int) -> Indexed:
+        """What entry ``number`` (as ``keys`` counts them) says: its record's depth and place;
+        ValueError if it names no log of the index's (a damaged file)."""
+        at = self._start + number * self._entry.size
+        if self._entry is OLD_ENTRY:
+            return Indexed(int(OLD_ENTRY.unpack_from(self._map, at)[1]), RecordAt(None))
+        _, depth, log, offset, length = ENTRY.unpack_from(self._map, at)
+        if log == NO_LOG:
+            return Indexed(depth, RecordAt(None))
+        if log >= len(self.logs):
+            raise ValueError(f"entry {number} of the page index names no log")
+        return Indexed(depth, RecordAt(self.logs[log], offset, length))
 
     def close(self) -> None:
         self._map.close()

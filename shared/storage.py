@@ -8,6 +8,9 @@
         pages.idx                             where each URL's record is, by fingerprint: its
                                               depth, log, offset and length, written with the
                                               manifest (``shared.page_index``)
+        unreached.jsonl                       of a crawl --since another: the earlier crawl's
+                                              pages this one has no record of, written with
+                                              the manifest (``workers.unreached``)
         warc/<worker>-<time>-<seq>.warc.gz    with --warc: every fetch, instead of body files
         index.cdxj                            with --warc: the WARC records' index (pywb's CDXJ)
 
@@ -29,7 +32,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
@@ -52,11 +55,13 @@ from crawlfleet.shared.nofollow import (
     read_at,
     remove_at,
     write_at,
+    write_chunks_at,
 )
 from crawlfleet.shared.urls import origin_of
 
 MANIFEST = "manifest.jsonl"
 PAGE_INDEX = "pages.idx"
+UNREACHED = "unreached.jsonl"
 PAGES = "pages"
 RECORDS = "records"
 RECORD_LOG_SUFFIX = ".jsonl.gz"
@@ -220,6 +225,7 @@ class CrawlLayout:
         self.records_dir = self.root / RECORDS
         self.manifest = self.root / MANIFEST
         self.page_index = self.root / PAGE_INDEX
+        self.unreached = self.root / UNREACHED
         self.warc_dir = self.root / WARC
         self.index = self.root / INDEX
 
@@ -273,6 +279,13 @@ class CrawlLayout:
         folders, name = self._folders(path)
         with folder(self.data_dir, folders, create=True) as fd:
             write_at(fd, name, data)
+
+    def write_chunks(self, path: Path, chunks: Iterable[bytes]) -> None:
+        """Write a file of the crawl as ``write`` does, from ``chunks`` as they are made
+        (``nofollow.write_chunks_at``)."""
+        folders, name = self._folders(path)
+        with folder(self.data_dir, folders, create=True) as fd:
+            write_chunks_at(fd, name, chunks)
 
     def open_fd(self, path: Path, flags: int = os.O_RDONLY) -> int:
         """A descriptor of a file of the crawl, opened with ``flags`` without following a

@@ -52,6 +52,19 @@ def test_every_record_is_found_at_its_depth_and_place_and_no_other(tmp_path: Pat
         assert index.find("0" * 16) is None and index.find("f" * 16) is None
 
 
+def test_the_entries_are_read_in_order_one_by_one(tmp_path: Path) -> None:
+    """``keys`` gives every entry's fingerprint in ascending order, and ``entry`` what the entry
+    of that number says: what a merge of two indexes walks."""
+    layout = CrawlLayout(tmp_path, "c1")
+    records = [record(f"http://h.test/p/{i}", i % 7) for i in range(500)]
+    write_page_index(layout, [(r, placed(i)) for i, r in enumerate(records)])
+    where = {r.fingerprint: Indexed(r.depth, placed(i)) for i, r in enumerate(records)}
+    with PageIndex(layout) as index:
+        keys = list(index.keys())
+        assert keys == sorted(bytes.fromhex(fp) for fp in where)
+        assert [index.entry(n) for n in range(len(keys))] == [where[k.hex()] for k in keys]
+
+
 def test_an_empty_crawl_has_an_empty_index(tmp_path: Path) -> None:
     """A crawl with no record has an index that finds nothing."""
     layout = CrawlLayout(tmp_path, "c1")
@@ -71,6 +84,8 @@ def test_an_index_written_before_the_record_logs_is_read(tmp_path: Path) -> None
         assert index.pages == 100
         for r in records:
             assert index.find(r.fingerprint) == Indexed(r.depth, RecordAt(None))
+        assert list(index.keys()) == [fp for fp, _ in entries]
+        assert [index.entry(n).depth for n in range(100)] == [d for _, d in entries]
 
 
 def test_an_entry_naming_no_log_is_an_error_not_another_record(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -132,6 +133,23 @@ def test_atomic_write_interrupted_leaves_old_file(tmp_path: Path) -> None:
         layout.write(layout.manifest, 12345)  # type: ignore[arg-type]
     assert layout.manifest.read_bytes() == b"old"
     assert list(layout.root.iterdir()) == [layout.manifest]
+
+
+def test_a_write_of_chunks_is_whole_or_none(tmp_path: Path) -> None:
+    """A file written from chunks as they are made is their concatenation, and a write whose
+    chunks fail midway leaves the old file and no temporary file."""
+    layout = CrawlLayout(tmp_path, "c1")
+    layout.write_chunks(layout.unreached, (f"{n}\n".encode() for n in range(10_000)))
+    assert layout.unreached.read_text().splitlines() == [str(n) for n in range(10_000)]
+
+    def failing() -> Iterator[bytes]:
+        yield b"half\n" * 100_000
+        raise OSError("the earlier crawl's log is gone")
+
+    with pytest.raises(OSError, match="log is gone"):
+        layout.write_chunks(layout.unreached, failing())
+    assert layout.unreached.read_text().splitlines()[-1] == "9999"
+    assert list(layout.root.iterdir()) == [layout.unreached]
 
 
 def test_layout_names_come_from_fingerprints(tmp_path: Path) -> None:

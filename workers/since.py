@@ -35,7 +35,7 @@ from crawlfleet.shared.crawl import CrawlSpec
 from crawlfleet.shared.errors import EarlierMissing, InvalidCrawlId, UnreadableCrawl
 from crawlfleet.shared.gzip_members import read_member
 from crawlfleet.shared.nofollow import is_file_at, read_at
-from crawlfleet.shared.page_index import PageIndex, index_from_manifest
+from crawlfleet.shared.page_index import Indexed, PageIndex, index_from_manifest
 from crawlfleet.shared.storage import (
     BodyRef,
     Change,
@@ -129,29 +129,45 @@ class EarlierCrawl:
             self._logs[name] = fd
         return fd
 
+    @property
+    def index(self) -> PageIndex:
+        """The crawl's page index (``pages.idx``), open while this is."""
+        return self._index
+
     def page(self, url: str) -> EarlierPage | None:
         """The earlier record of ``url`` (canonical), None if the earlier crawl had none (or
         its record cannot be read: the page is then fetched as a new one)."""
         fp = fingerprint(url)
-        where = fp
         try:
             found = self._index.find(fp)
-            if found is None:
-                return None
-            at, depth = found.at, found.depth
-            if at.log is None:  # a crawl written before the record logs
-                where = record_name(fp, depth)
+        except ValueError as exc:
+            log.warning("earlier record unreadable", record=fp, reason=type(exc).__name__)
+            return None
+        if found is None:
+            return None
+        record = self.record(fp, found)
+        if record is None or record.url != url:
+            return None
+        return EarlierPage(self, record)
+
+    def record(self, fp: str, found: Indexed) -> PageRecord | None:
+        """The record the index has for ``fp`` where ``found`` says it is; None (and a warning)
+        if it cannot be read or is another fingerprint's or depth's."""
+        where = fp
+        try:
+            if found.at.log is None:  # a crawl written before the record logs
+                where = record_name(fp, found.depth)
                 data = read_at(self.bucket(fp), where)
             else:
-                where = f"{at.log}@{at.offset}"
-                data = read_member(self.log(at.log), at.offset, at.length)
+                where = f"{found.at.log}@{found.at.offset}"
+                data = read_member(self.log(found.at.log), found.at.offset, found.at.length)
             record = PageRecord.model_validate_json(data)
         except (OSError, ValueError) as exc:  # pydantic's ValidationError is a ValueError
             log.warning("earlier record unreadable", record=where, reason=type(exc).__name__)
             return None
-        if record.url != url or (record.fingerprint, record.depth) != (fp, depth):
+        if (record.fingerprint, record.depth) != (fp, found.depth):
             return None
-        return EarlierPage(self, record)
+        return record
 
     def body_name(self, earlier: EarlierPage) -> str | None:
         """The name of the page's body file in its bucket, if it has one."""
