@@ -293,7 +293,9 @@ def _measure(
         result.notes.append(f"failure reasons: {status.counters.reasons}")
     if run.since is not None:
         c = status.counters
-        result.figures.update(new=c.new, changed=c.changed, unchanged=c.unchanged, gone=c.gone)
+        result.figures.update(
+            new=c.new, changed=c.changed, unchanged=c.unchanged, gone=c.gone, unreached=c.unreached
+        )
     client.close()
 
 

@@ -177,7 +177,8 @@ class CrawlOptions:
             metavar="CRAWL_ID",
             help="Crawl again since this done crawl of the same data directory: its pages are "
             "asked for with their validators (If-None-Match, If-Modified-Since), and each is "
-            "counted new, changed, unchanged or gone.",
+            "counted new, changed, unchanged or gone; its pages this crawl does not reach are "
+            "counted unreached.",
         ),
     ] = None
 

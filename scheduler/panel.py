@@ -85,12 +85,17 @@ def sitemaps_text(c: CrawlCounters) -> str:
 
 
 def changes_text(status: CrawlStatus) -> str:
-    """``3 new, 1 changed, 40 unchanged, 2 gone since c1``: a crawl --since another's pages
-    against the earlier crawl's."""
-    c = status.counters
+    """``3 new, 1 changed, 40 unchanged, 2 gone, 1 unreached since c1``: a crawl --since
+    another's pages against the earlier crawl's."""
+    return f"{changes_counts(status.counters)} since {status.spec.since}"
+
+
+def changes_counts(c: CrawlCounters) -> str:
+    """``3 new, 1 changed, 40 unchanged, 2 gone, 1 unreached`` (unreached pages are counted
+    once the crawl is finalized: 0 until then)."""
     return (
-        f"{c.new} new, {c.changed} changed, {c.unchanged} unchanged, {c.gone} gone "
-        f"since {status.spec.since}"
+        f"{c.new} new, {c.changed} changed, {c.unchanged} unchanged, {c.gone} gone, "
+        f"{c.unreached} unreached"
     )
 
 
@@ -115,7 +120,7 @@ def plain_line(view: View, stall_after_s: float) -> str:
     if c.excluded:
         line += f"  excluded {c.excluded}"
     if s.spec.since is not None:
-        line += f"  {c.new} new, {c.changed} changed, {c.unchanged} unchanged, {c.gone} gone"
+        line += f"  {changes_counts(c)}"
     if c.reasons:
         line += f"  errors {reasons_text(c.reasons, _REASONS_IN_LINE)}"
     return line

@@ -174,11 +174,14 @@ class CrawlCounters(BaseModel):
     sitemaps: int = 0
     sitemaps_skipped: int = 0
     sitemap_urls: int = 0
-    # a crawl --since an earlier one: its pages against the earlier crawl's (``Change``)
+    # a crawl --since an earlier one: its pages against the earlier crawl's (``Change``), and
+    # the earlier crawl's pages it has no record of, counted once it is finalized
+    # (``workers.unreached``)
     new: int = 0
     changed: int = 0
     unchanged: int = 0
     gone: int = 0
+    unreached: int = 0
 
     @property
     def done(self) -> int:

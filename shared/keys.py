@@ -19,7 +19,7 @@ Per crawl ``C``:
                          ``sitemaps``, ``sitemaps_skipped`` (sitemap files read, not read),
                          ``sitemap_urls`` (page URLs taken from sitemaps),
                          and of a crawl --since another ``new``, ``changed``, ``unchanged``,
-                         ``gone`` (``page_done.lua``)
+                         ``gone`` (``page_done.lua``), ``unreached`` (``finish.lua``)
 - ``cf:C:seen:XYZ``      4,096 hashes, one per first 3 hex digits XYZ of a URL fingerprint:
                          the fingerprint's other digits -> 2 * shortest depth seen, + 1 once
                          the page has been fetched (so a re-fetch at a better depth counts

@@ -328,12 +328,16 @@ class Frontier:
         ]  # fmt: skip
         return Claim(jobs, float(head) if head else None, bool(aborts))
 
-    async def finish(self, crawl_id: str, finished_at: str, manifest: str) -> int:
+    async def finish(
+        self, crawl_id: str, finished_at: str, manifest: str, unreached: int | None = None
+    ) -> int:
         """finish.lua: mark the crawl done if nothing of it is pending, with where its
-        ``manifest`` is: 1 done now, 0 still pending, -1 it had ended."""
+        ``manifest`` is and, of a crawl --since another, how many pages it no longer reaches
+        (set on a cancelled crawl too): 1 done now, 0 still pending, -1 it had ended."""
         keys = CrawlKeys(crawl_id)
         script_keys = [keys.meta, keys.stats, keys.origins, keys.sitemaps]
-        args = [finished_at, keys.seen, keys.robots(""), manifest, keys.lastmods]
+        count = "" if unreached is None else str(unreached)
+        args = [finished_at, keys.seen, keys.robots(""), manifest, keys.lastmods, count]
         return int(await self._call("finish", script_keys, args))
 
     async def cancel(self, crawl_id: str, finished_at: str, failed: str | None = None) -> int:

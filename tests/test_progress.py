@@ -86,6 +86,18 @@ def test_the_panel_shows_the_sitemaps_of_a_crawl_that_reads_them() -> None:
     assert "sitemaps   3 read, 1 skipped, 250 URLs taken" in text
 
 
+def test_the_panel_and_plain_line_show_the_changes_of_a_crawl_since_another() -> None:
+    """A crawl --since another has a row of its pages against the earlier crawl's, unreached
+    pages last (a 0 shown as the others are), and so has its plain line; one without has none."""
+    assert "changes" not in rendered(View(status(), 1, 0, RATES))
+    again = status(new=1, changed=2, unchanged=40, gone=0, unreached=3)
+    again.spec.since = "c1"
+    text = rendered(View(again, 1, 0, RATES))
+    assert "changes    1 new, 2 changed, 40 unchanged, 0 gone, 3 unreached since c1" in text
+    line = plain_line(View(again, 65, 8, RATES), stall_after_s=300)
+    assert "  failed 2  1 new, 2 changed, 40 unchanged, 0 gone, 3 unreached  errors " in line
+
+
 def test_the_bar_fills_with_the_pages_done_of_those_found() -> None:
     """The bar is the pages done of the URLs found: empty before any page is done, half for
     half, full once all are done."""

@@ -1,6 +1,6 @@
 """Crawling again --since an earlier crawl: validators sent, 304s and same bodies recorded as
-unchanged with the earlier body and links, new, changed and gone pages counted, WARC revisits,
-and the errors of a --since that names no finished crawl."""
+unchanged with the earlier body and links, new, changed, gone and unreached pages counted, WARC
+revisits, and the errors of a --since that names no finished crawl."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ DEPTH = 3
 def first_site(web: TestWeb) -> dict[str, Page]:
     """The site of the first crawl: pages with an ETag, with a Last-Modified only, with no
     validator, a redirect, a text file; /a/child is reachable only through /a, /a/deep only
-    through /a/child, both at the depth limit's edge."""
+    through /a/child, both at the depth limit's edge; /d/old only through /d."""
     u: Callable[[str], str] = lambda path: web.url(0, path)  # noqa: E731
     hrefs = ["/a", "/b", "/c", "/d", "/e", "/f", "/go", "/file.txt"]
     return {
@@ -47,7 +47,8 @@ def first_site(web: TestWeb) -> dict[str, Page]:
         u("/b"): Page(last_modified=LAST_MODIFIED, hrefs=["/b/child"]),
         u("/b/child"): Page(last_modified=LAST_MODIFIED),
         u("/c"): Page(hrefs=["/"]),
-        u("/d"): Page(etag='"d-1"', hrefs=["/"]),
+        u("/d"): Page(etag='"d-1"', hrefs=["/", "/d/old"]),
+        u("/d/old"): Page(),
         u("/e"): Page(etag='"e-1"'),
         u("/f"): Page(),
         u("/go"): Page(status=301, redirect_to=u("/c")),
@@ -56,7 +57,8 @@ def first_site(web: TestWeb) -> dict[str, Page]:
 
 
 def second_site(web: TestWeb, first: dict[str, Page]) -> dict[str, Page]:
-    """The same site a while later: /d changed and links to a new page, /e is 404, /f 410."""
+    """The same site a while later: /d changed and links to a new page instead of /d/old (still
+    served: unreached), /e is 404, /f 410."""
     u: Callable[[str], str] = lambda path: web.url(0, path)  # noqa: E731
     second = dict(first)
     second[u("/d")] = replace(first[u("/d")], etag='"d-2"', hrefs=["/", "/new"])
@@ -155,8 +157,8 @@ async def test_a_recrawl_sends_validators_and_counts_each_change(
     """With 2 worker processes, a crawl --since an earlier one sends each page's ETag or
     Last-Modified back (nothing for pages without, nothing in the first crawl), records 304s
     and same bodies as unchanged, a new body as changed, a new URL as new and 404 / 410 as
-    gone, counts them exactly, and reaches every page at its depth of the first crawl, those
-    only reachable through 304 pages too."""
+    gone, counts them exactly (and /d/old, no longer linked, as unreached), and reaches every
+    page at its depth of the first crawl, those only reachable through 304 pages too."""
     root = web.url(0, "/")
     first = CrawlSpec(crawl_id="first", seeds=[root], depth=DEPTH, allow_private=True)
     again = first.model_copy(update={"crawl_id": "again", "since": "first"})
@@ -179,9 +181,10 @@ async def test_a_recrawl_sends_validators_and_counts_each_change(
     assert answered_304(web, answers) == NOT_MODIFIED
 
     c = after.counters
-    assert (c.new, c.changed, c.unchanged, c.gone) == (1, 1, 9, 2)
+    assert (c.new, c.changed, c.unchanged, c.gone, c.unreached) == (1, 1, 9, 2, 1)
     assert (c.fetched, c.failed) == (13, 0)
-    assert (before.counters.new, before.counters.unchanged) == (0, 0)
+    assert (before.counters.new, before.counters.unchanged, before.counters.unreached) == (0, 0, 0)
+    assert web.url(0, "/d/old") not in {u for u, _, _ in web.conditionals[mark:]}
 
     earlier = by_path(web, read_manifest(settings.data_dir, "first"))
     records = by_path(web, read_manifest(settings.data_dir, "again"))
@@ -269,7 +272,7 @@ async def test_a_crawl_of_an_older_crawlfleet_is_recrawled_by_digest(
     assert layout.page_index.is_file()
     assert not any(inm or ims for _, inm, ims in web.conditionals[mark:])
     c = status.counters
-    assert (c.new, c.changed, c.unchanged, c.gone) == (1, 1, 9, 2)
+    assert (c.new, c.changed, c.unchanged, c.gone, c.unreached) == (1, 1, 9, 2, 1)
     records = by_path(web, read_manifest(settings.data_dir, "new"))
     assert {p: r["change"] for p, r in records.items()} == CHANGES
 
@@ -409,7 +412,8 @@ async def test_seed_since_a_crawl_that_is_not_done_is_one_line_exit_2(
 @pytest.mark.slow
 def test_summary_and_status_show_the_changes(web: TestWeb, tmp_path: Path) -> None:
     """`run --since` prints the changes in its summary, and `status` (table and JSON) shows
-    them: the same counts as the crawl's counters."""
+    them: the same counts as the crawl's counters, unreached pages too (0 for a crawl that is
+    not --since another)."""
     site = first_site(web)
     web.site = Site(site)
     data = tmp_path / "cli-data"
@@ -423,16 +427,19 @@ def test_summary_and_status_show_the_changes(web: TestWeb, tmp_path: Path) -> No
     summary = done.stdout.splitlines()
     at = next(i for i, line in enumerate(summary) if line.startswith("  pages "))
     assert summary[at + 1 : at + 4] == [
-        "  changes   1 new, 1 changed, 9 unchanged, 2 gone since c1",
+        "  changes   1 new, 1 changed, 9 unchanged, 2 gone, 1 unreached since c1",
         "  errors    1 http 404",
         "  errors    1 http 410",
     ]
     assert summary[at + 4].startswith("  files ")
     table = cli("status", "--data-dir", str(data), env=env)
-    assert "c2: 1 new, 1 changed, 9 unchanged, 2 gone since c1" in table.stdout
+    assert "c2: 1 new, 1 changed, 9 unchanged, 2 gone, 1 unreached since c1" in table.stdout
     shown = cli("status", "c2", "--json", "--data-dir", str(data), env=env)
     counters = json.loads(shown.stdout)["counters"]
-    assert [counters[k] for k in ("new", "changed", "unchanged", "gone")] == [1, 1, 9, 2]
+    changes = [counters[k] for k in ("new", "changed", "unchanged", "gone", "unreached")]
+    assert changes == [1, 1, 9, 2, 1]
+    first = json.loads(cli("status", "c1", "--json", "--data-dir", str(data), env=env).stdout)
+    assert first["counters"]["unreached"] == 0
     assert json.loads(shown.stdout)["spec"]["since"] == "c1"
 
 

@@ -374,6 +374,38 @@ async def test_last_job_queues_finalize_and_finish_marks_done(
     assert await slots(redis) == set()
 
 
+async def test_finish_sets_the_unreached_count_of_an_ended_crawl(
+    redis: Redis, settings: Settings
+) -> None:
+    """finish.lua sets a crawl's unreached count as it marks it done (the same again when its
+    finalize job runs again), and on a cancelled crawl; not while the crawl has work pending,
+    not without a count, and on a forgotten crawl it makes no stats hash again."""
+    await seed_crawl(redis, settings, spec())
+    frontier = Judged(redis, settings)
+    stats = CrawlKeys("c1").stats
+    assert not await frontier.finish("c1", "/data/c1/manifest.jsonl", unreached=3)
+    # still pending: not finalized
+    assert await redis.hget(stats, "unreached") is None  # type: ignore[misc]
+    assert await frontier.start(page(SEED, 0).job_id) is Verdict.RUN
+    await frontier.close(page(SEED, 0), 3, "fetched", 0, [])
+    assert await frontier.finish("c1", "/data/c1/manifest.jsonl", unreached=3)
+    assert (await load_status(redis, "c1")).counters.unreached == 3
+    assert not await frontier.finish("c1", "/data/c1/manifest.jsonl", unreached=3)
+    assert (await load_status(redis, "c1")).counters.unreached == 3
+
+    await seed_crawl(redis, settings, spec(crawl_id="c2"))
+    await cancel_crawl(redis, settings, "c2")
+    assert not await frontier.finish("c2", "/data/c2/manifest.jsonl")
+    # not --since another
+    assert await redis.hget(CrawlKeys("c2").stats, "unreached") is None  # type: ignore[misc]
+    assert not await frontier.finish("c2", "/data/c2/manifest.jsonl", unreached=5)
+    status = await load_status(redis, "c2")
+    assert status.state is CrawlState.CANCELLED and status.counters.unreached == 5
+    await forget_crawl(redis, settings, "c2")
+    assert not await frontier.finish("c2", "/data/c2/manifest.jsonl", unreached=5)
+    assert not await redis.exists(CrawlKeys("c2").stats, CrawlKeys("c2").meta)
+
+
 async def test_page_done_counts_each_hosts_pages_once(redis: Redis, settings: Settings) -> None:
     """page_done.lua counts the pages done (fetched or failed) per host, once per page however
     often it closes; a retried or skipped page is not counted."""

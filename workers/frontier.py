@@ -348,10 +348,12 @@ class Frontier:
         )  # fmt: skip
         return self._closed(done)
 
-    async def finish(self, crawl_id: str, manifest: str) -> bool:
-        """Mark the crawl done if nothing of it is pending, saying where its ``manifest`` is,
+    async def finish(self, crawl_id: str, manifest: str, unreached: int | None = None) -> bool:
+        """Mark the crawl done if nothing of it is pending, saying where its ``manifest`` is
+        (and, of a crawl --since another, how many pages it no longer reaches: ``unreached``),
         and drop its state on its hosts; True if it is now done."""
-        ended = await self.scripts.finish(crawl_id, datetime.now(UTC).isoformat(), manifest)
+        now = datetime.now(UTC).isoformat()
+        ended = await self.scripts.finish(crawl_id, now, manifest, unreached)
         if ended != 0:  # done now, or before by a run of this job that died here
             await self.scripts.forget_hosts(crawl_id)
         return ended == 1
