@@ -60,7 +60,7 @@ class AppendFile:
         """Whether the file was removed from its folder (what is appended then is lost)."""
         return os.fstat(self._fd).st_nlink == 0
 
-    def append(self, data: bytes) -> int:
+    def append(self, data: bytes | bytearray) -> int:
         """Append ``data`` in one write (more only if the kernel takes part of it); returns
         the offset it starts at. A failed write is cut off again, so the file never holds a
         partial piece before a whole one."""

@@ -1,16 +1,17 @@
-"""A worker process's WARC files: each fetch of a crawl that writes WARC (its pages and its
-origins' robots.txt), as a response and a request record (WARC/1.1, one gzip member each),
-serialized by warcio; an unchanged page of a crawl --since an earlier one as a ``revisit``
-record referring to the earlier capture (``RefersTo``), alone if the page was not requested
-(its sitemap's lastmod said it had not changed).
+"""A worker process's WARC files: each fetch of a crawl that writes WARC (its pages, its
+origins' robots.txt and its sitemaps), as a response and a request record (WARC/1.1, one gzip
+member each), serialized by warcio; an unchanged page of a crawl --since an earlier one as a
+``revisit`` record referring to the earlier capture (``RefersTo``), alone if the page was not
+requested (its sitemap's lastmod said it had not changed).
 
 Each process writes one file per crawl at a time, ``<crawl>/warc/<worker>-<time>-<seq>.warc.gz``,
 starting with a ``warcinfo`` record, and starts the next file (``seq`` + 1) once it has reached
-``Settings.warc_max_bytes``. The pair of records is serialized and compressed in memory, then
-appended to the file in one write before the page's own record is written and the page closed
-in Redis: a worker killed mid-write leaves at most a partial last member, which finalizing the
-crawl cuts off (``shared.warc_index.repair``), and the page, never closed, is fetched again. Like
-the page files, a record is in the kernel's hands before its page closes (a killed worker loses
+``Settings.warc_max_bytes``. The pair of records is compressed in memory while warcio serializes
+it (no uncompressed copy of the payload is made beside the one fetched), then appended to the
+file in one write before the page's own record is written and the page closed in Redis: a
+worker killed mid-write leaves at most a partial last member, which finalizing the crawl cuts
+off (``shared.warc_index.repair``), and the page, never closed, is fetched again. Like the page
+files, a record is in the kernel's hands before its page closes (a killed worker loses
 nothing); a file is synced to disk when it is finished.
 
 The body is recorded as it came over the wire: its content coding (gzip) kept, so its
@@ -35,6 +36,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
 
+from warcio.recordloader import ArcWarcRecord
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.timeutils import datetime_to_iso_date
 from warcio.warcwriter import WARCWriter
@@ -59,20 +61,36 @@ _MASKED_CUT = _MASKED | {"content-length"}
 IN_LOOP_BYTES = 256 * 1024
 
 
-def _gzip_member(data: bytes) -> bytes:
-    """``data`` as one gzip member (warcio's ``gzip=True`` framing, at ``GZIP_LEVEL``), by
-    zlib-ng: the same format and about the same size as zlib's, for less CPU (the figures are
-    in bench/README.md)."""
-    compressor = zlib_ng.compressobj(GZIP_LEVEL, zlib_ng.DEFLATED, zlib_ng.MAX_WBITS | 16)
-    return compressor.compress(data) + compressor.flush()
+class _Members:
+    """Records as warcio writes them, each compressed into a gzip member of its own while it
+    is written (warcio's ``gzip=True`` framing, at ``GZIP_LEVEL``, by zlib-ng: the same format
+    and about the same size as zlib's, for less CPU; the figures are in bench/README.md), one
+    after the other in one buffer: a record is never held uncompressed beside its payload (a
+    50 MB sitemap's), only its members are."""
 
+    _compress: Callable[[bytes], bytes]
 
-def _serialized(record: object, builder: WARCWriter) -> bytes:
-    """One warcio record as WARC bytes (digests and length computed by warcio)."""
-    out = io.BytesIO()
-    builder.out = out
-    builder.write_record(record)
-    return out.getvalue()
+    def __init__(self) -> None:
+        self.data = bytearray()
+
+    def add(self, record: ArcWarcRecord, builder: WARCWriter) -> int:
+        """Write ``record`` (digests and length computed by warcio) as the next member; its
+        length."""
+        start = len(self.data)
+        compressor = zlib_ng.compressobj(GZIP_LEVEL, zlib_ng.DEFLATED, zlib_ng.MAX_WBITS | 16)
+        self._compress = compressor.compress
+        builder.out = self
+        builder.write_record(record)
+        self.data += compressor.flush()
+        return len(self.data) - start
+
+    def write(self, data: bytes) -> None:
+        """What warcio writes of a record (in pieces of 16 KiB at most): compressed as it
+        comes."""
+        self.data += self._compress(data)
+
+    def flush(self) -> None:
+        """warcio flushes each record it has written; ``add`` ends its member."""
 
 
 SERVER_NOT_MODIFIED = "http://netpreserve.org/warc/1.1/revisit/server-not-modified"
@@ -113,9 +131,10 @@ def payload_digest(payload: bytes) -> str:
 
 def record_pair(
     url: str, result: FetchResult, exchange: Exchange, refers: RefersTo | None = None
-) -> tuple[bytes, bytes]:
+) -> tuple[bytearray, int]:
     """The response (with ``refers``, a ``revisit`` instead, without payload) and the request
-    record of one fetch, each as one gzip member."""
+    record of one fetch, each one gzip member, one after the other; and the length of the
+    first."""
     builder = WARCWriter(None, gzip=False, warc_version=WARC_VERSION)
     date = datetime_to_iso_date(exchange.started_at.replace(tzinfo=None), use_micros=True)
     common = {"WARC-Date": date}
@@ -158,13 +177,13 @@ def record_pair(
     request.rec_headers.add_header(
         "WARC-Concurrent-To", response.rec_headers.get_header("WARC-Record-ID")
     )
-    return (
-        _gzip_member(_serialized(response, builder)),
-        _gzip_member(_serialized(request, builder)),
-    )
+    members = _Members()
+    first = members.add(response, builder)
+    members.add(request, builder)
+    return members.data, first
 
 
-def unrequested_revisit(url: str, refers: RefersTo, date: datetime) -> bytes:
+def unrequested_revisit(url: str, refers: RefersTo, date: datetime) -> bytearray:
     """The ``revisit`` record, as one gzip member, of a page taken as unchanged without a
     request (its sitemap's lastmod): there was no exchange, so it has no block (and no type)
     and no request record goes with it."""
@@ -174,10 +193,12 @@ def unrequested_revisit(url: str, refers: RefersTo, date: datetime) -> bytes:
         url, "revisit", warc_headers_dict={"WARC-Date": when} | refers.headers()
     )
     record.content_type = None
-    return _gzip_member(_serialized(record, builder))
+    members = _Members()
+    members.add(record, builder)
+    return members.data
 
 
-def warcinfo(filename: str, spec: CrawlSpec, settings: Settings) -> bytes:
+def warcinfo(filename: str, spec: CrawlSpec, settings: Settings) -> bytearray:
     """The ``warcinfo`` record that opens a file: software, crawl and settings."""
     builder = WARCWriter(None, gzip=False, warc_version=WARC_VERSION)
     info = {
@@ -191,7 +212,9 @@ def warcinfo(filename: str, spec: CrawlSpec, settings: Settings) -> bytes:
         "crawlfleet-max-page-bytes": str(spec.max_bytes_per_page or settings.max_page_bytes),
         "crawlfleet-spec": spec.model_dump_json(),
     }
-    return _gzip_member(_serialized(builder.create_warcinfo_record(filename, info), builder))
+    members = _Members()
+    members.add(builder.create_warcinfo_record(filename, info), builder)
+    return members.data
 
 
 class WarcWriters:
@@ -243,7 +266,8 @@ class WarcWriters:
     ) -> WarcRef:
         """Append the revisit record of a page not requested (``unrequested_revisit``) to the
         crawl's file; where it is."""
-        return self._append(layout, spec, unrequested_revisit(url, refers, datetime.now(UTC)), b"")
+        record = unrequested_revisit(url, refers, datetime.now(UTC))
+        return self._append(layout, spec, record, len(record))
 
     def _write(
         self,
@@ -253,24 +277,24 @@ class WarcWriters:
         exchange: Exchange,
         refers: RefersTo | None,
     ) -> WarcRef:
-        response, request = record_pair(result.url, result, exchange, refers)
-        return self._append(layout, spec, response, request)
+        records, first = record_pair(result.url, result, exchange, refers)
+        return self._append(layout, spec, records, first)
 
     def _append(
-        self, layout: CrawlLayout, spec: CrawlSpec, response: bytes, request: bytes
+        self, layout: CrawlLayout, spec: CrawlSpec, records: bytearray, first: int
     ) -> WarcRef:
-        """Append a response (or revisit) record and its request record, if any, in one
-        write; where the first is."""
+        """Append a response (or revisit) record, the first ``first`` bytes of ``records``,
+        and its request record, if any, in one write; where the first is."""
         with self._lock:
-            file = self._file_for(layout, spec, len(response) + len(request))
+            file = self._file_for(layout, spec, len(records))
             try:
-                offset = file.append(response + request)
+                offset = file.append(records)
             except OSError:
                 if file.broken:  # the next record starts another file
                     self._files.pop(spec.crawl_id, None)
                     file.close()
                 raise
-        return WarcRef(filename=file.path.name, offset=offset, length=len(response))
+        return WarcRef(filename=file.path.name, offset=offset, length=first)
 
     def _file_for(self, layout: CrawlLayout, spec: CrawlSpec, adding: int) -> AppendFile:
         """The crawl's open file, a new one if there is none or it would outgrow the limit;
