@@ -7,6 +7,7 @@ pywb runs from its own venv (``make replay-env``: it pins a Redis client crawlfl
 from __future__ import annotations
 
 import asyncio
+import gzip
 import subprocess
 import time
 from pathlib import Path
@@ -18,7 +19,7 @@ from crawlfleet.shared.crawl import CrawlSpec, CrawlState
 from crawlfleet.shared.settings import Settings
 from crawlfleet.shared.storage import CrawlLayout
 from tests.support.crawling import crawl_in_process, read_manifest
-from tests.support.testweb import TestWeb, free_port
+from tests.support.testweb import Page, TestWeb, free_port
 from tests.support.warcs import CAP, warc_site
 
 PYWB = Path(__file__).resolve().parent.parent / ".venv-pywb" / "bin"
@@ -65,9 +66,17 @@ async def test_pywb_replays_each_page_byte_for_byte(
 ) -> None:
     """`wb-manager init/add` takes the crawl's WARC files, its index equals index.cdxj, and
     `wayback` serves each page in identity mode (/COLL/2000id_/URL) with the bytes the test
-    server sent: gzip-coded as sent, a cut body as stored, a redirect as a redirect."""
+    server sent: gzip-coded as sent, a cut body as stored, a redirect as a redirect; and the
+    gzip sitemap that robots.txt names, as served."""
     seed, served = warc_site(web)
-    spec = CrawlSpec(crawl_id="replay", seeds=[seed], depth=1, warc=True, max_bytes_per_page=CAP)
+    sitemap_url = web.url(0, "/sitemap.xml.gz")
+    sitemap = gzip.compress(f"{web.url(0, '/a')}\n".encode(), mtime=0)
+    web.site.pages[web.url(0, "/robots.txt")] = Page(
+        content_type="text/plain", body=b"Sitemap: /sitemap.xml.gz\n"
+    )
+    web.site.pages[sitemap_url] = Page(content_type="application/x-gzip", body=sitemap)
+    spec = CrawlSpec(crawl_id="replay", seeds=[seed], depth=1, warc=True, max_bytes_per_page=CAP,
+                     sitemaps=True)  # fmt: skip
     assert (await crawl_in_process(settings, spec)).state is CrawlState.DONE
     layout = CrawlLayout(settings.data_dir, "replay")
     root = tmp_path / "pywb"
@@ -102,6 +111,8 @@ async def test_pywb_replays_each_page_byte_for_byte(
             gz = next(u for u in served if u.endswith("/gz"))
             response, _ = await raw_get(client, base + gz)
             assert response.headers["content-encoding"] == "gzip"
+            response, body = await raw_get(client, base + sitemap_url)
+            assert (response.status_code, body) == (200, sitemap)
     finally:
         proc.terminate()
         try:

@@ -4,15 +4,19 @@ servers (workers/sitemaps.py, the fetch_sitemap job, shared/lua/sitemap_done.lua
 from __future__ import annotations
 
 import gzip
+import io
+import json
 from datetime import UTC, datetime
 
 import pytest
 from structlog.contextvars import merge_contextvars
 from structlog.testing import capture_logs
+from warcio.archiveiterator import ArchiveIterator
 
 from crawlfleet.shared.crawl import CrawlSpec, CrawlState, CrawlStatus
 from crawlfleet.shared.errors import BadSitemap
 from crawlfleet.shared.settings import Settings
+from crawlfleet.shared.storage import CrawlLayout
 from crawlfleet.workers.sitemaps import (
     SITEMAP_MAX_BYTES,
     SITEMAP_MAX_URLS,
@@ -30,6 +34,7 @@ from tests.support.testweb import (
     add_sitemaps,
     make_site,
 )
+from tests.support.warcs import read_warc, warcio_check
 
 NS = "http://www.sitemaps.org/schemas/sitemap/0.9"
 
@@ -436,3 +441,70 @@ async def test_a_sitemap_is_retried_and_its_redirect_followed(
     c = status.counters
     assert (c.sitemaps, c.sitemaps_skipped) == (2, 1)
     assert c.reasons == {"sitemap: redirect out of scope": 1}
+
+
+async def test_with_warc_each_sitemap_fetch_is_recorded_and_indexed(
+    web: TestWeb, settings: Settings
+) -> None:
+    """--warc --sitemaps: the gzip sitemap index that robots.txt names and each of its sitemaps
+    (a gzip file, one gzip-coded in transit, a plain one) has a response record of its URL,
+    with the body as served (gzip still), paired with its request record, and so has the
+    guessed /sitemap.xml's 404; the files pass `warcio check`, and index.cdxj lists each
+    sitemap at its record. Sitemaps get no page record. Without --warc no WARC is written."""
+    root, index = web.url(0, "/"), web.url(0, "/maps/index.xml.gz")
+    sitemaps = {web.url(0, f"/maps/{name}"): web.url(0, f"/{name[0]}") for name in
+                ("a.xml.gz", "b.xml", "c.xml")}  # fmt: skip
+    a, b, c = (urlset([page]) for page in sitemaps.values())
+    coded = Page(content_type="application/xml", body=gzip.compress(b, mtime=0),
+                 headers={"Content-Encoding": "gzip"})  # fmt: skip
+    pages = [gzipped(sitemap_index(list(sitemaps))), gzipped(a), coded, xml(c)]
+    web.site = Site({
+        root: Page(), **{page: Page() for page in sitemaps.values()},
+        web.url(0, "/robots.txt"): robots("User-agent: *", "Sitemap: /maps/index.xml.gz"),
+        **dict(zip([index, *sitemaps], pages, strict=True)),
+    })  # fmt: skip
+    served = {url: page.body for url, page in zip([index, *sitemaps], pages, strict=True)}
+    served[web.url(0, "/sitemap.xml")] = b"not found\n"
+    status = await crawl(settings, "smwarc", root, warc=True)
+    assert (status.counters.sitemaps, status.counters.sitemap_urls) == (4, 3)
+    layout = CrawlLayout(settings.data_dir, "smwarc")
+    for path in layout.warc_files():
+        checked = warcio_check(path)
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+    records = [r for path in layout.warc_files() for r in read_warc(path)]
+    indexed = {
+        entry["url"]: entry
+        for entry in (json.loads(line.split(" ", 2)[2]) for line in layout.index.read_text()
+                      .splitlines())
+    }  # fmt: skip
+    for url, body in served.items():
+        (response,) = [r for r in records if r.kind == "response" and r.url == url]
+        assert response.payload == body, url
+        assert response.http_status == ("404" if url.endswith("/sitemap.xml") else "200")
+        (request,) = [
+            r for r in records
+            if r.kind == "request" and r.warc_headers["WARC-Concurrent-To"] == response.record_id
+        ]  # fmt: skip
+        assert (
+            request.url == url
+            and request.http_line == f"GET {url.split(str(web.port))[1]} HTTP/1.1"
+        )
+        entry = indexed[url]
+        assert (entry["filename"], int(entry["offset"]), int(entry["length"])) == (
+            response.file, response.offset, response.length,
+        )  # fmt: skip
+        assert entry["status"] == response.http_status
+        with layout.warc_path(entry["filename"]).open("rb") as stream:
+            stream.seek(response.offset)
+            member = stream.read(response.length)
+        record = next(iter(ArchiveIterator(io.BytesIO(member))))
+        assert record.rec_headers.get_header("WARC-Target-URI") == url
+    assert indexed[index]["mime"] == "application/x-gzip"
+    coded_record = next(r for r in records if r.kind == "response" and r.url.endswith("/b.xml"))
+    assert ("Content-Encoding", "gzip") in coded_record.http_headers
+    manifest = {r["url"] for r in read_manifest(settings.data_dir, "smwarc")}
+    assert manifest == {root, *sitemaps.values()}
+    await crawl(settings, "smplain", root)
+    plain = CrawlLayout(settings.data_dir, "smplain")
+    assert not plain.warc_dir.exists() and not plain.index.exists()
+    assert {r["url"] for r in read_manifest(settings.data_dir, "smplain")} == manifest

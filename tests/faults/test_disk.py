@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gzip
+import json
 import os
+import random
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +27,7 @@ from crawlfleet.shared.warc_index import whole_records
 from tests.support.checks import assert_stored_exactly_once
 from tests.support.crawling import read_manifest, wait_done
 from tests.support.synthetic import shortest_depths
-from tests.support.testweb import TestWeb, make_site
+from tests.support.testweb import Page, Site, TestWeb, make_site
 from tests.support.tmpfs import small_tmpfs
 from tests.support.warcs import read_warc, warcio_check
 
@@ -134,3 +137,56 @@ async def test_a_disk_that_stays_full_fails_the_crawl(
     )
     log = (logs / "worker-1.log").read_text()
     assert '"page handed back"' in log and '"crawl failed"' in log
+
+
+async def test_a_sitemap_record_that_finds_no_room_waits_for_it(
+    web: TestWeb, fault_settings: Settings, small_disk: Path
+) -> None:
+    """--warc --sitemaps on a full disk: a sitemap whose WARC record finds no room is handed
+    back as a page is (not lost, not given up), and once there is room it is recorded whole,
+    read and its page crawled."""
+    root, listed = web.url(0, "/"), web.url(0, "/listed")
+    # an XML comment of random text: a gzip body larger than the disk, incompressible
+    noise = random.Random(5).randbytes(60 * 1024).hex().encode()
+    sitemap = (
+        b'<?xml version="1.0"?><!-- ' + noise + b" --><urlset xmlns="
+        b'"http://www.sitemaps.org/schemas/sitemap/0.9"><url><loc>/listed</loc></url></urlset>'
+    )
+    big = gzip.compress(sitemap, mtime=0)
+    assert len(big) > 48 * 1024
+    web.site = Site({
+        root: Page(), listed: Page(),
+        web.url(0, "/robots.txt"): Page(content_type="text/plain",
+                                        body=b"User-agent: *\nSitemap: /big.xml.gz\n"),
+        web.url(0, "/big.xml.gz"): Page(content_type="application/x-gzip", body=big),
+    })  # fmt: skip
+    settings = fault_settings.model_copy(update={"data_dir": small_disk})
+    logs = fault_settings.data_dir / "logs"
+    with LocalWorkers(settings, 1, logs):
+        async with connected(settings.redis_url) as redis:
+            spec = CrawlSpec(crawl_id="smfull", seeds=[root], warc=True, sitemaps=True)
+            await seed_crawl(redis, settings, spec)
+            for _ in range(300):
+                if "No space left" in (logs / "worker-1.log").read_text():
+                    break
+                await asyncio.sleep(0.1)
+            else:
+                raise AssertionError("the disk never filled up")
+            assert (await load_status(redis, "smfull")).state is CrawlState.RUNNING
+        subprocess.run(["mount", "-o", "remount,size=16m", str(small_disk)], check=True)
+        status = await wait_done(settings, "smfull", timeout=90)
+    assert status.state is CrawlState.DONE
+    lines = [json.loads(line) for line in (logs / "worker-1.log").read_text().splitlines()]
+    assert any(e["event"] == "page handed back" and e.get("url") == web.url(0, "/big.xml.gz")
+               and "No space left" in e["reason"] for e in lines)  # fmt: skip
+    assert not any(" lost, " in e["event"] for e in lines)  # handed back, no try lost
+    assert (status.counters.sitemaps, status.counters.sitemap_urls) == (1, 1)
+    assert status.counters.reasons == {}
+    assert {r["url"] for r in read_manifest(small_disk, "smfull")} == {root, listed}
+    layout = CrawlLayout(small_disk, "smfull")
+    records = [r for path in layout.warc_files() for r in read_warc(path)]
+    (response,) = [r for r in records if r.kind == "response" and r.url.endswith("/big.xml.gz")]
+    assert response.payload == big
+    for path in layout.warc_files():
+        assert warcio_check(path).returncode == 0
+        assert whole_records(layout, path)[1] == path.stat().st_size

@@ -67,14 +67,21 @@ async def robots_of(worker: WorkerContext, rules: CrawlRules, url: str) -> Rules
     again if Redis lost them, and then recorded in a crawl's WARC files as its robots.txt job
     records it."""
     client = await worker.client_for(rules.policy)
-    record = partial(_record_robots, worker, rules) if rules.spec.warc else None
+    record = partial(recorded, worker, rules) if rules.spec.warc else None
     return await worker.robots.rules(rules.spec.crawl_id, url, client, record)
 
 
-async def _record_robots(worker: WorkerContext, rules: CrawlRules, result: FetchResult) -> None:
-    """Write a robots.txt fetch to the crawl's WARC files; one that finds no room is a storage
-    failure, as a page's (the job is handed back, or the crawl fails)."""
+async def recorded(worker: WorkerContext, rules: CrawlRules, result: FetchResult) -> bool:
+    """Write a robots.txt or sitemap fetch to the crawl's WARC files if it kept its exchange
+    (the crawl writes WARC, and a response came, whatever its status, as for a page); False
+    if the crawl has failed for it: one that finds no room is a storage failure, as a page's
+    (the job is handed back, ``HandBack``, or the crawl fails)."""
+    if result.exchange is None:
+        return True
     try:
         await worker.warcs.write(rules.layout, rules.spec, result)
     except OSError as exc:
         await storage_failed(worker, rules, rules.spec.crawl_id, exc)
+        return False
+    rules.disk.stored()
+    return True

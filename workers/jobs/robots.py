@@ -12,7 +12,7 @@ import structlog
 from crawlfleet.workers.context import WorkerContext
 from crawlfleet.workers.fetch import failed
 from crawlfleet.workers.frontier import Fetched, Verdict
-from crawlfleet.workers.jobs.gates import disk_ready, since_ready, storage_failed
+from crawlfleet.workers.jobs.gates import disk_ready, recorded, since_ready
 from crawlfleet.workers.jobs.job_context import JobContext
 from crawlfleet.workers.jobs.running import (
     UNRESPONSIVE,
@@ -64,13 +64,8 @@ async def _robots(
     else:
         client = await worker.client_for(rules.policy)
         result = await worker.robots.fetch(origin, client, exchange=rules.spec.warc)
-        if result.exchange is not None:  # a response, whatever its status: as a page's
-            try:
-                await worker.warcs.write(rules.layout, rules.spec, result)
-            except OSError as exc:
-                await storage_failed(worker, rules, crawl_id, exc)
-                return await frontier.robots_done(job_id, origin, b"", 0.0, ROBOTS_TTL_S)
-            rules.disk.stored()
+        if not await recorded(worker, rules, result):  # the crawl has failed for its folder
+            return await frontier.robots_done(job_id, origin, b"", 0.0, ROBOTS_TTL_S)
         # what the host's adaptive politeness learns, as from a page: a timeout is a strike
         fetched = Fetched(result.duration_ms, result.ok, result.timed_out)
     entry, unreachable = entry_of(result)

@@ -17,7 +17,7 @@ from crawlfleet.shared.urls import origin_of
 from crawlfleet.workers.context import CrawlRules, WorkerContext
 from crawlfleet.workers.fetch import fetch
 from crawlfleet.workers.frontier import Fetched, SitemapJob, SitemapOutcome, Verdict
-from crawlfleet.workers.jobs.gates import disk_ready, robots_of
+from crawlfleet.workers.jobs.gates import disk_ready, recorded, robots_of
 from crawlfleet.workers.jobs.job_context import JobContext
 from crawlfleet.workers.jobs.running import (
     UNRESPONSIVE,
@@ -78,7 +78,12 @@ async def _sitemap(
     client = await worker.client_for(rules.policy)
     async with worker.turns.turn():
         with worker.metrics.request():
-            result = await fetch(client, job.url, worker.settings, SITEMAP_MAX_BYTES)
+            result = await fetch(client, job.url, worker.settings, SITEMAP_MAX_BYTES,
+                                 exchange=rules.spec.warc)  # fmt: skip
+    if not await recorded(worker, rules, result):  # the crawl has failed for its folder
+        return await frontier.sitemap_done(job, "skipped") is not None
+    # its raw copy (a body fetched gzip-coded) is not needed past its record
+    result = replace(result, exchange=None)
     fetched = Fetched(result.duration_ms, result.ok, result.timed_out)
     spent = job.retried + tries - 1  # lost tries count, as a page's do
     if worth_retrying(result, rules.settled) and spent < rules.spec.retries:
