@@ -422,9 +422,15 @@ def test_run_with_embedded_redis(web: TestWeb, tmp_path: Path) -> None:
     assert urls == set(shortest_depths(web.site, [seed_url], 2, only_seed_hosts=True))
     assert (data / ".redis" / "appendonly.aof").exists()
     assert sorted(p.name for p in (data / "logs").iterdir()) == ["worker-1.log", "worker-2.log"]
-    for log in (data / "logs").iterdir():
-        started = [json.loads(line) for line in log.read_text().splitlines() if "started" in line]
-        assert started and started[0]["extractor"] == "fast", log.read_text()
+    # a worker still starting when so small a crawl ends (a loaded machine) is stopped before
+    # it logs a line: each that did start says fast, and one at least did
+    started = [
+        json.loads(line)
+        for log in (data / "logs").iterdir()
+        for line in log.read_text().splitlines()
+        if "worker started" in line
+    ]
+    assert started and all(line["extractor"] == "fast" for line in started), started
     # nothing it started is left running
     leftover = subprocess.run(["pgrep", "-f", f"unixsocket.*{data}"], capture_output=True)
     assert leftover.returncode == 1
