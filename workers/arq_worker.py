@@ -112,6 +112,7 @@ class FleetWorker(Worker):
         self._aborts = False  # whether arq's abort set held any id when last asked
         self._next_due_ms: float | None = None  # when the queue's next job is due, if known
         self._known_at = 0.0  # when that was learnt (the loop's time)
+        self._last_head: float | None = None  # the queue's first score, as last looked at
         self._due_now = False  # whether a close of this worker's queued a job due now
         self._peers = 0  # other workers on the queue, as last counted
         self._last_count = 0.0
@@ -218,13 +219,13 @@ class FleetWorker(Worker):
         A claimed job's score is the end of its in-progress mark with its try in sixteenths
         (claim.lua), a queued job's a whole number: a claimed job first means the fleet runs
         jobs and none is due, so the next may come with any close; a queued one first, when
-        the next is due. A look that finds none due (the queue empty, or a claimed job first)
-        doubles the drained beat, up to its cap (``_beat_cap``), so a fleet
-        waiting on slow hosts, or an idle one, does not ask Redis hundreds of times a second,
-        nor does a worker whose looks keep finding the jobs its peers' closes promote already
-        claimed by them (a one-host crawl whose slots another worker holds); a claim that takes
-        jobs starts the beat again from its shortest.
+        the next is due. A look that finds the queue as the last one did (empty, or the same
+        claimed job first: no job of the fleet was claimed or closed meanwhile) doubles the
+        drained beat, so a fleet waiting on slow hosts, or an idle one, does not ask Redis
+        hundreds of times a second; one that finds the fleet busy keeps it short, so that a
+        worker whose looks lost the race for promoted jobs still looks as often as the others.
         """
+        last, self._last_head = self._last_head, head
         self._next_due_ms = None
         self._known_at = asyncio.get_running_loop().time()
         if head is not None:
@@ -232,6 +233,9 @@ class FleetWorker(Worker):
                 return True
             if head == int(head):
                 self._next_due_ms = head
+                return False
+            if head != last:
+                self._look_every = _SHARED_BEAT_S
                 return False
         self._look_every = min(self._look_every * 2, max(self._beat_cap(head), self._beat_s))
         return False
