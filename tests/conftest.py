@@ -1,10 +1,12 @@
-"""Fixtures: one real redis-server per test session, a fresh database per test, a test web."""
+"""Fixtures: one real redis-server per test session, a fresh database per test, a test web, a
+worker process's context."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
@@ -12,6 +14,9 @@ from redis.asyncio import Redis
 from crawlfleet.scheduler.embedded import EmbeddedRedis
 from crawlfleet.shared.connections import client
 from crawlfleet.shared.settings import Settings
+from crawlfleet.workers.arq_worker import TURNS
+from crawlfleet.workers.context import CTX_KEY, WorkerContext, on_shutdown, on_startup
+from crawlfleet.workers.turns import FetchTurns
 from tests.support.testweb import TestWeb
 
 
@@ -53,6 +58,17 @@ def settings(redis_url: str, tmp_path: Path) -> Settings:
         total_timeout=10,
         shutdown_grace_s=5,
     )
+
+
+@pytest.fixture
+async def worker(settings: Settings, redis: Redis) -> AsyncIterator[WorkerContext]:
+    """A worker process's context, opened and closed by arq's hooks (no arq worker around it:
+    a test runs its jobs itself)."""
+    turns = FetchTurns(settings.concurrency, settings.park_after_s, settings.max_parked)
+    ctx: dict[str, Any] = {"settings": settings, "redis": redis, TURNS: turns}
+    await on_startup(ctx)
+    yield ctx[CTX_KEY]
+    await on_shutdown(ctx)
 
 
 @pytest.fixture

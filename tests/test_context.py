@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 from redis.asyncio import Redis
@@ -13,22 +11,10 @@ from crawlfleet.scheduler.control import seed_crawl
 from crawlfleet.shared.crawl import CrawlSpec
 from crawlfleet.shared.errors import UnknownCrawl
 from crawlfleet.shared.settings import Settings
-from crawlfleet.workers.arq_worker import TURNS
-from crawlfleet.workers.context import CTX_KEY, WorkerContext, on_shutdown, on_startup
-from crawlfleet.workers.turns import FetchTurns
+from crawlfleet.workers.context import WorkerContext
 
 # a crawl whose first jobs are many: one seed on each of this many hosts
 SEED_HOSTS = 300
-
-
-@pytest.fixture
-async def worker(settings: Settings, redis: Redis) -> AsyncIterator[WorkerContext]:
-    """A worker process's context, opened and closed by arq's hooks."""
-    turns = FetchTurns(settings.concurrency, settings.park_after_s, settings.max_parked)
-    ctx: dict[str, Any] = {"settings": settings, "redis": redis, TURNS: turns}
-    await on_startup(ctx)
-    yield ctx[CTX_KEY]
-    await on_shutdown(ctx)
 
 
 async def spec_reads(redis: Redis) -> int:

@@ -5,7 +5,6 @@ policy is not settled (a seed's name did not resolve in time), and never once it
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
 
@@ -23,16 +22,15 @@ from crawlfleet.shared.keys import CrawlKeys, job_key, robots_job_id, sitemap_jo
 from crawlfleet.shared.scripts import Claimed
 from crawlfleet.shared.settings import Settings
 from crawlfleet.shared.urls import fingerprint, origin_of
-from crawlfleet.workers.arq_worker import CLOSED_JOBS, TURNS, VERDICT
+from crawlfleet.workers.arq_worker import CLOSED_JOBS, VERDICT
 from crawlfleet.workers.build import build_worker
-from crawlfleet.workers.context import CTX_KEY, WorkerContext, on_shutdown, on_startup
+from crawlfleet.workers.context import CTX_KEY, WorkerContext
 from crawlfleet.workers.dns import Lookups
 from crawlfleet.workers.fetch import FetchResult, failed
 from crawlfleet.workers.guard import Policy
 from crawlfleet.workers.jobs import fetch_robots, fetch_sitemap
 from crawlfleet.workers.jobs.running import worth_retrying
 from crawlfleet.workers.robots import entry_of
-from crawlfleet.workers.turns import FetchTurns
 from tests.support.crawling import read_manifest
 from tests.support.lookups import LateLookups
 from tests.support.testweb import Page, Site, TestWeb
@@ -78,16 +76,6 @@ def test_robots_txt_asks_again_whatever_left_it_unreachable_but_a_settled_refusa
 
 
 # -- the robots.txt and sitemap jobs, each run once on a worker's context ---------------------
-
-
-@pytest.fixture
-async def worker(settings: Settings, redis: Redis) -> AsyncIterator[WorkerContext]:
-    """A worker process's context, opened and closed by arq's hooks."""
-    turns = FetchTurns(settings.concurrency, settings.park_after_s, settings.max_parked)
-    ctx: dict[str, Any] = {"settings": settings, "redis": redis, TURNS: turns}
-    await on_startup(ctx)
-    yield ctx[CTX_KEY]
-    await on_shutdown(ctx)
 
 
 async def public_for_now(worker: WorkerContext, spec: CrawlSpec, settled: bool) -> None:
