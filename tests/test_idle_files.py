@@ -8,7 +8,8 @@ from crawlfleet.workers.idle_files import IdleFiles
 
 def test_files_unwritten_for_twice_the_job_timeout_are_idle(settings: Settings) -> None:
     """A write names the files not written for more than twice the job timeout, its own
-    among them, once each; a file closed or cleared is not named again."""
+    among them, once each; a file named as its own write's is
+    still on the books, to be named once idle again; once cleared, none is named again."""
     now = [0.0]
     idle_s = 2 * settings.job_timeout_s
     files: IdleFiles[str] = IdleFiles(settings, clock=lambda: now[0])
@@ -20,7 +21,8 @@ def test_files_unwritten_for_twice_the_job_timeout_are_idle(settings: Settings) 
     assert files.writing("c") == []  # a is forgotten once named
     now[0] = 3 * idle_s + 2
     assert files.writing("b") == ["b", "c"]  # b's own write starts a new file
-    files.forget("b")
+    now[0] = 5 * idle_s
+    assert files.writing("d") == ["b"]  # the new file, idle in turn
     files.clear()
     now[0] = 10 * idle_s
     assert files.writing("d") == []

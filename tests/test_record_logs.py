@@ -192,3 +192,29 @@ def test_a_log_idle_past_twice_the_job_timeout_is_closed(settings: Settings) -> 
         assert logs.open == [two.root, one.root]
     assert len(one.record_logs()) == 2
     assert [r for _, _, r in one.records()] == [first, again]
+
+
+@pytest.mark.parametrize("why", ["idle", "removed"])
+def test_a_log_started_anew_is_closed_once_idle_too(settings: Settings, why: str) -> None:
+    """A crawl's log started anew (its last one went idle, or was removed while open) is kept
+    on the books like any other: once idle past twice the job timeout, it is closed."""
+    one, two = CrawlLayout(settings.data_dir, "c1"), CrawlLayout(settings.data_dir, "c2")
+    idle = 2 * settings.job_timeout_s
+    now = [0.0]
+    with RecordLogs(settings, clock=lambda: now[0]) as logs:
+        _store(logs, one, "/a", 0)
+        if why == "idle":
+            now[0] = idle + 1
+        else:
+            [first] = one.record_logs()
+            (one.records_dir / first).unlink()
+        _store(logs, one, "/b", 0)  # a new log
+        assert logs.open == [one.root]
+        now[0] += idle + 1
+        logs.append(two, _a_record(one))
+        assert logs.open == [two.root]
+
+
+def _a_record(layout: CrawlLayout) -> PageRecord:
+    """A record of ``layout``'s crawl, as its logs hold one."""
+    return next(r for _, _, r in layout.records() if isinstance(r, PageRecord))

@@ -35,10 +35,6 @@ class IdleFiles(Generic[K]):
         self._used[key] = now
         return idle
 
-    def forget(self, key: K) -> None:
-        """``key``'s file was closed."""
-        self._used.pop(key, None)
-
     def clear(self) -> None:
         """Every file was closed."""
         self._used.clear()

@@ -71,8 +71,8 @@ class RecordLogs:
         return RecordAt(log.path.name, offset, len(data))
 
     def _drop(self, crawl: Path) -> None:
-        """Sync and close the crawl's log, if one is open, and close its buckets."""
-        self._idle.forget(crawl)
+        """Sync and close the crawl's log, if one is open, and close its buckets (its time on
+        ``_idle`` stays: a log of it started next is closed once idle like any other)."""
         self.bodies.drop(crawl)
         log = self._logs.pop(crawl, None)
         if log is not None:
