@@ -20,7 +20,7 @@ from crawlfleet.scheduler.control import seed_crawl
 from crawlfleet.scheduler.local import LocalWorkers
 from crawlfleet.shared.catalog import load_status
 from crawlfleet.shared.connections import connected
-from crawlfleet.shared.crawl import CrawlSpec, CrawlState
+from crawlfleet.shared.crawl import CrawlSpec, CrawlState, CrawlStatus
 from crawlfleet.shared.settings import Settings
 from crawlfleet.shared.storage import CrawlLayout
 from crawlfleet.shared.warc_index import whole_records
@@ -79,6 +79,28 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
     subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
+async def fill_then_enlarge(
+    fault_settings: Settings, small_disk: Path, spec: CrawlSpec, looks: int
+) -> CrawlStatus:
+    """Crawl ``spec`` with one worker onto ``small_disk`` until its log says the disk is full
+    (looked at every 0.1 s, ``looks`` times at most) while the crawl still runs, then enlarge
+    the disk to 16 MiB; the crawl's status once it has ended."""
+    settings = fault_settings.model_copy(update={"data_dir": small_disk})
+    logs = fault_settings.data_dir / "logs"
+    with LocalWorkers(settings, 1, logs):
+        async with connected(settings.redis_url) as redis:
+            await seed_crawl(redis, settings, spec)
+            for _ in range(looks):
+                if "No space left" in (logs / "worker-1.log").read_text():
+                    break
+                await asyncio.sleep(0.1)
+            else:
+                raise AssertionError("the disk never filled up")
+            assert (await load_status(redis, spec.crawl_id)).state is CrawlState.RUNNING
+        subprocess.run(["mount", "-o", "remount,size=16m", str(small_disk)], check=True)
+        return await wait_done(settings, spec.crawl_id, timeout=90)
+
+
 @pytest.mark.parametrize("warc", [False, True], ids=["files", "warc"])
 async def test_full_disk_retries_until_space(
     web: TestWeb, fault_settings: Settings, small_disk: Path, warc: bool
@@ -87,21 +109,8 @@ async def test_full_disk_retries_until_space(
     room, then complete; WARC files stay whole, with no empty file left by a failed start."""
     web.site = make_site(web.port, seed=11, pages_per_host=30, links_per_page=3)
     seeds = [web.url(h, "/p/0.html") for h in range(3)]
-    settings = fault_settings.model_copy(update={"data_dir": small_disk})
-    logs = fault_settings.data_dir / "logs"
-    with LocalWorkers(settings, 1, logs):
-        async with connected(settings.redis_url) as redis:
-            spec = CrawlSpec(crawl_id="full", seeds=seeds, depth=4, warc=warc)
-            await seed_crawl(redis, settings, spec)
-            for _ in range(100):
-                if "No space left" in (logs / "worker-1.log").read_text():
-                    break
-                await asyncio.sleep(0.1)
-            else:
-                raise AssertionError("the disk never filled up")
-            assert (await load_status(redis, "full")).state is CrawlState.RUNNING
-        subprocess.run(["mount", "-o", "remount,size=16m", str(small_disk)], check=True)
-        status = await wait_done(settings, "full", timeout=90)
+    spec = CrawlSpec(crawl_id="full", seeds=seeds, depth=4, warc=warc)
+    status = await fill_then_enlarge(fault_settings, small_disk, spec, looks=100)
     assert status.state is CrawlState.DONE
     expected = set(shortest_depths(web.site, seeds, 4, only_seed_hosts=True))
     assert_stored_exactly_once(small_disk, "full", expected)
@@ -160,21 +169,9 @@ async def test_a_sitemap_record_that_finds_no_room_waits_for_it(
                                         body=b"User-agent: *\nSitemap: /big.xml.gz\n"),
         web.url(0, "/big.xml.gz"): Page(content_type="application/x-gzip", body=big),
     })  # fmt: skip
-    settings = fault_settings.model_copy(update={"data_dir": small_disk})
     logs = fault_settings.data_dir / "logs"
-    with LocalWorkers(settings, 1, logs):
-        async with connected(settings.redis_url) as redis:
-            spec = CrawlSpec(crawl_id="smfull", seeds=[root], warc=True, sitemaps=True)
-            await seed_crawl(redis, settings, spec)
-            for _ in range(300):
-                if "No space left" in (logs / "worker-1.log").read_text():
-                    break
-                await asyncio.sleep(0.1)
-            else:
-                raise AssertionError("the disk never filled up")
-            assert (await load_status(redis, "smfull")).state is CrawlState.RUNNING
-        subprocess.run(["mount", "-o", "remount,size=16m", str(small_disk)], check=True)
-        status = await wait_done(settings, "smfull", timeout=90)
+    spec = CrawlSpec(crawl_id="smfull", seeds=[root], warc=True, sitemaps=True)
+    status = await fill_then_enlarge(fault_settings, small_disk, spec, looks=300)
     assert status.state is CrawlState.DONE
     lines = [json.loads(line) for line in (logs / "worker-1.log").read_text().splitlines()]
     assert any(e["event"] == "page handed back" and e.get("url") == web.url(0, "/big.xml.gz")
